@@ -1,0 +1,164 @@
+"""The ``uz`` command line.
+
+    uz compile NET.json --out DIR [options]
+    uz golden  NET.json [--input X.npy] --out DIR [options]
+
+User errors print one line naming the problem and exit with status 2; no
+traceback. Outputs are written to a temporary folder first and moved into
+place only when complete, so a failed run never leaves files that look valid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from . import arith, compiler, report
+from .config import EngineConfig
+from .errors import UzError
+from .network import load_network
+
+CALIB_SEED = 12345
+
+
+def _config(args) -> EngineConfig:
+    d = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                d = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise UzError(f"cannot read engine configuration {args.config}: {e}") from None
+    if args.bits is not None:
+        d["data_bits"] = args.bits
+        d.setdefault("alpha_bits", args.bits)
+        d.setdefault("acc_bits", 48 if args.bits == 16 else 32)
+    return EngineConfig.from_dict(d)
+
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UzError(f"{what} file {path} not found") from None
+    except Exception as e:  # numpy raises several types for a bad file
+        raise UzError(f"{what} file {path} is not a readable .npy array: {e}") from None
+    if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
+        raise UzError(f"{what} file {path} has dtype {a.dtype}; expected a float array")
+    return a.astype(np.float64)
+
+
+def _inputs(args, shape) -> np.ndarray:
+    if args.input:
+        x = _load_array(args.input, "input")
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+            raise UzError(f"input {args.input} has shape {x.shape}; the network takes (N, {', '.join(map(str, shape))})")
+        return x
+    rng = np.random.default_rng(args.seed)
+    return rng.normal(0.0, 1.0, (args.batch,) + tuple(shape))
+
+
+def _calib(args, shape, fallback: np.ndarray) -> np.ndarray:
+    if args.calib:
+        c = _load_array(args.calib, "calibration")
+        if c.ndim == 3:
+            c = c[None]
+        if c.ndim != 4 or tuple(c.shape[1:]) != tuple(shape):
+            raise UzError(f"calibration {args.calib} has shape {c.shape}; the network takes (N, {', '.join(map(str, shape))})")
+        return c
+    return fallback
+
+
+def _compile(args, calib):
+    net = load_network(args.net)
+    cfg = _config(args)
+    if args.rho is not None and not 0 < args.rho <= 1:
+        raise UzError(f"--rho {args.rho} must be in (0, 1]")
+    return net, cfg, compiler.compile_network(net, cfg, calib, rho=args.rho, static=args.static,
+                                              force_ovsf=args.ovsf)
+
+
+def _publish(tmp: str, out: str) -> None:
+    """Move the finished files into ``out`` (created if needed)."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(tmp):
+        dst = os.path.join(out, name)
+        if os.path.isdir(dst):
+            shutil.rmtree(dst)
+        os.replace(os.path.join(tmp, name), dst)
+
+
+def cmd_compile(args) -> int:
+    net = load_network(args.net)
+    rng = np.random.default_rng(CALIB_SEED)
+    calib = _calib(args, net.input_shape, rng.normal(0.0, 1.0, (4,) + tuple(net.input_shape)))
+    _, cfg, prog = _compile(args, calib)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out)) or ".") as tmp:
+        compiler.save_program(prog, tmp)
+        _publish(tmp, args.out)
+    print(f"compiled {prog.name}: {len(prog.layers)} engine layers, image {len(prog.image.data)} bytes -> {args.out}")
+    print(report.format_layers(report.layer_rows(prog)))
+    return 0
+
+
+def cmd_golden(args) -> int:
+    net = load_network(args.net)
+    x = _inputs(args, net.input_shape)
+    calib = _calib(args, net.input_shape, x)
+    _, cfg, prog = _compile(args, calib)
+    rep = report.golden_report(net, prog, x)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out)) or ".") as tmp:
+        np.save(os.path.join(tmp, "output.npy"), rep.pop("_output").astype(np.float32))
+        compiler.save_program(prog, tmp)
+        with open(os.path.join(tmp, "report.json"), "w") as f:
+            json.dump(rep, f, indent=1)
+        _publish(tmp, args.out)
+    print(report.format_report(rep))
+    print(f"wrote {args.out}/output.npy, report.json, image.bin, manifest.json, program.txt")
+    return 0 if rep["bit_exact"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="uz", description="uz CNN engine: compiler and golden model")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp):
+        sp.add_argument("net", help="network description (JSON)")
+        sp.add_argument("--out", required=True, help="output folder")
+        sp.add_argument("--bits", type=int, choices=(8, 16), help="data width (default 16)")
+        sp.add_argument("--rho", type=float, help="OVSF ratio for every layer without its own (default 1: raw weights)")
+        sp.add_argument("--ovsf", action="store_true", help="generate weights with OVSF even at rho = 1")
+        sp.add_argument("--static", action="store_true", help="one fractional length for all layers (comparison mode)")
+        sp.add_argument("--calib", help="calibration images (N,C,H,W) .npy for the fl search")
+        sp.add_argument("--config", help="engine configuration JSON (golden.config.EngineConfig fields)")
+
+    c = sub.add_parser("compile", help="compile a network to a descriptor program and memory image")
+    common(c)
+    c.set_defaults(func=cmd_compile)
+    g = sub.add_parser("golden", help="compile and run the golden model, write output and report")
+    common(g)
+    g.add_argument("--input", help="input images, float32 (N,C,H,W) or (C,H,W) .npy; default: seeded random")
+    g.add_argument("--batch", type=int, default=1, help="random images when no --input (default 1)")
+    g.add_argument("--seed", type=int, default=1, help="seed of the random input (default 1)")
+    g.set_defaults(func=cmd_golden)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UzError as e:
+        print(f"uz: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

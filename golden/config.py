@@ -1,0 +1,81 @@
+"""One engine configuration drives the golden model, the compiler, the RTL
+parameters and the tests (the same numbers everywhere)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from .errors import UzError
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    #: Activation and weight width (16 default; 8 also supported).
+    data_bits: int = 16
+    #: Accumulator width. The compiler rejects a layer that could overflow it.
+    acc_bits: int = 48
+    #: PEs = output channels computed in parallel.
+    pm: int = 16
+    #: Lanes per PE = reduction parallelism; also the channel-group size of the
+    #: activation layout in memory (one buffer word = one pixel of pn channels).
+    pn: int = 16
+    #: OVSF block length L (power of two): weights are generated L at a time.
+    ovsf_len: int = 16
+    #: Width of an OVSF coefficient alpha as stored in memory (8 or 16 bits).
+    alpha_bits: int = 16
+    #: AXI data bus width in bits.
+    axi_data_bits: int = 128
+    #: On-chip buffer capacities, in elements, per half of each double buffer.
+    in_buf_elems: int = 64 * 1024
+    wgt_buf_elems: int = 64 * 1024
+    out_buf_elems: int = 32 * 1024
+
+    def __post_init__(self):
+        def pow2(v):
+            return v > 0 and (v & (v - 1)) == 0
+
+        if self.data_bits not in (8, 16):
+            raise UzError(f"data_bits must be 8 or 16, not {self.data_bits}")
+        if self.alpha_bits not in (8, 16):
+            raise UzError(f"alpha_bits must be 8 or 16, not {self.alpha_bits}")
+        if not 2 * self.data_bits <= self.acc_bits <= 53:
+            # 53: accumulations stay exact in float64, which the golden model's
+            # fast convolution relies on.
+            raise UzError(f"acc_bits must be in [{2 * self.data_bits}, 53], not {self.acc_bits}")
+        for name in ("pm", "pn", "ovsf_len"):
+            if not pow2(getattr(self, name)):
+                raise UzError(f"{name} must be a power of two, not {getattr(self, name)}")
+        if not 2 <= self.ovsf_len <= 32:
+            raise UzError(f"ovsf_len must be in 2..32, not {self.ovsf_len}")
+        if self.axi_data_bits not in (32, 64, 128, 256, 512):
+            raise UzError(f"axi_data_bits must be 32..512 and a power of two, not {self.axi_data_bits}")
+
+    @property
+    def elem_bytes(self) -> int:
+        return self.data_bits // 8
+
+    @property
+    def alpha_bytes(self) -> int:
+        return self.alpha_bits // 8
+
+    @property
+    def bus_bytes(self) -> int:
+        return self.axi_data_bits // 8
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UzError(f"unknown engine configuration keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+DEFAULT = EngineConfig()

@@ -1,0 +1,361 @@
+"""The single source of truth for uz's instruction (layer descriptor) format.
+
+A program is a sequence of fixed-size descriptors, one per layer, stored in
+external memory at the address given to the engine. Each descriptor is
+``DESC_WORDS`` little-endian 32-bit words. Fields are listed below in order;
+``_layout`` packs them LSB-first into the words so that no field crosses a
+32-bit word (a field that would is moved to the next word), which keeps the
+hardware's decode a set of plain bit selects.
+
+``scripts/gen_isa.py`` turns this module into ``rtl/uz_isa_pkg.sv`` and
+``docs/isa.md``; a test fails when either is stale.
+
+``validate`` is the one statement of what the engine accepts: it returns the
+error code the engine reports for a descriptor, checking in the order the
+RTL checks. The compiler raises the same problem as a readable error.
+"""
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field as dc_field
+
+from .config import EngineConfig
+from .errors import DescriptorError
+
+DESC_WORDS = 16
+DESC_BYTES = DESC_WORDS * 4
+#: Word 0 starts with this constant so a descriptor read from the wrong
+#: address is caught instead of executed.
+MAGIC = 0xA5
+
+
+class Kind(enum.IntEnum):
+    """Layer kinds (descriptor field ``kind``)."""
+    CONV = 1  # convolution; bias, ReLU, fused max pool and data shift optional
+    FC = 2    # fully connected: a 1x1 convolution on a (N, 1, 1) input
+    POOL = 3  # standalone max pool (fl unchanged, data_shift = 0)
+
+
+class Err(enum.IntEnum):
+    """Error codes of the status register. The order of the descriptor checks
+    is the numeric order of their codes (lowest first)."""
+    NONE = 0
+    BAD_MAGIC = 1        # word 0 does not hold MAGIC
+    BAD_KIND = 2         # kind not a Kind
+    ZERO_DIM = 3         # a channel/height/width field is zero
+    BAD_KERNEL = 4       # k not in {1,3,5,7,11}, or FC with k != 1
+    BAD_STRIDE = 5       # stride not in 1..4 (FC: must be 1)
+    BAD_PAD = 6          # a pad >= k
+    KERNEL_TOO_LARGE = 7  # k larger than the padded input
+    BAD_POOL = 8         # pool window/stride/pad not supported
+    SHAPE_MISMATCH = 9   # output dims disagree with input dims and kernel
+    BAD_TILE = 10        # tile sizes zero, too large, or not lane multiples
+    BAD_SHIFT = 11       # a shift amount outside its legal range
+    BAD_CODES = 12       # OVSF code count/mask/length illegal
+    BAD_ALIGN = 13       # an address not aligned to the memory bus
+    TOO_LARGE = 14       # a tile does not fit the on-chip buffers
+    AXI_READ = 16        # SLVERR/DECERR on a read
+    AXI_WRITE = 17       # SLVERR/DECERR on a write
+    ABORTED = 18         # software abort
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    bits: int
+    doc: str
+    signed: bool = False
+    word: int = -1   # filled in by _layout
+    lsb: int = -1
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
+_FIELD_LIST = [
+    Field("magic", 8, f"constant 0x{MAGIC:02X}; anything else is error BAD_MAGIC"),
+    Field("kind", 4, "layer kind (Kind)"),
+    Field("relu", 1, "apply ReLU to the accumulator before the data shift"),
+    Field("pool", 1, "CONV: max pool fused after the data shift"),
+    Field("ovsf", 1, "weights are generated from OVSF coefficients (else read raw)"),
+    Field("insel", 1, "input selection: pack kernel taps into idle lanes"),
+    Field("bias", 1, "add the bias (else the accumulator starts at zero)"),
+    Field("k", 4, "kernel size K (1, 3, 5, 7, 11); FC: 1"),
+    Field("stride", 3, "convolution stride (1..4); FC: 1"),
+    Field("pool_k", 2, "pool window (2 or 3); POOL and fused pool"),
+    Field("pool_s", 2, "pool stride (1..3)"),
+    Field("pool_pad", 2, "pool padding per side (< pool_k); padded cells never win"),
+    Field("pad_t", 4, "zero padding above the input (< k)"),
+    Field("pad_b", 4, "zero padding below the input (< k)"),
+    Field("pad_l", 4, "zero padding left of the input (< k)"),
+    Field("pad_r", 4, "zero padding right of the input (< k)"),
+    Field("in_c", 16, "input channels (FC: input features)"),
+    Field("in_h", 16, "input height (FC: 1)"),
+    Field("in_w", 16, "input width (FC: 1)"),
+    Field("out_c", 16, "output channels (FC: output features)"),
+    Field("out_h", 16, "output height as written, after any fused pool"),
+    Field("out_w", 16, "output width as written, after any fused pool"),
+    Field("tr", 16, "tile: output rows per tile (before any fused pool)"),
+    Field("tc", 16, "tile: output columns per tile (before any fused pool)"),
+    Field("ti", 16, "tile: input channels per tile (multiple of PN, or all)"),
+    Field("to", 16, "tile: output channels per tile (multiple of PM, or all)"),
+    Field("in_addr", 32, "input activations (channel-grouped layout)"),
+    Field("out_addr", 32, "output activations (channel-grouped layout)"),
+    Field("wgt_addr", 32, "raw weights or OVSF coefficients (tiled layout)"),
+    Field("bias_addr", 32, "bias, one data word per output channel"),
+    Field("bias_shift", 8, "right shift of the bias onto the accumulator's fl (fl_b - fl_in - fl_w)", True),
+    Field("data_shift", 8, "right shift of the accumulator onto the output fl (fl_in + fl_w - fl_out)", True),
+    Field("gen_shift", 8, "right shift of generated weights onto the weight fl (fl_alpha - fl_w)", True),
+    Field("log2_l", 3, "OVSF block length L = 2**log2_l"),
+    Field("n_codes", 6, "OVSF codes kept per block (rho * L)"),
+    Field("code_mask", 32, "OVSF: bit j set = code j kept; alphas stored in increasing j"),
+    Field("layer_id", 16, "layer number, echoed in the status and counters"),
+]
+
+
+def _layout(fields):
+    out, word, lsb = [], 0, 0
+    for f in fields:
+        if f.bits > 32:
+            raise AssertionError(f"field {f.name} wider than a word")
+        if lsb + f.bits > 32:
+            word, lsb = word + 1, 0
+        out.append(Field(f.name, f.bits, f.doc, f.signed, word, lsb))
+        lsb += f.bits
+    if word >= DESC_WORDS:
+        raise AssertionError("descriptor fields do not fit DESC_WORDS")
+    return out
+
+
+FIELDS = _layout(_FIELD_LIST)
+FIELD = {f.name: f for f in FIELDS}
+KERNELS = (1, 3, 5, 7, 11)
+STRIDES = (1, 2, 3, 4)
+#: Legal range of a shift field: covers any pair of legal fractional lengths.
+SHIFT_MIN, SHIFT_MAX = -64, 63
+
+
+@dataclass
+class Descriptor:
+    """One layer descriptor; every field defaults to zero (magic excepted)."""
+    values: dict = dc_field(default_factory=dict)
+
+    def __post_init__(self):
+        for k in self.values:
+            if k not in FIELD:
+                raise KeyError(f"unknown descriptor field {k!r}")
+        self.values.setdefault("magic", MAGIC)
+
+    def __getattr__(self, name):
+        if name in FIELD:
+            return self.values.get(name, 0)
+        raise AttributeError(name)
+
+    def set(self, **kw) -> "Descriptor":
+        for k, v in kw.items():
+            if k not in FIELD:
+                raise KeyError(f"unknown descriptor field {k!r}")
+            self.values[k] = int(v)
+        return self
+
+    def encode(self) -> bytes:
+        return encode(self.values)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Descriptor":
+        return cls(decode(data))
+
+
+def encode(values: dict) -> bytes:
+    """Pack field values into DESC_BYTES little-endian bytes."""
+    words = [0] * DESC_WORDS
+    for name, v in values.items():
+        f = FIELD[name]
+        v = int(v)
+        if not f.lo <= v <= f.hi:
+            raise DescriptorError(
+                f"descriptor field {name}={v} does not fit its {f.bits}-bit "
+                f"{'signed' if f.signed else 'unsigned'} range [{f.lo}, {f.hi}]",
+                field=name)
+        words[f.word] |= (v & ((1 << f.bits) - 1)) << f.lsb
+    return struct.pack(f"<{DESC_WORDS}I", *words)
+
+
+def decode(data: bytes) -> dict:
+    """Unpack DESC_BYTES bytes into a dict of every field."""
+    if len(data) != DESC_BYTES:
+        raise DescriptorError(f"a descriptor is {DESC_BYTES} bytes, got {len(data)}")
+    words = struct.unpack(f"<{DESC_WORDS}I", data)
+    out = {}
+    for f in FIELDS:
+        v = (words[f.word] >> f.lsb) & ((1 << f.bits) - 1)
+        if f.signed and v >> (f.bits - 1):
+            v -= 1 << f.bits
+        out[f.name] = v
+    return out
+
+
+# --- geometry shared by the validator, the golden model and the compiler ---
+
+def conv_out(size: int, k: int, stride: int, pad_lo: int, pad_hi: int) -> int:
+    """Output size of a convolution or pool window sweep (floor rule)."""
+    return (size + pad_lo + pad_hi - k) // stride + 1
+
+
+def conv_dims(d) -> tuple[int, int]:
+    """(height, width) of the convolution result before any fused pool."""
+    return (conv_out(d.in_h, d.k, d.stride, d.pad_t, d.pad_b),
+            conv_out(d.in_w, d.k, d.stride, d.pad_l, d.pad_r))
+
+
+def pool_out(size: int, k: int, s: int, pad: int) -> int:
+    return conv_out(size, k, s, pad, pad)
+
+
+def _as_desc(d) -> Descriptor:
+    return d if isinstance(d, Descriptor) else Descriptor(dict(d))
+
+
+def check(d, cfg: EngineConfig) -> None:
+    """Raise DescriptorError (with its engine error code) for the first illegal
+    field, in the order of the Err codes; return None for a legal descriptor."""
+    d = _as_desc(d)
+
+    def fail(code, msg, fieldname=""):
+        raise DescriptorError(msg, code=int(code), field=fieldname)
+
+    if d.magic != MAGIC:
+        fail(Err.BAD_MAGIC, f"magic is 0x{d.magic:02X}, expected 0x{MAGIC:02X}", "magic")
+    if d.kind not in tuple(Kind):
+        fail(Err.BAD_KIND, f"unknown layer kind {d.kind}", "kind")
+    kind = Kind(d.kind)
+    for name in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"):
+        if getattr(d, name) == 0:
+            fail(Err.ZERO_DIM, f"{name} is zero", name)
+    if kind != Kind.POOL:
+        if d.k not in KERNELS:
+            fail(Err.BAD_KERNEL, f"kernel size k={d.k} not supported (supported: {KERNELS})", "k")
+        if kind == Kind.FC and d.k != 1:
+            fail(Err.BAD_KERNEL, f"FC layer with kernel size k={d.k} (must be 1)", "k")
+        if d.stride not in STRIDES:
+            fail(Err.BAD_STRIDE, f"stride {d.stride} not supported (supported: 1..4)", "stride")
+        if kind == Kind.FC and d.stride != 1:
+            fail(Err.BAD_STRIDE, f"FC layer with stride {d.stride} (must be 1)", "stride")
+        for name in ("pad_t", "pad_b", "pad_l", "pad_r"):
+            if getattr(d, name) >= d.k:
+                fail(Err.BAD_PAD, f"{name}={getattr(d, name)} not smaller than kernel {d.k}", name)
+        if d.k > d.in_h + d.pad_t + d.pad_b or d.k > d.in_w + d.pad_l + d.pad_r:
+            fail(Err.KERNEL_TOO_LARGE,
+                 f"kernel k={d.k} larger than the padded input "
+                 f"{d.in_h + d.pad_t + d.pad_b}x{d.in_w + d.pad_l + d.pad_r}", "k")
+    pooled = kind == Kind.POOL or (kind == Kind.CONV and d.pool)
+    if kind == Kind.FC and d.pool:
+        fail(Err.BAD_POOL, "FC layer with a fused pool (pool=1)", "pool")
+    if pooled:
+        if d.pool_k not in (2, 3):
+            fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} not supported (2 or 3)", "pool_k")
+        if not 1 <= d.pool_s <= 3:
+            fail(Err.BAD_POOL, f"pool stride pool_s={d.pool_s} not supported (1..3)", "pool_s")
+        if d.pool_pad >= d.pool_k:
+            fail(Err.BAD_POOL, f"pool padding pool_pad={d.pool_pad} not smaller than window {d.pool_k}", "pool_pad")
+    if kind == Kind.POOL:
+        ch, cw = d.in_h, d.in_w
+    else:
+        ch, cw = conv_dims(d)
+    if pooled:
+        if d.pool_k > ch + 2 * d.pool_pad or d.pool_k > cw + 2 * d.pool_pad:
+            fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} larger than its padded input {ch}x{cw}", "pool_k")
+        eh, ew = pool_out(ch, d.pool_k, d.pool_s, d.pool_pad), pool_out(cw, d.pool_k, d.pool_s, d.pool_pad)
+    else:
+        eh, ew = ch, cw
+    if kind == Kind.POOL and d.out_c != d.in_c:
+        fail(Err.SHAPE_MISMATCH, f"pool layer with out_c={d.out_c} != in_c={d.in_c}", "out_c")
+    if (d.out_h, d.out_w) != (eh, ew):
+        fail(Err.SHAPE_MISMATCH, f"output out_h x out_w = {d.out_h}x{d.out_w} but the input and kernel give {eh}x{ew}",
+             "out_h" if d.out_h != eh else "out_w")
+    if kind == Kind.FC and (d.in_h, d.in_w) != (1, 1):
+        fail(Err.SHAPE_MISMATCH, f"FC input must be Nx1x1, got in_h x in_w = {d.in_h}x{d.in_w}",
+             "in_h" if d.in_h != 1 else "in_w")
+    # Tiles: tr/tc count convolution outputs; ti/to channels.
+    for name in ("tr", "tc", "ti", "to"):
+        if getattr(d, name) == 0:
+            fail(Err.BAD_TILE, f"tile size {name} is zero", name)
+    if d.tr > ch or d.tc > cw:
+        fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} larger than the {ch}x{cw} output",
+             "tr" if d.tr > ch else "tc")
+    cin = d.in_c
+    cout = d.out_c
+    if d.ti > _round_up(cin, cfg.pn):
+        fail(Err.BAD_TILE, f"ti={d.ti} exceeds in_c={cin} rounded up to PN={cfg.pn}", "ti")
+    if d.ti % cfg.pn:
+        fail(Err.BAD_TILE, f"ti={d.ti} not a multiple of PN={cfg.pn}", "ti")
+    if kind == Kind.POOL:
+        if d.to != d.ti:
+            fail(Err.BAD_TILE, f"pool layer with to={d.to} != ti={d.ti}", "to")
+    else:
+        if d.to % cfg.pm:
+            fail(Err.BAD_TILE, f"to={d.to} not a multiple of PM={cfg.pm}", "to")
+        if d.to > _round_up(cout, cfg.pm):
+            fail(Err.BAD_TILE, f"to={d.to} exceeds out_c={cout}", "to")
+        if d.ovsf and d.ti % (1 << d.log2_l) and d.ti < cin:
+            fail(Err.BAD_TILE, f"ti={d.ti} not a multiple of the OVSF block length {1 << d.log2_l}", "ti")
+    for name in ("bias_shift", "data_shift", "gen_shift"):
+        v = getattr(d, name)
+        if not SHIFT_MIN <= v <= SHIFT_MAX:
+            fail(Err.BAD_SHIFT, f"{name}={v} outside [{SHIFT_MIN}, {SHIFT_MAX}]", name)
+    if kind == Kind.POOL and d.data_shift != 0:
+        fail(Err.BAD_SHIFT, "pool layer with a non-zero data shift", "data_shift")
+    if d.ovsf:
+        if kind == Kind.POOL:
+            fail(Err.BAD_CODES, "pool layer with OVSF weights (ovsf=1)", "ovsf")
+        length = 1 << d.log2_l
+        if length != cfg.ovsf_len:
+            fail(Err.BAD_CODES, f"OVSF block length 2**log2_l={length} but the engine generates blocks of {cfg.ovsf_len}", "log2_l")
+        if d.code_mask >> length:
+            fail(Err.BAD_CODES, f"code_mask=0x{d.code_mask:X} selects codes beyond L={length}", "code_mask")
+        if not 1 <= d.n_codes <= length:
+            fail(Err.BAD_CODES, f"n_codes={d.n_codes} not in 1..{length}", "n_codes")
+        if bin(d.code_mask).count("1") != d.n_codes:
+            fail(Err.BAD_CODES, f"code_mask=0x{d.code_mask:X} keeps {bin(d.code_mask).count('1')} codes, n_codes says {d.n_codes}", "n_codes")
+    for name in ("in_addr", "out_addr", "wgt_addr", "bias_addr"):
+        if getattr(d, name) % cfg.bus_bytes:
+            fail(Err.BAD_ALIGN, f"{name}=0x{getattr(d, name):X} not aligned to the {cfg.bus_bytes}-byte bus", name)
+    for why, need, have in tile_footprint(d, cfg):
+        if need > have:
+            fail(Err.TOO_LARGE, f"{why} of tr={d.tr} tc={d.tc} ti={d.ti} to={d.to} needs {need} elements, the buffer holds {have}", "tr")
+
+
+def validate(d, cfg: EngineConfig) -> Err:
+    """The error code the engine reports for this descriptor (Err.NONE if legal)."""
+    try:
+        check(d, cfg)
+    except DescriptorError as e:
+        return Err(e.code)
+    return Err.NONE
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def in_tile_dims(d) -> tuple[int, int]:
+    """Input rows/cols one tile of tr x tc convolution outputs reads (with halo)."""
+    if d.kind == Kind.POOL:
+        return d.tr, d.tc
+    return (d.tr - 1) * d.stride + d.k, (d.tc - 1) * d.stride + d.k
+
+
+def tile_footprint(d, cfg: EngineConfig):
+    """(what, elements needed, elements available) for each on-chip buffer."""
+    ih, iw = in_tile_dims(d)
+    out = [("input tile", d.ti * ih * iw, cfg.in_buf_elems),
+           ("output tile", d.to * d.tr * d.tc, cfg.out_buf_elems)]
+    if d.kind != Kind.POOL:
+        out.append(("weight tile", d.to * d.ti * d.k * d.k, cfg.wgt_buf_elems))
+    return out

@@ -1,0 +1,118 @@
+"""Per-layer reports: shapes, fractional lengths, rho, float-vs-quantized
+error, and the bit-exact agreement of the image run with the network run."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import arith, compiler, isa, layers
+from .network import forward_engine_float, forward_float, to_engine_layers
+
+
+def sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio in dB (inf when exact)."""
+    ref = np.asarray(ref, dtype=np.float64)
+    noise = float(np.sum((ref - approx) ** 2))
+    sig = float(np.sum(ref ** 2))
+    if noise == 0:
+        return float("inf")
+    if sig == 0:
+        return float("-inf")
+    return 10.0 * np.log10(sig / noise)
+
+
+def layer_rows(prog: compiler.Program) -> list:
+    rows = []
+    for q in prog.layers:
+        r = {"name": q.name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
+             "fl_in": q.fl_in, "fl_out": q.fl_out, "rho": q.rho, "ovsf": q.ovsf is not None,
+             "relu": q.relu, "pool": list(q.pool) if q.pool else None, "tiles": q.tiles}
+        if q.kind != isa.Kind.POOL:
+            r.update(fl_w=q.fl_w, fl_b=q.fl_b, bias_shift=q.bias_shift, data_shift=q.data_shift,
+                     k=q.k, stride=q.stride)
+            if q.ovsf is not None:
+                r.update(fl_alpha=q.ovsf.fl_alpha, gen_shift=q.gen_shift, n_codes=q.ovsf.n_codes)
+        rows.append(r)
+    return rows
+
+
+def golden_report(net, prog: compiler.Program, x: np.ndarray) -> dict:
+    """Run every image through the image executor and the network model,
+    check they agree bit for bit, and measure each layer's quantization error
+    against the float engine layers (BatchNorm folded, FC split) and the final
+    output against the network exactly as described."""
+    cfg = prog.cfg
+    elayers = to_engine_layers(net, 1.0)
+    rows = layer_rows(prog)
+    for r in rows:
+        r.update(sqnr_db=[], max_abs_err=0.0, mismatches=0)
+    outs = []
+    bit_exact = True
+    desc_err = []
+    for img in x:
+        xq = compiler.load_input(prog, img)
+        net_outs = compiler.run_network(prog, xq)
+        compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
+        f_outs = forward_engine_float(elayers, img)
+        for i, q in enumerate(prog.layers):
+            got = compiler.layer_output(prog, i)
+            _, n_bad = layers.compare(net_outs[i], got)
+            rows[i]["mismatches"] += n_bad
+            bit_exact &= n_bad == 0
+            deq = arith.dequantize(net_outs[i], q.fl_out)
+            ref = f_outs[i]
+            rows[i]["sqnr_db"].append(sqnr_db(ref, deq))
+            rows[i]["max_abs_err"] = max(rows[i]["max_abs_err"], float(np.abs(ref - deq).max()))
+        final = arith.dequantize(compiler.layer_output(prog, len(prog.layers) - 1), prog.layers[-1].fl_out)
+        outs.append(final)
+        desc_err.append(sqnr_db(forward_float(net, img), final))
+    for r in rows:
+        r["sqnr_db"] = float(np.mean(r["sqnr_db"]))
+        r["bit_exact"] = r["mismatches"] == 0
+    out = np.stack(outs)
+    return {"network": prog.name, "images": int(len(x)), "data_bits": cfg.data_bits,
+            "static": prog.static, "fl_input": prog.fl_input, "layers": rows,
+            "bit_exact": bool(bit_exact), "output_shape": list(out.shape[1:]),
+            "output_sqnr_db_vs_float_network": float(np.mean(desc_err)),
+            "approximations": _approximations(net, prog), "_output": out}
+
+
+def _approximations(net, prog) -> list:
+    """What besides quantization makes the engine differ from the float network."""
+    out = [f"{op.name} split by SVD" for op in net.ops if op.type == "fc" and
+           ({"svd_rank", "svd_energy"} & set(op.attrs))]
+    out += [f"{q.name} OVSF rho={q.rho:g}" for q in prog.layers if q.ovsf is not None and q.rho < 1]
+    return out
+
+
+def _fmt_db(v: float) -> str:
+    return "exact" if v == float("inf") else f"{v:6.1f}"
+
+
+def format_layers(rows: list) -> str:
+    head = f"{'layer':<12} {'kind':<4} {'in':>14} {'out':>14} {'fl in/w/b/out':>14} {'rho':>6} {'shift b/d/g':>12} {'tiles tr,tc,ti,to':>18}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fl = f"{r['fl_in']}/{r.get('fl_w', '-')}/{r.get('fl_b', '-')}/{r['fl_out']}"
+        sh = f"{r.get('bias_shift', '-')}/{r.get('data_shift', '-')}/{r.get('gen_shift', '-')}"
+        t = r["tiles"]
+        tiles = f"{t['tr']},{t['tc']},{t['ti']},{t['to']}"
+        rho = f"{r['rho']:g}" + ("*" if r["ovsf"] else "")
+        lines.append(f"{r['name']:<12} {r['kind']:<4} {'x'.join(map(str, r['in_shape'])):>14} "
+                     f"{'x'.join(map(str, r['out_shape'])):>14} {fl:>14} {rho:>6} {sh:>12} {tiles:>18}")
+    lines.append("(* = weights generated from OVSF coefficients; shifts are signed right shifts)")
+    return "\n".join(lines)
+
+
+def format_report(rep: dict) -> str:
+    lines = [f"{rep['network']}: {rep['images']} image(s), {rep['data_bits']}-bit "
+             f"{'static' if rep['static'] else 'dynamic'} precision, input fl {rep['fl_input']}",
+             format_layers(rep["layers"]), "",
+             f"{'layer':<12} {'SQNR dB':>8} {'max |err|':>10} {'bit exact (image vs network)':>30}"]
+    for r in rep["layers"]:
+        lines.append(f"{r['name']:<12} {_fmt_db(r['sqnr_db']):>8} {r['max_abs_err']:>10.4g} "
+                     f"{('yes' if r['bit_exact'] else 'NO: %d mismatches' % r['mismatches']):>30}")
+    approx = rep.get("approximations") or ["none"]
+    lines.append(f"output vs float network as described: SQNR {_fmt_db(rep['output_sqnr_db_vs_float_network'])} dB "
+                 f"(approximations besides quantization: {', '.join(approx)})")
+    lines.append("BIT EXACT" if rep["bit_exact"] else "NOT BIT EXACT")
+    return "\n".join(lines)

@@ -103,8 +103,8 @@ _FIELD_LIST = [
     Field("out_w", 16, "output width as written, after any fused pool"),
     Field("tr", 16, "tile: output rows per tile (before any fused pool)"),
     Field("tc", 16, "tile: output columns per tile (before any fused pool)"),
-    Field("ti", 16, "tile: input channels per tile (multiple of PN, or all)"),
-    Field("to", 16, "tile: output channels per tile (multiple of PM, or all)"),
+    Field("ti", 16, "tile: input channels per tile (multiple of PN; at most in_c rounded up to PN)"),
+    Field("to", 16, "tile: output channels per tile (multiple of PM; at most out_c rounded up to PM)"),
     Field("in_addr", 32, "input activations (channel-grouped layout)"),
     Field("out_addr", 32, "output activations (channel-grouped layout)"),
     Field("wgt_addr", 32, "raw weights or OVSF coefficients (tiled layout)"),
@@ -310,7 +310,7 @@ def check(d, cfg: EngineConfig) -> None:
         if not SHIFT_MIN <= v <= SHIFT_MAX:
             fail(Err.BAD_SHIFT, f"{name}={v} outside [{SHIFT_MIN}, {SHIFT_MAX}]", name)
     if kind == Kind.POOL and d.data_shift != 0:
-        fail(Err.BAD_SHIFT, "pool layer with a non-zero data shift", "data_shift")
+        fail(Err.BAD_SHIFT, f"pool layer with data_shift={d.data_shift} (must be 0)", "data_shift")
     if d.ovsf:
         if kind == Kind.POOL:
             fail(Err.BAD_CODES, "pool layer with OVSF weights (ovsf=1)", "ovsf")

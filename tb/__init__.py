@@ -1,0 +1,1 @@
+"""uz verification environment (cocotb + pyuvm)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import arith, isa, layers, memimage, ovsf, quant
 from .config import EngineConfig
-from .errors import DescriptorError, NetworkError, UzError
+from .errors import DescriptorError, MemoryLayoutError, NetworkError, UzError
 from .memimage import round_up
 from .network import EngineLayer, Network, forward_engine_float, to_engine_layers
 
@@ -76,6 +76,7 @@ class Program:
     desc_addr: int
     regions: dict          # per layer: {"in", "out", "wgt", "bias"} region names
     static: bool = False
+    elayers: list = field(default_factory=list)   # the float engine layers compiled
 
     def manifest(self) -> dict:
         return {
@@ -115,6 +116,21 @@ def _check_rho(rho: float, length: int, name: str) -> None:
                            f"rho*L must be a whole number in 1..{length}")
 
 
+def _check_fits(max_abs: float, bits: int, what: str) -> None:
+    """Refuse values so large that even the smallest legal fl saturates them:
+    clipping the fl there would give garbage silently."""
+    if max_abs > 0 and math.isfinite(max_abs) and quant.range_fl(max_abs, bits) < arith.FL_MIN:
+        raise NetworkError(f"{what}: magnitudes up to {max_abs:.3g} need fractional length "
+                           f"{quant.range_fl(max_abs, bits)} to fit {bits} bits, below the smallest "
+                           f"legal fl {arith.FL_MIN}")
+
+
+def _fit_fl(values, bits: int, what: str) -> int:
+    v = np.asarray(values, dtype=np.float64)
+    _check_fits(float(np.abs(v).max()) if v.size else 0.0, bits, what)
+    return quant.best_fl(v, bits)
+
+
 def fc_weight_to_layout(w: np.ndarray, fc_in_shape, g: int) -> np.ndarray:
     """Permute an FC weight (Cout, C*H*W) to the grouped input layout, zero
     columns for pad channels. Returns (Cout, Cin_eff, 1, 1)."""
@@ -142,7 +158,8 @@ def acc_bound(w_q: np.ndarray, b_aligned: np.ndarray, data_bits: int) -> int:
     return worst
 
 
-def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on: bool) -> dict:
+def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on: bool,
+           pool=None) -> dict:
     """Tile sizes that fit the buffers: whole input channels and whole rows
     when they fit (longest bursts), else halve until they do. Always legal;
     the hardware-aware search may pick better ones."""
@@ -173,11 +190,20 @@ def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_o
             ti = unit_i
     tc = conv_w
     tr = conv_h
-    while tr > 1 and not fits(tr, tc, ti, to):
-        tr = -(-tr // 2)
-    while tc > 1 and not fits(tr, tc, ti, to):
-        tc = -(-tc // 2)
+    # A pool needs whole windows in a tile: tiles shrink in steps of its
+    # stride, and only non-overlapping unpadded pools may split the plane.
+    step = pool[1] if pool is not None else 1
+    splittable = pool is None or (pool[0] == pool[1] and pool[2] == 0)
+    while tr > step and not fits(tr, tc, ti, to) and splittable:
+        tr = max(step, (-(-tr // 2)) // step * step)
+    while tc > step and not fits(tr, tc, ti, to) and splittable:
+        tc = max(step, (-(-tc // 2)) // step * step)
     if not fits(tr, tc, ti, to):
+        if pool is not None:
+            raise PoolTilingError(
+                f"max pool {pool[0]}x{pool[0]}/{pool[1]} pad {pool[2]} on a {conv_h}x{conv_w} plane needs "
+                f"the whole plane in one tile: input {ti * in_rows(tr) * in_rows(tc)} elements "
+                f"(buffer {cfg.in_buf_elems}), output {to * tr * tc} (buffer {cfg.out_buf_elems})")
         raise NetworkError(f"no tiling fits the on-chip buffers (input {cfg.in_buf_elems}, weights "
                            f"{cfg.wgt_buf_elems}, output {cfg.out_buf_elems} elements)")
     if kind != isa.Kind.POOL:
@@ -185,6 +211,33 @@ def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_o
             to *= 2
         to = min(to, cout_pad)
     return {"tr": tr, "tc": tc, "ti": ti, "to": to}
+
+
+class PoolTilingError(NetworkError):
+    """A pool cannot be tiled within the buffers."""
+
+
+def unfuse_untileable_pools(elayers: list, cfg: EngineConfig) -> list:
+    """A CONV whose fused pool cannot be tiled becomes CONV + standalone POOL
+    (which may still fail, with the pool's own clear error)."""
+    out = []
+    for L in elayers:
+        if L.kind == isa.Kind.CONV and L.pool is not None:
+            ch = layers.out_size(L.in_shape[1], L.k, L.stride, L.pads[0], L.pads[1])
+            cw = layers.out_size(L.in_shape[2], L.k, L.stride, L.pads[2], L.pads[3])
+            try:
+                _tiles(L.kind, ch, cw, L.in_shape[0], L.out_shape[0], L.k, L.stride, cfg, L.rho < 1, L.pool)
+            except PoolTilingError:
+                pool, L.pool = L.pool, None
+                L.out_shape = (L.out_shape[0], ch, cw)
+                k, s, p = pool
+                out.append(L)
+                out.append(EngineLayer(L.name + "_pool", isa.Kind.POOL, L.out_shape,
+                                       (L.out_shape[0], layers.out_size(ch, k, s, p, p), layers.out_size(cw, k, s, p, p)),
+                                       pool=pool, source=[L.source[-1]]))
+                continue
+        out.append(L)
+    return out
 
 
 # ------------------------------------------------------------- quantize
@@ -199,6 +252,8 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         raise UzError(f"calibration data must be (N, C, H, W), got shape {calib.shape}")
     if not np.all(np.isfinite(calib)):
         raise UzError("calibration data holds NaN or infinite values")
+    if calib.shape[0] == 0:
+        raise UzError("calibration data holds no images")
     float_outs = [forward_engine_float(elayers, x) for x in calib]   # [image][layer]
     g = cfg.pn
 
@@ -207,12 +262,12 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         all_b = [L.bias.ravel() for L in elayers if L.bias is not None]
         all_b = np.concatenate(all_b) if all_b else np.zeros(1)
         acts = [calib.ravel()] + [o.ravel() for img in float_outs for o in img]
-        s_fl_w = quant.best_fl(all_w, bits)
-        s_fl_b = quant.best_fl(all_b, bits)
-        s_fl_a = quant.best_fl(np.concatenate(acts), bits)
+        s_fl_w = _fit_fl(all_w, bits, "weights")
+        s_fl_b = _fit_fl(all_b, bits, "biases")
+        s_fl_a = _fit_fl(np.concatenate(acts), bits, "activations")
         fl_in0 = s_fl_a
     else:
-        fl_in0 = quant.best_fl(calib, bits)
+        fl_in0 = _fit_fl(calib, bits, "network input")
 
     xq = [arith.quantize(x, fl_in0, bits) for x in calib]
     fl_in = fl_in0
@@ -223,7 +278,8 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
             yq = [layers.maxpool_int(x, *L.pool) for x in xq]
             if L.relu:
                 yq = [arith.relu(y) for y in yq]
-            tiles = _tiles(L.kind, L.in_shape[1], L.in_shape[2], L.in_shape[0], L.out_shape[0], 1, 1, cfg, False)
+            tiles = _tiles(L.kind, L.in_shape[1], L.in_shape[2], L.in_shape[0], L.out_shape[0], 1, 1, cfg, False,
+                           L.pool)
             q = QLayer(L.name, L.kind, L.in_shape, L.out_shape, fl_in, fl_in, relu=L.relu, pool=L.pool,
                        tiles=tiles, source=L.source)
             out.append(q)
@@ -240,13 +296,13 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
             x_eng = xq
         cout = w.shape[0]
         k = w.shape[2]
-        fl_w = s_fl_w if static else quant.best_fl(L.weight, bits)
+        fl_w = s_fl_w if static else _fit_fl(L.weight, bits, f"layer {L.name!r}: weights")
         w_q = arith.quantize(w, fl_w, bits)
         bias = L.bias if L.bias is not None else np.zeros(cout)
-        fl_b = s_fl_b if static else quant.best_fl(bias, bits)
+        fl_b = s_fl_b if static else _fit_fl(bias, bits, f"layer {L.name!r}: bias")
         b_q = arith.quantize(bias, fl_b, bits)
         ov = None
-        if L.rho < 1 or force_ovsf:
+        if L.rho != 1 or force_ovsf:
             _check_rho(L.rho, cfg.ovsf_len, L.name)
             w_pad = memimage.pad_weights(w_q, cfg)
             ov = ovsf.decompose(w_pad, fl_w, L.rho, cfg.ovsf_len, cfg.alpha_bits, bits)
@@ -259,6 +315,11 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         if not isa.SHIFT_MIN <= bias_shift <= isa.SHIFT_MAX:
             raise NetworkError(f"layer {L.name!r}: bias shift {bias_shift} out of range")
         b_al = np.asarray(arith.shift_round_sat(b_q, bias_shift, cfg.acc_bits))
+        # The engine saturates the aligned bias at acc_bits: that must never happen.
+        if not np.array_equal(b_al, arith.shift_round_sat(b_q, bias_shift, arith.MAX_BITS)):
+            raise NetworkError(
+                f"layer {L.name!r}: the bias at fl_b={fl_b} shifted onto the accumulator's fl "
+                f"{fl_acc} (fl_in {fl_in} + fl_w {fl_w}) overflows the {cfg.acc_bits}-bit accumulator")
         bound = acc_bound(w_eff, b_al, bits)
         if bound > arith.qmax(cfg.acc_bits):
             raise NetworkError(
@@ -281,6 +342,7 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         if static:
             fl_out = s_fl_a
         else:
+            _check_fits(float(np.abs(ref).max()), bits, f"layer {L.name!r}: output")
             fl_out = quant.best_fl_against(ref, make_q, quant.candidate_fls(float(np.abs(ref).max()), bits))
         arith.check_fl(fl_out, f"layer {L.name!r}: output fractional length")
         if not isa.SHIFT_MIN <= fl_acc - fl_out <= isa.SHIFT_MAX:
@@ -288,7 +350,7 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         yq = list(make_q(fl_out))
         conv_h = layers.out_size(in_shape[1], k, L.stride, L.pads[0], L.pads[1])
         conv_w = layers.out_size(in_shape[2], k, L.stride, L.pads[2], L.pads[3])
-        tiles = _tiles(L.kind, conv_h, conv_w, in_shape[0], cout, k, L.stride, cfg, ov is not None)
+        tiles = _tiles(L.kind, conv_h, conv_w, in_shape[0], cout, k, L.stride, cfg, ov is not None, L.pool)
         q = QLayer(L.name, L.kind, in_shape, L.out_shape, fl_in, fl_out, relu=L.relu, pool=L.pool,
                    stride=L.stride, pads=tuple(L.pads), k=k, fl_w=fl_w, fl_b=fl_b, w_q=w_eff,
                    b_q=b_q, ovsf=ov, rho=L.rho if ov is not None else 1.0, tiles=tiles,
@@ -372,15 +434,18 @@ def build_image(layers_q: list, cfg: EngineConfig, input_shape, base: int = 0,
         img.write(prog.addr + idx * isa.DESC_BYTES, d.encode())
         regions[q.name] = names
         prev_out = out
+    unknown = set(placement) - {r.name for r in img.regions}
+    if unknown:
+        raise MemoryLayoutError(f"placement names regions the program does not have: {sorted(unknown)}")
     return img, prog.addr, regions
 
 
 def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Optional[float] = None,
                     static: bool = False, force_ovsf: bool = False, base: int = 0,
                     placement: Optional[dict] = None) -> Program:
-    elayers = to_engine_layers(net, 1.0 if rho is None else rho)
+    elayers = unfuse_untileable_pools(to_engine_layers(net, 1.0 if rho is None else rho), cfg)
     for L in elayers:
-        if L.rho < 1 or force_ovsf:
+        if L.rho != 1 or force_ovsf:
             _check_rho(L.rho, cfg.ovsf_len, L.name)
     calib = np.asarray(calib, dtype=np.float64)
     if calib.ndim == 3:
@@ -390,7 +455,7 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
                       f"does not match the network input {tuple(net.input_shape)}")
     fl0, qlayers = quantize_network(elayers, calib, cfg, static=static, force_ovsf=force_ovsf)
     img, desc_addr, regions = build_image(qlayers, cfg, net.input_shape, base, placement)
-    return Program(cfg, net.name, tuple(net.input_shape), fl0, qlayers, img, desc_addr, regions, static)
+    return Program(cfg, net.name, tuple(net.input_shape), fl0, qlayers, img, desc_addr, regions, static, elayers)
 
 
 # ---------------------------------------------------------- golden runs

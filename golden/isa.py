@@ -289,6 +289,15 @@ def check(d, cfg: EngineConfig) -> None:
     if d.tr > ch or d.tc > cw:
         fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} larger than the {ch}x{cw} output",
              "tr" if d.tr > ch else "tc")
+    if pooled and (d.tr < ch or d.tc < cw):
+        # Pool windows must not straddle tiles: only non-overlapping,
+        # unpadded pools tile, on tile edges that are multiples of the stride.
+        if d.pool_k != d.pool_s or d.pool_pad:
+            fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} splits the {ch}x{cw} plane, but pool "
+                 f"{d.pool_k}x{d.pool_k}/{d.pool_s} pad {d.pool_pad} needs the whole plane in one tile", "tr")
+        if d.tr % d.pool_s or d.tc % d.pool_s:
+            fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} not a multiple of the pool stride {d.pool_s}",
+                 "tr" if d.tr % d.pool_s else "tc")
     cin = d.in_c
     cout = d.out_c
     if d.ti > _round_up(cin, cfg.pn):

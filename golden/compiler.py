@@ -51,6 +51,7 @@ class QLayer:
     tiles: dict = field(default_factory=dict)
     fc_in_shape: Optional[tuple] = None   # (C, H, W) an FC flattens
     source: list = field(default_factory=list)
+    insel: bool = False                   # input selection (a hardware mode; same result)
 
     @property
     def bias_shift(self) -> int:
@@ -365,7 +366,7 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
 
 def descriptor_for(q: QLayer, idx: int, addrs: dict) -> isa.Descriptor:
     d = isa.Descriptor({})
-    d.set(kind=q.kind, relu=q.relu, layer_id=idx,
+    d.set(kind=q.kind, relu=q.relu, layer_id=idx, insel=q.insel,
           in_c=q.in_shape[0], in_h=q.in_shape[1], in_w=q.in_shape[2],
           out_c=q.out_shape[0], out_h=q.out_shape[1], out_w=q.out_shape[2],
           in_addr=addrs["in"], out_addr=addrs["out"], **q.tiles)
@@ -440,9 +441,16 @@ def build_image(layers_q: list, cfg: EngineConfig, input_shape, base: int = 0,
     return img, prog.addr, regions
 
 
+INSEL_MODES = ("auto", "on", "off")
+
+
 def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Optional[float] = None,
                     static: bool = False, force_ovsf: bool = False, base: int = 0,
-                    placement: Optional[dict] = None) -> Program:
+                    placement: Optional[dict] = None, insel: str = "auto") -> Program:
+    """``insel``: input selection per layer; "auto" turns it on where a layer's
+    input channels leave lanes idle (in_c not a multiple of PN)."""
+    if insel not in INSEL_MODES:
+        raise UzError(f"insel must be one of {INSEL_MODES}, not {insel!r}")
     elayers = unfuse_untileable_pools(to_engine_layers(net, 1.0 if rho is None else rho), cfg)
     for L in elayers:
         if L.rho != 1 or force_ovsf:
@@ -454,6 +462,9 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
         raise UzError(f"input shape {tuple(calib.shape[1:]) if calib.ndim == 4 else calib.shape} "
                       f"does not match the network input {tuple(net.input_shape)}")
     fl0, qlayers = quantize_network(elayers, calib, cfg, static=static, force_ovsf=force_ovsf)
+    for q in qlayers:
+        if q.kind != isa.Kind.POOL:
+            q.insel = insel == "on" or (insel == "auto" and q.in_shape[0] % cfg.pn != 0)
     img, desc_addr, regions = build_image(qlayers, cfg, net.input_shape, base, placement)
     return Program(cfg, net.name, tuple(net.input_shape), fl0, qlayers, img, desc_addr, regions, static, elayers)
 

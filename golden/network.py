@@ -121,11 +121,19 @@ def load_network(path_or_dict, base_dir: str = ".") -> Network:
     if isinstance(wsrc, str):
         wpath = wsrc if os.path.isabs(wsrc) else os.path.join(base_dir, wsrc)
         try:
-            store = dict(np.load(wpath))
+            z = np.load(wpath, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not named arrays")
+            store = dict(z)
         except FileNotFoundError:
             raise NetworkError(f"weights file {wsrc} not found") from None
+        except Exception as e:  # numpy raises several types for a bad file
+            raise NetworkError(f"weights file {wsrc} is not a readable .npz archive: {e}") from None
     elif isinstance(wsrc, dict) and "seed" in wsrc:
-        rng = np.random.default_rng(int(wsrc["seed"]))
+        seed = wsrc["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise NetworkError(f"weights seed must be a non-negative integer, got {seed!r}")
+        rng = np.random.default_rng(seed)
     else:
         raise NetworkError("'weights' must be an .npz path or {\"seed\": N}")
 
@@ -144,6 +152,11 @@ def load_network(path_or_dict, base_dir: str = ".") -> Network:
         if t not in OP_TYPES:
             raise NetworkError(f"layer {name!r}: unsupported layer type {t!r} (supported: {', '.join(OP_TYPES)})")
         op = Op(name, t, dict(ls))
+        # Checked here, not when used: a bad value must not pass silently as rho = 1.
+        for key in ("rho", "svd_energy"):
+            if key in ls and (not isinstance(ls[key], (int, float)) or isinstance(ls[key], bool)
+                              or not 0 < ls[key] <= 1):
+                raise NetworkError(f"layer {name!r}: {key} must be a number in (0, 1], got {ls[key]!r}")
 
         def tensor(key, shp, init):
             if store is not None:
@@ -212,7 +225,12 @@ def load_network(path_or_dict, base_dir: str = ".") -> Network:
                 ("beta", lambda s_: rng.normal(0, 0.1, s_)),
                 ("mean", lambda s_: rng.normal(0, 0.1, s_)),
                 ("var", lambda s_: rng.uniform(0.5, 1.5, s_)))}
-            op.bn["eps"] = float(ls.get("eps", 1e-5))
+            eps = ls.get("eps", 1e-5)
+            if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < np.inf:
+                raise NetworkError(f"layer {name!r}: eps must be a positive number, got {eps!r}")
+            if np.any(op.bn["var"] < 0):
+                raise NetworkError(f"layer {name!r}: BatchNorm variance has negative values")
+            op.bn["eps"] = float(eps)
         elif t == "flatten":
             if flat is None:
                 flat = c * h * w

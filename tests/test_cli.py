@@ -1,0 +1,181 @@
+"""The ``uz`` command line, run as a user runs it (a subprocess): outputs,
+report, and one-line errors with exit status 2 for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from golden import arith, compiler
+from golden.config import EngineConfig
+from golden.network import load_network
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "golden", "networks", "example5.json")
+LAYERS = ["conv1", "conv2", "conv3", "fc1_svd_a", "fc1_svd_b", "fc2"]
+UZ = os.path.join(os.path.dirname(sys.executable), "uz")
+# One BLAS thread per run: the test workers already fill the cores, and
+# spinning BLAS threads on a busy machine cost far more than they give.
+ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+
+
+def uz(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "golden.cli", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_user_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("uz: error:"), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(2024)
+    good = rng.normal(size=(2, 3, 32, 32)).astype(np.float32)
+    np.save(d / "good.npy", good)
+    np.save(d / "wrong.npy", np.zeros((1, 3, 16, 16), np.float32))
+    np.save(d / "empty.npy", np.zeros((0, 3, 32, 32), np.float32))
+    np.save(d / "strings.npy", np.array(["a", "b"]))
+    nan = good.copy()
+    nan[1, 2, 3, 4] = np.nan
+    np.save(d / "nan.npy", nan)
+    (d / "text.npy").write_text("this is not an array\n")
+    (d / "bad.json").write_text('{"input_shape": [3, 8, 8], "layers": [')
+    (d / "cfg_bad.json").write_text('{"data_bits": 16, "lanes": 3}')
+    return d
+
+
+# ------------------------------------------------------------- compile
+
+def test_compile_writes_the_program(tmp_path):
+    out = tmp_path / "prog"
+    r = uz("compile", EXAMPLE, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["image.bin", "manifest.json", "program.txt"]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["n_layers"] == 6 and [m["name"] for m in man["layers"]] == LAYERS
+    image = (out / "image.bin").read_bytes()
+    assert len(image) == max(reg["addr"] + reg["size"] for reg in man["regions"])
+    text = (out / "program.txt").read_text()
+    for name in LAYERS:
+        assert name in text and name in r.stdout
+    # Compiling again over the same folder replaces the files.
+    r = uz("compile", EXAMPLE, "--out", out, "--bits", "8")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "manifest.json").read_text())["config"]["data_bits"] == 8
+
+
+def test_console_script_is_installed(tmp_path):
+    assert os.access(UZ, os.X_OK)
+    r = subprocess.run([UZ, "compile", EXAMPLE, "--out", tmp_path / "o", "--rho", "0.25"],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert all(m["ovsf"] and m["n_codes"] == 4 for m in man["layers"])
+
+
+# -------------------------------------------------------------- golden
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_golden_writes_output_and_report(tmp_path, inputs, bits):
+    out = tmp_path / "g"
+    r = uz("golden", EXAMPLE, "--input", inputs / "good.npy", "--out", out, "--bits", bits)
+    assert r.returncode == 0, r.stderr
+    assert {"output.npy", "report.json", "image.bin", "manifest.json", "program.txt"} <= set(os.listdir(out))
+    y = np.load(out / "output.npy")
+    assert y.dtype == np.float32 and y.shape == (2, 10, 1, 1)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["bit_exact"] is True and rep["data_bits"] == bits and rep["images"] == 2
+    assert [e["name"] for e in rep["layers"]] == LAYERS
+    for e in rep["layers"]:
+        for key in ("name", "kind", "out_shape", "fl_in", "fl_out", "rho", "sqnr_db", "bit_exact"):
+            assert key in e, key
+        assert e["bit_exact"] is True and e["sqnr_db"] > (60 if bits == 16 else 20)
+    for name in LAYERS:
+        assert name in r.stdout
+    assert "BIT EXACT" in r.stdout and "NOT BIT EXACT" not in r.stdout
+    # The output is the quantized network's answer, recomputed here in-process.
+    cfg = EngineConfig(data_bits=bits, alpha_bits=bits, acc_bits=48 if bits == 16 else 32)
+    x = np.load(inputs / "good.npy").astype(np.float64)
+    prog = compiler.compile_network(load_network(EXAMPLE), cfg, x)
+    for i, img in enumerate(x):
+        outs = compiler.run_network(prog, compiler.load_input(prog, img))
+        assert np.array_equal(y[i], arith.dequantize(outs[-1], prog.layers[-1].fl_out).astype(np.float32))
+
+
+def test_golden_default_input_is_one_seeded_image(tmp_path):
+    out = tmp_path / "g"
+    r = uz("golden", EXAMPLE, "--out", out, "--seed", 3)
+    assert r.returncode == 0, r.stderr
+    assert np.load(out / "output.npy").shape == (1, 10, 1, 1)
+    r2 = uz("golden", EXAMPLE, "--out", tmp_path / "g2", "--seed", 3)
+    assert r2.returncode == 0
+    assert np.array_equal(np.load(out / "output.npy"), np.load(tmp_path / "g2" / "output.npy"))
+
+
+# ------------------------------------------------------------ bad input
+
+BAD = [
+    (["--input", "{d}/wrong.npy"], ["wrong.npy", "(1, 3, 16, 16)", "(N, 3, 32, 32)"]),
+    (["--input", "{d}/missing.npy"], ["missing.npy", "not found"]),
+    (["--input", "{d}/text.npy"], ["text.npy", "not a readable .npy"]),
+    (["--input", "{d}/strings.npy"], ["strings.npy", "dtype"]),
+    (["--input", "{d}/nan.npy"], ["nan.npy", "NaN"]),
+    (["--input", "{d}/empty.npy"], ["empty.npy", "no images"]),
+    (["--calib", "{d}/nan.npy"], ["nan.npy", "NaN"]),
+    (["--rho", "0"], ["--rho 0.0", "(0, 1]"]),
+    (["--rho", "1.5"], ["--rho 1.5", "(0, 1]"]),
+    (["--rho", "0.3"], ["conv1", "rho=0.3", "rho*L"]),
+    (["--batch", "0"], ["--batch 0"]),
+    (["--config", "{d}/cfg_bad.json"], ["lanes"]),
+    (["--config", "{d}/nothere.json"], ["nothere.json"]),
+]
+
+
+@pytest.mark.parametrize("extra,words", BAD, ids=[" ".join(e).replace("{d}/", "") for e, _ in BAD])
+def test_golden_bad_input_is_one_line_error(tmp_path, inputs, extra, words):
+    out = tmp_path / "out"
+    r = uz("golden", EXAMPLE, "--out", out, *[a.format(d=inputs) for a in extra])
+    assert_user_error(r, *words)
+    assert not out.exists()
+
+
+def test_bad_network_files(tmp_path, inputs):
+    out = tmp_path / "out"
+    for cmd in ("compile", "golden"):
+        assert_user_error(uz(cmd, inputs / "bad.json", "--out", out), "bad.json", "not valid JSON")
+        assert_user_error(uz(cmd, tmp_path / "none.json", "--out", out), "none.json", "not found")
+    assert not out.exists()
+
+
+def test_failed_run_leaves_earlier_outputs_alone(tmp_path, inputs):
+    out = tmp_path / "out"
+    assert uz("golden", EXAMPLE, "--out", out).returncode == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    assert_user_error(uz("golden", EXAMPLE, "--out", out, "--input", inputs / "nan.npy"), "NaN")
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
+
+
+def test_out_that_is_a_file_is_an_error(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("keep me")
+    assert_user_error(uz("compile", EXAMPLE, "--out", f), "taken", "not a folder")
+    assert f.read_text() == "keep me"
+
+
+def test_out_in_new_folders_is_created(tmp_path):
+    out = tmp_path / "a" / "b" / "c"
+    r = uz("compile", EXAMPLE, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["image.bin", "manifest.json", "program.txt"]
+    assert os.listdir(tmp_path / "a" / "b") == ["c"]   # no temporary folder left behind

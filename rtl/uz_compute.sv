@@ -1,0 +1,499 @@
+// The compute engine of one layer (docs/architecture.md, "Dataflow").
+//
+// Three stages work on the tile the loader has filled:
+//   window loader : for each (pixel, ci-group) reads the K*K input words
+//                   into win[f], f = c*K*K + tap (zeros for padding);
+//                   two window banks, so loading overlaps issuing
+//   issue         : for each oc-group q and step t, lane j multiplies
+//                   win[t*PN + j] by the weight with the same f, read from
+//                   the weight buffer at ((q*NG + g)*K*K + t)
+//   accumulate    : sums each (pixel, q) over its steps, then adds it to the
+//                   accumulator in out_buf (the aligned bias on the first
+//                   contribution), with one-deep forwarding for back-to-back
+//                   updates of the same word
+// Input selection (insel) packs only a group's real channels into the lanes:
+// ceil(Cg*K*K/PN) steps instead of K*K.
+module uz_compute
+  import uz_isa_pkg::*;
+#(
+  parameter int PM          = 16,
+  parameter int PN          = 16,
+  parameter int DataWidth   = 16,
+  parameter int AccWidth    = 48,
+  parameter int MaxK        = 11,
+  parameter int InBufWords  = 4096,  // per half, words of PN elements
+  parameter int WgtBufWords = 4096,  // per half, words of PM*PN elements
+  parameter int OutBufWords = 2048,  // per half, words of PM accumulators
+  parameter int BiasWords   = 2048,  // per half, words of PM biases
+  localparam int InAw   = $clog2(2 * InBufWords),
+  localparam int WgtAw  = $clog2(2 * WgtBufWords),
+  localparam int OutAw  = $clog2(OutBufWords),
+  localparam int BiasAw = $clog2(2 * BiasWords)
+) (
+  input  logic                         clk_i,
+  input  logic                         rst_ni,
+  input  logic                         start_i,
+  input  logic                         abort_i,
+  // layer constants, stable while the layer runs
+  input  logic [3:0]                   k_i,
+  input  logic [6:0]                   k2_i,
+  input  logic [2:0]                   stride_i,
+  input  logic [3:0]                   pad_t_i,
+  input  logic [3:0]                   pad_l_i,
+  input  logic [15:0]                  in_c_i,
+  input  logic [15:0]                  in_h_i,
+  input  logic [15:0]                  in_w_i,
+  input  logic [15:0]                  cin_pad_i,
+  input  logic [15:0]                  cout_pad_i,
+  input  logic [15:0]                  conv_h_i,
+  input  logic [15:0]                  conv_w_i,
+  input  logic [15:0]                  to_i,
+  input  logic [15:0]                  ti_i,
+  input  logic [15:0]                  tr_i,
+  input  logic [15:0]                  tc_i,
+  input  logic [15:0]                  iw_t_i,      // input tile width with halo
+  input  logic [15:0]                  ih_t_i,      // input tile height with halo
+  input  logic [31:0]                  trtc_i,      // tr * tc
+  input  logic                         pool_kind_i,
+  input  logic                         insel_i,
+  input  logic                         bias_en_i,
+  input  logic [7:0]                   bias_shift_i,
+  // tile hand-off with the loader (one flag per buffer half)
+  input  logic [1:0]                   tile_full_i,
+  output logic [1:0]                   tile_release_o,
+  // output-tile hand-off with the write-back
+  input  logic [1:0]                   out_full_i,
+  output logic [1:0]                   out_done_o,
+  // input buffer read port
+  output logic                         inb_rd_en_o,
+  output logic [InAw-1:0]              inb_rd_addr_o,
+  input  logic [PN*DataWidth-1:0]      inb_rd_data_i,
+  // weight buffer read port
+  output logic                         wgt_rd_en_o,
+  output logic [WgtAw-1:0]             wgt_rd_addr_o,
+  input  logic [PM*PN*DataWidth-1:0]   wgt_rd_data_i,
+  // bias buffer read port
+  output logic                         bias_rd_en_o,
+  output logic [BiasAw-1:0]            bias_rd_addr_o,
+  input  logic [PM*DataWidth-1:0]      bias_rd_data_i,
+  // accumulator buffer: read and write port of the half in use
+  output logic                         acc_rd_en_o,
+  output logic                         acc_half_o,
+  output logic [OutAw-1:0]             acc_rd_addr_o,
+  input  logic [PM*AccWidth-1:0]       acc_rd_data_i,
+  output logic                         acc_wr_en_o,
+  output logic                         acc_wr_half_o,
+  output logic [OutAw-1:0]             acc_wr_addr_o,
+  output logic [PM*AccWidth-1:0]       acc_wr_data_o,
+  // status and counters
+  output logic                         busy_o,
+  output logic                         mac_step_o,   // a step entered the PE array
+  output logic                         stall_o       // nothing to issue: waiting for the loader
+);
+  localparam int MaxK2   = MaxK * MaxK;
+  localparam int WinLen  = PN * MaxK2;
+  localparam int WinAw   = $clog2(WinLen);
+  localparam int LogPN   = $clog2(PN);
+
+  // ------------------------------------------------------------ tiles
+  logic        it_next, it_valid, it_first_ti, it_last_ti, it_last;
+  logic [15:0] o0, r0, c0, i0, no, nr, nc, ni;
+
+  uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
+    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
+    .to_i, .ti_i, .tr_i, .tc_i,
+    .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
+    .no_o(no), .nr_o(nr), .nc_o(nc), .ni_o(ni),
+    .first_ti_o(it_first_ti), .last_ti_o(it_last_ti), .last_o(it_last)
+  );
+
+  // Halves: the in/weight half alternates per tile, the accumulator half per
+  // output tile.
+  logic hw_q, ho_q;
+
+  // ------------------------------------------------------ window loader
+  typedef enum logic [1:0] {WlIdle, WlWaitTile, WlLoad, WlNextWin} wl_state_e;
+  wl_state_e   wl_state_q;
+  logic [15:0] py_q, px_q, gl_q;          // pixel in tile, ci-group in tile
+  logic [3:0]  ky_q, kx_q;
+  logic [6:0]  tap_q;
+  logic        wb_q;                       // window bank being filled
+  logic [1:0]  win_full_q;
+  logic        wr_pending_q;               // an input word arrives this cycle
+  logic [6:0]  wr_tap_q;
+  logic        wr_zero_q;
+  logic        wr_last_q;
+
+  // Window metadata handed to the issue stage.
+  typedef struct packed {
+    logic        hw;
+    logic        ho;
+    logic        init;          // first contribution: start from the bias
+    logic        tile_last;     // last window of the tile
+    logic        out_last;      // the tile completes its output tile
+    logic [15:0] gl;
+    logic [15:0] nq;            // oc-groups in the tile
+    logic [15:0] ng;            // ci-groups in the tile
+    logic [OutAw-1:0] pix;      // pixel index in the output tile
+    logic [7:0]  steps;
+    logic [WinAw:0] lane_limit; // f values below this are real
+  } win_meta_t;
+  win_meta_t win_meta_q [2];
+
+  logic [DataWidth-1:0] win_q [2][WinLen];
+
+  // Input position of the current tap (signed: padding makes it negative).
+  logic signed [19:0] in_y, in_x;
+  logic               in_range;
+  logic [15:0]        ng_tile, nq_tile;
+  logic [15:0]        cg;
+  logic [WinAw:0]     lane_limit;
+
+  assign ng_tile = ni >> LogPN;
+  assign nq_tile = no >> $clog2(PM);
+  assign in_y = $signed({4'b0, r0}) * $signed({17'b0, stride_i}) + $signed({4'b0, py_q}) * $signed({17'b0, stride_i})
+                - $signed({16'b0, pad_t_i}) + $signed({16'b0, ky_q});
+  assign in_x = $signed({4'b0, c0}) * $signed({17'b0, stride_i}) + $signed({4'b0, px_q}) * $signed({17'b0, stride_i})
+                - $signed({16'b0, pad_l_i}) + $signed({16'b0, kx_q});
+  assign in_range = (in_y >= 0) && (in_y < $signed({4'b0, in_h_i})) &&
+                    (in_x >= 0) && (in_x < $signed({4'b0, in_w_i}));
+  // Real channels of this group (input selection packs only these).
+  always_comb begin
+    logic [16:0] first_c;
+    first_c = {1'b0, i0} + 17'(32'(gl_q) * PN);
+    if (first_c >= {1'b0, in_c_i})                cg = '0;
+    else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
+    else                                          cg = in_c_i - first_c[15:0];
+    lane_limit = insel_i ? (WinAw+1)'(cg * k2_i) : (WinAw+1)'(PN * k2_i);
+  end
+
+  // Word address in the input buffer: (g*IH + py*s + ky)*IW + px*s + kx.
+  logic [31:0] inb_addr;
+  assign inb_addr = ((32'(gl_q) * 32'(ih_t_i) + 32'(py_q) * 32'(stride_i) + 32'(ky_q)) * 32'(iw_t_i))
+                    + 32'(px_q) * 32'(stride_i) + 32'(kx_q);
+
+  logic win_consumed;       // issue stage frees bank rb
+  logic rb_q;               // window bank being issued
+  logic tile_go;
+  assign tile_go = it_valid && tile_full_i[hw_q] && !(it_first_ti && out_full_i[ho_q]);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      wl_state_q   <= WlIdle;
+      py_q <= '0; px_q <= '0; gl_q <= '0; ky_q <= '0; kx_q <= '0; tap_q <= '0;
+      wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
+      win_full_q   <= '0;
+      wr_pending_q <= 1'b0;
+      wr_tap_q <= '0; wr_zero_q <= 1'b0; wr_last_q <= 1'b0;
+      for (int b = 0; b < 2; b++) win_meta_q[b] <= '0;
+    end else if (abort_i || start_i) begin
+      wl_state_q   <= start_i ? WlWaitTile : WlIdle;
+      py_q <= '0; px_q <= '0; gl_q <= '0; ky_q <= '0; kx_q <= '0; tap_q <= '0;
+      wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
+      win_full_q   <= '0;
+      wr_pending_q <= 1'b0;
+    end else begin
+      // The word read last cycle lands in the window bank.
+      wr_pending_q <= 1'b0;
+      if (win_consumed) win_full_q[rb_q] <= 1'b0;
+      if (wr_pending_q && wr_last_q) win_full_q[wb_q] <= 1'b1;
+      if (wr_pending_q && wr_last_q) wb_q <= !wb_q;
+      unique case (wl_state_q)
+        WlIdle: ;
+        WlWaitTile: begin
+          if (!it_valid) wl_state_q <= WlIdle;
+          else if (tile_go) begin
+            py_q <= '0; px_q <= '0; gl_q <= '0;
+            ky_q <= '0; kx_q <= '0; tap_q <= '0;
+            wl_state_q <= WlNextWin;
+          end
+        end
+        WlNextWin: begin
+          // Start a window once its bank is free (and the previous window's
+          // last word has landed, so the bank index is settled).
+          if (!wr_pending_q && !win_full_q[wb_q]) begin
+            win_meta_q[wb_q].hw         <= hw_q;
+            win_meta_q[wb_q].ho         <= ho_q;
+            win_meta_q[wb_q].init       <= it_first_ti && (gl_q == '0);
+            win_meta_q[wb_q].tile_last  <= (py_q == nr - 1) && (px_q == nc - 1) && (gl_q == ng_tile - 1);
+            win_meta_q[wb_q].out_last   <= it_last_ti;
+            win_meta_q[wb_q].gl         <= gl_q;
+            win_meta_q[wb_q].nq         <= nq_tile;
+            win_meta_q[wb_q].ng         <= ng_tile;
+            win_meta_q[wb_q].pix        <= OutAw'(32'(py_q) * 32'(tc_i) + 32'(px_q));
+            win_meta_q[wb_q].lane_limit <= lane_limit;
+            win_meta_q[wb_q].steps      <= 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
+            wl_state_q <= WlLoad;
+          end
+        end
+        WlLoad: begin
+          wr_pending_q <= 1'b1;
+          wr_tap_q     <= tap_q;
+          wr_zero_q    <= !in_range;
+          wr_last_q    <= (tap_q == k2_i - 1);
+          if (tap_q == k2_i - 1) begin
+            tap_q <= '0; ky_q <= '0; kx_q <= '0;
+            // next (pixel, group) of the tile
+            if (gl_q != ng_tile - 1) begin
+              gl_q <= gl_q + 1'b1;
+              wl_state_q <= WlNextWin;
+            end else begin
+              gl_q <= '0;
+              if (px_q != nc - 1) begin
+                px_q <= px_q + 1'b1;
+                wl_state_q <= WlNextWin;
+              end else begin
+                px_q <= '0;
+                if (py_q != nr - 1) begin
+                  py_q <= py_q + 1'b1;
+                  wl_state_q <= WlNextWin;
+                end else begin
+                  py_q <= '0;
+                  // tile done: on to the next one (other half)
+                  hw_q <= !hw_q;
+                  if (it_last_ti) ho_q <= !ho_q;
+                  wl_state_q <= WlWaitTile;
+                end
+              end
+            end
+          end else begin
+            tap_q <= tap_q + 1'b1;
+            if (kx_q == k_i - 1) begin
+              kx_q <= '0;
+              ky_q <= ky_q + 1'b1;
+            end else begin
+              kx_q <= kx_q + 1'b1;
+            end
+          end
+        end
+        default: wl_state_q <= WlIdle;
+      endcase
+    end
+  end
+  assign it_next = (wl_state_q == WlLoad) && (tap_q == k2_i - 1) && (gl_q == ng_tile - 1) &&
+                   (px_q == nc - 1) && (py_q == nr - 1);
+
+  assign inb_rd_en_o   = (wl_state_q == WlLoad) && in_range;
+  assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(inb_addr)});
+
+  // Scatter the arriving word into the window: channel c of tap t at c*K2+t.
+  always_ff @(posedge clk_i) begin
+    if (wr_pending_q) begin
+      for (int c = 0; c < PN; c++) begin
+        win_q[wb_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q))] <=
+          wr_zero_q ? '0 : inb_rd_data_i[c*DataWidth +: DataWidth];
+      end
+    end
+  end
+
+  // ------------------------------------------------------------- issue
+  logic [15:0] q_q;
+  logic [7:0]  t_q;
+  logic        issue;
+  win_meta_t   m;
+  assign m     = win_meta_q[rb_q];
+  assign issue = win_full_q[rb_q];
+  wire   last_t = (t_q == m.steps - 1);
+  wire   last_q = (q_q == m.nq - 1);
+  assign win_consumed = issue && last_t && last_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      q_q <= '0; t_q <= '0; rb_q <= 1'b0;
+    end else if (abort_i || start_i) begin
+      q_q <= '0; t_q <= '0; rb_q <= 1'b0;
+    end else if (issue) begin
+      if (!last_t) begin
+        t_q <= t_q + 1'b1;
+      end else begin
+        t_q <= '0;
+        if (!last_q) begin
+          q_q <= q_q + 1'b1;
+        end else begin
+          q_q  <= '0;
+          rb_q <= !rb_q;
+        end
+      end
+    end
+  end
+
+  logic [31:0] wgt_word;
+  assign wgt_word      = (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
+  assign wgt_rd_en_o   = issue && !pool_kind_i;
+  assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
+
+  // Stage 1: operands registered, weights arrive from the buffer.
+  localparam int TagWidth = 1 + 1 + 1 + 1 + 1 + 1 + 1 + OutAw + BiasAw - 1;
+  typedef struct packed {
+    logic             first_t;
+    logic             last_t;
+    logic             init;
+    logic             hw;
+    logic             ho;
+    logic             tile_end;   // last step of the tile
+    logic             out_last;
+    logic [OutAw-1:0] acc_addr;
+    logic [BiasAw-2:0] bias_word;
+  } tag_t;
+
+  logic                     s1_valid_q;
+  logic [PN*DataWidth-1:0]  s1_x_q;
+  logic [PN-1:0]            s1_en_q;
+  tag_t                     s1_tag_q;
+  logic                     s1_pool_q;
+  logic [15:0]              s1_q_q, s1_gl_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      s1_valid_q <= 1'b0;
+    end else begin
+      s1_valid_q <= issue && !abort_i;
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (issue) begin
+      for (int j = 0; j < PN; j++) begin
+        s1_x_q[j*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(32'(t_q) * PN + j)];
+        s1_en_q[j] <= ((WinAw+1)'(32'(t_q) * PN + j) < m.lane_limit);
+      end
+      s1_tag_q.first_t   <= (t_q == '0);
+      s1_tag_q.last_t    <= last_t;
+      s1_tag_q.init      <= m.init;
+      s1_tag_q.hw        <= m.hw;
+      s1_tag_q.ho        <= m.ho;
+      s1_tag_q.tile_end  <= m.tile_last && last_t && last_q;
+      s1_tag_q.out_last  <= m.out_last;
+      s1_tag_q.acc_addr  <= OutAw'(32'(q_q) * trtc_i + 32'(m.pix));
+      s1_tag_q.bias_word <= (BiasAw-1)'(q_q);
+      s1_pool_q <= pool_kind_i;
+      s1_q_q    <= q_q;
+      s1_gl_q   <= m.gl;
+    end
+  end
+
+  // A POOL layer multiplies by the identity: output channel q*PM+p takes
+  // input channel gl*PN+j, nothing is loaded.
+  logic [PM*PN*DataWidth-1:0] s1_w;
+  always_comb begin
+    s1_w = wgt_rd_data_i;
+    if (s1_pool_q) begin
+      for (int p = 0; p < PM; p++) begin
+        for (int j = 0; j < PN; j++) begin
+          s1_w[(p*PN+j)*DataWidth +: DataWidth] =
+            ((s1_q_q == s1_gl_q) && (p == j)) ? DataWidth'(1) : '0;
+        end
+      end
+    end
+  end
+
+  logic                    pe_valid;
+  logic [TagWidth-1:0]     pe_tag_raw;
+  tag_t                    pe_tag;
+  localparam int SumWidth = 2 * DataWidth + $clog2(PN);
+  logic [PM*SumWidth-1:0]  pe_sum;
+
+  uz_pe_array #(.PM(PM), .PN(PN), .DataWidth(DataWidth), .TagWidth(TagWidth)) u_pe (
+    .clk_i, .rst_ni,
+    .in_valid_i(s1_valid_q), .in_x_i(s1_x_q), .in_w_i(s1_w), .in_lane_en_i(s1_en_q),
+    .in_tag_i(s1_tag_q),
+    .out_valid_o(pe_valid), .out_sum_o(pe_sum), .out_tag_o(pe_tag_raw)
+  );
+  assign pe_tag = pe_tag_raw;
+
+  // ------------------------------------------------------- accumulate
+  logic [PM*AccWidth-1:0] acc_q;
+  logic [PM*AccWidth-1:0] acc_sum;
+  always_comb begin
+    for (int p = 0; p < PM; p++) begin
+      acc_sum[p*AccWidth +: AccWidth] =
+        (pe_tag.first_t ? '0 : acc_q[p*AccWidth +: AccWidth]) +
+        AccWidth'($signed(pe_sum[p*SumWidth +: SumWidth]));
+    end
+  end
+
+  logic                   a1_valid_q;
+  tag_t                   a1_tag_q;
+  logic [PM*AccWidth-1:0] a1_acc_q;
+  logic                   a1_fwd_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      acc_q      <= '0;
+      a1_valid_q <= 1'b0;
+      a1_fwd_q   <= 1'b0;
+    end else begin
+      if (pe_valid) acc_q <= acc_sum;
+      a1_valid_q <= pe_valid && pe_tag.last_t && !abort_i;
+      // The word A1 writes this cycle is the one A0 reads: forward it.
+      a1_fwd_q <= pe_valid && pe_tag.last_t && acc_wr_en_o &&
+                  (acc_wr_addr_o == pe_tag.acc_addr) && (acc_wr_half_o == pe_tag.ho);
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (pe_valid && pe_tag.last_t) begin
+      a1_tag_q <= pe_tag;
+      a1_acc_q <= acc_sum;
+    end
+  end
+
+  assign acc_rd_en_o    = pe_valid && pe_tag.last_t && !pe_tag.init;
+  assign acc_half_o     = pe_valid ? pe_tag.ho : a1_tag_q.ho;
+  assign acc_rd_addr_o  = pe_tag.acc_addr;
+  assign bias_rd_en_o   = pe_valid && pe_tag.last_t && pe_tag.init;
+  assign bias_rd_addr_o = BiasAw'({pe_tag.hw, pe_tag.bias_word});
+
+  // Bias onto the accumulator's fractional length: the shared shift.
+  logic [PM*AccWidth-1:0] bias_aligned;
+  for (genvar p = 0; p < PM; p++) begin : gen_bias
+    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(8)) u_bias_shift (
+      .data_i (bias_rd_data_i[p*DataWidth +: DataWidth]),
+      .shift_i(bias_shift_i),
+      .data_o (bias_aligned[p*AccWidth +: AccWidth])
+    );
+  end
+
+  logic [PM*AccWidth-1:0] a1_base;
+  always_comb begin
+    if (a1_tag_q.init)  a1_base = bias_en_i ? bias_aligned : '0;
+    else if (a1_fwd_q)  a1_base = acc_wr_data_q;
+    else                a1_base = acc_rd_data_i;
+  end
+
+  logic [PM*AccWidth-1:0] acc_wr_data_q;  // last word written, for forwarding
+  always_comb begin
+    for (int p = 0; p < PM; p++) begin
+      acc_wr_data_o[p*AccWidth +: AccWidth] = a1_base[p*AccWidth +: AccWidth] + a1_acc_q[p*AccWidth +: AccWidth];
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (acc_wr_en_o) acc_wr_data_q <= acc_wr_data_o;
+  end
+  assign acc_wr_en_o   = a1_valid_q;
+  assign acc_wr_half_o = a1_tag_q.ho;
+  assign acc_wr_addr_o = a1_tag_q.acc_addr;
+
+  // Hand-offs: the in/weight half (and its bias) is free once the tile's last
+  // step has been accumulated; the accumulator half goes to the write-back
+  // when that tile completes its output tile.
+  always_comb begin
+    tile_release_o = '0;
+    out_done_o     = '0;
+    if (a1_valid_q && a1_tag_q.tile_end) begin
+      tile_release_o[a1_tag_q.hw] = 1'b1;
+      if (a1_tag_q.out_last) out_done_o[a1_tag_q.ho] = 1'b1;
+    end
+  end
+
+  // Busy until the last tile has left the pipeline.
+  logic busy_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) busy_q <= 1'b0;
+    else if (abort_i) busy_q <= 1'b0;
+    else if (start_i) busy_q <= 1'b1;
+    else if (a1_valid_q && a1_tag_q.tile_end && !it_valid && wl_state_q == WlIdle) busy_q <= 1'b0;
+  end
+  assign busy_o     = busy_q;
+  assign mac_step_o = issue;
+  assign stall_o    = busy_q && !issue && (wl_state_q == WlWaitTile) && it_valid;
+endmodule

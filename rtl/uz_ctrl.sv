@@ -1,0 +1,195 @@
+// Controller: runs layer_count descriptors from desc_addr. For each layer it
+// fetches the descriptor, validates it (uz_desc_check), runs uz_layer, waits
+// until every write has been acknowledged, and reports the layer's counters.
+// Any illegal descriptor, bus error or abort stops the program with an error
+// code; the DMAs are drained first so the engine is ready for the next start.
+module uz_ctrl
+  import uz_isa_pkg::*;
+#(
+  parameter int AxiDataWidth = 128,
+  parameter int BeatsWidth   = 24
+) (
+  input  logic                    clk_i,
+  input  logic                    rst_ni,
+  // from the registers
+  input  logic                    start_i,
+  input  logic                    abort_i,
+  input  logic [31:0]             desc_addr_i,
+  input  logic [15:0]             layer_count_i,
+  // status
+  output logic                    busy_o,
+  output logic                    done_o,
+  output logic                    err_o,
+  output logic [7:0]              err_code_o,
+  output logic [15:0]             err_layer_o,
+  output logic [15:0]             cur_layer_o,
+  output logic                    perf_valid_o,
+  output logic [15:0]             perf_layer_o,
+  output logic [63:0]             perf_cycles_o,
+  output logic [63:0]             perf_mac_busy_o,
+  output logic [63:0]             perf_mem_stall_o,
+  output logic [63:0]             perf_gen_busy_o,
+  // descriptor fetch through the read DMA (while no layer runs)
+  output logic                    fetch_o,         // the controller owns the read DMA
+  output logic                    rd_cmd_valid_o,
+  input  logic                    rd_cmd_ready_i,
+  output logic [31:0]             rd_cmd_addr_o,
+  output logic [BeatsWidth-1:0]   rd_cmd_beats_o,
+  input  logic                    rd_data_valid_i,
+  output logic                    rd_data_ready_o,
+  input  logic [AxiDataWidth-1:0] rd_data_i,
+  input  logic                    rd_data_last_i,
+  input  logic                    rd_err_i,
+  input  logic                    rd_idle_i,
+  output logic                    rd_err_clear_o,
+  input  logic                    wr_err_i,
+  input  logic                    wr_idle_i,
+  output logic                    wr_err_clear_o,
+  output logic                    dma_abort_o,
+  // the layer
+  output logic [DescBits-1:0]     desc_o,
+  input  logic [7:0]              desc_err_i,      // uz_desc_check on desc_o
+  output logic                    layer_start_o,
+  output logic                    layer_abort_o,
+  input  logic                    layer_done_i,
+  input  logic                    mac_step_i,
+  input  logic                    mem_stall_i,
+  input  logic                    gen_busy_i
+);
+  localparam int DescBeats = DescBits / AxiDataWidth;
+
+  typedef enum logic [2:0] {CtIdle, CtFetchCmd, CtFetchData, CtCheck, CtRun, CtFlush, CtStop} ct_state_e;
+  ct_state_e state_q;
+
+  logic [15:0]           layer_q;
+  logic [DescBits-1:0]   desc_q;
+  logic [$clog2(DescBeats+1)-1:0] beat_q;
+  logic [7:0]            stop_code_q;
+  logic [63:0]           cyc_q, mac_q, stall_q, gen_q;
+
+  assign desc_o = desc_q;
+
+  // The first error wins; abort counts as one.
+  logic [7:0] bus_err;
+  assign bus_err = rd_err_i ? 8'(ErrAxiRead) : (wr_err_i ? 8'(ErrAxiWrite) : 8'(ErrNone));
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q <= CtIdle;
+      layer_q <= '0;
+      desc_q  <= '0;
+      beat_q  <= '0;
+      stop_code_q <= '0;
+      cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
+    end else begin
+      if (state_q != CtIdle && state_q != CtStop) begin
+        cyc_q <= cyc_q + 1'b1;
+        if (mac_step_i)  mac_q   <= mac_q + 1'b1;
+        if (mem_stall_i) stall_q <= stall_q + 1'b1;
+        if (gen_busy_i)  gen_q   <= gen_q + 1'b1;
+      end
+      unique case (state_q)
+        CtIdle: begin
+          if (start_i) begin
+            layer_q <= '0;
+            cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
+            state_q <= (layer_count_i == '0) ? CtIdle : CtFetchCmd;
+          end
+        end
+        CtFetchCmd: begin
+          beat_q <= '0;
+          if (abort_i) begin
+            stop_code_q <= 8'(ErrAborted);
+            state_q <= CtStop;
+          end else if (rd_cmd_ready_i) begin
+            state_q <= CtFetchData;
+          end
+        end
+        CtFetchData: begin
+          if (rd_data_valid_i) begin
+            desc_q[32'(beat_q) * AxiDataWidth +: AxiDataWidth] <= rd_data_i;
+            beat_q <= beat_q + 1'b1;
+            if (rd_data_last_i) state_q <= CtCheck;
+          end
+          if (abort_i) begin
+            stop_code_q <= 8'(ErrAborted);
+            state_q <= CtStop;
+          end
+        end
+        CtCheck: begin
+          if (abort_i) begin
+            stop_code_q <= 8'(ErrAborted);
+            state_q <= CtStop;
+          end else if (bus_err != 8'(ErrNone)) begin
+            stop_code_q <= bus_err;
+            state_q <= CtStop;
+          end else if (desc_err_i != 8'(ErrNone)) begin
+            stop_code_q <= desc_err_i;
+            state_q <= CtStop;
+          end else begin
+            state_q <= CtRun;
+          end
+        end
+        CtRun: begin
+          if (abort_i) begin
+            stop_code_q <= 8'(ErrAborted);
+            state_q <= CtStop;
+          end else if (bus_err != 8'(ErrNone)) begin
+            stop_code_q <= bus_err;
+            state_q <= CtStop;
+          end else if (layer_done_i) begin
+            state_q <= CtFlush;
+          end
+        end
+        CtFlush: begin
+          // every write acknowledged before the layer counts as done
+          if (bus_err != 8'(ErrNone)) begin
+            stop_code_q <= bus_err;
+            state_q <= CtStop;
+          end else if (wr_idle_i && rd_idle_i) begin
+            cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
+            if (layer_q == layer_count_i - 1'b1) begin
+              state_q <= CtIdle;
+            end else begin
+              layer_q <= layer_q + 1'b1;
+              state_q <= CtFetchCmd;
+            end
+          end
+        end
+        CtStop: begin
+          // wait for the DMAs to drain, then report
+          if (rd_idle_i && wr_idle_i) state_q <= CtIdle;
+        end
+        default: state_q <= CtIdle;
+      endcase
+    end
+  end
+
+  assign busy_o          = (state_q != CtIdle);
+  assign cur_layer_o     = layer_q;
+  assign fetch_o         = (state_q == CtFetchCmd) || (state_q == CtFetchData);
+  assign rd_cmd_valid_o  = (state_q == CtFetchCmd) && !abort_i;
+  assign rd_cmd_addr_o   = desc_addr_i + 32'(layer_q) * DescBytes;
+  assign rd_cmd_beats_o  = BeatsWidth'(DescBeats);
+  assign rd_data_ready_o = (state_q == CtFetchData);
+  assign layer_start_o   = (state_q == CtCheck) && !abort_i && bus_err == 8'(ErrNone) &&
+                           desc_err_i == 8'(ErrNone);
+  // Stopping: the layer and the DMAs abandon their work.
+  assign layer_abort_o   = (state_q == CtStop);
+  assign dma_abort_o     = (state_q == CtStop);
+  assign rd_err_clear_o  = start_i && (state_q == CtIdle);
+  assign wr_err_clear_o  = start_i && (state_q == CtIdle);
+
+  assign done_o       = (state_q == CtFlush) && bus_err == 8'(ErrNone) && wr_idle_i && rd_idle_i &&
+                        (layer_q == layer_count_i - 1'b1);
+  assign err_o        = (state_q == CtStop) && rd_idle_i && wr_idle_i;
+  assign err_code_o   = stop_code_q;
+  assign err_layer_o  = layer_q;
+
+  assign perf_valid_o     = (state_q == CtFlush) && bus_err == 8'(ErrNone) && wr_idle_i && rd_idle_i;
+  assign perf_layer_o     = layer_q;
+  assign perf_cycles_o    = cyc_q;
+  assign perf_mac_busy_o  = mac_q;
+  assign perf_mem_stall_o = stall_q;
+  assign perf_gen_busy_o  = gen_q;
+endmodule

@@ -1,0 +1,246 @@
+// One layer of the engine: geometry derived from the descriptor, the double
+// buffers, and the three processes that share them — loader, compute,
+// write-back (docs/architecture.md). Runs from start_i until done_o.
+module uz_layer
+  import uz_isa_pkg::*;
+#(
+  parameter int PM           = 16,
+  parameter int PN           = 16,
+  parameter int DataWidth    = 16,
+  parameter int AccWidth     = 48,
+  parameter int OvsfLen      = 16,
+  parameter int AlphaWidth   = 16,
+  parameter int AxiDataWidth = 128,
+  parameter int InBufElems   = 65536,
+  parameter int WgtBufElems  = 65536,
+  parameter int OutBufElems  = 32768,
+  parameter int BeatsWidth   = 24
+) (
+  input  logic                      clk_i,
+  input  logic                      rst_ni,
+  input  logic                      start_i,
+  input  logic                      abort_i,
+  input  logic [DescBits-1:0]       desc_i,      // stable while the layer runs
+  output logic                      done_o,      // pulse: every tile written back
+  // read DMA
+  output logic                      rd_cmd_valid_o,
+  input  logic                      rd_cmd_ready_i,
+  output logic [31:0]               rd_cmd_addr_o,
+  output logic [BeatsWidth-1:0]     rd_cmd_beats_o,
+  input  logic                      rd_data_valid_i,
+  output logic                      rd_data_ready_o,
+  input  logic [AxiDataWidth-1:0]   rd_data_i,
+  input  logic                      rd_data_last_i,
+  // write DMA
+  output logic                      wr_cmd_valid_o,
+  input  logic                      wr_cmd_ready_i,
+  output logic [31:0]               wr_cmd_addr_o,
+  output logic [BeatsWidth-1:0]     wr_cmd_beats_o,
+  output logic                      wr_data_valid_o,
+  input  logic                      wr_data_ready_i,
+  output logic [AxiDataWidth-1:0]   wr_data_o,
+  // per-cycle events for the performance counters
+  output logic                      mac_step_o,
+  output logic                      mem_stall_o,
+  output logic                      gen_busy_o
+);
+  localparam int InBufWords  = InBufElems / PN;
+  localparam int WgtBufWords = WgtBufElems / (PM * PN);
+  localparam int OutBufWords = OutBufElems / PM;
+  localparam int BiasWords   = OutBufElems / PM;
+  localparam int InAw   = $clog2(2 * InBufWords);
+  localparam int WgtAw  = $clog2(2 * WgtBufWords);
+  localparam int OutAw  = $clog2(OutBufWords);
+  localparam int BiasAw = $clog2(2 * BiasWords);
+
+  `include "uz_assert.svh"
+  `ASSERT_INIT(PmEqualsPn_A, PM == PN)
+
+  uz_desc_t d;
+  assign d = desc_i;
+
+  // ---------------------------------------------------------- geometry
+  logic        pool_kind, pool_en;
+  logic [3:0]  k;
+  logic [6:0]  k2;
+  logic [2:0]  stride;
+  logic [3:0]  pad_t, pad_b, pad_l, pad_r;
+  logic [15:0] cin_pad, cout_pad, conv_h, conv_w, ih_t, iw_t;
+  logic [31:0] trtc;
+
+  function automatic logic [15:0] div_stride(logic [16:0] v, logic [2:0] s);
+    unique case (s)
+      3'd2:    return 16'(v >> 1);
+      3'd3:    return 16'(v / 3);
+      3'd4:    return 16'(v >> 2);
+      default: return v[15:0];
+    endcase
+  endfunction
+
+  // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
+  always_comb begin
+    pool_kind = (d.kind == KindPool);
+    pool_en   = pool_kind || (d.kind == KindConv && d.pool);
+    k         = pool_kind ? 4'd1 : d.k;
+    stride    = pool_kind ? 3'd1 : d.stride;
+    pad_t     = pool_kind ? '0 : d.pad_t;
+    pad_b     = pool_kind ? '0 : d.pad_b;
+    pad_l     = pool_kind ? '0 : d.pad_l;
+    pad_r     = pool_kind ? '0 : d.pad_r;
+    k2        = 7'(k * k);
+    cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
+    cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
+    conv_h    = div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride) + 1'b1;
+    conv_w    = div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride) + 1'b1;
+    ih_t      = 16'((d.tr - 1'b1) * stride) + 16'(k);
+    iw_t      = 16'((d.tc - 1'b1) * stride) + 16'(k);
+    trtc      = 32'(d.tr) * 32'(d.tc);
+  end
+
+  // ---------------------------------------------------- hand-off flags
+  logic [1:0] tile_full_q, tile_filled, tile_release;
+  logic [1:0] out_full_q, out_done, out_release;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      tile_full_q <= '0;
+      out_full_q  <= '0;
+    end else if (start_i || abort_i) begin
+      tile_full_q <= '0;
+      out_full_q  <= '0;
+    end else begin
+      tile_full_q <= (tile_full_q | tile_filled) & ~tile_release;
+      out_full_q  <= (out_full_q | out_done) & ~out_release;
+    end
+  end
+  `ASSERT(NoFillOfFullHalf_A, (tile_filled & tile_full_q) == '0, clk_i, rst_ni)
+  `ASSERT(NoReleaseOfEmptyHalf_A, (tile_release & ~tile_full_q) == '0, clk_i, rst_ni)
+  `ASSERT(NoDoneOfFullOut_A, (out_done & out_full_q) == '0, clk_i, rst_ni)
+
+  // ------------------------------------------------------------ buffers
+  logic                     inb_wr_en, inb_rd_en;
+  logic [InAw-1:0]          inb_wr_addr, inb_rd_addr;
+  logic [PN*DataWidth-1:0]  inb_wr_data, inb_rd_data;
+  uz_ram #(.Lanes(1), .LaneWidth(PN*DataWidth), .Depth(2*InBufWords)) u_in_buf (
+    .clk_i, .wr_en_i(inb_wr_en), .wr_lane_en_i(1'b1), .wr_addr_i(inb_wr_addr), .wr_data_i(inb_wr_data),
+    .rd_en_i(inb_rd_en), .rd_addr_i(inb_rd_addr), .rd_data_o(inb_rd_data)
+  );
+
+  logic                        wgt_wr_en, wgt_rd_en;
+  logic [PM*PN-1:0]            wgt_wr_lane_en;
+  logic [WgtAw-1:0]            wgt_wr_addr, wgt_rd_addr;
+  logic [PM*PN*DataWidth-1:0]  wgt_wr_data, wgt_rd_data;
+  uz_ram #(.Lanes(PM*PN), .LaneWidth(DataWidth), .Depth(2*WgtBufWords)) u_wgt_buf (
+    .clk_i, .wr_en_i(wgt_wr_en), .wr_lane_en_i(wgt_wr_lane_en), .wr_addr_i(wgt_wr_addr), .wr_data_i(wgt_wr_data),
+    .rd_en_i(wgt_rd_en), .rd_addr_i(wgt_rd_addr), .rd_data_o(wgt_rd_data)
+  );
+
+  logic                     bias_wr_en, bias_rd_en;
+  logic [BiasAw-1:0]        bias_wr_addr, bias_rd_addr;
+  logic [PM*DataWidth-1:0]  bias_wr_data, bias_rd_data;
+  uz_ram #(.Lanes(1), .LaneWidth(PM*DataWidth), .Depth(2*BiasWords)) u_bias_buf (
+    .clk_i, .wr_en_i(bias_wr_en), .wr_lane_en_i(1'b1), .wr_addr_i(bias_wr_addr), .wr_data_i(bias_wr_data),
+    .rd_en_i(bias_rd_en), .rd_addr_i(bias_rd_addr), .rd_data_o(bias_rd_data)
+  );
+
+  // Accumulators: one RAM per half. The compute reads and writes the half it
+  // accumulates into, the write-back reads the other one.
+  logic                   c_rd_en, c_rd_half, c_wr_en, c_wr_half, p_rd_en, p_half;
+  logic [OutAw-1:0]       c_rd_addr, c_wr_addr, p_rd_addr;
+  logic [PM*AccWidth-1:0] c_wr_data, out_rd_data [2];
+  logic                   c_rd_half_q, p_half_q;
+  for (genvar h = 0; h < 2; h++) begin : gen_out_buf
+    logic             rd_en;
+    logic [OutAw-1:0] rd_addr;
+    assign rd_en   = (c_rd_en && c_rd_half == h) || (p_rd_en && p_half == h);
+    assign rd_addr = (c_rd_en && c_rd_half == h) ? c_rd_addr : p_rd_addr;
+    uz_ram #(.Lanes(1), .LaneWidth(PM*AccWidth), .Depth(OutBufWords)) u_out_buf (
+      .clk_i, .wr_en_i(c_wr_en && c_wr_half == h), .wr_lane_en_i(1'b1), .wr_addr_i(c_wr_addr),
+      .wr_data_i(c_wr_data), .rd_en_i(rd_en), .rd_addr_i(rd_addr), .rd_data_o(out_rd_data[h])
+    );
+  end
+  always_ff @(posedge clk_i) begin
+    c_rd_half_q <= c_rd_half;
+    p_half_q    <= p_half;
+  end
+  `ASSERT(OneReaderPerOutHalf_A, !(c_rd_en && p_rd_en && c_rd_half == p_half), clk_i, rst_ni)
+
+  // ---------------------------------------------------------- processes
+  logic loader_busy, compute_busy, post_busy;
+
+  uz_loader #(
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
+    .AxiDataWidth(AxiDataWidth), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
+    .BiasWords(BiasWords), .BeatsWidth(BeatsWidth)
+  ) u_loader (
+    .clk_i, .rst_ni, .start_i, .abort_i,
+    .kind_i(d.kind), .ovsf_i(d.ovsf), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
+    .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
+    .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
+    .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(d.in_addr), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
+    .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
+    .tile_full_i(tile_full_q), .tile_filled_o(tile_filled),
+    .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o,
+    .rd_data_valid_i, .rd_data_ready_o, .rd_data_i, .rd_data_last_i,
+    .inb_wr_en_o(inb_wr_en), .inb_wr_addr_o(inb_wr_addr), .inb_wr_data_o(inb_wr_data),
+    .wgt_wr_en_o(wgt_wr_en), .wgt_wr_lane_en_o(wgt_wr_lane_en), .wgt_wr_addr_o(wgt_wr_addr),
+    .wgt_wr_data_o(wgt_wr_data),
+    .bias_wr_en_o(bias_wr_en), .bias_wr_addr_o(bias_wr_addr), .bias_wr_data_o(bias_wr_data),
+    .busy_o(loader_busy), .gen_busy_o
+  );
+
+  uz_compute #(
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .InBufWords(InBufWords),
+    .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)
+  ) u_compute (
+    .clk_i, .rst_ni, .start_i, .abort_i,
+    .k_i(k), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
+    .in_c_i(d.in_c), .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
+    .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
+    .iw_t_i(iw_t), .ih_t_i(ih_t), .trtc_i(trtc), .pool_kind_i(pool_kind), .insel_i(d.insel),
+    .bias_en_i(d.bias), .bias_shift_i(d.bias_shift),
+    .tile_full_i(tile_full_q), .tile_release_o(tile_release),
+    .out_full_i(out_full_q), .out_done_o(out_done),
+    .inb_rd_en_o(inb_rd_en), .inb_rd_addr_o(inb_rd_addr), .inb_rd_data_i(inb_rd_data),
+    .wgt_rd_en_o(wgt_rd_en), .wgt_rd_addr_o(wgt_rd_addr), .wgt_rd_data_i(wgt_rd_data),
+    .bias_rd_en_o(bias_rd_en), .bias_rd_addr_o(bias_rd_addr), .bias_rd_data_i(bias_rd_data),
+    .acc_rd_en_o(c_rd_en), .acc_half_o(c_rd_half), .acc_rd_addr_o(c_rd_addr),
+    .acc_rd_data_i(out_rd_data[c_rd_half_q]),
+    .acc_wr_en_o(c_wr_en), .acc_wr_half_o(c_wr_half), .acc_wr_addr_o(c_wr_addr), .acc_wr_data_o(c_wr_data),
+    .busy_o(compute_busy), .mac_step_o, .stall_o(mem_stall_o)
+  );
+
+  uz_post #(
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .AxiDataWidth(AxiDataWidth),
+    .OutBufWords(OutBufWords), .BeatsWidth(BeatsWidth)
+  ) u_post (
+    .clk_i, .rst_ni, .start_i, .abort_i,
+    .pool_kind_i(pool_kind), .pool_en_i(pool_en), .pool_k_i(d.pool_k), .pool_s_i(d.pool_s),
+    .pool_pad_i(d.pool_pad), .relu_i(d.relu), .data_shift_i(d.data_shift),
+    .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .conv_h_i(conv_h), .conv_w_i(conv_w),
+    .out_h_i(d.out_h), .out_w_i(d.out_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
+    .trtc_i(trtc), .out_addr_i(d.out_addr),
+    .out_full_i(out_full_q), .out_release_o(out_release),
+    .acc_rd_en_o(p_rd_en), .acc_half_o(p_half), .acc_rd_addr_o(p_rd_addr),
+    .acc_rd_data_i(out_rd_data[p_half_q]),
+    .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o,
+    .wr_data_valid_o, .wr_data_ready_i, .wr_data_o,
+    .busy_o(post_busy)
+  );
+
+  // Done once all three processes are idle again (from the cycle after start).
+  logic active_q, started_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      active_q  <= 1'b0;
+      started_q <= 1'b0;
+    end else if (abort_i) begin
+      active_q  <= 1'b0;
+      started_q <= 1'b0;
+    end else begin
+      started_q <= start_i;
+      if (start_i) active_q <= 1'b1;
+      else if (done_o) active_q <= 1'b0;
+    end
+  end
+  assign done_o = active_q && !started_q && !start_i && !loader_busy && !compute_busy && !post_busy;
+endmodule

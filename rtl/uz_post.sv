@@ -1,0 +1,275 @@
+// Write-back of one layer: for each output tile whose accumulators are
+// complete, for each channel group and output row, one write command; for
+// each output pixel the max over its pool window (1x1 without a pool) of
+// shift_round_sat(ReLU(acc), data_shift) — the order of docs/arithmetic.md.
+// Window positions outside the convolution plane never win.
+module uz_post
+  import uz_isa_pkg::*;
+#(
+  parameter int PM           = 16,
+  parameter int PN           = 16,
+  parameter int DataWidth    = 16,
+  parameter int AccWidth     = 48,
+  parameter int AxiDataWidth = 128,
+  parameter int OutBufWords  = 2048,
+  parameter int BeatsWidth   = 24,
+  localparam int OutAw = $clog2(OutBufWords)
+) (
+  input  logic                      clk_i,
+  input  logic                      rst_ni,
+  input  logic                      start_i,
+  input  logic                      abort_i,
+  // layer constants
+  input  logic                      pool_kind_i,
+  input  logic                      pool_en_i,     // CONV with fused pool, or POOL
+  input  logic [1:0]                pool_k_i,
+  input  logic [1:0]                pool_s_i,
+  input  logic [1:0]                pool_pad_i,
+  input  logic                      relu_i,
+  input  logic [7:0]                data_shift_i,
+  input  logic [15:0]               cin_pad_i,
+  input  logic [15:0]               cout_pad_i,
+  input  logic [15:0]               conv_h_i,
+  input  logic [15:0]               conv_w_i,
+  input  logic [15:0]               out_h_i,
+  input  logic [15:0]               out_w_i,
+  input  logic [15:0]               to_i,
+  input  logic [15:0]               ti_i,
+  input  logic [15:0]               tr_i,
+  input  logic [15:0]               tc_i,
+  input  logic [31:0]               trtc_i,
+  input  logic [31:0]               out_addr_i,
+  // accumulator hand-off and read port
+  input  logic [1:0]                out_full_i,
+  output logic [1:0]                out_release_o,
+  output logic                      acc_rd_en_o,
+  output logic                      acc_half_o,
+  output logic [OutAw-1:0]          acc_rd_addr_o,
+  input  logic [PM*AccWidth-1:0]    acc_rd_data_i,
+  // write DMA
+  output logic                      wr_cmd_valid_o,
+  input  logic                      wr_cmd_ready_i,
+  output logic [31:0]               wr_cmd_addr_o,
+  output logic [BeatsWidth-1:0]     wr_cmd_beats_o,
+  output logic                      wr_data_valid_o,
+  input  logic                      wr_data_ready_i,
+  output logic [AxiDataWidth-1:0]   wr_data_o,
+  output logic                      busy_o
+);
+  localparam int WordWidth = PM * DataWidth;   // one output pixel of a group
+  localparam int WordBeats = WordWidth / AxiDataWidth;
+  localparam int WordBytes = WordWidth / 8;
+  localparam int LogPM     = $clog2(PM);
+
+  `include "uz_assert.svh"
+  `ASSERT_INIT(PmEqualsPn_A, PM == PN)
+
+  // ------------------------------------------------------------ tiles
+  logic        it_next, it_valid, it_first_ti, it_last_ti, it_last;
+  logic [15:0] o0, r0, c0, i0, no, nr, nc, ni;
+  uz_tile_iter #(.OuterOnly(1'b1)) u_iter (
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
+    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
+    .to_i, .ti_i, .tr_i, .tc_i,
+    .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
+    .no_o(no), .nr_o(nr), .nc_o(nc), .ni_o(ni),
+    .first_ti_o(it_first_ti), .last_ti_o(it_last_ti), .last_o(it_last)
+  );
+
+  // Pool geometry; no pool is a 1x1 window of stride 1.
+  logic [1:0] pk, ps, pp;
+  assign pk = pool_en_i ? pool_k_i : 2'd1;
+  assign ps = pool_en_i ? pool_s_i : 2'd1;
+  assign pp = pool_en_i ? pool_pad_i : 2'd0;
+
+  function automatic logic [15:0] div_ps(logic [16:0] v, logic [1:0] s);
+    unique case (s)
+      2'd2:    return 16'(v >> 1);
+      2'd3:    return 16'(v / 3);
+      default: return v[15:0];
+    endcase
+  endfunction
+
+  // Output rows/cols of this tile: tiles split only pools with pk == ps and
+  // no padding, on stride multiples (golden.isa.check), so the division is exact.
+  logic [15:0] pr_lo, pr_end, pc_lo, pc_end;   // [lo, end)
+  always_comb begin
+    logic [16:0] r_end, c_end;
+    r_end  = {1'b0, r0} + {1'b0, nr};
+    c_end  = {1'b0, c0} + {1'b0, nc};
+    pr_lo  = div_ps({1'b0, r0}, ps);
+    pc_lo  = div_ps({1'b0, c0}, ps);
+    pr_end = (r_end == {1'b0, conv_h_i}) ? out_h_i : div_ps(r_end, ps);
+    pc_end = (c_end == {1'b0, conv_w_i}) ? out_w_i : div_ps(c_end, ps);
+  end
+
+  typedef enum logic [2:0] {PoIdle, PoWait, PoRowCmd, PoPix, PoDrain, PoTileEnd} po_state_e;
+  po_state_e   state_q;
+  logic        hp_q;                       // accumulator half being written back
+  logic [15:0] q_q, pr_q, pc_q;
+  logic [1:0]  dy_q, dx_q;
+
+  // ------------------------------------------------ window position read
+  logic signed [19:0] cy, cx;
+  logic               pos_valid;
+  assign cy = $signed({4'b0, pr_q}) * $signed({18'b0, ps}) - $signed({18'b0, pp}) + $signed({18'b0, dy_q});
+  assign cx = $signed({4'b0, pc_q}) * $signed({18'b0, ps}) - $signed({18'b0, pp}) + $signed({18'b0, dx_q});
+  assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
+                     (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
+  wire win_last = (dy_q == pk - 1) && (dx_q == pk - 1);
+  wire pc_last  = (pc_q == pc_end - 1);
+  wire pr_last  = (pr_q == pr_end - 1);
+  wire q_last   = (q_q == (no >> LogPM) - 1);
+
+  logic pix_stall;    // the finished pixel cannot be handed to the serializer
+  logic rd_fire;
+  assign rd_fire = (state_q == PoPix) && !pix_stall;
+
+  assign acc_rd_en_o   = rd_fire && pos_valid;
+  assign acc_half_o    = hp_q;
+  assign acc_rd_addr_o = OutAw'(32'(q_q) * trtc_i + 32'(cy - $signed({4'b0, r0})) * 32'(tc_i)
+                                + 32'(cx - $signed({4'b0, c0})));
+
+  // Stage 2: the word arrives; ReLU, the shared data shift, running max.
+  logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
+  logic [WordWidth-1:0]    s2_val, max_q, max_next;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0;
+    end else begin
+      s2_valid_q     <= rd_fire && !abort_i;
+      s2_first_q     <= (dy_q == '0) && (dx_q == '0);
+      s2_last_q      <= win_last;
+      s2_pos_valid_q <= pos_valid;
+    end
+  end
+
+  for (genvar p = 0; p < PM; p++) begin : gen_lane
+    logic [AccWidth-1:0] relu_acc;
+    assign relu_acc = (relu_i && acc_rd_data_i[p*AccWidth + AccWidth-1]) ? '0 : acc_rd_data_i[p*AccWidth +: AccWidth];
+    uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(8)) u_data_shift (
+      .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s2_val[p*DataWidth +: DataWidth])
+    );
+    always_comb begin
+      logic signed [DataWidth-1:0] cur, best;
+      cur  = $signed(s2_val[p*DataWidth +: DataWidth]);
+      best = $signed(max_q[p*DataWidth +: DataWidth]);
+      if (!s2_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s2_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
+      else if (s2_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;
+      else                         max_next[p*DataWidth +: DataWidth] = best;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (s2_valid_q) max_q <= max_next;
+  end
+
+  // ------------------------------------------------------ serializer
+  logic                    pix_valid_q;
+  logic [WordWidth-1:0]    pix_q;
+  logic [$clog2(WordBeats+1)-1:0] beat_q;
+  logic                    pix_in;       // a finished pixel enters this cycle
+  logic                    pix_out;      // the serializer sends its last beat
+  assign pix_in  = s2_valid_q && s2_last_q;
+  assign pix_out = pix_valid_q && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
+  // The word of a window's last position becomes a pixel the next cycle and
+  // cannot wait there: read it only when the serializer will then be empty.
+  assign pix_stall = win_last && (pix_in || (pix_valid_q && !pix_out));
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      pix_valid_q <= 1'b0; beat_q <= '0;
+    end else if (abort_i || start_i) begin
+      pix_valid_q <= 1'b0; beat_q <= '0;
+    end else begin
+      if (pix_valid_q && wr_data_ready_i) beat_q <= pix_out ? '0 : beat_q + 1'b1;
+      if (pix_in) pix_valid_q <= 1'b1;
+      else if (pix_out) pix_valid_q <= 1'b0;
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (pix_in) pix_q <= max_next;
+  end
+  assign wr_data_valid_o = pix_valid_q;
+  assign wr_data_o       = pix_q[32'(beat_q) * AxiDataWidth +: AxiDataWidth];
+
+  // ------------------------------------------------------------- FSM
+  assign wr_cmd_valid_o = (state_q == PoRowCmd);
+  assign wr_cmd_addr_o  = out_addr_i + (((32'(o0) >> LogPM) + 32'(q_q)) * 32'(out_h_i) + 32'(pr_q))
+                          * 32'(out_w_i) * WordBytes + 32'(pc_lo) * WordBytes;
+  assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end - pc_lo) * WordBeats);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q <= PoIdle;
+      hp_q <= 1'b0;
+      q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
+    end else if (abort_i || start_i) begin
+      state_q <= start_i ? PoWait : PoIdle;
+      hp_q <= 1'b0;
+      q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
+    end else begin
+      unique case (state_q)
+        PoIdle: ;
+        PoWait: begin
+          if (!it_valid) begin
+            if (!pix_valid_q) state_q <= PoIdle;
+          end else if (out_full_i[hp_q]) begin
+            q_q  <= '0;
+            pr_q <= pr_lo;
+            pc_q <= pc_lo;
+            dy_q <= '0; dx_q <= '0;
+            state_q <= PoRowCmd;
+          end
+        end
+        PoRowCmd: if (wr_cmd_ready_i) state_q <= PoPix;
+        PoPix: begin
+          if (!pix_stall) begin
+            if (!win_last) begin
+              if (dx_q == pk - 1) begin
+                dx_q <= '0;
+                dy_q <= dy_q + 1'b1;
+              end else begin
+                dx_q <= dx_q + 1'b1;
+              end
+            end else begin
+              dy_q <= '0; dx_q <= '0;
+              if (!pc_last) begin
+                pc_q <= pc_q + 1'b1;
+              end else begin
+                pc_q <= pc_lo;
+                if (!pr_last) begin
+                  pr_q <= pr_q + 1'b1;
+                  state_q <= PoRowCmd;
+                end else begin
+                  pr_q <= pr_lo;
+                  if (!q_last) begin
+                    q_q <= q_q + 1'b1;
+                    state_q <= PoRowCmd;
+                  end else begin
+                    state_q <= PoDrain;
+                  end
+                end
+              end
+            end
+          end
+        end
+        // the last word read is still in stage 2: let it land before the
+        // half goes back to the compute
+        PoDrain: state_q <= PoTileEnd;
+        PoTileEnd: begin
+          hp_q <= !hp_q;
+          state_q <= PoWait;
+        end
+        default: state_q <= PoIdle;
+      endcase
+    end
+  end
+  assign it_next = (state_q == PoTileEnd);
+  always_comb begin
+    out_release_o = '0;
+    if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
+  end
+  assign busy_o = (state_q != PoIdle) || pix_valid_q;
+endmodule

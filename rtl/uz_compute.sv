@@ -113,7 +113,7 @@ module uz_compute
   logic hw_q, ho_q;
 
   // ------------------------------------------------------ window loader
-  typedef enum logic [1:0] {WlIdle, WlWaitTile, WlLoad, WlNextWin} wl_state_e;
+  typedef enum logic [1:0] {WlIdle, WlWaitTile, WlLoad} wl_state_e;
   wl_state_e   wl_state_q;
   logic [15:0] py_q, px_q, gl_q;          // pixel in tile, ci-group in tile
   logic [3:0]  ky_q, kx_q;
@@ -173,10 +173,35 @@ module uz_compute
   assign inb_addr = ((32'(gl_q) * 32'(ih_t_i) + 32'(py_q) * 32'(stride_i) + 32'(ky_q)) * 32'(iw_t_i))
                     + 32'(px_q) * 32'(stride_i) + 32'(kx_q);
 
+  // Metadata of the window about to be loaded (assigned whole: Icarus cannot
+  // assign one member of an array element).
+  win_meta_t new_meta;
+  always_comb begin
+    new_meta            = '0;
+    new_meta.hw         = hw_q;
+    new_meta.ho         = ho_q;
+    new_meta.init       = it_first_ti && (gl_q == '0);
+    new_meta.tile_last  = (py_q == nr - 1) && (px_q == nc - 1) && (gl_q == ng_tile - 1);
+    new_meta.out_last   = it_last_ti;
+    new_meta.gl         = gl_q;
+    new_meta.nq         = nq_tile;
+    new_meta.ng         = ng_tile;
+    new_meta.pix        = OutAw'(32'(py_q) * 32'(tc_i) + 32'(px_q));
+    new_meta.lane_limit = lane_limit;
+    new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
+  end
+
   logic win_consumed;       // issue stage frees bank rb
   logic rb_q;               // window bank being issued
   logic tile_go;
   assign tile_go = it_valid && tile_full_i[hw_q] && !(it_first_ti && out_full_i[ho_q]);
+
+  // A bank may start loading in the cycle its window is issued for the last
+  // time: the first word lands a cycle later, after that read.
+  logic bank_free, wl_step;
+  assign bank_free = !win_full_q[wb_q] || (win_consumed && rb_q == wb_q);
+  assign wl_step   = (wl_state_q == WlLoad) && ((tap_q != '0) || bank_free);
+  logic wr_bank_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -185,7 +210,7 @@ module uz_compute
       wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
       win_full_q   <= '0;
       wr_pending_q <= 1'b0;
-      wr_tap_q <= '0; wr_zero_q <= 1'b0; wr_last_q <= 1'b0;
+      wr_tap_q <= '0; wr_zero_q <= 1'b0; wr_last_q <= 1'b0; wr_bank_q <= 1'b0;
       for (int b = 0; b < 2; b++) win_meta_q[b] <= '0;
     end else if (abort_i || start_i) begin
       wl_state_q   <= start_i ? WlWaitTile : WlIdle;
@@ -194,11 +219,10 @@ module uz_compute
       win_full_q   <= '0;
       wr_pending_q <= 1'b0;
     end else begin
-      // The word read last cycle lands in the window bank.
-      wr_pending_q <= 1'b0;
+      // The word read last cycle lands in its window bank.
+      wr_pending_q <= wl_step;
       if (win_consumed) win_full_q[rb_q] <= 1'b0;
-      if (wr_pending_q && wr_last_q) win_full_q[wb_q] <= 1'b1;
-      if (wr_pending_q && wr_last_q) wb_q <= !wb_q;
+      if (wr_pending_q && wr_last_q) win_full_q[wr_bank_q] <= 1'b1;
       unique case (wl_state_q)
         WlIdle: ;
         WlWaitTile: begin
@@ -206,64 +230,47 @@ module uz_compute
           else if (tile_go) begin
             py_q <= '0; px_q <= '0; gl_q <= '0;
             ky_q <= '0; kx_q <= '0; tap_q <= '0;
-            wl_state_q <= WlNextWin;
-          end
-        end
-        WlNextWin: begin
-          // Start a window once its bank is free (and the previous window's
-          // last word has landed, so the bank index is settled).
-          if (!wr_pending_q && !win_full_q[wb_q]) begin
-            win_meta_q[wb_q].hw         <= hw_q;
-            win_meta_q[wb_q].ho         <= ho_q;
-            win_meta_q[wb_q].init       <= it_first_ti && (gl_q == '0);
-            win_meta_q[wb_q].tile_last  <= (py_q == nr - 1) && (px_q == nc - 1) && (gl_q == ng_tile - 1);
-            win_meta_q[wb_q].out_last   <= it_last_ti;
-            win_meta_q[wb_q].gl         <= gl_q;
-            win_meta_q[wb_q].nq         <= nq_tile;
-            win_meta_q[wb_q].ng         <= ng_tile;
-            win_meta_q[wb_q].pix        <= OutAw'(32'(py_q) * 32'(tc_i) + 32'(px_q));
-            win_meta_q[wb_q].lane_limit <= lane_limit;
-            win_meta_q[wb_q].steps      <= 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
             wl_state_q <= WlLoad;
           end
         end
         WlLoad: begin
-          wr_pending_q <= 1'b1;
-          wr_tap_q     <= tap_q;
-          wr_zero_q    <= !in_range;
-          wr_last_q    <= (tap_q == k2_i - 1);
-          if (tap_q == k2_i - 1) begin
-            tap_q <= '0; ky_q <= '0; kx_q <= '0;
-            // next (pixel, group) of the tile
-            if (gl_q != ng_tile - 1) begin
-              gl_q <= gl_q + 1'b1;
-              wl_state_q <= WlNextWin;
-            end else begin
-              gl_q <= '0;
-              if (px_q != nc - 1) begin
-                px_q <= px_q + 1'b1;
-                wl_state_q <= WlNextWin;
+          if (wl_step) begin
+            if (tap_q == '0) win_meta_q[wb_q] <= new_meta;
+            wr_tap_q  <= tap_q;
+            wr_zero_q <= !in_range;
+            wr_last_q <= (tap_q == k2_i - 1);
+            wr_bank_q <= wb_q;
+            if (tap_q == k2_i - 1) begin
+              tap_q <= '0; ky_q <= '0; kx_q <= '0;
+              wb_q  <= !wb_q;
+              // next (pixel, group) of the tile
+              if (gl_q != ng_tile - 1) begin
+                gl_q <= gl_q + 1'b1;
               end else begin
-                px_q <= '0;
-                if (py_q != nr - 1) begin
-                  py_q <= py_q + 1'b1;
-                  wl_state_q <= WlNextWin;
+                gl_q <= '0;
+                if (px_q != nc - 1) begin
+                  px_q <= px_q + 1'b1;
                 end else begin
-                  py_q <= '0;
-                  // tile done: on to the next one (other half)
-                  hw_q <= !hw_q;
-                  if (it_last_ti) ho_q <= !ho_q;
-                  wl_state_q <= WlWaitTile;
+                  px_q <= '0;
+                  if (py_q != nr - 1) begin
+                    py_q <= py_q + 1'b1;
+                  end else begin
+                    py_q <= '0;
+                    // tile done: on to the next one (other half)
+                    hw_q <= !hw_q;
+                    if (it_last_ti) ho_q <= !ho_q;
+                    wl_state_q <= WlWaitTile;
+                  end
                 end
               end
-            end
-          end else begin
-            tap_q <= tap_q + 1'b1;
-            if (kx_q == k_i - 1) begin
-              kx_q <= '0;
-              ky_q <= ky_q + 1'b1;
             end else begin
-              kx_q <= kx_q + 1'b1;
+              tap_q <= tap_q + 1'b1;
+              if (kx_q == k_i - 1) begin
+                kx_q <= '0;
+                ky_q <= ky_q + 1'b1;
+              end else begin
+                kx_q <= kx_q + 1'b1;
+              end
             end
           end
         end
@@ -271,17 +278,17 @@ module uz_compute
       endcase
     end
   end
-  assign it_next = (wl_state_q == WlLoad) && (tap_q == k2_i - 1) && (gl_q == ng_tile - 1) &&
+  assign it_next = wl_step && (tap_q == k2_i - 1) && (gl_q == ng_tile - 1) &&
                    (px_q == nc - 1) && (py_q == nr - 1);
 
-  assign inb_rd_en_o   = (wl_state_q == WlLoad) && in_range;
+  assign inb_rd_en_o   = wl_step && in_range;
   assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(inb_addr)});
 
   // Scatter the arriving word into the window: channel c of tap t at c*K2+t.
   always_ff @(posedge clk_i) begin
     if (wr_pending_q) begin
       for (int c = 0; c < PN; c++) begin
-        win_q[wb_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q))] <=
+        win_q[wr_bank_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q))] <=
           wr_zero_q ? '0 : inb_rd_data_i[c*DataWidth +: DataWidth];
       end
     end

@@ -146,18 +146,22 @@ module uz_layer
   // accumulates into, the write-back reads the other one.
   logic                   c_rd_en, c_rd_half, c_wr_en, c_wr_half, p_rd_en, p_half;
   logic [OutAw-1:0]       c_rd_addr, c_wr_addr, p_rd_addr;
-  logic [PM*AccWidth-1:0] c_wr_data, out_rd_data [2];
+  logic [PM*AccWidth-1:0] c_wr_data, out_rd_data0, out_rd_data1;
   logic                   c_rd_half_q, p_half_q;
-  for (genvar h = 0; h < 2; h++) begin : gen_out_buf
-    logic             rd_en;
-    logic [OutAw-1:0] rd_addr;
-    assign rd_en   = (c_rd_en && c_rd_half == h) || (p_rd_en && p_half == h);
-    assign rd_addr = (c_rd_en && c_rd_half == h) ? c_rd_addr : p_rd_addr;
-    uz_ram #(.Lanes(1), .LaneWidth(PM*AccWidth), .Depth(OutBufWords)) u_out_buf (
-      .clk_i, .wr_en_i(c_wr_en && c_wr_half == h), .wr_lane_en_i(1'b1), .wr_addr_i(c_wr_addr),
-      .wr_data_i(c_wr_data), .rd_en_i(rd_en), .rd_addr_i(rd_addr), .rd_data_o(out_rd_data[h])
-    );
-  end
+  logic                   rd_en0, rd_en1;
+  logic [OutAw-1:0]       rd_addr0, rd_addr1;
+  assign rd_en0   = (c_rd_en && !c_rd_half) || (p_rd_en && !p_half);
+  assign rd_en1   = (c_rd_en && c_rd_half) || (p_rd_en && p_half);
+  assign rd_addr0 = (c_rd_en && !c_rd_half) ? c_rd_addr : p_rd_addr;
+  assign rd_addr1 = (c_rd_en && c_rd_half) ? c_rd_addr : p_rd_addr;
+  uz_ram #(.Lanes(1), .LaneWidth(PM*AccWidth), .Depth(OutBufWords)) u_out_buf0 (
+    .clk_i, .wr_en_i(c_wr_en && !c_wr_half), .wr_lane_en_i(1'b1), .wr_addr_i(c_wr_addr),
+    .wr_data_i(c_wr_data), .rd_en_i(rd_en0), .rd_addr_i(rd_addr0), .rd_data_o(out_rd_data0)
+  );
+  uz_ram #(.Lanes(1), .LaneWidth(PM*AccWidth), .Depth(OutBufWords)) u_out_buf1 (
+    .clk_i, .wr_en_i(c_wr_en && c_wr_half), .wr_lane_en_i(1'b1), .wr_addr_i(c_wr_addr),
+    .wr_data_i(c_wr_data), .rd_en_i(rd_en1), .rd_addr_i(rd_addr1), .rd_data_o(out_rd_data1)
+  );
   always_ff @(posedge clk_i) begin
     c_rd_half_q <= c_rd_half;
     p_half_q    <= p_half;
@@ -204,7 +208,7 @@ module uz_layer
     .wgt_rd_en_o(wgt_rd_en), .wgt_rd_addr_o(wgt_rd_addr), .wgt_rd_data_i(wgt_rd_data),
     .bias_rd_en_o(bias_rd_en), .bias_rd_addr_o(bias_rd_addr), .bias_rd_data_i(bias_rd_data),
     .acc_rd_en_o(c_rd_en), .acc_half_o(c_rd_half), .acc_rd_addr_o(c_rd_addr),
-    .acc_rd_data_i(out_rd_data[c_rd_half_q]),
+    .acc_rd_data_i(c_rd_half_q ? out_rd_data1 : out_rd_data0),
     .acc_wr_en_o(c_wr_en), .acc_wr_half_o(c_wr_half), .acc_wr_addr_o(c_wr_addr), .acc_wr_data_o(c_wr_data),
     .busy_o(compute_busy), .mac_step_o, .stall_o(mem_stall_o)
   );
@@ -221,7 +225,7 @@ module uz_layer
     .trtc_i(trtc), .out_addr_i(d.out_addr),
     .out_full_i(out_full_q), .out_release_o(out_release),
     .acc_rd_en_o(p_rd_en), .acc_half_o(p_half), .acc_rd_addr_o(p_rd_addr),
-    .acc_rd_data_i(out_rd_data[p_half_q]),
+    .acc_rd_data_i(p_half_q ? out_rd_data1 : out_rd_data0),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o,
     .wr_data_valid_o, .wr_data_ready_i, .wr_data_o,
     .busy_o(post_busy)

@@ -194,13 +194,9 @@ module uz_loader
 
   logic [31:0] wgt_word_addr;
   assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(ng_tile) + 32'(wg_q)) * k2_32 + (wf_q >> LogPN);
-  logic [PM*PN-1:0] lane_base_mask_raw, lane_base_mask_gen;
-  always_comb begin
-    lane_base_mask_raw = '0;
-    lane_base_mask_gen = '0;
-    for (int e = 0; e < BeatElems; e++) lane_base_mask_raw[e] = 1'b1;
-    for (int e = 0; e < OvsfLen; e++) lane_base_mask_gen[e] = 1'b1;
-  end
+  // Lanes one beat of raw weights, or one generated block, fills.
+  localparam logic [PM*PN-1:0] LaneMaskRaw = (PM*PN)'((64'd1 << BeatElems) - 64'd1);
+  localparam logic [PM*PN-1:0] LaneMaskGen = (PM*PN)'((64'd1 << OvsfLen) - 64'd1);
   logic [31:0] lane_first;
   assign lane_first = 32'(wo_q[LogPM-1:0]) * PN + (wf_q & (PN - 1));
 
@@ -434,13 +430,13 @@ module uz_loader
     wgt_wr_data_o    = '0;
     if (!ovsf_i) begin
       wgt_wr_en_o      = (state_q == LdWgtData) && beat_in;
-      wgt_wr_lane_en_o = lane_base_mask_raw << lane_first;
+      wgt_wr_lane_en_o = LaneMaskRaw << lane_first;
       // lane l takes element l mod BeatElems: lanes start on a beat boundary
       for (int l = 0; l < PM * PN; l++)
         wgt_wr_data_o[l*DataWidth +: DataWidth] = rd_data_i[(l % BeatElems)*DataWidth +: DataWidth];
     end else begin
       wgt_wr_en_o      = gen_w_valid && (state_q != LdIdle);
-      wgt_wr_lane_en_o = lane_base_mask_gen << lane_first;
+      wgt_wr_lane_en_o = LaneMaskGen << lane_first;
       for (int l = 0; l < PM * PN; l++)
         wgt_wr_data_o[l*DataWidth +: DataWidth] = gen_w[(l % OvsfLen)*DataWidth +: DataWidth];
     end

@@ -166,33 +166,38 @@ module uz_post
   end
 
   // ------------------------------------------------------ serializer
-  logic                    pix_valid_q;
-  logic [WordWidth-1:0]    pix_q;
+  // A two-entry pixel queue in front of the beat serializer keeps one window
+  // read in flight while the previous pixel is sent.
+  logic [WordWidth-1:0]    fifo_q [2];
+  logic                    rd_ptr_q, wr_ptr_q;
+  logic [1:0]              cnt_q;
   logic [$clog2(WordBeats+1)-1:0] beat_q;
   logic                    pix_in;       // a finished pixel enters this cycle
-  logic                    pix_out;      // the serializer sends its last beat
+  logic                    pix_out;      // the serializer sends a pixel's last beat
   assign pix_in  = s2_valid_q && s2_last_q;
-  assign pix_out = pix_valid_q && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
+  assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
   // The word of a window's last position becomes a pixel the next cycle and
-  // cannot wait there: read it only when the serializer will then be empty.
-  assign pix_stall = win_last && (pix_in || (pix_valid_q && !pix_out));
+  // cannot wait there: read it only when the queue will have room.
+  assign pix_stall = win_last && ((32'(cnt_q) + 32'(pix_in) - 32'(pix_out)) >= 2);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      pix_valid_q <= 1'b0; beat_q <= '0;
+      cnt_q <= '0; rd_ptr_q <= 1'b0; wr_ptr_q <= 1'b0; beat_q <= '0;
     end else if (abort_i || start_i) begin
-      pix_valid_q <= 1'b0; beat_q <= '0;
+      cnt_q <= '0; rd_ptr_q <= 1'b0; wr_ptr_q <= 1'b0; beat_q <= '0;
     end else begin
-      if (pix_valid_q && wr_data_ready_i) beat_q <= pix_out ? '0 : beat_q + 1'b1;
-      if (pix_in) pix_valid_q <= 1'b1;
-      else if (pix_out) pix_valid_q <= 1'b0;
+      if ((cnt_q != '0) && wr_data_ready_i) beat_q <= pix_out ? '0 : beat_q + 1'b1;
+      if (pix_in)  wr_ptr_q <= !wr_ptr_q;
+      if (pix_out) rd_ptr_q <= !rd_ptr_q;
+      cnt_q <= cnt_q + 2'(pix_in) - 2'(pix_out);
     end
   end
   always_ff @(posedge clk_i) begin
-    if (pix_in) pix_q <= max_next;
+    if (pix_in) fifo_q[wr_ptr_q] <= max_next;
   end
-  assign wr_data_valid_o = pix_valid_q;
-  assign wr_data_o       = pix_q[32'(beat_q) * AxiDataWidth +: AxiDataWidth];
+  `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == 2'd2), clk_i, rst_ni)
+  assign wr_data_valid_o = (cnt_q != '0);
+  assign wr_data_o       = fifo_q[rd_ptr_q][32'(beat_q) * AxiDataWidth +: AxiDataWidth];
 
   // ------------------------------------------------------------- FSM
   assign wr_cmd_valid_o = (state_q == PoRowCmd);
@@ -214,7 +219,7 @@ module uz_post
         PoIdle: ;
         PoWait: begin
           if (!it_valid) begin
-            if (!pix_valid_q) state_q <= PoIdle;
+            if (cnt_q == '0) state_q <= PoIdle;
           end else if (out_full_i[hp_q]) begin
             q_q  <= '0;
             pr_q <= pr_lo;
@@ -271,5 +276,5 @@ module uz_post
     out_release_o = '0;
     if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
   end
-  assign busy_o = (state_q != PoIdle) || pix_valid_q;
+  assign busy_o = (state_q != PoIdle) || (cnt_q != '0);
 endmodule

@@ -180,8 +180,10 @@ module uz_ctrl
   assign rd_err_clear_o  = start_i && (state_q == CtIdle);
   assign wr_err_clear_o  = start_i && (state_q == CtIdle);
 
-  assign done_o       = (state_q == CtFlush) && bus_err == 8'(ErrNone) && wr_idle_i && rd_idle_i &&
-                        (layer_q == layer_count_i - 1'b1);
+  // An empty program (layer_count 0) is done at once.
+  assign done_o       = ((state_q == CtFlush) && bus_err == 8'(ErrNone) && wr_idle_i && rd_idle_i &&
+                         (layer_q == layer_count_i - 1'b1)) ||
+                        ((state_q == CtIdle) && start_i && layer_count_i == '0);
   assign err_o        = (state_q == CtStop) && rd_idle_i && wr_idle_i;
   assign err_code_o   = stop_code_q;
   assign err_layer_o  = layer_q;

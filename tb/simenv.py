@@ -6,6 +6,7 @@ package and its bin/ goes first on PATH so an older OS copy never wins.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sys
@@ -56,8 +57,6 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
     Under pytest a failing HDL test raises (the runner exits non-zero); the
     returned path is the results XML for callers outside pytest, which must
     read it (cocotb_tools.runner.get_results) to learn the outcome."""
-    from cocotb_tools.runner import get_runner
-
     sim = sim or os.environ.get("SIM", "verilator")
     if sim not in SIMULATORS:
         raise ValueError(f"SIM={sim}: supported simulators are {', '.join(SIMULATORS)}")
@@ -73,6 +72,18 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
     else:
         build_args = ["-g2012"]
     bdir = build_dir_for(toplevel, sim, parameters)
+    bdir.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may share a build folder: one at a time.
+    with open(bdir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_and_test(toplevel, sources, test_module, parameters, sim, testcase, seed, waves,
+                               extra_env, bdir, build_args)
+
+
+def _build_and_test(toplevel, sources, test_module, parameters, sim, testcase, seed, waves, extra_env, bdir,
+                    build_args):
+    from cocotb_tools.runner import get_runner
+
     runner = get_runner(sim)
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=parameters,
                  build_args=build_args, build_dir=bdir, includes=[str(RTL)], waves=waves,

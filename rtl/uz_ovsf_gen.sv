@@ -1,0 +1,202 @@
+// OVSF weights generator (docs/ovsf.md, golden/ovsf.py generate): rebuilds one
+// block of OvsfLen weights per cycle from the block's kept alphas.
+//
+//   w[i] = shift_round_sat(sum_k sign(i, code_k) * alpha_k, gen_shift, DataWidth)
+//   sign(i, j) = +1 if popcount(i & j) is even, else -1
+//
+// code_k is the index of the k-th set bit of code_mask_i, found here from the
+// mask; each sign is an AND and a parity of the two indices. No code table and
+// no multiplier: every alpha is added or subtracted.
+//
+// Pipeline (Latency = 3, one block per cycle without back-pressure):
+//   stage 1  alphas, code indices and lane enables of the accepted block
+//   stage 2  the OvsfLen exact sums (SumWidth bits)
+//   stage 3  the weights, after one uz_shift_round_sat per lane
+// Each stage moves when the next one is empty or moving, so bubbles collapse.
+// The only combinational path between the streams is w_ready_i ->
+// alpha_ready_o (an OR per stage).
+//
+// The layer constants (code_mask_i, n_codes_i, gen_shift_i) are taken with
+// each accepted block and travel down the pipeline with it. They need only be
+// stable while alpha_valid_i is high, so a new layer may follow the previous
+// one without draining the pipeline.
+`include "uz_assert.svh"
+
+module uz_ovsf_gen #(
+  parameter int OvsfLen    = 16,  // block and code length L: a power of two, 2..32
+  parameter int AlphaWidth = 16,  // 8 or 16
+  parameter int DataWidth  = 16,  // 8 or 16
+  // log2 L: bits of a code index
+  localparam int IdxWidth  = $clog2(OvsfLen),
+  // 0..L: bits of n_codes_i
+  localparam int CntWidth  = $clog2(OvsfLen + 1),
+  // |sum| <= L * 2^(AlphaWidth-1); the extra bit holds +L * 2^(AlphaWidth-1)
+  localparam int SumWidth  = AlphaWidth + IdxWidth + 1,
+  // cycles from an accepted block to its weights on w_o (no back-pressure);
+  // for the testbench and the integrator, the logic does not read it
+  /* verilator lint_off UNUSEDPARAM */
+  localparam int Latency   = 3
+  /* verilator lint_on UNUSEDPARAM */
+) (
+  input  logic                            clk_i,
+  // The ASSERT macros sample rst_ni synchronously (disable iff) while the
+  // flops use it asynchronously: intended, hence the waiver.
+  /* verilator lint_off SYNCASYNCNET */
+  input  logic                            rst_ni,
+  /* verilator lint_on SYNCASYNCNET */
+
+  // Layer constants.
+  input  logic [OvsfLen-1:0]              code_mask_i,  // bit j set: code j is kept
+  input  logic [CntWidth-1:0]             n_codes_i,    // popcount(code_mask_i), 1..L
+  input  logic [7:0]                      gen_shift_i,  // two's complement right shift
+
+  // One block of alphas: alpha k (k < n_codes_i) belongs to the k-th set bit of
+  // the mask, at [k*AlphaWidth +: AlphaWidth]. Lanes k >= n_codes_i are ignored.
+  input  logic                            alpha_valid_i,
+  output logic                            alpha_ready_o,
+  input  logic [OvsfLen*AlphaWidth-1:0]   alpha_i,
+
+  // One block of weights: weight i at [i*DataWidth +: DataWidth].
+  output logic                            w_valid_o,
+  input  logic                            w_ready_i,
+  output logic [OvsfLen*DataWidth-1:0]    w_o
+);
+
+  //////////////////////////
+  // Parameter checks     //
+  //////////////////////////
+
+  `ASSERT_INIT(OvsfLenLegal_A, OvsfLen >= 2 && OvsfLen <= 32 && (OvsfLen & (OvsfLen - 1)) == 0)
+  `ASSERT_INIT(AlphaWidthLegal_A, AlphaWidth == 8 || AlphaWidth == 16)
+  `ASSERT_INIT(DataWidthLegal_A, DataWidth == 8 || DataWidth == 16)
+
+  //////////////////////////
+  // Handshake            //
+  //////////////////////////
+
+  logic s1_valid_q, s2_valid_q, s3_valid_q;
+  logic s1_ready, s2_ready, s3_ready;
+
+  assign s3_ready      = !s3_valid_q || w_ready_i;
+  assign s2_ready      = !s2_valid_q || s3_ready;
+  assign s1_ready      = !s1_valid_q || s2_ready;
+  assign alpha_ready_o = s1_ready;
+  assign w_valid_o     = s3_valid_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      s1_valid_q <= 1'b0;
+      s2_valid_q <= 1'b0;
+      s3_valid_q <= 1'b0;
+    end else begin
+      if (s1_ready) s1_valid_q <= alpha_valid_i;
+      if (s2_ready) s2_valid_q <= s1_valid_q;
+      if (s3_ready) s3_valid_q <= s2_valid_q;
+    end
+  end
+
+  //////////////////////////
+  // Stage 1: codes       //
+  //////////////////////////
+
+  logic [OvsfLen-1:0][IdxWidth-1:0]   code_d, code_q;  // code of alpha lane k
+  logic [OvsfLen-1:0]                 en_d, en_q;      // lane k < n_codes
+  logic [OvsfLen-1:0][AlphaWidth-1:0] alpha_q;
+  logic [7:0]                         s1_shift_q;
+
+  for (genvar k = 0; k < OvsfLen; k++) begin : gen_code
+    // The k-th set bit of the mask: scan j with a running count of set bits.
+    logic [CntWidth-1:0] rank;
+    logic [IdxWidth-1:0] code;
+    always_comb begin
+      rank = '0;
+      code = '0;
+      for (int j = 0; j < OvsfLen; j++) begin
+        // j >= k: the k-th set bit is never below index k (saves logic).
+        if (j >= k && code_mask_i[j] && rank == CntWidth'(k)) code = IdxWidth'(j);
+        rank = rank + CntWidth'(code_mask_i[j]);
+      end
+    end
+    assign code_d[k] = code;
+    assign en_d[k]   = CntWidth'(k) < n_codes_i;
+  end
+
+  // Datapath flops carry no reset: they are only read along with a valid bit.
+  always_ff @(posedge clk_i) begin
+    if (s1_ready && alpha_valid_i) begin
+      alpha_q    <= alpha_i;
+      code_q     <= code_d;
+      en_q       <= en_d;
+      s1_shift_q <= gen_shift_i;
+    end
+  end
+
+  //////////////////////////
+  // Stage 2: sums        //
+  //////////////////////////
+
+  logic [OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
+  logic [7:0]                       s2_shift_q;
+
+  for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
+    // Level 0: +alpha, -alpha or 0 per lane. Level l: pairwise sums of level
+    // l-1, a balanced tree of log2 L levels. Same-width two's complement adds
+    // need no $signed once the leaves are sign-extended.
+    for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
+      // Unpacked: one word per node keeps the Verilator model small.
+      logic [SumWidth-1:0] node [OvsfLen >> l];
+      for (genvar n = 0; n < (OvsfLen >> l); n++) begin : gen_node
+        if (l == 0) begin : gen_leaf
+          assign node[n] = !en_q[n]                     ? '0 :
+                           ^(IdxWidth'(i) & code_q[n]) ? -SumWidth'($signed(alpha_q[n])) :
+                                                          SumWidth'($signed(alpha_q[n]));
+        end else begin : gen_add
+          assign node[n] = gen_lvl[l-1].node[2*n] + gen_lvl[l-1].node[2*n+1];
+        end
+      end
+    end
+    assign sum_d[i] = gen_lvl[IdxWidth].node[0];
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (s2_ready && s1_valid_q) begin
+      sum_q      <= sum_d;
+      s2_shift_q <= s1_shift_q;
+    end
+  end
+
+  //////////////////////////
+  // Stage 3: the shift   //
+  //////////////////////////
+
+  logic [OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
+
+  for (genvar i = 0; i < OvsfLen; i++) begin : gen_shift
+    uz_shift_round_sat #(
+      .InWidth   (SumWidth),
+      .OutWidth  (DataWidth),
+      .ShiftWidth(8)
+    ) u_shift_round_sat (
+      .data_i (sum_q[i]),
+      .shift_i(s2_shift_q),
+      .data_o (w_d[i])
+    );
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (s3_ready && s2_valid_q) w_q <= w_d;
+  end
+
+  assign w_o = w_q;
+
+  //////////////////////////
+  // Assertions           //
+  //////////////////////////
+
+  `ASSERT_KNOWN(AlphaValidKnown_A, alpha_valid_i, clk_i, rst_ni)
+  `ASSERT_KNOWN(WReadyKnown_A, w_ready_i, clk_i, rst_ni)
+  // n_codes_i saves a popcount here; it must agree with the mask.
+  `ASSERT(NCodesMatchesMask_A, !alpha_valid_i ||
+          (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
+
+endmodule

@@ -1,0 +1,69 @@
+"""RTL tests of the OVSF weights generator and the PE array against the golden
+model, under both simulators and several parameter sets (one build folder per
+case). Icarus runs fewer vectors than Verilator (the cocotb tests check
+cocotb.SIM_NAME)."""
+import pytest
+
+from tb import simenv
+
+SIMS = simenv.SIMULATORS
+
+OVSF_SRC = simenv.rtl_sources("uz_shift_round_sat", "uz_ovsf_gen")
+PE_SRC = simenv.rtl_sources("uz_pe_array")
+
+OVSF_PARAMS = [
+    {"OvsfLen": 16, "AlphaWidth": 16, "DataWidth": 16},
+    {"OvsfLen": 8, "AlphaWidth": 16, "DataWidth": 8},
+    {"OvsfLen": 4, "AlphaWidth": 8, "DataWidth": 8},
+]
+PE_PARAMS = [
+    {"PM": 4, "PN": 4, "DataWidth": 16, "TagWidth": 8},
+    {"PM": 16, "PN": 16, "DataWidth": 16, "TagWidth": 8},
+    {"PM": 2, "PN": 8, "DataWidth": 8, "TagWidth": 8},
+]
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("params", OVSF_PARAMS, ids=lambda p: "L{OvsfLen}_a{AlphaWidth}_d{DataWidth}".format(**p))
+def test_ovsf_gen(sim, params):
+    simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", params, sim=sim)
+
+
+# The ends of the legal ranges, Icarus only (it builds in seconds).
+@pytest.mark.parametrize("params", [
+    {"OvsfLen": 2, "AlphaWidth": 8, "DataWidth": 16},
+    {"OvsfLen": 32, "AlphaWidth": 16, "DataWidth": 16},
+], ids=lambda p: "L{OvsfLen}_a{AlphaWidth}_d{DataWidth}".format(**p))
+def test_ovsf_gen_range_ends(params):
+    simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", params, sim="icarus")
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_ovsf_gen_check_can_fail(sim):
+    # Same parameters as a case above: the build is reused.
+    with pytest.raises(SystemExit):
+        simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", OVSF_PARAMS[2], sim=sim,
+                   extra_env={"UZ_MUTATE": "1"})
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("params", PE_PARAMS, ids=lambda p: "m{PM}_n{PN}_d{DataWidth}".format(**p))
+def test_pe_array(sim, params):
+    simenv.run("uz_pe_array", PE_SRC, "cocotb_pe_array", params, sim=sim)
+
+
+# One lane, and a lane count that is not a power of two (zero-padded tree),
+# Icarus only.
+@pytest.mark.parametrize("params", [
+    {"PM": 3, "PN": 1, "DataWidth": 8, "TagWidth": 1},
+    {"PM": 3, "PN": 5, "DataWidth": 16, "TagWidth": 4},
+], ids=lambda p: "m{PM}_n{PN}_d{DataWidth}".format(**p))
+def test_pe_array_odd_shapes(params):
+    simenv.run("uz_pe_array", PE_SRC, "cocotb_pe_array", params, sim="icarus")
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_pe_array_check_can_fail(sim):
+    with pytest.raises(SystemExit):
+        simenv.run("uz_pe_array", PE_SRC, "cocotb_pe_array", PE_PARAMS[0], sim=sim,
+                   extra_env={"UZ_MUTATE": "1"})

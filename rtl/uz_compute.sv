@@ -96,8 +96,14 @@ module uz_compute
   localparam int LogPN   = $clog2(PN);
 
   // ------------------------------------------------------------ tiles
-  logic        it_next, it_valid, it_first_ti, it_last_ti, it_last;
-  logic [15:0] o0, r0, c0, i0, no, nr, nc, ni;
+  logic        it_next, it_valid, it_first_ti, it_last_ti;
+  logic [15:0] r0, c0, i0, no, nr, nc, ni;
+  // The compute needs no output-channel origin (accumulators are per tile)
+  // and sees the layer's end as the iterator running out.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic        it_last;
+  logic [15:0] o0;
+  /* verilator lint_on UNUSEDSIGNAL */
 
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
     .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
@@ -169,7 +175,10 @@ module uz_compute
   end
 
   // Word address in the input buffer: (g*IH + py*s + ky)*IW + px*s + kx.
+  // Computed in 32 bits; the buffer half uses the low address bits.
+  /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] inb_addr;
+  /* verilator lint_on UNUSEDSIGNAL */
   assign inb_addr = ((32'(gl_q) * 32'(ih_t_i) + 32'(py_q) * 32'(stride_i) + 32'(ky_q)) * 32'(iw_t_i))
                     + 32'(px_q) * 32'(stride_i) + 32'(kx_q);
 
@@ -325,7 +334,9 @@ module uz_compute
     end
   end
 
-  logic [31:0] wgt_word;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] wgt_word;  // computed in 32 bits; the buffer uses the low bits
+  /* verilator lint_on UNUSEDSIGNAL */
   assign wgt_word      = (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
   assign wgt_rd_en_o   = issue && !pool_kind_i;
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
@@ -420,7 +431,10 @@ module uz_compute
   end
 
   logic                   a1_valid_q;
+  // The last stage needs only the tag fields that steer the write.
+  /* verilator lint_off UNUSEDSIGNAL */
   tag_t                   a1_tag_q;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [PM*AccWidth-1:0] a1_acc_q;
   logic                   a1_fwd_q;
 

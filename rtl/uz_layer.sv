@@ -56,7 +56,11 @@ module uz_layer
   `include "uz_assert.svh"
   `ASSERT_INIT(PmEqualsPn_A, PM == PN)
 
+  // The controller and the checker read the rest of the descriptor (magic,
+  // layer id, the code mask above OvsfLen).
+  /* verilator lint_off UNUSEDSIGNAL */
   uz_desc_t d;
+  /* verilator lint_on UNUSEDSIGNAL */
   assign d = desc_i;
 
   // ---------------------------------------------------------- geometry

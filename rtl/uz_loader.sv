@@ -95,8 +95,14 @@ module uz_loader
   `ASSERT_INIT(OvsfLenDividesPN_A, (PN % OvsfLen) == 0)
 
   // ------------------------------------------------------------ tiles
-  logic        it_next, it_valid, it_first_ti, it_last_ti, it_last;
-  logic [15:0] o0, r0, c0, i0, no, nr, nc, ni;
+  logic        it_next, it_valid;
+  logic [15:0] o0, r0, c0, i0, no, ni;
+  // The loader walks every tile but needs neither the row/col tile sizes
+  // (it loads the whole halo) nor the ti flags.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic        it_first_ti, it_last_ti, it_last;
+  logic [15:0] nr, nc;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic        pool_kind;
   assign pool_kind = (kind_i == KindPool);
 
@@ -156,7 +162,11 @@ module uz_loader
   assign blk0      = (32'(i0) * k2_32) >> LogL;
   assign nblk_tile = (32'(ni) * k2_32) >> LogL;
 
-  logic [31:0] wgt_tile_addr, wgt_tile_beats, in_cmd_addr, in_cmd_beats;
+  logic [31:0] wgt_tile_addr, in_cmd_addr;
+  // Beat counts are computed in 32 bits; commands carry BeatsWidth of them.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] wgt_tile_beats, in_cmd_beats;
+  /* verilator lint_on UNUSEDSIGNAL */
   always_comb begin
     if (ovsf_i) begin
       wgt_tile_addr  = wgt_addr_i + (32'(o0) * nblk_o * 32'(n_codes_i)
@@ -192,11 +202,14 @@ module uz_loader
   logic [31:0] group_len;       // PN * K*K elements per (channel, group)
   assign group_len = 32'(PN) * k2_32;
 
+  // Computed in 32 bits; the buffer half uses the low address bits.
+  /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_word_addr;
+  /* verilator lint_on UNUSEDSIGNAL */
   assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(ng_tile) + 32'(wg_q)) * k2_32 + (wf_q >> LogPN);
   // Lanes one beat of raw weights, or one generated block, fills.
-  localparam logic [PM*PN-1:0] LaneMaskRaw = (PM*PN)'((64'd1 << BeatElems) - 64'd1);
-  localparam logic [PM*PN-1:0] LaneMaskGen = (PM*PN)'((64'd1 << OvsfLen) - 64'd1);
+  localparam logic [PM*PN-1:0] LaneMaskRaw = {{(PM*PN-BeatElems){1'b0}}, {BeatElems{1'b1}}};
+  localparam logic [PM*PN-1:0] LaneMaskGen = {{(PM*PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
   logic [31:0] lane_first;
   assign lane_first = 32'(wo_q[LogPM-1:0]) * PN + (wf_q & (PN - 1));
 
@@ -214,7 +227,7 @@ module uz_loader
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth)) u_gen (
     .clk_i, .rst_ni,
-    .code_mask_i, .n_codes_i, .gen_shift_i,
+    .code_mask_i, .n_codes_i(n_codes_i[$clog2(OvsfLen+1)-1:0]), .gen_shift_i,
     .alpha_valid_i(blk_full_q), .alpha_ready_o(alpha_ready), .alpha_i(blk_q),
     .w_valid_o(gen_w_valid), .w_ready_i(1'b1), .w_o(gen_w)
   );

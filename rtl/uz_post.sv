@@ -65,8 +65,13 @@ module uz_post
   `ASSERT_INIT(PmEqualsPn_A, PM == PN)
 
   // ------------------------------------------------------------ tiles
-  logic        it_next, it_valid, it_first_ti, it_last_ti, it_last;
-  logic [15:0] o0, r0, c0, i0, no, nr, nc, ni;
+  logic        it_next, it_valid;
+  logic [15:0] o0, r0, c0, no, nr, nc;
+  // The write-back walks output tiles only: the ti outputs go unused.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic        it_first_ti, it_last_ti, it_last;
+  logic [15:0] i0, ni;
+  /* verilator lint_on UNUSEDSIGNAL */
   uz_tile_iter #(.OuterOnly(1'b1)) u_iter (
     .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
     .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),

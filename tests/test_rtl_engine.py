@@ -23,7 +23,7 @@ def run_case(case, sim, cfg=engine_cases.SMALL, insel="auto", mutate=False):
 
 
 @pytest.mark.parametrize("sim", simenv.SIMULATORS)
-@pytest.mark.parametrize("case", list(engine_cases.CASES))
+@pytest.mark.parametrize("case", engine_cases.SMOKE)
 def test_engine(case, sim):
     run_case(case, sim)
 

@@ -41,6 +41,17 @@ CASES = {
 }
 
 
+#: Larger layers for measuring the engine's efficiency (Verilator; not in make test).
+PERF_CASES = {
+    "conv_compute_bound": {"input_shape": [32, 16, 16], "weights": {"seed": 5}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 32, "kernel": 3, "pad": 1}]},
+    "first_layer_3ch": {"input_shape": [3, 32, 32], "weights": {"seed": 6}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 32, "kernel": 3, "pad": 1}]},
+}
+SMOKE = list(CASES)
+CASES.update(PERF_CASES)
+
+
 def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "auto"):
     """Compile a case; return (program, quantized input, golden outputs per layer)."""
     spec = dict(CASES[case], name=case)

@@ -10,16 +10,18 @@ import engine_cases
 
 
 
-def run_case(case, sim, cfg=engine_cases.SMALL, insel="auto", mutate=False):
+def run_case(case, sim, cfg=engine_cases.SMALL, insel="auto", mutate=False, corrupt=None):
     report = simenv.BUILD / f"engine-{case}-{sim}-insel_{insel}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     env = {"UZ_CONFIG": json.dumps(cfg.to_dict()), "UZ_CASE": case, "UZ_REPORT": str(report),
            "UZ_INSEL": insel}
     if mutate:
         env["UZ_MUTATE"] = "1"
+    if corrupt:
+        env["UZ_CORRUPT"] = corrupt
     simenv.run("uz_top", simenv.rtl_sources(*simenv.ENGINE_RTL), "cocotb_engine",
                engine_cases.rtl_parameters(cfg), sim=sim, extra_env=env)
-    return json.loads(report.read_text())
+    return json.loads(report.read_text()) if report.exists() and not corrupt else None
 
 
 @pytest.mark.parametrize("sim", simenv.SIMULATORS)
@@ -35,3 +37,11 @@ def test_engine_input_selection_off():
 def test_engine_check_can_fail():
     with pytest.raises(SystemExit):
         run_case("fc", "verilator", mutate=True)
+
+
+@pytest.mark.parametrize("sim", simenv.SIMULATORS)
+@pytest.mark.parametrize("corrupt", ["1:k=4", "0:magic=0x5a", "1:out_h=9", "0:tr=0", "1:in_addr=0x1004"])
+def test_engine_illegal_descriptor_stops(corrupt, sim):
+    """An illegal descriptor stops the program with its error code; the layer
+    and those after it write nothing."""
+    run_case("two_layer_pool", sim, corrupt=corrupt)

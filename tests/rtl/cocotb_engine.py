@@ -11,7 +11,7 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 import engine_cases
-from golden import compiler, layers
+from golden import compiler, isa, layers
 from golden.config import EngineConfig
 
 CTRL, STATUS, ERR, DESC_ADDR, LAYER_COUNT = 0x00, 0x04, 0x08, 0x0C, 0x10
@@ -34,6 +34,18 @@ async def engine_matches_golden(dut):
     case = os.environ["UZ_CASE"]
     insel = os.environ.get("UZ_INSEL", "auto")
     prog, _, ref = engine_cases.build(case, cfg, insel=insel)
+    # UZ_CORRUPT="layer:field=value" makes that descriptor illegal: the engine
+    # must stop with the error code golden.isa.validate gives, not hang.
+    expect_err = None
+    if os.environ.get("UZ_CORRUPT"):
+        where, assignment = os.environ["UZ_CORRUPT"].split(":")
+        name, value = assignment.split("=")
+        addr = prog.desc_addr + int(where) * isa.DESC_BYTES
+        d = isa.Descriptor.decode(prog.image.read(addr, isa.DESC_BYTES))
+        d.values[name] = int(value, 0)
+        prog.image.write(addr, d.encode())
+        expect_err = (int(isa.validate(d, cfg)), int(where))
+        assert expect_err[0] != 0, "the corruption must make the descriptor illegal"
     image = bytes(prog.image.data)
 
     Clock(dut.clk_i, 10, unit="ns").start()
@@ -54,6 +66,15 @@ async def engine_matches_golden(dut):
     await with_timeout(RisingEdge(dut.irq_o), 2_000_000, "ns")
     status = await rd(csr, STATUS)
     err = await rd(csr, ERR)
+    if expect_err is not None:
+        got = (err & 0xFF, err >> 16)
+        assert status & ERROR and not status & DONE, f"status 0x{status:x}: expected an error stop"
+        assert got == expect_err, f"error (code, layer) {got}, expected {expect_err}"
+        # Nothing may have been written for the stopped layer and after it.
+        for q in prog.layers[expect_err[1]:]:
+            region = prog.image.region(prog.regions[q.name]["out"])
+            assert ram.read(region.addr, region.size) == bytes(region.size), f"layer {q.name} output written"
+        return
     assert status & DONE and not status & ERROR, f"engine stopped: status 0x{status:x}, error code {err & 0xFF}, layer {err >> 16}"
 
     failures = []

@@ -48,6 +48,9 @@ class EngineConfig:
                 raise UzError(f"{name} must be a power of two, not {getattr(self, name)}")
         if not 2 <= self.ovsf_len <= 32:
             raise UzError(f"ovsf_len must be in 2..32, not {self.ovsf_len}")
+        if self.ovsf_len > self.pn:
+            # A block must not straddle a channel group of the weight buffer.
+            raise UzError(f"ovsf_len {self.ovsf_len} must divide pn {self.pn}")
         if self.axi_data_bits not in (32, 64, 128, 256, 512):
             raise UzError(f"axi_data_bits must be 32..512 and a power of two, not {self.axi_data_bits}")
 

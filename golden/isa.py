@@ -312,8 +312,8 @@ def check(d, cfg: EngineConfig) -> None:
             fail(Err.BAD_TILE, f"to={d.to} not a multiple of PM={cfg.pm}", "to")
         if d.to > _round_up(cout, cfg.pm):
             fail(Err.BAD_TILE, f"to={d.to} exceeds out_c={cout}", "to")
-        if d.ovsf and d.ti % (1 << d.log2_l) and d.ti < cin:
-            fail(Err.BAD_TILE, f"ti={d.ti} not a multiple of the OVSF block length {1 << d.log2_l}", "ti")
+        # OVSF blocks never straddle ti-tiles: ti is a multiple of PN, which
+        # EngineConfig requires to be a multiple of the block length.
     for name in ("bias_shift", "data_shift", "gen_shift"):
         v = getattr(d, name)
         if not SHIFT_MIN <= v <= SHIFT_MAX:

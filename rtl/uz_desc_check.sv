@@ -235,8 +235,7 @@ module uz_desc_check #(
                  not_multiple(f_tr, f_pool_s) || not_multiple(f_tc, f_pool_s))) ||
                32'(f_ti) > in_c_up || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
-               (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up ||
-                             (f_ovsf && (32'(f_ti) & (ovsf_l - 32'd1)) != '0 && f_ti < f_in_c)));
+               (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up));
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||
                32'($signed(f_data_shift)) < ShiftMin || 32'($signed(f_data_shift)) > ShiftMax ||
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||

@@ -205,7 +205,7 @@ module uz_layer
     .in_c_i(d.in_c), .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .iw_t_i(iw_t), .ih_t_i(ih_t), .trtc_i(trtc), .pool_kind_i(pool_kind), .insel_i(d.insel),
-    .bias_en_i(d.bias), .bias_shift_i(d.bias_shift),
+    .bias_en_i(d.bias && !pool_kind), .bias_shift_i(d.bias_shift),  // a POOL has no bias
     .tile_full_i(tile_full_q), .tile_release_o(tile_release),
     .out_full_i(out_full_q), .out_done_o(out_done),
     .inb_rd_en_o(inb_rd_en), .inb_rd_addr_o(inb_rd_addr), .inb_rd_data_i(inb_rd_data),

@@ -14,7 +14,7 @@ import pytest
 
 from golden import isa, svgen
 from golden.config import EngineConfig
-from golden.errors import DescriptorError
+from golden.errors import DescriptorError, UzError
 from golden.isa import DESC_BYTES, DESC_WORDS, FIELD, FIELDS, MAGIC, Err, Kind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,14 +270,10 @@ def test_broken_descriptor(d, code, field):
     assert field in str(e.value), f"message {str(e.value)!r} does not name {field}"
 
 
-def test_ovsf_tile_must_hold_whole_blocks():
-    # Only reachable when PN is smaller than the OVSF block length.
-    cfg = EngineConfig(pn=8)
-    assert isa.validate(_ovsf(ti=16), cfg) == Err.NONE
-    assert isa.validate(_ovsf(ti=8), cfg) == Err.BAD_TILE
-    with pytest.raises(DescriptorError, match="ti") as e:
-        isa.check(_ovsf(ti=8), cfg)
-    assert e.value.field == "ti"
+def test_ovsf_blocks_cannot_straddle_tiles():
+    # ti is a multiple of PN; the configuration keeps PN a multiple of L.
+    with pytest.raises(UzError, match="ovsf_len"):
+        EngineConfig(pn=8, ovsf_len=16)
 
 
 def test_every_descriptor_code_is_tested():

@@ -242,6 +242,8 @@ module uz_loader
   assign avail    = abeat_valid_q ? (BeatAlphas - 32'(aidx_q)) : '0;
   assign need     = (blk_full_q && !blk_take) ? '0 : (32'(n_codes_i) - 32'(blk_base));
   assign take     = (avail < need) ? avail : need;
+  logic abeat_drained;              // the current beat's last alphas go this cycle
+  assign abeat_drained = abeat_valid_q && (32'(aidx_q) + take == BeatAlphas);
 
   // ------------------------------------------------------------- FSM
   logic [31:0] words_left_q;          // bias words / pixels still expected
@@ -250,7 +252,7 @@ module uz_loader
   assign rd_data_ready_o =
       (state_q == LdBiasData) || (state_q == LdInData) ||
       (state_q == LdWgtData && !ovsf_i) ||
-      (state_q == LdWgtData && ovsf_i && !abeat_valid_q);
+      (state_q == LdWgtData && ovsf_i && (!abeat_valid_q || (abeat_drained && !abeat_last_q)));
   assign beat_in = rd_data_valid_i && rd_data_ready_o;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -332,13 +334,8 @@ module uz_loader
               if (rd_data_last_i) state_q <= LdInPlan;
             end
           end else begin
-            // beats into the alpha gatherer
-            if (beat_in) begin
-              abeat_q       <= rd_data_i;
-              abeat_valid_q <= 1'b1;
-              aidx_q        <= '0;
-              abeat_last_q  <= rd_data_last_i;
-            end
+            // beats into the alpha gatherer: a new beat may arrive in the
+            // cycle the last alphas of the current one are taken
             if (abeat_valid_q) begin
               for (int k = 0; k < OvsfLen; k++) begin
                 if (32'(k) >= 32'(blk_base) && 32'(k) < 32'(blk_base) + take) begin
@@ -346,13 +343,19 @@ module uz_loader
                     abeat_q[(32'(aidx_q) + 32'(k) - 32'(blk_base)) * AlphaWidth +: AlphaWidth];
                 end
               end
-              if (32'(aidx_q) + take == BeatAlphas) begin
+              if (abeat_drained) begin
                 abeat_valid_q <= 1'b0;
                 aidx_q <= '0;
                 if (abeat_last_q) state_q <= LdGenDrain;
               end else begin
                 aidx_q <= aidx_q + take[$bits(aidx_q)-1:0];
               end
+            end
+            if (beat_in) begin
+              abeat_q       <= rd_data_i;
+              abeat_valid_q <= 1'b1;
+              aidx_q        <= '0;
+              abeat_last_q  <= rd_data_last_i;
             end
             blk_cnt_q  <= blk_base + take[5:0];
             blk_full_q <= (blk_full_q && !blk_take) ||

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 BUILD = ROOT / "build" / "sim"
 SIMULATORS = ("verilator", "icarus")
+_RUN_IDS = itertools.count()
 #: Every module of the engine, leaves first (the compile order both simulators accept).
 ENGINE_RTL = ("uz_ram", "uz_shift_round_sat", "uz_tile_iter", "uz_pe_array", "uz_ovsf_gen", "uz_compute",
               "uz_loader", "uz_post", "uz_layer", "uz_axi_rd", "uz_axi_wr", "uz_csr", "uz_desc_check",
@@ -45,18 +47,24 @@ def rtl_sources(*names: str) -> list[Path]:
     return pkgs + [RTL / f"{n}.sv" for n in names]
 
 
-def build_dir_for(toplevel: str, sim: str, parameters: dict) -> Path:
-    tag = hashlib.sha1(repr(sorted(parameters.items())).encode()).hexdigest()[:10]
+def build_dir_for(toplevel: str, sim: str, parameters: dict, variant: tuple = ()) -> Path:
+    tag = hashlib.sha1(repr((sorted(parameters.items()), variant)).encode()).hexdigest()[:10]
     return BUILD / f"{toplevel}-{sim}-{tag}"
 
 
 def run(toplevel: str, sources, test_module: str, parameters: dict | None = None, sim: str | None = None,
-        testcase=None, seed=None, waves: bool | None = None, extra_env: dict | None = None):
+        testcase=None, seed=None, waves: bool | None = None, extra_env: dict | None = None,
+        coverage: bool = False, run_name: str | None = None):
     """Build (incrementally) and run ``test_module`` against ``toplevel``.
 
-    Under pytest a failing HDL test raises (the runner exits non-zero); the
-    returned path is the results XML for callers outside pytest, which must
-    read it (cocotb_tools.runner.get_results) to learn the outcome."""
+    One build folder per (toplevel, simulator, parameters, waves, coverage);
+    each run gets its own folder under it (``runs/<run_name>``), so runs of
+    one build may go in parallel. Under pytest a failing HDL test raises (the
+    runner exits non-zero); the returned path is the results XML for callers
+    outside pytest, which must read it (cocotb_tools.runner.get_results) to
+    learn the outcome."""
+    from cocotb_tools.runner import get_runner
+
     sim = sim or os.environ.get("SIM", "verilator")
     if sim not in SIMULATORS:
         raise ValueError(f"SIM={sim}: supported simulators are {', '.join(SIMULATORS)}")
@@ -69,30 +77,32 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
         build_args = ["-Wno-fatal", "-Wno-DECLFILENAME"]
         if waves:
             build_args += ["--trace-fst", "--trace-structs"]
+        if coverage:
+            build_args += ["--coverage-line", "--coverage-toggle"]
     else:
+        if coverage:
+            raise ValueError("code coverage needs Verilator (Icarus has none)")
         build_args = ["-g2012"]
-    bdir = build_dir_for(toplevel, sim, parameters)
+    bdir = build_dir_for(toplevel, sim, parameters, (bool(waves), bool(coverage)))
     bdir.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers may share a build folder: one at a time.
+    runner = get_runner(sim)
+    # pytest-xdist workers and regression workers may share a build: the
+    # build itself is done by one at a time.
     with open(bdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_and_test(toplevel, sources, test_module, parameters, sim, testcase, seed, waves,
-                               extra_env, bdir, build_args)
-
-
-def _build_and_test(toplevel, sources, test_module, parameters, sim, testcase, seed, waves, extra_env, bdir,
-                    build_args):
-    from cocotb_tools.runner import get_runner
-
-    runner = get_runner(sim)
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=parameters,
-                 build_args=build_args, build_dir=bdir, includes=[str(RTL)], waves=waves,
-                 timescale=("1ns", "1ps"), log_file=bdir / "build.log")
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=parameters,
+                     build_args=build_args, build_dir=bdir, includes=[str(RTL)], waves=waves,
+                     timescale=("1ns", "1ps"), log_file=bdir / "build.log")
     # The runner hands the simulator's Python this process's sys.path.
     for p in (str(ROOT), str(ROOT / "tests" / "rtl")):
         if p not in sys.path:
             sys.path.insert(0, p)
-    env = dict(extra_env or {})
-    return runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir, test_dir=bdir,
-                       parameters=parameters, testcase=testcase, seed=seed, waves=waves, extra_env=env,
-                       timescale=("1ns", "1ps"))
+    if run_name is None:
+        run_name = "-".join(str(x) for x in (test_module, testcase or "all", seed if seed is not None else "s",
+                                             os.getpid(), next(_RUN_IDS)))
+    test_dir = bdir / "runs" / run_name
+    test_dir.mkdir(parents=True, exist_ok=True)
+    return runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir, test_dir=test_dir,
+                       parameters=parameters, testcase=testcase, seed=seed, waves=waves,
+                       extra_env=dict(extra_env or {}), timescale=("1ns", "1ps"),
+                       results_xml=str(test_dir / "results.xml"))

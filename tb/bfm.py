@@ -1,0 +1,196 @@
+"""The bus functional model: the only code that touches the engine's pins and
+internal probe points. Everything above it works with transactions.
+
+- control port: AXI4-Lite master (cocotbext-axi)
+- memory port: AXI RAM (cocotbext-axi) with idle/back-pressure generators
+- probes, sampled once per clock by one coroutine:
+    generator output  (uz_ovsf_gen blocks, with the loader's position)
+    bias alignment    (compute: aligned bias entering the accumulators)
+    shift stage       (write-back: accumulator before, value after the data shift)
+    layer completion  (controller: a layer's counters are pushed)
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+# Registers (docs/architecture.md)
+CTRL, STATUS, ERR, DESC_ADDR, LAYER_COUNT = 0x00, 0x04, 0x08, 0x0C, 0x10
+ID, CONFIG, PERF_SEL, PERF_BASE, TOTAL_LO = 0x14, 0x18, 0x20, 0x24, 0x44
+START, ABORT, IRQ_EN = 1, 2, 4
+BUSY, DONE, ERROR = 1, 2, 4
+
+#: Stall patterns of the memory model: probability that a channel pauses a cycle.
+STALL_PATTERNS = {"none": 0.0, "light": 0.2, "heavy": 0.6}
+
+
+def _signed(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >> (bits - 1) & 1 else v
+
+
+def _lanes(v: int, n: int, bits: int) -> list:
+    mask = (1 << bits) - 1
+    return [_signed((v >> (i * bits)) & mask, bits) for i in range(n)]
+
+
+@dataclass
+class GenSample:
+    layer: int
+    o: int            # output channel
+    group: int        # ci-group (PN channels) within the layer
+    f0: int           # first flat index (c*K*K + tap) within the group
+    weights: list
+
+
+@dataclass
+class BiasSample:
+    layer: int
+    o0: int           # first of the PM output channels
+    aligned: list
+
+
+@dataclass
+class ShiftSample:
+    layer: int
+    o0: int           # first of the PM output channels
+    y: int
+    x: int
+    acc: list         # accumulators before ReLU and the data shift
+    out: list         # after ReLU and the data shift
+
+
+@dataclass
+class Probes:
+    gen: list = field(default_factory=list)
+    bias: list = field(default_factory=list)
+    shift: list = field(default_factory=list)
+    layer_done: list = field(default_factory=list)
+
+
+class UzBfm:
+    def __init__(self, dut, cfg, stall: str = "none", seed: int = 1, mem_size: int = 1 << 22):
+        self.dut = dut
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+        self.stall = stall
+        Clock(dut.clk_i, 10, unit="ns").start()
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk_i, dut.rst_ni, reset_active_level=False,
+                          size=mem_size)
+        self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk_i, dut.rst_ni,
+                                 reset_active_level=False)
+        self.set_stall(stall)
+        self.probes = Probes()
+        self._probe_task = None
+        self.cycles = 0
+
+    # ----------------------------------------------------------- memory
+    def set_stall(self, pattern: str) -> None:
+        if pattern not in STALL_PATTERNS:
+            raise ValueError(f"unknown stall pattern {pattern!r}; known: {sorted(STALL_PATTERNS)}")
+        p = STALL_PATTERNS[pattern]
+        self.stall = pattern
+        for ch in ("aw", "w", "b", "ar", "r"):
+            gen = None
+            if p:
+                rng = random.Random(self.rng.random())
+                gen = (rng.random() < p for _ in itertools.count())
+            obj = self.ram.write_if if ch in ("aw", "w", "b") else self.ram.read_if
+            getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+
+    def load(self, addr: int, data: bytes) -> None:
+        self.ram.write(addr, data)
+
+    def read_mem(self, addr: int, size: int) -> bytes:
+        return self.ram.read(addr, size)
+
+    # ---------------------------------------------------------- control
+    async def reset(self) -> None:
+        self.dut.rst_ni.value = 0
+        await ClockCycles(self.dut.clk_i, 5)
+        self.dut.rst_ni.value = 1
+        await ClockCycles(self.dut.clk_i, 5)
+        if self._probe_task is None:
+            self._probe_task = cocotb.start_soon(self._sample())
+
+    async def csr_read(self, addr: int) -> int:
+        return int.from_bytes((await self.csr.read(addr, 4)).data, "little")
+
+    async def csr_write(self, addr: int, value: int) -> None:
+        await self.csr.write(addr, int(value).to_bytes(4, "little"))
+
+    async def run_program(self, desc_addr: int, n_layers: int, max_cycles: int):
+        """Start a program and wait for its end (interrupt) under a watchdog.
+        Returns (status, error code, error layer, cycles waited)."""
+        await self.csr_write(DESC_ADDR, desc_addr)
+        await self.csr_write(LAYER_COUNT, n_layers)
+        start = self.cycles
+        await self.csr_write(CTRL, START | IRQ_EN)
+        await with_timeout(RisingEdge(self.dut.irq_o), max_cycles * 10, "ns")
+        status = await self.csr_read(STATUS)
+        err = await self.csr_read(ERR)
+        await self.csr_write(STATUS, DONE | ERROR)    # clear for the next program
+        return status, err & 0xFF, err >> 16, self.cycles - start
+
+    async def layer_counters(self, layer: int) -> dict:
+        await self.csr_write(PERF_SEL, layer)
+        w = [await self.csr_read(PERF_BASE + 4 * k) for k in range(8)]
+        c = [w[2 * k] | w[2 * k + 1] << 32 for k in range(4)]
+        return {"cycles": c[0], "mac_busy": c[1], "mem_stall": c[2], "gen_busy": c[3]}
+
+    # ----------------------------------------------------------- probes
+    async def _sample(self) -> None:
+        dut = self.dut
+        cfg = self.cfg
+        pm, pn, db, ab = cfg.pm, cfg.pn, cfg.data_bits, cfg.acc_bits
+        length = cfg.ovsf_len
+        loader = dut.u_layer.u_loader
+        compute = dut.u_layer.u_compute
+        post = dut.u_layer.u_post
+        ctrl = dut.u_ctrl
+        bias_o0 = {}            # (half, word) -> first output channel the loader put there
+        pending_bias = None     # identity of a bias read, resolved next cycle
+        pending_shift = None
+        bias_half_shift = (2 * (cfg.out_buf_elems // pm) - 1).bit_length() - 1
+        while True:
+            # Mid-cycle: every register and wire holds this cycle's value in
+            # both simulators (the design only uses rising edges).
+            await FallingEdge(dut.clk_i)
+            self.cycles += 1
+            layer = int(ctrl.layer_q.value)
+            # values the previous cycle's reads returned
+            if pending_bias is not None:
+                half, word = pending_bias
+                o0 = bias_o0.get((half, word), -1)
+                self.probes.bias.append(BiasSample(layer, o0, _lanes(int(compute.bias_aligned.value), pm, ab)))
+                pending_bias = None
+            if pending_shift is not None:
+                o0, y, x = pending_shift
+                self.probes.shift.append(ShiftSample(
+                    layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),
+                    _lanes(int(post.s2_val.value), pm, db)))
+                pending_shift = None
+            if int(loader.gen_w_valid.value):
+                o = int(loader.o0.value) + int(loader.wo_q.value)
+                g = int(loader.i0.value) // pn + int(loader.wg_q.value)
+                self.probes.gen.append(GenSample(layer, o, g, int(loader.wf_q.value),
+                                                 _lanes(int(loader.gen_w.value), length, db)))
+            if int(loader.bias_wr_en_o.value):
+                addr = int(loader.bias_wr_addr_o.value)
+                half, word = addr >> bias_half_shift, addr & ((1 << bias_half_shift) - 1)
+                bias_o0[(half, word)] = int(loader.o0.value) + word * pm
+            # only biases the compute uses (POOL layers and bias=0 ignore it)
+            if int(compute.bias_rd_en_o.value) and int(compute.bias_en_i.value):
+                addr = int(compute.bias_rd_addr_o.value)
+                pending_bias = (addr >> bias_half_shift, addr & ((1 << bias_half_shift) - 1))
+            if int(post.acc_rd_en_o.value):
+                q = int(post.q_q.value)
+                pending_shift = (int(post.o0.value) + q * pm, _signed(int(post.cy.value), 20),
+                                 _signed(int(post.cx.value), 20))
+            if int(ctrl.perf_valid_o.value):
+                self.probes.layer_done.append(int(ctrl.perf_layer_o.value))

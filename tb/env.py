@@ -1,0 +1,355 @@
+"""The uz verification environment (pyuvm).
+
+    UzEnv
+    |- CtrlAgent   sequencer + ProgramDriver: loads a program's memory image,
+    |              starts it through the registers, waits for the end
+    |- MemAgent    configures the memory model's stall pattern
+    |- monitors    GenMonitor, BiasMonitor, ShiftMonitor, LayerMonitor: turn
+    |              the BFM's probe samples into transactions per program
+    |- scoreboards WeightsScoreboard (per generated block), BiasScoreboard,
+    |              ShiftScoreboard (accumulator before, value after the data
+    |              shift), LayerScoreboard (each layer's output tensor),
+    |              StatusScoreboard (done or the expected error code)
+    |- coverage    FunctionalCoverage (per layer, tb/funcov.py)
+
+Expected values come from golden/: the program's descriptors are executed on
+the functional model (golden.compiler.trace_descriptor), which is what the
+RTL must match bit for bit. Scoreboards collect mismatches while the test
+runs and fail the test in check_phase.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pyuvm import (ConfigDB, uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_env,
+                   uvm_sequence_item, uvm_sequencer, uvm_subscriber)
+
+from golden import arith, compiler, isa, memimage
+
+from .bfm import DONE, ERROR
+
+MAX_REPORT = 5
+
+
+# ------------------------------------------------------------ transactions
+
+class ProgramItem(uvm_sequence_item):
+    """A compiled program with its input written into the image."""
+
+    def __init__(self, name, prog, label="", expect_err=0, expect_err_layer=0, stall="none"):
+        super().__init__(name)
+        self.prog = prog
+        self.label = label or name
+        self.expect_err = expect_err              # 0: the program must complete
+        self.expect_err_layer = expect_err_layer
+        self.stall = stall
+        self.traces = []                          # golden per-layer traces
+        self.result = None                        # (status, err, err_layer, cycles)
+        self.counters = []
+
+    def __str__(self):
+        return f"{self.label} ({len(self.prog.layers)} layers)"
+
+
+class ObservedLayer(uvm_sequence_item):
+    def __init__(self, name, item, layer, tensor):
+        super().__init__(name)
+        self.item = item
+        self.layer = layer
+        self.tensor = tensor
+
+
+# ------------------------------------------------------------------ agents
+
+class ProgramDriver(uvm_driver):
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        self.started = uvm_analysis_port("started", self)    # program about to run
+        self.finished = uvm_analysis_port("finished", self)  # program ended
+
+    async def run_phase(self):
+        while True:
+            item = await self.seq_item_port.get_next_item()
+            prog = item.prog
+            cfg = prog.cfg
+            # the golden run of the same image, layer by layer
+            img = memimage.MemoryImage()
+            img.data = bytearray(prog.image.data)
+            item.traces = []
+            for i in range(len(prog.layers)):
+                d = isa.Descriptor.decode(img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+                if isa.validate(d, cfg) != isa.Err.NONE:
+                    break
+                item.traces.append(compiler.execute_descriptor(img, d, cfg))
+            self.bfm.set_stall(item.stall)
+            self.bfm.load(0, bytes(prog.image.data))
+            self.started.write(item)
+            budget = 200_000 + 50 * sum(int(np.prod(t.acc.shape)) + t.x.size for t in item.traces)
+            item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget)
+            item.counters = [await self.bfm.layer_counters(i) for i in range(len(item.traces))]
+            self.finished.write(item)
+            self.seq_item_port.item_done()
+
+
+class CtrlAgent(uvm_agent):
+    def build_phase(self):
+        self.seqr = uvm_sequencer("seqr", self)
+        self.driver = ProgramDriver("driver", self)
+
+    def connect_phase(self):
+        self.driver.seq_item_port.connect(self.seqr.seq_item_export)
+
+
+class MemAgent(uvm_agent):
+    """The memory model lives in the BFM; this agent owns its configuration."""
+
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        try:
+            self.stall = ConfigDB().get(self, "", "STALL")
+        except Exception:  # ConfigDB raises when the key was never set
+            self.stall = "none"
+
+    def start_of_simulation_phase(self):
+        self.bfm.set_stall(self.stall)
+
+
+# ---------------------------------------------------------------- monitors
+
+class ProbeMonitor(uvm_component):
+    """Collects the BFM's probe samples of one program and publishes them when
+    the program ends, tagged with the program."""
+    probe = ""
+
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        self.ap = uvm_analysis_port("ap", self)
+        self.mark = 0
+
+    def on_started(self, item):
+        self.mark = len(getattr(self.bfm.probes, self.probe))
+
+    def on_finished(self, item):
+        samples = getattr(self.bfm.probes, self.probe)[self.mark:]
+        for s in samples:
+            self.ap.write((item, self.transform(s)))
+
+    def transform(self, sample):
+        return sample
+
+
+class GenMonitor(ProbeMonitor):
+    probe = "gen"
+
+
+class BiasMonitor(ProbeMonitor):
+    probe = "bias"
+
+
+class ShiftMonitor(ProbeMonitor):
+    probe = "shift"
+
+
+class LayerMonitor(uvm_component):
+    """Reads each finished layer's output region from memory."""
+
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        self.ap = uvm_analysis_port("ap", self)
+
+    def on_started(self, item):
+        pass
+
+    def on_finished(self, item):
+        prog = item.prog
+        for i in range(len(item.traces)):
+            q = prog.layers[i]
+            region = prog.image.region(prog.regions[q.name]["out"])
+            img = memimage.MemoryImage()
+            img.write(region.addr, self.bfm.read_mem(region.addr, region.size))
+            got = compiler.read_act(img, region.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
+            self.ap.write(ObservedLayer("layer", item, i, self.transform(got)))
+
+    def transform(self, tensor):
+        return tensor
+
+
+class _Fanout(uvm_component):
+    """Tells the monitors when a program starts and ends."""
+
+    def build_phase(self):
+        self.listeners = []
+
+    def connect(self, driver, listeners):
+        self.listeners = listeners
+        self.started_cb = _Callback("started_cb", self, lambda it: [m.on_started(it) for m in listeners])
+        self.finished_cb = _Callback("finished_cb", self, lambda it: [m.on_finished(it) for m in listeners])
+        driver.started.connect(self.started_cb.analysis_export)
+        driver.finished.connect(self.finished_cb.analysis_export)
+
+
+class _Callback(uvm_subscriber):
+    def __init__(self, name, parent, fn):
+        super().__init__(name, parent)
+        self.fn = fn
+
+    def write(self, item):
+        self.fn(item)
+
+
+# ------------------------------------------------------------- scoreboards
+
+class Scoreboard(uvm_subscriber):
+    """Collects mismatches; check_phase fails the test on any (or, in the
+    tests that prove a checker works, on none)."""
+
+    def build_phase(self):
+        self.mismatches = []
+        self.checked = 0
+        try:
+            self.expect_mismatch = ConfigDB().get(self, "", "EXPECT_MISMATCH")
+        except Exception:
+            self.expect_mismatch = False
+
+    def fail(self, text):
+        self.mismatches.append(text)
+        if len(self.mismatches) <= MAX_REPORT:
+            self.logger.error(text)
+
+    def check_phase(self):
+        name = type(self).__name__
+        self.logger.info(f"{name}: {self.checked} checked, {len(self.mismatches)} mismatches")
+        if self.expect_mismatch:
+            assert self.mismatches, f"{name} saw no mismatch although the observed values were corrupted"
+        else:
+            assert not self.mismatches, (f"{name}: {len(self.mismatches)} mismatches; first: "
+                                         + " | ".join(self.mismatches[:MAX_REPORT]))
+
+
+def _first_diffs(exp, got, labels):
+    e = np.asarray(exp)
+    g = np.asarray(got)
+    bad = np.argwhere(e != g)
+    return [f"{dict(zip(labels, map(int, idx)))}: expected {int(e[tuple(idx)])}, got {int(g[tuple(idx)])}"
+            for idx in bad[:MAX_REPORT]], len(bad)
+
+
+class WeightsScoreboard(Scoreboard):
+    """Each generated block against the golden generation of that block."""
+
+    def write(self, datum):
+        item, s = datum
+        if s.layer >= len(item.traces):
+            return
+        q = item.prog.layers[s.layer]
+        t = item.traces[s.layer]
+        cfg = item.prog.cfg
+        k2 = q.k * q.k
+        exp = []
+        for f in range(s.f0, s.f0 + len(s.weights)):
+            c = s.group * cfg.pn + f // k2
+            tap = f % k2
+            exp.append(int(t.w[s.o, c, tap // q.k, tap % q.k]))
+        self.checked += 1
+        if exp != list(s.weights):
+            diffs = [(i, e, g) for i, (e, g) in enumerate(zip(exp, s.weights)) if e != g]
+            self.fail(f"{item.label} layer {q.name}: weight block of channel {s.o}, group {s.group}, "
+                      f"f {s.f0}: {len(diffs)} of {len(exp)} differ; first (index, expected, actual) {diffs[:3]}")
+
+
+class BiasScoreboard(Scoreboard):
+    """The bias as aligned to the accumulator's fractional length."""
+
+    def write(self, datum):
+        item, s = datum
+        if s.layer >= len(item.traces):
+            return
+        q = item.prog.layers[s.layer]
+        t = item.traces[s.layer]
+        exp = [int(v) for v in t.bias_aligned[s.o0:s.o0 + len(s.aligned)]]
+        self.checked += 1
+        if s.o0 < 0 or exp != list(s.aligned):
+            self.fail(f"{item.label} layer {q.name}: aligned bias of channels {s.o0}..: expected {exp}, got {s.aligned}")
+
+
+class ShiftScoreboard(Scoreboard):
+    """The shift stage: the accumulator before it (against the golden
+    accumulators) and the value after ReLU and the data shift (against the
+    shared rule applied to the observed accumulator)."""
+
+    def write(self, datum):
+        item, s = datum
+        if s.layer >= len(item.traces):
+            return
+        q = item.prog.layers[s.layer]
+        t = item.traces[s.layer]
+        cfg = item.prog.cfg
+        n = len(s.acc)
+        exp_acc = [int(v) for v in t.acc[s.o0:s.o0 + n, s.y, s.x]]
+        acc = np.asarray(s.acc, dtype=np.int64)
+        if q.relu:
+            acc = arith.relu(acc)
+        exp_out = [int(v) for v in arith.shift_round_sat(acc, q.data_shift, cfg.data_bits)]
+        self.checked += 1
+        if exp_acc != list(s.acc):
+            self.fail(f"{item.label} layer {q.name}: accumulators of channels {s.o0}.. at (y {s.y}, x {s.x}): "
+                      f"expected {exp_acc}, got {s.acc}")
+        if exp_out != list(s.out):
+            self.fail(f"{item.label} layer {q.name}: data shift {q.data_shift} of channels {s.o0}.. at "
+                      f"(y {s.y}, x {s.x}): expected {exp_out}, got {s.out}")
+
+
+class LayerScoreboard(Scoreboard):
+    """Each layer's output tensor, element by element."""
+
+    def write(self, obs):
+        item = obs.item
+        q = item.prog.layers[obs.layer]
+        exp = item.traces[obs.layer].y
+        self.checked += 1
+        diffs, n = _first_diffs(exp, obs.tensor, ("c", "y", "x"))
+        if n:
+            self.fail(f"{item.label} layer {q.name} ({q.kind.name}): {n} mismatches; first: {'; '.join(diffs)}")
+
+
+class StatusScoreboard(Scoreboard):
+    """The program ends DONE, or with exactly the expected error and layer."""
+
+    def write(self, item):
+        status, err, layer, _ = item.result
+        self.checked += 1
+        if item.expect_err:
+            if not status & ERROR or (err, layer) != (item.expect_err, item.expect_err_layer):
+                self.fail(f"{item.label}: expected error {isa.Err(item.expect_err).name} at layer "
+                          f"{item.expect_err_layer}, got status 0x{status:x}, error {err} at layer {layer}")
+        elif not status & DONE or status & ERROR:
+            self.fail(f"{item.label}: status 0x{status:x}, error {err} at layer {layer}")
+
+
+# --------------------------------------------------------------------- env
+
+class UzEnv(uvm_env):
+    def build_phase(self):
+        self.ctrl = CtrlAgent.create("ctrl", self)
+        self.mem = MemAgent.create("mem", self)
+        self.gen_mon = GenMonitor.create("gen_mon", self)
+        self.bias_mon = BiasMonitor.create("bias_mon", self)
+        self.shift_mon = ShiftMonitor.create("shift_mon", self)
+        self.layer_mon = LayerMonitor.create("layer_mon", self)
+        self.fanout = _Fanout("fanout", self)
+        self.weights_sb = WeightsScoreboard.create("weights_sb", self)
+        self.bias_sb = BiasScoreboard.create("bias_sb", self)
+        self.shift_sb = ShiftScoreboard.create("shift_sb", self)
+        self.layer_sb = LayerScoreboard.create("layer_sb", self)
+        self.status_sb = StatusScoreboard.create("status_sb", self)
+        from .coverage import FunctionalCoverage
+        self.cov = FunctionalCoverage.create("cov", self)
+
+    def connect_phase(self):
+        drv = self.ctrl.driver
+        self.fanout.connect(drv, [self.gen_mon, self.bias_mon, self.shift_mon, self.layer_mon])
+        self.gen_mon.ap.connect(self.weights_sb.analysis_export)
+        self.bias_mon.ap.connect(self.bias_sb.analysis_export)
+        self.shift_mon.ap.connect(self.shift_sb.analysis_export)
+        self.layer_mon.ap.connect(self.layer_sb.analysis_export)
+        drv.finished.connect(self.status_sb.analysis_export)
+        drv.finished.connect(self.cov.analysis_export)

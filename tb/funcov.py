@@ -1,0 +1,171 @@
+"""Functional coverage of the engine, per layer (cocotb-coverage covergroups).
+
+The testbench calls ``sample_layer(desc_fields, stats)`` once per layer it
+runs, and ``export()`` at the end of a run; the export lands in the run
+folder (the simulator's working directory), where ``scripts/coverage.py``
+finds and merges every run's file.
+
+``desc_fields`` holds the layer's descriptor fields by their golden.isa
+names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
+``golden.isa.decode``). ``stats`` holds what only the run can tell:
+
+- ``saturated`` (bool): some output of the layer was clipped by the data
+  shift's saturation (the testbench knows it from the golden model);
+- ``stall`` (str): the memory stall pattern the run applied, one of
+  ``STALL_PATTERNS``.
+
+A missing key in ``stats`` leaves that coverpoint unsampled: no data is
+better than invented data.
+
+Coverage model (group ``uz.layer``):
+
+- ``kind``, ``k``, ``stride``, ``pad`` and their cross ``kind_k_stride_pad``.
+  POOL layers sample their pool window (``pool_k``, ``pool_s``,
+  ``pool_pad``), since a POOL descriptor leaves k/stride/pads unused; the
+  cross leaves out combinations ``golden.isa.check`` rejects.
+- ``partial_rows``, ``partial_cols``, ``partial_in_ch``, ``partial_out_ch``:
+  the layer's last tile in that dimension is partial (the size is not a
+  multiple of the tile).
+- ``bias_shift``, ``data_shift``, ``gen_shift``: sign (neg/zero/pos). Each is
+  sampled only where the engine uses it: bias with bias=1, data shift off
+  POOL, generator shift on OVSF layers.
+- ``saturation``, ``insel`` (CONV and FC), ``stall``.
+- ``weights`` (raw/ovsf, CONV and FC) and ``rho`` (OVSF layers only: rho is
+  n_codes/L, bins 1 .. 1/16; an engine with L = 8 can never reach 1/16).
+- ``fused_pool`` (CONV): a max pool fused after the data shift.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db, coverage_section
+
+from golden import isa
+
+#: File name of a run's export, looked for in every run folder.
+EXPORT_NAME = "funcov.xml"
+GROUP = "uz.layer"
+STALL_PATTERNS = ("none", "light", "heavy")
+KINDS = ("CONV", "FC", "POOL")
+K_BINS = (1, 2, 3, 5, 7, 11)        # 2 only from a pool window
+STRIDE_BINS = (1, 2, 3, 4)
+PAD_BINS = ("zero", "nonzero")
+SIGN_BINS = ("neg", "zero", "pos")
+RHO_BINS = ("1", "1/2", "1/4", "1/8", "1/16")
+BOOL_BINS = (False, True)
+
+
+def _illegal_shapes():
+    """(kind, k, stride, pad) tuples golden.isa.check rejects: not coverage holes."""
+    out = []
+    for k, s, p in itertools.product(K_BINS, STRIDE_BINS, PAD_BINS):
+        if (k, s, p) != (1, 1, "zero"):
+            out.append(("FC", k, s, p))              # FC is k=1, stride 1, unpadded
+        if k not in (2, 3) or s == 4:
+            out.append(("POOL", k, s, p))            # pool window 2|3, stride 1..3
+        if k == 2 or (k == 1 and p == "nonzero"):
+            out.append(("CONV", k, s, p))            # kernels 1,3,5,7,11; pad < k
+    return out
+
+
+def _sign(v):
+    return None if v is None else SIGN_BINS[(v > 0) - (v < 0) + 1]
+
+
+def _point(name, bins, **kw):
+    return CoverPoint(f"{GROUP}.{name}", xf=lambda s, _n=name: s.get(_n), bins=list(bins), **kw)
+
+
+# The cross reads the hits its points made in the same call, so the points
+# come first (coverage_section applies its items in order).
+_coverage = coverage_section(
+    _point("kind", KINDS),
+    _point("k", K_BINS),
+    _point("stride", STRIDE_BINS),
+    _point("pad", PAD_BINS),
+    CoverCross(f"{GROUP}.kind_k_stride_pad", items=[f"{GROUP}.{n}" for n in ("kind", "k", "stride", "pad")],
+               ign_bins=_illegal_shapes()),
+    _point("partial_rows", BOOL_BINS),
+    _point("partial_cols", BOOL_BINS),
+    _point("partial_in_ch", BOOL_BINS),
+    _point("partial_out_ch", BOOL_BINS),
+    _point("bias_shift", SIGN_BINS),
+    _point("data_shift", SIGN_BINS),
+    _point("gen_shift", SIGN_BINS),
+    _point("saturation", BOOL_BINS),
+    _point("rho", RHO_BINS),
+    _point("weights", ("raw", "ovsf")),
+    _point("insel", ("off", "on")),
+    _point("stall", STALL_PATTERNS),
+    _point("fused_pool", BOOL_BINS),
+)
+
+
+@_coverage
+def _sample(s: dict):
+    """The values of one layer, by coverpoint name (None: not sampled)."""
+
+
+def layer_values(desc_fields, stats: dict | None = None) -> dict:
+    """What one layer contributes to each coverpoint (None leaves it unsampled)."""
+    d = desc_fields if isinstance(desc_fields, isa.Descriptor) else isa.Descriptor(dict(desc_fields))
+    stats = dict(stats or {})
+    kind = isa.Kind(d.kind).name
+    pool = kind == "POOL"
+    if pool:
+        k, stride, pad = d.pool_k, d.pool_s, d.pool_pad
+        rows, cols = d.in_h, d.in_w
+    else:
+        k, stride = d.k, d.stride
+        pad = d.pad_t or d.pad_b or d.pad_l or d.pad_r
+        rows, cols = isa.conv_dims(d)
+    stall = stats.get("stall")
+    if stall is not None and stall not in STALL_PATTERNS:
+        raise ValueError(f"stall pattern {stall!r}: expected one of {STALL_PATTERNS}")
+    sat = stats.get("saturated")
+    rho = None
+    if d.ovsf and not pool:
+        rho = str(Fraction(d.n_codes, 1 << d.log2_l))
+    return {
+        "kind": kind, "k": k, "stride": stride, "pad": "nonzero" if pad else "zero",
+        # Sizes and tiles are checked legal (non-zero) before any layer runs.
+        "partial_rows": bool(rows % d.tr) if d.tr else None,
+        "partial_cols": bool(cols % d.tc) if d.tc else None,
+        "partial_in_ch": bool(d.in_c % d.ti) if d.ti else None,
+        "partial_out_ch": bool(d.out_c % d.to) if d.to else None,
+        "bias_shift": _sign(d.bias_shift) if d.bias and not pool else None,
+        "data_shift": _sign(d.data_shift) if not pool else None,
+        "gen_shift": _sign(d.gen_shift) if d.ovsf and not pool else None,
+        "saturation": None if sat is None else bool(sat),
+        "rho": rho,
+        "weights": None if pool else ("ovsf" if d.ovsf else "raw"),
+        "insel": None if pool else ("on" if d.insel else "off"),
+        "stall": stall,
+        "fused_pool": bool(d.pool) if kind == "CONV" else None,
+    }
+
+
+def sample_layer(desc_fields, stats: dict | None = None) -> dict:
+    """Sample one layer the engine ran; returns the values sampled."""
+    values = layer_values(desc_fields, stats)
+    _sample(values)
+    return values
+
+
+def export(path=None) -> Path:
+    """Write the coverage database (cocotb-coverage XML) of this process.
+
+    By default into the working directory, which under the simulator is the
+    run folder; UZ_FUNCOV overrides the file."""
+    path = Path(path or os.environ.get("UZ_FUNCOV") or EXPORT_NAME).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    coverage_db.export_to_xml(filename=str(path))
+    return path
+
+
+def item_names() -> list[str]:
+    """Every coverpoint and cross of the model."""
+    return [n for n in coverage_db if n.startswith(GROUP + ".")]

@@ -1,0 +1,201 @@
+"""The regressions, in one place: named engine configurations and named lists
+of test entries. Each entry expands into runs (test x seed x config x
+simulator); scripts/regress.py runs them and `make sim` / `make regress`
+call it.
+
+Adding a pyuvm test to a regression is one line, e.g.
+
+    Entry("RandomLayerTest", seeds=range(1, 201), configs=["small"])
+
+(module defaults to tb.tests; the test is selected by name, knobs go in env,
+the seed reaches the test as cocotb's random seed).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+from golden.config import EngineConfig
+from tb import simenv
+
+# The engine's case lists and RTL parameter mapping live next to its cocotb
+# module; the simulator's Python gets this path too (simenv.run).
+if str(simenv.ROOT / "tests" / "rtl") not in sys.path:
+    sys.path.insert(0, str(simenv.ROOT / "tests" / "rtl"))
+import engine_cases  # noqa: E402
+
+
+class RegressionError(ValueError):
+    """A regression, test, configuration or simulator name that does not exist."""
+
+
+#: Engine configurations by name; one name selects the golden model's, the
+#: compiler's and the RTL's parameters together.
+CONFIGS: dict[str, EngineConfig] = {
+    "small": engine_cases.SMALL,
+    "default": EngineConfig(),
+    # 8-bit data and coefficients: PN * 8 and PM * 8 must fill whole 128-bit
+    # beats (uz_top's elaboration checks), hence 16 x 16.
+    "bits8": EngineConfig(data_bits=8, acc_bits=32, pm=16, pn=16, ovsf_len=16, alpha_bits=8,
+                          axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One test of a regression and the seeds, configs and simulators it runs on.
+
+    ``test`` is the test's name in ``module`` (None: every test the module
+    has); ``name`` is what selects the entry (TEST=) and names its runs, and
+    defaults to ``test``. Entries of the same name in different regressions
+    must be the same test (only seeds, configs and sims may differ), so a
+    replay line names a run unambiguously."""
+    test: Optional[str]
+    module: str = "tb.tests"
+    seeds: Sequence[int] = (1,)
+    configs: Sequence[str] = ("small",)
+    sims: Sequence[str] = ("verilator",)
+    env: Mapping[str, str] = field(default_factory=dict)
+    name: Optional[str] = None
+    toplevel: str = "uz_top"
+    #: Wall-clock limit of one run in seconds (None: the runner's default).
+    timeout: Optional[float] = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.test
+
+    def identity(self):
+        return (self.module, self.test, tuple(sorted(self.env.items())), self.toplevel)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    test: str            # the entry's name
+    module: str
+    testcase: Optional[str]
+    seed: int
+    config: str
+    cfg: EngineConfig
+    sim: str
+    env: Mapping[str, str]
+    toplevel: str = "uz_top"
+    timeout: Optional[float] = None
+
+    @property
+    def parameters(self) -> dict:
+        return engine_cases.rtl_parameters(self.cfg)
+
+    def sim_env(self) -> dict:
+        """The test's environment: the entry's knobs plus the configuration."""
+        return dict(self.env, UZ_CONFIG=json.dumps(self.cfg.to_dict()))
+
+    def replay_vars(self, waves: bool = False) -> dict:
+        v = {"TEST": self.test, "SEED": str(self.seed), "CONFIG": self.config, "SIM": self.sim}
+        if waves:
+            v["WAVES"] = "1"
+        return v
+
+    def replay(self, waves: bool = False) -> str:
+        """The one-line command that runs this run alone."""
+        return "make sim " + " ".join(f"{k}={v}" for k, v in self.replay_vars(waves).items())
+
+
+def engine(case: str, insel: str = "auto", **kw) -> Entry:
+    """The engine end-to-end test (tests/rtl/cocotb_engine.py) on one network."""
+    suffix = "" if insel == "auto" else f"_insel_{insel}"
+    return Entry(None, module="cocotb_engine", name=f"engine_{case}{suffix}",
+                 env={"UZ_CASE": case, "UZ_INSEL": insel}, **kw)
+
+
+# The engine test compiles a fixed input image today, so its seeds repeat one
+# run; they pay off once the test draws its image from cocotb's seed.
+ENGINE_SEEDS = range(1, 4)
+
+REGRESSIONS: dict[str, list[Entry]] = {
+    # `make sim`: every engine path once, one small build, about a minute cold.
+    "smoke": [engine(c) for c in engine_cases.SMOKE],
+    # `make regress`: both simulators on the smoke cases; input selection
+    # forced on and off; the larger efficiency layers (Verilator only: too
+    # slow under Icarus); 16- and 8-bit engines.
+    "nightly": (
+        [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8"), sims=simenv.SIMULATORS)
+         for c in engine_cases.SMOKE]
+        + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small", "bits8"))
+           for c in engine_cases.SMOKE for insel in ("on", "off")]
+        + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small", "bits8"), timeout=1200)
+           for c in engine_cases.PERF_CASES for insel in ("auto", "on", "off")]
+    ),
+}
+
+
+def run_name(label: str, config: str, sim: str, seed: int) -> str:
+    return f"{label}.{config}.{sim}.s{seed}"
+
+
+def _find_entries(name: str, test: Optional[str]) -> list[Entry]:
+    """Entries of regression ``name`` whose name matches ``test`` (a name or
+    a glob); a test only another regression lists is taken from there, so a
+    replay line works from any regression."""
+    entries = REGRESSIONS[name]
+    if test is None:
+        return list(entries)
+    hits = [e for e in entries if fnmatch.fnmatchcase(e.label, test)]
+    if hits:
+        return hits
+    seen = {}
+    for other in REGRESSIONS.values():
+        for e in other:
+            if fnmatch.fnmatchcase(e.label, test):
+                seen.setdefault(e.label, e)
+    if not seen:
+        known = sorted({e.label for es in REGRESSIONS.values() for e in es})
+        raise RegressionError(f"unknown test {test!r}; tests in tb/regressions.py: {', '.join(known)}")
+    return list(seen.values())
+
+
+def expand(name: str, sim: Optional[str] = None, test: Optional[str] = None, seed: Optional[int] = None,
+           config: Optional[str] = None) -> list[Run]:
+    """The runs of regression ``name``. ``test`` keeps the matching entries;
+    ``sim``, ``seed`` and ``config`` replace the entries' own lists, so a
+    combination the regression does not list becomes a single run."""
+    if name not in REGRESSIONS:
+        raise RegressionError(f"unknown regression {name!r}; regressions: {', '.join(REGRESSIONS)}")
+    if sim is not None and sim not in simenv.SIMULATORS:
+        raise RegressionError(f"unknown simulator {sim!r}; simulators: {', '.join(simenv.SIMULATORS)}")
+    if config is not None and config not in CONFIGS:
+        raise RegressionError(f"unknown config {config!r}; configs: {', '.join(CONFIGS)}")
+    runs = []
+    for e in _find_entries(name, test):
+        for c in e.configs:
+            if c not in CONFIGS:
+                raise RegressionError(f"test {e.label}: unknown config {c!r}; configs: {', '.join(CONFIGS)}")
+        for s in e.sims:
+            if s not in simenv.SIMULATORS:
+                raise RegressionError(f"test {e.label}: unknown simulator {s!r}")
+        for c in [config] if config is not None else e.configs:
+            for s in [sim] if sim is not None else e.sims:
+                for sd in [seed] if seed is not None else e.seeds:
+                    runs.append(Run(run_name(e.label, c, s, int(sd)), e.label, e.module, e.test, int(sd), c,
+                                    CONFIGS[c], s, dict(e.env), e.toplevel, e.timeout))
+    names = [r.name for r in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RegressionError(f"regression {name}: runs named twice: {', '.join(dup[:5])}")
+    return runs
+
+
+def check() -> None:
+    """Entries of one name are one test in every regression (see Entry)."""
+    first: dict[str, Entry] = {}
+    for reg, entries in REGRESSIONS.items():
+        for e in entries:
+            if e.label is None:
+                raise RegressionError(f"regression {reg}: an entry needs a test or a name")
+            prev = first.setdefault(e.label, e)
+            if prev.identity() != e.identity():
+                raise RegressionError(f"test {e.label} means two different runs in the regressions")

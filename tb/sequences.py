@@ -137,10 +137,19 @@ class LayerParams(Randomized):
         self.add_rand("insel", ["auto", "on", "off"])
         self.add_rand("scale", [1.0, 1.0, 8.0, 1e-3])
         # the kernel fits the padded input; FC is 1x1 without pool
-        self.add_constraint(lambda k, h, w, pad_mode: k <= min(h, w) + (2 * (k // 2) if pad_mode != "none" else 0))
-        self.add_constraint(lambda kind, k, stride, pool: kind == "conv" or (k == 1 and stride == 1 and pool == "none"))
-        self.add_constraint(lambda k, stride: stride <= k or k == 1)
+        # Constraints over single variables keep the solver fast; the
+        # dependent rules (an FC is 1x1 without pool; the kernel fits the
+        # padded input, stride at most K) are applied in post_randomize.
         self.add_constraint(lambda rho: rho * self.cfg.ovsf_len >= 1)
+
+    def post_randomize(self):
+        if self.kind == "fc":
+            self.k, self.stride, self.pool = 1, 1, "none"
+        if self.k > 1 and self.stride > self.k:
+            self.stride = self.k
+        reach = 2 * (self.k // 2) if self.pad_mode != "none" else 0
+        self.h = max(self.h, self.k - reach)
+        self.w = max(self.w, self.k - reach)
 
     def spec(self, seed: int) -> dict:
         k, s = self.k, self.stride

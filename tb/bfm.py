@@ -79,7 +79,9 @@ class UzBfm:
         self.cfg = cfg
         self.rng = random.Random(seed)
         self.stall = stall
-        Clock(dut.clk_i, 10, unit="ns").start()
+        # Reset from time 0: the bus models sample it (Icarus starts at X).
+        dut.rst_ni.value = 0
+        Clock(dut.clk_i, 10, unit="ns").start(start_high=False)  # first edge after reset is applied
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk_i, dut.rst_ni, reset_active_level=False,
                           size=mem_size)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk_i, dut.rst_ni,

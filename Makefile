@@ -47,13 +47,24 @@ test: $(STAMP)
 # The functional-model regression takes a second and checks the compiler
 # and golden model the RTL is compared against: it goes first, unless one
 # run is being replayed. Both always run; either failing fails the target.
-sim: $(STAMP)
+# Verilator's FST waveform writer needs the lz4 headers (Debian liblz4-dev).
+WAVES_DEPS = $(if $(filter 1,$(WAVES)),$(if $(filter icarus,$(SIM)),,waves-deps))
+
+.PHONY: waves-deps
+waves-deps:
+	@if [ ! -f /usr/include/lz4.h ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "WAVES=1: installing Debian package liblz4-dev (Verilator's FST writer needs it)"; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq liblz4-dev; \
+	fi
+
+sim: $(STAMP) $(WAVES_DEPS)
 	@status=0; \
 	$(if $(TEST)$(SEED)$(CONFIG),,$(PY) scripts/regress.py --golden || status=1;) \
 	$(PY) scripts/regress.py --regression smoke $(REGRESS_ARGS) || status=1; \
 	exit $$status
 
-regress: $(STAMP)
+regress: $(STAMP) $(WAVES_DEPS)
 	$(PY) scripts/regress.py --regression nightly $(REGRESS_ARGS)
 
 lint: $(STAMP)

@@ -214,8 +214,10 @@ def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_o
                 f"max pool {pool[0]}x{pool[0]}/{pool[1]} pad {pool[2]} on a {conv_h}x{conv_w} plane needs "
                 f"the whole plane in one tile: input {ti * in_rows(tr) * in_rows(tc)} elements "
                 f"(buffer {cfg.in_buf_elems}), output {to * tr * tc} (buffer {cfg.out_buf_elems})")
-        raise NetworkError(f"no tiling fits the on-chip buffers (input {cfg.in_buf_elems}, weights "
-                           f"{cfg.wgt_buf_elems}, output {cfg.out_buf_elems} elements)")
+        raise NetworkError(f"no tiling fits the on-chip buffers: the smallest tile needs input "
+                           f"{ti * in_rows(tr) * in_rows(tc)}, weights {to * ti * k * k if kind != isa.Kind.POOL else 0}, "
+                           f"output {to * tr * tc} elements; the buffers hold {cfg.in_buf_elems}, "
+                           f"{cfg.wgt_buf_elems}, {cfg.out_buf_elems}")
     if kind != isa.Kind.POOL:
         while to * 2 <= cout_pad and fits(tr, tc, ti, to * 2):
             to *= 2
@@ -360,7 +362,10 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
         yq = list(make_q(fl_out))
         conv_h = layers.out_size(in_shape[1], k, L.stride, L.pads[0], L.pads[1])
         conv_w = layers.out_size(in_shape[2], k, L.stride, L.pads[2], L.pads[3])
-        tiles = _tiles(L.kind, conv_h, conv_w, in_shape[0], cout, k, L.stride, cfg, ov is not None, L.pool)
+        try:
+            tiles = _tiles(L.kind, conv_h, conv_w, in_shape[0], cout, k, L.stride, cfg, ov is not None, L.pool)
+        except NetworkError as e:
+            raise NetworkError(f"layer {L.name!r}: {e}") from None
         q = QLayer(L.name, L.kind, in_shape, L.out_shape, fl_in, fl_out, relu=L.relu, pool=L.pool,
                    stride=L.stride, pads=tuple(L.pads), k=k, fl_w=fl_w, fl_b=fl_b, w_q=w_eff,
                    b_q=b_q, ovsf=ov, rho=L.rho if ov is not None else 1.0, tiles=tiles,

@@ -39,8 +39,9 @@ CONFIGS: dict[str, EngineConfig] = {
     "default": EngineConfig(),
     # 8-bit data and coefficients: PN * 8 and PM * 8 must fill whole 128-bit
     # beats (uz_top's elaboration checks), hence 16 x 16.
+    # weight buffer large enough for a K=11 tile of 16 x 16 channels
     "bits8": EngineConfig(data_bits=8, acc_bits=32, pm=16, pn=16, ovsf_len=16, alpha_bits=8,
-                          axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096),
+                          axi_data_bits=128, in_buf_elems=16384, wgt_buf_elems=32768, out_buf_elems=8192),
 }
 
 

@@ -14,10 +14,8 @@ import engine_cases
 from golden import compiler, isa, layers
 from golden.config import EngineConfig
 
-CTRL, STATUS, ERR, DESC_ADDR, LAYER_COUNT = 0x00, 0x04, 0x08, 0x0C, 0x10
-PERF_SEL, PERF_BASE = 0x20, 0x24
-START, IRQ_EN = 1 << 0, 1 << 2
-DONE, ERROR = 1 << 1, 1 << 2
+from tb.bfm import (CTRL, DESC_ADDR, DONE, ERR, ERROR, IRQ_EN, LAYER_COUNT, PERF_BASE, PERF_SEL,  # noqa: E402
+                    START, STATUS)
 
 
 async def rd(csr, addr):

@@ -295,9 +295,12 @@ def check(d, cfg: EngineConfig) -> None:
         if d.pool_k != d.pool_s or d.pool_pad:
             fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} splits the {ch}x{cw} plane, but pool "
                  f"{d.pool_k}x{d.pool_k}/{d.pool_s} pad {d.pool_pad} needs the whole plane in one tile", "tr")
-        if d.tr % d.pool_s or d.tc % d.pool_s:
-            fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} not a multiple of the pool stride {d.pool_s}",
-                 "tr" if d.tr % d.pool_s else "tc")
+        # only a dimension the tiles split needs stride-aligned tile edges
+        split_r = d.tr < ch and d.tr % d.pool_s
+        split_c = d.tc < cw and d.tc % d.pool_s
+        if split_r or split_c:
+            fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} splits the {ch}x{cw} plane off the pool "
+                 f"stride {d.pool_s}", "tr" if split_r else "tc")
     cin = d.in_c
     cout = d.out_c
     if d.ti > _round_up(cin, cfg.pn):

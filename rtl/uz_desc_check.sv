@@ -232,7 +232,8 @@ module uz_desc_check #(
                // A tiled pool must not straddle tiles.
                (pooled && (tr_wide < ch || tc_wide < cw) &&
                 (f_pool_k != f_pool_s || f_pool_pad != 2'd0 ||
-                 not_multiple(f_tr, f_pool_s) || not_multiple(f_tc, f_pool_s))) ||
+                 (tr_wide < ch && not_multiple(f_tr, f_pool_s)) ||
+                 (tc_wide < cw && not_multiple(f_tc, f_pool_s)))) ||
                32'(f_ti) > in_c_up || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
                (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up));

@@ -230,7 +230,9 @@ module uz_post
             pr_q <= pr_lo;
             pc_q <= pc_lo;
             dy_q <= '0; dx_q <= '0;
-            state_q <= PoRowCmd;
+            // A tile may hold only convolution rows or columns the pool's
+            // floor rule drops: nothing to write, hand the half back.
+            state_q <= (pr_lo >= pr_end || pc_lo >= pc_end) ? PoTileEnd : PoRowCmd;
           end
         end
         PoRowCmd: if (wr_cmd_ready_i) state_q <= PoPix;

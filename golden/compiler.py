@@ -460,9 +460,13 @@ INSEL_MODES = ("auto", "on", "off")
 
 def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Optional[float] = None,
                     static: bool = False, force_ovsf: bool = False, base: int = 0,
-                    placement: Optional[dict] = None, insel: str = "auto") -> Program:
+                    placement: Optional[dict] = None, insel: str = "auto",
+                    tiles: Optional[dict] = None) -> Program:
     """``insel``: input selection per layer; "auto" turns it on where a layer's
-    input channels leave lanes idle (in_c not a multiple of PN)."""
+    input channels leave lanes idle (in_c not a multiple of PN). ``tiles``
+    replaces the tile sizes the compiler picks, per layer name: {name: {"tr",
+    "tc", "ti", "to"}} (any subset); illegal tiles are an error naming the
+    layer."""
     if insel not in INSEL_MODES:
         raise UzError(f"insel must be one of {INSEL_MODES}, not {insel!r}")
     elayers = unfuse_untileable_pools(to_engine_layers(net, 1.0 if rho is None else rho), cfg)
@@ -479,6 +483,15 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
     for q in qlayers:
         if q.kind != isa.Kind.POOL:
             q.insel = insel == "on" or (insel == "auto" and q.in_shape[0] % cfg.pn != 0)
+    for name, t in (tiles or {}).items():
+        q = next((q for q in qlayers if q.name == name), None)
+        if q is None:
+            raise UzError(f"tiles given for layer {name!r}, which the network does not have "
+                          f"(layers: {[q.name for q in qlayers]})")
+        bad = set(t) - {"tr", "tc", "ti", "to"}
+        if bad:
+            raise UzError(f"layer {name!r}: unknown tile fields {sorted(bad)} (known: tr, tc, ti, to)")
+        q.tiles = dict(q.tiles, **{k: int(v) for k, v in t.items()})
     img, desc_addr, regions = build_image(qlayers, cfg, net.input_shape, base, placement)
     return Program(cfg, net.name, tuple(net.input_shape), fl0, qlayers, img, desc_addr, regions, static, elayers)
 

@@ -87,12 +87,16 @@ module uz_post
   assign ps = pool_en_i ? pool_s_i : 2'd1;
   assign pp = pool_en_i ? pool_pad_i : 2'd0;
 
+  // One assignment per arm (no return inside the case): Verilator's line
+  // coverage does not count arms that return.
   function automatic logic [15:0] div_ps(logic [16:0] v, logic [1:0] s);
-    unique case (s)
-      2'd2:    return 16'(v >> 1);
-      2'd3:    return 16'(v / 3);
-      default: return v[15:0];
+    logic [15:0] q;
+    case (s)
+      2'd2:    q = 16'(v >> 1);
+      2'd3:    q = 16'(v / 3);
+      default: q = v[15:0];
     endcase
+    div_ps = q;
   endfunction
 
   // Output rows/cols of this tile: tiles split only pools with pk == ps and
@@ -274,7 +278,10 @@ module uz_post
           hp_q <= !hp_q;
           state_q <= PoWait;
         end
+        // unreachable: every encoding of the state is an arm above
+        /* verilator coverage_off */
         default: state_q <= PoIdle;
+        /* verilator coverage_on */
       endcase
     end
   end

@@ -30,6 +30,21 @@ BUSY, DONE, ERROR = 1, 2, 4
 STALL_PATTERNS = {"none": 0.0, "light": 0.2, "heavy": 0.6}
 
 
+class BusFault(Exception):
+    """Raised inside the memory model: it answers the beat with SLVERR."""
+
+
+@dataclass
+class FaultPlan:
+    """One injected bus error: the nth beat (1-based) of reads or writes from
+    now on gets SLVERR. ``fired`` records the layer the engine was running."""
+    kind: str                 # "read" | "write"
+    nth: int
+    seen: int = 0
+    fired_layer: int = -1
+    fired_addr: int = -1
+
+
 def _signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) & 1 else v
 
@@ -90,6 +105,13 @@ class UzBfm:
         self.probes = Probes()
         self._probe_task = None
         self.cycles = 0
+        self.fault = None
+        self.beats = {"read": 0, "write": 0}    # memory accesses so far
+        # Bus errors come from the memory model's own path: an exception in
+        # its access function turns into SLVERR on that beat.
+        self._ram_read, self._ram_write = self.ram.read_if._read, self.ram.write_if._write
+        self.ram.read_if._read = self._faulty_read
+        self.ram.write_if._write = self._faulty_write
 
     # ----------------------------------------------------------- memory
     def set_stall(self, pattern: str) -> None:
@@ -104,6 +126,46 @@ class UzBfm:
                 gen = (rng.random() < p for _ in itertools.count())
             obj = self.ram.write_if if ch in ("aw", "w", "b") else self.ram.read_if
             getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+
+    def set_ctrl_stall(self, pattern: str) -> None:
+        """Idle cycles on the control port's channels: AW and W then arrive
+        apart, and B and R wait for ready."""
+        if pattern not in STALL_PATTERNS:
+            raise ValueError(f"unknown stall pattern {pattern!r}; known: {sorted(STALL_PATTERNS)}")
+        p = STALL_PATTERNS[pattern]
+        for obj, chans in ((self.csr.write_if, ("aw", "w", "b")), (self.csr.read_if, ("ar", "r"))):
+            for ch in chans:
+                gen = None
+                if p:
+                    rng = random.Random(self.rng.random())
+                    gen = (rng.random() < p for _ in itertools.count())
+                getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+
+    def inject_fault(self, kind: str, nth: int) -> FaultPlan:
+        """SLVERR on the nth read or write beat from now (once)."""
+        if kind not in ("read", "write") or nth < 1:
+            raise ValueError(f"fault {kind!r} at beat {nth}: kind is read|write, beat >= 1")
+        self.fault = FaultPlan(kind, nth)
+        return self.fault
+
+    def _fire(self, kind: str, addr: int) -> None:
+        self.beats[kind] += 1
+        f = self.fault
+        if f is None or f.kind != kind or f.fired_layer >= 0:
+            return
+        f.seen += 1
+        if f.seen == f.nth:
+            f.fired_layer = int(self.dut.u_ctrl.layer_q.value)
+            f.fired_addr = addr
+            raise BusFault(f"injected {kind} error at 0x{addr:x}")
+
+    async def _faulty_read(self, address, length):
+        self._fire("read", address)
+        return await self._ram_read(address, length)
+
+    async def _faulty_write(self, address, data):
+        self._fire("write", address)
+        return await self._ram_write(address, data)
 
     def load(self, addr: int, data: bytes) -> None:
         self.ram.write(addr, data)
@@ -126,18 +188,43 @@ class UzBfm:
     async def csr_write(self, addr: int, value: int) -> None:
         await self.csr.write(addr, int(value).to_bytes(4, "little"))
 
-    async def run_program(self, desc_addr: int, n_layers: int, max_cycles: int):
-        """Start a program and wait for its end (interrupt) under a watchdog.
-        Returns (status, error code, error layer, cycles waited)."""
+    async def start_program(self, desc_addr: int, n_layers: int) -> int:
+        """Program and start; returns the cycle count at START."""
         await self.csr_write(DESC_ADDR, desc_addr)
         await self.csr_write(LAYER_COUNT, n_layers)
         start = self.cycles
         await self.csr_write(CTRL, START | IRQ_EN)
-        await with_timeout(RisingEdge(self.dut.irq_o), max_cycles * 10, "ns")
+        return start
+
+    async def wait_end(self, start: int, max_cycles: int, clear: bool = True):
+        """Wait for the end of the program (interrupt) under a watchdog.
+        Returns (status, error code, error layer, cycles since START)."""
+        if not int(self.dut.irq_o.value):
+            await with_timeout(RisingEdge(self.dut.irq_o), max_cycles * 10, "ns")
         status = await self.csr_read(STATUS)
         err = await self.csr_read(ERR)
-        await self.csr_write(STATUS, DONE | ERROR)    # clear for the next program
+        if clear:
+            await self.csr_write(STATUS, DONE | ERROR)    # clear for the next program
         return status, err & 0xFF, err >> 16, self.cycles - start
+
+    async def run_program(self, desc_addr: int, n_layers: int, max_cycles: int, pokes=()):
+        """Start a program and wait for its end under a watchdog. ``pokes``:
+        register writes during the run, (cycles after START, address, value)
+        in order (an ABORT, a second START, ...)."""
+        start = await self.start_program(desc_addr, n_layers)
+        for at, addr, value in pokes:
+            if self.cycles - start < at:
+                await ClockCycles(self.dut.clk_i, at - (self.cycles - start))
+            await self.csr_write(addr, value)
+        return await self.wait_end(start, max_cycles)
+
+    async def wait_idle(self, max_cycles: int) -> int:
+        """Cycles until STATUS.BUSY falls (polling the register)."""
+        start = self.cycles
+        while await self.csr_read(STATUS) & BUSY:
+            if self.cycles - start > max_cycles:
+                raise TimeoutError(f"engine still busy {max_cycles} cycles after the request")
+        return self.cycles - start
 
     async def layer_counters(self, layer: int) -> dict:
         await self.csr_write(PERF_SEL, layer)

@@ -4,12 +4,14 @@
     |- CtrlAgent   sequencer + ProgramDriver: loads a program's memory image,
     |              starts it through the registers, waits for the end
     |- MemAgent    configures the memory model's stall pattern
-    |- monitors    GenMonitor, BiasMonitor, ShiftMonitor, LayerMonitor: turn
-    |              the BFM's probe samples into transactions per program
+    |- monitors    GenMonitor, BiasMonitor, ShiftMonitor, LayerMonitor,
+    |              MemoryMonitor: turn the BFM's probe samples and memory
+    |              reads into transactions per program
     |- scoreboards WeightsScoreboard (per generated block), BiasScoreboard,
     |              ShiftScoreboard (accumulator before, value after the data
     |              shift), LayerScoreboard (each layer's output tensor),
-    |              StatusScoreboard (done or the expected error code)
+    |              StatusScoreboard (done or the expected error code),
+    |              MemoryScoreboard (no write outside the output regions)
     |- coverage    FunctionalCoverage (per layer, tb/funcov.py)
 
 Expected values come from golden/: the program's descriptors are executed on
@@ -25,7 +27,7 @@ from pyuvm import (ConfigDB, uvm_agent, uvm_analysis_port, uvm_component, uvm_dr
 
 from golden import arith, compiler, isa, memimage
 
-from .bfm import DONE, ERROR
+from .bfm import ABORT, CTRL, DONE, ERROR, IRQ_EN
 
 MAX_REPORT = 5
 
@@ -42,9 +44,19 @@ class ProgramItem(uvm_sequence_item):
         self.expect_err = expect_err              # 0: the program must complete
         self.expect_err_layer = expect_err_layer
         self.stall = stall
-        self.traces = []                          # golden per-layer traces
+        self.abort_after = None                   # cycles after START to write ABORT
+        self.fault = None                         # (read|write, nth beat): inject SLVERR
+        self.pokes = []                           # other register writes: (cycles, addr, value)
+        self.fault_plan = None                    # what the BFM did with it
+        self.traces = []                          # golden traces of the layers that completed
+        self.descs = []                           # the descriptors the engine reads (isa.Descriptor)
         self.result = None                        # (status, err, err_layer, cycles)
         self.counters = []
+
+    @property
+    def disturbed(self) -> bool:
+        """An abort or bus error was requested: the end is not known ahead."""
+        return self.abort_after is not None or self.fault is not None
 
     def __str__(self):
         return f"{self.label} ({len(self.prog.layers)} layers)"
@@ -75,20 +87,46 @@ class ProgramDriver(uvm_driver):
             img = memimage.MemoryImage()
             img.data = bytearray(prog.image.data)
             item.traces = []
+            item.descs = []
             for i in range(len(prog.layers)):
                 d = isa.Descriptor.decode(img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
                 if isa.validate(d, cfg) != isa.Err.NONE:
                     break
+                item.descs.append(d)
                 item.traces.append(compiler.execute_descriptor(img, d, cfg))
             self.bfm.set_stall(item.stall)
             self.bfm.load(0, bytes(prog.image.data))
             self.started.write(item)
             budget = watchdog_cycles(item)
             self.logger.info(f"running {item.label}: watchdog {budget} cycles")
-            item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget)
+            item.fault_plan = self.bfm.inject_fault(*item.fault) if item.fault else None
+            pokes = list(item.pokes)
+            if item.abort_after is not None:
+                pokes.append((item.abort_after, CTRL, ABORT | IRQ_EN))
+            item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget,
+                                                     pokes=sorted(pokes, key=lambda p: p[0]))
+            self.bfm.fault = None
+            status, err, err_layer, cycles = item.result
+            end = (f"stopped with {isa.Err(err).name if err in tuple(isa.Err) else err} at layer {err_layer}"
+                   if status & ERROR else "done")
+            self.logger.info(f"{item.label}: {end} after {cycles} cycles")
+            if status & ERROR:
+                # only the layers before the one that stopped completed
+                item.traces = item.traces[:err_layer]
             item.counters = [await self.bfm.layer_counters(i) for i in range(len(item.traces))]
             self.finished.write(item)
             self.seq_item_port.item_done()
+
+
+#: Bytes checked beyond the end of a program's image for stray writes.
+GUARD_BYTES = 64 * 1024
+
+
+def guarded_span(prog) -> int:
+    """The memory a program's stray writes are looked for in: its image and a
+    guard zone after it (every region lies inside the image)."""
+    end = max(r.addr + r.size for r in prog.image.regions)
+    return end + GUARD_BYTES
 
 
 def watchdog_cycles(item) -> int:
@@ -193,6 +231,34 @@ class LayerMonitor(uvm_component):
 
     def transform(self, tensor):
         return tensor
+
+
+class MemorySnapshot(uvm_sequence_item):
+    def __init__(self, name, item, before, after):
+        super().__init__(name)
+        self.item = item
+        self.before = before
+        self.after = after
+
+
+class MemoryMonitor(uvm_component):
+    """Memory a program may only write in its output regions: its image and a
+    guard zone after it, read when the program starts and when it ends."""
+
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        self.ap = uvm_analysis_port("ap", self)
+        self.before = b""
+
+    def on_started(self, item):
+        self.before = self.bfm.read_mem(0, guarded_span(item.prog))
+
+    def on_finished(self, item):
+        after = self.bfm.read_mem(0, guarded_span(item.prog))
+        self.ap.write(MemorySnapshot("mem", item, self.before, self.transform(after)))
+
+    def transform(self, after: bytes) -> bytes:
+        return after
 
 
 class _Fanout(uvm_component):
@@ -305,18 +371,19 @@ class ShiftScoreboard(Scoreboard):
         q = item.prog.layers[s.layer]
         t = item.traces[s.layer]
         cfg = item.prog.cfg
+        d = item.descs[s.layer]          # the shift the engine was given
         n = len(s.acc)
         exp_acc = [int(v) for v in t.acc[s.o0:s.o0 + n, s.y, s.x]]
         acc = np.asarray(s.acc, dtype=np.int64)
-        if q.relu:
+        if d.relu:
             acc = arith.relu(acc)
-        exp_out = [int(v) for v in arith.shift_round_sat(acc, q.data_shift, cfg.data_bits)]
+        exp_out = [int(v) for v in arith.shift_round_sat(acc, d.data_shift, cfg.data_bits)]
         self.checked += 1
         if exp_acc != list(s.acc):
             self.fail(f"{item.label} layer {q.name}: accumulators of channels {s.o0}.. at (y {s.y}, x {s.x}): "
                       f"expected {exp_acc}, got {s.acc}")
         if exp_out != list(s.out):
-            self.fail(f"{item.label} layer {q.name}: data shift {q.data_shift} of channels {s.o0}.. at "
+            self.fail(f"{item.label} layer {q.name}: data shift {d.data_shift} of channels {s.o0}.. at "
                       f"(y {s.y}, x {s.x}): expected {exp_out}, got {s.out}")
 
 
@@ -334,17 +401,65 @@ class LayerScoreboard(Scoreboard):
 
 
 class StatusScoreboard(Scoreboard):
-    """The program ends DONE, or with exactly the expected error and layer."""
+    """The program ends DONE, or with exactly the expected error and layer.
+    An abort may land after the end (then DONE is right); an injected bus
+    error must stop the layer it hit with the bus's error code."""
 
     def write(self, item):
         status, err, layer, _ = item.result
         self.checked += 1
+        plan = item.fault_plan
+        if plan is not None and plan.fired_layer >= 0:
+            code = isa.Err.AXI_READ if plan.kind == "read" else isa.Err.AXI_WRITE
+            if not status & ERROR or (err, layer) != (int(code), plan.fired_layer):
+                self.fail(f"{item.label}: {plan.kind} error injected at 0x{plan.fired_addr:x} in layer "
+                          f"{plan.fired_layer}: expected {code.name} at that layer, got status 0x{status:x}, "
+                          f"error {err} at layer {layer}")
+            return
+        if item.abort_after is not None and status & ERROR:
+            if err != int(isa.Err.ABORTED) or status & DONE:
+                self.fail(f"{item.label}: abort {item.abort_after} cycles after START: expected ABORTED, "
+                          f"got status 0x{status:x}, error {err} at layer {layer}")
+            return
         if item.expect_err:
             if not status & ERROR or (err, layer) != (item.expect_err, item.expect_err_layer):
                 self.fail(f"{item.label}: expected error {isa.Err(item.expect_err).name} at layer "
                           f"{item.expect_err_layer}, got status 0x{status:x}, error {err} at layer {layer}")
         elif not status & DONE or status & ERROR:
             self.fail(f"{item.label}: status 0x{status:x}, error {err} at layer {layer}")
+
+
+class MemoryScoreboard(Scoreboard):
+    """Nothing outside the output regions of the layers that ran (and that
+    stopped) changed: descriptors, weights, biases, the input and a guard zone
+    after the image stay as they were, whatever the end of the program."""
+
+    def write(self, snap):
+        item = snap.item
+        prog = item.prog
+        status, _, err_layer, _ = item.result
+        ran = len(prog.layers) if not status & ERROR else min(err_layer + 1, len(prog.layers))
+        allowed = []
+        for q in prog.layers[:ran]:
+            r = prog.image.region(prog.regions[q.name]["out"])
+            allowed.append((r.addr, r.addr + r.size))
+        before = np.frombuffer(snap.before, dtype=np.uint8)
+        after = np.frombuffer(snap.after, dtype=np.uint8)
+        mask = np.ones(len(before), dtype=bool)
+        for lo, hi in allowed:
+            mask[lo:hi] = False
+        bad = np.flatnonzero((before != after) & mask)
+        self.checked += 1
+        if len(bad):
+            where = ", ".join(f"0x{a:x} ({_region_of(prog, a)})" for a in bad[:MAX_REPORT])
+            self.fail(f"{item.label}: {len(bad)} bytes written outside the output regions; first at {where}")
+
+
+def _region_of(prog, addr):
+    for r in prog.image.regions:
+        if r.addr <= addr < r.addr + r.size:
+            return r.name
+    return "guard zone"
 
 
 # --------------------------------------------------------------------- env
@@ -357,21 +472,25 @@ class UzEnv(uvm_env):
         self.bias_mon = BiasMonitor.create("bias_mon", self)
         self.shift_mon = ShiftMonitor.create("shift_mon", self)
         self.layer_mon = LayerMonitor.create("layer_mon", self)
+        self.mem_mon = MemoryMonitor.create("mem_mon", self)
         self.fanout = _Fanout("fanout", self)
         self.weights_sb = WeightsScoreboard.create("weights_sb", self)
         self.bias_sb = BiasScoreboard.create("bias_sb", self)
         self.shift_sb = ShiftScoreboard.create("shift_sb", self)
         self.layer_sb = LayerScoreboard.create("layer_sb", self)
         self.status_sb = StatusScoreboard.create("status_sb", self)
+        self.memory_sb = MemoryScoreboard.create("memory_sb", self)
         from .coverage import FunctionalCoverage
         self.cov = FunctionalCoverage.create("cov", self)
 
     def connect_phase(self):
         drv = self.ctrl.driver
-        self.fanout.connect(drv, [self.gen_mon, self.bias_mon, self.shift_mon, self.layer_mon])
+        self.fanout.connect(drv, [self.gen_mon, self.bias_mon, self.shift_mon, self.layer_mon,
+                                      self.mem_mon])
         self.gen_mon.ap.connect(self.weights_sb.analysis_export)
         self.bias_mon.ap.connect(self.bias_sb.analysis_export)
         self.shift_mon.ap.connect(self.shift_sb.analysis_export)
         self.layer_mon.ap.connect(self.layer_sb.analysis_export)
         drv.finished.connect(self.status_sb.analysis_export)
+        self.mem_mon.ap.connect(self.memory_sb.analysis_export)
         drv.finished.connect(self.cov.analysis_export)

@@ -120,13 +120,16 @@ ENGINE_SEEDS = (1,)
 
 #: The pyuvm tests that prove each scoreboard fails on a corrupted observation.
 CHECKER_TESTS = ("WeightsCheckerFailsTest", "BiasCheckerFailsTest", "ShiftCheckerFailsTest",
-                 "LayerCheckerFailsTest")
+                 "LayerCheckerFailsTest", "MemoryCheckerFailsTest")
 
 REGRESSIONS: dict[str, list[Entry]] = {
     "smoke": (
         [Entry("SmokeTest"), Entry("IllegalDescriptorTest")]
         + [Entry(t) for t in CHECKER_TESTS]
-        + [Entry("RandomLayerTest", seeds=(1, 2), env={"UZ_COUNT": "3", "UZ_STALL": "light"})]
+        + [Entry("RandomLayerTest", seeds=(1, 2), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("CsrTest"),
+           Entry("AbortTest", env={"UZ_COUNT": "3"}),
+           Entry("BusErrorTest", env={"UZ_COUNT": "3", "UZ_STALL": "light"})]
     ),
     "nightly": (
         [Entry("SmokeTest", sims=simenv.SIMULATORS), Entry("IllegalDescriptorTest", sims=simenv.SIMULATORS)]
@@ -137,7 +140,14 @@ REGRESSIONS: dict[str, list[Entry]] = {
                  env={"UZ_COUNT": "3", "UZ_STALL": "heavy"}),
            Entry("RandomLayerTest", name="RandomLayerTest_bits8", seeds=range(1, 21), configs=("bits8",),
                  env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
-           Entry("RandomNetworkTest", seeds=range(1, 41), env={"UZ_COUNT": "3", "UZ_STALL": "light"})]
+           Entry("RandomNetworkTest", seeds=range(1, 41), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("CsrTest", sims=simenv.SIMULATORS),
+           Entry("AbortTest", seeds=range(1, 21), env={"UZ_COUNT": "3"}),
+           Entry("AbortTest", name="AbortTest_heavy_stall", seeds=range(1, 11),
+                 env={"UZ_COUNT": "4", "UZ_STALL": "heavy"}),
+           Entry("BusErrorTest", seeds=range(1, 21), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("BusErrorTest", name="BusErrorTest_icarus", seeds=range(1, 3), sims=("icarus",),
+                 env={"UZ_COUNT": "2"})]
         + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8"), sims=simenv.SIMULATORS)
            for c in engine_cases.SMOKE]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",))

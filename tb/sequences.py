@@ -21,15 +21,24 @@ RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 
 def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: float = 1.0,
-                 stall: str = "none", corrupt=None) -> ProgramItem:
+                 stall: str = "none", corrupt=None, force_ovsf: bool = False, tiles=None,
+                 shifts=None) -> ProgramItem:
     """Compile a network for ``cfg`` (calibrated on unit-scale images) and
     write an input of ``input_scale`` into its image. A larger scale than the
-    calibration drives outputs into saturation."""
+    calibration drives outputs into saturation. ``tiles`` replaces the
+    compiler's tiles ({layer name: {tr, tc, ti, to}}); ``shifts`` replaces
+    shift amounts in layer 0's descriptor ({field: value}), which is what
+    another choice of fractional lengths would give."""
     net = load_network(spec)
     rng = np.random.default_rng(random.getrandbits(32))
     calib = rng.normal(0, 1, (2,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, calib, insel=insel)
+    prog = compiler.compile_network(net, cfg, calib, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
     compiler.load_input(prog, calib[0] * input_scale)
+    if shifts:
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+        d.values.update(shifts)
+        isa.check(d, cfg)
+        prog.image.write(prog.desc_addr, d.encode())
     item = ProgramItem(label, prog, label=label, stall=stall)
     if corrupt is not None:
         layer, field, value = corrupt
@@ -122,9 +131,13 @@ class LayerParams(Randomized):
         self.pad_mode = "same"
         self.pool = "none"
         self.rho = 1.0
+        self.ovsf_at_1 = False
         self.insel = "auto"
         self.scale = 1.0
-        self.add_rand("kind", ["conv", "conv", "conv", "fc"])
+        self.tiling = "auto"
+        self.shifts = "fit"
+        self.pool_win = (2, 2, 0)
+        self.add_rand("kind", ["conv", "conv", "conv", "conv", "fc", "pool"])
         self.add_rand("cin", list(range(1, 3 * cfg.pn + 3)))
         self.add_rand("cout", list(range(1, 3 * cfg.pm + 3)))
         self.add_rand("h", list(range(1, 21)))
@@ -134,8 +147,14 @@ class LayerParams(Randomized):
         self.add_rand("pad_mode", ["none", "same", "asym"])
         self.add_rand("pool", ["none", "none", "2x2s2", "3x3s2", "3x3s2p1"])
         self.add_rand("rho", list(RHOS))
+        self.add_rand("ovsf_at_1", [False, True])       # rho = 1 as generated weights
         self.add_rand("insel", ["auto", "on", "off"])
         self.add_rand("scale", [1.0, 1.0, 8.0, 1e-3])
+        # tiles smaller than the compiler's: partial tiles in every dimension
+        self.add_rand("tiling", ["auto", "auto", "split"])
+        # shift amounts another choice of fractional lengths gives
+        self.add_rand("shifts", ["fit", "fit", "fit", "retune"])
+        self.add_rand("pool_win", [(k, s, p) for k in (2, 3) for s in (1, 2, 3) for p in (0, 1)])
         # the kernel fits the padded input; FC is 1x1 without pool
         # Constraints over single variables keep the solver fast; the
         # dependent rules (an FC is 1x1 without pool; the kernel fits the
@@ -145,14 +164,17 @@ class LayerParams(Randomized):
     def post_randomize(self):
         if self.kind == "fc":
             self.k, self.stride, self.pool = 1, 1, "none"
-        if self.k > 1 and self.stride > self.k:
-            self.stride = self.k
         reach = 2 * (self.k // 2) if self.pad_mode != "none" else 0
         self.h = max(self.h, self.k - reach)
         self.w = max(self.w, self.k - reach)
 
     def spec(self, seed: int) -> dict:
         k, s = self.k, self.stride
+        if self.kind == "pool":
+            pk, ps, pp = self.pool_win
+            h, w = max(self.h, pk), max(self.w, pk)
+            return {"name": "rand_pool", "input_shape": [self.cin, h, w],
+                    "layers": [{"name": "pool", "type": "maxpool", "kernel": pk, "stride": ps, "pad": pp}]}
         if self.kind == "fc":
             return {"name": "rand_fc", "input_shape": [self.cin, 1, 1], "weights": {"seed": seed},
                     "layers": [{"name": "fc", "type": "fc", "out_features": self.cout, "rho": self.rho},
@@ -177,6 +199,42 @@ class LayerParams(Randomized):
         return {"name": "rand_conv", "input_shape": [self.cin, h, w], "weights": {"seed": seed}, "layers": lay}
 
 
+def split_tiles(q, cfg) -> dict:
+    """Random tiles no larger than the compiler's (so they fit the buffers),
+    legal for the layer: lane multiples, pool windows whole."""
+    t = q.tiles
+    out = {}
+    step = 1
+    if q.pool is not None:
+        if q.pool[0] != q.pool[1] or q.pool[2]:
+            step = 0                      # the whole plane in one tile
+        else:
+            step = q.pool[1]
+    if step:
+        out["tr"] = t["tr"] if t["tr"] < step else random.randrange(step, t["tr"] + 1, step)
+        out["tc"] = t["tc"] if t["tc"] < step else random.randrange(step, t["tc"] + 1, step)
+    if q.kind != isa.Kind.POOL:
+        unit_i = max(cfg.pn, cfg.ovsf_len) if q.ovsf is not None else cfg.pn
+        out["ti"] = random.randrange(unit_i, t["ti"] + 1, unit_i) if t["ti"] >= unit_i else t["ti"]
+        out["to"] = random.randrange(cfg.pm, t["to"] + 1, cfg.pm)
+    return out
+
+
+def retuned_shifts(q, cfg) -> dict:
+    """Shift amounts of other fractional lengths: a data shift <= 0 (output
+    finer than the accumulator: left shift, saturation), a bias shift > 0 (a
+    finer bias than the accumulator) and a generator shift <= 0; now and then
+    beyond the data width, where every value rounds to 0 or saturates."""
+    if q.kind == isa.Kind.POOL:
+        return {}
+    wide = cfg.data_bits + random.randrange(1, 5)
+    out = {"data_shift": random.choice([0, -1, -random.randrange(1, cfg.data_bits), -wide]),
+           "bias_shift": random.choice([1, random.randrange(1, cfg.data_bits), wide])}
+    if q.ovsf is not None:
+        out["gen_shift"] = random.choice([0, -1, -2])
+    return out
+
+
 class RandomLayerSeq(uvm_sequence):
     def __init__(self, name="random_layers", count=3):
         super().__init__(name)
@@ -188,9 +246,20 @@ class RandomLayerSeq(uvm_sequence):
         for i in range(self.count):
             p.randomize()
             seed = random.getrandbits(16)
+            spec = p.spec(seed)
+            force_ovsf = p.ovsf_at_1 and p.rho == 1.0 and p.kind != "pool"
             label = (f"layer{i}: {p.kind} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
-                     f"pad {p.pad_mode} pool {p.pool} rho {p.rho} insel {p.insel} scale {p.scale}")
-            item = make_program(p.spec(seed), cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall())
+                     f"pad {p.pad_mode} pool {p.pool if p.kind != 'pool' else p.pool_win} rho {p.rho}"
+                     f"{' (ovsf)' if force_ovsf else ''} insel {p.insel} scale {p.scale} tiling {p.tiling} "
+                     f"shifts {p.shifts}")
+            item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
+                                force_ovsf=force_ovsf)
+            q = item.prog.layers[0]
+            tiles = {q.name: split_tiles(q, cfg)} if p.tiling == "split" else None
+            shifts = retuned_shifts(q, cfg) if p.shifts == "retune" else None
+            if tiles or shifts:
+                item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
+                                    force_ovsf=force_ovsf, tiles=tiles, shifts=shifts)
             await self.start_item(item)
             await self.finish_item(item)
 
@@ -211,19 +280,110 @@ class RandomNetworkSeq(uvm_sequence):
             await self.finish_item(item)
 
 
+def _too_large_spec(cfg) -> dict:
+    """A K=11 conv whose weights need several tiles in this configuration:
+    asking for all of them in one tile is TOO_LARGE."""
+    c = cfg.pn * (int((cfg.wgt_buf_elems / 121) ** 0.5) // cfg.pn + 2)
+    return {"input_shape": [c, 11, 11], "layers": [conv("c", c, 11)]}
+
+
+def _illegal_programs(cfg) -> dict:
+    spec_ct, _ = DIRECTED["conv_then_fc"]     # layer 0 conv k3 pad 1 on 3x6x6, layer 1 FC
+    spec_pool, _ = DIRECTED["pool_standalone"]  # layer 1: standalone pool
+    spec_ovsf, _ = DIRECTED["conv_ovsf_half"]
+    return {"conv_then_fc": spec_ct, "pool": spec_pool, "ovsf": spec_ovsf, "too_large": _too_large_spec(cfg)}
+
+
 class IllegalDescriptorSeq(uvm_sequence):
-    """Programs with one illegal field: the engine must stop with golden's code."""
-    CASES = [(1, "k", 4), (0, "magic", 0x5A), (1, "out_h", 9), (0, "tr", 0), (1, "in_addr", 0x1004),
-             (1, "stride", 0), (0, "n_codes", 3)]
+    """One program per descriptor error code, each with one illegal field;
+    the engine must stop with golden's code at that layer (and the next
+    program runs). (program, layer, field, value, expected code)."""
+    E = isa.Err
+    CASES = [("conv_then_fc", 0, "magic", 0x5A, E.BAD_MAGIC),
+             ("conv_then_fc", 1, "kind", 0, E.BAD_KIND),
+             ("conv_then_fc", 1, "in_c", 0, E.ZERO_DIM),
+             ("conv_then_fc", 1, "k", 4, E.BAD_KERNEL),
+             ("conv_then_fc", 0, "stride", 5, E.BAD_STRIDE),
+             ("conv_then_fc", 1, "stride", 2, E.BAD_STRIDE),
+             ("conv_then_fc", 0, "pad_t", 3, E.BAD_PAD),
+             ("conv_then_fc", 0, "k", 11, E.KERNEL_TOO_LARGE),
+             ("conv_then_fc", 1, "pool", 1, E.BAD_POOL),
+             ("pool", 1, "pool_s", 0, E.BAD_POOL),
+             ("conv_then_fc", 1, "out_h", 9, E.SHAPE_MISMATCH),
+             ("conv_then_fc", 0, "tr", 0, E.BAD_TILE),
+             ("pool", 1, "data_shift", 1, E.BAD_SHIFT),
+             ("ovsf", 0, "n_codes", 3, E.BAD_CODES),
+             ("conv_then_fc", 0, "ovsf", 1, E.BAD_CODES),
+             ("conv_then_fc", 1, "in_addr", 0x1004, E.BAD_ALIGN),
+             ("too_large", 0, "to", -1, E.TOO_LARGE)]
 
     async def body(self):
         cfg = _cfg()
-        spec, insel = DIRECTED["conv_then_fc"]
-        for layer, field, value in self.CASES:
-            spec = dict(spec, name="illegal", weights={"seed": 3})
-            item = make_program(spec, cfg, f"illegal {field}={value} at layer {layer}", insel=insel,
-                                corrupt=(layer, field, value))
-            if item.expect_err == 0:
-                continue   # this field is legal for this layer
+        specs = _illegal_programs(cfg)
+        for prog_name, layer, field, value, code in self.CASES:
+            spec = dict(specs[prog_name], name="illegal", weights={"seed": 3})
+            if value == -1:       # every output channel in one tile
+                value = -(-spec["layers"][0]["out_channels"] // cfg.pm) * cfg.pm
+            label = f"illegal {field}={value} at layer {layer} of {prog_name}"
+            item = make_program(spec, cfg, label, corrupt=(layer, field, value))
+            if item.expect_err != int(code):
+                # the case list is wrong for this configuration: say so
+                raise AssertionError(f"{label}: golden gives {isa.Err(item.expect_err).name}, "
+                                     f"the case expects {code.name}")
+            await self.start_item(item)
+            await self.finish_item(item)
+
+
+class AbortSeq(uvm_sequence):
+    """ABORT at a random point of a program (first run whole, for its length),
+    and early aborts that land in the descriptor fetch and check. Each abort
+    is followed by a run of the next program, which must be right."""
+
+    def __init__(self, name="aborts", count=3):
+        super().__init__(name)
+        self.count = count
+
+    async def body(self):
+        cfg = _cfg()
+        p = LayerParams(cfg)
+        for i in range(self.count):
+            p.randomize()
+            spec = p.spec(random.getrandbits(16))
+            whole = make_program(spec, cfg, f"abort{i} whole run", stall=_stall())
+            await self.start_item(whole)
+            await self.finish_item(whole)
+            cycles = whole.result[3]
+            # early (fetch, check) or anywhere, up to just after the end
+            at = random.choice([random.randrange(0, 40), random.randrange(0, cycles + 20)])
+            item = make_program(spec, cfg, f"abort{i} after {at} cycles", stall=_stall())
+            item.abort_after = at
+            await self.start_item(item)
+            await self.finish_item(item)
+
+
+class BusErrorSeq(uvm_sequence):
+    """SLVERR on a random read or write beat of a program (first run whole, to
+    count its beats); the next program must run right."""
+
+    def __init__(self, name="bus_errors", count=3):
+        super().__init__(name)
+        self.count = count
+
+    async def body(self):
+        cfg = _cfg()
+        p = LayerParams(cfg)
+        bfm = ConfigDB().get(None, "", "BFM")
+        for i in range(self.count):
+            p.randomize()
+            spec = p.spec(random.getrandbits(16))
+            whole = make_program(spec, cfg, f"bus error {i} whole run", stall=_stall())
+            reads0, writes0 = bfm.beats["read"], bfm.beats["write"]
+            await self.start_item(whole)
+            await self.finish_item(whole)
+            beats = {"read": bfm.beats["read"] - reads0, "write": bfm.beats["write"] - writes0}
+            kind = random.choice(["read", "write"])
+            nth = random.randrange(1, max(1, beats[kind]) + 1)
+            item = make_program(spec, cfg, f"bus error {i}: {kind} beat {nth} of {beats[kind]}", stall=_stall())
+            item.fault = (kind, nth)
             await self.start_item(item)
             await self.finish_item(item)

@@ -17,9 +17,13 @@ from pyuvm import ConfigDB, uvm_factory, uvm_test
 
 from golden.config import EngineConfig
 
+from golden import isa
+
+from . import bfm as regs
 from .bfm import UzBfm
-from .env import BiasMonitor, GenMonitor, LayerMonitor, ShiftMonitor, UzEnv
-from .sequences import SMOKE, DirectedSeq, IllegalDescriptorSeq, RandomLayerSeq, RandomNetworkSeq
+from .env import BiasMonitor, GenMonitor, LayerMonitor, MemoryMonitor, ShiftMonitor, UzEnv
+from .sequences import (DIRECTED, SMOKE, AbortSeq, BusErrorSeq, DirectedSeq, IllegalDescriptorSeq,
+                        RandomLayerSeq, RandomNetworkSeq, make_program)
 
 
 class UzBaseTest(uvm_test):
@@ -83,6 +87,104 @@ class IllegalDescriptorTest(UzBaseTest):
         return [IllegalDescriptorSeq(), DirectedSeq(names=["fc_raw"])]   # and the next program runs
 
 
+@pyuvm.test()
+class AbortTest(UzBaseTest):
+    """ABORT at random points (and in the descriptor fetch and check): the
+    engine stops with ABORTED, writes nothing outside the output regions,
+    and the next program runs right."""
+
+    def sequences(self):
+        return [AbortSeq(count=self.count), DirectedSeq(names=["fc_raw"])]
+
+
+@pyuvm.test()
+class BusErrorTest(UzBaseTest):
+    """SLVERR on a random read or write beat: the engine stops with AXI_READ
+    or AXI_WRITE at the layer it hit, writes nothing outside the output
+    regions, and the next program runs right."""
+
+    def sequences(self):
+        return [BusErrorSeq(count=self.count), DirectedSeq(names=["fc_raw"])]
+
+
+class _StartWhileBusySeq(DirectedSeq):
+    """A program with a second START written while it runs (ignored) and an
+    ABORT written after its end (no effect)."""
+
+    async def body(self):
+        cfg = ConfigDB().get(None, "", "CFG")
+        spec, insel = DIRECTED["conv_k3_s1_pad"]
+        item = make_program(dict(spec, name="restart", weights={"seed": 5}), cfg, "START while busy", insel=insel)
+        item.pokes = [(30, regs.CTRL, regs.START | regs.IRQ_EN)]
+        await self.start_item(item)
+        await self.finish_item(item)
+
+
+@pyuvm.test()
+class CsrTest(UzBaseTest):
+    """The register map with idle cycles on every control channel (AW and W
+    apart, B and R held): reset values, read-back widths, read-only and
+    unmapped addresses, the empty program, ERR cleared by START only (kept
+    after W1C), and a START while busy that must be ignored."""
+
+    def check(self, what, got, exp):
+        if got != exp:
+            self.failures.append(f"{what}: expected 0x{exp:x}, got 0x{got:x}")
+
+    async def run_phase(self):
+        self.raise_objection()
+        self.failures = []
+        bfm, cfg = self.bfm, self.cfg
+        bfm.set_ctrl_stall("heavy")
+        await bfm.reset()
+        config = (cfg.ovsf_len.bit_length() - 1) << 24 | cfg.data_bits << 16 | cfg.pn << 8 | cfg.pm
+        for name, addr, exp in (("CTRL", regs.CTRL, 0), ("STATUS", regs.STATUS, 0), ("ERR", regs.ERR, 0),
+                                ("DESC_ADDR", regs.DESC_ADDR, 0), ("LAYER_COUNT", regs.LAYER_COUNT, 0),
+                                ("ID", regs.ID, 0x757A0001), ("CONFIG", regs.CONFIG, config),
+                                ("PERF_SEL", regs.PERF_SEL, 0), ("TOTAL_LO", regs.TOTAL_LO, 0),
+                                ("TOTAL_HI", regs.TOTAL_LO + 4, 0), ("unmapped 0x1C", 0x1C, 0),
+                                ("unmapped 0x4C", 0x4C, 0)):
+            self.check(f"{name} after reset", await bfm.csr_read(addr), exp)
+        for name, addr, value, exp in (("DESC_ADDR", regs.DESC_ADDR, 0xDEADBEE0, 0xDEADBEE0),
+                                       ("LAYER_COUNT", regs.LAYER_COUNT, 0x12345, 0x2345),
+                                       ("PERF_SEL", regs.PERF_SEL, 0xABCDE, 0xBCDE),
+                                       ("CTRL", regs.CTRL, regs.IRQ_EN, regs.IRQ_EN),
+                                       ("ID (read only)", regs.ID, 0, 0x757A0001),
+                                       ("CONFIG (read only)", regs.CONFIG, 0, config),
+                                       ("unmapped 0x1C", 0x1C, 0xFFFFFFFF, 0)):
+            await bfm.csr_write(addr, value)
+            self.check(f"{name} read back", await bfm.csr_read(addr), exp)
+        await bfm.csr_write(regs.PERF_SEL, 0)
+        # the empty program is done at once
+        start = await bfm.start_program(0, 0)
+        status, err, layer, _ = await bfm.wait_end(start, 1000)
+        self.check("STATUS flags after an empty program", status & 0xFFFF, regs.DONE)
+        # each START clears ERROR and records the new error; W1C clears the
+        # status but ERR keeps the last error for software to read
+        spec, insel = DIRECTED["conv_then_fc"]
+        bad_magic = make_program(dict(spec, name="a", weights={"seed": 1}), cfg, "a", corrupt=(0, "magic", 0))
+        bad_align = make_program(dict(spec, name="b", weights={"seed": 1}), cfg, "b",
+                                 corrupt=(1, "in_addr", 0x1004))
+        for item in (bad_magic, bad_align):
+            bfm.load(0, bytes(item.prog.image.data))
+            start = await bfm.start_program(item.prog.desc_addr, len(item.prog.layers))
+            status, err, layer, _ = await bfm.wait_end(start, 200_000, clear=False)
+            self.check(f"STATUS flags after {item.label}", status & 0xFFFF, regs.ERROR)
+            self.check(f"ERR after {item.label}", err | layer << 16, item.expect_err | item.expect_err_layer << 16)
+        await bfm.csr_write(regs.STATUS, regs.DONE | regs.ERROR)
+        self.check("STATUS flags after W1C", await bfm.csr_read(regs.STATUS) & 0xFFFF, 0)
+        self.check("ERR after W1C (kept)", await bfm.csr_read(regs.ERR), int(isa.Err.BAD_ALIGN) | 1 << 16)
+        # a run with the per-layer counters and TOTAL_CYCLES read back
+        await _StartWhileBusySeq().start(self.env.ctrl.seqr)
+        total = await bfm.csr_read(regs.TOTAL_LO) | await bfm.csr_read(regs.TOTAL_LO + 4) << 32
+        if total == 0:
+            self.failures.append("TOTAL_CYCLES is 0 after a program ran")
+        self.drop_objection()
+
+    def check_phase(self):
+        assert not self.failures, "register checks failed: " + "; ".join(self.failures)
+
+
 # ------------------------------------------- every checker can fail
 # Each of these corrupts what one monitor observes (factory override) and
 # passes only if the matching scoreboard reports it.
@@ -110,6 +212,20 @@ class CorruptLayerMonitor(LayerMonitor):
         t = t.copy()
         t.flat[-1] += 1
         return t
+
+
+class CorruptMemoryMonitor(MemoryMonitor):
+    """A stray write into the weights of the program's first layer."""
+
+    def transform(self, after):
+        item_regions = [r for r in self._item.prog.image.regions if r.name.endswith(".wgt")]
+        b = bytearray(after)
+        b[item_regions[0].addr] ^= 0xFF
+        return bytes(b)
+
+    def on_finished(self, item):
+        self._item = item
+        super().on_finished(item)
 
 
 class CheckerFailsTest(UzBaseTest):
@@ -144,3 +260,8 @@ class ShiftCheckerFailsTest(CheckerFailsTest):
 @pyuvm.test()
 class LayerCheckerFailsTest(CheckerFailsTest):
     monitor, corrupt, scoreboard = LayerMonitor, CorruptLayerMonitor, "layer_sb"
+
+
+@pyuvm.test()
+class MemoryCheckerFailsTest(CheckerFailsTest):
+    monitor, corrupt, scoreboard = MemoryMonitor, CorruptMemoryMonitor, "memory_sb"

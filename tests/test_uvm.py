@@ -1,11 +1,12 @@
 """The pyuvm environment in the test suite: the smoke test, illegal
-programs, and the tests that prove every scoreboard fails on a corrupted
-observation (each passes only if its scoreboard reports the corruption)."""
+programs, registers, aborts and bus errors, and the tests that prove every
+scoreboard fails on a corrupted observation (each passes only if its
+scoreboard reports the corruption)."""
 import pytest
 
 from tb import regressions, simenv
 
-TESTS = ("SmokeTest", "IllegalDescriptorTest") + regressions.CHECKER_TESTS
+TESTS = ("SmokeTest", "IllegalDescriptorTest", "CsrTest", "AbortTest", "BusErrorTest") + regressions.CHECKER_TESTS
 
 
 def run(test, sim, seed=1):
@@ -25,3 +26,7 @@ def test_uvm_smoke_icarus():
 
 def test_uvm_random_layers():
     run("RandomLayerTest", "verilator", seed=3)
+
+
+def test_uvm_bus_error_icarus():
+    run("BusErrorTest", "icarus")

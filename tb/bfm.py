@@ -207,15 +207,23 @@ class UzBfm:
             await self.csr_write(STATUS, DONE | ERROR)    # clear for the next program
         return status, err & 0xFF, err >> 16, self.cycles - start
 
-    async def run_program(self, desc_addr: int, n_layers: int, max_cycles: int, pokes=()):
+    async def run_program(self, desc_addr: int, n_layers: int, max_cycles: int, pokes=(), reset_after=None):
         """Start a program and wait for its end under a watchdog. ``pokes``:
         register writes during the run, (cycles after START, address, value)
-        in order (an ABORT, a second START, ...)."""
+        in order (an ABORT, a second START, ...). ``reset_after``: pull
+        rst_ni that many cycles after START instead of waiting for the end;
+        returns the status and error registers read after the reset."""
         start = await self.start_program(desc_addr, n_layers)
         for at, addr, value in pokes:
             if self.cycles - start < at:
                 await ClockCycles(self.dut.clk_i, at - (self.cycles - start))
             await self.csr_write(addr, value)
+        if reset_after is not None:
+            if self.cycles - start < reset_after:
+                await ClockCycles(self.dut.clk_i, reset_after - (self.cycles - start))
+            cycles = self.cycles - start
+            await self.reset()
+            return await self.csr_read(STATUS), await self.csr_read(ERR), 0, cycles
         return await self.wait_end(start, max_cycles)
 
     async def wait_idle(self, max_cycles: int) -> int:

@@ -47,6 +47,7 @@ class ProgramItem(uvm_sequence_item):
         self.abort_after = None                   # cycles after START to write ABORT
         self.fault = None                         # (read|write, nth beat): inject SLVERR
         self.pokes = []                           # other register writes: (cycles, addr, value)
+        self.reset_after = None                   # cycles after START to pull the reset
         self.fault_plan = None                    # what the BFM did with it
         self.traces = []                          # golden traces of the layers that completed
         self.descs = []                           # the descriptors the engine reads (isa.Descriptor)
@@ -56,7 +57,7 @@ class ProgramItem(uvm_sequence_item):
     @property
     def disturbed(self) -> bool:
         """An abort or bus error was requested: the end is not known ahead."""
-        return self.abort_after is not None or self.fault is not None
+        return self.abort_after is not None or self.fault is not None or self.reset_after is not None
 
     def __str__(self):
         return f"{self.label} ({len(self.prog.layers)} layers)"
@@ -104,13 +105,18 @@ class ProgramDriver(uvm_driver):
             if item.abort_after is not None:
                 pokes.append((item.abort_after, CTRL, ABORT | IRQ_EN))
             item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget,
-                                                     pokes=sorted(pokes, key=lambda p: p[0]))
+                                                     pokes=sorted(pokes, key=lambda p: p[0]),
+                                                     reset_after=item.reset_after)
             self.bfm.fault = None
             status, err, err_layer, cycles = item.result
             end = (f"stopped with {isa.Err(err).name if err in tuple(isa.Err) else err} at layer {err_layer}"
                    if status & ERROR else "done")
+            if item.reset_after is not None:
+                end = f"reset (then status 0x{status:x}, error register 0x{err:x})"
             self.logger.info(f"{item.label}: {end} after {cycles} cycles")
-            if status & ERROR:
+            if item.reset_after is not None:
+                item.traces = []          # which layers completed before the reset is not known
+            elif status & ERROR:
                 # only the layers before the one that stopped completed
                 item.traces = item.traces[:err_layer]
             item.counters = [await self.bfm.layer_counters(i) for i in range(len(item.traces))]
@@ -409,6 +415,10 @@ class StatusScoreboard(Scoreboard):
         status, err, layer, _ = item.result
         self.checked += 1
         plan = item.fault_plan
+        if item.reset_after is not None:
+            if (status, err) != (0, 0):
+                self.fail(f"{item.label}: after a reset STATUS must read 0 and ERR 0, got 0x{status:x}, 0x{err:x}")
+            return
         if plan is not None and plan.fired_layer >= 0:
             code = isa.Err.AXI_READ if plan.kind == "read" else isa.Err.AXI_WRITE
             if not status & ERROR or (err, layer) != (int(code), plan.fired_layer):
@@ -438,7 +448,10 @@ class MemoryScoreboard(Scoreboard):
         item = snap.item
         prog = item.prog
         status, _, err_layer, _ = item.result
-        ran = len(prog.layers) if not status & ERROR else min(err_layer + 1, len(prog.layers))
+        if item.reset_after is not None or not status & ERROR:
+            ran = len(prog.layers)
+        else:
+            ran = min(err_layer + 1, len(prog.layers))
         allowed = []
         for q in prog.layers[:ran]:
             r = prog.image.region(prog.regions[q.name]["out"])

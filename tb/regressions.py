@@ -129,6 +129,7 @@ REGRESSIONS: dict[str, list[Entry]] = {
         + [Entry("RandomLayerTest", seeds=(1, 2), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("CsrTest"),
            Entry("AbortTest", env={"UZ_COUNT": "3"}),
+           Entry("ResetTest", env={"UZ_COUNT": "3"}),
            Entry("BusErrorTest", env={"UZ_COUNT": "3", "UZ_STALL": "light"})]
     ),
     "nightly": (
@@ -143,6 +144,7 @@ REGRESSIONS: dict[str, list[Entry]] = {
            Entry("RandomNetworkTest", seeds=range(1, 41), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("CsrTest", sims=simenv.SIMULATORS),
            Entry("AbortTest", seeds=range(1, 21), env={"UZ_COUNT": "3"}),
+           Entry("ResetTest", seeds=range(1, 11), env={"UZ_COUNT": "3"}),
            Entry("AbortTest", name="AbortTest_heavy_stall", seeds=range(1, 11),
                  env={"UZ_COUNT": "4", "UZ_STALL": "heavy"}),
            Entry("BusErrorTest", seeds=range(1, 21), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),

@@ -337,11 +337,13 @@ class IllegalDescriptorSeq(uvm_sequence):
 class AbortSeq(uvm_sequence):
     """ABORT at a random point of a program (first run whole, for its length),
     and early aborts that land in the descriptor fetch and check. Each abort
-    is followed by a run of the next program, which must be right."""
+    is followed by a run of the next program, which must be right. With
+    ``reset`` a hard reset takes the abort's place."""
 
-    def __init__(self, name="aborts", count=3):
+    def __init__(self, name="aborts", count=3, reset=False):
         super().__init__(name)
         self.count = count
+        self.reset = reset
 
     async def body(self):
         cfg = _cfg()
@@ -349,14 +351,18 @@ class AbortSeq(uvm_sequence):
         for i in range(self.count):
             p.randomize()
             spec = p.spec(random.getrandbits(16))
-            whole = make_program(spec, cfg, f"abort{i} whole run", stall=_stall())
+            what = "reset" if self.reset else "abort"
+            whole = make_program(spec, cfg, f"{what}{i} whole run", stall=_stall())
             await self.start_item(whole)
             await self.finish_item(whole)
             cycles = whole.result[3]
             # early (fetch, check) or anywhere, up to just after the end
             at = random.choice([random.randrange(0, 40), random.randrange(0, cycles + 20)])
-            item = make_program(spec, cfg, f"abort{i} after {at} cycles", stall=_stall())
-            item.abort_after = at
+            item = make_program(spec, cfg, f"{what}{i} at cycle {at}", stall=_stall())
+            if self.reset:
+                item.reset_after = at
+            else:
+                item.abort_after = at
             await self.start_item(item)
             await self.finish_item(item)
 
@@ -383,6 +389,8 @@ class BusErrorSeq(uvm_sequence):
             beats = {"read": bfm.beats["read"] - reads0, "write": bfm.beats["write"] - writes0}
             kind = random.choice(["read", "write"])
             nth = random.randrange(1, max(1, beats[kind]) + 1)
+            if kind == "read" and random.random() < 0.25:
+                nth = random.randrange(1, 5)      # the descriptor fetch
             item = make_program(spec, cfg, f"bus error {i}: {kind} beat {nth} of {beats[kind]}", stall=_stall())
             item.fault = (kind, nth)
             await self.start_item(item)

@@ -98,6 +98,16 @@ class AbortTest(UzBaseTest):
 
 
 @pyuvm.test()
+class ResetTest(UzBaseTest):
+    """rst_ni pulled at random points of a program: the registers read their
+    reset values, nothing was written outside the output regions, and the
+    next program runs right."""
+
+    def sequences(self):
+        return [AbortSeq(count=self.count, reset=True), DirectedSeq(names=["fc_raw"])]
+
+
+@pyuvm.test()
 class BusErrorTest(UzBaseTest):
     """SLVERR on a random read or write beat: the engine stops with AXI_READ
     or AXI_WRITE at the layer it hit, writes nothing outside the output

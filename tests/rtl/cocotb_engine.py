@@ -11,7 +11,7 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 import engine_cases
-from golden import compiler, isa, layers
+from golden import compiler, isa, layers, perf
 from golden.config import EngineConfig
 
 from tb.bfm import (CTRL, DESC_ADDR, DONE, ERR, ERROR, IRQ_EN, LAYER_COUNT, PERF_BASE, PERF_SEL,  # noqa: E402
@@ -88,9 +88,14 @@ async def engine_matches_golden(dut):
         await wr(csr, PERF_SEL, i)
         words = [await rd(csr, PERF_BASE + 4 * k) for k in range(8)]
         cycles, mac, stall, gen = (words[2 * k] | words[2 * k + 1] << 32 for k in range(4))
+        model = perf.program_cycles(prog)[i]
         report.append({"layer": q.name, "kind": q.kind.name, "cycles": cycles, "mac_busy": mac,
                        "mac_busy_fraction": round(mac / cycles, 4) if cycles else 0.0,
-                       "mem_stall": stall, "gen_busy": gen, "mismatches": n})
+                       "mem_stall": stall, "gen_busy": gen, "mismatches": n,
+                       "model_cycles": model.cycles, "model_mac_busy": model.mac_busy})
+        # The PE-array step count is exact in the model (the cycles are not).
+        if model.mac_busy != mac:
+            failures.append(f"layer {q.name}: {mac} PE-array steps, the performance model counts {model.mac_busy}")
         dut._log.info(f"layer {q.name}: {cycles} cycles, MAC busy {mac} ({100 * mac / max(cycles, 1):.1f}%), "
                       f"stall {stall}, generator {gen}, mismatches {n}")
         if n:

@@ -41,6 +41,14 @@ def setup_verilator() -> str:
     return root
 
 
+def engine_parameters(cfg) -> dict:
+    """uz_top's parameters for a golden.config.EngineConfig."""
+    return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
+            "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
+            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
+            "OutBufElems": cfg.out_buf_elems}
+
+
 def rtl_sources(*names: str) -> list[Path]:
     """Package files first (compile order), then the named modules."""
     pkgs = [RTL / "uz_isa_pkg.sv"]
@@ -54,7 +62,7 @@ def build_dir_for(toplevel: str, sim: str, parameters: dict, variant: tuple = ()
 
 def run(toplevel: str, sources, test_module: str, parameters: dict | None = None, sim: str | None = None,
         testcase=None, seed=None, waves: bool | None = None, extra_env: dict | None = None,
-        coverage: bool = False, run_name: str | None = None):
+        coverage: bool = False, run_name: str | None = None, log_file=None):
     """Build (incrementally) and run ``test_module`` against ``toplevel``.
 
     One build folder per (toplevel, simulator, parameters, waves, coverage);
@@ -62,7 +70,8 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
     one build may go in parallel. Under pytest a failing HDL test raises (the
     runner exits non-zero); the returned path is the results XML for callers
     outside pytest, which must read it (cocotb_tools.runner.get_results) to
-    learn the outcome."""
+    learn the outcome. ``log_file`` takes the simulation's output instead of
+    the terminal."""
     from cocotb_tools.runner import get_runner
 
     sim = sim or os.environ.get("SIM", "verilator")
@@ -105,4 +114,4 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
     return runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir, test_dir=test_dir,
                        parameters=parameters, testcase=testcase, seed=seed, waves=waves,
                        extra_env=dict(extra_env or {}), timescale=("1ns", "1ps"),
-                       results_xml=str(test_dir / "results.xml"))
+                       results_xml=str(test_dir / "results.xml"), log_file=log_file)

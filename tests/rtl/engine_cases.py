@@ -7,6 +7,7 @@ import numpy as np
 from golden import compiler
 from golden.config import EngineConfig
 from golden.network import load_network
+from tb import simenv
 
 #: A small engine: fast to build and simulate under both simulators.
 SMALL = EngineConfig(data_bits=16, acc_bits=48, pm=8, pn=8, ovsf_len=8, alpha_bits=16,
@@ -14,10 +15,7 @@ SMALL = EngineConfig(data_bits=16, acc_bits=48, pm=8, pn=8, ovsf_len=8, alpha_bi
 
 
 def rtl_parameters(cfg: EngineConfig) -> dict:
-    return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
-            "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
-            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
-            "OutBufElems": cfg.out_buf_elems}
+    return simenv.engine_parameters(cfg)
 
 
 CASES = {

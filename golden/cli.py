@@ -3,6 +3,8 @@
     uz compile NET.json --out DIR [options]
     uz golden  NET.json [--input X.npy] --out DIR [options]
 
+NET may also be an ONNX model (a file ending in .onnx; see docs/onnx.md).
+
 User errors print one line naming the problem and exit with status 2; no
 traceback. Outputs are written to a temporary folder first and moved into
 place only when complete, so a failed run never leaves files that look valid.
@@ -22,6 +24,7 @@ from . import arith, compiler, report
 from .config import EngineConfig
 from .errors import UzError
 from .network import load_network
+from .onnx_import import load_onnx
 
 CALIB_SEED = 12345
 
@@ -83,8 +86,14 @@ def _calib(args, shape, fallback: np.ndarray) -> np.ndarray:
     return fallback
 
 
+def _load_net(args):
+    if args.net.lower().endswith(".onnx"):
+        return load_onnx(args.net, drop_final_softmax=args.drop_final_softmax)
+    return load_network(args.net)
+
+
 def _compile(args, calib):
-    net = load_network(args.net)
+    net = _load_net(args)
     cfg = _config(args)
     if args.rho is not None and not 0 < args.rho <= 1:
         raise UzError(f"--rho {args.rho} must be in (0, 1]")
@@ -118,7 +127,7 @@ def _write_outputs(out: str, write) -> None:
 
 
 def cmd_compile(args) -> int:
-    net = load_network(args.net)
+    net = _load_net(args)
     rng = np.random.default_rng(CALIB_SEED)
     calib = _calib(args, net.input_shape, rng.normal(0.0, 1.0, (4,) + tuple(net.input_shape)))
     _, cfg, prog = _compile(args, calib)
@@ -129,7 +138,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    net = load_network(args.net)
+    net = _load_net(args)
     x = _inputs(args, net.input_shape)
     calib = _calib(args, net.input_shape, x)
     _, cfg, prog = _compile(args, calib)
@@ -153,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp):
-        sp.add_argument("net", help="network description (JSON)")
+        sp.add_argument("net", help="network description (JSON) or ONNX model (.onnx)")
         sp.add_argument("--out", required=True, help="output folder")
         sp.add_argument("--bits", type=int, choices=(8, 16), help="data width (default 16)")
         sp.add_argument("--rho", type=float, help="OVSF ratio for every layer without its own (default 1: raw weights)")
@@ -161,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--static", action="store_true", help="one fractional length for all layers (comparison mode)")
         sp.add_argument("--calib", help="calibration images (N,C,H,W) .npy for the fl search")
         sp.add_argument("--config", help="engine configuration JSON (golden.config.EngineConfig fields)")
+        sp.add_argument("--drop-final-softmax", action="store_true",
+                        help="ONNX: leave out a last Softmax/LogSoftmax (the engine has none)")
 
     c = sub.add_parser("compile", help="compile a network to a descriptor program and memory image")
     common(c)

@@ -2,6 +2,12 @@
 
     uz compile NET.json --out DIR [options]
     uz golden  NET.json [--input X.npy] --out DIR [options]
+    uz run     NET.json --input X.npy [--sim verilator|icarus] --out DIR [options]
+
+``uz golden`` runs the golden model (cycles from the analytical model);
+``uz run`` also runs the RTL simulation and checks every layer bit for bit.
+``--rho auto`` picks rho per layer with the hardware-aware search
+(golden/search.py) on the calibration images.
 
 NET may also be an ONNX model (a file ending in .onnx; see docs/onnx.md).
 
@@ -20,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from . import arith, compiler, report
+from . import arith, compiler, perf, report, search
 from .config import EngineConfig
 from .errors import UzError
 from .network import load_network
@@ -92,13 +98,43 @@ def _load_net(args):
     return load_network(args.net)
 
 
-def _compile(args, calib):
-    net = _load_net(args)
+def _rho(text):
+    """--rho: None, "auto" or a ratio in (0, 1]."""
+    if text is None or text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise UzError(f"--rho {text}: expected auto or a number in (0, 1]") from None
+    if not 0 < v <= 1:
+        raise UzError(f"--rho {text} must be in (0, 1]")
+    return v
+
+
+def _compile(args, calib, net=None):
+    net = net or _load_net(args)
     cfg = _config(args)
-    if args.rho is not None and not 0 < args.rho <= 1:
-        raise UzError(f"--rho {args.rho} must be in (0, 1]")
-    return net, cfg, compiler.compile_network(net, cfg, calib, rho=args.rho, static=args.static,
+    rho = _rho(args.rho)
+    if rho == "auto":
+        labels = _load_labels(args, len(calib))
+        points = search.search(net, calib, labels=labels, calib=calib, engines=[cfg],
+                               mem=perf.Memory(args.bandwidth, args.latency),
+                               progress=lambda m: print(f"rho search: {m}", flush=True))
+        best = search.choose(points, args.max_loss)
+        print(f"rho search: chose {best.rhos} ({best.cycles} modelled cycles, accuracy "
+              f"{100 * best.accuracy:.1f}% on {len(calib)} calibration images)", flush=True)
+        net, rho = search.with_rhos(net, best.rhos), None
+    return net, cfg, compiler.compile_network(net, cfg, calib, rho=rho, static=args.static,
                                               force_ovsf=args.ovsf)
+
+
+def _load_labels(args, n: int):
+    if not getattr(args, "labels", None):
+        return None
+    y = _load_array(args.labels, "labels").ravel()
+    if len(y) != n:
+        raise UzError(f"labels {args.labels} hold {len(y)} entries for {n} calibration images")
+    return y.astype(np.int64)
 
 
 def _publish(tmp: str, out: str) -> None:
@@ -141,7 +177,7 @@ def cmd_golden(args) -> int:
     net = _load_net(args)
     x = _inputs(args, net.input_shape)
     calib = _calib(args, net.input_shape, x)
-    _, cfg, prog = _compile(args, calib)
+    net, cfg, prog = _compile(args, calib, net)
     rep = report.golden_report(net, prog, x)
     output = rep.pop("_output").astype(np.float32)
 
@@ -157,6 +193,63 @@ def cmd_golden(args) -> int:
     return 0 if rep["bit_exact"] else 1
 
 
+def cmd_run(args) -> int:
+    from tb.rtl_run import run_program_rtl   # the simulation side is only needed here
+
+    net = _load_net(args)
+    x = _inputs(args, net.input_shape)
+    calib = _calib(args, net.input_shape, x)
+    net, cfg, prog = _compile(args, calib, net)
+    rep = report.golden_report(net, prog, x)
+    output = rep.pop("_output").astype(np.float32)
+    inputs_q = [compiler.load_input(prog, img) for img in x]
+    golden_outs = [compiler.run_network(prog, xq) for xq in inputs_q]
+
+    def write(tmp):
+        log = os.path.join(tmp, "sim.log")
+        print(f"running {len(x)} image(s) on the RTL ({args.sim}); simulator output in {args.out}/sim.log",
+              flush=True)
+        rtl = run_program_rtl(prog, inputs_q, sim=args.sim, log_file=log)
+        peak = cfg.pm * cfg.pn
+        for i, row in enumerate(rep["layers"]):
+            mism = 0
+            for n, outs in enumerate(rtl.outputs):
+                mism += int(np.count_nonzero(outs[i] != golden_outs[n][i]))
+            mism += sum(int(np.prod(golden_outs[n][i].shape)) for n in range(len(rtl.outputs), len(x)))
+            row["rtl_mismatches"] = mism
+            row["mismatches"] = row["mismatches"] + mism
+            row["bit_exact"] = row["mismatches"] == 0
+            if rtl.runs and i < len(rtl.runs[0]["layers"]):
+                row["cycles"] = int(rtl.runs[0]["layers"][i]["cycles"])
+                row["mac_util"] = row["macs"] / max(1, row["cycles"] * peak)
+        stopped = [r for r in rtl.runs if not r["status"] & 2 or r["status"] & 4]
+        rep["rtl"] = {"sim": args.sim, "images": len(rtl.runs), "stopped": [
+            {"err": r["err"], "err_layer": r["err_layer"]} for r in stopped],
+            "cycles_per_image": [r["cycles"] for r in rtl.runs]}
+        rep["cycles"] = int(sum(r["cycles"] for r in rep["layers"]))
+        rep["cycles_from"] = f"RTL ({args.sim})"
+        rep["bit_exact"] = bool(all(r["bit_exact"] for r in rep["layers"]) and not stopped
+                                and len(rtl.runs) == len(x))
+        # the RTL's own output (golden's where the simulation stopped early)
+        finals = [arith.dequantize(o[-1], prog.layers[-1].fl_out) for o in rtl.outputs]
+        finals += [arith.dequantize(golden_outs[n][-1], prog.layers[-1].fl_out) for n in range(len(finals), len(x))]
+        output = report.output_like_onnx(prog, np.stack(finals)).astype(np.float32)
+        np.save(os.path.join(tmp, "output.npy"), output)
+        compiler.save_program(prog, tmp)
+        with open(os.path.join(tmp, "report.json"), "w") as f:
+            json.dump(rep, f, indent=1)
+
+    _write_outputs(args.out, write)
+    print(report.format_report(rep))
+    print(f"{'layer':<12} {'cycles':>10} {'model':>10} {'MAC util':>9} {'RTL mismatches':>15}")
+    for r in rep["layers"]:
+        print(f"{r['name']:<12} {r['cycles']:>10} {r['model_cycles']:>10} {100 * r['mac_util']:>8.1f}% "
+              f"{r['rtl_mismatches']:>15}")
+    print(f"RTL ({args.sim}): {'BIT EXACT' if rep['bit_exact'] else 'NOT BIT EXACT'}, {rep['cycles']} cycles per image")
+    print(f"wrote {args.out}/output.npy, report.json, sim.log, image.bin, manifest.json, program.txt")
+    return 0 if rep["bit_exact"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="uz", description="uz CNN engine: compiler and golden model")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -165,7 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("net", help="network description (JSON) or ONNX model (.onnx)")
         sp.add_argument("--out", required=True, help="output folder")
         sp.add_argument("--bits", type=int, choices=(8, 16), help="data width (default 16)")
-        sp.add_argument("--rho", type=float, help="OVSF ratio for every layer without its own (default 1: raw weights)")
+        sp.add_argument("--rho", help="OVSF ratio for every layer without its own (default 1: raw "
+                        "weights), or auto: chosen per layer by the hardware-aware search")
+        sp.add_argument("--labels", help="labels of the calibration images (.npy) for --rho auto "
+                        "(default: agreement with the float network)")
+        sp.add_argument("--max-loss", type=float, default=0.01,
+                        help="--rho auto: accuracy the search may give up (default 0.01)")
+        sp.add_argument("--bandwidth", type=float, default=8.0, help="memory bytes per cycle for the model (default 8)")
+        sp.add_argument("--latency", type=int, default=40, help="memory latency in cycles for the model (default 40)")
         sp.add_argument("--ovsf", action="store_true", help="generate weights with OVSF even at rho = 1")
         sp.add_argument("--static", action="store_true", help="one fractional length for all layers (comparison mode)")
         sp.add_argument("--calib", help="calibration images (N,C,H,W) .npy for the fl search")
@@ -182,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, default=1, help="random images when no --input (default 1)")
     g.add_argument("--seed", type=int, default=1, help="seed of the random input (default 1)")
     g.set_defaults(func=cmd_golden)
+    r = sub.add_parser("run", help="compile, run golden and the RTL simulation, compare every layer")
+    common(r)
+    r.add_argument("--input", help="input images, float32 (N,C,H,W) or (C,H,W) .npy; default: seeded random")
+    r.add_argument("--batch", type=int, default=1, help="random images when no --input (default 1)")
+    r.add_argument("--seed", type=int, default=1, help="seed of the random input (default 1)")
+    r.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
+    r.set_defaults(func=cmd_run)
     return p
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import arith, compiler, isa, layers
+from . import arith, compiler, isa, layers, perf
 from .network import forward_engine_float, forward_float
 
 
@@ -20,12 +20,19 @@ def sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
     return 10.0 * np.log10(sig / noise)
 
 
-def layer_rows(prog: compiler.Program) -> list:
+def layer_rows(prog: compiler.Program, mem: perf.Memory = perf.Memory()) -> list:
+    """Each layer's formats, tiles and the analytical model's cycles (``fl``
+    is the output's fractional length; ``cycles`` are the model's until a
+    simulation replaces them)."""
     rows = []
-    for q in prog.layers:
+    for i, q in enumerate(prog.layers):
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+        model = perf.layer_cycles(d, prog.cfg, mem)
         r = {"name": q.name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
-             "fl_in": q.fl_in, "fl_out": q.fl_out, "rho": q.rho, "ovsf": q.ovsf is not None,
-             "relu": q.relu, "pool": list(q.pool) if q.pool else None, "tiles": q.tiles}
+             "fl": q.fl_out, "fl_in": q.fl_in, "fl_out": q.fl_out, "rho": q.rho, "ovsf": q.ovsf is not None,
+             "relu": q.relu, "pool": list(q.pool) if q.pool else None, "tiles": q.tiles,
+             "macs": perf.layer_macs(d), "model_cycles": model.cycles, "cycles": model.cycles,
+             "mac_util": perf.layer_macs(d) / (model.cycles * perf.peak_macs_per_cycle(prog.cfg))}
         if q.kind != isa.Kind.POOL:
             r.update(fl_w=q.fl_w, fl_b=q.fl_b, bias_shift=q.bias_shift, data_shift=q.data_shift,
                      k=q.k, stride=q.stride)
@@ -68,12 +75,20 @@ def golden_report(net, prog: compiler.Program, x: np.ndarray) -> dict:
     for r in rows:
         r["sqnr_db"] = float(np.mean(r["sqnr_db"]))
         r["bit_exact"] = r["mismatches"] == 0
-    out = np.stack(outs)
+    out = output_like_onnx(prog, np.stack(outs))
     return {"network": prog.name, "images": int(len(x)), "data_bits": cfg.data_bits,
             "static": prog.static, "fl_input": prog.fl_input, "layers": rows,
             "bit_exact": bool(bit_exact), "output_shape": list(out.shape[1:]),
+            "cycles": int(sum(r["cycles"] for r in rows)), "cycles_from": "analytical model",
             "output_sqnr_db_vs_float_network": float(np.mean(desc_err)),
             "approximations": _approximations(net, prog), "_output": out}
+
+
+def output_like_onnx(prog: compiler.Program, out: np.ndarray) -> np.ndarray:
+    """(N, C) after a final FC layer, as Gemm/MatMul give it; (N, C, H, W) otherwise."""
+    if prog.layers[-1].kind == isa.Kind.FC:
+        return out.reshape(out.shape[0], -1)
+    return out
 
 
 def _approximations(net, prog) -> list:

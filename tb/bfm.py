@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
@@ -89,7 +90,8 @@ class Probes:
 
 
 class UzBfm:
-    def __init__(self, dut, cfg, stall: str = "none", seed: int = 1, mem_size: int = 1 << 22):
+    def __init__(self, dut, cfg, stall: str = "none", seed: int = 1, mem_size: int = 1 << 22,
+                 probes: bool = True):
         self.dut = dut
         self.cfg = cfg
         self.rng = random.Random(seed)
@@ -104,7 +106,10 @@ class UzBfm:
         self.set_stall(stall)
         self.probes = Probes()
         self._probe_task = None
-        self.cycles = 0
+        # Sampling the probes costs Python work every cycle: runs that only
+        # need the memory and the registers (uz run) leave it off.
+        self._sample_probes = probes
+        self._cycles = 0
         self.fault = None
         self.beats = {"read": 0, "write": 0}    # memory accesses so far
         # Bus errors come from the memory model's own path: an exception in
@@ -179,7 +184,7 @@ class UzBfm:
         await ClockCycles(self.dut.clk_i, 5)
         self.dut.rst_ni.value = 1
         await ClockCycles(self.dut.clk_i, 5)
-        if self._probe_task is None:
+        if self._probe_task is None and self._sample_probes:
             self._probe_task = cocotb.start_soon(self._sample())
 
     async def csr_read(self, addr: int) -> int:
@@ -240,6 +245,13 @@ class UzBfm:
         c = [w[2 * k] | w[2 * k + 1] << 32 for k in range(4)]
         return {"cycles": c[0], "mac_busy": c[1], "mem_stall": c[2], "gen_busy": c[3]}
 
+    @property
+    def cycles(self) -> int:
+        """Clock cycles so far."""
+        if self._sample_probes:
+            return self._cycles
+        return int(get_sim_time(unit="ns")) // 10
+
     # ----------------------------------------------------------- probes
     async def _sample(self) -> None:
         dut = self.dut
@@ -258,7 +270,7 @@ class UzBfm:
             # Mid-cycle: every register and wire holds this cycle's value in
             # both simulators (the design only uses rising edges).
             await FallingEdge(dut.clk_i)
-            self.cycles += 1
+            self._cycles += 1
             layer = int(ctrl.layer_q.value)
             # values the previous cycle's reads returned
             if pending_bias is not None:

@@ -21,7 +21,7 @@ async def run_program(dut):
     with open(os.environ["UZ_RUN_JOB"]) as f:
         job = json.load(f)
     cfg = EngineConfig.from_dict(job["config"])
-    bfm = UzBfm(dut, cfg, mem_size=job["mem_size"])
+    bfm = UzBfm(dut, cfg, mem_size=job["mem_size"], probes=False)
     await bfm.reset()
     with open(job["image"], "rb") as f:
         image = f.read()

@@ -93,7 +93,7 @@ def test_golden_writes_output_and_report(tmp_path, inputs, bits):
     assert r.returncode == 0, r.stderr
     assert {"output.npy", "report.json", "image.bin", "manifest.json", "program.txt"} <= set(os.listdir(out))
     y = np.load(out / "output.npy")
-    assert y.dtype == np.float32 and y.shape == (2, 10, 1, 1)
+    assert y.dtype == np.float32 and y.shape == (2, 10)   # as onnxruntime gives a final Gemm
     rep = json.loads((out / "report.json").read_text())
     assert rep["bit_exact"] is True and rep["data_bits"] == bits and rep["images"] == 2
     assert [e["name"] for e in rep["layers"]] == LAYERS
@@ -110,14 +110,14 @@ def test_golden_writes_output_and_report(tmp_path, inputs, bits):
     prog = compiler.compile_network(load_network(EXAMPLE), cfg, x)
     for i, img in enumerate(x):
         outs = compiler.run_network(prog, compiler.load_input(prog, img))
-        assert np.array_equal(y[i], arith.dequantize(outs[-1], prog.layers[-1].fl_out).astype(np.float32))
+        assert np.array_equal(y[i], arith.dequantize(outs[-1], prog.layers[-1].fl_out).astype(np.float32).ravel())
 
 
 def test_golden_default_input_is_one_seeded_image(tmp_path):
     out = tmp_path / "g"
     r = uz("golden", EXAMPLE, "--out", out, "--seed", 3)
     assert r.returncode == 0, r.stderr
-    assert np.load(out / "output.npy").shape == (1, 10, 1, 1)
+    assert np.load(out / "output.npy").shape == (1, 10)
     r2 = uz("golden", EXAMPLE, "--out", tmp_path / "g2", "--seed", 3)
     assert r2.returncode == 0
     assert np.array_equal(np.load(out / "output.npy"), np.load(tmp_path / "g2" / "output.npy"))
@@ -133,7 +133,7 @@ BAD = [
     (["--input", "{d}/nan.npy"], ["nan.npy", "NaN"]),
     (["--input", "{d}/empty.npy"], ["empty.npy", "no images"]),
     (["--calib", "{d}/nan.npy"], ["nan.npy", "NaN"]),
-    (["--rho", "0"], ["--rho 0.0", "(0, 1]"]),
+    (["--rho", "0"], ["--rho 0", "(0, 1]"]),
     (["--rho", "1.5"], ["--rho 1.5", "(0, 1]"]),
     (["--rho", "0.3"], ["conv1", "rho=0.3", "rho*L"]),
     (["--batch", "0"], ["--batch 0"]),
@@ -179,3 +179,76 @@ def test_out_in_new_folders_is_created(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out)) == ["image.bin", "manifest.json", "program.txt"]
     assert os.listdir(tmp_path / "a" / "b") == ["c"]   # no temporary folder left behind
+
+
+# ----------------------------------------------------------------- run
+
+TINY = {"name": "tiny", "input_shape": [3, 6, 6], "weights": {"seed": 4}, "layers": [
+    {"name": "c", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1}, {"type": "relu"},
+    {"type": "maxpool", "kernel": 2, "stride": 2},
+    {"name": "f", "type": "fc", "out_features": 5}]}
+TINY_CFG = {"pm": 8, "pn": 8, "ovsf_len": 8, "in_buf_elems": 8192, "wgt_buf_elems": 8192, "out_buf_elems": 4096}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "net.json").write_text(json.dumps(TINY))
+    (d / "cfg.json").write_text(json.dumps(TINY_CFG))
+    np.save(d / "x.npy", np.random.default_rng(3).normal(size=(2, 3, 6, 6)).astype(np.float32))
+    return d
+
+
+def test_run_checks_the_rtl_against_golden(tmp_path, tiny):
+    out = tmp_path / "r"
+    r = subprocess.run([sys.executable, "-m", "golden.cli", "run", str(tiny / "net.json"), "--input",
+                        str(tiny / "x.npy"), "--config", str(tiny / "cfg.json"), "--out", str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["bit_exact"] is True and rep["cycles_from"] == "RTL (verilator)"
+    assert rep["rtl"]["images"] == 2 and rep["cycles"] == sum(e["cycles"] for e in rep["layers"])
+    for e in rep["layers"]:
+        for key in ("name", "kind", "out_shape", "fl", "rho", "bit_exact", "cycles", "mac_util", "mismatches"):
+            assert key in e, key
+        assert e["bit_exact"] and e["mismatches"] == 0 and e["cycles"] > 0 and 0 < e["mac_util"] <= 1
+    assert np.load(out / "output.npy").shape == (2, 5)
+    assert (out / "sim.log").stat().st_size > 0 and "BIT EXACT" in r.stdout
+
+
+def test_run_reports_an_rtl_mismatch(tmp_path, tiny, monkeypatch):
+    """The comparison can fail: one corrupted element of the RTL's output
+    makes the run not bit exact, with exit status 1."""
+    from golden import cli
+    from tb import rtl_run
+    real = rtl_run.run_program_rtl
+
+    def corrupted(*a, **kw):
+        res = real(*a, **kw)
+        res.outputs[1][0].flat[3] += 1
+        return res
+
+    monkeypatch.setattr(rtl_run, "run_program_rtl", corrupted)
+    out = tmp_path / "r"
+    code = cli.main(["run", str(tiny / "net.json"), "--input", str(tiny / "x.npy"), "--config",
+                     str(tiny / "cfg.json"), "--out", str(out)])
+    assert code == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["bit_exact"] is False
+    assert [e["rtl_mismatches"] for e in rep["layers"]] == [1, 0]
+
+
+def test_rho_auto_picks_rho_per_layer(tmp_path, tiny):
+    out = tmp_path / "g"
+    r = uz("golden", tiny / "net.json", "--input", tiny / "x.npy", "--config", tiny / "cfg.json",
+           "--rho", "auto", "--max-loss", "1.0", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "rho search: chose" in r.stdout
+    rep = json.loads((out / "report.json").read_text())
+    # with the whole accuracy to give, the search takes the fastest point: OVSF somewhere
+    assert any(e["rho"] < 1 for e in rep["layers"])
+
+
+@pytest.mark.parametrize("value", ["2", "fast"])
+def test_bad_rho_is_one_clear_error(tmp_path, tiny, value):
+    assert_user_error(uz("golden", tiny / "net.json", "--rho", value, "--out", tmp_path / "g"), "--rho", value)

@@ -18,7 +18,7 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress isa lint clean coverage
+.PHONY: help venv test sim regress isa lint clean coverage bench accuracy
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -27,6 +27,8 @@ help:
 	@echo "make regress - the nightly RTL regression (same variables)"
 	@echo "make lint   - Verilator --lint-only -Wall and Icarus elaboration of the engine"
 	@echo "make coverage - line, toggle and functional coverage -> build/coverage/index.html (REGRESSION=NAME)"
+	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
+	@echo "make accuracy - digits CNN: float, golden 16/8-bit, RTL, and rho -> build/accuracy"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -83,6 +85,14 @@ coverage: $(STAMP)
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$pkgs; \
 	fi
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/coverage.py --jobs $(JOBS) $(if $(REGRESSION),--regression $(REGRESSION))
+
+# Long runs, never part of make test.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/bench.py $(BENCH_ARGS)
+
+accuracy: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/accuracy.py
 
 isa: $(STAMP)
 	$(PY) scripts/gen_isa.py

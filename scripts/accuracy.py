@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Accuracy on real data (`make accuracy`): the digits CNN (scripts/train_digits.py)
+in float (onnxruntime), in the 16- and 8-bit golden model, on the RTL, and
+against rho (OVSF-generated weights) with the modelled cycles.
+
+    python scripts/accuracy.py [--model build/digits] [--rtl-images 100] [--sim verilator]
+
+Trains the model first when the folder has none. Writes build/accuracy/:
+results.json, results.md (the tables the README shows) and rho.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from golden import arith, compiler, perf, search  # noqa: E402
+from golden.config import EngineConfig  # noqa: E402
+from golden.onnx_import import load_onnx  # noqa: E402
+
+CONFIGS = {"16-bit": EngineConfig(), "8-bit": EngineConfig(data_bits=8, alpha_bits=8, acc_bits=32)}
+RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+MEM = perf.Memory(8, 40)
+
+
+def golden_scores(prog, xs) -> np.ndarray:
+    out = []
+    for x in xs:
+        y = compiler.run_network(prog, compiler.load_input(prog, x))[-1]
+        out.append(arith.dequantize(y, prog.layers[-1].fl_out).ravel())
+    return np.stack(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "build" / "digits"), help="folder of digits.onnx and the split")
+    ap.add_argument("--rtl-images", type=int, default=100, help="test images run on the RTL (default 100)")
+    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    ap.add_argument("--out", default=str(ROOT / "build" / "accuracy"))
+    args = ap.parse_args(argv)
+    model = Path(args.model)
+    if not (model / "digits.onnx").exists():
+        print(f"no model in {model}: training it (scripts/train_digits.py)", flush=True)
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import train_digits
+        train_digits.main(["--out", str(model), "--no-golden"])
+    import onnxruntime as ort
+
+    x = np.load(model / "X_test.npy")
+    y = np.load(model / "y_test.npy")
+    calib = np.load(model / "X_calib.npy").astype(np.float64)
+    net = load_onnx(str(model / "digits.onnx"))
+    sess = ort.InferenceSession(str(model / "digits.onnx"), providers=["CPUExecutionProvider"])
+    f_scores = sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+    res = {"images": int(len(y)), "float": float((f_scores.argmax(1) == y).mean())}
+    print(f"float (onnxruntime): {100 * res['float']:.2f}% on {len(y)} test images", flush=True)
+    progs = {}
+    for label, cfg in CONFIGS.items():
+        progs[label] = compiler.compile_network(net, cfg, calib)
+        acc = float((golden_scores(progs[label], x.astype(np.float64)).argmax(1) == y).mean())
+        res[f"golden {label}"] = acc
+        print(f"golden {label}: {100 * acc:.2f}%", flush=True)
+    # the RTL on the first test images, 16-bit engine
+    from tb.rtl_run import run_program_rtl
+    n = min(args.rtl_images, len(y))
+    prog = progs["16-bit"]
+    xq = [compiler.load_input(prog, img) for img in x[:n].astype(np.float64)]
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"RTL ({args.sim}): {n} images, simulator output in {out / 'sim.log'}", flush=True)
+    rtl = run_program_rtl(prog, xq, sim=args.sim, log_file=str(out / "sim.log"))
+    ref = [compiler.run_network(prog, q) for q in xq]
+    mism = sum(int(np.count_nonzero(a != b)) for o, r in zip(rtl.outputs, ref) for a, b in zip(o, r))
+    scores = np.stack([arith.dequantize(o[-1], prog.layers[-1].fl_out).ravel() for o in rtl.outputs])
+    res["rtl 16-bit"] = float((scores.argmax(1) == y[:len(scores)]).mean())
+    res["rtl_images"] = len(rtl.outputs)
+    res["rtl_bit_exact"] = mism == 0 and len(rtl.outputs) == n
+    res["rtl_cycles_per_image"] = rtl.runs[0]["cycles"] if rtl.runs else None
+    res["golden 16-bit on the RTL images"] = float((golden_scores(prog, x[:n].astype(np.float64)).argmax(1) ==
+                                                   y[:n]).mean())
+    print(f"RTL 16-bit: {100 * res['rtl 16-bit']:.2f}% on {len(rtl.outputs)} images, "
+          f"{'bit exact' if res['rtl_bit_exact'] else f'{mism} MISMATCHES'}, {time.time() - t0:.0f} s", flush=True)
+    # accuracy against rho: every weight layer at the same rho, then the search's choice
+    rows = []
+    for label, cfg in CONFIGS.items():
+        for rho in RHOS:
+            if rho * cfg.ovsf_len < 1:
+                continue
+            p = compiler.compile_network(net, cfg, calib, rho=rho, force_ovsf=rho < 1)
+            acc = float((golden_scores(p, x.astype(np.float64)).argmax(1) == y).mean())
+            cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
+            rows.append({"config": label, "rho": rho, "accuracy": acc, "model_cycles": cyc})
+            print(f"{label} rho {rho:g}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
+    points = search.search(net, calib[:100], labels=None, calib=calib, engines=[CONFIGS["16-bit"]], mem=MEM)
+    best = search.choose(points, 0.01)
+    p = compiler.compile_network(search.with_rhos(net, best.rhos), CONFIGS["16-bit"], calib)
+    acc = float((golden_scores(p, x.astype(np.float64)).argmax(1) == y).mean())
+    cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
+    res["rho_auto"] = {"rhos": best.rhos, "accuracy": acc, "model_cycles": cyc}
+    print(f"16-bit rho auto {best.rhos}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
+    res["rho"] = rows
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    (out / "results.md").write_text(tables(res))
+    plot(rows, res, out / "rho.png")
+    print(tables(res))
+    return 0 if res["rtl_bit_exact"] else 1
+
+
+def tables(res) -> str:
+    lines = [f"Digits test split ({res['images']} images; the RTL runs the first {res['rtl_images']}).", "",
+             "| float (onnxruntime) | golden 16-bit | golden 8-bit | RTL 16-bit | golden 16-bit, same images as RTL |",
+             "|---|---|---|---|---|",
+             f"| {100 * res['float']:.2f}% | {100 * res['golden 16-bit']:.2f}% | {100 * res['golden 8-bit']:.2f}% | "
+             f"{100 * res['rtl 16-bit']:.2f}% ({'bit exact' if res['rtl_bit_exact'] else 'NOT bit exact'}) | "
+             f"{100 * res['golden 16-bit on the RTL images']:.2f}% |", "",
+             "| rho (every layer) | 16-bit accuracy | 8-bit accuracy | modelled cycles (16-bit, 8 B/cycle) |",
+             "|---|---|---|---|"]
+    for rho in RHOS:
+        r16 = [r for r in res["rho"] if r["rho"] == rho and r["config"] == "16-bit"]
+        r8 = [r for r in res["rho"] if r["rho"] == rho and r["config"] == "8-bit"]
+        if not r16:
+            continue
+        acc8 = f"{100 * r8[0]['accuracy']:.2f}%" if r8 else "-"
+        lines.append(f"| {rho:g} | {100 * r16[0]['accuracy']:.2f}% | {acc8} | {r16[0]['model_cycles']} |")
+    a = res["rho_auto"]
+    lines.append(f"| auto {a['rhos']} | {100 * a['accuracy']:.2f}% | - | {a['model_cycles']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, res, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label in CONFIGS:
+        rs = [r for r in rows if r["config"] == label]
+        ax.plot([r["rho"] for r in rs], [100 * r["accuracy"] for r in rs], "o-", label=f"golden {label}")
+    ax.axhline(100 * res["float"], color="k", lw=0.8, ls="--", label="float")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("rho (OVSF codes kept per block / block length)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Digits CNN: accuracy against rho")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

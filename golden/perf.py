@@ -9,8 +9,9 @@ only when the to/ti tile changes):
 
 - loader:  per tile, bias and weights when the buffer half does not hold
            them yet, then the input tile, one read command at a time (one
-           per channel group, or per group and row when the tile is narrower
-           than the plane), each paying the memory latency;
+           for all the tile's channel groups when it holds whole planes,
+           else one per group, or per group and row when the tile is
+           narrower than the plane), each paying the memory latency;
 - compute: per (pixel, channel group) max(K*K window reads, NQ * steps
            issues), steps = K*K, or ceil(Cg*K*K/PN) with input selection;
 - write-back: per output pixel and channel group max(pool reads, beats out),
@@ -132,7 +133,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
         rows, cols = y_hi - y_lo + 1, x_hi - x_lo + 1
-        if x_lo == 0 and x_hi == d.in_w - 1:
+        if x_lo == 0 and x_hi == d.in_w - 1 and y_lo == 0 and y_hi == d.in_h - 1:
+            cmds, beats = 1, groups * rows * d.in_w * word_beats     # whole planes are contiguous
+        elif x_lo == 0 and x_hi == d.in_w - 1:
             cmds, beats = groups, rows * d.in_w * word_beats
         else:
             cmds, beats = groups * rows, cols * word_beats

@@ -202,8 +202,34 @@ module uz_compute
 
   logic win_consumed;       // issue stage frees bank rb
   logic rb_q;               // window bank being issued
-  logic tile_go;
-  assign tile_go = it_valid && tile_full_i[hw_q] && !(it_first_ti && out_full_i[ho_q]);
+  // A half's full flag stays set until the issue stage releases the tile in
+  // it, so with tiles of one or two windows the window loader could come
+  // back to that half while it still holds the previous tile (and an
+  // accumulator half while its output tile is still being summed). A half
+  // the window loader has taken is therefore busy until its full flag falls
+  // (released by the issue stage, or drained by the write-back).
+  logic       tile_go;
+  logic [1:0] in_busy_q, out_busy_q, tile_full_prev_q, out_full_prev_q;
+  assign tile_go = it_valid && tile_full_i[hw_q] && !in_busy_q[hw_q] &&
+                   !(it_first_ti && (out_full_i[ho_q] || out_busy_q[ho_q]));
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      in_busy_q <= '0; out_busy_q <= '0; tile_full_prev_q <= '0; out_full_prev_q <= '0;
+    end else if (abort_i || start_i) begin
+      in_busy_q <= '0; out_busy_q <= '0; tile_full_prev_q <= '0; out_full_prev_q <= '0;
+    end else begin
+      tile_full_prev_q <= tile_full_i;
+      out_full_prev_q  <= out_full_i;
+      for (int h = 0; h < 2; h++) begin
+        if (tile_full_prev_q[h] && !tile_full_i[h]) in_busy_q[h] <= 1'b0;
+        if (out_full_prev_q[h] && !out_full_i[h])   out_busy_q[h] <= 1'b0;
+      end
+      if (wl_state_q == WlWaitTile && tile_go) begin
+        in_busy_q[hw_q] <= 1'b1;
+        if (it_first_ti) out_busy_q[ho_q] <= 1'b1;
+      end
+    end
+  end
 
   // A bank may start loading in the cycle its window is issued for the last
   // time: the first word lands a cycle later, after that read.

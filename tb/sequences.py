@@ -260,6 +260,8 @@ class RandomLayerSeq(uvm_sequence):
             if tiles or shifts:
                 item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
                                     force_ovsf=force_ovsf, tiles=tiles, shifts=shifts)
+            # the tiles the layer runs with (a failure report needs them)
+            item.label += " tiles " + ",".join(str(item.prog.layers[0].tiles[k]) for k in ("tr", "tc", "ti", "to"))
             await self.start_item(item)
             await self.finish_item(item)
 

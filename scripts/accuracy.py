@@ -5,8 +5,12 @@ against rho (OVSF-generated weights) with the modelled cycles.
 
     python scripts/accuracy.py [--model build/digits] [--rtl-images 100] [--sim verilator]
 
-Trains the model first when the folder has none. Writes build/accuracy/:
-results.json, results.md (the tables the README shows) and rho.png.
+Against rho, two models: the rho-1 model with its weights decomposed after
+training ("post-training"), and for each rho < 1 a model trained for it
+(scripts/train_digits.py --rho, seed 0, in <model>_rho<rho>/, e.g.
+build/digits_rho0.25). Trains a model first when its folder has none.
+--rtl-images 0 skips the RTL. Writes build/accuracy/: results.json,
+results.md (the tables the README shows) and rho.png.
 """
 from __future__ import annotations
 
@@ -38,45 +42,26 @@ def golden_scores(prog, xs) -> np.ndarray:
     return np.stack(out)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "build" / "digits"), help="folder of digits.onnx and the split")
-    ap.add_argument("--rtl-images", type=int, default=100, help="test images run on the RTL (default 100)")
-    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    ap.add_argument("--out", default=str(ROOT / "build" / "accuracy"))
-    args = ap.parse_args(argv)
-    model = Path(args.model)
-    if not (model / "digits.onnx").exists():
-        print(f"no model in {model}: training it (scripts/train_digits.py)", flush=True)
-        sys.path.insert(0, str(ROOT / "scripts"))
-        import train_digits
-        train_digits.main(["--out", str(model), "--no-golden"])
-    import onnxruntime as ort
+def train(folder: Path, *args: str) -> None:
+    print(f"no model in {folder}: training it (scripts/train_digits.py {' '.join(args)})", flush=True)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_digits
+    train_digits.main(["--out", str(folder), "--no-golden", *args])
 
-    x = np.load(model / "X_test.npy")
-    y = np.load(model / "y_test.npy")
-    calib = np.load(model / "X_calib.npy").astype(np.float64)
-    net = load_onnx(str(model / "digits.onnx"))
-    sess = ort.InferenceSession(str(model / "digits.onnx"), providers=["CPUExecutionProvider"])
-    f_scores = sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
-    res = {"images": int(len(y)), "float": float((f_scores.argmax(1) == y).mean())}
-    print(f"float (onnxruntime): {100 * res['float']:.2f}% on {len(y)} test images", flush=True)
-    progs = {}
-    for label, cfg in CONFIGS.items():
-        progs[label] = compiler.compile_network(net, cfg, calib)
-        acc = float((golden_scores(progs[label], x.astype(np.float64)).argmax(1) == y).mean())
-        res[f"golden {label}"] = acc
-        print(f"golden {label}: {100 * acc:.2f}%", flush=True)
-    # the RTL on the first test images, 16-bit engine
+
+def float_scores(path: Path, x) -> np.ndarray:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def rtl_run(res, prog, x, y, n, sim, out: Path) -> None:
+    """The RTL on the first ``n`` test images, 16-bit engine."""
     from tb.rtl_run import run_program_rtl
-    n = min(args.rtl_images, len(y))
-    prog = progs["16-bit"]
     xq = [compiler.load_input(prog, img) for img in x[:n].astype(np.float64)]
     t0 = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"RTL ({args.sim}): {n} images, simulator output in {out / 'sim.log'}", flush=True)
-    rtl = run_program_rtl(prog, xq, sim=args.sim, log_file=str(out / "sim.log"))
+    print(f"RTL ({sim}): {n} images, simulator output in {out / 'sim.log'}", flush=True)
+    rtl = run_program_rtl(prog, xq, sim=sim, log_file=str(out / "sim.log"))
     ref = [compiler.run_network(prog, q) for q in xq]
     mism = sum(int(np.count_nonzero(a != b)) for o, r in zip(rtl.outputs, ref) for a, b in zip(o, r))
     scores = np.stack([arith.dequantize(o[-1], prog.layers[-1].fl_out).ravel() for o in rtl.outputs])
@@ -88,6 +73,37 @@ def main(argv=None) -> int:
                                                    y[:n]).mean())
     print(f"RTL 16-bit: {100 * res['rtl 16-bit']:.2f}% on {len(rtl.outputs)} images, "
           f"{'bit exact' if res['rtl_bit_exact'] else f'{mism} MISMATCHES'}, {time.time() - t0:.0f} s", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "build" / "digits"), help="folder of digits.onnx and the split")
+    ap.add_argument("--rtl-images", type=int, default=100, help="test images run on the RTL (default 100)")
+    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    ap.add_argument("--out", default=str(ROOT / "build" / "accuracy"))
+    args = ap.parse_args(argv)
+    model = Path(args.model)
+    if not (model / "digits.onnx").exists():
+        train(model)
+
+    x = np.load(model / "X_test.npy")
+    y = np.load(model / "y_test.npy")
+    calib = np.load(model / "X_calib.npy").astype(np.float64)
+    net = load_onnx(str(model / "digits.onnx"))
+    f_scores = float_scores(model / "digits.onnx", x)
+    res = {"images": int(len(y)), "float": float((f_scores.argmax(1) == y).mean())}
+    print(f"float (onnxruntime): {100 * res['float']:.2f}% on {len(y)} test images", flush=True)
+    progs = {}
+    for label, cfg in CONFIGS.items():
+        progs[label] = compiler.compile_network(net, cfg, calib)
+        acc = float((golden_scores(progs[label], x.astype(np.float64)).argmax(1) == y).mean())
+        res[f"golden {label}"] = acc
+        print(f"golden {label}: {100 * acc:.2f}%", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = min(args.rtl_images, len(y))
+    if n > 0:
+        rtl_run(res, progs["16-bit"], x, y, n, args.sim, out)
     # accuracy against rho: every weight layer at the same rho, then the search's choice
     rows = []
     for label, cfg in CONFIGS.items():
@@ -99,6 +115,23 @@ def main(argv=None) -> int:
             cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
             rows.append({"config": label, "rho": rho, "accuracy": acc, "model_cycles": cyc})
             print(f"{label} rho {rho:g}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
+    # the same against models trained for their rho (OVSF-aware training)
+    res["rho_trained"] = []
+    for rho in RHOS:
+        folder = model if rho == 1 else model.parent / f"{model.name}_rho{rho:g}"
+        if not (folder / "digits.onnx").exists():
+            train(folder, "--seed", "0", "--rho", f"{rho:g}")
+        x_r, y_r = np.load(folder / "X_test.npy"), np.load(folder / "y_test.npy")
+        net_r = load_onnx(str(folder / "digits.onnx"))
+        f_acc = float((float_scores(folder / "digits.onnx", x_r).argmax(1) == y_r).mean())
+        p = compiler.compile_network(net_r, CONFIGS["16-bit"], np.load(folder / "X_calib.npy").astype(np.float64),
+                                     rho=rho, force_ovsf=rho < 1)
+        acc = float((golden_scores(p, x_r.astype(np.float64)).argmax(1) == y_r).mean())
+        cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
+        res["rho_trained"].append({"rho": rho, "float": f_acc, "accuracy": acc, "model_cycles": cyc,
+                                   "model": str(folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder)})
+        print(f"trained for rho {rho:g}: float {100 * f_acc:.2f}%, 16-bit {100 * acc:.2f}%, "
+              f"{cyc} modelled cycles", flush=True)
     points = search.search(net, calib[:100], labels=None, calib=calib, engines=[CONFIGS["16-bit"]], mem=MEM)
     best = search.choose(points, 0.01)
     p = compiler.compile_network(search.with_rhos(net, best.rhos), CONFIGS["16-bit"], calib)
@@ -111,18 +144,25 @@ def main(argv=None) -> int:
     (out / "results.md").write_text(tables(res))
     plot(rows, res, out / "rho.png")
     print(tables(res))
-    return 0 if res["rtl_bit_exact"] else 1
+    return 0 if res.get("rtl_bit_exact", True) else 1
 
 
 def tables(res) -> str:
-    lines = [f"Digits test split ({res['images']} images; the RTL runs the first {res['rtl_images']}).", "",
-             "| float (onnxruntime) | golden 16-bit | golden 8-bit | RTL 16-bit | golden 16-bit, same images as RTL |",
-             "|---|---|---|---|---|",
-             f"| {100 * res['float']:.2f}% | {100 * res['golden 16-bit']:.2f}% | {100 * res['golden 8-bit']:.2f}% | "
-             f"{100 * res['rtl 16-bit']:.2f}% ({'bit exact' if res['rtl_bit_exact'] else 'NOT bit exact'}) | "
-             f"{100 * res['golden 16-bit on the RTL images']:.2f}% |", "",
-             "| rho (every layer) | 16-bit accuracy | 8-bit accuracy | modelled cycles (16-bit, 8 B/cycle) |",
-             "|---|---|---|---|"]
+    row = f"| {100 * res['float']:.2f}% | {100 * res['golden 16-bit']:.2f}% | {100 * res['golden 8-bit']:.2f}% |"
+    if "rtl_images" in res:
+        exact = "bit exact" if res["rtl_bit_exact"] else "NOT bit exact"
+        lines = [f"Digits test split ({res['images']} images; the RTL runs the first {res['rtl_images']}).", "",
+                 "| float (onnxruntime) | golden 16-bit | golden 8-bit | RTL 16-bit "
+                 "| golden 16-bit, same images as RTL |",
+                 "|---|---|---|---|---|",
+                 f"{row} {100 * res['rtl 16-bit']:.2f}% ({exact}) "
+                 f"| {100 * res['golden 16-bit on the RTL images']:.2f}% |", ""]
+    else:
+        lines = [f"Digits test split ({res['images']} images; RTL not run).", "",
+                 "| float (onnxruntime) | golden 16-bit | golden 8-bit |", "|---|---|---|", row, ""]
+    lines += ["Post-training: the rho-1 model's weights decomposed at rho.", "",
+              "| rho (every layer) | 16-bit accuracy | 8-bit accuracy | modelled cycles (16-bit, 8 B/cycle) |",
+              "|---|---|---|---|"]
     for rho in RHOS:
         r16 = [r for r in res["rho"] if r["rho"] == rho and r["config"] == "16-bit"]
         r8 = [r for r in res["rho"] if r["rho"] == rho and r["config"] == "8-bit"]
@@ -132,6 +172,15 @@ def tables(res) -> str:
         lines.append(f"| {rho:g} | {100 * r16[0]['accuracy']:.2f}% | {acc8} | {r16[0]['model_cycles']} |")
     a = res["rho_auto"]
     lines.append(f"| auto {a['rhos']} | {100 * a['accuracy']:.2f}% | - | {a['model_cycles']} |")
+    lines += ["", "Trained for rho (scripts/train_digits.py --rho; rho 1 is the model above), 16-bit engine.", "",
+              "| rho (every layer) | post-training 16-bit | trained for rho: float | trained for rho: golden 16-bit "
+              "| modelled cycles (16-bit, 8 B/cycle) |",
+              "|---|---|---|---|---|"]
+    for t in res["rho_trained"]:
+        post = [r for r in res["rho"] if r["rho"] == t["rho"] and r["config"] == "16-bit"]
+        post = f"{100 * post[0]['accuracy']:.2f}%" if post else "-"
+        lines.append(f"| {t['rho']:g} | {post} | {100 * t['float']:.2f}% | {100 * t['accuracy']:.2f}% "
+                     f"| {t['model_cycles']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +191,11 @@ def plot(rows, res, path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for label in CONFIGS:
         rs = [r for r in rows if r["config"] == label]
-        ax.plot([r["rho"] for r in rs], [100 * r["accuracy"] for r in rs], "o-", label=f"golden {label}")
-    ax.axhline(100 * res["float"], color="k", lw=0.8, ls="--", label="float")
+        ax.plot([r["rho"] for r in rs], [100 * r["accuracy"] for r in rs], "o-", label=f"golden {label}, post-training")
+    rs = res["rho_trained"]
+    ax.plot([r["rho"] for r in rs], [100 * r["accuracy"] for r in rs], "s-", label="golden 16-bit, trained for rho")
+    ax.plot([r["rho"] for r in rs], [100 * r["float"] for r in rs], "x:", color="gray", label="float, trained for rho")
+    ax.axhline(100 * res["float"], color="k", lw=0.8, ls="--", label="float (rho-1 model)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("rho (OVSF codes kept per block / block length)")
     ax.set_ylabel("test accuracy (%)")

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Cycle-accurate benchmark of the engine (`make bench`).
+
+    python scripts/bench.py [--set full|quick] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
+                            [--clock-mhz F] [--only NAME] [--out build/bench]
+
+Each benchmark layer is compiled by golden (seeded weights at He scale, a
+seeded input), run in Verilator on uz_bench_top (the engine with a
+SystemVerilog memory model of the given bandwidth and latency, so the
+simulation runs at Verilator's speed), checked bit for bit against golden,
+and compared with the analytical model (golden/perf.py).
+
+The layer set: the VGG16 convolution layers at full size (one of each
+shape), a VGG16 FC layer (fc7), and the 3-channel first layer, raw and with
+OVSF-generated weights, and with and without input selection where it makes
+a difference (input channels not a multiple of PN).
+
+Writes build/bench/results.json, results.md (the table), roofline.png and
+model.png (measured vs modelled cycles). Prints a line per run as it goes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from golden import compiler, isa, perf  # noqa: E402
+from golden.config import EngineConfig  # noqa: E402
+from golden.network import load_network  # noqa: E402
+
+CFG = EngineConfig()
+
+
+def conv(name, cin, cout, hw, k=3, pad=1, rho=1.0):
+    return {"name": name, "input_shape": [cin, hw, hw],
+            "layers": [{"name": name, "type": "conv", "out_channels": cout, "kernel": k, "pad": pad, "rho": rho},
+                       {"type": "relu"}]}
+
+
+def fc(name, cin, cout, rho=1.0):
+    return {"name": name, "input_shape": [cin, 1, 1],
+            "layers": [{"name": name, "type": "fc", "out_features": cout, "rho": rho}, {"type": "relu"}]}
+
+
+#: (name, builder(rho) -> spec, rhos, compute- or memory-bound expectation)
+VGG16 = [
+    ("conv1_1", lambda r: conv("conv1_1", 3, 64, 224, rho=r)),
+    ("conv1_2", lambda r: conv("conv1_2", 64, 64, 224, rho=r)),
+    ("conv2_1", lambda r: conv("conv2_1", 64, 128, 112, rho=r)),
+    ("conv2_2", lambda r: conv("conv2_2", 128, 128, 112, rho=r)),
+    ("conv3_1", lambda r: conv("conv3_1", 128, 256, 56, rho=r)),
+    ("conv3_2", lambda r: conv("conv3_2", 256, 256, 56, rho=r)),
+    ("conv4_1", lambda r: conv("conv4_1", 256, 512, 28, rho=r)),
+    ("conv4_2", lambda r: conv("conv4_2", 512, 512, 28, rho=r)),
+    ("conv5_1", lambda r: conv("conv5_1", 512, 512, 14, rho=r)),
+    ("fc7", lambda r: fc("fc7", 4096, 4096, rho=r)),
+]
+#: How many times each VGG16 shape occurs in the network (for the whole-network estimate).
+VGG16_COUNT = {"conv1_1": 1, "conv1_2": 1, "conv2_1": 1, "conv2_2": 1, "conv3_1": 1, "conv3_2": 2,
+               "conv4_1": 1, "conv4_2": 2, "conv5_1": 3, "fc7": 1}
+QUICK = [
+    ("first_3ch", lambda r: conv("first_3ch", 3, 32, 32, rho=r)),
+    ("conv_32", lambda r: conv("conv_32", 32, 32, 16, rho=r)),
+    ("fc_1k", lambda r: fc("fc_1k", 1024, 512, rho=r)),
+]
+CONV_RHOS = (1.0, 0.5)
+FC_RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+
+
+def runs_of(layer_set):
+    """(name, spec, rho, insel) for every benchmark run."""
+    out = []
+    for name, build in layer_set:
+        is_fc = build(1.0)["layers"][0]["type"] == "fc"
+        cin = build(1.0)["input_shape"][0]
+        for rho in (FC_RHOS if is_fc else CONV_RHOS):
+            if rho * CFG.ovsf_len < 1:
+                continue
+            insels = ("on", "off") if cin % CFG.pn else ("auto",)
+            for insel in insels:
+                out.append((name, build(rho), rho, insel))
+    return out
+
+
+def compile_layer(spec, rho, insel, seed=1):
+    spec = dict(spec, weights={"seed": seed})
+    net = load_network(spec)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (1,) + tuple(net.input_shape))
+    prog = compiler.compile_network(net, CFG, x, insel=insel, force_ovsf=rho < 1)
+    xq = compiler.load_input(prog, x[0])
+    return prog, xq
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=("full", "quick"), default="full")
+    ap.add_argument("--bw", type=float, default=8.0, help="memory bytes per cycle (default 8)")
+    ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
+    ap.add_argument("--clock-mhz", type=float, default=200.0, help="nominal clock for GOP/s (default 200)")
+    ap.add_argument("--only", help="run only benchmark layers whose name contains this")
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    args = ap.parse_args(argv)
+    from tb import bench_sim
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mem = perf.Memory(args.bw, args.latency)
+    bw_num, bw_den = float(args.bw).as_integer_ratio()
+    runs = runs_of(VGG16 if args.set == "full" else QUICK)
+    if args.only:
+        runs = [r for r in runs if args.only in r[0]]
+    results = []
+    t_all = time.time()
+    print(f"bench: {len(runs)} runs, memory {args.bw:g} B/cycle, latency {args.latency}, "
+          f"PM={CFG.pm} PN={CFG.pn} L={CFG.ovsf_len}", flush=True)
+    for n, (name, spec, rho, insel) in enumerate(runs, 1):
+        t0 = time.time()
+        prog, xq = compile_layer(spec, rho, insel)
+        ref = compiler.run_network(prog, xq)[-1]
+        [model] = perf.program_cycles(prog, mem)
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+        q = prog.layers[0]
+        region = prog.image.region(prog.regions[q.name]["out"])
+        t1 = time.time()
+        res = bench_sim.run_program(prog, bw=(bw_num, bw_den), latency=args.latency,
+                                    dumps=[(region.addr, region.addr + region.size)])
+        img = prog.image.__class__()
+        img.write(region.addr, res["dump_bytes"][0])
+        got = compiler.read_act(img, region.addr, q.out_shape, CFG)[:q.out_shape[0]]
+        mism = int(np.count_nonzero(got != ref))
+        lay = res["layers"][0]
+        cycles = lay["cycles"]
+        macs = perf.layer_macs(d)
+        peak = perf.peak_macs_per_cycle(CFG)
+        r = {"layer": name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
+             "rho": rho, "insel": bool(d.insel), "tiles": q.tiles, "cycles": cycles,
+             "model_cycles": model.cycles, "model_error": (model.cycles - cycles) / cycles,
+             "mac_busy": lay["mac_busy"], "mac_util": macs / (cycles * peak),
+             "array_busy": lay["mac_busy"] / cycles, "macs": macs,
+             "gops": 2 * macs / cycles * args.clock_mhz * 1e6 / 1e9,
+             "bytes_read": res["rd_bytes"], "bytes_written": res["wr_bytes"],
+             "model_bytes": model.bytes_read + model.bytes_written,
+             "intensity": 2 * macs / max(1, res["rd_bytes"] + res["wr_bytes"]),
+             "bit_exact": mism == 0, "mismatches": mism, "sim_seconds": res["sim_seconds"],
+             "cycles_per_second": cycles / max(res["sim_seconds"], 1e-9),
+             "compile_seconds": t1 - t0}
+        results.append(r)
+        print(f"[{n}/{len(runs)}] {name} rho {rho:g} insel {'on' if d.insel else 'off'}: {cycles} cycles "
+              f"(model {model.cycles}, {100 * r['model_error']:+.1f}%), MAC util {100 * r['mac_util']:.1f}%, "
+              f"{'bit exact' if mism == 0 else f'{mism} MISMATCHES'}, "
+              f"{r['cycles_per_second'] / 1e3:.0f} kcycles/s, {time.time() - t0:.0f} s", flush=True)
+    summary = summarize(results, args)
+    (out / "results.json").write_text(json.dumps({"config": CFG.to_dict(), "memory": {"bytes_per_cycle": args.bw,
+                                                   "latency": args.latency}, "clock_mhz": args.clock_mhz,
+                                                   "runs": results, "summary": summary}, indent=1))
+    (out / "results.md").write_text(table(results, summary, args))
+    plots(results, args, out)
+    print(table(results, summary, args))
+    print(f"bench: {len(results)} runs in {time.time() - t_all:.0f} s; results in {out}")
+    return 0 if all(r["bit_exact"] for r in results) else 1
+
+
+def summarize(results, args) -> dict:
+    s = {"all_bit_exact": all(r["bit_exact"] for r in results),
+         "max_model_error": max((abs(r["model_error"]) for r in results), default=0.0),
+         "cycles_per_second": (sum(r["cycles"] for r in results) / max(1e-9, sum(r["sim_seconds"] for r in results)))}
+    # OVSF speed-up on each layer against its raw run with the same input selection
+    for r in results:
+        base = [b for b in results if b["layer"] == r["layer"] and b["rho"] == 1.0 and b["insel"] == r["insel"]]
+        if base:
+            r["speedup_vs_raw"] = base[0]["cycles"] / r["cycles"]
+    total = 0
+    for name, count in VGG16_COUNT.items():
+        raw = [r for r in results if r["layer"] == name and r["rho"] == 1.0]
+        if raw:
+            total += count * min(r["cycles"] for r in raw)
+    if total:
+        s["vgg16_conv_fc7_cycles"] = total
+        s["vgg16_sim_minutes_estimate"] = total / s["cycles_per_second"] / 60
+    return s
+
+
+def table(results, summary, args) -> str:
+    lines = [f"Memory {args.bw:g} bytes/cycle, latency {args.latency} cycles; PM={CFG.pm}, PN={CFG.pn}, "
+             f"L={CFG.ovsf_len}; GOP/s at {args.clock_mhz:g} MHz.", "",
+             "| layer | in | out | rho | insel | cycles | model | model err | MAC util | GOP/s | bytes moved | "
+             "speed-up vs raw | bit exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['layer']} | {'x'.join(map(str, r['in_shape']))} | {'x'.join(map(str, r['out_shape']))} | "
+                     f"{r['rho']:g} | {'on' if r['insel'] else 'off'} | {r['cycles']} | {r['model_cycles']} | "
+                     f"{100 * r['model_error']:+.1f}% | {100 * r['mac_util']:.1f}% | {r['gops']:.1f} | "
+                     f"{r['bytes_read'] + r['bytes_written']} | {r.get('speedup_vs_raw', 1.0):.2f} | "
+                     f"{'yes' if r['bit_exact'] else 'NO'} |")
+    lines += ["", f"Largest model error: {100 * summary['max_model_error']:.1f}%. Simulation speed: "
+              f"{summary['cycles_per_second'] / 1e3:.0f} k cycles per second."]
+    if "vgg16_conv_fc7_cycles" in summary:
+        lines.append(f"VGG16 (13 conv layers and fc7, raw weights): {summary['vgg16_conv_fc7_cycles']} cycles, "
+                     f"about {summary['vgg16_sim_minutes_estimate']:.1f} minutes of simulation.")
+    return "\n".join(lines) + "\n"
+
+
+def plots(results, args, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    peak = perf.peak_macs_per_cycle(CFG) * 2          # ops per cycle
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = np.logspace(-1, 4, 200)
+    ax.plot(xs, np.minimum(peak, xs * args.bw), "k-", lw=1, label=f"roof: {peak} ops/cycle, {args.bw:g} B/cycle")
+    for r in results:
+        ops = 2 * r["macs"] / r["cycles"]
+        marker = "o" if r["rho"] == 1.0 else "^"
+        ax.scatter(r["intensity"], ops, marker=marker, s=24)
+        ax.annotate(f"{r['layer']} {'' if r['rho'] == 1 else 'ρ=' + format(r['rho'], 'g')}",
+                    (r["intensity"], ops), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (ops per byte moved)")
+    ax.set_ylabel("ops per cycle")
+    ax.set_title("Roofline: measured layers (o raw, ^ OVSF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "roofline.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    meas = [r["cycles"] for r in results]
+    mod = [r["model_cycles"] for r in results]
+    ax.scatter(meas, mod, s=16)
+    lo, hi = min(meas + mod) * 0.8, max(meas + mod) * 1.2
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.8)
+    ax.plot([lo, hi], [lo * 0.9, hi * 0.9], "k:", lw=0.8, label="±10%")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("RTL cycles")
+    ax.set_ylabel("model cycles")
+    ax.set_title("Analytical model against the RTL")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "model.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

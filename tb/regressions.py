@@ -127,6 +127,7 @@ REGRESSIONS: dict[str, list[Entry]] = {
         [Entry("SmokeTest"), Entry("IllegalDescriptorTest")]
         + [Entry(t) for t in CHECKER_TESTS]
         + [Entry("RandomLayerTest", seeds=(1, 2), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("CoverageSweepTest"),
            Entry("CsrTest"),
            Entry("AbortTest", env={"UZ_COUNT": "3"}),
            Entry("ResetTest", env={"UZ_COUNT": "3"}),
@@ -142,6 +143,9 @@ REGRESSIONS: dict[str, list[Entry]] = {
            Entry("RandomLayerTest", name="RandomLayerTest_bits8", seeds=range(1, 21), configs=("bits8",),
                  env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("RandomNetworkTest", seeds=range(1, 41), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("CoverageSweepTest"),
+           Entry("CoverageSweepTest", name="CoverageSweepTest_stall", seeds=range(1, 6), configs=("small", "bits8"),
+                 env={"UZ_STALL": "heavy"}),
            Entry("CsrTest", sims=simenv.SIMULATORS),
            Entry("AbortTest", seeds=range(1, 21), env={"UZ_COUNT": "3"}),
            Entry("ResetTest", seeds=range(1, 11), env={"UZ_COUNT": "3"}),

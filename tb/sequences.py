@@ -245,25 +245,79 @@ class RandomLayerSeq(uvm_sequence):
         p = LayerParams(cfg)
         for i in range(self.count):
             p.randomize()
-            seed = random.getrandbits(16)
-            spec = p.spec(seed)
-            force_ovsf = p.ovsf_at_1 and p.rho == 1.0 and p.kind != "pool"
-            label = (f"layer{i}: {p.kind} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
-                     f"pad {p.pad_mode} pool {p.pool if p.kind != 'pool' else p.pool_win} rho {p.rho}"
-                     f"{' (ovsf)' if force_ovsf else ''} insel {p.insel} scale {p.scale} tiling {p.tiling} "
-                     f"shifts {p.shifts}")
+            await self.run_layer(p, cfg, i)
+
+    async def run_layer(self, p: LayerParams, cfg, i: int):
+        """Compile and send the layer ``p`` describes (its tiling and shift
+        choices applied)."""
+        seed = random.getrandbits(16)
+        spec = p.spec(seed)
+        force_ovsf = p.ovsf_at_1 and p.rho == 1.0 and p.kind != "pool"
+        label = (f"layer{i}: {p.kind} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
+                 f"pad {p.pad_mode} pool {p.pool if p.kind != 'pool' else p.pool_win} rho {p.rho}"
+                 f"{' (ovsf)' if force_ovsf else ''} insel {p.insel} scale {p.scale} tiling {p.tiling} "
+                 f"shifts {p.shifts}")
+        item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
+                            force_ovsf=force_ovsf)
+        q = item.prog.layers[0]
+        tiles = {q.name: split_tiles(q, cfg)} if p.tiling == "split" else None
+        shifts = retuned_shifts(q, cfg) if p.shifts == "retune" else None
+        if tiles or shifts:
             item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
-                                force_ovsf=force_ovsf)
-            q = item.prog.layers[0]
-            tiles = {q.name: split_tiles(q, cfg)} if p.tiling == "split" else None
-            shifts = retuned_shifts(q, cfg) if p.shifts == "retune" else None
-            if tiles or shifts:
-                item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
-                                    force_ovsf=force_ovsf, tiles=tiles, shifts=shifts)
-            # the tiles the layer runs with (a failure report needs them)
-            item.label += " tiles " + ",".join(str(item.prog.layers[0].tiles[k]) for k in ("tr", "tc", "ti", "to"))
-            await self.start_item(item)
-            await self.finish_item(item)
+                                force_ovsf=force_ovsf, tiles=tiles, shifts=shifts)
+        # the tiles the layer runs with (a failure report needs them)
+        item.label += " tiles " + ",".join(str(item.prog.layers[0].tiles[k]) for k in ("tr", "tc", "ti", "to"))
+        await self.start_item(item)
+        await self.finish_item(item)
+
+
+def cross_bins(cfg) -> list[tuple]:
+    """Every legal (kind, k, stride, pad) of the functional coverage cross
+    (tb/funcov.py): the shapes golden.isa.check accepts."""
+    from .funcov import K_BINS, PAD_BINS, STRIDE_BINS, _illegal_shapes
+    illegal = set(_illegal_shapes())
+    out = [("FC", 1, 1, "zero")]
+    for kind in ("CONV", "POOL"):
+        out += [(kind, k, s, p) for k in K_BINS for s in STRIDE_BINS for p in PAD_BINS
+                if (kind, k, s, p) not in illegal]
+    return out
+
+
+class CoverageSweepSeq(RandomLayerSeq):
+    """One random layer per bin of the kind x K x stride x pad cross, every
+    other choice random except for a round robin that visits every rho the
+    configuration has, both input selection modes, retuned shifts (negative
+    data shift, positive bias shift, non-positive generator shift), a
+    saturating input scale and split tiling. Closes the functional coverage
+    by construction instead of by the luck of random draws; the layers are
+    kept small so the sweep runs in about a minute."""
+
+    def __init__(self, name="coverage_sweep"):
+        super().__init__(name, count=0)
+
+    async def body(self):
+        cfg = _cfg()
+        p = LayerParams(cfg)
+        rhos = [r for r in RHOS if r * cfg.ovsf_len >= 1]
+        for i, (kind, k, stride, pad) in enumerate(cross_bins(cfg)):
+            p.randomize()
+            p.cin = min(p.cin, cfg.pn + 3)
+            p.cout = min(p.cout, cfg.pm + 3)
+            p.h, p.w = min(p.h, 12), min(p.w, 12)
+            p.kind = kind.lower()
+            if kind == "POOL":
+                p.pool_win = (k, stride, 1 if pad == "nonzero" else 0)
+            elif kind == "CONV":
+                p.k, p.stride = k, stride
+                p.pad_mode = "none" if pad == "zero" else "same"   # asym may draw no pad at all
+            p.rho = rhos[i % len(rhos)]
+            p.ovsf_at_1 = i % 2 == 0
+            p.insel = ("on", "off", "auto")[i % 3]
+            p.shifts = "retune" if i % 3 == 1 else "fit"
+            p.scale = 8.0 if i % 4 == 2 else 1.0
+            p.tiling = "split" if i % 2 else "auto"
+            p.post_randomize()
+            await self.run_layer(p, cfg, i)
 
 
 class RandomNetworkSeq(uvm_sequence):

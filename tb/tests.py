@@ -22,8 +22,8 @@ from golden import isa
 from . import bfm as regs
 from .bfm import UzBfm
 from .env import BiasMonitor, GenMonitor, LayerMonitor, MemoryMonitor, ShiftMonitor, UzEnv
-from .sequences import (DIRECTED, SMOKE, AbortSeq, BusErrorSeq, DirectedSeq, IllegalDescriptorSeq,
-                        RandomLayerSeq, RandomNetworkSeq, make_program)
+from .sequences import (DIRECTED, SMOKE, AbortSeq, BusErrorSeq, CoverageSweepSeq, DirectedSeq,
+                        IllegalDescriptorSeq, RandomLayerSeq, RandomNetworkSeq, make_program)
 
 
 class UzBaseTest(uvm_test):
@@ -69,6 +69,16 @@ class RandomLayerTest(UzBaseTest):
 
     def sequences(self):
         return [RandomLayerSeq(count=self.count)]
+
+
+@pyuvm.test()
+class CoverageSweepTest(UzBaseTest):
+    """One random layer per legal kind x K x stride x pad, with every rho,
+    both input selection modes, retuned shifts, saturation and split tiles
+    in a round robin (tb/sequences.CoverageSweepSeq)."""
+
+    def sequences(self):
+        return [CoverageSweepSeq()]
 
 
 @pyuvm.test()

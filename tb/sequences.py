@@ -222,14 +222,14 @@ def split_tiles(q, cfg) -> dict:
 
 def retuned_shifts(q, cfg) -> dict:
     """Shift amounts of other fractional lengths: a data shift <= 0 (output
-    finer than the accumulator: left shift, saturation), a bias shift > 0 (a
+    finer than the accumulator: left shift, saturation), a bias shift >= 0 (a
     finer bias than the accumulator) and a generator shift <= 0; now and then
     beyond the data width, where every value rounds to 0 or saturates."""
     if q.kind == isa.Kind.POOL:
         return {}
     wide = cfg.data_bits + random.randrange(1, 5)
     out = {"data_shift": random.choice([0, -1, -random.randrange(1, cfg.data_bits), -wide]),
-           "bias_shift": random.choice([1, random.randrange(1, cfg.data_bits), wide])}
+           "bias_shift": random.choice([0, 1, random.randrange(1, cfg.data_bits), wide])}
     if q.ovsf is not None:
         out["gen_shift"] = random.choice([0, -1, -2])
     return out

@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import arith, isa, layers, memimage, ovsf, quant
+from . import arith, isa, layers, memimage, ovsf, perf, quant
 from .config import EngineConfig
 from .errors import DescriptorError, MemoryLayoutError, NetworkError, UzError
 from .memimage import round_up
@@ -196,11 +196,12 @@ def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_o
     step = pool[1] if pool is not None else 1
     splittable = pool is None or (pool[0] == pool[1] and pool[2] == 0)
     if kind != isa.Kind.POOL:
-        # Each input window (K*K buffer reads) serves every oc-group of the
-        # tile. With input selection a window takes fewer than K*K steps, so
-        # enough oc-groups keep the PE array busy while the next one loads.
+        # Each input window (perf.window_cycles buffer reads) serves every
+        # oc-group of the tile. With input selection a window takes fewer
+        # steps than that, so enough oc-groups keep the PE array busy while
+        # the next one loads.
         steps = -(-min(cin, cfg.pn) * k * k // cfg.pn) if cin % cfg.pn else k * k
-        want = min(cout_pad, cfg.pm * -(-(k * k) // steps))
+        want = min(cout_pad, cfg.pm * -(-perf.window_cycles(k) // steps))
         min_tr, min_tc = (step, step) if splittable else (conv_h, conv_w)
         while to < want and fits(min_tr, min_tc, ti, to + cfg.pm):
             to += cfg.pm

@@ -12,8 +12,9 @@ only when the to/ti tile changes):
            for all the tile's channel groups when it holds whole planes,
            else one per group, or per group and row when the tile is
            narrower than the plane), each paying the memory latency;
-- compute: per (pixel, channel group) max(K*K window reads, NQ * steps
-           issues), steps = K*K, or ceil(Cg*K*K/PN) with input selection;
+- compute: per (pixel, channel group) max(window_cycles(K) = K*ceil(K/2)
+           window reads, NQ * steps issues), steps = K*K, or
+           ceil(Cg*K*K/PN) with input selection;
 - write-back: per output pixel and channel group max(pool reads, beats out),
            one write command per (group, row).
 
@@ -78,6 +79,12 @@ class LayerCycles:
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def window_cycles(k: int) -> int:
+    """Cycles the compute's window loader takes for one K x K window: two
+    taps of a row per cycle (uz_in_buf reads two consecutive words)."""
+    return k * _ceil(k, 2)
 
 
 def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = Overheads()) -> LayerCycles:
@@ -150,12 +157,12 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         else:
             cg_last = min(pn, d.in_c - (ng - 1) * pn) if d.insel else pn
             steps = k2 if not d.insel else _ceil(cg_last * k2, pn)
-            per_window = max(k2, nq * steps)
+            per_window = max(window_cycles(k), nq * steps)
         pixels = nr * nc
         # every group but the last of the input channels is full
         if not pool and d.insel and ng > 1:
             full_steps = k2
-            t = pixels * ((ng - 1) * max(k2, nq * full_steps) + per_window)
+            t = pixels * ((ng - 1) * max(window_cycles(k), nq * full_steps) + per_window)
             mac = pixels * nq * ((ng - 1) * full_steps + steps)
         else:
             t = pixels * ng * per_window

@@ -2,7 +2,8 @@
 //
 // Three stages work on the tile the loader has filled:
 //   window loader : for each (pixel, ci-group) reads the K*K input words
-//                   into win[f], f = c*K*K + tap (zeros for padding);
+//                   into win[f], f = c*K*K + tap (zeros for padding), two
+//                   taps of a row per cycle (uz_in_buf): K*ceil(K/2) cycles;
 //                   two window banks, so loading overlaps issuing
 //   issue         : for each oc-group q and step t, lane j multiplies
 //                   win[t*PN + j] by the weight with the same f, read from
@@ -64,10 +65,11 @@ module uz_compute
   // output-tile hand-off with the write-back
   input  logic [1:0]                   out_full_i,
   output logic [1:0]                   out_done_o,
-  // input buffer read port
-  output logic                         inb_rd_en_o,
+  // input buffer read port (uz_in_buf): the word at the address and the next
+  output logic [1:0]                   inb_rd_en_o,
   output logic [InAw-1:0]              inb_rd_addr_o,
   input  logic [PN*DataWidth-1:0]      inb_rd_data_i,
+  input  logic [PN*DataWidth-1:0]      inb_rd_data_next_i,
   // weight buffer read port
   output logic                         wgt_rd_en_o,
   output logic [WgtAw-1:0]             wgt_rd_addr_o,
@@ -126,9 +128,10 @@ module uz_compute
   logic [6:0]  tap_q;
   logic        wb_q;                       // window bank being filled
   logic [1:0]  win_full_q;
-  logic        wr_pending_q;               // an input word arrives this cycle
+  logic        wr_pending_q;               // input words arrive this cycle
   logic [6:0]  wr_tap_q;
-  logic        wr_zero_q;
+  logic        wr_pair_q;                  // and the word of tap wr_tap_q + 1
+  logic        wr_zero_q, wr_zero_next_q;
   logic        wr_last_q;
 
   // Window metadata handed to the issue stage.
@@ -151,7 +154,12 @@ module uz_compute
 
   // Input position of the current tap (signed: padding makes it negative).
   logic signed [19:0] in_y, in_x;
-  logic               in_range;
+  logic               in_range, in_range_next;
+  // Two taps this cycle: kx and kx + 1 of the same window row.
+  logic               pair;
+  logic               last_tap;
+  assign pair     = (kx_q != k_i - 1);
+  assign last_tap = (7'(tap_q + 7'(pair)) == k2_i - 1);
   logic [15:0]        ng_tile, nq_tile;
   logic [15:0]        cg;
   logic [WinAw:0]     lane_limit;
@@ -164,6 +172,8 @@ module uz_compute
                 - $signed({16'b0, pad_l_i}) + $signed({16'b0, kx_q});
   assign in_range = (in_y >= 0) && (in_y < $signed({4'b0, in_h_i})) &&
                     (in_x >= 0) && (in_x < $signed({4'b0, in_w_i}));
+  assign in_range_next = pair && (in_y >= 0) && (in_y < $signed({4'b0, in_h_i})) &&
+                         (in_x + 1 >= 0) && (in_x + 1 < $signed({4'b0, in_w_i}));
   // Real channels of this group (input selection packs only these).
   always_comb begin
     logic [16:0] first_c;
@@ -245,7 +255,8 @@ module uz_compute
       wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
       win_full_q   <= '0;
       wr_pending_q <= 1'b0;
-      wr_tap_q <= '0; wr_zero_q <= 1'b0; wr_last_q <= 1'b0; wr_bank_q <= 1'b0;
+      wr_tap_q <= '0; wr_pair_q <= 1'b0; wr_zero_q <= 1'b0; wr_zero_next_q <= 1'b0; wr_last_q <= 1'b0;
+      wr_bank_q <= 1'b0;
       for (int b = 0; b < 2; b++) win_meta_q[b] <= '0;
     end else if (abort_i || start_i) begin
       wl_state_q   <= start_i ? WlWaitTile : WlIdle;
@@ -271,11 +282,13 @@ module uz_compute
         WlLoad: begin
           if (wl_step) begin
             if (tap_q == '0) win_meta_q[wb_q] <= new_meta;
-            wr_tap_q  <= tap_q;
-            wr_zero_q <= !in_range;
-            wr_last_q <= (tap_q == k2_i - 1);
-            wr_bank_q <= wb_q;
-            if (tap_q == k2_i - 1) begin
+            wr_tap_q       <= tap_q;
+            wr_pair_q      <= pair;
+            wr_zero_q      <= !in_range;
+            wr_zero_next_q <= !in_range_next;
+            wr_last_q      <= last_tap;
+            wr_bank_q      <= wb_q;
+            if (last_tap) begin
               tap_q <= '0; ky_q <= '0; kx_q <= '0;
               wb_q  <= !wb_q;
               // next (pixel, group) of the tile
@@ -299,12 +312,12 @@ module uz_compute
                 end
               end
             end else begin
-              tap_q <= tap_q + 1'b1;
-              if (kx_q == k_i - 1) begin
+              tap_q <= tap_q + (pair ? 7'd2 : 7'd1);
+              if (kx_q + (pair ? 4'd2 : 4'd1) >= k_i) begin
                 kx_q <= '0;
                 ky_q <= ky_q + 1'b1;
               end else begin
-                kx_q <= kx_q + 1'b1;
+                kx_q <= kx_q + (pair ? 4'd2 : 4'd1);
               end
             end
           end
@@ -316,18 +329,22 @@ module uz_compute
       endcase
     end
   end
-  assign it_next = wl_step && (tap_q == k2_i - 1) && (gl_q == ng_tile - 1) &&
+  assign it_next = wl_step && last_tap && (gl_q == ng_tile - 1) &&
                    (px_q == nc - 1) && (py_q == nr - 1);
 
-  assign inb_rd_en_o   = wl_step && in_range;
+  assign inb_rd_en_o   = {wl_step && in_range_next, wl_step && in_range};
   assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(inb_addr)});
 
-  // Scatter the arriving word into the window: channel c of tap t at c*K2+t.
+  // Scatter the arriving words into the window: channel c of tap t at c*K2+t.
   always_ff @(posedge clk_i) begin
     if (wr_pending_q) begin
       for (int c = 0; c < PN; c++) begin
         win_q[wr_bank_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q))] <=
           wr_zero_q ? '0 : inb_rd_data_i[c*DataWidth +: DataWidth];
+        if (wr_pair_q) begin
+          win_q[wr_bank_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q) + 1)] <=
+            wr_zero_next_q ? '0 : inb_rd_data_next_i[c*DataWidth +: DataWidth];
+        end
       end
     end
   end

@@ -201,7 +201,12 @@ def _tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_o
         # steps than that, so enough oc-groups keep the PE array busy while
         # the next one loads.
         steps = -(-min(cin, cfg.pn) * k * k // cfg.pn) if cin % cfg.pn else k * k
-        want = min(cout_pad, cfg.pm * -(-perf.window_cycles(k) // steps))
+        # At least that many oc-groups per tile, in tiles of equal size:
+        # a remainder tile with fewer groups would be window bound, and
+        # every extra to-tile reads the input again.
+        need = -(-perf.window_cycles(k) // steps)
+        groups = cout_pad // cfg.pm
+        want = cfg.pm * -(-groups // max(1, groups // need))
         min_tr, min_tc = (step, step) if splittable else (conv_h, conv_w)
         while to < want and fits(min_tr, min_tc, ti, to + cfg.pm):
             to += cfg.pm

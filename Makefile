@@ -18,7 +18,7 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress isa lint clean coverage bench accuracy
+.PHONY: help venv test sim regress isa lint clean coverage bench accuracy vgg
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -29,6 +29,7 @@ help:
 	@echo "make coverage - line, toggle and functional coverage -> build/coverage/index.html (REGRESSION=NAME)"
 	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
 	@echo "make accuracy - digits CNN: float, golden 16/8-bit, RTL, and rho -> build/accuracy"
+	@echo "make vgg    - VGG19 (onnx package) through onnxruntime, golden, and its layers on the RTL -> build/vgg (VGG_ARGS=)"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -93,6 +94,10 @@ bench: $(STAMP)
 
 accuracy: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/accuracy.py
+
+VGG_ARGS ?=
+vgg: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/vgg.py $(VGG_ARGS)
 
 isa: $(STAMP)
 	$(PY) scripts/gen_isa.py

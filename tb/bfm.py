@@ -112,6 +112,7 @@ class UzBfm:
         self._cycles = 0
         self.fault = None
         self.beats = {"read": 0, "write": 0}    # memory accesses so far
+        self.decode_errors = {"read": 0, "write": 0}   # accesses beyond the memory
         # Bus errors come from the memory model's own path: an exception in
         # its access function turns into SLVERR on that beat.
         self._ram_read, self._ram_write = self.ram.read_if._read, self.ram.write_if._write
@@ -155,6 +156,11 @@ class UzBfm:
 
     def _fire(self, kind: str, addr: int) -> None:
         self.beats[kind] += 1
+        if addr >= self.ram.size:
+            # Nothing is mapped there: the interconnect answers with an error
+            # (the RAM model alone would wrap the address round its size).
+            self.decode_errors[kind] += 1
+            raise BusFault(f"{kind} at 0x{addr:x}: no memory there")
         f = self.fault
         if f is None or f.kind != kind or f.fired_layer >= 0:
             return

@@ -546,4 +546,27 @@ module uz_compute
   assign busy_o     = busy_q;
   assign mac_step_o = issue;
   assign stall_o    = busy_q && !issue && (wl_state_q == WlWaitTile) && it_valid;
+
+  // ---------------------------------------------------------------------------
+  // Assertions (tests/testplan.md, "RTL assertions"): legal window-loader
+  // state, window banks never overwritten while full, every buffer access
+  // inside its half (the halves take the low address bits, so an address
+  // beyond the half would alias silently).
+  // ---------------------------------------------------------------------------
+  `include "uz_assert.svh"
+`ifndef UZ_NO_ASSERT
+  `ASSERT_KNOWN(WlStateKnown_A, wl_state_q, clk_i, rst_ni)
+  `ASSERT(WlStateLegal_A, 32'(wl_state_q) <= 32'(WlLoad), clk_i, rst_ni)
+  `ASSERT(WinNoOverwrite_A, !wr_pending_q || !win_full_q[wr_bank_q], clk_i, rst_ni)
+  `ASSERT(WinTapInRange_A, !wr_pending_q || (wr_tap_q < k2_i && 32'(k2_i) <= MaxK2), clk_i, rst_ni)
+  `ASSERT(IssueFromFullBank_A, !mac_step_o || win_full_q[rb_q], clk_i, rst_ni)
+  `ASSERT(InbRdInHalf_A, !inb_rd_en_o || inb_addr < 32'(InBufWords), clk_i, rst_ni)
+  `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
+  `ASSERT(BiasRdInHalf_A, !issue || 32'(q_q) < 32'(BiasWords), clk_i, rst_ni)
+  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_q) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT(PixInTile_A, !wl_step || 32'(py_q) * 32'(tc_i) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
+  `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
+`endif
 endmodule

@@ -448,6 +448,19 @@ module uz_compute
   );
   assign pe_tag = pe_tag_raw;
 
+  // An abort empties the stages before the PE array, but the steps already
+  // inside it still come out during its latency: they must not reach the
+  // accumulators or release a half the abort has cleared.
+  localparam int PeLatency = 1 + ($clog2(PN) + 1) / 2;   // uz_pe_array's Latency
+  logic [2:0] squash_q;
+  logic       pe_live;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)                 squash_q <= '0;
+    else if (abort_i)            squash_q <= 3'(PeLatency);
+    else if (squash_q != '0)     squash_q <= squash_q - 1'b1;
+  end
+  assign pe_live = pe_valid && squash_q == '0;
+
   // ------------------------------------------------------- accumulate
   logic [PM*AccWidth-1:0] acc_q;
   logic [PM*AccWidth-1:0] acc_sum;
@@ -474,7 +487,7 @@ module uz_compute
       a1_fwd_q   <= 1'b0;
     end else begin
       if (pe_valid) acc_q <= acc_sum;
-      a1_valid_q <= pe_valid && pe_tag.last_t && !abort_i;
+      a1_valid_q <= pe_live && pe_tag.last_t && !abort_i;
       // The word A1 writes this cycle is the one A0 reads: forward it.
       a1_fwd_q <= pe_valid && pe_tag.last_t && acc_wr_en_o &&
                   (acc_wr_addr_o == pe_tag.acc_addr) && (acc_wr_half_o == pe_tag.ho);
@@ -487,10 +500,10 @@ module uz_compute
     end
   end
 
-  assign acc_rd_en_o    = pe_valid && pe_tag.last_t && !pe_tag.init;
+  assign acc_rd_en_o    = pe_live && pe_tag.last_t && !pe_tag.init;
   assign acc_half_o     = pe_valid ? pe_tag.ho : a1_tag_q.ho;
   assign acc_rd_addr_o  = pe_tag.acc_addr;
-  assign bias_rd_en_o   = pe_valid && pe_tag.last_t && pe_tag.init;
+  assign bias_rd_en_o   = pe_live && pe_tag.last_t && pe_tag.init;
   assign bias_rd_addr_o = BiasAw'({pe_tag.hw, pe_tag.bias_word});
 
   // Bias onto the accumulator's fractional length: the shared shift.
@@ -566,6 +579,8 @@ module uz_compute
   `ASSERT(AccAddrInHalf_A, !issue || 32'(q_q) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
   `ASSERT(PixInTile_A, !wl_step || 32'(py_q) * 32'(tc_i) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
   `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
+  `ASSERT_INIT(SquashCoversPe_A, PeLatency <= 7)
+  `ASSERT_NEVER(StartWhileSquashing_A, start_i && squash_q != '0, clk_i, rst_ni)
   `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
 `endif

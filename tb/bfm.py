@@ -131,7 +131,12 @@ class UzBfm:
                 rng = random.Random(self.rng.random())
                 gen = (rng.random() < p for _ in itertools.count())
             obj = self.ram.write_if if ch in ("aw", "w", "b") else self.ram.read_if
-            getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+            chan = getattr(obj, f"{ch}_channel")
+            chan.set_pause_generator(gen)
+            if gen is None:
+                # cocotbext-axi stops the generator but keeps its last value:
+                # a channel paused at that moment would stay paused for good
+                chan.pause = False
 
     def set_ctrl_stall(self, pattern: str) -> None:
         """Idle cycles on the control port's channels: AW and W then arrive
@@ -145,7 +150,10 @@ class UzBfm:
                 if p:
                     rng = random.Random(self.rng.random())
                     gen = (rng.random() < p for _ in itertools.count())
-                getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+                chan = getattr(obj, f"{ch}_channel")
+                chan.set_pause_generator(gen)
+                if gen is None:
+                    chan.pause = False        # as in set_stall
 
     def inject_fault(self, kind: str, nth: int) -> FaultPlan:
         """SLVERR on the nth read or write beat from now (once)."""

@@ -156,6 +156,8 @@ REGRESSIONS: dict[str, list[Entry]] = {
            # FUZZ_CHUNK programs per seed: `make fuzz` splits its N over seeds
            # of this entry, so its replay lines name runs of it
            Entry("FuzzTest", name="fuzz", seeds=range(1, 21), env={"UZ_COUNT": str(FUZZ_CHUNK), "UZ_STALL": "light"}),
+           Entry("FuzzTest", name="fuzz_bits8", seeds=range(1, 6), configs=("bits8",),
+                 env={"UZ_COUNT": "50", "UZ_STALL": "light"}),
            Entry("FuzzTest", name="fuzz_icarus", seeds=range(1, 3), sims=("icarus",), env={"UZ_COUNT": "6"}),
            Entry("FuzzCheckerFailsTest", env={"UZ_COUNT": "6"})]
         + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8"), sims=simenv.SIMULATORS)

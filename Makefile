@@ -18,13 +18,15 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress isa lint clean coverage bench accuracy vgg
+.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
 	@echo "make sim    - functional-model regression, then the RTL smoke regression (Verilator;"
 	@echo "              SIM=icarus, TEST= SEED= CONFIG= narrow or replay one run, WAVES=1)"
 	@echo "make regress - the nightly RTL regression (same variables)"
+	@echo "make fuzz   - N random, mostly illegal programs (default 1000) on both cores -> build/fuzz/summary.json"
+	@echo "              (SEED= first seed, SIM=, CONFIG=)"
 	@echo "make lint   - Verilator --lint-only -Wall and Icarus elaboration of the engine"
 	@echo "make coverage - line, toggle and functional coverage -> build/coverage/index.html (REGRESSION=NAME)"
 	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
@@ -69,6 +71,12 @@ sim: $(STAMP) $(WAVES_DEPS)
 
 regress: $(STAMP) $(WAVES_DEPS)
 	$(PY) scripts/regress.py --regression nightly $(REGRESS_ARGS)
+
+# The fuzz (tb/fuzz.py) split over seeds of the nightly `fuzz` entry.
+N ?= 1000
+fuzz: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/fuzz.py --programs $(N) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(SIM),--sim $(SIM)) $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(STAMP)
 	$(PY) scripts/lint.py

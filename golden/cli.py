@@ -111,6 +111,25 @@ def _rho(text):
     return v
 
 
+def _check_options(args) -> None:
+    """Out-of-range numbers are named before any work (argparse checks only
+    their type); the model options are checked even when unused, so a typo
+    never passes silently."""
+    import math
+
+    if not (math.isfinite(args.bandwidth) and args.bandwidth > 0):
+        raise UzError(f"--bandwidth {args.bandwidth:g} must be a positive number of bytes per cycle")
+    if args.latency < 1:
+        raise UzError(f"--latency {args.latency} must be at least 1 cycle")
+    if not (math.isfinite(args.max_loss) and 0 <= args.max_loss <= 1):
+        raise UzError(f"--max-loss {args.max_loss:g} must be in [0, 1]")
+    if getattr(args, "seed", 0) < 0:
+        raise UzError(f"--seed {args.seed} must not be negative")
+    if getattr(args, "batch", 1) < 1:
+        raise UzError(f"--batch {args.batch} must be at least 1")
+    _rho(args.rho)
+
+
 def _compile(args, calib, net=None):
     net = net or _load_net(args)
     cfg = _config(args)
@@ -250,9 +269,18 @@ def cmd_run(args) -> int:
     return 0 if rep["bit_exact"] else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line like every other user error (argparse
+    prints the whole usage first), exit status 2."""
+
+    def error(self, message):
+        print(f"uz: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="uz", description="uz CNN engine: compiler and golden model")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="uz", description="uz CNN engine: compiler and golden model")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     def common(sp):
         sp.add_argument("net", help="network description (JSON) or ONNX model (.onnx)")
@@ -295,9 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_options(args)
         return args.func(args)
     except UzError as e:
         print(f"uz: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # e.g. --batch beyond the machine's memory
+        print(f"uz: error: not enough memory: {e}", file=sys.stderr)
         return 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass
 
 from .errors import UzError
@@ -35,6 +36,14 @@ class EngineConfig:
         def pow2(v):
             return v > 0 and (v & (v - 1)) == 0
 
+        # Every field is a count of bits, lanes or elements: a JSON string,
+        # float, boolean or null is named here, not met later as a TypeError.
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                raise UzError(f"{f.name} must be an integer, not {v!r}")
+            if v <= 0:
+                raise UzError(f"{f.name} must be positive, not {v}")
         if self.data_bits not in (8, 16):
             raise UzError(f"data_bits must be 8 or 16, not {self.data_bits}")
         if self.alpha_bits not in (8, 16):
@@ -71,6 +80,8 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EngineConfig":
+        if not isinstance(d, dict):
+            raise UzError(f"an engine configuration is a JSON object of fields, not {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -102,6 +102,10 @@ def load_network(path_or_dict, base_dir: str = ".") -> Network:
                 spec = json.load(f)
         except FileNotFoundError:
             raise NetworkError(f"network file {path} not found") from None
+        except IsADirectoryError:
+            raise NetworkError(f"network file {path} is a folder") from None
+        except UnicodeDecodeError:
+            raise NetworkError(f"network file {path} is not a text (JSON) file") from None
         except json.JSONDecodeError as e:
             raise NetworkError(f"network file {path} is not valid JSON: {e}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
@@ -163,6 +167,8 @@ def load_network(path_or_dict, base_dir: str = ".") -> Network:
                 full = f"{name}.{key}"
                 if full not in store:
                     raise NetworkError(f"layer {name!r}: weights file has no {full!r}")
+                if not (np.issubdtype(store[full].dtype, np.floating) or np.issubdtype(store[full].dtype, np.integer)):
+                    raise NetworkError(f"layer {name!r}: {full} has dtype {store[full].dtype}; expected numbers")
                 a = np.asarray(store[full], dtype=np.float64)
                 if a.shape != tuple(shp):
                     raise NetworkError(f"layer {name!r}: {full} has shape {a.shape}, expected {tuple(shp)}")

@@ -465,6 +465,19 @@ module uz_compute
   );
   assign pe_tag = pe_tag_raw;
 
+  // An abort empties the stages before the PE array, but the steps already
+  // inside it still come out during its latency: they must not reach the
+  // accumulators or release a half the abort has cleared.
+  localparam int PeLatency = 1 + ($clog2(PN) + 1) / 2;   // uz_pe_array's Latency
+  logic [2:0] squash_q;
+  logic       pe_live;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)                 squash_q <= '0;
+    else if (abort_i)            squash_q <= 3'(PeLatency);
+    else if (squash_q != '0)     squash_q <= squash_q - 1'b1;
+  end
+  assign pe_live = pe_valid && squash_q == '0;
+
   // ------------------------------------------------------- accumulate
   logic [PM*AccWidth-1:0] acc_q;
   logic [PM*AccWidth-1:0] acc_sum;
@@ -491,7 +504,7 @@ module uz_compute
       a1_fwd_q   <= 1'b0;
     end else begin
       if (pe_valid) acc_q <= acc_sum;
-      a1_valid_q <= pe_valid && pe_tag.last_t && !abort_i;
+      a1_valid_q <= pe_live && pe_tag.last_t && !abort_i;
       // The word A1 writes this cycle is the one A0 reads: forward it.
       a1_fwd_q <= pe_valid && pe_tag.last_t && acc_wr_en_o &&
                   (acc_wr_addr_o == pe_tag.acc_addr) && (acc_wr_half_o == pe_tag.ho);
@@ -504,10 +517,10 @@ module uz_compute
     end
   end
 
-  assign acc_rd_en_o    = pe_valid && pe_tag.last_t && !pe_tag.init;
+  assign acc_rd_en_o    = pe_live && pe_tag.last_t && !pe_tag.init;
   assign acc_half_o     = pe_valid ? pe_tag.ho : a1_tag_q.ho;
   assign acc_rd_addr_o  = pe_tag.acc_addr;
-  assign bias_rd_en_o   = pe_valid && pe_tag.last_t && pe_tag.init;
+  assign bias_rd_en_o   = pe_live && pe_tag.last_t && pe_tag.init;
   assign bias_rd_addr_o = BiasAw'({pe_tag.hw, pe_tag.bias_word});
 
   // Bias onto the accumulator's fractional length: the shared shift.
@@ -563,4 +576,29 @@ module uz_compute
   assign busy_o     = busy_q;
   assign mac_step_o = issue;
   assign stall_o    = busy_q && !issue && (wl_state_q == WlWaitTile) && it_valid;
+
+  // ---------------------------------------------------------------------------
+  // Assertions (tests/testplan.md, "RTL assertions"): legal window-loader
+  // state, window banks never overwritten while full, every buffer access
+  // inside its half (the halves take the low address bits, so an address
+  // beyond the half would alias silently).
+  // ---------------------------------------------------------------------------
+  `include "uz_assert.svh"
+`ifndef UZ_NO_ASSERT
+  `ASSERT_KNOWN(WlStateKnown_A, wl_state_q, clk_i, rst_ni)
+  `ASSERT(WlStateLegal_A, 32'(wl_state_q) <= 32'(WlLoad), clk_i, rst_ni)
+  `ASSERT(WinNoOverwrite_A, !wr_pending_q || !win_full_q[wr_bank_q], clk_i, rst_ni)
+  `ASSERT(WinTapInRange_A, !wr_pending_q || (wr_tap_q < k2_i && 32'(k2_i) <= MaxK2), clk_i, rst_ni)
+  `ASSERT(IssueFromFullBank_A, !mac_step_o || win_full_q[rb_q], clk_i, rst_ni)
+  `ASSERT(InbRdInHalf_A, !inb_rd_en_o || inb_addr < 32'(InBufWords), clk_i, rst_ni)
+  `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
+  `ASSERT(BiasRdInHalf_A, !issue || 32'(q_q) < 32'(BiasWords), clk_i, rst_ni)
+  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_q) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT(PixInTile_A, !wl_step || 32'(py_q) * 32'(tc_i) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
+  `ASSERT_INIT(SquashCoversPe_A, PeLatency <= 7)
+  `ASSERT_NEVER(StartWhileSquashing_A, start_i && squash_q != '0, clk_i, rst_ni)
+  `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
+`endif
 endmodule

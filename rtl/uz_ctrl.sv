@@ -197,4 +197,40 @@ module uz_ctrl
   assign perf_mac_busy_o  = mac_q;
   assign perf_mem_stall_o = stall_q;
   assign perf_gen_busy_o  = gen_q;
+
+  // ---------------------------------------------------------------------------
+  // Assertions (tests/testplan.md, "RTL assertions"). The stability check
+  // compares with last cycle's values in shadow registers (Icarus has no $past).
+  // ---------------------------------------------------------------------------
+  `include "uz_assert.svh"
+`ifndef UZ_NO_ASSERT
+  logic                  sh_cmd_stall_q;
+  logic [31:0]           sh_cmd_addr_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      sh_cmd_stall_q <= 1'b0;
+      sh_cmd_addr_q  <= '0;
+    end else begin
+      sh_cmd_stall_q <= rd_cmd_valid_o & ~rd_cmd_ready_i;
+      sh_cmd_addr_q  <= rd_cmd_addr_o;
+    end
+  end
+  `ASSERT_KNOWN(CtStateKnown_A, state_q, clk_i, rst_ni)
+  `ASSERT(CtStateLegal_A, 32'(state_q) <= 32'(CtStop), clk_i, rst_ni)
+  // the descriptor fetch command is held until taken; only an abort withdraws it
+  `ASSERT(FetchCmdStable_A, !sh_cmd_stall_q || abort_i ||
+          (rd_cmd_valid_o && rd_cmd_addr_o == sh_cmd_addr_q), clk_i, rst_ni)
+  // a descriptor is DescBeats beats: desc_q is never written beyond its end
+  `ASSERT(FetchBeatInRange_A, !(state_q == CtFetchData && rd_data_valid_i) ||
+          32'(beat_q) < DescBeats, clk_i, rst_ni)
+  `ASSERT(FetchLastOnLastBeat_A, !(state_q == CtFetchData && rd_data_valid_i && rd_data_last_i) ||
+          32'(beat_q) == DescBeats - 1, clk_i, rst_ni)
+  `ASSERT_NEVER(DoneAndError_A, done_o && err_o, clk_i, rst_ni)
+  `ASSERT(ErrorHasCode_A, !err_o || stop_code_q != 8'(ErrNone), clk_i, rst_ni)
+  `ASSERT(StartOnlyWhenChecked_A, !layer_start_o || desc_err_i == 8'(ErrNone), clk_i, rst_ni)
+  `ASSERT_KNOWN(CtBusyKnown_A, busy_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(CtDoneKnown_A, done_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(CtErrKnown_A, err_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(CtLayerStartKnown_A, layer_start_o, clk_i, rst_ni)
+`endif
 endmodule

@@ -473,4 +473,37 @@ module uz_loader
 
   assign busy_o     = (state_q != LdIdle);
   assign gen_busy_o = gen_w_valid;
+
+  // ---------------------------------------------------------------------------
+  // Assertions (tests/testplan.md, "RTL assertions"): legal state, the read
+  // command held until taken (only an abort or a new layer withdraws it),
+  // a half filled only while the compute does not hold it. Ports and the
+  // state only, so the loader's internals can change around them.
+  // ---------------------------------------------------------------------------
+`ifndef UZ_NO_ASSERT
+  logic                  ld_sh_cmd_stall_q, ld_sh_clear_q;
+  logic [31:0]           ld_sh_cmd_addr_q;
+  logic [BeatsWidth-1:0] ld_sh_cmd_beats_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ld_sh_cmd_stall_q <= 1'b0; ld_sh_clear_q <= 1'b0; ld_sh_cmd_addr_q <= '0; ld_sh_cmd_beats_q <= '0;
+    end else begin
+      ld_sh_cmd_stall_q <= rd_cmd_valid_o & ~rd_cmd_ready_i;
+      ld_sh_clear_q     <= abort_i | start_i;
+      ld_sh_cmd_addr_q  <= rd_cmd_addr_o;
+      ld_sh_cmd_beats_q <= rd_cmd_beats_o;
+    end
+  end
+  `ASSERT_KNOWN(LdStateKnown_A, state_q, clk_i, rst_ni)
+  `ASSERT(LdStateLegal_A, 32'(state_q) <= 32'(LdDone), clk_i, rst_ni)
+  `ASSERT(LdCmdStable_A, !ld_sh_cmd_stall_q || ld_sh_clear_q ||
+          (rd_cmd_valid_o && rd_cmd_addr_o == ld_sh_cmd_addr_q && rd_cmd_beats_o == ld_sh_cmd_beats_q),
+          clk_i, rst_ni)
+  `ASSERT(LdCmdBeatsNonZero_A, !rd_cmd_valid_o || rd_cmd_beats_o != '0, clk_i, rst_ni)
+  `ASSERT(LdFillEmptyHalf_A, (tile_filled_o & tile_full_i) == '0, clk_i, rst_ni)
+  `ASSERT_NEVER(LdOneWritePort_A, inb_wr_en_o && bias_wr_en_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(LdCmdValidKnown_A, rd_cmd_valid_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(LdWgtWrEnKnown_A, wgt_wr_en_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(LdBusyKnown_A, busy_o, clk_i, rst_ni)
+`endif
 endmodule

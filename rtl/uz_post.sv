@@ -291,4 +291,43 @@ module uz_post
     if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
   end
   assign busy_o = (state_q != PoIdle) || (cnt_q != '0);
+
+  // ---------------------------------------------------------------------------
+  // Assertions (tests/testplan.md, "RTL assertions"): legal state, the write
+  // command and data streams held until taken (only an abort or a new layer
+  // withdraws them), the pixel queue never underflows.
+  // ---------------------------------------------------------------------------
+`ifndef UZ_NO_ASSERT
+  logic                    sh_cmd_stall_q, sh_data_stall_q, sh_clear_q;
+  logic [31:0]             sh_cmd_addr_q;
+  logic [BeatsWidth-1:0]   sh_cmd_beats_q;
+  logic [AxiDataWidth-1:0] sh_data_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      sh_cmd_stall_q <= 1'b0; sh_data_stall_q <= 1'b0; sh_clear_q <= 1'b0;
+      sh_cmd_addr_q <= '0; sh_cmd_beats_q <= '0; sh_data_q <= '0;
+    end else begin
+      sh_cmd_stall_q  <= wr_cmd_valid_o & ~wr_cmd_ready_i;
+      sh_data_stall_q <= wr_data_valid_o & ~wr_data_ready_i;
+      sh_clear_q      <= abort_i | start_i;
+      sh_cmd_addr_q   <= wr_cmd_addr_o;
+      sh_cmd_beats_q  <= wr_cmd_beats_o;
+      sh_data_q       <= wr_data_o;
+    end
+  end
+  `ASSERT_KNOWN(PoStateKnown_A, state_q, clk_i, rst_ni)
+  `ASSERT(PoStateLegal_A, 32'(state_q) <= 32'(PoTileEnd), clk_i, rst_ni)
+  `ASSERT(WrCmdStable_A, !sh_cmd_stall_q || sh_clear_q ||
+          (wr_cmd_valid_o && wr_cmd_addr_o == sh_cmd_addr_q && wr_cmd_beats_o == sh_cmd_beats_q),
+          clk_i, rst_ni)
+  `ASSERT(WrDataStable_A, !sh_data_stall_q || sh_clear_q || (wr_data_valid_o && wr_data_o == sh_data_q),
+          clk_i, rst_ni)
+  `ASSERT(WrCmdBeatsNonZero_A, !wr_cmd_valid_o || wr_cmd_beats_o != '0, clk_i, rst_ni)
+  `ASSERT(PixelQueueNoUnderflow_A, !pix_out || cnt_q != '0, clk_i, rst_ni)
+  `ASSERT(PixelQueueDepth_A, cnt_q <= 2'd2, clk_i, rst_ni)
+  `ASSERT(PixelBeatInRange_A, 32'(beat_q) < WordBeats, clk_i, rst_ni)
+  `ASSERT_KNOWN(WrCmdValidKnown_A, wr_cmd_valid_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(WrDataValidKnown_A, wr_data_valid_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(WrDataKnown_A, wr_data_valid_o ? wr_data_o : '0, clk_i, rst_ni)
+`endif
 endmodule

@@ -212,4 +212,21 @@ module uz_top
     .wr_data_o(wr_data),
     .mac_step_o(mac_step), .mem_stall_o(mem_stall), .gen_busy_o(gen_busy)
   );
+
+  // Every output known once out of reset (tests/testplan.md, "RTL
+  // assertions"); payloads where their valid is high.
+`ifndef UZ_NO_ASSERT
+  `ASSERT_KNOWN(IrqKnown_A, irq_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxilReadyKnown_A, {s_axil_awready, s_axil_wready, s_axil_arready}, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxilValidKnown_A, {s_axil_bvalid, s_axil_rvalid}, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxilBrespKnown_A, s_axil_bvalid ? s_axil_bresp : 2'b00, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxilRKnown_A, s_axil_rvalid ? {s_axil_rresp, s_axil_rdata} : 34'd0, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxiValidReadyKnown_A, {m_axi_arvalid, m_axi_awvalid, m_axi_wvalid, m_axi_rready, m_axi_bready},
+                clk_i, rst_ni)
+  `ASSERT_KNOWN(AxiArKnown_A, m_axi_arvalid ? {m_axi_arid, m_axi_araddr, m_axi_arlen, m_axi_arsize, m_axi_arburst,
+                m_axi_arlock, m_axi_arcache, m_axi_arprot, m_axi_arqos} : '0, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxiAwKnown_A, m_axi_awvalid ? {m_axi_awid, m_axi_awaddr, m_axi_awlen, m_axi_awsize, m_axi_awburst,
+                m_axi_awlock, m_axi_awcache, m_axi_awprot, m_axi_awqos} : '0, clk_i, rst_ni)
+  `ASSERT_KNOWN(AxiWKnown_A, m_axi_wvalid ? {m_axi_wdata, m_axi_wstrb, m_axi_wlast} : '0, clk_i, rst_ni)
+`endif
 endmodule

@@ -112,6 +112,7 @@ class UzBfm:
         self._cycles = 0
         self.fault = None
         self.beats = {"read": 0, "write": 0}    # memory accesses so far
+        self.decode_errors = {"read": 0, "write": 0}   # accesses beyond the memory
         # Bus errors come from the memory model's own path: an exception in
         # its access function turns into SLVERR on that beat.
         self._ram_read, self._ram_write = self.ram.read_if._read, self.ram.write_if._write
@@ -130,7 +131,12 @@ class UzBfm:
                 rng = random.Random(self.rng.random())
                 gen = (rng.random() < p for _ in itertools.count())
             obj = self.ram.write_if if ch in ("aw", "w", "b") else self.ram.read_if
-            getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+            chan = getattr(obj, f"{ch}_channel")
+            chan.set_pause_generator(gen)
+            if gen is None:
+                # cocotbext-axi stops the generator but keeps its last value:
+                # a channel paused at that moment would stay paused for good
+                chan.pause = False
 
     def set_ctrl_stall(self, pattern: str) -> None:
         """Idle cycles on the control port's channels: AW and W then arrive
@@ -144,7 +150,10 @@ class UzBfm:
                 if p:
                     rng = random.Random(self.rng.random())
                     gen = (rng.random() < p for _ in itertools.count())
-                getattr(obj, f"{ch}_channel").set_pause_generator(gen)
+                chan = getattr(obj, f"{ch}_channel")
+                chan.set_pause_generator(gen)
+                if gen is None:
+                    chan.pause = False        # as in set_stall
 
     def inject_fault(self, kind: str, nth: int) -> FaultPlan:
         """SLVERR on the nth read or write beat from now (once)."""
@@ -155,6 +164,11 @@ class UzBfm:
 
     def _fire(self, kind: str, addr: int) -> None:
         self.beats[kind] += 1
+        if addr >= self.ram.size:
+            # Nothing is mapped there: the interconnect answers with an error
+            # (the RAM model alone would wrap the address round its size).
+            self.decode_errors[kind] += 1
+            raise BusFault(f"{kind} at 0x{addr:x}: no memory there")
         f = self.fault
         if f is None or f.kind != kind or f.fired_layer >= 0:
             return

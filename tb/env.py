@@ -27,7 +27,9 @@ from pyuvm import (ConfigDB, uvm_agent, uvm_analysis_port, uvm_component, uvm_dr
 
 from golden import arith, compiler, isa, memimage
 
-from .bfm import ABORT, CTRL, DONE, ERROR, IRQ_EN
+from cocotb.triggers import SimTimeoutError
+
+from .bfm import ABORT, CTRL, DONE, ERROR, IRQ_EN, STATUS
 
 MAX_REPORT = 5
 
@@ -53,6 +55,10 @@ class ProgramItem(uvm_sequence_item):
         self.descs = []                           # the descriptors the engine reads (isa.Descriptor)
         self.result = None                        # (status, err, err_layer, cycles)
         self.counters = []
+        self.watchdog = None                      # cycle bound (None: watchdog_cycles)
+        self.hung = False                         # no end within the watchdog
+        self.golden_layers = None                 # the golden model runs at most this many layers
+        self.layer_count = None                   # LAYER_COUNT written (None: the program's layers)
 
     @property
     def disturbed(self) -> bool:
@@ -89,7 +95,11 @@ class ProgramDriver(uvm_driver):
             img.data = bytearray(prog.image.data)
             item.traces = []
             item.descs = []
-            for i in range(len(prog.layers)):
+            n_layers = len(prog.layers) if item.layer_count is None else item.layer_count
+            # a layer whose regions lie outside memory stops on a bus error:
+            # the golden model does not run it (golden_layers)
+            golden_layers = n_layers if item.golden_layers is None else min(n_layers, item.golden_layers)
+            for i in range(golden_layers):
                 d = isa.Descriptor.decode(img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
                 if isa.validate(d, cfg) != isa.Err.NONE:
                     break
@@ -98,23 +108,33 @@ class ProgramDriver(uvm_driver):
             self.bfm.set_stall(item.stall)
             self.bfm.load(0, bytes(prog.image.data))
             self.started.write(item)
-            budget = watchdog_cycles(item)
+            budget = watchdog_cycles(item) if item.watchdog is None else item.watchdog
             self.logger.info(f"running {item.label}: watchdog {budget} cycles")
             item.fault_plan = self.bfm.inject_fault(*item.fault) if item.fault else None
             pokes = list(item.pokes)
             if item.abort_after is not None:
                 pokes.append((item.abort_after, CTRL, ABORT | IRQ_EN))
-            item.result = await self.bfm.run_program(prog.desc_addr, len(prog.layers), budget,
-                                                     pokes=sorted(pokes, key=lambda p: p[0]),
-                                                     reset_after=item.reset_after)
+            try:
+                item.result = await self.bfm.run_program(prog.desc_addr, n_layers, budget,
+                                                         pokes=sorted(pokes, key=lambda p: p[0]),
+                                                         reset_after=item.reset_after)
+            except SimTimeoutError:
+                # A hang is a failure of this program (StatusScoreboard), not
+                # the end of the test: only a reset frees the engine for the next.
+                item.hung = True
+                self.logger.error(f"{item.label}: HANG, no end within the watchdog of {budget} cycles")
+                await self.bfm.reset()
+                item.result = (await self.bfm.csr_read(STATUS), 0, 0, budget)
             self.bfm.fault = None
             status, err, err_layer, cycles = item.result
             end = (f"stopped with {isa.Err(err).name if err in tuple(isa.Err) else err} at layer {err_layer}"
                    if status & ERROR else "done")
             if item.reset_after is not None:
                 end = f"reset (then status 0x{status:x}, error register 0x{err:x})"
+            if item.hung:
+                end = "hung"
             self.logger.info(f"{item.label}: {end} after {cycles} cycles")
-            if item.reset_after is not None:
+            if item.reset_after is not None or item.hung:
                 item.traces = []          # which layers completed before the reset is not known
             elif status & ERROR:
                 # only the layers before the one that stopped completed
@@ -415,6 +435,9 @@ class StatusScoreboard(Scoreboard):
         status, err, layer, _ = item.result
         self.checked += 1
         plan = item.fault_plan
+        if item.hung:
+            self.fail(f"{item.label}: HANG: no end within the watchdog of {item.result[3]} cycles")
+            return
         if item.reset_after is not None:
             if (status, err) != (0, 0):
                 self.fail(f"{item.label}: after a reset STATUS must read 0 and ERR 0, got 0x{status:x}, 0x{err:x}")
@@ -427,7 +450,11 @@ class StatusScoreboard(Scoreboard):
                           f"error {err} at layer {layer}")
             return
         if item.abort_after is not None and status & ERROR:
-            if err != int(isa.Err.ABORTED) or status & DONE:
+            # an illegal program may stop on its own error before the abort
+            # lands; an abort never lands after that layer
+            own = bool(item.expect_err) and (err, layer) == (item.expect_err, item.expect_err_layer)
+            late = bool(item.expect_err) and layer > item.expect_err_layer
+            if not own and (err != int(isa.Err.ABORTED) or status & DONE or late):
                 self.fail(f"{item.label}: abort {item.abort_after} cycles after START: expected ABORTED, "
                           f"got status 0x{status:x}, error {err} at layer {layer}")
             return
@@ -448,7 +475,7 @@ class MemoryScoreboard(Scoreboard):
         item = snap.item
         prog = item.prog
         status, _, err_layer, _ = item.result
-        if item.reset_after is not None or not status & ERROR:
+        if item.reset_after is not None or item.hung or not status & ERROR:
             ran = len(prog.layers)
         else:
             ran = min(err_layer + 1, len(prog.layers))

@@ -122,6 +122,9 @@ ENGINE_SEEDS = (1,)
 CHECKER_TESTS = ("WeightsCheckerFailsTest", "BiasCheckerFailsTest", "ShiftCheckerFailsTest",
                  "LayerCheckerFailsTest", "MemoryCheckerFailsTest")
 
+#: Programs per run of the fuzz entry (tb/fuzz.py).
+FUZZ_CHUNK = 100
+
 REGRESSIONS: dict[str, list[Entry]] = {
     "smoke": (
         [Entry("SmokeTest"), Entry("IllegalDescriptorTest")]
@@ -153,7 +156,14 @@ REGRESSIONS: dict[str, list[Entry]] = {
                  env={"UZ_COUNT": "4", "UZ_STALL": "heavy"}),
            Entry("BusErrorTest", seeds=range(1, 21), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("BusErrorTest", name="BusErrorTest_icarus", seeds=range(1, 3), sims=("icarus",),
-                 env={"UZ_COUNT": "2"})]
+                 env={"UZ_COUNT": "2"}),
+           # FUZZ_CHUNK programs per seed: `make fuzz` splits its N over seeds
+           # of this entry, so its replay lines name runs of it
+           Entry("FuzzTest", name="fuzz", seeds=range(1, 21), env={"UZ_COUNT": str(FUZZ_CHUNK), "UZ_STALL": "light"}),
+           Entry("FuzzTest", name="fuzz_bits8", seeds=range(1, 6), configs=("bits8",),
+                 env={"UZ_COUNT": "50", "UZ_STALL": "light"}),
+           Entry("FuzzTest", name="fuzz_icarus", seeds=range(1, 3), sims=("icarus",), env={"UZ_COUNT": "6"}),
+           Entry("FuzzCheckerFailsTest", env={"UZ_COUNT": "6"})]
         + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8"), sims=simenv.SIMULATORS)
            for c in engine_cases.SMOKE]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",))

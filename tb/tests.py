@@ -21,6 +21,7 @@ from golden import isa
 
 from . import bfm as regs
 from .bfm import UzBfm
+from .fuzz import FuzzSeq, format_summary, write_summary
 from .env import BiasMonitor, GenMonitor, LayerMonitor, MemoryMonitor, ShiftMonitor, UzEnv
 from .sequences import (DIRECTED, SMOKE, AbortSeq, BusErrorSeq, CoverageSweepSeq, DirectedSeq,
                         IllegalDescriptorSeq, RandomLayerSeq, RandomNetworkSeq, make_program)
@@ -285,3 +286,67 @@ class LayerCheckerFailsTest(CheckerFailsTest):
 @pyuvm.test()
 class MemoryCheckerFailsTest(CheckerFailsTest):
     monitor, corrupt, scoreboard = MemoryMonitor, CorruptMemoryMonitor, "memory_sb"
+
+
+# ------------------------------------------------------------------- fuzz
+
+@pyuvm.test()
+class FuzzTest(UzBaseTest):
+    """UZ_COUNT random programs, mostly illegal (tb/fuzz.py), with aborts,
+    resets and bus errors, never a reset between them: each ends with
+    golden's error or result, within its watchdog, writing nothing outside
+    its output regions. Writes the JSON summary and prints it."""
+    watchdog = None
+    expect = ()              # the scoreboards that must report (the checker test)
+
+    def build_phase(self):
+        super().build_phase()
+        self.count = int(os.environ.get("UZ_COUNT", "20"))
+        for sb in self.expect:
+            ConfigDB().set(self, f"env.{sb}", "EXPECT_MISMATCH", True)
+
+    async def run_phase(self):
+        self.raise_objection()
+        import time
+        t0 = time.time()
+        await self.bfm.reset()
+        seq = FuzzSeq(count=self.count, env=self.env, watchdog=self.watchdog)
+        await seq.start(self.env.ctrl.seqr)
+        self.stats = seq.stats
+        self.stats.decode_errors = sum(self.bfm.decode_errors.values())
+        path = write_summary(self.stats, {"seed": cocotb.RANDOM_SEED, "test": type(self).__name__,
+                                          "seconds": round(time.time() - t0, 1)})
+        self.logger.info("fuzz summary: " + str(path) + "\n" + format_summary(self.stats.to_dict()))
+        self.drop_objection()
+
+    def check_phase(self):
+        s = self.stats
+        assert not [f for f in s.failures if "golden validate raised" in f], s.failures[:3]
+
+
+class ShortWatchdogMemoryMonitor(CorruptMemoryMonitor):
+    """A stray write in every program's first weight region (when it has one)."""
+
+    def transform(self, after):
+        if not any(r.name.endswith(".wgt") for r in self._item.prog.image.regions):
+            return after
+        return super().transform(after)
+
+
+@pyuvm.test()
+class FuzzCheckerFailsTest(FuzzTest):
+    """The fuzz's own failure detection: a watchdog too short for any program
+    must report hangs (and the fuzz go on after them), a corrupted memory
+    observation stray writes; passes only if both are counted."""
+    watchdog = 300
+    expect = ("status_sb", "memory_sb")
+
+    def build_phase(self):
+        uvm_factory().set_type_override_by_type(MemoryMonitor, ShortWatchdogMemoryMonitor)
+        super().build_phase()
+
+    def check_phase(self):
+        s = self.stats
+        assert s.hangs > 0, "a 300-cycle watchdog reported no hang"
+        assert s.stray_writes > 0, "a corrupted memory observation reported no stray write"
+        assert s.programs == self.count, f"the fuzz stopped after {s.programs} of {self.count} programs"

@@ -252,3 +252,147 @@ def test_rho_auto_picks_rho_per_layer(tmp_path, tiny):
 @pytest.mark.parametrize("value", ["2", "fast"])
 def test_bad_rho_is_one_clear_error(tmp_path, tiny, value):
     assert_user_error(uz("golden", tiny / "net.json", "--rho", value, "--out", tmp_path / "g"), "--rho", value)
+
+
+# ------------------------------------------------- robustness (bad input)
+# Each case: one bad file or option; the command must print one line naming
+# the problem, exit with status 2, print no traceback, and leave no output
+# folder behind.
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    import onnx
+    from onnx import numpy_helper
+
+    from golden.onnx_import import network_to_onnx
+
+    d = tmp_path_factory.mktemp("bad")
+    (d / "tiny.json").write_text(json.dumps(TINY))
+    good = network_to_onnx(load_network(TINY))
+    data = good.SerializeToString()
+    (d / "good.onnx").write_bytes(data)
+    (d / "truncated.onnx").write_bytes(data[:len(data) // 2])
+    (d / "empty.onnx").write_bytes(b"")
+    (d / "noise.onnx").write_bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    for value, name in ((np.nan, "nan_weight"), (np.inf, "inf_bias")):
+        m = onnx.ModelProto()
+        m.CopyFrom(good)
+        init = m.graph.initializer[0 if name == "nan_weight" else 1]
+        a = numpy_helper.to_array(init).copy()
+        a.flat[0] = value
+        init.CopyFrom(numpy_helper.from_array(a, init.name))
+        (d / f"{name}.onnx").write_bytes(m.SerializeToString())
+    m = onnx.ModelProto()
+    m.CopyFrom(good)
+    m.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    (d / "int_input.onnx").write_bytes(m.SerializeToString())
+    np.save(d / "x_shape.npy", np.zeros((1, 3, 5, 6), np.float32))
+    np.save(d / "x_5d.npy", np.zeros((1, 1, 3, 6, 6), np.float32))
+    np.save(d / "x_bool.npy", np.zeros((1, 3, 6, 6), bool))
+    np.save(d / "x_complex.npy", np.zeros((1, 3, 6, 6), np.complex64))
+    np.save(d / "x_object.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    x = np.zeros((1, 3, 6, 6), np.float32)
+    x[0, 1, 2, 3] = np.inf
+    np.save(d / "x_inf.npy", x)
+    np.save(d / "x_huge.npy", np.full((1, 3, 6, 6), 1e300))
+    weights = {"c.weight": np.zeros((8, 3, 3, 3)), "c.bias": np.zeros(8), "f.weight": np.zeros((5, 72)),
+               "f.bias": np.zeros(5)}
+    for name, key, value in (("w_nan", "c.weight", np.full((8, 3, 3, 3), np.nan)),
+                             ("w_inf", "f.bias", np.array([np.inf, 0, 0, 0, 0])),
+                             ("w_text", "c.bias", np.array(["a"] * 8))):
+        np.savez(d / f"{name}.npz", **dict(weights, **{key: value}))
+        (d / f"net_{name}.json").write_text(json.dumps(dict(TINY, weights=f"{name}.npz")))
+    for name, cfg in {"cfg_list": [8, 8], "cfg_null": None, "cfg_text": {"pm": "8"}, "cfg_float": {"pm": 8.5},
+                      "cfg_bool": {"pn": True}, "cfg_negative": {"in_buf_elems": -5},
+                      "cfg_zero": {"out_buf_elems": 0}, "cfg_pm3": {"pm": 3, "pn": 3},
+                      "cfg_bits12": {"data_bits": 12}}.items():
+        (d / f"{name}.json").write_text(json.dumps(cfg))
+    (d / "cfg_truncated.json").write_text('{"pm": 8,')
+    (d / "net_truncated.json").write_text(json.dumps(TINY)[:40])
+    (d / "net_binary.json").write_bytes(b"\xff\xfe\x00\x81" * 10)
+    (d / "folder.json").mkdir()
+    return d
+
+
+ROBUST = [
+    # malformed or truncated ONNX
+    (["compile", "truncated.onnx"], ["truncated.onnx", "truncated or corrupt"]),
+    (["compile", "empty.onnx"], ["empty.onnx", "no graph nodes"]),
+    (["compile", "noise.onnx"], ["noise.onnx", "not a readable ONNX model"]),
+    (["compile", "int_input.onnx"], ["int_input.onnx", "int64"]),
+    # NaN/Inf in weights: ONNX initializers and a JSON network's weights file
+    (["compile", "nan_weight.onnx"], ["c.weight", "NaN or infinite"]),
+    (["compile", "inf_bias.onnx"], ["c.bias", "NaN or infinite"]),
+    (["compile", "net_w_nan.json"], ["c.weight", "NaN or infinite"]),
+    (["compile", "net_w_inf.json"], ["f.bias", "NaN or infinite"]),
+    (["compile", "net_w_text.json"], ["c.bias", "dtype"]),
+    # network files
+    (["compile", "net_truncated.json"], ["net_truncated.json", "not valid JSON"]),
+    (["compile", "net_binary.json"], ["net_binary.json", "not a text"]),
+    (["compile", "folder.json"], ["folder.json", "is a folder"]),
+    # inputs: shape, dtype, NaN/Inf, range
+    (["golden", "good.onnx", "--input", "x_shape.npy"], ["x_shape.npy", "(1, 3, 5, 6)", "(N, 3, 6, 6)"]),
+    (["golden", "tiny.json", "--input", "x_5d.npy"], ["x_5d.npy", "(1, 1, 3, 6, 6)"]),
+    (["golden", "tiny.json", "--input", "x_bool.npy"], ["x_bool.npy", "dtype bool"]),
+    (["golden", "tiny.json", "--input", "x_complex.npy"], ["x_complex.npy", "dtype complex64"]),
+    (["golden", "tiny.json", "--input", "x_object.npy"], ["x_object.npy", "not a readable .npy"]),
+    (["golden", "good.onnx", "--input", "x_inf.npy"], ["x_inf.npy", "NaN or infinite"]),
+    (["golden", "tiny.json", "--calib", "x_inf.npy"], ["x_inf.npy", "NaN or infinite"]),
+    (["golden", "tiny.json", "--input", "x_huge.npy"], ["1e+300", "fractional length"]),
+    # options out of range
+    (["compile", "tiny.json", "--bits", "7"], ["--bits", "invalid choice: 7"]),
+    (["compile", "tiny.json", "--bits", "x"], ["--bits", "invalid int value"]),
+    (["compile", "tiny.json", "--rho", "nan"], ["--rho nan", "(0, 1]"]),
+    (["compile", "tiny.json", "--rho", "-0.5"], ["--rho -0.5", "(0, 1]"]),
+    (["compile", "tiny.json", "--bandwidth", "0"], ["--bandwidth 0", "positive"]),
+    (["compile", "tiny.json", "--rho", "auto", "--bandwidth", "-1"], ["--bandwidth -1", "positive"]),
+    (["compile", "tiny.json", "--bandwidth", "nan"], ["--bandwidth nan"]),
+    (["compile", "tiny.json", "--latency", "0"], ["--latency 0", "at least 1"]),
+    (["compile", "tiny.json", "--rho", "auto", "--latency", "-3"], ["--latency -3"]),
+    (["compile", "tiny.json", "--rho", "auto", "--max-loss", "-1"], ["--max-loss -1", "[0, 1]"]),
+    (["compile", "tiny.json", "--max-loss", "nan"], ["--max-loss nan"]),
+    (["golden", "tiny.json", "--batch", "-2"], ["--batch -2", "at least 1"]),
+    (["golden", "tiny.json", "--seed", "-1"], ["--seed -1", "negative"]),
+    (["golden", "tiny.json", "--batch", "1000000000000"], ["not enough memory"]),
+    (["compile", "tiny.json", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    # --config values
+    (["compile", "tiny.json", "--config", "cfg_list.json"], ["JSON object", "list"]),
+    (["compile", "tiny.json", "--config", "cfg_null.json"], ["JSON object", "NoneType"]),
+    (["compile", "tiny.json", "--config", "cfg_text.json"], ["pm must be an integer", "'8'"]),
+    (["compile", "tiny.json", "--config", "cfg_float.json"], ["pm must be an integer", "8.5"]),
+    (["compile", "tiny.json", "--config", "cfg_bool.json"], ["pn must be an integer", "True"]),
+    (["compile", "tiny.json", "--config", "cfg_negative.json"], ["in_buf_elems must be positive", "-5"]),
+    (["compile", "tiny.json", "--config", "cfg_zero.json"], ["out_buf_elems must be positive", "0"]),
+    (["compile", "tiny.json", "--config", "cfg_pm3.json"], ["pm must be a power of two", "3"]),
+    (["compile", "tiny.json", "--config", "cfg_bits12.json"], ["data_bits must be 8 or 16", "12"]),
+    (["compile", "tiny.json", "--config", "cfg_truncated.json"], ["cfg_truncated.json", "cannot read"]),
+]
+
+
+def uz_here(*args):
+    """``uz`` in this process (the console script's main, the same path as
+    the subprocess runs above, without an interpreter start per case)."""
+    import contextlib
+    import io
+    import types
+
+    from golden import cli
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+@pytest.mark.parametrize("argv,words", ROBUST, ids=[" ".join(a) for a, _ in ROBUST])
+def test_bad_input_is_one_clear_error(tmp_path, bad, argv, words):
+    out = tmp_path / "out"
+    args = [str(bad / a) if (bad / a).exists() and not a.startswith("-") and a not in ("compile", "golden")
+            else a for a in argv]
+    r = uz_here(*args[:2], "--out", out, *args[2:])
+    assert_user_error(r, *words)
+    assert not out.exists(), "a failed command left an output folder"
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"], "a temporary folder was left behind"

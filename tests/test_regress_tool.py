@@ -111,6 +111,11 @@ def test_real_regressions_expand():
         assert len(runs) == sum(len(e.seeds) * len(e.configs) * len(e.sims) for e in entries)
     nightly = {r.name for r in R.expand("nightly")}
     assert {r.name for r in smoke} <= nightly
+    # the fuzz: its make target splits N over the seeds of the "fuzz" entry
+    fuzz = {e.label: e for e in R.REGRESSIONS["nightly"] if e.test in ("FuzzTest", "FuzzCheckerFailsTest")}
+    assert set(fuzz) == {"fuzz", "fuzz_bits8", "fuzz_icarus", "FuzzCheckerFailsTest"}
+    assert fuzz["fuzz"].env["UZ_COUNT"] == str(R.FUZZ_CHUNK)
+    assert fuzz["fuzz_icarus"].sims == ("icarus",)
     # every configuration is one the RTL's elaboration checks accept
     for cfg in R.CONFIGS.values():
         assert cfg.pm == cfg.pn

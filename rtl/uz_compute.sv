@@ -590,7 +590,9 @@ module uz_compute
   `ASSERT(WinNoOverwrite_A, !wr_pending_q || !win_full_q[wr_bank_q], clk_i, rst_ni)
   `ASSERT(WinTapInRange_A, !wr_pending_q || (wr_tap_q < k2_i && 32'(k2_i) <= MaxK2), clk_i, rst_ni)
   `ASSERT(IssueFromFullBank_A, !mac_step_o || win_full_q[rb_q], clk_i, rst_ni)
-  `ASSERT(InbRdInHalf_A, !inb_rd_en_o || inb_addr < 32'(InBufWords), clk_i, rst_ni)
+  // both words of a two-tap read lie inside the half
+  `ASSERT(InbRdInHalf_A, (!inb_rd_en_o[0] || inb_addr < 32'(InBufWords)) &&
+                         (!inb_rd_en_o[1] || inb_addr + 1 < 32'(InBufWords)), clk_i, rst_ni)
   `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
   `ASSERT(BiasRdInHalf_A, !issue || 32'(q_q) < 32'(BiasWords), clk_i, rst_ni)
   `ASSERT(AccAddrInHalf_A, !issue || 32'(q_q) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)

@@ -55,7 +55,6 @@ class Overheads:
     tile_start: int = 3      # compute: tile hand-off to the first window read
     tile_drain: int = 8      # compute: last issue to the last accumulator write
     gen_latency: int = 4     # OVSF generator pipeline
-    alpha_beat: float = 2.0  # cycles the gatherer spends per coefficient beat
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
 
@@ -123,7 +122,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             if d.ovsf:
                 blocks = no * ni * k2 // cfg.ovsf_len
                 a_beats = _ceil(blocks * d.n_codes * cfg.alpha_bits, cfg.axi_data_bits)
-                t += ov.command + mem.latency + max(blocks, a_beats * max(cpb, ov.alpha_beat)) + ov.gen_latency
+                # The gatherer takes at most a beat per cycle; the generator
+                # rebuilds up to gen_blocks blocks of one row (the PM
+                # channels' blocks at one f, one buffer address) per cycle.
+                gen = (blocks // pm) * _ceil(pm, cfg.gen_blocks)
+                t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
                 rd += a_beats * beat
             else:
                 w_beats = no * ni * k2 * cfg.data_bits // cfg.axi_data_bits

@@ -1,15 +1,19 @@
-// OVSF weights generator (docs/ovsf.md, golden/ovsf.py generate): rebuilds one
-// block of OvsfLen weights per cycle from the block's kept alphas.
+// OVSF weights generator (docs/ovsf.md, golden/ovsf.py generate): rebuilds up
+// to Blocks blocks of OvsfLen weights per cycle, each from its kept alphas.
 //
 //   w[i] = shift_round_sat(sum_k sign(i, code_k) * alpha_k, gen_shift, DataWidth)
 //   sign(i, j) = +1 if popcount(i & j) is even, else -1
 //
 // code_k is the index of the k-th set bit of code_mask_i, found here from the
 // mask; each sign is an AND and a parity of the two indices. No code table and
-// no multiplier: every alpha is added or subtracted.
+// no multiplier: every alpha is added or subtracted. The code indices are
+// found once and shared by the Blocks blocks of a transfer (one layer's mask).
 //
-// Pipeline (Latency = 3, one block per cycle without back-pressure):
-//   stage 1  alphas, code indices and lane enables of the accepted block
+// A transfer carries alpha_blocks_i (1..Blocks) blocks; the count travels
+// with it to w_blocks_o, and blocks at or above it are don't-care.
+//
+// Pipeline (Latency = 3, one transfer per cycle without back-pressure):
+//   stage 1  alphas, code indices and lane enables of the accepted transfer
 //   stage 2  the OvsfLen exact sums (SumWidth bits)
 //   stage 3  the weights, after one uz_shift_round_sat per lane
 // Each stage moves when the next one is empty or moving, so bubbles collapse.
@@ -26,10 +30,13 @@ module uz_ovsf_gen #(
   parameter int OvsfLen    = 16,  // block and code length L: a power of two, 2..32
   parameter int AlphaWidth = 16,  // 8 or 16
   parameter int DataWidth  = 16,  // 8 or 16
+  parameter int Blocks     = 1,   // blocks per transfer, >= 1
   // log2 L: bits of a code index
   localparam int IdxWidth  = $clog2(OvsfLen),
   // 0..L: bits of n_codes_i
   localparam int CntWidth  = $clog2(OvsfLen + 1),
+  // 0..Blocks: bits of a block count
+  localparam int BlkWidth  = $clog2(Blocks + 1),
   // |sum| <= L * 2^(AlphaWidth-1); the extra bit holds +L * 2^(AlphaWidth-1)
   localparam int SumWidth  = AlphaWidth + IdxWidth + 1,
   // cycles from an accepted block to its weights on w_o (no back-pressure);
@@ -50,16 +57,20 @@ module uz_ovsf_gen #(
   input  logic [CntWidth-1:0]             n_codes_i,    // popcount(code_mask_i), 1..L
   input  logic [7:0]                      gen_shift_i,  // two's complement right shift
 
-  // One block of alphas: alpha k (k < n_codes_i) belongs to the k-th set bit of
-  // the mask, at [k*AlphaWidth +: AlphaWidth]. Lanes k >= n_codes_i are ignored.
-  input  logic                            alpha_valid_i,
-  output logic                            alpha_ready_o,
-  input  logic [OvsfLen*AlphaWidth-1:0]   alpha_i,
+  // Blocks of alphas: alpha k (k < n_codes_i) of block b belongs to the k-th
+  // set bit of the mask, at [(b*OvsfLen+k)*AlphaWidth +: AlphaWidth]. Lanes
+  // k >= n_codes_i are ignored, and so are blocks b >= alpha_blocks_i.
+  input  logic                                 alpha_valid_i,
+  output logic                                 alpha_ready_o,
+  input  logic [BlkWidth-1:0]                  alpha_blocks_i,
+  input  logic [Blocks*OvsfLen*AlphaWidth-1:0] alpha_i,
 
-  // One block of weights: weight i at [i*DataWidth +: DataWidth].
-  output logic                            w_valid_o,
-  input  logic                            w_ready_i,
-  output logic [OvsfLen*DataWidth-1:0]    w_o
+  // Blocks of weights: weight i of block b at [(b*OvsfLen+i)*DataWidth +: DataWidth];
+  // w_blocks_o of them are valid.
+  output logic                                 w_valid_o,
+  input  logic                                 w_ready_i,
+  output logic [BlkWidth-1:0]                  w_blocks_o,
+  output logic [Blocks*OvsfLen*DataWidth-1:0]  w_o
 );
 
   //////////////////////////
@@ -69,6 +80,7 @@ module uz_ovsf_gen #(
   `ASSERT_INIT(OvsfLenLegal_A, OvsfLen >= 2 && OvsfLen <= 32 && (OvsfLen & (OvsfLen - 1)) == 0)
   `ASSERT_INIT(AlphaWidthLegal_A, AlphaWidth == 8 || AlphaWidth == 16)
   `ASSERT_INIT(DataWidthLegal_A, DataWidth == 8 || DataWidth == 16)
+  `ASSERT_INIT(BlocksLegal_A, Blocks >= 1)
 
   //////////////////////////
   // Handshake            //
@@ -105,8 +117,9 @@ module uz_ovsf_gen #(
 
   logic [OvsfLen-1:0][IdxWidth-1:0]   code_d, code_q;  // code of alpha lane k
   logic [OvsfLen-1:0]                 en_d, en_q;      // lane k < n_codes
-  logic [OvsfLen-1:0][AlphaWidth-1:0] alpha_q;
+  logic [Blocks*OvsfLen*AlphaWidth-1:0] alpha_q;
   logic [7:0]                         s1_shift_q;
+  logic [BlkWidth-1:0]                s1_blocks_q, s2_blocks_q, s3_blocks_q;
 
   for (genvar k = 0; k < OvsfLen; k++) begin : gen_code
     // The k-th set bit of the mask: scan j with a running count of set bits.
@@ -128,10 +141,11 @@ module uz_ovsf_gen #(
   // Datapath flops carry no reset: they are only read along with a valid bit.
   always_ff @(posedge clk_i) begin
     if (s1_ready && alpha_valid_i) begin
-      alpha_q    <= alpha_i;
-      code_q     <= code_d;
-      en_q       <= en_d;
-      s1_shift_q <= gen_shift_i;
+      alpha_q     <= alpha_i;
+      code_q      <= code_d;
+      en_q        <= en_d;
+      s1_shift_q  <= gen_shift_i;
+      s1_blocks_q <= alpha_blocks_i;
     end
   end
 
@@ -139,33 +153,39 @@ module uz_ovsf_gen #(
   // Stage 2: sums        //
   //////////////////////////
 
-  logic [OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
-  logic [7:0]                       s2_shift_q;
+  // Sum (b, i) at index b*OvsfLen+i.
+  logic [Blocks*OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
+  logic [7:0]                              s2_shift_q;
 
-  for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
-    // Level 0: +alpha, -alpha or 0 per lane. Level l: pairwise sums of level
-    // l-1, a balanced tree of log2 L levels. Same-width two's complement adds
-    // need no $signed once the leaves are sign-extended.
-    for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
-      // Unpacked: one word per node keeps the Verilator model small.
-      logic [SumWidth-1:0] node [OvsfLen >> l];
-      for (genvar n = 0; n < (OvsfLen >> l); n++) begin : gen_node
-        if (l == 0) begin : gen_leaf
-          assign node[n] = !en_q[n]                     ? '0 :
-                           ^(IdxWidth'(i) & code_q[n]) ? -SumWidth'($signed(alpha_q[n])) :
-                                                          SumWidth'($signed(alpha_q[n]));
-        end else begin : gen_add
-          assign node[n] = gen_lvl[l-1].node[2*n] + gen_lvl[l-1].node[2*n+1];
+  for (genvar b = 0; b < Blocks; b++) begin : gen_blk
+    for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
+      // Level 0: +alpha, -alpha or 0 per lane. Level l: pairwise sums of level
+      // l-1, a balanced tree of log2 L levels. Same-width two's complement adds
+      // need no $signed once the leaves are sign-extended.
+      for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
+        // Unpacked: one word per node keeps the Verilator model small.
+        logic [SumWidth-1:0] node [OvsfLen >> l];
+        for (genvar n = 0; n < (OvsfLen >> l); n++) begin : gen_node
+          if (l == 0) begin : gen_leaf
+            logic [AlphaWidth-1:0] a;
+            assign a = alpha_q[(b*OvsfLen + n)*AlphaWidth +: AlphaWidth];
+            assign node[n] = !en_q[n]                     ? '0 :
+                             ^(IdxWidth'(i) & code_q[n]) ? -SumWidth'($signed(a)) :
+                                                            SumWidth'($signed(a));
+          end else begin : gen_add
+            assign node[n] = gen_lvl[l-1].node[2*n] + gen_lvl[l-1].node[2*n+1];
+          end
         end
       end
+      assign sum_d[b*OvsfLen + i] = gen_lvl[IdxWidth].node[0];
     end
-    assign sum_d[i] = gen_lvl[IdxWidth].node[0];
   end
 
   always_ff @(posedge clk_i) begin
     if (s2_ready && s1_valid_q) begin
-      sum_q      <= sum_d;
-      s2_shift_q <= s1_shift_q;
+      sum_q       <= sum_d;
+      s2_shift_q  <= s1_shift_q;
+      s2_blocks_q <= s1_blocks_q;
     end
   end
 
@@ -173,9 +193,9 @@ module uz_ovsf_gen #(
   // Stage 3: the shift   //
   //////////////////////////
 
-  logic [OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
+  logic [Blocks*OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
 
-  for (genvar i = 0; i < OvsfLen; i++) begin : gen_shift
+  for (genvar i = 0; i < Blocks * OvsfLen; i++) begin : gen_shift
     uz_shift_round_sat #(
       .InWidth   (SumWidth),
       .OutWidth  (DataWidth),
@@ -188,10 +208,14 @@ module uz_ovsf_gen #(
   end
 
   always_ff @(posedge clk_i) begin
-    if (s3_ready && s2_valid_q) w_q <= w_d;
+    if (s3_ready && s2_valid_q) begin
+      w_q         <= w_d;
+      s3_blocks_q <= s2_blocks_q;
+    end
   end
 
-  assign w_o = w_q;
+  assign w_o        = w_q;
+  assign w_blocks_o = s3_blocks_q;
 
   //////////////////////////
   // Assertions           //
@@ -202,5 +226,7 @@ module uz_ovsf_gen #(
   // n_codes_i saves a popcount here; it must agree with the mask.
   `ASSERT(NCodesMatchesMask_A, !alpha_valid_i ||
           (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
+  `ASSERT(BlocksInRange_A, !alpha_valid_i ||
+          (alpha_blocks_i >= BlkWidth'(1) && 32'(alpha_blocks_i) <= Blocks), clk_i, rst_ni)
 
 endmodule

@@ -4,17 +4,19 @@
 //   w[i] = shift_round_sat(sum_k sign(i, code_k) * alpha_k, gen_shift, DataWidth)
 //   sign(i, j) = +1 if popcount(i & j) is even, else -1
 //
-// code_k is the index of the k-th set bit of code_mask_i, found here from the
-// mask; each sign is an AND and a parity of the two indices. No code table and
-// no multiplier: every alpha is added or subtracted. The code indices are
-// found once and shared by the Blocks blocks of a transfer (one layer's mask).
+// code_k is the index of the k-th set bit of code_mask_i. The alphas are first
+// spread to their codes (a[code_k] = alpha_k, a[j] = 0 for codes not kept);
+// then w = H a, H the Sylvester Hadamard matrix, by a fast Walsh-Hadamard
+// transform: log2 L levels of L/2 add/subtract butterflies per block, instead
+// of L sums of L terms. No code table and no multiplier. The spreading is
+// found once from the mask and shared by the Blocks blocks of a transfer.
 //
 // A transfer carries alpha_blocks_i (1..Blocks) blocks; the count travels
 // with it to w_blocks_o, and blocks at or above it are don't-care.
 //
 // Pipeline (Latency = 3, one transfer per cycle without back-pressure):
-//   stage 1  alphas, code indices and lane enables of the accepted transfer
-//   stage 2  the OvsfLen exact sums (SumWidth bits)
+//   stage 1  the alphas of the accepted transfer, spread to their codes
+//   stage 2  the OvsfLen exact sums per block (SumWidth bits), the transform
 //   stage 3  the weights, after one uz_shift_round_sat per lane
 // Each stage moves when the next one is empty or moving, so bubbles collapse.
 // The only combinational path between the streams is w_ready_i ->
@@ -112,38 +114,37 @@ module uz_ovsf_gen #(
   end
 
   //////////////////////////
-  // Stage 1: codes       //
+  // Stage 1: spread      //
   //////////////////////////
 
-  logic [OvsfLen-1:0][IdxWidth-1:0]   code_d, code_q;  // code of alpha lane k
-  logic [OvsfLen-1:0]                 en_d, en_q;      // lane k < n_codes
-  logic [Blocks*OvsfLen*AlphaWidth-1:0] alpha_q;
-  logic [7:0]                         s1_shift_q;
-  logic [BlkWidth-1:0]                s1_blocks_q, s2_blocks_q, s3_blocks_q;
+  // a[b][j] at [(b*OvsfLen+j)*AlphaWidth +: AlphaWidth]
+  logic [Blocks*OvsfLen*AlphaWidth-1:0] spread_d, spread_q;
+  logic [7:0]                           s1_shift_q;
+  logic [BlkWidth-1:0]                  s1_blocks_q, s2_blocks_q, s3_blocks_q;
 
-  for (genvar k = 0; k < OvsfLen; k++) begin : gen_code
-    // The k-th set bit of the mask: scan j with a running count of set bits.
+  for (genvar j = 0; j < OvsfLen; j++) begin : gen_code
+    // A kept code j takes alpha number popcount(code_mask_i[j-1:0]).
     logic [CntWidth-1:0] rank;
-    logic [IdxWidth-1:0] code;
     always_comb begin
       rank = '0;
-      code = '0;
-      for (int j = 0; j < OvsfLen; j++) begin
-        // j >= k: the k-th set bit is never below index k (saves logic).
-        if (j >= k && code_mask_i[j] && rank == CntWidth'(k)) code = IdxWidth'(j);
-        rank = rank + CntWidth'(code_mask_i[j]);
+      for (int i = 0; i < j; i++) rank = rank + CntWidth'(code_mask_i[i]);
+    end
+    for (genvar b = 0; b < Blocks; b++) begin : gen_blk
+      always_comb begin
+        spread_d[(b*OvsfLen + j)*AlphaWidth +: AlphaWidth] = '0;
+        // the rank of a set bit is below j + 1: alphas above j never go here
+        for (int k = 0; k <= j; k++) begin
+          if (code_mask_i[j] && rank == CntWidth'(k))
+            spread_d[(b*OvsfLen + j)*AlphaWidth +: AlphaWidth] = alpha_i[(b*OvsfLen + k)*AlphaWidth +: AlphaWidth];
+        end
       end
     end
-    assign code_d[k] = code;
-    assign en_d[k]   = CntWidth'(k) < n_codes_i;
   end
 
   // Datapath flops carry no reset: they are only read along with a valid bit.
   always_ff @(posedge clk_i) begin
     if (s1_ready && alpha_valid_i) begin
-      alpha_q     <= alpha_i;
-      code_q      <= code_d;
-      en_q        <= en_d;
+      spread_q    <= spread_d;
       s1_shift_q  <= gen_shift_i;
       s1_blocks_q <= alpha_blocks_i;
     end
@@ -158,26 +159,25 @@ module uz_ovsf_gen #(
   logic [7:0]                              s2_shift_q;
 
   for (genvar b = 0; b < Blocks; b++) begin : gen_blk
-    for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
-      // Level 0: +alpha, -alpha or 0 per lane. Level l: pairwise sums of level
-      // l-1, a balanced tree of log2 L levels. Same-width two's complement adds
-      // need no $signed once the leaves are sign-extended.
-      for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
-        // Unpacked: one word per node keeps the Verilator model small.
-        logic [SumWidth-1:0] node [OvsfLen >> l];
-        for (genvar n = 0; n < (OvsfLen >> l); n++) begin : gen_node
-          if (l == 0) begin : gen_leaf
-            logic [AlphaWidth-1:0] a;
-            assign a = alpha_q[(b*OvsfLen + n)*AlphaWidth +: AlphaWidth];
-            assign node[n] = !en_q[n]                     ? '0 :
-                             ^(IdxWidth'(i) & code_q[n]) ? -SumWidth'($signed(a)) :
-                                                            SumWidth'($signed(a));
-          end else begin : gen_add
-            assign node[n] = gen_lvl[l-1].node[2*n] + gen_lvl[l-1].node[2*n+1];
-          end
+    // Level 0: the spread alphas, sign-extended. Level l: butterflies of
+    // distance 2^(l-1), v[x] = u[x] + u[x+h] and v[x+h] = u[x] - u[x+h].
+    // Every node is a sum of +-alphas, so SumWidth never wraps; same-width
+    // two's complement adds need no $signed once the leaves are extended.
+    for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
+      // Unpacked: one word per node keeps the Verilator model small.
+      logic [SumWidth-1:0] node [OvsfLen];
+      for (genvar x = 0; x < OvsfLen; x++) begin : gen_node
+        if (l == 0) begin : gen_leaf
+          assign node[x] = SumWidth'($signed(spread_q[(b*OvsfLen + x)*AlphaWidth +: AlphaWidth]));
+        end else if (((x >> (l - 1)) & 1) == 0) begin : gen_add
+          assign node[x] = gen_lvl[l-1].node[x] + gen_lvl[l-1].node[x + (1 << (l - 1))];
+        end else begin : gen_sub
+          assign node[x] = gen_lvl[l-1].node[x - (1 << (l - 1))] - gen_lvl[l-1].node[x];
         end
       end
-      assign sum_d[b*OvsfLen + i] = gen_lvl[IdxWidth].node[0];
+    end
+    for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
+      assign sum_d[b*OvsfLen + i] = gen_lvl[IdxWidth].node[i];
     end
   end
 
@@ -223,7 +223,7 @@ module uz_ovsf_gen #(
 
   `ASSERT_KNOWN(AlphaValidKnown_A, alpha_valid_i, clk_i, rst_ni)
   `ASSERT_KNOWN(WReadyKnown_A, w_ready_i, clk_i, rst_ni)
-  // n_codes_i saves a popcount here; it must agree with the mask.
+  // n_codes_i is only checked here: it must agree with the mask.
   `ASSERT(NCodesMatchesMask_A, !alpha_valid_i ||
           (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
   `ASSERT(BlocksInRange_A, !alpha_valid_i ||

@@ -8,7 +8,8 @@ within a layer (the first load, the last write-back, weight tiles fetched
 only when the to/ti tile changes):
 
 - loader:  per tile, bias and weights when the buffer half does not hold
-           them yet, then the input tile, one read command at a time (one
+           them yet, then the input tile unless the half holds it (same
+           ti-tile, row and col tile), one read command at a time (one
            for all the tile's channel groups when it holds whole planes,
            else one per group, or per group and row when the tile is
            narrower than the plane), each paying the memory latency;
@@ -112,7 +113,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return max(lo, 0), min(hi, size - 1)
 
     # --- per-stage times of one tile
-    def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed):
+    def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
         t = 0.0
         rd = 0
         if weights_needed and not pool:
@@ -132,6 +133,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 w_beats = no * ni * k2 * cfg.data_bits // cfg.axi_data_bits
                 t += ov.command + mem.latency + w_beats * cpb
                 rd += w_beats * beat
+        if not input_needed:
+            return t + 1, rd        # the half holds the input tile: one state
         y_lo, y_hi = in_span(r0, nr, d.in_h, pads[0])
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
@@ -189,6 +192,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     tot = {"load": 0.0, "compute": 0.0, "writeback": 0.0}
     rd_bytes = wr_bytes = mac_total = 0
     half_tag = [None, None]
+    half_in = [None, None]
     loader_free = 0.0
     out_tile = -1
     out_tile_last_comp = []
@@ -205,7 +209,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     h = t_idx % 2
                     need_w = half_tag[h] != (o0, i0)
                     half_tag[h] = (o0, i0)
-                    lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w)
+                    need_in = half_in[h] != (i0, r0, c0)
+                    half_in[h] = (i0, r0, c0)
+                    lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
                     loader_free = start + lt
                     load_end.append(loader_free)

@@ -131,6 +131,14 @@ module uz_loader
   logic      h_q;                 // buffer half being filled
   logic      wtag_valid_q [2];
   logic [15:0] wtag_o0_q [2], wtag_i0_q [2];
+  // A half also remembers its input tile (ti-tile, row and col tile): an FC
+  // layer with one ti-tile reads its input vector once per half instead of
+  // once per to-tile.
+  logic        itag_valid_q [2];
+  logic [15:0] itag_i0_q [2], itag_r0_q [2], itag_c0_q [2];
+  logic        in_held;
+  assign in_held = itag_valid_q[h_q] && itag_i0_q[h_q] == i0 && itag_r0_q[h_q] == r0 &&
+                   itag_c0_q[h_q] == c0;
 
   // ---------------------------------------------------- input geometry
   // First input row/col the tile touches (negative inside the padding).
@@ -253,7 +261,8 @@ module uz_loader
         iss_blocks = GenBlkWidth'(j);
     end
   end
-  assign gen_valid = ovsf_i && (iss_blocks != '0);
+  // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
+  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue.
   for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
@@ -294,6 +303,7 @@ module uz_loader
       h_q <= 1'b0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
+        itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
       cmd_addr_q <= '0; cmd_beats_q <= '0;
       word_q <= '0; word_cnt_q <= '0;
@@ -304,7 +314,10 @@ module uz_loader
     end else if (abort_i || start_i) begin
       state_q <= start_i ? LdWait : LdIdle;
       h_q <= 1'b0;
-      for (int b = 0; b < 2; b++) wtag_valid_q[b] <= 1'b0;
+      for (int b = 0; b < 2; b++) begin
+        wtag_valid_q[b] <= 1'b0;
+        itag_valid_q[b] <= 1'b0;
+      end
       word_cnt_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
     end else begin
@@ -377,7 +390,15 @@ module uz_loader
           y_q <= y_lo;
           x_q <= x_lo;
           row_end_q <= full_rows ? y_hi : y_lo;
-          state_q <= LdInCmd;
+          if (in_held) begin
+            state_q <= LdDone;          // the half holds this input tile already
+          end else begin
+            itag_valid_q[h_q] <= 1'b1;
+            itag_i0_q[h_q]    <= i0;
+            itag_r0_q[h_q]    <= r0;
+            itag_c0_q[h_q]    <= c0;
+            state_q <= LdInCmd;
+          end
         end
         LdInCmd: if (rd_cmd_ready_i) state_q <= LdInData;
         LdInData: begin
@@ -493,6 +514,10 @@ module uz_loader
   // The queue never holds more than it can, and a tile's blocks are whole
   // rows, so it is empty and at bank 0 when the tile's weights are done.
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
+  // Blocks are generated only while a tile's weights load.
+  `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
+  `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||
+          state_q == LdIdle, clk_i, rst_ni)
   `ASSERT(AlphaQueueEmptyAtEnd_A, !(state_q == LdGenDrain && blocks_left_q == '0) ||
           (aq_cnt_q == '0 && iss_m_q == '0 && !gen_w_valid), clk_i, rst_ni)
 

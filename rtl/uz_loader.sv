@@ -390,7 +390,9 @@ module uz_loader
           y_q <= y_lo;
           x_q <= x_lo;
           row_end_q <= full_rows ? y_hi : y_lo;
-          if (in_held) begin
+          // the tag is set with the first group: later groups of the same
+          // tile come back here and must load
+          if (in_held && gl_q == '0) begin
             state_q <= LdDone;          // the half holds this input tile already
           end else begin
             itag_valid_q[h_q] <= 1'b1;

@@ -36,6 +36,11 @@ CASES = {
         {"type": "relu"}, {"name": "pool1", "type": "maxpool", "kernel": 2, "stride": 2},
         {"name": "conv2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"type": "relu"}, {"name": "pool2", "type": "maxpool", "kernel": 3, "stride": 2}]},
+    # OVSF with four channel groups, one read command per (group, row): the
+    # input tag must not cut the load short after the first group
+    "conv_ovsf_groups": {"input_shape": [26, 7, 8], "weights": {"seed": 8}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 15, "kernel": 3, "stride": 2, "pad": 0, "rho": 0.5},
+        {"type": "relu"}]},
     # OVSF at every rho of L = 8 (n_codes 1..8; rho 1 through force_ovsf):
     # odd n_codes put blocks across beats, several oc-groups per tile, and
     # fc1 is split into ti-tiles (1200 inputs do not fit one weight half)

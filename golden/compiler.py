@@ -433,7 +433,7 @@ def build_image(layers_q: list, cfg: EngineConfig, input_shape, base: int = 0,
             t = q.tiles
             if q.ovsf is not None:
                 flat = memimage.pack_alphas(q.ovsf.alpha_q, round_up(q.in_shape[0], cfg.pn), q.k,
-                                            q.ovsf.L, t["to"], t["ti"])
+                                            q.ovsf.L, t["to"], t["ti"], cfg.pm)
                 wbytes = memimage.to_bytes(flat, cfg.alpha_bits)
             else:
                 flat = memimage.pack_weights(memimage.pad_weights(q.w_q, cfg), t["to"], t["ti"])
@@ -570,7 +570,7 @@ def trace_descriptor(img: memimage.MemoryImage, d: isa.Descriptor, cfg: EngineCo
         nblocks = -(-(cin_pad * d.k * d.k) // length)
         n = cout_pad * nblocks * d.n_codes
         flat = memimage.from_bytes(img.read(d.wgt_addr, n * cfg.alpha_bytes), cfg.alpha_bits)
-        alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, d.k, length, d.n_codes, d.to, d.ti)
+        alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, d.k, length, d.n_codes, d.to, d.ti, cfg.pm)
         codes = [j for j in range(length) if d.code_mask >> j & 1]
         blocks = ovsf.generate(alpha, codes, length, d.gen_shift, bits)
         w = ovsf.from_blocks(blocks, (cout_pad, cin_pad, d.k, d.k))

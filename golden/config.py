@@ -27,6 +27,11 @@ class EngineConfig:
     alpha_bits: int = 16
     #: AXI data bus width in bits.
     axi_data_bits: int = 128
+    #: OVSF blocks the weights generator rebuilds per cycle (RTL GenLanes), at
+    #: most pm (each goes to its own weight-buffer bank). 0 = as many as a bus
+    #: beat holds at one code per block, min(pm, axi_data_bits / alpha_bits),
+    #: so the generator keeps up with the memory at any rho; see gen_blocks.
+    gen_lanes: int = 0
     #: On-chip buffer capacities, in elements, per half of each double buffer.
     in_buf_elems: int = 64 * 1024
     wgt_buf_elems: int = 64 * 1024
@@ -62,6 +67,13 @@ class EngineConfig:
             raise UzError(f"ovsf_len {self.ovsf_len} must divide pn {self.pn}")
         if self.axi_data_bits not in (32, 64, 128, 256, 512):
             raise UzError(f"axi_data_bits must be 32..512 and a power of two, not {self.axi_data_bits}")
+        if not 0 <= self.gen_lanes <= self.pm:
+            raise UzError(f"gen_lanes must be in 1..pm ({self.pm}), or 0 for automatic, not {self.gen_lanes}")
+
+    @property
+    def gen_blocks(self) -> int:
+        """Blocks the weights generator rebuilds per cycle (gen_lanes, resolved)."""
+        return self.gen_lanes or max(1, min(self.pm, self.axi_data_bits // self.alpha_bits))
 
     @property
     def elem_bytes(self) -> int:

@@ -107,7 +107,7 @@ _FIELD_LIST = [
     Field("to", 16, "tile: output channels per tile (multiple of PM; at most out_c rounded up to PM)"),
     Field("in_addr", 32, "input activations (channel-grouped layout)"),
     Field("out_addr", 32, "output activations (channel-grouped layout)"),
-    Field("wgt_addr", 32, "raw weights or OVSF coefficients (tiled layout)"),
+    Field("wgt_addr", 32, "raw weights or OVSF coefficients (tiled layout; OVSF blocks interleaved over the PM channels of an oc-group)"),
     Field("bias_addr", 32, "bias, one data word per output channel"),
     Field("bias_shift", 8, "right shift of the bias onto the accumulator's fl (fl_b - fl_in - fl_w)", True),
     Field("data_shift", 8, "right shift of the accumulator onto the output fl (fl_in + fl_w - fl_out)", True),

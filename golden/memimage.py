@@ -13,9 +13,13 @@ Layouts (all elements little-endian two's complement, ``data_bits`` wide):
   Cout' = roundup(Cout, PM) and Cin' = roundup(Cin, PN) and stored tile by
   tile, ``for to-tile: for ti-tile: [o in tile][ci in tile][ky][kx]``, so each
   weight tile is one contiguous burst.
-* OVSF coefficients: the same tile order; inside a tile, per output channel,
-  the blocks of that tile's segment of the channel's (ci, ky, kx) vector, and
-  per block its n_codes alphas in increasing code index (``alpha_bits`` wide).
+* OVSF coefficients: the same tile order; inside a tile, per oc-group of PM
+  output channels, per block of the tile's segment of a channel's
+  (ci, ky, kx) vector, the PM channels' blocks in channel order, and per
+  block its n_codes alphas in increasing code index (``alpha_bits`` wide).
+  Consecutive blocks thus belong to different channels, i.e. to different
+  banks of the weight buffer (bank = o mod PM), so the engine can generate
+  several in one cycle and write them at one address.
 * Bias: Cout' elements (zero past Cout).
 """
 from __future__ import annotations
@@ -192,19 +196,22 @@ def alpha_tile_blocks(i0: int, i1: int, k: int, length: int):
     return b0, b1
 
 
-def pack_alphas(alpha: np.ndarray, cin_pad: int, k: int, length: int, to: int, ti: int) -> np.ndarray:
-    """alpha (Cout', nblocks, n_codes) -> flat vector in tile order."""
+def pack_alphas(alpha: np.ndarray, cin_pad: int, k: int, length: int, to: int, ti: int,
+                pm: int) -> np.ndarray:
+    """alpha (Cout', nblocks, n_codes) -> flat vector in tile order, blocks of
+    the pm channels of an oc-group interleaved: [q][b][o mod pm][code]."""
     cout = alpha.shape[0]
     parts = []
     for o0, o1 in tile_ranges(cout, to):
         for i0, i1 in tile_ranges(cin_pad, ti):
             b0, b1 = alpha_tile_blocks(i0, i1, k, length)
-            parts.append(alpha[o0:o1, b0:b1].reshape(-1))
+            a = alpha[o0:o1, b0:b1]
+            parts.append(a.reshape((o1 - o0) // pm, pm, b1 - b0, -1).transpose(0, 2, 1, 3).reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def unpack_alphas(flat: np.ndarray, cout: int, cin_pad: int, k: int, length: int, n_codes: int,
-                  to: int, ti: int) -> np.ndarray:
+                  to: int, ti: int, pm: int) -> np.ndarray:
     nblocks = -(-(cin_pad * k * k) // length)
     alpha = np.zeros((cout, nblocks, n_codes), dtype=np.int64)
     pos = 0
@@ -212,6 +219,7 @@ def unpack_alphas(flat: np.ndarray, cout: int, cin_pad: int, k: int, length: int
         for i0, i1 in tile_ranges(cin_pad, ti):
             b0, b1 = alpha_tile_blocks(i0, i1, k, length)
             n = (o1 - o0) * (b1 - b0) * n_codes
-            alpha[o0:o1, b0:b1] = np.asarray(flat[pos:pos + n]).reshape(o1 - o0, b1 - b0, n_codes)
+            a = np.asarray(flat[pos:pos + n]).reshape((o1 - o0) // pm, b1 - b0, pm, n_codes)
+            alpha[o0:o1, b0:b1] = a.transpose(0, 2, 1, 3).reshape(o1 - o0, b1 - b0, n_codes)
             pos += n
     return alpha

@@ -8,7 +8,8 @@ within a layer (the first load, the last write-back, weight tiles fetched
 only when the to/ti tile changes):
 
 - loader:  per tile, bias and weights when the buffer half does not hold
-           them yet, then the input tile, one read command at a time (one
+           them yet, then the input tile unless the half holds it (same
+           ti-tile, row and col tile), one read command at a time (one
            for all the tile's channel groups when it holds whole planes,
            else one per group, or per group and row when the tile is
            narrower than the plane), each paying the memory latency;
@@ -56,7 +57,6 @@ class Overheads:
     tile_start: int = 3      # compute: tile hand-off to the first window read
     tile_drain: int = 8      # compute: last issue to the last accumulator write
     gen_latency: int = 4     # OVSF generator pipeline
-    alpha_beat: float = 2.0  # cycles the gatherer spends per coefficient beat
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
 
@@ -120,7 +120,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return max(lo, 0), min(hi, size - 1)
 
     # --- per-stage times of one tile
-    def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed):
+    def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
         t = 0.0
         rd = 0
         if weights_needed and not pool:
@@ -130,12 +130,18 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             if d.ovsf:
                 blocks = no * ni * k2 // cfg.ovsf_len
                 a_beats = _ceil(blocks * d.n_codes * cfg.alpha_bits, cfg.axi_data_bits)
-                t += ov.command + mem.latency + max(blocks, a_beats * max(cpb, ov.alpha_beat)) + ov.gen_latency
+                # The gatherer takes at most a beat per cycle; the generator
+                # rebuilds up to gen_blocks blocks of one row (the PM
+                # channels' blocks at one f, one buffer address) per cycle.
+                gen = (blocks // pm) * _ceil(pm, cfg.gen_blocks)
+                t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
                 rd += a_beats * beat
             else:
                 w_beats = no * ni * k2 * cfg.data_bits // cfg.axi_data_bits
                 t += ov.command + mem.latency + w_beats * cpb
                 rd += w_beats * beat
+        if not input_needed:
+            return t + 1, rd        # the half holds the input tile: one state
         y_lo, y_hi = in_span(r0, nr, d.in_h, pads[0])
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
@@ -193,6 +199,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     tot = {"load": 0.0, "compute": 0.0, "writeback": 0.0}
     rd_bytes = wr_bytes = mac_total = 0
     half_tag = [None, None]
+    half_in = [None, None]
     loader_free = 0.0
     out_tile = -1
     out_tile_last_comp = []
@@ -209,7 +216,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     h = t_idx % 2
                     need_w = half_tag[h] != (o0, i0)
                     half_tag[h] = (o0, i0)
-                    lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w)
+                    need_in = half_in[h] != (i0, r0, c0)
+                    half_in[h] = (i0, r0, c0)
+                    lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
                     loader_free = start + lt
                     load_end.append(loader_free)

@@ -150,7 +150,7 @@ package uz_isa_pkg;
     logic [7:0]  data_shift;         // w11[15:8] signed: right shift of the accumulator onto the output fl (fl_in + fl_w - fl_out)
     logic [7:0]  bias_shift;         // w11[7:0] signed: right shift of the bias onto the accumulator's fl (fl_b - fl_in - fl_w)
     logic [31:0] bias_addr;          // w10[31:0] bias, one data word per output channel
-    logic [31:0] wgt_addr;           // w9[31:0] raw weights or OVSF coefficients (tiled layout)
+    logic [31:0] wgt_addr;           // w9[31:0] raw weights or OVSF coefficients (tiled layout; OVSF blocks interleaved over the PM channels of an oc-group)
     logic [31:0] out_addr;           // w8[31:0] output activations (channel-grouped layout)
     logic [31:0] in_addr;            // w7[31:0] input activations (channel-grouped layout)
     logic [15:0] reserved_w6_31_16;  // w6[31:16] reserved

@@ -11,6 +11,7 @@ module uz_layer
   parameter int OvsfLen      = 16,
   parameter int AlphaWidth   = 16,
   parameter int AxiDataWidth = 128,
+  parameter int GenLanes     = 8,
   parameter int InBufElems   = 65536,
   parameter int WgtBufElems  = 65536,
   parameter int OutBufElems  = 32768,
@@ -182,7 +183,7 @@ module uz_layer
 
   uz_loader #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
-    .AxiDataWidth(AxiDataWidth), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
+    .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
     .BiasWords(BiasWords), .BeatsWidth(BeatsWidth)
   ) u_loader (
     .clk_i, .rst_ni, .start_i, .abort_i,

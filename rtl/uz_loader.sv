@@ -15,6 +15,7 @@ module uz_loader
   parameter int OvsfLen      = 16,
   parameter int AlphaWidth   = 16,
   parameter int AxiDataWidth = 128,
+  parameter int GenLanes     = 8,     // OVSF blocks generated per cycle (<= PM)
   parameter int InBufWords   = 4096,
   parameter int WgtBufWords  = 4096,
   parameter int BiasWords    = 2048,
@@ -89,11 +90,17 @@ module uz_loader
   localparam int LogPN      = $clog2(PN);
   localparam int LogPM      = $clog2(PM);
   localparam int LogL       = $clog2(OvsfLen);
+  // Alpha queue: a beat must fit beside the part of a block left over.
+  localparam int QAlphas    = OvsfLen + BeatAlphas;
+  localparam int QCntWidth  = $clog2(QAlphas + 1);
+  localparam int GenBlkWidth = $clog2(GenLanes + 1);
 
   `include "uz_assert.svh"
   `ASSERT_INIT(PixelIsWholeBeats_A, (WordWidth % AxiDataWidth) == 0 && WordWidth >= AxiDataWidth)
   `ASSERT_INIT(WeightTileWholeBeats_A, ((PM * AlphaWidth) % AxiDataWidth) == 0)
   `ASSERT_INIT(OvsfLenDividesPN_A, (PN % OvsfLen) == 0)
+  // Blocks generated together go to distinct banks (bank = o mod PM).
+  `ASSERT_INIT(GenLanesLegal_A, GenLanes >= 1 && GenLanes <= PM)
 
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid;
@@ -124,6 +131,14 @@ module uz_loader
   logic      h_q;                 // buffer half being filled
   logic      wtag_valid_q [2];
   logic [15:0] wtag_o0_q [2], wtag_i0_q [2];
+  // A half also remembers its input tile (ti-tile, row and col tile): an FC
+  // layer with one ti-tile reads its input vector once per half instead of
+  // once per to-tile.
+  logic        itag_valid_q [2];
+  logic [15:0] itag_i0_q [2], itag_r0_q [2], itag_c0_q [2];
+  logic        in_held;
+  assign in_held = itag_valid_q[h_q] && itag_i0_q[h_q] == i0 && itag_r0_q[h_q] == r0 &&
+                   itag_c0_q[h_q] == c0;
 
   // ---------------------------------------------------- input geometry
   // First input row/col the tile touches (negative inside the padding).
@@ -215,41 +230,60 @@ module uz_loader
   assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(ng_tile) + 32'(wg_q)) * k2_32 + (wf_q >> LogPN);
   // Lanes one beat of raw weights, or one generated block, fills.
   localparam logic [PM*PN-1:0] LaneMaskRaw = {{(PM*PN-BeatElems){1'b0}}, {BeatElems{1'b1}}};
-  localparam logic [PM*PN-1:0] LaneMaskGen = {{(PM*PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
+  localparam logic [PN-1:0]    LaneMaskGen = {{(PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
   logic [31:0] lane_first;
   assign lane_first = 32'(wo_q[LogPM-1:0]) * PN + (wf_q & (PN - 1));
 
   // ------------------------------------------------ OVSF coefficients
-  logic [OvsfLen*AlphaWidth-1:0] blk_q;
-  logic [5:0]  blk_cnt_q;       // alphas gathered for the block
-  logic        blk_full_q;
-  logic [AxiDataWidth-1:0] abeat_q;
-  logic        abeat_valid_q;
-  logic [$clog2(BeatAlphas+1)-1:0] aidx_q;
-  logic        abeat_last_q;
-  logic        alpha_ready, gen_w_valid;
-  logic [OvsfLen*DataWidth-1:0] gen_w;
+  // Memory holds a tile's blocks as [oc-group][block][o mod PM] (docs/ovsf.md),
+  // so consecutive blocks belong to consecutive banks. A row is the PM blocks
+  // of one block index: one weight-buffer address. Beats go into a queue of
+  // alphas; each cycle the first up-to-GenLanes whole blocks of the queue,
+  // never past the end of a row, go to the generator together.
+  logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; zero from aq_cnt_q up
+  logic [QCntWidth-1:0]          aq_cnt_q;
+  logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
+  logic [GenBlkWidth-1:0]        iss_blocks;
+  logic                          alpha_ready, gen_valid, gen_take;
+  logic [GenLanes*OvsfLen*AlphaWidth-1:0] gen_alpha;
+  logic                          gen_w_valid;
+  logic [GenBlkWidth-1:0]        gen_w_blocks;
+  logic [GenLanes*OvsfLen*DataWidth-1:0] gen_w;
   logic [31:0] blocks_left_q;   // blocks still to be written this tile
+  logic [31:0] aq_rem, aq_left;
+  logic [QAlphas*AlphaWidth-1:0] aq_after;
+  logic        aq_room;
 
-  uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth)) u_gen (
+  always_comb begin
+    iss_blocks = '0;
+    for (int j = 1; j <= GenLanes; j++) begin
+      if (32'(j) * 32'(n_codes_i) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
+        iss_blocks = GenBlkWidth'(j);
+    end
+  end
+  // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
+  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
+  assign gen_take  = gen_valid && alpha_ready;
+  // Block j starts at alpha j * n_codes of the queue.
+  for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
+    // the block's OvsfLen alphas are the low part of the shifted queue
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic [QAlphas*AlphaWidth-1:0] sh;
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign sh = aq_q >> (32'(j) * 32'(n_codes_i) * AlphaWidth);
+    assign gen_alpha[j*OvsfLen*AlphaWidth +: OvsfLen*AlphaWidth] = sh[OvsfLen*AlphaWidth-1:0];
+  end
+  assign aq_rem   = gen_take ? 32'(iss_blocks) * 32'(n_codes_i) : '0;
+  assign aq_left  = 32'(aq_cnt_q) - aq_rem;
+  assign aq_after = aq_q >> (aq_rem * AlphaWidth);
+  assign aq_room  = aq_left + BeatAlphas <= QAlphas;
+
+  uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
     .code_mask_i, .n_codes_i(n_codes_i[$clog2(OvsfLen+1)-1:0]), .gen_shift_i,
-    .alpha_valid_i(blk_full_q), .alpha_ready_o(alpha_ready), .alpha_i(blk_q),
-    .w_valid_o(gen_w_valid), .w_ready_i(1'b1), .w_o(gen_w)
+    .alpha_valid_i(gen_valid), .alpha_ready_o(alpha_ready), .alpha_blocks_i(iss_blocks), .alpha_i(gen_alpha),
+    .w_valid_o(gen_w_valid), .w_ready_i(1'b1), .w_blocks_o(gen_w_blocks), .w_o(gen_w)
   );
-
-  // Gather n_codes alphas per block from the beat stream (one block per
-  // cycle at most; a beat may hold several blocks or part of one).
-  logic        blk_take;              // the generator takes the block this cycle
-  logic [5:0]  blk_base;              // alphas kept in blk before this cycle's fill
-  logic [31:0] avail, need, take;
-  assign blk_take = blk_full_q && alpha_ready;
-  assign blk_base = (blk_full_q && !blk_take) ? blk_cnt_q : (blk_take ? '0 : blk_cnt_q);
-  assign avail    = abeat_valid_q ? (BeatAlphas - 32'(aidx_q)) : '0;
-  assign need     = (blk_full_q && !blk_take) ? '0 : (32'(n_codes_i) - 32'(blk_base));
-  assign take     = (avail < need) ? avail : need;
-  logic abeat_drained;              // the current beat's last alphas go this cycle
-  assign abeat_drained = abeat_valid_q && (32'(aidx_q) + take == BeatAlphas);
 
   // ------------------------------------------------------------- FSM
   logic [31:0] words_left_q;          // bias words / pixels still expected
@@ -258,8 +292,10 @@ module uz_loader
   assign rd_data_ready_o =
       (state_q == LdBiasData) || (state_q == LdInData) ||
       (state_q == LdWgtData && !ovsf_i) ||
-      (state_q == LdWgtData && ovsf_i && (!abeat_valid_q || (abeat_drained && !abeat_last_q)));
+      (state_q == LdWgtData && ovsf_i && aq_room);
   assign beat_in = rd_data_valid_i && rd_data_ready_o;
+  logic abeat_in;  // a coefficient beat into the alpha queue
+  assign abeat_in = beat_in && (state_q == LdWgtData);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -267,20 +303,23 @@ module uz_loader
       h_q <= 1'b0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
+        itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
       cmd_addr_q <= '0; cmd_beats_q <= '0;
       word_q <= '0; word_cnt_q <= '0;
       gl_q <= '0; y_q <= '0; x_q <= '0; row_end_q <= '0;
       wo_q <= '0; wg_q <= '0; wf_q <= '0;
-      blk_q <= '0; blk_cnt_q <= '0; blk_full_q <= 1'b0;
-      abeat_q <= '0; abeat_valid_q <= 1'b0; aidx_q <= '0; abeat_last_q <= 1'b0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
       blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
     end else if (abort_i || start_i) begin
       state_q <= start_i ? LdWait : LdIdle;
       h_q <= 1'b0;
-      for (int b = 0; b < 2; b++) wtag_valid_q[b] <= 1'b0;
+      for (int b = 0; b < 2; b++) begin
+        wtag_valid_q[b] <= 1'b0;
+        itag_valid_q[b] <= 1'b0;
+      end
       word_cnt_q <= '0;
-      blk_cnt_q <= '0; blk_full_q <= 1'b0; abeat_valid_q <= 1'b0; aidx_q <= '0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
     end else begin
       if (beat_in && state_q != LdWgtData) begin
         word_q     <= word_next;
@@ -339,48 +378,29 @@ module uz_loader
               end
               if (rd_data_last_i) state_q <= LdInPlan;
             end
-          end else begin
-            // beats into the alpha gatherer: a new beat may arrive in the
-            // cycle the last alphas of the current one are taken
-            if (abeat_valid_q) begin
-              for (int k = 0; k < OvsfLen; k++) begin
-                if (32'(k) >= 32'(blk_base) && 32'(k) < 32'(blk_base) + take) begin
-                  blk_q[k*AlphaWidth +: AlphaWidth] <=
-                    abeat_q[(32'(aidx_q) + 32'(k) - 32'(blk_base)) * AlphaWidth +: AlphaWidth];
-                end
-              end
-              if (abeat_drained) begin
-                abeat_valid_q <= 1'b0;
-                aidx_q <= '0;
-                if (abeat_last_q) state_q <= LdGenDrain;
-              end else begin
-                aidx_q <= aidx_q + take[$bits(aidx_q)-1:0];
-              end
-            end
-            if (beat_in) begin
-              abeat_q       <= rd_data_i;
-              abeat_valid_q <= 1'b1;
-              aidx_q        <= '0;
-              abeat_last_q  <= rd_data_last_i;
-            end
-            blk_cnt_q  <= blk_base + take[5:0];
-            blk_full_q <= (blk_full_q && !blk_take) ||
-                          (32'(blk_base) + take == 32'(n_codes_i));
+          end else if (beat_in && rd_data_last_i) begin
+            state_q <= LdGenDrain;    // the queue and the generator drain
           end
         end
         LdGenDrain: begin
-          // last alphas handed over: wait until every block is written
-          if (blk_take && !abeat_valid_q) blk_full_q <= 1'b0;
-          if (blocks_left_q == '0) begin
-            blk_cnt_q <= '0;
-            state_q <= LdInPlan;
-          end
+          // last beat taken: wait until every block is written
+          if (blocks_left_q == '0) state_q <= LdInPlan;
         end
         LdInPlan: begin
           y_q <= y_lo;
           x_q <= x_lo;
           row_end_q <= full_rows ? y_hi : y_lo;
-          state_q <= LdInCmd;
+          // the tag is set with the first group: later groups of the same
+          // tile come back here and must load
+          if (in_held && gl_q == '0) begin
+            state_q <= LdDone;          // the half holds this input tile already
+          end else begin
+            itag_valid_q[h_q] <= 1'b1;
+            itag_i0_q[h_q]    <= i0;
+            itag_r0_q[h_q]    <= r0;
+            itag_c0_q[h_q]    <= c0;
+            state_q <= LdInCmd;
+          end
         end
         LdInCmd: if (rd_cmd_ready_i) state_q <= LdInData;
         LdInData: begin
@@ -418,19 +438,33 @@ module uz_loader
         default: state_q <= LdIdle;
         /* verilator coverage_on */
       endcase
-      // generated blocks land in the weight buffer, advancing by L elements
+      // the alpha queue: blocks out to the generator, a beat in behind them
+      if (ovsf_i) begin
+        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (aq_left * AlphaWidth))
+                             : aq_after;
+        aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
+        if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
+      end
+      // generated blocks land in the weight buffer: along a row of banks,
+      // then L elements further in f (channel-group order), then the next
+      // oc-group
       if (gen_w_valid && state_q != LdIdle) begin
-        blocks_left_q <= blocks_left_q - 1'b1;
-        if (wf_q + OvsfLen == group_len) begin
-          wf_q <= '0;
-          if (wg_q == ng_tile - 1) begin
-            wg_q <= '0;
-            wo_q <= wo_q + 1'b1;
+        blocks_left_q <= blocks_left_q - 32'(gen_w_blocks);
+        if (32'(wo_q[LogPM-1:0]) + 32'(gen_w_blocks) == PM) begin
+          wo_q <= {wo_q[15:LogPM], {LogPM{1'b0}}};
+          if (wf_q + OvsfLen == group_len) begin
+            wf_q <= '0;
+            if (wg_q == ng_tile - 1) begin
+              wg_q <= '0;
+              wo_q <= {wo_q[15:LogPM] + 1'b1, {LogPM{1'b0}}};
+            end else begin
+              wg_q <= wg_q + 1'b1;
+            end
           end else begin
-            wg_q <= wg_q + 1'b1;
+            wf_q <= wf_q + OvsfLen;
           end
         end else begin
-          wf_q <= wf_q + OvsfLen;
+          wo_q <= wo_q + 16'(gen_w_blocks);
         end
       end
     end
@@ -464,12 +498,30 @@ module uz_loader
       for (int l = 0; l < PM * PN; l++)
         wgt_wr_data_o[l*DataWidth +: DataWidth] = rd_data_i[(l % BeatElems)*DataWidth +: DataWidth];
     end else begin
-      wgt_wr_en_o      = gen_w_valid && (state_q != LdIdle);
-      wgt_wr_lane_en_o = LaneMaskGen << lane_first;
-      for (int l = 0; l < PM * PN; l++)
-        wgt_wr_data_o[l*DataWidth +: DataWidth] = gen_w[(l % OvsfLen)*DataWidth +: DataWidth];
+      // block j goes to bank wo mod PM + j, lanes f mod PN onwards
+      wgt_wr_en_o = gen_w_valid && (state_q != LdIdle);
+      for (int m = 0; m < PM; m++) begin
+        for (int j = 0; j < GenLanes; j++) begin
+          if (32'(m) == 32'(wo_q[LogPM-1:0]) + 32'(j) && 32'(j) < 32'(gen_w_blocks)) begin
+            wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
+            for (int p = 0; p < PN; p++)
+              wgt_wr_data_o[(m*PN + p)*DataWidth +: DataWidth] =
+                gen_w[(j*OvsfLen + (p % OvsfLen))*DataWidth +: DataWidth];
+          end
+        end
+      end
     end
   end
+
+  // The queue never holds more than it can, and a tile's blocks are whole
+  // rows, so it is empty and at bank 0 when the tile's weights are done.
+  `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
+  // Blocks are generated only while a tile's weights load.
+  `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
+  `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||
+          state_q == LdIdle, clk_i, rst_ni)
+  `ASSERT(AlphaQueueEmptyAtEnd_A, !(state_q == LdGenDrain && blocks_left_q == '0) ||
+          (aq_cnt_q == '0 && iss_m_q == '0 && !gen_w_valid), clk_i, rst_ni)
 
   assign busy_o     = (state_q != LdIdle);
   assign gen_busy_o = gen_w_valid;

@@ -1,16 +1,22 @@
-// OVSF weights generator (docs/ovsf.md, golden/ovsf.py generate): rebuilds one
-// block of OvsfLen weights per cycle from the block's kept alphas.
+// OVSF weights generator (docs/ovsf.md, golden/ovsf.py generate): rebuilds up
+// to Blocks blocks of OvsfLen weights per cycle, each from its kept alphas.
 //
 //   w[i] = shift_round_sat(sum_k sign(i, code_k) * alpha_k, gen_shift, DataWidth)
 //   sign(i, j) = +1 if popcount(i & j) is even, else -1
 //
-// code_k is the index of the k-th set bit of code_mask_i, found here from the
-// mask; each sign is an AND and a parity of the two indices. No code table and
-// no multiplier: every alpha is added or subtracted.
+// code_k is the index of the k-th set bit of code_mask_i. The alphas are first
+// spread to their codes (a[code_k] = alpha_k, a[j] = 0 for codes not kept);
+// then w = H a, H the Sylvester Hadamard matrix, by a fast Walsh-Hadamard
+// transform: log2 L levels of L/2 add/subtract butterflies per block, instead
+// of L sums of L terms. No code table and no multiplier. The spreading is
+// found once from the mask and shared by the Blocks blocks of a transfer.
 //
-// Pipeline (Latency = 3, one block per cycle without back-pressure):
-//   stage 1  alphas, code indices and lane enables of the accepted block
-//   stage 2  the OvsfLen exact sums (SumWidth bits)
+// A transfer carries alpha_blocks_i (1..Blocks) blocks; the count travels
+// with it to w_blocks_o, and blocks at or above it are don't-care.
+//
+// Pipeline (Latency = 3, one transfer per cycle without back-pressure):
+//   stage 1  the alphas of the accepted transfer, spread to their codes
+//   stage 2  the OvsfLen exact sums per block (SumWidth bits), the transform
 //   stage 3  the weights, after one uz_shift_round_sat per lane
 // Each stage moves when the next one is empty or moving, so bubbles collapse.
 // The only combinational path between the streams is w_ready_i ->
@@ -26,10 +32,13 @@ module uz_ovsf_gen #(
   parameter int OvsfLen    = 16,  // block and code length L: a power of two, 2..32
   parameter int AlphaWidth = 16,  // 8 or 16
   parameter int DataWidth  = 16,  // 8 or 16
+  parameter int Blocks     = 1,   // blocks per transfer, >= 1
   // log2 L: bits of a code index
   localparam int IdxWidth  = $clog2(OvsfLen),
   // 0..L: bits of n_codes_i
   localparam int CntWidth  = $clog2(OvsfLen + 1),
+  // 0..Blocks: bits of a block count
+  localparam int BlkWidth  = $clog2(Blocks + 1),
   // |sum| <= L * 2^(AlphaWidth-1); the extra bit holds +L * 2^(AlphaWidth-1)
   localparam int SumWidth  = AlphaWidth + IdxWidth + 1,
   // cycles from an accepted block to its weights on w_o (no back-pressure);
@@ -50,16 +59,20 @@ module uz_ovsf_gen #(
   input  logic [CntWidth-1:0]             n_codes_i,    // popcount(code_mask_i), 1..L
   input  logic [7:0]                      gen_shift_i,  // two's complement right shift
 
-  // One block of alphas: alpha k (k < n_codes_i) belongs to the k-th set bit of
-  // the mask, at [k*AlphaWidth +: AlphaWidth]. Lanes k >= n_codes_i are ignored.
-  input  logic                            alpha_valid_i,
-  output logic                            alpha_ready_o,
-  input  logic [OvsfLen*AlphaWidth-1:0]   alpha_i,
+  // Blocks of alphas: alpha k (k < n_codes_i) of block b belongs to the k-th
+  // set bit of the mask, at [(b*OvsfLen+k)*AlphaWidth +: AlphaWidth]. Lanes
+  // k >= n_codes_i are ignored, and so are blocks b >= alpha_blocks_i.
+  input  logic                                 alpha_valid_i,
+  output logic                                 alpha_ready_o,
+  input  logic [BlkWidth-1:0]                  alpha_blocks_i,
+  input  logic [Blocks*OvsfLen*AlphaWidth-1:0] alpha_i,
 
-  // One block of weights: weight i at [i*DataWidth +: DataWidth].
-  output logic                            w_valid_o,
-  input  logic                            w_ready_i,
-  output logic [OvsfLen*DataWidth-1:0]    w_o
+  // Blocks of weights: weight i of block b at [(b*OvsfLen+i)*DataWidth +: DataWidth];
+  // w_blocks_o of them are valid.
+  output logic                                 w_valid_o,
+  input  logic                                 w_ready_i,
+  output logic [BlkWidth-1:0]                  w_blocks_o,
+  output logic [Blocks*OvsfLen*DataWidth-1:0]  w_o
 );
 
   //////////////////////////
@@ -69,6 +82,7 @@ module uz_ovsf_gen #(
   `ASSERT_INIT(OvsfLenLegal_A, OvsfLen >= 2 && OvsfLen <= 32 && (OvsfLen & (OvsfLen - 1)) == 0)
   `ASSERT_INIT(AlphaWidthLegal_A, AlphaWidth == 8 || AlphaWidth == 16)
   `ASSERT_INIT(DataWidthLegal_A, DataWidth == 8 || DataWidth == 16)
+  `ASSERT_INIT(BlocksLegal_A, Blocks >= 1)
 
   //////////////////////////
   // Handshake            //
@@ -100,38 +114,39 @@ module uz_ovsf_gen #(
   end
 
   //////////////////////////
-  // Stage 1: codes       //
+  // Stage 1: spread      //
   //////////////////////////
 
-  logic [OvsfLen-1:0][IdxWidth-1:0]   code_d, code_q;  // code of alpha lane k
-  logic [OvsfLen-1:0]                 en_d, en_q;      // lane k < n_codes
-  logic [OvsfLen-1:0][AlphaWidth-1:0] alpha_q;
-  logic [7:0]                         s1_shift_q;
+  // a[b][j] at [(b*OvsfLen+j)*AlphaWidth +: AlphaWidth]
+  logic [Blocks*OvsfLen*AlphaWidth-1:0] spread_d, spread_q;
+  logic [7:0]                           s1_shift_q;
+  logic [BlkWidth-1:0]                  s1_blocks_q, s2_blocks_q, s3_blocks_q;
 
-  for (genvar k = 0; k < OvsfLen; k++) begin : gen_code
-    // The k-th set bit of the mask: scan j with a running count of set bits.
+  for (genvar j = 0; j < OvsfLen; j++) begin : gen_code
+    // A kept code j takes alpha number popcount(code_mask_i[j-1:0]).
     logic [CntWidth-1:0] rank;
-    logic [IdxWidth-1:0] code;
     always_comb begin
       rank = '0;
-      code = '0;
-      for (int j = 0; j < OvsfLen; j++) begin
-        // j >= k: the k-th set bit is never below index k (saves logic).
-        if (j >= k && code_mask_i[j] && rank == CntWidth'(k)) code = IdxWidth'(j);
-        rank = rank + CntWidth'(code_mask_i[j]);
+      for (int i = 0; i < j; i++) rank = rank + CntWidth'(code_mask_i[i]);
+    end
+    for (genvar b = 0; b < Blocks; b++) begin : gen_blk
+      always_comb begin
+        spread_d[(b*OvsfLen + j)*AlphaWidth +: AlphaWidth] = '0;
+        // the rank of a set bit is below j + 1: alphas above j never go here
+        for (int k = 0; k <= j; k++) begin
+          if (code_mask_i[j] && rank == CntWidth'(k))
+            spread_d[(b*OvsfLen + j)*AlphaWidth +: AlphaWidth] = alpha_i[(b*OvsfLen + k)*AlphaWidth +: AlphaWidth];
+        end
       end
     end
-    assign code_d[k] = code;
-    assign en_d[k]   = CntWidth'(k) < n_codes_i;
   end
 
   // Datapath flops carry no reset: they are only read along with a valid bit.
   always_ff @(posedge clk_i) begin
     if (s1_ready && alpha_valid_i) begin
-      alpha_q    <= alpha_i;
-      code_q     <= code_d;
-      en_q       <= en_d;
-      s1_shift_q <= gen_shift_i;
+      spread_q    <= spread_d;
+      s1_shift_q  <= gen_shift_i;
+      s1_blocks_q <= alpha_blocks_i;
     end
   end
 
@@ -139,33 +154,38 @@ module uz_ovsf_gen #(
   // Stage 2: sums        //
   //////////////////////////
 
-  logic [OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
-  logic [7:0]                       s2_shift_q;
+  // Sum (b, i) at index b*OvsfLen+i.
+  logic [Blocks*OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
+  logic [7:0]                              s2_shift_q;
 
-  for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
-    // Level 0: +alpha, -alpha or 0 per lane. Level l: pairwise sums of level
-    // l-1, a balanced tree of log2 L levels. Same-width two's complement adds
-    // need no $signed once the leaves are sign-extended.
+  for (genvar b = 0; b < Blocks; b++) begin : gen_blk
+    // Level 0: the spread alphas, sign-extended. Level l: butterflies of
+    // distance 2^(l-1), v[x] = u[x] + u[x+h] and v[x+h] = u[x] - u[x+h].
+    // Every node is a sum of +-alphas, so SumWidth never wraps; same-width
+    // two's complement adds need no $signed once the leaves are extended.
     for (genvar l = 0; l <= IdxWidth; l++) begin : gen_lvl
       // Unpacked: one word per node keeps the Verilator model small.
-      logic [SumWidth-1:0] node [OvsfLen >> l];
-      for (genvar n = 0; n < (OvsfLen >> l); n++) begin : gen_node
+      logic [SumWidth-1:0] node [OvsfLen];
+      for (genvar x = 0; x < OvsfLen; x++) begin : gen_node
         if (l == 0) begin : gen_leaf
-          assign node[n] = !en_q[n]                     ? '0 :
-                           ^(IdxWidth'(i) & code_q[n]) ? -SumWidth'($signed(alpha_q[n])) :
-                                                          SumWidth'($signed(alpha_q[n]));
-        end else begin : gen_add
-          assign node[n] = gen_lvl[l-1].node[2*n] + gen_lvl[l-1].node[2*n+1];
+          assign node[x] = SumWidth'($signed(spread_q[(b*OvsfLen + x)*AlphaWidth +: AlphaWidth]));
+        end else if (((x >> (l - 1)) & 1) == 0) begin : gen_add
+          assign node[x] = gen_lvl[l-1].node[x] + gen_lvl[l-1].node[x + (1 << (l - 1))];
+        end else begin : gen_sub
+          assign node[x] = gen_lvl[l-1].node[x - (1 << (l - 1))] - gen_lvl[l-1].node[x];
         end
       end
     end
-    assign sum_d[i] = gen_lvl[IdxWidth].node[0];
+    for (genvar i = 0; i < OvsfLen; i++) begin : gen_sum
+      assign sum_d[b*OvsfLen + i] = gen_lvl[IdxWidth].node[i];
+    end
   end
 
   always_ff @(posedge clk_i) begin
     if (s2_ready && s1_valid_q) begin
-      sum_q      <= sum_d;
-      s2_shift_q <= s1_shift_q;
+      sum_q       <= sum_d;
+      s2_shift_q  <= s1_shift_q;
+      s2_blocks_q <= s1_blocks_q;
     end
   end
 
@@ -173,9 +193,9 @@ module uz_ovsf_gen #(
   // Stage 3: the shift   //
   //////////////////////////
 
-  logic [OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
+  logic [Blocks*OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
 
-  for (genvar i = 0; i < OvsfLen; i++) begin : gen_shift
+  for (genvar i = 0; i < Blocks * OvsfLen; i++) begin : gen_shift
     uz_shift_round_sat #(
       .InWidth   (SumWidth),
       .OutWidth  (DataWidth),
@@ -188,10 +208,14 @@ module uz_ovsf_gen #(
   end
 
   always_ff @(posedge clk_i) begin
-    if (s3_ready && s2_valid_q) w_q <= w_d;
+    if (s3_ready && s2_valid_q) begin
+      w_q         <= w_d;
+      s3_blocks_q <= s2_blocks_q;
+    end
   end
 
-  assign w_o = w_q;
+  assign w_o        = w_q;
+  assign w_blocks_o = s3_blocks_q;
 
   //////////////////////////
   // Assertions           //
@@ -199,8 +223,10 @@ module uz_ovsf_gen #(
 
   `ASSERT_KNOWN(AlphaValidKnown_A, alpha_valid_i, clk_i, rst_ni)
   `ASSERT_KNOWN(WReadyKnown_A, w_ready_i, clk_i, rst_ni)
-  // n_codes_i saves a popcount here; it must agree with the mask.
+  // n_codes_i is only checked here: it must agree with the mask.
   `ASSERT(NCodesMatchesMask_A, !alpha_valid_i ||
           (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
+  `ASSERT(BlocksInRange_A, !alpha_valid_i ||
+          (alpha_blocks_i >= BlkWidth'(1) && 32'(alpha_blocks_i) <= Blocks), clk_i, rst_ni)
 
 endmodule

@@ -10,6 +10,8 @@ module uz_top
   parameter int OvsfLen       = 16,
   parameter int AlphaWidth    = 16,
   parameter int AxiDataWidth  = 128,
+  // OVSF blocks generated per cycle, each into its own weight bank (<= PM)
+  parameter int GenLanes      = 8,
   parameter int AxiAddrWidth  = 32,
   parameter int AxiIdWidth    = 4,
   parameter int InBufElems    = 65536,
@@ -200,7 +202,7 @@ module uz_top
 
   uz_layer #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .OvsfLen(OvsfLen),
-    .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .InBufElems(InBufElems),
+    .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufElems(InBufElems),
     .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth)
   ) u_layer (
     .clk_i, .rst_ni, .start_i(layer_start), .abort_i(layer_abort), .desc_i(desc), .done_o(layer_done),

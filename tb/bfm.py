@@ -299,10 +299,13 @@ class UzBfm:
                     _lanes(int(post.s2_val.value), pm, db)))
                 pending_shift = None
             if int(loader.gen_w_valid.value):
+                # up to GenLanes blocks a cycle, for consecutive channels at one f
                 o = int(loader.o0.value) + int(loader.wo_q.value)
                 g = int(loader.i0.value) // pn + int(loader.wg_q.value)
-                self.probes.gen.append(GenSample(layer, o, g, int(loader.wf_q.value),
-                                                 _lanes(int(loader.gen_w.value), length, db)))
+                w = int(loader.gen_w.value)
+                for j in range(int(loader.gen_w_blocks.value)):
+                    self.probes.gen.append(GenSample(layer, o + j, g, int(loader.wf_q.value),
+                                                     _lanes(w >> (j * length * db), length, db)))
             if int(loader.bias_wr_en_o.value):
                 addr = int(loader.bias_wr_addr_o.value)
                 half, word = addr >> bias_half_shift, addr & ((1 << bias_half_shift) - 1)

@@ -45,7 +45,7 @@ def engine_parameters(cfg) -> dict:
     """uz_top's parameters for a golden.config.EngineConfig."""
     return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
             "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
-            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
+            "GenLanes": cfg.gen_blocks, "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
             "OutBufElems": cfg.out_buf_elems}
 
 

@@ -160,7 +160,7 @@ def test_ovsf_at_rho_1_regenerates_the_raw_weights(ovsf_progs):
     cout_pad = memimage.round_up(q.out_shape[0], OVSF_CFG.pm)
     nblocks = -(-(cin_pad * q.k * q.k) // 8)
     flat = memimage.from_bytes(prog.image.read(d.wgt_addr, cout_pad * nblocks * 8 * 2), 16)
-    alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, q.k, 8, 8, d.to, d.ti)
+    alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, q.k, 8, 8, d.to, d.ti, OVSF_CFG.pm)
     w = ovsf.from_blocks(ovsf.generate(alpha, range(8), 8, d.gen_shift, 8), (cout_pad, cin_pad, q.k, q.k))
     assert np.array_equal(w, memimage.pad_weights(raw.layers[0].w_q, OVSF_CFG))
     assert_bit_exact(prog, x)

@@ -276,6 +276,17 @@ def test_ovsf_blocks_cannot_straddle_tiles():
         EngineConfig(pn=8, ovsf_len=16)
 
 
+def test_gen_lanes_at_most_pm_and_automatic_by_default():
+    # Blocks generated together go to distinct weight-buffer banks.
+    with pytest.raises(UzError, match="gen_lanes"):
+        EngineConfig(pm=8, pn=8, ovsf_len=8, gen_lanes=16)
+    assert EngineConfig().gen_blocks == 8                       # 128-bit bus / 16-bit alphas
+    assert EngineConfig(alpha_bits=8).gen_blocks == 16          # 16 alphas a beat
+    assert EngineConfig(pm=4, pn=4, ovsf_len=4, axi_data_bits=64).gen_blocks == 4
+    assert EngineConfig(pm=4, pn=4, ovsf_len=4, axi_data_bits=64, alpha_bits=8).gen_blocks == 4  # at most PM
+    assert EngineConfig(gen_lanes=3).gen_blocks == 3
+
+
 def test_every_descriptor_code_is_tested():
     tested = {b[2] for b in BROKEN}
     reachable = {s[1] for s in svgen.check_steps() if s[0] == "check"}

@@ -91,16 +91,25 @@ def test_pad_weights_pads_with_zeros():
     assert not p[5:].any() and not p[:, 3:].any()
 
 
-@pytest.mark.parametrize("cout,cin_pad,k,L,n_codes,to,ti", [(48, 48, 3, 16, 4, 32, 32), (32, 16, 1, 16, 16, 16, 16),
-                                                            (16, 64, 1, 8, 2, 16, 32), (32, 32, 5, 16, 8, 32, 16)])
-def test_alphas_round_trip_with_partial_tiles(cout, cin_pad, k, L, n_codes, to, ti):
+@pytest.mark.parametrize("cout,cin_pad,k,L,n_codes,to,ti,pm", [(48, 48, 3, 16, 4, 32, 32, 16),
+                                                               (32, 16, 1, 16, 16, 16, 16, 16),
+                                                               (16, 64, 1, 8, 2, 16, 32, 8),
+                                                               (32, 32, 5, 16, 8, 32, 16, 16)])
+def test_alphas_round_trip_with_partial_tiles(cout, cin_pad, k, L, n_codes, to, ti, pm):
     nblocks = -(-(cin_pad * k * k) // L)
     alpha = _rng("a", cout, cin_pad, k, L).integers(-(1 << 15), 1 << 15, size=(cout, nblocks, n_codes))
-    flat = memimage.pack_alphas(alpha, cin_pad, k, L, to, ti)
+    flat = memimage.pack_alphas(alpha, cin_pad, k, L, to, ti, pm)
     assert flat.size == alpha.size  # tiles of whole blocks: nothing stored twice
-    assert np.array_equal(memimage.unpack_alphas(flat, cout, cin_pad, k, L, n_codes, to, ti), alpha)
+    assert np.array_equal(memimage.unpack_alphas(flat, cout, cin_pad, k, L, n_codes, to, ti, pm), alpha)
+    # First tile: per oc-group, block b of its pm channels one after the other
+    # (consecutive blocks go to different weight-buffer banks).
     b1 = -(-(min(ti, cin_pad) * k * k) // L)
-    assert np.array_equal(flat[:min(to, cout) * b1 * n_codes], alpha[:to, :b1].reshape(-1))
+    pos = 0
+    for q in range(min(to, cout) // pm):
+        for b in range(b1):
+            for m in range(pm):
+                assert np.array_equal(flat[pos:pos + n_codes], alpha[q * pm + m, b]), (q, b, m)
+                pos += n_codes
 
 
 @pytest.mark.parametrize("bits", [8, 16, 32])

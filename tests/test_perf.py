@@ -61,6 +61,31 @@ def test_ovsf_moves_fewer_weight_bytes_on_a_memory_bound_layer():
     assert o.cycles < r.cycles
 
 
+def test_generator_bound_fc_scales_with_gen_lanes():
+    """At rho = 1/16 with a fast memory an FC layer is bound by the weights
+    generator: a row of PM blocks takes ceil(PM / gen_lanes) cycles."""
+    layer = {"name": "f", "type": "fc", "out_features": 512, "rho": 1 / 16}
+    mem = perf.Memory(64, 20)
+    out = {}
+    for lanes in (1, 2, 8, 16):
+        cfg = EngineConfig(gen_lanes=lanes)
+        prog = compile_one(layer, (1024, 1, 1), cfg=cfg)
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+        assert d.n_codes == 1
+        out[lanes] = perf.program_cycles(prog, mem)[0]
+        assert out[lanes].bytes_read == out[1].bytes_read   # the same traffic
+    blocks = 512 * 1024 // CFG.ovsf_len
+    # one block per cycle: the generator alone takes `blocks` cycles
+    assert blocks <= out[1].cycles < 1.1 * blocks
+    assert out[2].cycles < 0.55 * out[1].cycles
+    # 8 lanes: a beat of 8 one-code blocks per cycle, the bus (16 bytes a
+    # cycle here) bounds the layer, not the generator; 16 lanes gain nothing
+    alpha_beats = blocks * CFG.alpha_bytes // CFG.bus_bytes
+    assert alpha_beats <= out[8].cycles < 0.2 * out[1].cycles
+    assert out[16].cycles == out[8].cycles
+    assert EngineConfig().gen_blocks == 8 == EngineConfig(gen_lanes=8).gen_blocks
+
+
 def test_illegal_descriptor_is_refused():
     prog = compile_one(conv(16, 3, 1), (16, 8, 8))
     d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))

@@ -30,6 +30,13 @@ def test_engine(case, sim):
     run_case(case, sim)
 
 
+def test_engine_gen_lanes_not_dividing_pm():
+    """Three generator lanes on eight banks: rows of blocks end between
+    lanes, and odd n_codes leave partial blocks in the alpha queue."""
+    import dataclasses
+    run_case("ovsf_rho", "verilator", cfg=dataclasses.replace(engine_cases.SMALL, gen_lanes=3))
+
+
 def test_engine_input_selection_off():
     run_case("two_layer_pool", "verilator", insel="off")
 

@@ -11,11 +11,14 @@ SIMS = simenv.SIMULATORS
 OVSF_SRC = simenv.rtl_sources("uz_shift_round_sat", "uz_ovsf_gen")
 PE_SRC = simenv.rtl_sources("uz_pe_array")
 
+# Blocks: the default engine's 8 blocks per transfer, one, and a count that
+# is not a power of two.
 OVSF_PARAMS = [
-    {"OvsfLen": 16, "AlphaWidth": 16, "DataWidth": 16},
-    {"OvsfLen": 8, "AlphaWidth": 16, "DataWidth": 8},
-    {"OvsfLen": 4, "AlphaWidth": 8, "DataWidth": 8},
+    {"OvsfLen": 16, "AlphaWidth": 16, "DataWidth": 16, "Blocks": 8},
+    {"OvsfLen": 8, "AlphaWidth": 16, "DataWidth": 8, "Blocks": 1},
+    {"OvsfLen": 4, "AlphaWidth": 8, "DataWidth": 8, "Blocks": 3},
 ]
+OVSF_ID = "L{OvsfLen}_a{AlphaWidth}_d{DataWidth}_b{Blocks}"
 PE_PARAMS = [
     {"PM": 4, "PN": 4, "DataWidth": 16, "TagWidth": 8},
     {"PM": 16, "PN": 16, "DataWidth": 16, "TagWidth": 8},
@@ -24,16 +27,16 @@ PE_PARAMS = [
 
 
 @pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("params", OVSF_PARAMS, ids=lambda p: "L{OvsfLen}_a{AlphaWidth}_d{DataWidth}".format(**p))
+@pytest.mark.parametrize("params", OVSF_PARAMS, ids=lambda p: OVSF_ID.format(**p))
 def test_ovsf_gen(sim, params):
     simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", params, sim=sim)
 
 
 # The ends of the legal ranges, Icarus only (it builds in seconds).
 @pytest.mark.parametrize("params", [
-    {"OvsfLen": 2, "AlphaWidth": 8, "DataWidth": 16},
-    {"OvsfLen": 32, "AlphaWidth": 16, "DataWidth": 16},
-], ids=lambda p: "L{OvsfLen}_a{AlphaWidth}_d{DataWidth}".format(**p))
+    {"OvsfLen": 2, "AlphaWidth": 8, "DataWidth": 16, "Blocks": 2},
+    {"OvsfLen": 32, "AlphaWidth": 16, "DataWidth": 16, "Blocks": 1},
+], ids=lambda p: OVSF_ID.format(**p))
 def test_ovsf_gen_range_ends(params):
     simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", params, sim="icarus")
 

@@ -12,6 +12,7 @@ module uz_bench_top #(
   parameter int OvsfLen          = 16,
   parameter int AlphaWidth       = 16,
   parameter int AxiDataWidth     = 128,
+  parameter int GenLanes         = 8,
   parameter int AxiAddrWidth     = 32,
   parameter int AxiIdWidth       = 4,
   parameter int InBufElems       = 65536,
@@ -71,7 +72,7 @@ module uz_bench_top #(
 
   uz_top #(
     .DataWidth(DataWidth), .AccWidth(AccWidth), .PM(PM), .PN(PN), .OvsfLen(OvsfLen),
-    .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .AxiAddrWidth(AxiAddrWidth),
+    .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .AxiAddrWidth(AxiAddrWidth),
     .AxiIdWidth(AxiIdWidth), .InBufElems(InBufElems), .WgtBufElems(WgtBufElems),
     .OutBufElems(OutBufElems), .MaxPerfLayers(MaxPerfLayers), .CsrAddrWidth(CsrAddrWidth)
   ) u_top (

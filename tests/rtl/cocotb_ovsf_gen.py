@@ -2,8 +2,10 @@
 
 A single-threaded driver works on the falling edge: it sets the inputs for the
 next rising edge, waits for ReadOnly, and reads the handshakes that edge will
-make. Every accepted block must come out once, in order, bit exact; while
-w_valid_o is held back by w_ready_i the output must not change.
+make. A transfer carries 1..Blocks blocks of one layer (random counts, junk in
+the unused blocks). Every accepted block must come out once, in order, bit
+exact, with its transfer's count on w_blocks_o; while w_valid_o is held back
+by w_ready_i the output must not change.
 
 UZ_MUTATE=1 corrupts the expected values so the pytest wrapper can prove the
 checks fail when the RTL and the golden model disagree. UZ_SEED picks the seed.
@@ -38,10 +40,12 @@ class Params:
         self.L = int(dut.OvsfLen.value)
         self.A = int(dut.AlphaWidth.value)
         self.D = int(dut.DataWidth.value)
+        self.B = int(dut.Blocks.value)
         self.lg = self.L.bit_length() - 1
         self.cnt_bits = len(dut.n_codes_i)
-        assert len(dut.alpha_i) == self.L * self.A
-        assert len(dut.w_o) == self.L * self.D
+        assert len(dut.alpha_i) == self.B * self.L * self.A
+        assert len(dut.w_o) == self.B * self.L * self.D
+        assert len(dut.alpha_blocks_i) == len(dut.w_blocks_o) == self.B.bit_length()
         assert len(dut.code_mask_i) == self.L
         assert self.cnt_bits == self.L.bit_length()  # clog2(L + 1)
 
@@ -70,6 +74,7 @@ async def _reset(dut):
     dut.alpha_valid_i.value = 0
     dut.w_ready_i.value = 0
     dut.alpha_i.value = 0
+    dut.alpha_blocks_i.value = 1
     dut.code_mask_i.value = 1
     dut.n_codes_i.value = 1
     dut.gen_shift_i.value = 0
@@ -79,14 +84,16 @@ async def _reset(dut):
     await FallingEdge(dut.clk_i)
 
 
-async def _stream(dut, p: Params, items, rng, p_gap: float, p_stall: float):
+async def _stream(dut, p: Params, items, rng, p_gap: float, p_stall: float, full: bool = False):
     """Drive ``items`` (mask, n_codes, gen_shift, alpha lanes) through the
-    generator. Returns the output blocks, and per block the cycle it was
-    accepted and the cycle it was taken."""
+    generator, in transfers of 1..Blocks consecutive items of one layer
+    (``full``: as many as possible). Returns the output blocks, and per
+    transfer the cycle it was accepted and the cycle it was taken."""
     outs, acc_cycle, out_cycle = [], [], []
+    sent = []  # block count of every accepted transfer, in order
     nxt = 0
-    offering = False
-    held = None  # w_o of a block shown but not taken in the previous cycle
+    offering = 0  # blocks in the transfer offered, 0 when none
+    held = None  # (w_o, w_blocks_o) of a transfer shown but not taken in the previous cycle
     limit = 40 * len(items) + 200
     for cyc in range(limit):
         if len(outs) == len(items):
@@ -94,17 +101,27 @@ async def _stream(dut, p: Params, items, rng, p_gap: float, p_stall: float):
         await FallingEdge(dut.clk_i)
         if not offering:
             if nxt < len(items) and rng.random() >= p_gap:
-                mask, n, shift, lanes = items[nxt]
+                mask, n, shift, _ = items[nxt]
+                cnt = 1
+                while (cnt < p.B and nxt + cnt < len(items) and items[nxt + cnt][:3] == (mask, n, shift)):
+                    cnt += 1
+                if not full:
+                    cnt = int(rng.integers(1, cnt + 1))
+                lanes = []
+                for b in range(p.B):
+                    lanes += items[nxt + b][3] if b < cnt else _random_alphas(rng, p, 0)
                 dut.code_mask_i.value = mask
                 dut.n_codes_i.value = n
                 dut.gen_shift_i.value = shift & 0xFF
                 dut.alpha_i.value = _pack(lanes, p.A)
+                dut.alpha_blocks_i.value = cnt
                 dut.alpha_valid_i.value = 1
-                offering = True
+                offering = cnt
             else:
                 # Not offering: every other input is free to change.
                 dut.alpha_valid_i.value = 0
-                dut.alpha_i.value = _random_word(rng, p.L * p.A)
+                dut.alpha_i.value = _random_word(rng, p.B * p.L * p.A)
+                dut.alpha_blocks_i.value = int(rng.integers(0, 1 << len(dut.alpha_blocks_i)))
                 dut.code_mask_i.value = int(rng.integers(0, 1 << p.L))
                 dut.n_codes_i.value = int(rng.integers(0, 1 << p.cnt_bits))
                 dut.gen_shift_i.value = int(rng.integers(0, 256))
@@ -114,19 +131,24 @@ async def _stream(dut, p: Params, items, rng, p_gap: float, p_stall: float):
         w_valid = int(dut.w_valid_o.value)
         if held is not None:
             assert w_valid == 1, f"cycle {cyc}: w_valid_o dropped while back-pressured"
-            assert int(dut.w_o.value) == held, f"cycle {cyc}: w_o changed while back-pressured"
+            assert (int(dut.w_o.value), int(dut.w_blocks_o.value)) == held, \
+                f"cycle {cyc}: w_o or w_blocks_o changed while back-pressured"
             held = None
         if w_valid:
-            word = int(dut.w_o.value)
+            word, nb = int(dut.w_o.value), int(dut.w_blocks_o.value)
             if ready_out:
-                outs.append(_unpack_signed(word, p.L, p.D))
+                assert sent, f"cycle {cyc}: a transfer came out that was never accepted"
+                assert nb == sent[0], f"cycle {cyc}: w_blocks_o {nb}, transfer had {sent[0]} blocks"
+                sent.pop(0)
+                outs += [_unpack_signed(word >> (b * p.L * p.D), p.L, p.D) for b in range(nb)]
                 out_cycle.append(cyc)
             else:
-                held = word
+                held = (word, nb)
         if offering and int(dut.alpha_ready_o.value):
-            offering = False
+            sent.append(offering)
+            nxt += offering
+            offering = 0
             acc_cycle.append(cyc)
-            nxt += 1
     assert len(outs) == len(items), f"{len(items)} blocks in, {len(outs)} out after {limit} cycles"
     # Nothing more may come out (no duplicates).
     await FallingEdge(dut.clk_i)
@@ -210,10 +232,10 @@ async def random_blocks_match_generate(dut):
             items.append((ovsf.codes_mask(codes), n, shift, [lo] * p.L))
             expected.append(ovsf.generate(np.full(n, lo), codes, p.L, shift, p.D))
 
-    # Full speed first: one block per cycle and the documented latency.
+    # Full speed first: one transfer per cycle and the documented latency.
     burst = 3 * LATENCY + 8
-    got, acc, out = await _stream(dut, p, items[:burst], rng, 0.0, 0.0)
-    assert acc == list(range(acc[0], acc[0] + burst)), "not one block per cycle without back-pressure"
+    got, acc, out = await _stream(dut, p, items[:burst], rng, 0.0, 0.0, full=True)
+    assert acc == list(range(acc[0], acc[0] + len(acc))), "not one transfer per cycle without back-pressure"
     lat = {o - a for a, o in zip(acc, out)}
     assert lat == {LATENCY}, f"latency {sorted(lat)}, documented {LATENCY}"
     _compare(dut, got, expected[:burst], "burst")

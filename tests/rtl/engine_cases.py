@@ -36,6 +36,25 @@ CASES = {
         {"type": "relu"}, {"name": "pool1", "type": "maxpool", "kernel": 2, "stride": 2},
         {"name": "conv2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"type": "relu"}, {"name": "pool2", "type": "maxpool", "kernel": 3, "stride": 2}]},
+    # OVSF with four channel groups, one read command per (group, row): the
+    # input tag must not cut the load short after the first group
+    "conv_ovsf_groups": {"input_shape": [26, 7, 8], "weights": {"seed": 8}, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 15, "kernel": 3, "stride": 2, "pad": 0, "rho": 0.5},
+        {"type": "relu"}]},
+    # OVSF at every rho of L = 8 (n_codes 1..8; rho 1 through force_ovsf):
+    # odd n_codes put blocks across beats, several oc-groups per tile, and
+    # fc1 is split into ti-tiles (1200 inputs do not fit one weight half)
+    "ovsf_rho": {"input_shape": [6, 6, 6], "weights": {"seed": 7}, "force_ovsf": True, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1, "rho": 0.375},
+        {"type": "relu"}, {"type": "maxpool", "kernel": 2, "stride": 2}, {"type": "flatten"},
+        {"name": "fc0", "type": "fc", "out_features": 1200, "rho": 0.125},
+        {"name": "fc1", "type": "fc", "out_features": 24, "rho": 0.125},
+        {"name": "fc2", "type": "fc", "out_features": 20, "rho": 0.25},
+        {"name": "fc4", "type": "fc", "out_features": 16, "rho": 0.5},
+        {"name": "fc5", "type": "fc", "out_features": 12, "rho": 0.625},
+        {"name": "fc6", "type": "fc", "out_features": 12, "rho": 0.75},
+        {"name": "fc7", "type": "fc", "out_features": 9, "rho": 0.875},
+        {"name": "fc8", "type": "fc", "out_features": 10, "rho": 1}]},
 }
 
 
@@ -53,8 +72,9 @@ CASES.update(PERF_CASES)
 def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "auto"):
     """Compile a case; return (program, quantized input, golden outputs per layer)."""
     spec = dict(CASES[case], name=case)
+    force_ovsf = spec.pop("force_ovsf", False)
     net = load_network(spec)
     x = np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, x, insel=insel)
+    prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf)
     xq = compiler.load_input(prog, x[0])
     return prog, xq, compiler.run_network(prog, xq)

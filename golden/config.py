@@ -47,7 +47,7 @@ class EngineConfig:
             v = getattr(self, f.name)
             if not isinstance(v, numbers.Integral) or isinstance(v, bool):
                 raise UzError(f"{f.name} must be an integer, not {v!r}")
-            if v <= 0:
+            if v <= 0 and f.name != "gen_lanes":     # gen_lanes 0: automatic (checked below)
                 raise UzError(f"{f.name} must be positive, not {v}")
         if self.data_bits not in (8, 16):
             raise UzError(f"data_bits must be 8 or 16, not {self.data_bits}")

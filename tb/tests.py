@@ -336,9 +336,11 @@ class ShortWatchdogMemoryMonitor(CorruptMemoryMonitor):
 @pyuvm.test()
 class FuzzCheckerFailsTest(FuzzTest):
     """The fuzz's own failure detection: a watchdog too short for any program
-    must report hangs (and the fuzz go on after them), a corrupted memory
+    (8 cycles: not even a descriptor fetch ends that soon; 300 cycles let
+    every program of a seed end in time once the engine got faster) must
+    report hangs (and the fuzz go on after them), a corrupted memory
     observation stray writes; passes only if both are counted."""
-    watchdog = 300
+    watchdog = 8
     expect = ("status_sb", "memory_sb")
 
     def build_phase(self):
@@ -347,6 +349,6 @@ class FuzzCheckerFailsTest(FuzzTest):
 
     def check_phase(self):
         s = self.stats
-        assert s.hangs > 0, "a 300-cycle watchdog reported no hang"
+        assert s.hangs > 0, f"a {self.watchdog}-cycle watchdog reported no hang"
         assert s.stray_writes > 0, "a corrupted memory observation reported no stray write"
         assert s.programs == self.count, f"the fuzz stopped after {s.programs} of {self.count} programs"

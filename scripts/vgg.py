@@ -45,6 +45,7 @@ from golden.config import EngineConfig  # noqa: E402
 from golden.errors import UzError  # noqa: E402
 from golden.network import Network, forward_engine_float  # noqa: E402
 from golden.onnx_import import load_onnx, network_to_onnx  # noqa: E402
+from golden.report import sqnr_db as sqnr  # noqa: E402
 
 MODELS = ("vgg19",)
 
@@ -92,12 +93,6 @@ def resized(net: Network, size: int) -> Network:
             w = onnx.numpy_helper.to_array(init)[:, :flat]
             init.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(w), init.name))
     return load_onnx(spec_net, name=f"{net.name}_{size}")
-
-
-def sqnr(ref, got) -> float:
-    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
-    err = np.sum((ref - got) ** 2)
-    return float("inf") if err == 0 else float(10 * np.log10(np.sum(ref ** 2) / err))
 
 
 def layer_program(prog, i: int, x_in: np.ndarray):

@@ -2,9 +2,20 @@
 // module, concurrent where the simulator supports it. Icarus 11 rejects
 // concurrent assertions, so there each check becomes an immediate assertion
 // sampled on the clock edge (same meaning for the single-cycle properties
-// used here). Define UZ_NO_ASSERT to compile them out.
+// used here). A failing assertion ends the simulation in both simulators
+// (Verilator stops on $error; Icarus only prints it and goes on, so there it
+// is $fatal), which fails the running cocotb test.
+// Synthesis (SYNTHESIS defined, as Yosys and vendor tools do) and
+// UZ_NO_ASSERT compile the assertions and elaboration checks out; every
+// `ifndef UZ_NO_ASSERT block of checker logic goes with them.
 `ifndef UZ_ASSERT_SVH
 `define UZ_ASSERT_SVH
+
+`ifdef SYNTHESIS
+  `ifndef UZ_NO_ASSERT
+    `define UZ_NO_ASSERT
+  `endif
+`endif
 
 `ifdef UZ_NO_ASSERT
   `define ASSERT(name, prop, clk, rst_n)
@@ -14,7 +25,7 @@
 `elsif __ICARUS__
   `define ASSERT(name, prop, clk, rst_n) \
     always @(posedge clk) if (rst_n) begin : name \
-      if (!(prop)) $error("assertion %s failed: %s", `"name`", `"prop`"); \
+      if (!(prop)) $fatal(1, "assertion %s failed: %s", `"name`", `"prop`"); \
     end
   `define ASSERT_NEVER(name, prop, clk, rst_n) `ASSERT(name, !(prop), clk, rst_n)
   `define ASSERT_KNOWN(name, sig, clk, rst_n) `ASSERT(name, !$isunknown(sig), clk, rst_n)

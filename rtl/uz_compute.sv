@@ -534,13 +534,13 @@ module uz_compute
   end
 
   logic [PM*AccWidth-1:0] a1_base;
+  logic [PM*AccWidth-1:0] acc_wr_data_q;  // last word written, for forwarding
   always_comb begin
     if (a1_tag_q.init)  a1_base = bias_en_i ? bias_aligned : '0;
     else if (a1_fwd_q)  a1_base = acc_wr_data_q;
     else                a1_base = acc_rd_data_i;
   end
 
-  logic [PM*AccWidth-1:0] acc_wr_data_q;  // last word written, for forwarding
   always_comb begin
     for (int p = 0; p < PM; p++) begin
       acc_wr_data_o[p*AccWidth +: AccWidth] = a1_base[p*AccWidth +: AccWidth] + a1_acc_q[p*AccWidth +: AccWidth];

@@ -22,7 +22,9 @@ module uz_desc_check #(
   import uz_isa_pkg::*;
 
   // The checks rely on these (golden.config.EngineConfig enforces the same).
-  // Spelled out as ASSERT_INIT expands, so the file needs no include path.
+  // Spelled out as ASSERT_INIT expands, so the file needs no include path;
+  // out of synthesis like every other check (uz_assert.svh).
+`ifndef SYNTHESIS
   initial begin : ParamsLegal_A
     if (!(PM > 0 && (PM & (PM - 1)) == 0))
       $fatal(1, "uz_desc_check: PM=%0d is not a power of two", PM);
@@ -35,6 +37,7 @@ module uz_desc_check #(
     if (!(InBufElems > 0 && WgtBufElems > 0 && OutBufElems > 0))
       $fatal(1, "uz_desc_check: a buffer size is not positive");
   end
+`endif
 
   // Sizes with padding need 17 bits: a 16-bit size plus two 4-bit pads, or a
   // convolution result plus two pool pads. A convolution result itself can

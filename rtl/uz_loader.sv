@@ -169,6 +169,11 @@ module uz_loader
   // ---------------------------------------------------- read commands
   logic [31:0] cmd_addr_q;
   logic [BeatsWidth-1:0] cmd_beats_q;
+  logic [31:0] wgt_tile_addr, in_cmd_addr;
+  // Beat counts are computed in 32 bits; commands carry BeatsWidth of them.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] wgt_tile_beats, in_cmd_beats;
+  /* verilator lint_on UNUSEDSIGNAL */
   assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || (state_q == LdInCmd);
   // Input commands follow the (group, row) counters directly; bias and
   // weight commands are set up on entering their state.
@@ -182,11 +187,6 @@ module uz_loader
   assign blk0      = (32'(i0) * k2_32) >> LogL;
   assign nblk_tile = (32'(ni) * k2_32) >> LogL;
 
-  logic [31:0] wgt_tile_addr, in_cmd_addr;
-  // Beat counts are computed in 32 bits; commands carry BeatsWidth of them.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] wgt_tile_beats, in_cmd_beats;
-  /* verilator lint_on UNUSEDSIGNAL */
   always_comb begin
     if (ovsf_i) begin
       wgt_tile_addr  = wgt_addr_i + (32'(o0) * nblk_o * 32'(n_codes_i)
@@ -500,14 +500,14 @@ module uz_loader
     end else begin
       // block j goes to bank wo mod PM + j, lanes f mod PN onwards
       wgt_wr_en_o = gen_w_valid && (state_q != LdIdle);
+      // (bank m takes block j = m - wo: one GenLanes-way select per bank;
+      // j wraps past GenLanes for banks below wo)
       for (int m = 0; m < PM; m++) begin
-        for (int j = 0; j < GenLanes; j++) begin
-          if (32'(m) == 32'(wo_q[LogPM-1:0]) + 32'(j) && 32'(j) < 32'(gen_w_blocks)) begin
-            wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
-            for (int p = 0; p < PN; p++)
-              wgt_wr_data_o[(m*PN + p)*DataWidth +: DataWidth] =
-                gen_w[(j*OvsfLen + (p % OvsfLen))*DataWidth +: DataWidth];
-          end
+        if (32'(m) - 32'(wo_q[LogPM-1:0]) < 32'(gen_w_blocks)) begin
+          wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
+          for (int p = 0; p < PN; p++)
+            wgt_wr_data_o[(m*PN + p)*DataWidth +: DataWidth] =
+              gen_w[((32'(m) - 32'(wo_q[LogPM-1:0])) * OvsfLen + (p % OvsfLen))*DataWidth +: DataWidth];
         end
       end
     end

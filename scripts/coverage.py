@@ -19,11 +19,10 @@ The workload is a list of runs, each a dict:
      "name": "smoke-fc",            # optional: names the run folder
      "timeout": 600}                # optional: seconds of simulation (600)
 
-Without --regression it is the engine smoke cases (tests/rtl/engine_cases.py).
-With --regression NAME it is tb/regressions.py's REGRESSIONS[NAME]: a list
-of such dicts (or a function returning one), or entries that the module's
-expand(NAME) turns into runs, of which the Verilator runs of uz_top are
-taken. Until tb/regressions.py exists the smoke cases stand in for it.
+It is tb/regressions.py's REGRESSIONS[NAME] (--regression NAME, the smoke
+regression by default, as make sim runs it): a list of such dicts (or a
+function returning one), or entries that the module's expand(NAME) turns
+into runs, of which the Verilator runs of uz_top are taken.
 
 Each run is its own process (up to --jobs at once) in its own run folder under
 the coverage build, build/sim/uz_top-verilator-<tag>/runs/, with its log in
@@ -93,19 +92,12 @@ def rel(p) -> str:
 
 # --------------------------------------------------------------- workload
 
-def smoke_workload() -> list[dict]:
-    import engine_cases
-    return [{"name": f"smoke-{case}", "module": "cocotb_engine", "testcase": None, "seed": 1,
-             "config": engine_cases.SMALL, "env": {"UZ_CASE": case}} for case in engine_cases.SMOKE]
+#: The workload of ``make coverage`` with no arguments (and of CI).
+DEFAULT_REGRESSION = "smoke"
 
 
-def load_workload(regression: str | None) -> tuple[str, list[dict]]:
-    """(description, runs) for the regression NAME, or the smoke cases."""
-    if regression is None:
-        return "engine smoke cases", smoke_workload()
-    if importlib.util.find_spec("tb.regressions") is None:
-        log(f"tb/regressions.py does not exist yet: running the engine smoke cases instead of {regression!r}")
-        return "engine smoke cases", smoke_workload()
+def load_workload(regression: str = DEFAULT_REGRESSION) -> tuple[str, list[dict]]:
+    """(description, runs) of the regression NAME (tb/regressions.py)."""
     mod = importlib.import_module("tb.regressions")
     if regression not in mod.REGRESSIONS:
         raise SystemExit(f"coverage: no regression {regression!r} in tb/regressions.py "
@@ -485,7 +477,8 @@ def code_coverage(dats: list[Path], out: Path) -> tuple[dict, dict, bool]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--regression", metavar="NAME", help="tb/regressions.py REGRESSIONS[NAME] as the workload")
+    ap.add_argument("--regression", metavar="NAME", default=DEFAULT_REGRESSION,
+                    help=f"tb/regressions.py REGRESSIONS[NAME] as the workload ({DEFAULT_REGRESSION})")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")), help="runs at once (2)")
     ap.add_argument("--run-one", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

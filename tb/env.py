@@ -312,31 +312,79 @@ class _Callback(uvm_subscriber):
 
 # ------------------------------------------------------------- scoreboards
 
+def _config_flag(component, key) -> bool:
+    try:
+        return bool(ConfigDB().get(component, "", key))
+    except Exception:  # ConfigDB raises when the key was never set
+        return False
+
+
+class _ProgramExport(uvm_subscriber):
+    """A scoreboard's second input: every program the driver finished, so the
+    scoreboard knows what it was meant to compare."""
+
+    def write(self, item):
+        self.get_parent().programs.append(item)
+
+
 class Scoreboard(uvm_subscriber):
     """Collects mismatches; check_phase fails the test on any (or, in the
-    tests that prove a checker works, on none)."""
+    tests that prove a checker works, on none).
+
+    It also fails when it did not compare everything it was meant to: each
+    subclass names, per finished program, the keys it expects (``expected``)
+    and records the key of each observation it compares (``seen``). A
+    monitor that never fired, or fired for part of a layer only, leaves
+    keys missing."""
+    #: what one key counts, for the messages
+    unit = "observations"
 
     def build_phase(self):
         self.mismatches = []
         self.checked = 0
-        try:
-            self.expect_mismatch = ConfigDB().get(self, "", "EXPECT_MISMATCH")
-        except Exception:
-            self.expect_mismatch = False
+        self.programs = []        # every finished program (program_export)
+        self.seen = set()
+        self.program_export = _ProgramExport("program_export", self)
+        self.expect_mismatch = _config_flag(self, "EXPECT_MISMATCH")
+        self.expect_missing = _config_flag(self, "EXPECT_MISSING")
 
     def fail(self, text):
         self.mismatches.append(text)
         if len(self.mismatches) <= MAX_REPORT:
             self.logger.error(text)
 
+    def expected(self, item) -> set:
+        """The keys this scoreboard must see for one finished program."""
+        return set()
+
+    def missing(self) -> tuple[int, list]:
+        """(expected count, keys expected and never seen)."""
+        exp = set()
+        for item in self.programs:
+            exp |= self.expected(item)
+        return len(exp), sorted(exp - self.seen, key=repr)
+
     def check_phase(self):
         name = type(self).__name__
-        self.logger.info(f"{name}: {self.checked} checked, {len(self.mismatches)} mismatches")
+        n_exp, missing = self.missing()
+        self.logger.info(f"{name}: {self.checked} checked, {len(self.mismatches)} mismatches, "
+                         f"{n_exp - len(missing)} of {n_exp} expected {self.unit} seen")
         if self.expect_mismatch:
             assert self.mismatches, f"{name} saw no mismatch although the observed values were corrupted"
-        else:
-            assert not self.mismatches, (f"{name}: {len(self.mismatches)} mismatches; first: "
-                                         + " | ".join(self.mismatches[:MAX_REPORT]))
+            return
+        if self.expect_missing:
+            # the test that proves this check: its monitor was silenced
+            assert missing, f"{name} missed nothing of {n_exp} {self.unit} although its monitor was silenced"
+            assert n_exp, f"{name} was meant to compare nothing: the test cannot show a miss"
+            return
+        assert not self.mismatches, (f"{name}: {len(self.mismatches)} mismatches; first: "
+                                     + " | ".join(self.mismatches[:MAX_REPORT]))
+        assert not missing, (f"{name} compared {n_exp - len(missing)} of {n_exp} {self.unit} it was meant to "
+                             f"({self.checked} observations); first never seen: "
+                             + "; ".join(self.describe(k) for k in missing[:MAX_REPORT]))
+
+    def describe(self, key) -> str:
+        return repr(key)
 
 
 def _first_diffs(exp, got, labels):
@@ -348,7 +396,21 @@ def _first_diffs(exp, got, labels):
 
 
 class WeightsScoreboard(Scoreboard):
-    """Each generated block against the golden generation of that block."""
+    """Each generated block against the golden generation of that block.
+    Meant to see every weight of the real channels of every OVSF layer."""
+    unit = "generated weights"
+
+    def expected(self, item):
+        keys = set()
+        for i, d in enumerate(item.descs[:len(item.traces)]):
+            if d.ovsf and d.kind != isa.Kind.POOL:
+                keys.update((id(item), i, o, c, tap) for o in range(d.out_c) for c in range(d.in_c)
+                            for tap in range(d.k * d.k))
+        return keys
+
+    def describe(self, key):
+        item = next(p for p in self.programs if id(p) == key[0])
+        return f"{item.label} layer {key[1]} weight (o {key[2]}, c {key[3]}, tap {key[4]})"
 
     def write(self, datum):
         item, s = datum
@@ -363,6 +425,7 @@ class WeightsScoreboard(Scoreboard):
             c = s.group * cfg.pn + f // k2
             tap = f % k2
             exp.append(int(t.w[s.o, c, tap // q.k, tap % q.k]))
+            self.seen.add((id(item), s.layer, s.o, c, tap))
         self.checked += 1
         if exp != list(s.weights):
             diffs = [(i, e, g) for i, (e, g) in enumerate(zip(exp, s.weights)) if e != g]
@@ -371,7 +434,18 @@ class WeightsScoreboard(Scoreboard):
 
 
 class BiasScoreboard(Scoreboard):
-    """The bias as aligned to the accumulator's fractional length."""
+    """The bias as aligned to the accumulator's fractional length. Meant to
+    see every PE group's bias of every layer that adds one."""
+    unit = "bias words"
+
+    def expected(self, item):
+        pm = item.prog.cfg.pm
+        return {(id(item), i, o0) for i, d in enumerate(item.descs[:len(item.traces)])
+                if d.bias and d.kind != isa.Kind.POOL for o0 in range(0, d.out_c, pm)}
+
+    def describe(self, key):
+        item = next(p for p in self.programs if id(p) == key[0])
+        return f"{item.label} layer {key[1]} bias of channels {key[2]}.."
 
     def write(self, datum):
         item, s = datum
@@ -381,14 +455,43 @@ class BiasScoreboard(Scoreboard):
         t = item.traces[s.layer]
         exp = [int(v) for v in t.bias_aligned[s.o0:s.o0 + len(s.aligned)]]
         self.checked += 1
+        self.seen.add((id(item), s.layer, s.o0))
         if s.o0 < 0 or exp != list(s.aligned):
             self.fail(f"{item.label} layer {q.name}: aligned bias of channels {s.o0}..: expected {exp}, got {s.aligned}")
+
+
+def _pooled_span(d, size: int):
+    """The pixels of one dimension of a layer's convolution result that its
+    output needs: all of them, or under a max pool (POOL, or a fused one)
+    those some pool window covers (the floor rule can leave the last ones
+    out, and the engine need not compute them)."""
+    if d.kind != isa.Kind.POOL and not d.pool:
+        return range(size)
+    n = isa.pool_out(size, d.pool_k, d.pool_s, d.pool_pad)
+    return sorted({p for o in range(n) for p in range(o * d.pool_s - d.pool_pad, o * d.pool_s - d.pool_pad + d.pool_k)
+                   if 0 <= p < size})
 
 
 class ShiftScoreboard(Scoreboard):
     """The shift stage: the accumulator before it (against the golden
     accumulators) and the value after ReLU and the data shift (against the
-    shared rule applied to the observed accumulator)."""
+    shared rule applied to the observed accumulator). Meant to see every
+    pixel of every PE group of every layer that completed (that a pool
+    window covers, under a max pool)."""
+    unit = "accumulator words"
+
+    def expected(self, item):
+        pm = item.prog.cfg.pm
+        keys = set()
+        for i, (d, t) in enumerate(zip(item.descs, item.traces)):
+            c, h, w = t.acc.shape
+            rows, cols = _pooled_span(d, h), _pooled_span(d, w)
+            keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
+        return keys
+
+    def describe(self, key):
+        item = next(p for p in self.programs if id(p) == key[0])
+        return f"{item.label} layer {key[1]} channels {key[2]}.. at (y {key[3]}, x {key[4]})"
 
     def write(self, datum):
         item, s = datum
@@ -405,6 +508,7 @@ class ShiftScoreboard(Scoreboard):
             acc = arith.relu(acc)
         exp_out = [int(v) for v in arith.shift_round_sat(acc, d.data_shift, cfg.data_bits)]
         self.checked += 1
+        self.seen.add((id(item), s.layer, s.o0, s.y, s.x))
         if exp_acc != list(s.acc):
             self.fail(f"{item.label} layer {q.name}: accumulators of channels {s.o0}.. at (y {s.y}, x {s.x}): "
                       f"expected {exp_acc}, got {s.acc}")
@@ -414,13 +518,23 @@ class ShiftScoreboard(Scoreboard):
 
 
 class LayerScoreboard(Scoreboard):
-    """Each layer's output tensor, element by element."""
+    """Each layer's output tensor, element by element. Meant to see every
+    layer that completed."""
+    unit = "layer outputs"
+
+    def expected(self, item):
+        return {(id(item), i) for i in range(len(item.traces))}
+
+    def describe(self, key):
+        item = next(p for p in self.programs if id(p) == key[0])
+        return f"{item.label} layer {key[1]}"
 
     def write(self, obs):
         item = obs.item
         q = item.prog.layers[obs.layer]
         exp = item.traces[obs.layer].y
         self.checked += 1
+        self.seen.add((id(item), obs.layer))
         diffs, n = _first_diffs(exp, obs.tensor, ("c", "y", "x"))
         if n:
             self.fail(f"{item.label} layer {q.name} ({q.kind.name}): {n} mismatches; first: {'; '.join(diffs)}")
@@ -429,11 +543,21 @@ class LayerScoreboard(Scoreboard):
 class StatusScoreboard(Scoreboard):
     """The program ends DONE, or with exactly the expected error and layer.
     An abort may land after the end (then DONE is right); an injected bus
-    error must stop the layer it hit with the bus's error code."""
+    error must stop the layer it hit with the bus's error code. Meant to
+    see every program, and at least one."""
+    unit = "program ends"
+
+    def expected(self, item):
+        return {id(item)}
+
+    def check_phase(self):
+        super().check_phase()
+        assert self.programs, "StatusScoreboard: no program ran, so nothing was compared"
 
     def write(self, item):
         status, err, layer, _ = item.result
         self.checked += 1
+        self.seen.add(id(item))
         plan = item.fault_plan
         if item.hung:
             self.fail(f"{item.label}: HANG: no end within the watchdog of {item.result[3]} cycles")
@@ -469,10 +593,16 @@ class StatusScoreboard(Scoreboard):
 class MemoryScoreboard(Scoreboard):
     """Nothing outside the output regions of the layers that ran (and that
     stopped) changed: descriptors, weights, biases, the input and a guard zone
-    after the image stay as they were, whatever the end of the program."""
+    after the image stay as they were, whatever the end of the program.
+    Meant to see every program."""
+    unit = "memory snapshots"
+
+    def expected(self, item):
+        return {id(item)}
 
     def write(self, snap):
         item = snap.item
+        self.seen.add(id(item))
         prog = item.prog
         status, _, err_layer, _ = item.result
         if item.reset_after is not None or item.hung or not status & ERROR:
@@ -534,3 +664,5 @@ class UzEnv(uvm_env):
         drv.finished.connect(self.status_sb.analysis_export)
         self.mem_mon.ap.connect(self.memory_sb.analysis_export)
         drv.finished.connect(self.cov.analysis_export)
+        for sb in (self.weights_sb, self.bias_sb, self.shift_sb, self.layer_sb, self.status_sb, self.memory_sb):
+            drv.finished.connect(sb.program_export.analysis_export)

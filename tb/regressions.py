@@ -120,7 +120,7 @@ ENGINE_SEEDS = (1,)
 
 #: The pyuvm tests that prove each scoreboard fails on a corrupted observation.
 CHECKER_TESTS = ("WeightsCheckerFailsTest", "BiasCheckerFailsTest", "ShiftCheckerFailsTest",
-                 "LayerCheckerFailsTest", "MemoryCheckerFailsTest")
+                 "LayerCheckerFailsTest", "MemoryCheckerFailsTest", "SilentMonitorsTest")
 
 #: Programs per run of the fuzz entry (tb/fuzz.py).
 FUZZ_CHUNK = 100

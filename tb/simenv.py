@@ -60,6 +60,16 @@ def build_dir_for(toplevel: str, sim: str, parameters: dict, variant: tuple = ()
     return BUILD / f"{toplevel}-{sim}-{tag}"
 
 
+def _drop_stale_icarus_build(bdir: Path, sim: str) -> None:
+    """The runner rebuilds an Icarus model only when a listed source is newer
+    than it; an included header (uz_assert.svh) counts too."""
+    vvp = bdir / "sim.vvp"
+    if sim == "icarus" and vvp.exists():
+        built = vvp.stat().st_mtime
+        if any(h.stat().st_mtime > built for h in RTL.glob("*.svh")):
+            vvp.unlink()
+
+
 def run(toplevel: str, sources, test_module: str, parameters: dict | None = None, sim: str | None = None,
         testcase=None, seed=None, waves: bool | None = None, extra_env: dict | None = None,
         coverage: bool = False, run_name: str | None = None, log_file=None):
@@ -99,6 +109,7 @@ def run(toplevel: str, sources, test_module: str, parameters: dict | None = None
     # build itself is done by one at a time.
     with open(bdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _drop_stale_icarus_build(bdir, sim)
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=parameters,
                      build_args=build_args, build_dir=bdir, includes=[str(RTL)], waves=waves,
                      timescale=("1ns", "1ps"), log_file=bdir / "build.log")

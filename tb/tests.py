@@ -288,6 +288,55 @@ class MemoryCheckerFailsTest(CheckerFailsTest):
     monitor, corrupt, scoreboard = MemoryMonitor, CorruptMemoryMonitor, "memory_sb"
 
 
+# ------------------------------------- every scoreboard notices silence
+# Monitors that publish nothing: each scoreboard must report what it was
+# meant to compare and never saw (EXPECT_MISSING), instead of passing empty.
+
+class SilentGenMonitor(GenMonitor):
+    def on_finished(self, item):
+        pass
+
+
+class SilentBiasMonitor(BiasMonitor):
+    def on_finished(self, item):
+        pass
+
+
+class SilentShiftMonitor(ShiftMonitor):
+    def on_finished(self, item):
+        pass
+
+
+class SilentLayerMonitor(LayerMonitor):
+    def on_finished(self, item):
+        pass
+
+
+class SilentMemoryMonitor(MemoryMonitor):
+    def on_finished(self, item):
+        pass
+
+
+@pyuvm.test()
+class SilentMonitorsTest(UzBaseTest):
+    """Every probe and memory monitor silenced on an OVSF layer with a bias:
+    passes only if each of their scoreboards reports, with its count, what
+    it never compared (a scoreboard that compared nothing fails)."""
+    silenced = ((GenMonitor, SilentGenMonitor, "weights_sb"), (BiasMonitor, SilentBiasMonitor, "bias_sb"),
+                (ShiftMonitor, SilentShiftMonitor, "shift_sb"), (LayerMonitor, SilentLayerMonitor, "layer_sb"),
+                (MemoryMonitor, SilentMemoryMonitor, "memory_sb"))
+
+    def build_phase(self):
+        for monitor, silent, _ in self.silenced:
+            uvm_factory().set_type_override_by_type(monitor, silent)
+        super().build_phase()
+        for _, _, sb in self.silenced:
+            ConfigDB().set(self, f"env.{sb}", "EXPECT_MISSING", True)
+
+    def sequences(self):
+        return [DirectedSeq(names=["conv_ovsf_half"])]
+
+
 # ------------------------------------------------------------------- fuzz
 
 @pyuvm.test()
@@ -321,6 +370,7 @@ class FuzzTest(UzBaseTest):
 
     def check_phase(self):
         s = self.stats
+        assert s.programs > 0, "the fuzz ran no program"
         assert not [f for f in s.failures if "golden validate raised" in f], s.failures[:3]
 
 

@@ -202,11 +202,15 @@ def test_cross_leaves_out_illegal_shapes():
     assert len(bins) == 36 + 1 + 12
 
 
-def test_smoke_workload_shape():
-    specs = [cov.normalize(e, i) for i, e in enumerate(cov.smoke_workload())]
-    assert [s["env"]["UZ_CASE"] for s in specs] == [s["name"].removeprefix("smoke-") for s in specs]
-    assert all("UZ_CONFIG" in s["env"] and s["module"] == "cocotb_engine" for s in specs)
-    assert len({s["run_name"] for s in specs}) == len(specs)
+def test_default_workload_is_the_smoke_regression():
+    """make coverage with no arguments covers what make sim runs."""
+    from tb import regressions
+    what, entries = cov.load_workload()
+    assert what == "regression smoke"
+    smoke = [r for r in regressions.expand("smoke") if r.sim == "verilator" and r.toplevel == "uz_top"]
+    assert [e["name"] for e in entries] == [r.name for r in smoke] and len(entries) > 6
+    specs = [cov.normalize(e, i) for i, e in enumerate(entries)]
+    assert all("UZ_CONFIG" in s["env"] for s in specs) and len({s["run_name"] for s in specs}) == len(specs)
     with pytest.raises(SystemExit):
         cov.normalize({"module": "m"}, 0)               # no config
 
@@ -229,12 +233,6 @@ def test_verilator_coverage_merge_and_info(tmp_path):
     subprocess.run(["verilator_coverage", "--write-info", str(info), str(line_dat)], env=env, check=True)
     s = cov.line_summary(cov.parse_info(info.read_text()))
     assert (s["covered"], s["total"]) == (1, 2)
-
-
-def test_regression_hook_falls_back_to_smoke(monkeypatch):
-    monkeypatch.setattr(cov.importlib.util, "find_spec", lambda name: None)
-    what, entries = cov.load_workload("nightly")
-    assert what == "engine smoke cases" and entries == cov.smoke_workload()
 
 
 def test_regression_runs_keep_verilator_runs_of_uz_top():

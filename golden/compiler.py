@@ -1,14 +1,9 @@
 """Compiler: float network -> quantized integer network -> descriptor program
-and external-memory image, plus the two golden runs the tests compare:
-
-* ``run_network``: the quantized network layer by layer on (C, H, W) tensors;
-* ``run_image``: the descriptors executed from the memory image, reading and
-  writing the tiled layouts exactly as the engine does (the functional model
-  of the hardware).
-
-Both use golden.layers for the arithmetic, so they agree by construction on
-the maths; what ``run_image`` adds is the descriptor decode, the layouts and
-the weight generation from memory, which is what the RTL must match.
+and external-memory image, plus the layer-by-layer golden run
+(``run_network``, the quantized network on (C, H, W) tensors) that the
+functional model (golden.funcmodel.run_image: the descriptors executed from
+the memory image, as the engine does) is compared against. Both use
+golden.layers for the arithmetic.
 """
 from __future__ import annotations
 
@@ -23,6 +18,7 @@ from . import arith, isa, layers, memimage, ovsf, perf, quant
 from .config import EngineConfig
 from .errors import DescriptorError, MemoryLayoutError, NetworkError, UzError
 from .memimage import round_up
+from .funcmodel import read_act, write_act
 from .network import EngineLayer, Network, forward_engine_float, to_engine_layers
 
 DESC_REGION = "program"
@@ -523,89 +519,6 @@ def run_network(prog: Program, x_q: np.ndarray) -> list:
         outs.append(y)
         x = y
     return outs
-
-
-def read_act(img: memimage.MemoryImage, addr: int, shape, cfg: EngineConfig) -> np.ndarray:
-    n = memimage.act_elems(shape, cfg.pn)
-    return memimage.unpack_act(memimage.from_bytes(img.read(addr, n * cfg.elem_bytes), cfg.data_bits),
-                               shape, cfg.pn)
-
-
-def write_act(img: memimage.MemoryImage, addr: int, x: np.ndarray, cfg: EngineConfig) -> None:
-    img.write(addr, memimage.to_bytes(memimage.pack_act(x, cfg.pn), cfg.data_bits))
-
-
-@dataclass
-class LayerTrace:
-    """Everything one descriptor computes, as the engine sees it: the input
-    (channels padded to PN), the weights (padded to PM x PN, generated in
-    OVSF mode), the bias aligned to the accumulator, the accumulators before
-    ReLU and the data shift (per output channel, pixel of the convolution),
-    and the output written."""
-    x: np.ndarray
-    w: Optional[np.ndarray]
-    bias_aligned: Optional[np.ndarray]
-    acc: np.ndarray
-    y: np.ndarray
-
-
-def trace_descriptor(img: memimage.MemoryImage, d: isa.Descriptor, cfg: EngineConfig) -> LayerTrace:
-    """Compute one descriptor on the memory image as the engine does (without
-    writing the result)."""
-    isa.check(d, cfg)
-    kind = isa.Kind(d.kind)
-    bits = cfg.data_bits
-    x = read_act(img, d.in_addr, (d.in_c, d.in_h, d.in_w), cfg)   # (C', H, W), pads zero
-    if kind == isa.Kind.POOL:
-        # the engine runs a POOL as a 1x1 identity convolution
-        acc = x
-        y = layers.maxpool_int(x, d.pool_k, d.pool_s, d.pool_pad)
-        if d.relu:
-            y = arith.relu(y)
-        return LayerTrace(x, None, None, acc, y[:d.out_c])
-    cin_pad = round_up(d.in_c, cfg.pn)
-    cout_pad = round_up(d.out_c, cfg.pm)
-    if d.ovsf:
-        length = 1 << d.log2_l
-        nblocks = -(-(cin_pad * d.k * d.k) // length)
-        n = cout_pad * nblocks * d.n_codes
-        flat = memimage.from_bytes(img.read(d.wgt_addr, n * cfg.alpha_bytes), cfg.alpha_bits)
-        alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, d.k, length, d.n_codes, d.to, d.ti, cfg.pm)
-        codes = [j for j in range(length) if d.code_mask >> j & 1]
-        blocks = ovsf.generate(alpha, codes, length, d.gen_shift, bits)
-        w = ovsf.from_blocks(blocks, (cout_pad, cin_pad, d.k, d.k))
-    else:
-        n = cout_pad * cin_pad * d.k * d.k
-        flat = memimage.from_bytes(img.read(d.wgt_addr, n * cfg.elem_bytes), bits)
-        w = memimage.unpack_weights(flat, (cout_pad, cin_pad, d.k, d.k), d.to, d.ti)
-    b = memimage.from_bytes(img.read(d.bias_addr, cout_pad * cfg.elem_bytes), bits)
-    if not d.bias:
-        b = np.zeros_like(b)
-    pads = (d.pad_t, d.pad_b, d.pad_l, d.pad_r)
-    b_al = np.asarray(arith.shift_round_sat(b, d.bias_shift, cfg.acc_bits))
-    acc = layers.conv_acc(x, w, d.stride, pads) + b_al[:, None, None]
-    y = layers.layer_int(x, w, b, stride=d.stride, pads=pads, bias_shift=d.bias_shift,
-                         data_shift=d.data_shift, relu=bool(d.relu),
-                         pool=(d.pool_k, d.pool_s, d.pool_pad) if d.pool else None,
-                         data_bits=bits, acc_bits=cfg.acc_bits)
-    return LayerTrace(x, w, b_al, acc, y[:d.out_c])
-
-
-def execute_descriptor(img: memimage.MemoryImage, d: isa.Descriptor, cfg: EngineConfig) -> LayerTrace:
-    """Run one descriptor on the memory image as the engine does."""
-    t = trace_descriptor(img, d, cfg)
-    write_act(img, d.out_addr, t.y, cfg)
-    return t
-
-
-def run_image(img: memimage.MemoryImage, desc_addr: int, n_layers: int, cfg: EngineConfig) -> list:
-    """Execute ``n_layers`` descriptors from ``desc_addr`` on the image;
-    returns each layer's LayerTrace."""
-    traces = []
-    for i in range(n_layers):
-        d = isa.Descriptor.decode(img.read(desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
-        traces.append(execute_descriptor(img, d, cfg))
-    return traces
 
 
 def load_input(prog: Program, x: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field as dc_field
 from .config import EngineConfig
 from .errors import DescriptorError
 
-DESC_WORDS = 16
+DESC_WORDS = 32
 DESC_BYTES = DESC_WORDS * 4
 #: Word 0 starts with this constant so a descriptor read from the wrong
 #: address is caught instead of executed.
@@ -43,18 +43,19 @@ class Err(enum.IntEnum):
     NONE = 0
     BAD_MAGIC = 1        # word 0 does not hold MAGIC
     BAD_KIND = 2         # kind not a Kind
-    ZERO_DIM = 3         # a channel/height/width field is zero
-    BAD_KERNEL = 4       # k not in {1,3,5,7,11}, or FC with k != 1
-    BAD_STRIDE = 5       # stride not in 1..4 (FC: must be 1)
-    BAD_PAD = 6          # a pad >= k
-    KERNEL_TOO_LARGE = 7  # k larger than the padded input
-    BAD_POOL = 8         # pool window/stride/pad not supported
-    SHAPE_MISMATCH = 9   # output dims disagree with input dims and kernel
-    BAD_TILE = 10        # tile sizes zero, too large, or not lane multiples
-    BAD_SHIFT = 11       # a shift amount outside its legal range
-    BAD_CODES = 12       # OVSF code count/mask/length illegal
-    BAD_ALIGN = 13       # an address not aligned to the memory bus
-    TOO_LARGE = 14       # a tile does not fit the on-chip buffers
+    UNSUPPORTED = 3      # a graph feature this engine does not run (unsupported_features)
+    ZERO_DIM = 4         # a channel/height/width field is zero
+    BAD_KERNEL = 5       # k not in {1,3,5,7,11}, or FC with k != 1
+    BAD_STRIDE = 6       # stride not in 1..4 (FC: must be 1)
+    BAD_PAD = 7          # a pad >= k
+    KERNEL_TOO_LARGE = 8  # k larger than the padded input
+    BAD_POOL = 9         # pool window/stride/pad not supported
+    SHAPE_MISMATCH = 10  # output dims disagree with input dims and kernel, or groups/slices with the channels
+    BAD_TILE = 11        # tile sizes zero, too large, or not lane multiples
+    BAD_SHIFT = 12       # a shift amount or the clip bound outside its legal range
+    BAD_CODES = 13       # OVSF code count/mask/length illegal
+    BAD_ALIGN = 14       # an address or channel slice not aligned to the memory bus or the lanes
+    TOO_LARGE = 15       # a tile does not fit the on-chip buffers
     AXI_READ = 16        # SLVERR/DECERR on a read
     AXI_WRITE = 17       # SLVERR/DECERR on a write
     ABORTED = 18         # software abort
@@ -116,6 +117,29 @@ _FIELD_LIST = [
     Field("n_codes", 6, "OVSF codes kept per block (rho * L)"),
     Field("code_mask", 32, "OVSF: bit j set = code j kept; alphas stored in increasing j"),
     Field("layer_id", 16, "layer number, echoed in the status and counters"),
+    # Graph networks. Every one of these is 0 in a chain layer, whose
+    # descriptor reads as before; unsupported_features() lists those this
+    # engine's RTL does not run yet (error UNSUPPORTED).
+    Field("groups", 16, "convolution groups (0 or 1: dense); in_c and out_c are multiples of it"),
+    Field("in_shuffle", 8, "channel shuffle of the input (0 or 1: none); g: channel c reads input channel (c mod g)*(in_c/g) + c div g"),
+    Field("in_c_off", 16, "first channel of the input within the tensor at in_addr (multiple of PN)"),
+    Field("in_c_total", 16, "channels of the whole tensor at in_addr (0: in_c)"),
+    Field("out_c_off", 16, "first channel of the output within the tensor at out_addr (multiple of PN)"),
+    Field("out_c_total", 16, "channels of the whole tensor at out_addr (0: out_c)"),
+    Field("res", 1, "add the residual tensor at res_addr to the accumulator, before ReLU and the data shift"),
+    Field("res_shift", 8, "right shift of the residual onto the accumulator's fl (fl_res - fl_in - fl_w; negative: left)", True),
+    Field("res_addr", 32, "residual: out_c channels shaped like the convolution result (channel-grouped layout)"),
+    Field("clip", 1, "clip the output to [0, clip_hi] after the data shift (ReLU6)"),
+    Field("clip_hi", 16, "clip: the upper bound in the output's format (0..largest data value)"),
+    Field("pool_avg", 1, "the pool averages (else it takes the maximum)"),
+    Field("pool_incl_pad", 1, "average pool: padded cells count in the divisor (ONNX count_include_pad)"),
+    Field("pool_global", 1, "the pool window is the whole plane (global pooling; pool_k, pool_s, pads unused)"),
+    Field("pool_asym", 1, "pool pads per side: pool_pad is the top, pool_pad_b, pool_pad_l, pool_pad_r the others"),
+    Field("pool_kh", 8, "pool window height when not 0 (else pool_k)"),
+    Field("pool_kw", 8, "pool window width when not 0 (else pool_k)"),
+    Field("pool_pad_b", 4, "pool padding below (pool_asym)"),
+    Field("pool_pad_l", 4, "pool padding left (pool_asym)"),
+    Field("pool_pad_r", 4, "pool padding right (pool_asym)"),
 ]
 
 
@@ -218,13 +242,58 @@ def pool_out(size: int, k: int, s: int, pad: int) -> int:
     return conv_out(size, k, s, pad, pad)
 
 
+def pool_window(d, ch: int, cw: int) -> tuple:
+    """(kh, kw, stride, (top, bottom, left, right)) of a descriptor's pool on a
+    ch x cw plane: the legacy square window and symmetric pad, or the graph
+    fields (pool_kh/kw, pool_asym pads, pool_global)."""
+    if d.pool_global:
+        return ch, cw, 1, (0, 0, 0, 0)
+    kh, kw = d.pool_kh or d.pool_k, d.pool_kw or d.pool_k
+    pads = (d.pool_pad, d.pool_pad_b, d.pool_pad_l, d.pool_pad_r) if d.pool_asym else (d.pool_pad,) * 4
+    return kh, kw, d.pool_s, pads
+
+
+def pool_dims(d, ch: int, cw: int) -> tuple[int, int]:
+    """Output (height, width) of a descriptor's pool on a ch x cw plane."""
+    kh, kw, s, (pt, pb, pl, pr) = pool_window(d, ch, cw)
+    return conv_out(ch, kh, s, pt, pb), conv_out(cw, kw, s, pl, pr)
+
+
+def unsupported_features(d) -> list[tuple[str, str]]:
+    """Graph features a descriptor uses that the RTL does not run yet (the
+    engine reports UNSUPPORTED), as (field, what) pairs; uz_desc_check tests
+    the same fields."""
+    d = _as_desc(d)
+    out = []
+    if d.groups > 1:
+        out.append(("groups", f"grouped convolution (groups={d.groups})"))
+    if d.in_shuffle > 1:
+        out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
+    if d.in_c_off or d.in_c_total not in (0, d.in_c):
+        out.append(("in_c_off" if d.in_c_off else "in_c_total", "an input that is a channel slice of a larger tensor"))
+    if d.out_c_off or d.out_c_total not in (0, d.out_c):
+        out.append(("out_c_off" if d.out_c_off else "out_c_total",
+                    "an output into a channel slice of a larger tensor (concatenation)"))
+    for name, what in (("res", "a residual add"), ("clip", "a clip (ReLU6)"), ("pool_avg", "average pooling"),
+                       ("pool_global", "global pooling"), ("pool_asym", "a pool with unequal pads"),
+                       ("pool_kh", "a pool window other than 2x2 or 3x3"),
+                       ("pool_kw", "a pool window other than 2x2 or 3x3")):
+        if getattr(d, name):
+            out.append((name, what))
+    return out
+
+
 def _as_desc(d) -> Descriptor:
     return d if isinstance(d, Descriptor) else Descriptor(dict(d))
 
 
-def check(d, cfg: EngineConfig) -> None:
+def check(d, cfg: EngineConfig, engine: bool = True) -> None:
     """Raise DescriptorError (with its engine error code) for the first illegal
-    field, in the order of the Err codes; return None for a legal descriptor."""
+    field, in the order of the Err codes; return None for a legal descriptor.
+
+    ``engine``: what this engine's RTL accepts, which refuses the graph
+    features it does not run yet (UNSUPPORTED); the functional model checks
+    with engine=False and runs them."""
     d = _as_desc(d)
 
     def fail(code, msg, fieldname=""):
@@ -235,6 +304,10 @@ def check(d, cfg: EngineConfig) -> None:
     if d.kind not in tuple(Kind):
         fail(Err.BAD_KIND, f"unknown layer kind {d.kind}", "kind")
     kind = Kind(d.kind)
+    if engine and unsupported_features(d):
+        unsup = unsupported_features(d)
+        fail(Err.UNSUPPORTED, "the engine does not run " + ", ".join(f"{w} ({f})" for f, w in unsup) + " yet",
+             unsup[0][0])
     for name in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"):
         if getattr(d, name) == 0:
             fail(Err.ZERO_DIM, f"{name} is zero", name)
@@ -257,25 +330,46 @@ def check(d, cfg: EngineConfig) -> None:
     pooled = kind == Kind.POOL or (kind == Kind.CONV and d.pool)
     if kind == Kind.FC and d.pool:
         fail(Err.BAD_POOL, "FC layer with a fused pool (pool=1)", "pool")
-    if pooled:
-        if d.pool_k not in (2, 3):
-            fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} not supported (2 or 3)", "pool_k")
-        if not 1 <= d.pool_s <= 3:
-            fail(Err.BAD_POOL, f"pool stride pool_s={d.pool_s} not supported (1..3)", "pool_s")
-        if d.pool_pad >= d.pool_k:
-            fail(Err.BAD_POOL, f"pool padding pool_pad={d.pool_pad} not smaller than window {d.pool_k}", "pool_pad")
     if kind == Kind.POOL:
         ch, cw = d.in_h, d.in_w
     else:
         ch, cw = conv_dims(d)
+    kh, kw, _, (ppt, ppb, ppl, ppr) = pool_window(d, ch, cw)
+    if pooled and not d.pool_global:
+        if d.pool_kh == 0 and d.pool_kw == 0 and d.pool_k not in (2, 3):
+            fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} not supported (2 or 3)", "pool_k")
+        if kh == 0 or kw == 0:
+            fail(Err.BAD_POOL, f"pool window {kh}x{kw} has a zero side", "pool_kh" if kh == 0 else "pool_kw")
+        if not 1 <= d.pool_s <= 3:
+            fail(Err.BAD_POOL, f"pool stride pool_s={d.pool_s} not supported (1..3)", "pool_s")
+        if ppt >= kh or ppb >= kh or ppl >= kw or ppr >= kw:
+            fail(Err.BAD_POOL, f"pool padding pool_pad (top, bottom, left, right) {(ppt, ppb, ppl, ppr)} not smaller "
+                 f"than the window {kh}x{kw}", "pool_pad")
+        if kh > ch + ppt + ppb or kw > cw + ppl + ppr:
+            fail(Err.BAD_POOL, f"pool window pool_k {kh}x{kw} larger than its padded input {ch}x{cw}", "pool_k")
+    if pooled and d.pool_avg and kind != Kind.POOL:
+        fail(Err.BAD_POOL, "an average pool fused into a convolution (only a POOL layer averages)", "pool_avg")
     if pooled:
-        if d.pool_k > ch + 2 * d.pool_pad or d.pool_k > cw + 2 * d.pool_pad:
-            fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} larger than its padded input {ch}x{cw}", "pool_k")
-        eh, ew = pool_out(ch, d.pool_k, d.pool_s, d.pool_pad), pool_out(cw, d.pool_k, d.pool_s, d.pool_pad)
+        eh, ew = pool_dims(d, ch, cw)
     else:
         eh, ew = ch, cw
     if kind == Kind.POOL and d.out_c != d.in_c:
         fail(Err.SHAPE_MISMATCH, f"pool layer with out_c={d.out_c} != in_c={d.in_c}", "out_c")
+    groups = max(1, d.groups)
+    if groups > 1 and (kind != Kind.CONV or d.in_c % groups or d.out_c % groups):
+        fail(Err.SHAPE_MISMATCH, f"groups={groups} must divide in_c={d.in_c} and out_c={d.out_c} of a CONV layer",
+             "groups")
+    if d.in_shuffle > 1 and d.in_c % d.in_shuffle:
+        fail(Err.SHAPE_MISMATCH, f"channel shuffle of {d.in_shuffle} groups does not divide in_c={d.in_c}",
+             "in_shuffle")
+    if d.in_c_off + d.in_c > max(d.in_c_total, d.in_c):
+        fail(Err.SHAPE_MISMATCH, f"input channels {d.in_c_off}..{d.in_c_off + d.in_c - 1} lie outside the "
+             f"{d.in_c_total}-channel tensor", "in_c_off")
+    if d.out_c_off + d.out_c > max(d.out_c_total, d.out_c):
+        fail(Err.SHAPE_MISMATCH, f"output channels {d.out_c_off}..{d.out_c_off + d.out_c - 1} lie outside the "
+             f"{d.out_c_total}-channel tensor", "out_c_off")
+    if d.res and kind == Kind.POOL:
+        fail(Err.SHAPE_MISMATCH, "a residual add on a POOL layer", "res")
     if (d.out_h, d.out_w) != (eh, ew):
         fail(Err.SHAPE_MISMATCH, f"output out_h x out_w = {d.out_h}x{d.out_w} but the input and kernel give {eh}x{ew}",
              "out_h" if d.out_h != eh else "out_w")
@@ -292,16 +386,16 @@ def check(d, cfg: EngineConfig) -> None:
     if pooled and (d.tr < ch or d.tc < cw):
         # Pool windows must not straddle tiles: only non-overlapping,
         # unpadded pools tile, on tile edges that are multiples of the stride.
-        if d.pool_k != d.pool_s or d.pool_pad:
+        if kh != d.pool_s or kw != d.pool_s or ppt or ppb or ppl or ppr or d.pool_global:
             fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} splits the {ch}x{cw} plane, but pool "
-                 f"{d.pool_k}x{d.pool_k}/{d.pool_s} pad {d.pool_pad} needs the whole plane in one tile", "tr")
+                 f"{kh}x{kw}/{d.pool_s} pads {(ppt, ppb, ppl, ppr)} needs the whole plane in one tile", "tr")
         # only a dimension the tiles split needs stride-aligned tile edges
         split_r = d.tr < ch and d.tr % d.pool_s
         split_c = d.tc < cw and d.tc % d.pool_s
         if split_r or split_c:
             fail(Err.BAD_TILE, f"tile tr x tc = {d.tr}x{d.tc} splits the {ch}x{cw} plane off the pool "
                  f"stride {d.pool_s}", "tr" if split_r else "tc")
-    cin = d.in_c
+    cin = d.in_c // groups      # the inputs one output channel reads
     cout = d.out_c
     if d.ti > _round_up(cin, cfg.pn):
         fail(Err.BAD_TILE, f"ti={d.ti} exceeds in_c={cin} rounded up to PN={cfg.pn}", "ti")
@@ -321,6 +415,10 @@ def check(d, cfg: EngineConfig) -> None:
         v = getattr(d, name)
         if not SHIFT_MIN <= v <= SHIFT_MAX:
             fail(Err.BAD_SHIFT, f"{name}={v} outside [{SHIFT_MIN}, {SHIFT_MAX}]", name)
+    if d.res and not SHIFT_MIN <= d.res_shift <= SHIFT_MAX:
+        fail(Err.BAD_SHIFT, f"res_shift={d.res_shift} outside [{SHIFT_MIN}, {SHIFT_MAX}]", "res_shift")
+    if d.clip and d.clip_hi > (1 << (cfg.data_bits - 1)) - 1:
+        fail(Err.BAD_SHIFT, f"clip bound clip_hi={d.clip_hi} above the largest {cfg.data_bits}-bit value", "clip_hi")
     if kind == Kind.POOL and d.data_shift != 0:
         fail(Err.BAD_SHIFT, f"pool layer with data_shift={d.data_shift} (must be 0)", "data_shift")
     if d.ovsf:
@@ -338,15 +436,21 @@ def check(d, cfg: EngineConfig) -> None:
     for name in ("in_addr", "out_addr", "wgt_addr", "bias_addr"):
         if getattr(d, name) % cfg.bus_bytes:
             fail(Err.BAD_ALIGN, f"{name}=0x{getattr(d, name):X} not aligned to the {cfg.bus_bytes}-byte bus", name)
+    if d.res and d.res_addr % cfg.bus_bytes:
+        fail(Err.BAD_ALIGN, f"res_addr=0x{d.res_addr:X} not aligned to the {cfg.bus_bytes}-byte bus", "res_addr")
+    for name in ("in_c_off", "out_c_off"):
+        if getattr(d, name) % cfg.pn:
+            fail(Err.BAD_ALIGN, f"{name}={getattr(d, name)} not a multiple of PN={cfg.pn} (slices start on a word)", name)
     for why, need, have in tile_footprint(d, cfg):
         if need > have:
             fail(Err.TOO_LARGE, f"{why} of tr={d.tr} tc={d.tc} ti={d.ti} to={d.to} needs {need} elements, the buffer holds {have}", "tr")
 
 
-def validate(d, cfg: EngineConfig) -> Err:
-    """The error code the engine reports for this descriptor (Err.NONE if legal)."""
+def validate(d, cfg: EngineConfig, engine: bool = True) -> Err:
+    """The error code the engine reports for this descriptor (Err.NONE if legal);
+    engine=False: the functional model's verdict (graph features allowed)."""
     try:
-        check(d, cfg)
+        check(d, cfg, engine)
     except DescriptorError as e:
         return Err(e.code)
     return Err.NONE

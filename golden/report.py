@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import arith, compiler, isa, layers, perf
+from . import arith, compiler, funcmodel, isa, layers, perf
 from .network import forward_engine_float, forward_float
 
 
@@ -58,7 +58,7 @@ def golden_report(net, prog: compiler.Program, x: np.ndarray) -> dict:
     for img in x:
         xq = compiler.load_input(prog, img)
         net_outs = compiler.run_network(prog, xq)
-        compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
+        funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
         f_outs = forward_engine_float(elayers, img)
         for i, q in enumerate(prog.layers):
             got = compiler.layer_output(prog, i)

@@ -120,6 +120,23 @@ module uz_desc_check #(
   logic [2:0]    f_log2_l;
   logic [5:0]    f_n_codes;
   logic [31:0]   f_code_mask;
+  // Graph fields: this engine runs none of them yet (golden.isa.unsupported_features).
+  logic [15:0]   f_groups, f_in_c_off, f_in_c_total, f_out_c_off, f_out_c_total;
+  logic [7:0]    f_in_shuffle, f_pool_kh, f_pool_kw;
+  logic          f_res, f_clip, f_pool_avg, f_pool_global, f_pool_asym;
+  assign f_groups      = desc[DescGroupsLsb +: DescGroupsWidth];
+  assign f_in_shuffle  = desc[DescInShuffleLsb +: DescInShuffleWidth];
+  assign f_in_c_off    = desc[DescInCOffLsb +: DescInCOffWidth];
+  assign f_in_c_total  = desc[DescInCTotalLsb +: DescInCTotalWidth];
+  assign f_out_c_off   = desc[DescOutCOffLsb +: DescOutCOffWidth];
+  assign f_out_c_total = desc[DescOutCTotalLsb +: DescOutCTotalWidth];
+  assign f_res         = desc[DescResLsb +: DescResWidth];
+  assign f_clip        = desc[DescClipLsb +: DescClipWidth];
+  assign f_pool_avg    = desc[DescPoolAvgLsb +: DescPoolAvgWidth];
+  assign f_pool_global = desc[DescPoolGlobalLsb +: DescPoolGlobalWidth];
+  assign f_pool_asym   = desc[DescPoolAsymLsb +: DescPoolAsymWidth];
+  assign f_pool_kh     = desc[DescPoolKhLsb +: DescPoolKhWidth];
+  assign f_pool_kw     = desc[DescPoolKwLsb +: DescPoolKwWidth];
   assign f_magic      = desc[DescMagicLsb +: DescMagicWidth];
   assign f_kind       = desc[DescKindLsb +: DescKindWidth];
   assign f_pool       = desc[DescPoolLsb +: DescPoolWidth];
@@ -165,7 +182,7 @@ module uz_desc_check #(
   logic [5:0]  n_ones;                  // codes code_mask keeps
   logic [HaloW-1:0] ih, iw;             // input rows, cols one tile reads
   logic [FpW-1:0] in_fp, out_fp, wgt_fp;
-  logic c_magic, c_kind, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
+  logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
   logic c_shape, c_tile, c_shift, c_codes, c_align, c_large;
 
   always_comb begin
@@ -218,6 +235,11 @@ module uz_desc_check #(
     // One flag per error code, the checks of golden.isa.check.
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
+    c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1 ||
+               f_in_c_off != '0 || (f_in_c_total != '0 && f_in_c_total != f_in_c) ||
+               f_out_c_off != '0 || (f_out_c_total != '0 && f_out_c_total != f_out_c) ||
+               f_res || f_clip || f_pool_avg || f_pool_global || f_pool_asym ||
+               f_pool_kh != '0 || f_pool_kw != '0;
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
     c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
@@ -256,6 +278,7 @@ module uz_desc_check #(
 
     if      (c_magic)  err_o = ErrBadMagic;
     else if (c_kind)   err_o = ErrBadKind;
+    else if (c_unsup)  err_o = ErrUnsupported;
     else if (c_zero)   err_o = ErrZeroDim;
     else if (c_kernel) err_o = ErrBadKernel;
     else if (c_stride) err_o = ErrBadStride;

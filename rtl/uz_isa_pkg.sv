@@ -13,7 +13,7 @@ package uz_isa_pkg;
 
   // A descriptor is DescWords little-endian 32-bit words. In the flat
   // logic [DescBits-1:0] vector word i occupies bits [32*i+31:32*i].
-  localparam bit [31:0] DescWords = 16;
+  localparam bit [31:0] DescWords = 32;
   localparam bit [31:0] DescBits  = DescWords * 32;
   localparam bit [31:0] DescBytes = DescWords * 4;
   // Word 0 starts with this constant so a descriptor read from the wrong
@@ -37,109 +37,183 @@ package uz_isa_pkg;
     ErrNone           = 8'd0,  // no error
     ErrBadMagic       = 8'd1,  // word 0 does not hold MAGIC
     ErrBadKind        = 8'd2,  // kind not a Kind
-    ErrZeroDim        = 8'd3,  // a channel/height/width field is zero
-    ErrBadKernel      = 8'd4,  // k not in {1,3,5,7,11}, or FC with k != 1
-    ErrBadStride      = 8'd5,  // stride not in 1..4 (FC: must be 1)
-    ErrBadPad         = 8'd6,  // a pad >= k
-    ErrKernelTooLarge = 8'd7,  // k larger than the padded input
-    ErrBadPool        = 8'd8,  // pool window/stride/pad not supported
-    ErrShapeMismatch  = 8'd9,  // output dims disagree with input dims and kernel
-    ErrBadTile        = 8'd10, // tile sizes zero, too large, or not lane multiples
-    ErrBadShift       = 8'd11, // a shift amount outside its legal range
-    ErrBadCodes       = 8'd12, // OVSF code count/mask/length illegal
-    ErrBadAlign       = 8'd13, // an address not aligned to the memory bus
-    ErrTooLarge       = 8'd14, // a tile does not fit the on-chip buffers
+    ErrUnsupported    = 8'd3,  // a graph feature this engine does not run (unsupported_features)
+    ErrZeroDim        = 8'd4,  // a channel/height/width field is zero
+    ErrBadKernel      = 8'd5,  // k not in {1,3,5,7,11}, or FC with k != 1
+    ErrBadStride      = 8'd6,  // stride not in 1..4 (FC: must be 1)
+    ErrBadPad         = 8'd7,  // a pad >= k
+    ErrKernelTooLarge = 8'd8,  // k larger than the padded input
+    ErrBadPool        = 8'd9,  // pool window/stride/pad not supported
+    ErrShapeMismatch  = 8'd10, // output dims disagree with input dims and kernel, or groups/slices with the channels
+    ErrBadTile        = 8'd11, // tile sizes zero, too large, or not lane multiples
+    ErrBadShift       = 8'd12, // a shift amount or the clip bound outside its legal range
+    ErrBadCodes       = 8'd13, // OVSF code count/mask/length illegal
+    ErrBadAlign       = 8'd14, // an address or channel slice not aligned to the memory bus or the lanes
+    ErrTooLarge       = 8'd15, // a tile does not fit the on-chip buffers
     ErrAxiRead        = 8'd16, // SLVERR/DECERR on a read
     ErrAxiWrite       = 8'd17, // SLVERR/DECERR on a write
     ErrAborted        = 8'd18  // software abort
   } uz_err_e;
 
   // Field positions in the flat vector: Lsb = 32 * word + bit in word.
-  localparam bit [31:0] DescMagicLsb       = 0;
-  localparam bit [31:0] DescMagicWidth     = 8;
-  localparam bit [31:0] DescKindLsb        = 8;
-  localparam bit [31:0] DescKindWidth      = 4;
-  localparam bit [31:0] DescReluLsb        = 12;
-  localparam bit [31:0] DescReluWidth      = 1;
-  localparam bit [31:0] DescPoolLsb        = 13;
-  localparam bit [31:0] DescPoolWidth      = 1;
-  localparam bit [31:0] DescOvsfLsb        = 14;
-  localparam bit [31:0] DescOvsfWidth      = 1;
-  localparam bit [31:0] DescInselLsb       = 15;
-  localparam bit [31:0] DescInselWidth     = 1;
-  localparam bit [31:0] DescBiasLsb        = 16;
-  localparam bit [31:0] DescBiasWidth      = 1;
-  localparam bit [31:0] DescKLsb           = 17;
-  localparam bit [31:0] DescKWidth         = 4;
-  localparam bit [31:0] DescStrideLsb      = 21;
-  localparam bit [31:0] DescStrideWidth    = 3;
-  localparam bit [31:0] DescPoolKLsb       = 24;
-  localparam bit [31:0] DescPoolKWidth     = 2;
-  localparam bit [31:0] DescPoolSLsb       = 26;
-  localparam bit [31:0] DescPoolSWidth     = 2;
-  localparam bit [31:0] DescPoolPadLsb     = 28;
-  localparam bit [31:0] DescPoolPadWidth   = 2;
-  localparam bit [31:0] DescPadTLsb        = 32;
-  localparam bit [31:0] DescPadTWidth      = 4;
-  localparam bit [31:0] DescPadBLsb        = 36;
-  localparam bit [31:0] DescPadBWidth      = 4;
-  localparam bit [31:0] DescPadLLsb        = 40;
-  localparam bit [31:0] DescPadLWidth      = 4;
-  localparam bit [31:0] DescPadRLsb        = 44;
-  localparam bit [31:0] DescPadRWidth      = 4;
-  localparam bit [31:0] DescInCLsb         = 48;
-  localparam bit [31:0] DescInCWidth       = 16;
-  localparam bit [31:0] DescInHLsb         = 64;
-  localparam bit [31:0] DescInHWidth       = 16;
-  localparam bit [31:0] DescInWLsb         = 80;
-  localparam bit [31:0] DescInWWidth       = 16;
-  localparam bit [31:0] DescOutCLsb        = 96;
-  localparam bit [31:0] DescOutCWidth      = 16;
-  localparam bit [31:0] DescOutHLsb        = 112;
-  localparam bit [31:0] DescOutHWidth      = 16;
-  localparam bit [31:0] DescOutWLsb        = 128;
-  localparam bit [31:0] DescOutWWidth      = 16;
-  localparam bit [31:0] DescTrLsb          = 144;
-  localparam bit [31:0] DescTrWidth        = 16;
-  localparam bit [31:0] DescTcLsb          = 160;
-  localparam bit [31:0] DescTcWidth        = 16;
-  localparam bit [31:0] DescTiLsb          = 176;
-  localparam bit [31:0] DescTiWidth        = 16;
-  localparam bit [31:0] DescToLsb          = 192;
-  localparam bit [31:0] DescToWidth        = 16;
-  localparam bit [31:0] DescInAddrLsb      = 224;
-  localparam bit [31:0] DescInAddrWidth    = 32;
-  localparam bit [31:0] DescOutAddrLsb     = 256;
-  localparam bit [31:0] DescOutAddrWidth   = 32;
-  localparam bit [31:0] DescWgtAddrLsb     = 288;
-  localparam bit [31:0] DescWgtAddrWidth   = 32;
-  localparam bit [31:0] DescBiasAddrLsb    = 320;
-  localparam bit [31:0] DescBiasAddrWidth  = 32;
-  localparam bit [31:0] DescBiasShiftLsb   = 352;
-  localparam bit [31:0] DescBiasShiftWidth = 8;
-  localparam bit [31:0] DescDataShiftLsb   = 360;
-  localparam bit [31:0] DescDataShiftWidth = 8;
-  localparam bit [31:0] DescGenShiftLsb    = 368;
-  localparam bit [31:0] DescGenShiftWidth  = 8;
-  localparam bit [31:0] DescLog2LLsb       = 376;
-  localparam bit [31:0] DescLog2LWidth     = 3;
-  localparam bit [31:0] DescNCodesLsb      = 384;
-  localparam bit [31:0] DescNCodesWidth    = 6;
-  localparam bit [31:0] DescCodeMaskLsb    = 416;
-  localparam bit [31:0] DescCodeMaskWidth  = 32;
-  localparam bit [31:0] DescLayerIdLsb     = 448;
-  localparam bit [31:0] DescLayerIdWidth   = 16;
+  localparam bit [31:0] DescMagicLsb         = 0;
+  localparam bit [31:0] DescMagicWidth       = 8;
+  localparam bit [31:0] DescKindLsb          = 8;
+  localparam bit [31:0] DescKindWidth        = 4;
+  localparam bit [31:0] DescReluLsb          = 12;
+  localparam bit [31:0] DescReluWidth        = 1;
+  localparam bit [31:0] DescPoolLsb          = 13;
+  localparam bit [31:0] DescPoolWidth        = 1;
+  localparam bit [31:0] DescOvsfLsb          = 14;
+  localparam bit [31:0] DescOvsfWidth        = 1;
+  localparam bit [31:0] DescInselLsb         = 15;
+  localparam bit [31:0] DescInselWidth       = 1;
+  localparam bit [31:0] DescBiasLsb          = 16;
+  localparam bit [31:0] DescBiasWidth        = 1;
+  localparam bit [31:0] DescKLsb             = 17;
+  localparam bit [31:0] DescKWidth           = 4;
+  localparam bit [31:0] DescStrideLsb        = 21;
+  localparam bit [31:0] DescStrideWidth      = 3;
+  localparam bit [31:0] DescPoolKLsb         = 24;
+  localparam bit [31:0] DescPoolKWidth       = 2;
+  localparam bit [31:0] DescPoolSLsb         = 26;
+  localparam bit [31:0] DescPoolSWidth       = 2;
+  localparam bit [31:0] DescPoolPadLsb       = 28;
+  localparam bit [31:0] DescPoolPadWidth     = 2;
+  localparam bit [31:0] DescPadTLsb          = 32;
+  localparam bit [31:0] DescPadTWidth        = 4;
+  localparam bit [31:0] DescPadBLsb          = 36;
+  localparam bit [31:0] DescPadBWidth        = 4;
+  localparam bit [31:0] DescPadLLsb          = 40;
+  localparam bit [31:0] DescPadLWidth        = 4;
+  localparam bit [31:0] DescPadRLsb          = 44;
+  localparam bit [31:0] DescPadRWidth        = 4;
+  localparam bit [31:0] DescInCLsb           = 48;
+  localparam bit [31:0] DescInCWidth         = 16;
+  localparam bit [31:0] DescInHLsb           = 64;
+  localparam bit [31:0] DescInHWidth         = 16;
+  localparam bit [31:0] DescInWLsb           = 80;
+  localparam bit [31:0] DescInWWidth         = 16;
+  localparam bit [31:0] DescOutCLsb          = 96;
+  localparam bit [31:0] DescOutCWidth        = 16;
+  localparam bit [31:0] DescOutHLsb          = 112;
+  localparam bit [31:0] DescOutHWidth        = 16;
+  localparam bit [31:0] DescOutWLsb          = 128;
+  localparam bit [31:0] DescOutWWidth        = 16;
+  localparam bit [31:0] DescTrLsb            = 144;
+  localparam bit [31:0] DescTrWidth          = 16;
+  localparam bit [31:0] DescTcLsb            = 160;
+  localparam bit [31:0] DescTcWidth          = 16;
+  localparam bit [31:0] DescTiLsb            = 176;
+  localparam bit [31:0] DescTiWidth          = 16;
+  localparam bit [31:0] DescToLsb            = 192;
+  localparam bit [31:0] DescToWidth          = 16;
+  localparam bit [31:0] DescInAddrLsb        = 224;
+  localparam bit [31:0] DescInAddrWidth      = 32;
+  localparam bit [31:0] DescOutAddrLsb       = 256;
+  localparam bit [31:0] DescOutAddrWidth     = 32;
+  localparam bit [31:0] DescWgtAddrLsb       = 288;
+  localparam bit [31:0] DescWgtAddrWidth     = 32;
+  localparam bit [31:0] DescBiasAddrLsb      = 320;
+  localparam bit [31:0] DescBiasAddrWidth    = 32;
+  localparam bit [31:0] DescBiasShiftLsb     = 352;
+  localparam bit [31:0] DescBiasShiftWidth   = 8;
+  localparam bit [31:0] DescDataShiftLsb     = 360;
+  localparam bit [31:0] DescDataShiftWidth   = 8;
+  localparam bit [31:0] DescGenShiftLsb      = 368;
+  localparam bit [31:0] DescGenShiftWidth    = 8;
+  localparam bit [31:0] DescLog2LLsb         = 376;
+  localparam bit [31:0] DescLog2LWidth       = 3;
+  localparam bit [31:0] DescNCodesLsb        = 384;
+  localparam bit [31:0] DescNCodesWidth      = 6;
+  localparam bit [31:0] DescCodeMaskLsb      = 416;
+  localparam bit [31:0] DescCodeMaskWidth    = 32;
+  localparam bit [31:0] DescLayerIdLsb       = 448;
+  localparam bit [31:0] DescLayerIdWidth     = 16;
+  localparam bit [31:0] DescGroupsLsb        = 464;
+  localparam bit [31:0] DescGroupsWidth      = 16;
+  localparam bit [31:0] DescInShuffleLsb     = 480;
+  localparam bit [31:0] DescInShuffleWidth   = 8;
+  localparam bit [31:0] DescInCOffLsb        = 488;
+  localparam bit [31:0] DescInCOffWidth      = 16;
+  localparam bit [31:0] DescInCTotalLsb      = 512;
+  localparam bit [31:0] DescInCTotalWidth    = 16;
+  localparam bit [31:0] DescOutCOffLsb       = 528;
+  localparam bit [31:0] DescOutCOffWidth     = 16;
+  localparam bit [31:0] DescOutCTotalLsb     = 544;
+  localparam bit [31:0] DescOutCTotalWidth   = 16;
+  localparam bit [31:0] DescResLsb           = 560;
+  localparam bit [31:0] DescResWidth         = 1;
+  localparam bit [31:0] DescResShiftLsb      = 561;
+  localparam bit [31:0] DescResShiftWidth    = 8;
+  localparam bit [31:0] DescResAddrLsb       = 576;
+  localparam bit [31:0] DescResAddrWidth     = 32;
+  localparam bit [31:0] DescClipLsb          = 608;
+  localparam bit [31:0] DescClipWidth        = 1;
+  localparam bit [31:0] DescClipHiLsb        = 609;
+  localparam bit [31:0] DescClipHiWidth      = 16;
+  localparam bit [31:0] DescPoolAvgLsb       = 625;
+  localparam bit [31:0] DescPoolAvgWidth     = 1;
+  localparam bit [31:0] DescPoolInclPadLsb   = 626;
+  localparam bit [31:0] DescPoolInclPadWidth = 1;
+  localparam bit [31:0] DescPoolGlobalLsb    = 627;
+  localparam bit [31:0] DescPoolGlobalWidth  = 1;
+  localparam bit [31:0] DescPoolAsymLsb      = 628;
+  localparam bit [31:0] DescPoolAsymWidth    = 1;
+  localparam bit [31:0] DescPoolKhLsb        = 629;
+  localparam bit [31:0] DescPoolKhWidth      = 8;
+  localparam bit [31:0] DescPoolKwLsb        = 640;
+  localparam bit [31:0] DescPoolKwWidth      = 8;
+  localparam bit [31:0] DescPoolPadBLsb      = 648;
+  localparam bit [31:0] DescPoolPadBWidth    = 4;
+  localparam bit [31:0] DescPoolPadLLsb      = 652;
+  localparam bit [31:0] DescPoolPadLWidth    = 4;
+  localparam bit [31:0] DescPoolPadRLsb      = 656;
+  localparam bit [31:0] DescPoolPadRWidth    = 4;
 
   // The descriptor as a packed struct, members MSB first, so that assigning
   // the flat vector to it puts every field at its Lsb (assign rather than
   // cast: Icarus 11 does not support casts to a struct type). reserved_*
   // members pad the bits no field uses; they are ignored, write them as zero.
-  // Signed fields (bias_shift, data_shift, gen_shift) are two's complement
+  // Signed fields (bias_shift, data_shift, gen_shift, res_shift) are two's complement
   // but declared unsigned, because Icarus 11 silently drops the signedness of
   // signed struct members: read them with $signed().
   typedef struct packed {
-    logic [31:0] reserved_w15_31_0;  // w15[31:0] reserved
-    logic [15:0] reserved_w14_31_16; // w14[31:16] reserved
+    logic [31:0] reserved_w31_31_0;  // w31[31:0] reserved
+    logic [31:0] reserved_w30_31_0;  // w30[31:0] reserved
+    logic [31:0] reserved_w29_31_0;  // w29[31:0] reserved
+    logic [31:0] reserved_w28_31_0;  // w28[31:0] reserved
+    logic [31:0] reserved_w27_31_0;  // w27[31:0] reserved
+    logic [31:0] reserved_w26_31_0;  // w26[31:0] reserved
+    logic [31:0] reserved_w25_31_0;  // w25[31:0] reserved
+    logic [31:0] reserved_w24_31_0;  // w24[31:0] reserved
+    logic [31:0] reserved_w23_31_0;  // w23[31:0] reserved
+    logic [31:0] reserved_w22_31_0;  // w22[31:0] reserved
+    logic [31:0] reserved_w21_31_0;  // w21[31:0] reserved
+    logic [11:0] reserved_w20_31_20; // w20[31:20] reserved
+    logic [3:0]  pool_pad_r;         // w20[19:16] pool padding right (pool_asym)
+    logic [3:0]  pool_pad_l;         // w20[15:12] pool padding left (pool_asym)
+    logic [3:0]  pool_pad_b;         // w20[11:8] pool padding below (pool_asym)
+    logic [7:0]  pool_kw;            // w20[7:0] pool window width when not 0 (else pool_k)
+    logic [2:0]  reserved_w19_31_29; // w19[31:29] reserved
+    logic [7:0]  pool_kh;            // w19[28:21] pool window height when not 0 (else pool_k)
+    logic        pool_asym;          // w19[20] pool pads per side: pool_pad is the top, pool_pad_b, pool_pad_l, pool_pad_r the others
+    logic        pool_global;        // w19[19] the pool window is the whole plane (global pooling; pool_k, pool_s, pads unused)
+    logic        pool_incl_pad;      // w19[18] average pool: padded cells count in the divisor (ONNX count_include_pad)
+    logic        pool_avg;           // w19[17] the pool averages (else it takes the maximum)
+    logic [15:0] clip_hi;            // w19[16:1] clip: the upper bound in the output's format (0..largest data value)
+    logic        clip;               // w19[0] clip the output to [0, clip_hi] after the data shift (ReLU6)
+    logic [31:0] res_addr;           // w18[31:0] residual: out_c channels shaped like the convolution result (channel-grouped layout)
+    logic [6:0]  reserved_w17_31_25; // w17[31:25] reserved
+    logic [7:0]  res_shift;          // w17[24:17] signed: right shift of the residual onto the accumulator's fl (fl_res - fl_in - fl_w; negative: left)
+    logic        res;                // w17[16] add the residual tensor at res_addr to the accumulator, before ReLU and the data shift
+    logic [15:0] out_c_total;        // w17[15:0] channels of the whole tensor at out_addr (0: out_c)
+    logic [15:0] out_c_off;          // w16[31:16] first channel of the output within the tensor at out_addr (multiple of PN)
+    logic [15:0] in_c_total;         // w16[15:0] channels of the whole tensor at in_addr (0: in_c)
+    logic [7:0]  reserved_w15_31_24; // w15[31:24] reserved
+    logic [15:0] in_c_off;           // w15[23:8] first channel of the input within the tensor at in_addr (multiple of PN)
+    logic [7:0]  in_shuffle;         // w15[7:0] channel shuffle of the input (0 or 1: none); g: channel c reads input channel (c mod g)*(in_c/g) + c div g
+    logic [15:0] groups;             // w14[31:16] convolution groups (0 or 1: dense); in_c and out_c are multiples of it
     logic [15:0] layer_id;           // w14[15:0] layer number, echoed in the status and counters
     logic [31:0] code_mask;          // w13[31:0] OVSF: bit j set = code j kept; alphas stored in increasing j
     logic [25:0] reserved_w12_31_6;  // w12[31:6] reserved

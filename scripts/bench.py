@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golden import compiler, isa, perf  # noqa: E402
+from golden import compiler, funcmodel, isa, perf  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
 from golden.network import load_network  # noqa: E402
 
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
                                     dumps=[(region.addr, region.addr + region.size)])
         img = prog.image.__class__()
         img.write(region.addr, res["dump_bytes"][0])
-        got = compiler.read_act(img, region.addr, q.out_shape, cfg)[:q.out_shape[0]]
+        got = funcmodel.read_act(img, region.addr, q.out_shape, cfg)[:q.out_shape[0]]
         mism = int(np.count_nonzero(got != ref))
         lay = res["layers"][0]
         cycles = lay["cycles"]

@@ -50,7 +50,7 @@ BUILD_TIMEOUT = 900
 def golden_case(spec, cfg, seed):
     import numpy as np
 
-    from golden import compiler, layers
+    from golden import compiler, funcmodel, layers
     from golden.network import load_network
 
     net = load_network(spec, str(ROOT))
@@ -61,7 +61,7 @@ def golden_case(spec, cfg, seed):
     for img in x:
         xq = compiler.load_input(prog, img)
         ref = compiler.run_network(prog, xq)
-        compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
+        funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
         for i, q in enumerate(prog.layers):
             first, n = layers.compare(ref[i], compiler.layer_output(prog, i))
             if n:

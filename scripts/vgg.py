@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golden import arith, compiler, isa, layers, perf  # noqa: E402
+from golden import arith, compiler, funcmodel, isa, layers, perf  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
 from golden.errors import UzError  # noqa: E402
 from golden.network import Network, forward_engine_float  # noqa: E402
@@ -99,7 +99,7 @@ def layer_program(prog, i: int, x_in: np.ndarray):
     """Layer i of ``prog`` as a program of its own, its input written."""
     q = prog.layers[i]
     img, desc_addr, regions = compiler.build_image([q], prog.cfg, q.in_shape)
-    compiler.write_act(img, img.region("input").addr, x_in, prog.cfg)
+    funcmodel.write_act(img, img.region("input").addr, x_in, prog.cfg)
     return compiler.Program(prog.cfg, f"{prog.name}.{q.name}", tuple(q.in_shape), prog.fl_input, [q], img,
                             desc_addr, regions, prog.static, prog.elayers)
 
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     out_sqnr = sqnr(want.reshape(-1), got)
     top1 = int(np.argmax(want)) == int(np.argmax(got))
     say(f"golden: output SQNR {out_sqnr:.1f} dB against onnxruntime, top-1 {'agrees' if top1 else 'DIFFERS'}")
-    traces = compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
+    traces = funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), cfg)
     image_exact = all(np.array_equal(t.y, o) for t, o in zip(traces, outs))
     say(f"golden: memory-image run {'bit exact' if image_exact else 'DIFFERS'} against the layer-by-layer model")
 
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
                                                                                1 << (len(lp.image.data) - 1).bit_length()))
             img = lp.image.__class__()
             img.write(r.addr, res["dump_bytes"][0])
-            y = compiler.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]]
+            y = funcmodel.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]]
             first, mism = layers.compare(outs[i], y)
             cyc = res["layers"][0]["cycles"]
             d = isa.Descriptor.decode(lp.image.read(lp.desc_addr, isa.DESC_BYTES))

@@ -15,7 +15,7 @@
     |- coverage    FunctionalCoverage (per layer, tb/funcov.py)
 
 Expected values come from golden/: the program's descriptors are executed on
-the functional model (golden.compiler.trace_descriptor), which is what the
+the functional model (golden.funcmodel.trace_descriptor), which is what the
 RTL must match bit for bit. Scoreboards collect mismatches while the test
 runs and fail the test in check_phase.
 """
@@ -25,7 +25,7 @@ import numpy as np
 from pyuvm import (ConfigDB, uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_env,
                    uvm_sequence_item, uvm_sequencer, uvm_subscriber)
 
-from golden import arith, compiler, isa, memimage
+from golden import arith, compiler, funcmodel, isa, memimage
 
 from cocotb.triggers import SimTimeoutError
 
@@ -104,7 +104,7 @@ class ProgramDriver(uvm_driver):
                 if isa.validate(d, cfg) != isa.Err.NONE:
                     break
                 item.descs.append(d)
-                item.traces.append(compiler.execute_descriptor(img, d, cfg))
+                item.traces.append(funcmodel.execute_descriptor(img, d, cfg))
             self.bfm.set_stall(item.stall)
             self.bfm.load(0, bytes(prog.image.data))
             self.started.write(item)
@@ -252,7 +252,7 @@ class LayerMonitor(uvm_component):
             region = prog.image.region(prog.regions[q.name]["out"])
             img = memimage.MemoryImage()
             img.write(region.addr, self.bfm.read_mem(region.addr, region.size))
-            got = compiler.read_act(img, region.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
+            got = funcmodel.read_act(img, region.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
             self.ap.write(ObservedLayer("layer", item, i, self.transform(got)))
 
     def transform(self, tensor):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pyuvm import ConfigDB, uvm_sequence
 
-from golden import arith, compiler, isa, memimage
+from golden import arith, compiler, funcmodel, isa, memimage
 from golden.randnet import random_network
 
 from .bfm import DONE, ERROR
@@ -414,7 +414,7 @@ class FuzzSeq(uvm_sequence):
         try:
             for i in range(len(prog.layers)):
                 d = isa.Descriptor.decode(img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
-                t = compiler.execute_descriptor(img, d, cfg)
+                t = funcmodel.execute_descriptor(img, d, cfg)
                 if t.acc.size and (t.acc.min() < arith.qmin(cfg.acc_bits) or t.acc.max() > arith.qmax(cfg.acc_bits)):
                     return False
         except Exception:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import compiler, memimage
+from golden import compiler, funcmodel, memimage
 from golden.errors import UzError
 
 from . import simenv
@@ -42,7 +42,7 @@ def run_program_rtl(prog: compiler.Program, inputs_q: list, sim: str = "verilato
         (tmp / "image.bin").write_bytes(bytes(img.data))
         with open(tmp / "inputs.bin", "wb") as f:
             for xq in inputs_q:
-                compiler.write_act(img, in_region.addr, xq, cfg)
+                funcmodel.write_act(img, in_region.addr, xq, cfg)
                 f.write(bytes(img.data[in_region.addr:in_region.addr + in_region.size]).ljust(in_region.size, b"\0"))
         job = {"config": cfg.to_dict(), "mem_size": mem_size, "image": str(tmp / "image.bin"),
                "desc_addr": prog.desc_addr, "layers": len(prog.layers),
@@ -70,7 +70,7 @@ def run_program_rtl(prog: compiler.Program, inputs_q: list, sim: str = "verilato
         for q, r in zip(prog.layers, outs):
             img.write(r.addr, chunk[off:off + r.size])
             off += r.size
-            layers_out.append(compiler.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]])
+            layers_out.append(funcmodel.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]])
         res.outputs.append(layers_out)
     if fails and len(runs) == len(inputs_q) and all(r["status"] & 2 and not r["status"] & 4 for r in runs):
         raise UzError(f"the {sim} simulation reported a failure (see {log_file or 'its output'})")

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from golden import compiler, layers, memimage
+from golden import compiler, funcmodel, layers, memimage
 from tb import bench_sim
 import engine_cases
 
@@ -88,7 +88,7 @@ def bench_case(case, tmp_path, bw, latency=bench_sim.DEFAULT_LATENCY, cfg=engine
         raw = bench_sim.read_hex(d["file"])[d["lo"] - d["addr"]:d["hi"] - d["addr"]]
         img = memimage.MemoryImage()
         img.write(d["lo"], raw)
-        got = compiler.read_act(img, d["lo"], q.out_shape, cfg)[:q.out_shape[0]]
+        got = funcmodel.read_act(img, d["lo"], q.out_shape, cfg)[:q.out_shape[0]]
         first, n = layers.compare(ref[i], got)
         assert n == 0, f"{case} layer {q.name} at {bw}: {n} mismatches, first {first}"
         outs.append(got)
@@ -127,7 +127,7 @@ def test_bench_ovsf(tmp_path):
     assert len(res["dump_bytes"][0]) == r.size
     img = memimage.MemoryImage()
     img.write(r.addr, res["dump_bytes"][0])
-    got = compiler.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]]
+    got = funcmodel.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]]
     assert layers.compare(ref[0], got)[1] == 0
 
 

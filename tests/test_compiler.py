@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from golden import compiler, isa, layers, memimage, ovsf, report
+from golden import compiler, funcmodel, isa, layers, memimage, ovsf, report
 from golden.config import EngineConfig
 from golden.errors import DescriptorError, NetworkError, UzError
 from golden.network import load_network
@@ -55,7 +55,7 @@ def run_both(prog, img):
     """(run_network outputs, run_image outputs read back from the image)."""
     xq = compiler.load_input(prog, img)
     ref = compiler.run_network(prog, xq)
-    compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+    funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     return ref, [compiler.layer_output(prog, i) for i in range(len(prog.layers))]
 
 
@@ -234,7 +234,7 @@ def test_corrupted_weight_changes_the_result(example_prog):
     prog.image.data[wr.addr + 1] ^= 0x40
     xq = compiler.load_input(prog, img)
     ref = compiler.run_network(prog, xq)
-    compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+    funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     bad, n = layers.compare(ref[0], compiler.layer_output(prog, 0), max_report=10 ** 6)
     assert n > 0
     assert {idx[0] for idx, _, _ in bad} == {0}   # only output channel 0 uses that weight
@@ -257,7 +257,7 @@ def test_corrupted_descriptor_is_refused(example_prog):
     compiler.load_input(prog, img)
     prog.image.data[prog.desc_addr + isa.DESC_BYTES] ^= 0xFF   # magic of descriptor 1
     with pytest.raises(DescriptorError) as e:
-        compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+        funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     assert e.value.code == isa.Err.BAD_MAGIC
 
 
@@ -271,10 +271,10 @@ def test_pad_channels_of_every_output_are_zero(example_prog):
     FC's flatten) reads them."""
     prog, img = example_prog
     compiler.load_input(prog, img)
-    compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+    funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     for q in prog.layers:
         r = prog.image.region(prog.regions[q.name]["out"])
-        full = compiler.read_act(prog.image, r.addr, q.out_shape, prog.cfg)
+        full = funcmodel.read_act(prog.image, r.addr, q.out_shape, prog.cfg)
         assert not full[q.out_shape[0]:].any(), q.name
 
 

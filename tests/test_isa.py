@@ -210,6 +210,12 @@ BROKEN = [
     ("magic_zero", _conv(magic=0), Err.BAD_MAGIC, "magic"),
     ("kind_zero", _conv(kind=0), Err.BAD_KIND, "kind"),
     ("kind_15", _conv(kind=15), Err.BAD_KIND, "kind"),
+    # graph features the RTL does not run yet: refused before anything else
+    *[(f"unsupported_{n}", _conv(**{n: v}), Err.UNSUPPORTED, n)
+      for n, v in (("groups", 2), ("in_shuffle", 2), ("in_c_off", 16), ("in_c_total", 32), ("out_c_off", 16),
+                   ("out_c_total", 32), ("res", 1), ("clip", 1), ("pool_avg", 1), ("pool_global", 1),
+                   ("pool_asym", 1), ("pool_kh", 3), ("pool_kw", 3))],
+    ("unsupported_before_zero_dim", _conv(in_c=0, res=1), Err.UNSUPPORTED, "res"),
     *[(f"zero_{n}", _conv(**{n: 0}), Err.ZERO_DIM, n)
       for n in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w")],
     ("pool_zero_in_c", _pool(in_c=0), Err.ZERO_DIM, "in_c"),
@@ -329,7 +335,7 @@ def test_changed_field_changes_output(monkeypatch):
     _patched_fields(monkeypatch)
     sv2, md2 = svgen.render_sv_package(), svgen.render_isa_md()
     assert sv2 != sv and md2 != md
-    assert "DescLayerIdWidth   = 12;" in sv2
+    assert re.search(r"DescLayerIdWidth +(= 12;)", sv2)
     assert "| 14 | 11:0 | `layer_id` | 12 |" in md2
 
 
@@ -355,7 +361,7 @@ def test_gen_isa_script_check():
 
 def test_sv_names():
     sv = svgen.render_sv_package()
-    assert "localparam bit [31:0] DescBiasShiftLsb   = 352;" in sv
+    assert re.search(r"localparam bit \[31:0\] DescBiasShiftLsb += 352;", sv)
     assert f"DescMagic = 8'h{MAGIC:02X};" in sv
     for k in Kind:
         assert re.search(rf"Kind{svgen.camel(k.name)} += 4'd{int(k)}\b", sv)

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from golden import compiler, isa, layers, memimage
+from golden import compiler, funcmodel, isa, layers, memimage
 from golden.config import EngineConfig
 from golden.errors import MemoryLayoutError, UzError
 from golden.memimage import MemoryImage
@@ -194,7 +194,7 @@ def small_prog():
 def _run_both(prog, x):
     xq = compiler.load_input(prog, x)
     ref = compiler.run_network(prog, xq)
-    compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+    funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     return ref, [compiler.layer_output(prog, i) for i in range(len(prog.layers))]
 
 

@@ -19,7 +19,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from golden import arith, compiler
+from golden import arith, compiler, funcmodel
 from golden.config import EngineConfig
 from golden.errors import NetworkError
 from golden.network import forward_float, load_network, to_engine_layers
@@ -534,7 +534,7 @@ def test_small_vgg_compiles_and_runs():
         assert sqnr > 40, sqnr   # 16-bit dynamic fixed point against the float network
     # the descriptors from the memory image give the same integers
     xq = compiler.load_input(prog, x[0])
-    traces = compiler.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
+    traces = funcmodel.run_image(prog.image, prog.desc_addr, len(prog.layers), prog.cfg)
     np.testing.assert_array_equal(traces[-1].y, compiler.run_network(prog, xq)[-1])
 
 

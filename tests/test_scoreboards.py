@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from golden import compiler, isa, memimage
+from golden import compiler, funcmodel, isa, memimage
 from tb import env
 from tb.bfm import DONE, BiasSample, GenSample, ShiftSample
 from tb.regressions import CONFIGS
@@ -28,7 +28,7 @@ def _item(name="conv_ovsf_half"):
     for i in range(len(prog.layers)):
         d = isa.Descriptor.decode(img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
         item.descs.append(d)
-        item.traces.append(compiler.execute_descriptor(img, d, CFG))
+        item.traces.append(funcmodel.execute_descriptor(img, d, CFG))
     item.result = (DONE, 0, 0, 100)
     return item, img
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden import compiler, layers
+from golden import compiler, funcmodel, layers
 from golden.config import EngineConfig
 from golden.onnx_import import load_onnx
 
@@ -56,7 +56,7 @@ def test_vgg19_layer_alone_on_the_rtl(tmp_path):
     r = lp.image.region(lp.regions[q.name]["out"])
     img = lp.image.__class__()
     img.write(r.addr, res["dump_bytes"][0])
-    got = compiler.read_act(img, r.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
+    got = funcmodel.read_act(img, r.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
     assert layers.compare(outs[i], got)[1] == 0
 
 

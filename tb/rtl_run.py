@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import compiler, funcmodel, memimage
+from golden import compiler, funcmodel, isa, memimage
 from golden.errors import UzError
 
 from . import simenv
@@ -21,11 +21,24 @@ class RtlRun:
     runs: list = field(default_factory=list)       # per image: status, err, err_layer, cycles, layers
 
 
+def refuse_unsupported(prog: compiler.Program) -> None:
+    """UzError naming the first layer that uses a feature the RTL does not run."""
+    for i, q in enumerate(prog.layers):
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+        unsup = isa.unsupported_features(d)
+        if unsup:
+            raise UzError(f"layer {q.name!r} uses {', '.join(w for _, w in unsup)}, which the RTL does not run "
+                          f"yet: uz golden runs it (the functional model)")
+
+
 def run_program_rtl(prog: compiler.Program, inputs_q: list, sim: str = "verilator",
                     max_cycles: int | None = None, log_file=None) -> RtlRun:
     """Every input (quantized (C,H,W)) through the RTL, one simulation (its
-    output goes to ``log_file`` when given)."""
+    output goes to ``log_file`` when given). A program with a layer the RTL
+    does not run yet (a graph feature: isa.unsupported_features) is refused
+    before any simulation, naming the layer."""
     cfg = prog.cfg
+    refuse_unsupported(prog)
     in_region = prog.image.region(prog.regions[prog.layers[0].name]["in"])
     outs = [prog.image.region(prog.regions[q.name]["out"]) for q in prog.layers]
     end = max(r.addr + r.size for r in prog.image.regions)

@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 
-from golden import compiler, isa
+from golden import compiler, isa, layers
 from golden.config import EngineConfig
 from golden.errors import NetworkError, UzError
-from golden.network import (fold_batchnorm, forward_engine_float, forward_float, load_network,
-                            svd_rank_for, svd_split, to_engine_layers)
+from golden.network import (Network, Op, fold_batchnorm, forward_engine_float, forward_float, forward_float_all,
+                            load_network, shuffle_perm, svd_rank_for, svd_split, to_engine_layers)
 
 
 def _rng(*key) -> np.random.Generator:
@@ -368,3 +368,242 @@ def test_compile_rho_argument_checked(rho):
     net = load_network(spec([conv()]))
     with pytest.raises(NetworkError, match=r"layer 'c': rho="):
         compiler.compile_network(net, EngineConfig(), _rng("r").normal(size=(1, 3, 8, 8)), rho=rho)
+
+
+# ------------------------------------------------------------------ graphs
+
+def gspec(layers_, shape=(4, 8, 8), **kw):
+    return spec(layers_, shape=shape, **kw)
+
+
+def test_chain_json_reads_the_previous_layer():
+    net = load_network(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "golden", "networks", "example5.json"))
+    assert net.ops[0].inputs == ["input"]
+    assert all(b.inputs == [a.name] for a, b in zip(net.ops, net.ops[1:]))
+    assert net.output == "fc2" and net.is_chain()
+    assert net.consumers("conv1") == [net.op("bn1")] and net.consumers("fc2") == []
+    assert net.consumers("input") == [net.op("conv1")] and net.shape("input") == (3, 32, 32)
+    with pytest.raises(NetworkError, match=r"has no layer 'nope'"):
+        net.op("nope")
+
+
+def test_python_chain_gets_its_inputs():
+    """Ops built without inputs (as before graphs) read the op before them."""
+    w = _rng("py").normal(size=(2, 3, 3, 3))
+    ops = [Op("c", "conv", {"stride": 1, "pads": (1, 1, 1, 1), "out_shape": (2, 4, 4)}, w, None),
+           Op("r", "relu", {"out_shape": (2, 4, 4)})]
+    net = Network("n", (3, 4, 4), ops)
+    assert [o.inputs for o in net.ops] == [["input"], ["c"]] and net.output == "r"
+    x = _rng("pyx").normal(size=(3, 4, 4))
+    assert_close(np.maximum(layers.conv_float(x, w, None, 1, (1, 1, 1, 1)), 0), forward_float(net, x))
+
+
+def test_residual_graph():
+    net = load_network(gspec([
+        conv("c1", out_channels=4), {"name": "r1", "type": "relu"},
+        conv("c2", out_channels=4), {"name": "b2", "type": "batchnorm"},
+        {"name": "a", "type": "add", "inputs": ["b2", "r1"]}, {"name": "r2", "type": "relu"},
+        {"name": "g", "type": "gap"}, {"name": "f", "type": "fc", "out_features": 3}]))
+    assert net.op("a").inputs == ["b2", "r1"] and net.op("r2").inputs == ["a"]
+    assert [o.name for o in net.consumers("r1")] == ["c2", "a"] and not net.is_chain()
+    x = _rng("res").normal(size=(4, 8, 8))
+    c1, _, c2, b2, _, _, _, f = net.ops
+    r1 = np.maximum(layers.conv_float(x, c1.weight, c1.bias, 1, (1, 1, 1, 1)), 0)
+    y = layers.conv_float(r1, c2.weight, c2.bias, 1, (1, 1, 1, 1))
+    bn = b2.bn
+    y = (y - bn["mean"][:, None, None]) / np.sqrt(bn["var"] + bn["eps"])[:, None, None] * bn["gamma"][:, None, None] \
+        + bn["beta"][:, None, None]
+    g = np.maximum(y + r1, 0).mean(axis=(1, 2))
+    ref = f.weight @ g + f.bias
+    assert_close(ref.reshape(-1, 1, 1), forward_float(net, x))
+    outs = forward_float_all(net, x)
+    assert set(outs) == {"input"} | {o.name for o in net.ops}
+    assert_close(r1, outs["r1"]) and np.array_equal(outs["input"], x)
+    assert all(outs[o.name].shape == o.attrs["out_shape"] for o in net.ops)
+
+
+def test_concat():
+    net = load_network(gspec([
+        conv("a", out_channels=3), conv("b", out_channels=5, kernel=1, pad=0, inputs=["input"]),
+        {"name": "cat", "type": "concat", "inputs": ["a", "b", "input"]}]))
+    assert net.op("cat").attrs["out_shape"] == (12, 8, 8) and net.output == "cat"
+    x = _rng("cat").normal(size=(4, 8, 8))
+    outs = forward_float_all(net, x)
+    assert_close(np.concatenate([outs["a"], outs["b"], x]), forward_float(net, x))
+
+
+def test_network_output_need_not_be_last():
+    """Network(..., output=...) names the op whose output is the network's."""
+    net = load_network(gspec([conv("a"), {"name": "r", "type": "relu"}]))
+    other = Network(net.name, net.input_shape, net.ops, output="a")
+    x = _rng("out").normal(size=(4, 8, 8))
+    assert_close(forward_float_all(net, x)["a"], forward_float(other, x))
+    with pytest.raises(NetworkError, match=r"network output 'zz' is not a layer"):
+        Network(net.name, net.input_shape, net.ops, output="zz").check()
+
+
+def test_grouped_and_depthwise_conv():
+    net = load_network(gspec([conv("g", out_channels=6, groups=2, stride=2),
+                              conv("dw", out_channels=6, groups=6)], shape=(4, 9, 9), weights={"seed": 11}))
+    g, dw = net.ops
+    assert g.weight.shape == (6, 2, 3, 3) and dw.weight.shape == (6, 1, 3, 3)
+    assert g.attrs["groups"] == 2 and dw.attrs["groups"] == 6 and g.attrs["out_shape"] == (6, 5, 5)
+    x = _rng("grp").normal(size=(4, 9, 9))
+    halves = [layers.conv_float(x[2 * i:2 * i + 2], g.weight[3 * i:3 * i + 3], g.bias[3 * i:3 * i + 3], 2,
+                                (1, 1, 1, 1)) for i in range(2)]
+    y = np.concatenate(halves)
+    assert_close(y, forward_float_all(net, x)["g"])
+    ref = np.stack([layers.conv_float(y[i:i + 1], dw.weight[i:i + 1], dw.bias[i:i + 1], 1, (1, 1, 1, 1))[0]
+                    for i in range(6)])
+    assert_close(ref, forward_float(net, x))
+    # seeded weights are He-scaled on the fan-in of a group
+    big = load_network(gspec([conv("dw", out_channels=64, groups=64, kernel=5, pad=2)], shape=(64, 8, 8)))
+    assert abs(big.ops[0].weight.std() / np.sqrt(2 / 25) - 1) < 0.1
+
+
+def test_avgpool_count_include_pad_at_borders():
+    net = load_network(gspec([
+        {"name": "a0", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1},
+        {"name": "a1", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1, "count_include_pad": True,
+         "inputs": ["input"]},
+        {"name": "cat", "type": "concat", "inputs": ["a0", "a1"]}], shape=(2, 5, 5)))
+    outs = forward_float_all(net, np.ones((2, 5, 5)))
+    assert np.all(outs["a0"] == 1)                            # padding not counted: ones stay ones
+    assert outs["a1"][0, 0, 0] == pytest.approx(4 / 9) and outs["a1"][0, 0, 1] == pytest.approx(6 / 9)
+    assert outs["a1"][0, 2, 2] == pytest.approx(1)
+    a2 = load_network(gspec([{"name": "a2", "type": "avgpool", "kernel": 2, "stride": 2, "pad": [0, 1, 1, 0]}],
+                            shape=(2, 5, 5)))
+    assert a2.ops[0].attrs["out_shape"] == (2, 3, 3) and np.all(forward_float(a2, np.ones((2, 5, 5))) == 1)
+    x = _rng("avg").normal(size=(2, 5, 5))
+    got = forward_float_all(net, x)["a0"]
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    ref = np.array([[[np.nanmean(xp[c, i:i + 3, j:j + 3]) for j in range(5)] for i in range(5)] for c in range(2)])
+    assert_close(ref, got)
+
+
+def test_gap_clip_relu6_shuffle_affine_ops(tmp_path):
+    np.savez(tmp_path / "w.npz", **{"af.scale": np.arange(1, 7.0), "af.shift": -np.arange(6.0)})
+    (tmp_path / "n.json").write_text(json.dumps(gspec([
+        {"name": "af", "type": "affine"}, {"name": "r6", "type": "relu6"},
+        {"name": "cl", "type": "clip", "min": -1.5, "max": 2, "inputs": ["af"]},
+        {"name": "sh", "type": "shuffle", "groups": 3, "inputs": ["cl"]},
+        {"name": "cat", "type": "concat", "inputs": ["sh", "r6"]},
+        {"name": "g", "type": "gap"}, {"name": "a", "type": "add", "inputs": ["g", "g"]}],
+        shape=(6, 4, 4), weights="w.npz")))
+    net = load_network(str(tmp_path / "n.json"))
+    assert net.op("r6").type == "clip" and (net.op("r6").attrs["lo"], net.op("r6").attrs["hi"]) == (0.0, 6.0)
+    assert net.op("sh").attrs["perm"] == shuffle_perm(6, 3) == [0, 2, 4, 1, 3, 5]
+    x = _rng("misc").normal(0, 4, size=(6, 4, 4))
+    outs = forward_float_all(net, x)
+    af = x * np.arange(1, 7.0)[:, None, None] - np.arange(6.0)[:, None, None]
+    assert_close(af, outs["af"])
+    assert_close(np.clip(af, 0, 6), outs["r6"])
+    assert_close(np.clip(af, -1.5, 2), outs["cl"])
+    # ONNX's Reshape [g, C/g] -> Transpose -> Reshape
+    assert_close(np.clip(af, -1.5, 2).reshape(3, 2, 4, 4).transpose(1, 0, 2, 3).reshape(6, 4, 4), outs["sh"])
+    assert_close(2 * outs["cat"].mean(axis=(1, 2), keepdims=True), forward_float(net, x))
+
+
+def test_maxpool_asymmetric_pads_and_any_window():
+    net = load_network(gspec([{"name": "p", "type": "maxpool", "kernel": 3, "stride": 2, "pad": [0, 1, 1, 0]},
+                              {"name": "q", "type": "maxpool", "kernel": 4, "stride": 2, "pad": [1, 0, 1, 0],
+                               "inputs": ["input"]},
+                              {"name": "cat", "type": "concat", "inputs": ["p", "q"]}], shape=(2, 9, 9)))
+    p = net.op("p")
+    assert p.attrs["pads"] == (0, 1, 1, 0) and p.attrs["pad"] == [0, 1, 1, 0] and p.attrs["out_shape"] == (2, 4, 4)
+    assert net.op("q").attrs["out_shape"] == (2, 4, 4)
+    x = _rng("mp").normal(size=(2, 9, 9))
+    xp = np.pad(x, ((0, 0), (0, 1), (1, 0)), constant_values=-np.inf)
+    ref = np.array([[[xp[c, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(4)] for i in range(4)]
+                    for c in range(2)])
+    assert_close(ref, forward_float_all(net, x)["p"])
+    # the engine's windows are checked when engine layers are built
+    with pytest.raises(NetworkError, match=r"layer 'p': max pool padding \(top, bottom, left, right\) \(0, 1, 1, 0\) "
+                                           r"not supported by the engine"):
+        to_engine_layers(load_network(gspec([conv(), {"name": "p", "type": "maxpool", "kernel": 3, "stride": 2,
+                                                       "pad": [0, 1, 1, 0]}])))
+
+
+@pytest.mark.parametrize("layers_,msg", [
+    ([conv("a"), conv("b", out_channels=3, inputs=["input"]), {"name": "s", "type": "add", "inputs": ["a", "b"]}],
+     r"layer 's': add of 'a' 4x8x8 and 'b' 3x8x8: the shapes must be equal"),
+    ([conv("a", stride=2), {"name": "s", "type": "add", "inputs": ["a", "input"]}],
+     r"layer 's': add of 'a' 4x4x4 and 'input' 4x8x8"),
+    ([conv("a"), {"name": "s", "type": "add", "inputs": ["a"]}], r"layer 's': add takes 2 inputs, got 1 \(a\)"),
+    ([conv("a", stride=2), {"name": "k", "type": "concat", "inputs": ["a", "input"]}],
+     r"layer 'k': concat of 'a' 4x4x4 and 'input' 4x8x8: H and W must be equal"),
+    ([{"name": "fl", "type": "flatten"}, {"name": "k", "type": "concat", "inputs": ["fl", "input"]}],
+     r"layer 'k': concat of 'fl' \[256\] and 'input' 4x8x8"),
+    ([conv("a", groups=3)], r"layer 'a': groups=3 must divide both the input channels \(4\) and out_channels \(4\)"),
+    ([conv("a", out_channels=6, groups=4)], r"layer 'a': groups=4 must divide"),
+    ([conv("a", groups=0)], r"layer 'a': groups must be a positive integer, got 0"),
+    ([{"name": "s", "type": "shuffle", "groups": 3}], r"layer 's': groups=3 must divide the 4 channels"),
+    ([{"name": "s", "type": "shuffle"}], r"layer 's': missing 'groups'"),
+    ([conv("a", inputs=["b"]), conv("b")], r"layer 'a': input 'b' is not an earlier layer \(or 'input'"),
+    ([conv("a", inputs="input")], r"layer 'a': inputs must be a list of layer names, got 'input'"),
+    ([conv("a", inputs=[])], r"layer 'a': inputs must be a list of layer names"),
+    ([conv("a"), conv("b", inputs=["input"])], r"layer 'a': its output is read by no layer and is not the network "
+                                               r"output 'b'"),
+    ([conv("input")], r"layer name 'input' is reserved for the network input"),
+    ([{"name": "p", "type": "avgpool", "kernel": 3, "pad": 3}], r"layer 'p': average pool padding 3 must be in 0\.\.2"),
+    ([{"name": "p", "type": "avgpool", "kernel": 3, "pad": [0, 0, 1, 3]}],
+     r"layer 'p': average pool padding \(0, 0, 1, 3\) must be in 0\.\.2"),
+    ([{"name": "p", "type": "avgpool", "kernel": 9}], r"layer 'p': pool window 9 larger than its padded input 8x8"),
+    ([{"name": "p", "type": "avgpool", "kernel": 2, "count_include_pad": 1}],
+     r"layer 'p': count_include_pad must be true or false, got 1"),
+    ([{"name": "p", "type": "maxpool", "kernel": 3, "pad": [0, 3, 0, 0]}],
+     r"layer 'p': max pool padding \(0, 3, 0, 0\) must be in 0\.\.2"),
+    ([{"name": "fl", "type": "flatten"}, {"name": "g", "type": "gap"}], r"layer 'g': global average pool after a "
+                                                                        r"flatten"),
+    ([{"name": "fl", "type": "flatten"}, {"name": "p", "type": "avgpool", "kernel": 2}],
+     r"layer 'p': average pool after a flatten"),
+    ([{"name": "fl", "type": "flatten"}, conv("c", inputs=["fl"])], r"layer 'c': convolution after a flatten"),
+    ([{"name": "c", "type": "clip", "min": 2, "max": 1}, conv()], r"layer 'c': clip min 2 is above max 1"),
+    ([{"name": "c", "type": "clip", "min": "low"}, conv()], r"layer 'c': min must be a number, got 'low'"),
+    ([conv("a")], None),
+])
+def test_graph_shape_errors(layers_, msg):
+    if msg is None:
+        load_network(gspec(layers_))
+        return
+    with pytest.raises(NetworkError, match=msg):
+        load_network(gspec(layers_))
+
+
+def test_chain_seeded_weights_unchanged_by_the_graph_format():
+    """Layers without the new keys draw the same seeded weights as before."""
+    a = load_network(spec([conv("c"), {"name": "b", "type": "batchnorm"}, {"name": "f", "type": "fc",
+                                                                           "out_features": 3}]))
+    b = load_network(spec([conv("c", inputs=["input"], groups=1), {"name": "b", "type": "batchnorm"},
+                           {"name": "f", "type": "fc", "out_features": 3, "inputs": ["b"]}]))
+    for x, y in zip(a.ops, b.ops):
+        for key in ("weight", "bias"):
+            assert np.array_equal(getattr(x, key), getattr(y, key)) if getattr(x, key) is not None else True
+    rng = np.random.default_rng(5)
+    assert np.array_equal(a.ops[0].weight, rng.normal(0, np.sqrt(2.0 / 27), (4, 3, 3, 3)))
+
+
+@pytest.mark.parametrize("layers_,msg", [
+    ([conv("a"), conv("b", inputs=["input"]), {"name": "s", "type": "add", "inputs": ["a", "b"]}],
+     r"layer 's': add layers are not supported by the engine yet"),
+    ([conv("a", groups=2)], r"layer 'a': grouped convolutions \(groups=2\) are not supported by the engine yet"),
+    ([conv("a"), {"name": "r", "type": "relu"}], None),
+])
+def test_to_engine_layers_takes_chains_only(layers_, msg):
+    if msg is None:
+        to_engine_layers(load_network(gspec(layers_)))
+        return
+    with pytest.raises(NetworkError, match=msg):
+        to_engine_layers(load_network(gspec(layers_)))
+
+
+def test_to_engine_layers_refuses_a_branch():
+    net = load_network(gspec([conv("a"), {"name": "r", "type": "relu"}]))
+    net.ops[1].inputs = ["input"]
+    with pytest.raises(NetworkError, match=r"layer 'r' reads 'input', not the layer before it \('a'\): the engine "
+                                           r"runs a single chain"):
+        to_engine_layers(net)
+    net = load_network(gspec([conv("a"), {"name": "r", "type": "relu"}]))
+    with pytest.raises(NetworkError, match=r"the network output 'a' is not its last layer 'r'"):
+        to_engine_layers(Network(net.name, net.input_shape, net.ops, output="a"))

@@ -94,7 +94,7 @@ def _calib(args, shape, fallback: np.ndarray) -> np.ndarray:
 
 def _load_net(args):
     if args.net.lower().endswith(".onnx"):
-        return load_onnx(args.net, drop_final_softmax=args.drop_final_softmax)
+        return load_onnx(args.net, drop_final_softmax=not args.keep_final_softmax)
     return load_network(args.net)
 
 
@@ -298,8 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--static", action="store_true", help="one fractional length for all layers (comparison mode)")
         sp.add_argument("--calib", help="calibration images (N,C,H,W) .npy for the fl search")
         sp.add_argument("--config", help="engine configuration JSON (golden.config.EngineConfig fields)")
+        sp.add_argument("--keep-final-softmax", action="store_true",
+                        help="ONNX: refuse a last Softmax/LogSoftmax instead of leaving it out (the default: "
+                             "the engine has none, and the class order is the same without it)")
         sp.add_argument("--drop-final-softmax", action="store_true",
-                        help="ONNX: leave out a last Softmax/LogSoftmax (the engine has none)")
+                        help=argparse.SUPPRESS)   # the default now; accepted so older command lines still run
 
     c = sub.add_parser("compile", help="compile a network to a descriptor program and memory image")
     common(c)

@@ -987,3 +987,17 @@ def test_cli_takes_onnx(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("uz: error: node 'norm1' (LRN): LRN is not supported (supported: Conv,")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_leaves_out_a_final_softmax_unless_told_to_keep_it(tmp_path):
+    model = tmp_path / "softmax.onnx"
+    b = Chain((1, 6, 6))
+    b.conv(4, 3).relu().flatten().gemm(5).node("Softmax", name="prob")
+    onnx.save(b.model(), str(model))
+    r = _uz("golden", model, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "node 'prob' (Softmax): the final Softmax is left out" in r.stderr
+    r = _uz("golden", model, "--keep-final-softmax", "--out", tmp_path / "out2")
+    assert r.returncode == 2 and "node 'prob' (Softmax): Softmax is not supported" in r.stderr
+    r = _uz("golden", model, "--drop-final-softmax", "--out", tmp_path / "out3")   # older command lines
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,212 @@
+"""The tile pass: tile sizes (tr, tc, ti, to) for every layer that fit the
+on-chip buffers, and the one structural change tiling forces.
+
+    tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg, ovsf_on, pool) -> dict
+    tile_layer(q, cfg) / tile_layers(qlayers, cfg)   set QLayer.tiles
+    split_untileable_pools(graph, cfg)               a CONV whose fused max pool
+                                                     cannot be tiled becomes
+                                                     CONV + POOL (runs before
+                                                     quantise: the new layer
+                                                     gets its own format)
+    unfuse_untileable_pools(elayers, cfg)            the same on a chain's
+                                                     network.EngineLayer list
+
+A pool needs whole windows in a tile: tiles shrink in steps of its stride,
+and only a non-overlapping, unpadded pool (window = stride) may split the
+plane; an overlapping or padded pool, an average pool with pads and a global
+pool take the whole plane in one tile. ``ti`` counts one group's input
+channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .. import isa, layers, perf
+from ..config import EngineConfig
+from ..errors import NetworkError
+from ..memimage import round_up
+from .fuse import GLayer, Graph, PoolSpec, pool_out_hw
+
+
+class PoolTilingError(NetworkError):
+    """A pool cannot be tiled within the buffers."""
+
+
+def _pool_text(pool) -> str:
+    if not isinstance(pool, PoolSpec):
+        return f"max pool {pool[0]}x{pool[0]}/{pool[1]} pad {pool[2]}"
+    if pool.glob:
+        return "global average pool"
+    return f"{'average' if pool.avg else 'max'} pool {pool.kh}x{pool.kw}/{pool.s} pads {pool.pads}"
+
+
+def _pool_step(pool) -> tuple:
+    """(tile step, may the plane be split) for a pool."""
+    if pool is None:
+        return 1, True
+    if not isinstance(pool, PoolSpec):
+        return pool[1], pool[0] == pool[1] and pool[2] == 0
+    if pool.glob:
+        return 1, False
+    return pool.s, pool.kh == pool.kw == pool.s and not any(pool.pads)
+
+
+def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on: bool,
+          pool=None) -> dict:
+    """Tile sizes that fit the buffers: whole input channels and whole rows
+    when they fit (longest bursts), else halve until they do. Always legal;
+    the hardware-aware search may pick better ones. ``cin``: input channels
+    of one group."""
+    cin_pad = round_up(cin, cfg.pn)
+    cout_pad = round_up(cout, cfg.pm)
+
+    def in_rows(tr):
+        return tr if kind == isa.Kind.POOL else (tr - 1) * stride + k
+
+    def fits(tr, tc, ti, to):
+        ih, iw = in_rows(tr), in_rows(tc)
+        ok = ti * ih * iw <= cfg.in_buf_elems and to * tr * tc <= cfg.out_buf_elems
+        if kind != isa.Kind.POOL:
+            ok = ok and to * ti * k * k <= cfg.wgt_buf_elems
+        return ok
+
+    unit_i = cfg.pn
+    if ovsf_on:
+        unit_i = max(cfg.pn, cfg.ovsf_len)
+    if kind == isa.Kind.POOL:
+        ti = to = cfg.pn
+    else:
+        to = cfg.pm
+        ti = cin_pad
+        while ti > unit_i and not fits(1, 1, ti, to):
+            ti = max(unit_i, (ti // 2) // unit_i * unit_i)
+        if ti < cin_pad and ti % unit_i:
+            ti = unit_i
+    tc = conv_w
+    tr = conv_h
+    step, splittable = _pool_step(pool)
+    if kind != isa.Kind.POOL:
+        # Each input window (perf.window_cycles buffer reads) serves every
+        # oc-group of the tile. With input selection a window takes fewer
+        # steps than that, so enough oc-groups keep the PE array busy while
+        # the next one loads.
+        steps = -(-min(cin, cfg.pn) * k * k // cfg.pn) if cin % cfg.pn else k * k
+        # At least that many oc-groups per tile, in tiles of equal size:
+        # a remainder tile with fewer groups would be window bound, and
+        # every extra to-tile reads the input again.
+        need = -(-perf.window_cycles(k) // steps)
+        groups = cout_pad // cfg.pm
+        want = cfg.pm * -(-groups // max(1, groups // need))
+        min_tr, min_tc = (step, step) if splittable else (conv_h, conv_w)
+        while to < want and fits(min_tr, min_tc, ti, to + cfg.pm):
+            to += cfg.pm
+    while tr > step and not fits(tr, tc, ti, to) and splittable:
+        tr = max(step, (-(-tr // 2)) // step * step)
+    while tc > step and not fits(tr, tc, ti, to) and splittable:
+        tc = max(step, (-(-tc // 2)) // step * step)
+    if not fits(tr, tc, ti, to):
+        if pool is not None:
+            raise PoolTilingError(
+                f"{_pool_text(pool)} on a {conv_h}x{conv_w} plane needs "
+                f"the whole plane in one tile: input {ti * in_rows(tr) * in_rows(tc)} elements "
+                f"(buffer {cfg.in_buf_elems}), output {to * tr * tc} (buffer {cfg.out_buf_elems})")
+        raise NetworkError(f"no tiling fits the on-chip buffers: the smallest tile needs input "
+                           f"{ti * in_rows(tr) * in_rows(tc)}, weights {to * ti * k * k if kind != isa.Kind.POOL else 0}, "
+                           f"output {to * tr * tc} elements; the buffers hold {cfg.in_buf_elems}, "
+                           f"{cfg.wgt_buf_elems}, {cfg.out_buf_elems}")
+    if kind != isa.Kind.POOL:
+        while to * 2 <= cout_pad and fits(tr, tc, ti, to * 2):
+            to *= 2
+        to = min(to, cout_pad)
+    return {"tr": tr, "tc": tc, "ti": ti, "to": to}
+
+
+def conv_dims(L) -> tuple:
+    """(height, width) of a CONV/FC layer's convolution result (before any pool)."""
+    return (layers.out_size(L.in_shape[1], L.k, L.stride, L.pads[0], L.pads[1]),
+            layers.out_size(L.in_shape[2], L.k, L.stride, L.pads[2], L.pads[3]))
+
+
+def tile_layer(q, cfg: EngineConfig) -> dict:
+    """Tiles of one quantised layer (golden.compiler.QLayer); sets and returns q.tiles."""
+    if q.kind == isa.Kind.POOL:
+        try:
+            q.tiles = tiles(q.kind, q.in_shape[1], q.in_shape[2], q.in_shape[0], q.out_shape[0], 1, 1, cfg, False,
+                            q.pool)
+        except PoolTilingError as e:
+            raise PoolTilingError(f"layer {q.name!r}: {e}") from None
+        return q.tiles
+    conv_h, conv_w = conv_dims(q)
+    try:
+        q.tiles = tiles(q.kind, conv_h, conv_w, q.in_shape[0] // max(1, q.groups), q.out_shape[0], q.k, q.stride,
+                        cfg, q.ovsf is not None, q.pool)
+    except NetworkError as e:
+        raise NetworkError(f"layer {q.name!r}: {e}") from None
+    return q.tiles
+
+
+def tile_layers(qlayers: list, cfg: EngineConfig) -> list:
+    for q in qlayers:
+        tile_layer(q, cfg)
+    return qlayers
+
+
+def split_untileable_pools(graph: Graph, cfg: EngineConfig) -> Graph:
+    """A CONV whose fused max pool cannot be tiled becomes CONV + standalone
+    POOL (``<name>_pool``, which may still fail, with the pool's own clear
+    error). The CONV then writes a new tensor ``<name>#prepool`` and the POOL
+    the tensor the CONV wrote. Modifies and returns ``graph``."""
+    out = []
+    for L in graph.layers:
+        if L.kind == isa.Kind.CONV and L.pool is not None:
+            ch, cw = conv_dims(L)
+            try:
+                tiles(L.kind, ch, cw, L.in_shape[0] // max(1, L.groups), L.out_shape[0], L.k, L.stride, cfg,
+                      L.rho < 1, L.pool)
+            except PoolTilingError:
+                pool, L.pool = L.pool, None
+                L.out_shape = (L.out_shape[0], ch, cw)
+                t = graph.tensors[L.output]
+                pre = dataclasses.replace(t, name=L.output + "#prepool", shape=(t.shape[0], ch, cw),
+                                          producer=L.name, parts=[], buffer=None, offset=0)
+                pre.buffer = pre.name
+                graph.tensors[pre.name] = pre
+                P = GLayer(L.name + "_pool", isa.Kind.POOL, L.out_shape,
+                           (L.out_shape[0],) + pool_out_hw(pool, ch, cw), pool=pool, source=[L.source[-1]],
+                           input=pre.name, output=L.output)
+                t.producer = P.name
+                L.output = pre.name
+                out.append(L)
+                out.append(P)
+                continue
+        out.append(L)
+    graph.layers = out
+    return graph
+
+
+def unfuse_untileable_pools(elayers: list, cfg: EngineConfig) -> list:
+    """The chain form of split_untileable_pools on network.EngineLayer
+    lists (kept for callers of the chain compiler)."""
+    from ..network import EngineLayer
+    out = []
+    for L in elayers:
+        if L.kind == isa.Kind.CONV and L.pool is not None:
+            ch = layers.out_size(L.in_shape[1], L.k, L.stride, L.pads[0], L.pads[1])
+            cw = layers.out_size(L.in_shape[2], L.k, L.stride, L.pads[2], L.pads[3])
+            try:
+                tiles(L.kind, ch, cw, L.in_shape[0], L.out_shape[0], L.k, L.stride, cfg, L.rho < 1, L.pool)
+            except PoolTilingError:
+                pool, L.pool = L.pool, None
+                L.out_shape = (L.out_shape[0], ch, cw)
+                k, s, p = pool
+                out.append(L)
+                out.append(EngineLayer(L.name + "_pool", isa.Kind.POOL, L.out_shape,
+                                       (L.out_shape[0], layers.out_size(ch, k, s, p, p), layers.out_size(cw, k, s, p, p)),
+                                       pool=pool, source=[L.source[-1]]))
+                continue
+        out.append(L)
+    return out
+
+
+__all__ = ["PoolTilingError", "tiles", "tile_layer", "tile_layers", "split_untileable_pools",
+           "unfuse_untileable_pools", "conv_dims"]

@@ -1,3 +1,13 @@
-"""Compiler passes over the float network graph (golden.network.Network):
-import -> fold -> fuse -> quantise -> schedule/allocate -> tile -> emit.
-Each pass takes a Network and returns a new one; its input is not modified."""
+"""The compiler's passes, in order (golden/compiler.py drives them):
+
+    fold      (fold.py)      Network -> Network: BatchNorm and constant affines
+                             folded, the rest as depthwise 1x1 convolutions, SVD
+    fuse      (fuse.py)      Network -> Graph of engine layers over tensors
+                             (ReLU/clip/pool/residual add fused, concat slices)
+    quantise  (quantise.py)  fractional lengths per tensor, integer layers
+    allocate  (allocate.py)  activation memory: one region per buffer, or
+                             liveness-based reuse
+    tile      (tile.py)      tile sizes that fit the on-chip buffers
+    emit      (emit.py)      descriptors, weights and biases in the memory image
+
+Each is a module of its own with its own tests; none modifies its input."""

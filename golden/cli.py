@@ -213,12 +213,13 @@ def cmd_golden(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from tb.rtl_run import run_program_rtl   # the simulation side is only needed here
+    from tb.rtl_run import refuse_unsupported, run_program_rtl   # the simulation side is only needed here
 
     net = _load_net(args)
     x = _inputs(args, net.input_shape)
     calib = _calib(args, net.input_shape, x)
     net, cfg, prog = _compile(args, calib, net)
+    refuse_unsupported(prog)
     rep = report.golden_report(net, prog, x)
     output = rep.pop("_output").astype(np.float32)
     inputs_q = [compiler.load_input(prog, img) for img in x]

@@ -396,3 +396,28 @@ def test_bad_input_is_one_clear_error(tmp_path, bad, argv, words):
     assert_user_error(r, *words)
     assert not out.exists(), "a failed command left an output folder"
     assert not [p for p in tmp_path.iterdir() if p.name != "out"], "a temporary folder was left behind"
+
+
+GRAPH = os.path.join(ROOT, "golden", "networks", "graph_mini.json")
+
+
+def test_graph_network_runs_in_the_golden_model(tmp_path):
+    """A residual block, a fire-module concat with a gap, a depthwise conv,
+    ReLU6, an average pool with count_include_pad 0, a global average pool:
+    compiled, run from the image bit exact, close to the float network."""
+    r = uz("golden", GRAPH, "--out", tmp_path / "g")
+    assert r.returncode == 0, r.stderr
+    assert "BIT EXACT" in r.stdout
+    rep = json.loads((tmp_path / "g" / "report.json").read_text())
+    assert rep["bit_exact"] and rep["output_sqnr_db_vs_float_network"] > 60
+    assert "the RTL does not run yet" in rep["cycles_from"]
+    mem = json.loads((tmp_path / "g" / "manifest.json").read_text())["memory"]
+    assert mem["activation_bytes_peak"] < mem["activation_bytes_one_region"]
+
+
+def test_uz_run_refuses_a_graph_network_naming_the_layer(tmp_path):
+    r = uz("run", GRAPH, "--out", tmp_path / "r")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("uz: error: layer 'b1c2' uses a residual add, which the RTL does not run yet: "
+                                "uz golden runs it (the functional model)")
+    assert not (tmp_path / "r").exists()

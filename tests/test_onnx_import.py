@@ -19,7 +19,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from golden import arith, compiler, funcmodel
+from golden import arith, compiler, funcmodel, zoo
 from golden.config import EngineConfig
 from golden.errors import NetworkError
 from golden.network import forward_float, load_network, to_engine_layers
@@ -836,14 +836,7 @@ def test_alexnet_and_zfnet_past_their_lrn():
     assert [o.weight.shape for o in zf.ops if o.type == "fc"] == [(4096, 18432), (1024, 4096), (1000, 1024)]
 
 
-#: Image size per light model: as small as the model allows. ResNet-50,
-#: Inception-v2 and ShuffleNet need 224 (they end in a 7x7 average pool and a
-#: Reshape to [1, C]); SqueezeNet and DenseNet-121 are fully convolutional
-#: (global pools) and run at 64; VGG19 runs at 32 with its first FC cut to the
-#: smaller flattened input (as scripts/vgg.py --size 32), since at 224 that FC
-#: alone holds 100 M weights.
-LIGHT_SIZES = {"resnet50": 224, "squeezenet": 64, "densenet121": 64, "inception_v2": 224, "shufflenet": 224,
-               "vgg19": 32}
+LIGHT_SIZES = zoo.LIGHT_SIZES
 #: Ops each imports (a check that the structure came through whole).
 LIGHT_COUNTS = {
     "resnet50": {"conv": 53, "batchnorm": 53, "add": 16, "avgpool": 1, "fc": 1},
@@ -854,42 +847,8 @@ LIGHT_COUNTS = {
     "shufflenet": {"conv": 49, "shuffle": 16, "add": 13, "concat": 3, "avgpool": 4, "fc": 1},
     "vgg19": {"conv": 16, "maxpool": 5, "fc": 3},
 }
-
-
-def _light_at(name, size):
-    """The light model on a size x size image (the input and, for VGG19, the
-    first FC's input width changed), placeholder weights still in."""
-    m = onnx.load(_light(name))
-    if size == 224:
-        return m
-    inits = {t.name: t for t in m.graph.initializer}
-    dims = m.graph.input[[v.name for v in m.graph.input].index(
-        next(v.name for v in m.graph.input if v.name not in inits))].type.tensor_type.shape.dim
-    dims[2].dim_value = dims[3].dim_value = size
-    del m.graph.value_info[:]
-    if name == "vgg19":
-        flat = 512 * (size // 32) ** 2
-        producer = {o: n for n in m.graph.node for o in n.output}
-        reshape = next(n for n in m.graph.node if n.op_type == "Reshape")
-        fc6 = next(n for n in m.graph.node if n.op_type == "Gemm")
-        shape_init = inits[producer[fc6.input[1]].input[0]]          # ConstantOfShape's shape
-        inits[reshape.input[1]].CopyFrom(numpy_helper.from_array(np.array([1, flat], np.int64), reshape.input[1]))
-        w = numpy_helper.to_array(shape_init).copy()
-        w[1] = flat                                                  # transB: [out, in]
-        shape_init.CopyFrom(numpy_helper.from_array(w, shape_init.name))
-    return m
-
-
-def _without_final_softmax(model):
-    """The model ending before its last Softmax (what load_onnx imports)."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    last = m.graph.node[-1]
-    if last.op_type == "Softmax":
-        del m.graph.node[-1]
-        m.graph.output[0].name = last.input[0]
-        m.graph.output[0].type.tensor_type.ClearField("shape")
-    return m
+_light_at = zoo.light_model
+_without_final_softmax = zoo.without_final_softmax
 
 
 @pytest.mark.parametrize("name", list(LIGHT_SIZES))

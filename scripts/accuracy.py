@@ -3,14 +3,18 @@
 in float (onnxruntime), in the 16- and 8-bit golden model, on the RTL, and
 against rho (OVSF-generated weights) with the modelled cycles.
 
-    python scripts/accuracy.py [--model build/digits] [--rtl-images 100] [--sim verilator]
+    python scripts/accuracy.py [--arch chain|residual|dwsep] [--model build/digits] [--rtl-images 100]
+                               [--sim verilator]
 
 Against rho, two models: the rho-1 model with its weights decomposed after
 training ("post-training"), and for each rho < 1 a model trained for it
 (scripts/train_digits.py --rho, seed 0, in <model>_rho<rho>/, e.g.
 build/digits_rho0.25). Trains a model first when its folder has none.
---rtl-images 0 skips the RTL. Writes build/accuracy/: results.json,
-results.md (the tables the README shows) and rho.png.
+--rtl-images 0 skips the RTL, as does a network with a layer the RTL does
+not run yet (the graph archs: residual adds, grouped convolutions, ReLU6);
+their modelled cycles and the rho search wait for it too. Writes
+build/accuracy/ (build/accuracy_<arch>/): results.json, results.md (the
+tables the README shows) and rho.png.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from golden import arith, compiler, perf, search  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
+from golden.errors import UzError  # noqa: E402
 from golden.onnx_import import load_onnx  # noqa: E402
 
 CONFIGS = {"16-bit": EngineConfig(), "8-bit": EngineConfig(data_bits=8, alpha_bits=8, acc_bits=32)}
@@ -35,18 +40,38 @@ MEM = perf.Memory(8, 40)
 
 
 def golden_scores(prog, xs) -> np.ndarray:
+    """The network output of the integer model per image, dequantized."""
     out = []
     for x in xs:
-        y = compiler.run_network(prog, compiler.load_input(prog, x))[-1]
-        out.append(arith.dequantize(y, prog.layers[-1].fl_out).ravel())
+        y = compiler.network_output_q(prog, compiler.load_input(prog, x))
+        out.append(arith.dequantize(y, prog.fl[prog.output]).ravel())
     return np.stack(out)
 
 
-def train(folder: Path, *args: str) -> None:
-    print(f"no model in {folder}: training it (scripts/train_digits.py {' '.join(args)})", flush=True)
+def rtl_unsupported(prog) -> str:
+    """Why the RTL cannot run the program yet ('' if it can)."""
+    from tb.rtl_run import refuse_unsupported
+    try:
+        refuse_unsupported(prog)
+    except UzError as e:
+        return str(e)
+    return ""
+
+
+def model_cycles(prog):
+    """The analytical model's cycles, or None while the RTL (which the model
+    describes) does not run every layer."""
+    if rtl_unsupported(prog):
+        return None
+    return sum(lc.cycles for lc in perf.program_cycles(prog, MEM))
+
+
+def train(folder: Path, arch: str, *args: str) -> None:
+    cmd = ["--out", str(folder), "--arch", arch, "--no-golden", *args]
+    print(f"no model in {folder}: training it (scripts/train_digits.py {' '.join(cmd)})", flush=True)
     sys.path.insert(0, str(ROOT / "scripts"))
     import train_digits
-    train_digits.main(["--out", str(folder), "--no-golden", *args])
+    train_digits.main(cmd)
 
 
 def float_scores(path: Path, x) -> np.ndarray:
@@ -77,21 +102,26 @@ def rtl_run(res, prog, x, y, n, sim, out: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "build" / "digits"), help="folder of digits.onnx and the split")
+    ap.add_argument("--arch", default="chain", choices=("chain", "residual", "dwsep"),
+                    help="which digits network (scripts/train_digits.py --arch; default chain)")
+    ap.add_argument("--model", help="folder of digits.onnx and the split (default build/digits, or "
+                                    "build/digits_<arch>)")
     ap.add_argument("--rtl-images", type=int, default=100, help="test images run on the RTL (default 100)")
     ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    ap.add_argument("--out", default=str(ROOT / "build" / "accuracy"))
+    ap.add_argument("--out", help="output folder (default build/accuracy, or build/accuracy_<arch>)")
     args = ap.parse_args(argv)
-    model = Path(args.model)
+    suffix = "" if args.arch == "chain" else f"_{args.arch}"
+    model = Path(args.model or ROOT / "build" / f"digits{suffix}")
+    args.out = args.out or str(ROOT / "build" / f"accuracy{suffix}")
     if not (model / "digits.onnx").exists():
-        train(model)
+        train(model, args.arch)
 
     x = np.load(model / "X_test.npy")
     y = np.load(model / "y_test.npy")
     calib = np.load(model / "X_calib.npy").astype(np.float64)
     net = load_onnx(str(model / "digits.onnx"))
     f_scores = float_scores(model / "digits.onnx", x)
-    res = {"images": int(len(y)), "float": float((f_scores.argmax(1) == y).mean())}
+    res = {"arch": args.arch, "images": int(len(y)), "float": float((f_scores.argmax(1) == y).mean())}
     print(f"float (onnxruntime): {100 * res['float']:.2f}% on {len(y)} test images", flush=True)
     progs = {}
     for label, cfg in CONFIGS.items():
@@ -102,7 +132,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(args.rtl_images, len(y))
-    if n > 0:
+    why = rtl_unsupported(progs["16-bit"])
+    if n > 0 and why:
+        res["rtl_skipped"] = why
+        print(f"RTL skipped: {why}", flush=True)
+    elif n > 0:
         rtl_run(res, progs["16-bit"], x, y, n, args.sim, out)
     # accuracy against rho: every weight layer at the same rho, then the search's choice
     rows = []
@@ -112,7 +146,7 @@ def main(argv=None) -> int:
                 continue
             p = compiler.compile_network(net, cfg, calib, rho=rho, force_ovsf=rho < 1)
             acc = float((golden_scores(p, x.astype(np.float64)).argmax(1) == y).mean())
-            cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
+            cyc = model_cycles(p)
             rows.append({"config": label, "rho": rho, "accuracy": acc, "model_cycles": cyc})
             print(f"{label} rho {rho:g}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
     # the same against models trained for their rho (OVSF-aware training)
@@ -120,25 +154,29 @@ def main(argv=None) -> int:
     for rho in RHOS:
         folder = model if rho == 1 else model.parent / f"{model.name}_rho{rho:g}"
         if not (folder / "digits.onnx").exists():
-            train(folder, "--seed", "0", "--rho", f"{rho:g}")
+            train(folder, args.arch, "--seed", "0", "--rho", f"{rho:g}")
         x_r, y_r = np.load(folder / "X_test.npy"), np.load(folder / "y_test.npy")
         net_r = load_onnx(str(folder / "digits.onnx"))
         f_acc = float((float_scores(folder / "digits.onnx", x_r).argmax(1) == y_r).mean())
         p = compiler.compile_network(net_r, CONFIGS["16-bit"], np.load(folder / "X_calib.npy").astype(np.float64),
                                      rho=rho, force_ovsf=rho < 1)
         acc = float((golden_scores(p, x_r.astype(np.float64)).argmax(1) == y_r).mean())
-        cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
+        cyc = model_cycles(p)
         res["rho_trained"].append({"rho": rho, "float": f_acc, "accuracy": acc, "model_cycles": cyc,
                                    "model": str(folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder)})
         print(f"trained for rho {rho:g}: float {100 * f_acc:.2f}%, 16-bit {100 * acc:.2f}%, "
               f"{cyc} modelled cycles", flush=True)
-    points = search.search(net, calib[:100], labels=None, calib=calib, engines=[CONFIGS["16-bit"]], mem=MEM)
-    best = search.choose(points, 0.01)
-    p = compiler.compile_network(search.with_rhos(net, best.rhos), CONFIGS["16-bit"], calib)
-    acc = float((golden_scores(p, x.astype(np.float64)).argmax(1) == y).mean())
-    cyc = sum(lc.cycles for lc in perf.program_cycles(p, MEM))
-    res["rho_auto"] = {"rhos": best.rhos, "accuracy": acc, "model_cycles": cyc}
-    print(f"16-bit rho auto {best.rhos}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
+    if why:
+        # the search weighs modelled cycles, which the graph layers do not have yet
+        res["rho_auto"] = None
+    else:
+        points = search.search(net, calib[:100], labels=None, calib=calib, engines=[CONFIGS["16-bit"]], mem=MEM)
+        best = search.choose(points, 0.01)
+        p = compiler.compile_network(search.with_rhos(net, best.rhos), CONFIGS["16-bit"], calib)
+        acc = float((golden_scores(p, x.astype(np.float64)).argmax(1) == y).mean())
+        cyc = model_cycles(p)
+        res["rho_auto"] = {"rhos": best.rhos, "accuracy": acc, "model_cycles": cyc}
+        print(f"16-bit rho auto {best.rhos}: {100 * acc:.2f}%, {cyc} modelled cycles", flush=True)
     res["rho"] = rows
     (out / "results.json").write_text(json.dumps(res, indent=1))
     (out / "results.md").write_text(tables(res))
@@ -158,7 +196,8 @@ def tables(res) -> str:
                  f"{row} {100 * res['rtl 16-bit']:.2f}% ({exact}) "
                  f"| {100 * res['golden 16-bit on the RTL images']:.2f}% |", ""]
     else:
-        lines = [f"Digits test split ({res['images']} images; RTL not run).", "",
+        why = f" ({res['rtl_skipped']})" if res.get("rtl_skipped") else ""
+        lines = [f"Digits test split ({res['images']} images; RTL not run{why}).", "",
                  "| float (onnxruntime) | golden 16-bit | golden 8-bit |", "|---|---|---|", row, ""]
     lines += ["Post-training: the rho-1 model's weights decomposed at rho.", "",
               "| rho (every layer) | 16-bit accuracy | 8-bit accuracy | modelled cycles (16-bit, 8 B/cycle) |",
@@ -169,9 +208,10 @@ def tables(res) -> str:
         if not r16:
             continue
         acc8 = f"{100 * r8[0]['accuracy']:.2f}%" if r8 else "-"
-        lines.append(f"| {rho:g} | {100 * r16[0]['accuracy']:.2f}% | {acc8} | {r16[0]['model_cycles']} |")
+        lines.append(f"| {rho:g} | {100 * r16[0]['accuracy']:.2f}% | {acc8} | {_cyc(r16[0]['model_cycles'])} |")
     a = res["rho_auto"]
-    lines.append(f"| auto {a['rhos']} | {100 * a['accuracy']:.2f}% | - | {a['model_cycles']} |")
+    if a:
+        lines.append(f"| auto {a['rhos']} | {100 * a['accuracy']:.2f}% | - | {_cyc(a['model_cycles'])} |")
     lines += ["", "Trained for rho (scripts/train_digits.py --rho; rho 1 is the model above), 16-bit engine.", "",
               "| rho (every layer) | post-training 16-bit | trained for rho: float | trained for rho: golden 16-bit "
               "| modelled cycles (16-bit, 8 B/cycle) |",
@@ -180,8 +220,12 @@ def tables(res) -> str:
         post = [r for r in res["rho"] if r["rho"] == t["rho"] and r["config"] == "16-bit"]
         post = f"{100 * post[0]['accuracy']:.2f}%" if post else "-"
         lines.append(f"| {t['rho']:g} | {post} | {100 * t['float']:.2f}% | {100 * t['accuracy']:.2f}% "
-                     f"| {t['model_cycles']} |")
+                     f"| {_cyc(t['model_cycles'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _cyc(c) -> str:
+    return "-" if c is None else str(c)
 
 
 def plot(rows, res, path) -> None:
@@ -199,7 +243,7 @@ def plot(rows, res, path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("rho (OVSF codes kept per block / block length)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Digits CNN: accuracy against rho")
+    ax.set_title(f"Digits {res.get('arch', 'chain')} network: accuracy against rho")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

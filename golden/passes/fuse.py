@@ -58,6 +58,7 @@ from ..config import EngineConfig
 from ..errors import NetworkError
 from ..memimage import round_up
 from ..network import INPUT, Network
+from .fold import _uses   # readers per tensor: one definition for both passes
 
 #: Largest values of the pool fields (golden/isa.py): pool_s, pool_kh/kw,
 #: pool_pad (the top pad when pool_asym), pool_pad_b/l/r.
@@ -249,13 +250,6 @@ def densify(w: np.ndarray, groups: int) -> np.ndarray:
     return out
 
 
-def _uses(net: Network) -> dict:
-    n = {}
-    for op in net.ops:
-        for s in set(op.inputs):
-            n[s] = n.get(s, 0) + 1
-    n[net.output] = n.get(net.output, 0) + 1
-    return n
 
 
 class _Fuser:

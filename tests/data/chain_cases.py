@@ -26,18 +26,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-#: Standalone POOL layers (input pool, pool after a fused pool, ReLU on a
-#: pool), an FC on channels that are not a multiple of PN (tests/test_compiler.py).
-HANDMADE = {"name": "handmade", "input_shape": [5, 15, 14], "weights": {"seed": 11}, "layers": [
-    {"name": "p0", "type": "maxpool", "kernel": 3, "stride": 1, "pad": 1},
-    {"name": "c1", "type": "conv", "out_channels": 19, "kernel": 3, "stride": 1, "pad": [1, 0, 2, 1]},
-    {"name": "r1", "type": "relu"},
-    {"name": "p1", "type": "maxpool", "kernel": 2, "stride": 2},
-    {"name": "p2", "type": "maxpool", "kernel": 3, "stride": 1, "pad": 1},
-    {"name": "r2", "type": "relu"},
-    {"name": "c2", "type": "conv", "out_channels": 7, "kernel": 1, "bias": False},
-    {"name": "fl", "type": "flatten"},
-    {"name": "f1", "type": "fc", "out_features": 9}]}
+if ROOT not in sys.path:                 # run as a script to regenerate the references
+    sys.path.insert(0, ROOT)
+from tests.test_compiler import HANDMADE  # noqa: E402  (the compiler tests' network, the same program)
 
 #: An FC split by SVD by energy, with dropout and BatchNorm.
 SVD_ENERGY = {"name": "svd_energy", "input_shape": [6, 8, 8], "weights": {"seed": 21}, "layers": [

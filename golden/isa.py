@@ -269,12 +269,9 @@ def unsupported_features(d) -> list[tuple[str, str]]:
         out.append(("groups", f"grouped convolution (groups={d.groups})"))
     if d.in_shuffle > 1:
         out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
-    if d.in_c_off or d.in_c_total not in (0, d.in_c):
-        out.append(("in_c_off" if d.in_c_off else "in_c_total", "an input that is a channel slice of a larger tensor"))
-    if d.out_c_off or d.out_c_total not in (0, d.out_c):
-        out.append(("out_c_off" if d.out_c_off else "out_c_total",
-                    "an output into a channel slice of a larger tensor (concatenation)"))
-    for name, what in (("res", "a residual add"), ("clip", "a clip (ReLU6)"), ("pool_avg", "average pooling"),
+    # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total) and the
+    # clip (ReLU6) run on the RTL: check() states their legality.
+    for name, what in (("res", "a residual add"), ("pool_avg", "average pooling"),
                        ("pool_global", "global pooling"), ("pool_asym", "a pool with unequal pads"),
                        ("pool_kh", "a pool window other than 2x2 or 3x3"),
                        ("pool_kw", "a pool window other than 2x2 or 3x3")):
@@ -363,11 +360,13 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         fail(Err.SHAPE_MISMATCH, f"channel shuffle of {d.in_shuffle} groups does not divide in_c={d.in_c}",
              "in_shuffle")
     if d.in_c_off + d.in_c > max(d.in_c_total, d.in_c):
-        fail(Err.SHAPE_MISMATCH, f"input channels {d.in_c_off}..{d.in_c_off + d.in_c - 1} lie outside the "
-             f"{d.in_c_total}-channel tensor", "in_c_off")
+        fail(Err.SHAPE_MISMATCH, f"input channels {d.in_c_off}..{d.in_c_off + d.in_c - 1} (in_c_off={d.in_c_off}, "
+             f"in_c={d.in_c}) lie outside the {max(d.in_c_total, d.in_c)}-channel tensor (in_c_total={d.in_c_total})",
+             "in_c_off")
     if d.out_c_off + d.out_c > max(d.out_c_total, d.out_c):
-        fail(Err.SHAPE_MISMATCH, f"output channels {d.out_c_off}..{d.out_c_off + d.out_c - 1} lie outside the "
-             f"{d.out_c_total}-channel tensor", "out_c_off")
+        fail(Err.SHAPE_MISMATCH, f"output channels {d.out_c_off}..{d.out_c_off + d.out_c - 1} (out_c_off="
+             f"{d.out_c_off}, out_c={d.out_c}) lie outside the {max(d.out_c_total, d.out_c)}-channel tensor "
+             f"(out_c_total={d.out_c_total})", "out_c_off")
     if d.res and kind == Kind.POOL:
         fail(Err.SHAPE_MISMATCH, "a residual add on a POOL layer", "res")
     if (d.out_h, d.out_w) != (eh, ew):

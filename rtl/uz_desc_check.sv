@@ -10,6 +10,7 @@
 module uz_desc_check #(
   parameter int PM           = 16,
   parameter int PN           = 16,
+  parameter int DataWidth    = 16,
   parameter int OvsfLen      = 16,
   parameter int AxiDataWidth = 128,
   parameter int InBufElems   = 64 * 1024,
@@ -34,6 +35,8 @@ module uz_desc_check #(
       $fatal(1, "uz_desc_check: OvsfLen=%0d is not a power of two in 2..32", OvsfLen);
     if (!(AxiDataWidth >= 32 && AxiDataWidth <= 512 && (AxiDataWidth & (AxiDataWidth - 1)) == 0))
       $fatal(1, "uz_desc_check: AxiDataWidth=%0d is not a power of two in 32..512", AxiDataWidth);
+    if (!(DataWidth == 8 || DataWidth == 16))
+      $fatal(1, "uz_desc_check: DataWidth=%0d is not 8 or 16", DataWidth);
     if (!(InBufElems > 0 && WgtBufElems > 0 && OutBufElems > 0))
       $fatal(1, "uz_desc_check: a buffer size is not positive");
   end
@@ -54,6 +57,9 @@ module uz_desc_check #(
   localparam logic [31:0] PmMask  = 32'(PM - 1);
   localparam logic [31:0] PnMask  = 32'(PN - 1);
   localparam logic [31:0] BusMask = 32'(BusBytes - 1);
+  localparam logic [15:0] PnMask16 = 16'(PN - 1);
+  // The largest data value: the clip bound must not exceed it.
+  localparam logic [15:0] DataMax = 16'((1 << (DataWidth - 1)) - 1);
 
   // Division by a stride of 1..4 without a general divider. Other values
   // only occur where an earlier check has already failed.
@@ -120,8 +126,9 @@ module uz_desc_check #(
   logic [2:0]    f_log2_l;
   logic [5:0]    f_n_codes;
   logic [31:0]   f_code_mask;
-  // Graph fields: this engine runs none of them yet (golden.isa.unsupported_features).
-  logic [15:0]   f_groups, f_in_c_off, f_in_c_total, f_out_c_off, f_out_c_total;
+  // Graph fields. Channel slices and the clip run; the others are refused
+  // (golden.isa.unsupported_features).
+  logic [15:0]   f_groups, f_in_c_off, f_in_c_total, f_out_c_off, f_out_c_total, f_clip_hi;
   logic [7:0]    f_in_shuffle, f_pool_kh, f_pool_kw;
   logic          f_res, f_clip, f_pool_avg, f_pool_global, f_pool_asym;
   assign f_groups      = desc[DescGroupsLsb +: DescGroupsWidth];
@@ -132,6 +139,7 @@ module uz_desc_check #(
   assign f_out_c_total = desc[DescOutCTotalLsb +: DescOutCTotalWidth];
   assign f_res         = desc[DescResLsb +: DescResWidth];
   assign f_clip        = desc[DescClipLsb +: DescClipWidth];
+  assign f_clip_hi     = desc[DescClipHiLsb +: DescClipHiWidth];
   assign f_pool_avg    = desc[DescPoolAvgLsb +: DescPoolAvgWidth];
   assign f_pool_global = desc[DescPoolGlobalLsb +: DescPoolGlobalWidth];
   assign f_pool_asym   = desc[DescPoolAsymLsb +: DescPoolAsymWidth];
@@ -180,6 +188,8 @@ module uz_desc_check #(
   logic [31:0] in_c_up, out_c_up;       // in_c, out_c rounded up to PN, PM
   logic [31:0] ovsf_l;                  // 2**log2_l
   logic [5:0]  n_ones;                  // codes code_mask keeps
+  logic [16:0] in_c_end, out_c_end;     // channel after a slice's last
+  logic [15:0] in_c_all, out_c_all;     // channels of the whole tensor (max(total, c))
   logic [HaloW-1:0] ih, iw;             // input rows, cols one tile reads
   logic [FpW-1:0] in_fp, out_fp, wgt_fp;
   logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
@@ -217,6 +227,10 @@ module uz_desc_check #(
     in_c_up  = (32'(f_in_c) + PnMask) & ~PnMask;
     out_c_up = (32'(f_out_c) + PmMask) & ~PmMask;
     ovsf_l   = 32'd1 << f_log2_l;
+    in_c_end  = 17'(f_in_c_off) + 17'(f_in_c);
+    out_c_end = 17'(f_out_c_off) + 17'(f_out_c);
+    in_c_all  = (f_in_c_total > f_in_c) ? f_in_c_total : f_in_c;
+    out_c_all = (f_out_c_total > f_out_c) ? f_out_c_total : f_out_c;
     n_ones   = '0;
     for (int i = 0; i < 32; i++) n_ones = n_ones + 6'(f_code_mask[i]);
 
@@ -236,9 +250,7 @@ module uz_desc_check #(
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
     c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1 ||
-               f_in_c_off != '0 || (f_in_c_total != '0 && f_in_c_total != f_in_c) ||
-               f_out_c_off != '0 || (f_out_c_total != '0 && f_out_c_total != f_out_c) ||
-               f_res || f_clip || f_pool_avg || f_pool_global || f_pool_asym ||
+               f_res || f_pool_avg || f_pool_global || f_pool_asym ||
                f_pool_kh != '0 || f_pool_kw != '0;
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
@@ -250,6 +262,8 @@ module uz_desc_check #(
                (pooled && (!(f_pool_k == 2'd2 || f_pool_k == 2'd3) || f_pool_s == 2'd0 ||
                            f_pool_pad >= f_pool_k || pool_k_wide > ph || pool_k_wide > pw));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
+               // a channel slice inside its tensor
+               in_c_end > 17'(in_c_all) || out_c_end > 17'(out_c_all) ||
                DimW'(f_out_h) != eh || DimW'(f_out_w) != ew ||
                (is_fc && (f_in_h != 16'd1 || f_in_w != 16'd1));
     c_tile   = f_tr == '0 || f_tc == '0 || f_ti == '0 || f_to == '0 ||
@@ -265,6 +279,7 @@ module uz_desc_check #(
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||
                32'($signed(f_data_shift)) < ShiftMin || 32'($signed(f_data_shift)) > ShiftMax ||
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||
+               (f_clip && f_clip_hi > DataMax) ||
                (is_pool && f_data_shift != '0);
     // Once 2**log2_l equals OvsfLen, check() measures the mask and the code
     // count against OvsfLen, so the constant serves for both.
@@ -272,7 +287,8 @@ module uz_desc_check #(
                           (f_code_mask >> OvsfLen) != '0 ||
                           f_n_codes == '0 || 32'(f_n_codes) > 32'(OvsfLen) ||
                           n_ones != f_n_codes);
-    c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0;
+    c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0 ||
+               ((f_in_c_off | f_out_c_off) & PnMask16) != '0;
     c_large  = in_fp > FpW'(InBufElems) || out_fp > FpW'(OutBufElems) ||
                (!is_pool && wgt_fp > FpW'(WgtBufElems));
 

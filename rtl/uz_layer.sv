@@ -106,6 +106,28 @@ module uz_layer
     trtc      = 32'(d.tr) * 32'(d.tc);
   end
 
+  // ---------------------------------------------------- channel slices
+  // The input and output may be channel slices of larger tensors: they start
+  // (off / PN) channel groups of H x W words into the tensor at in_addr /
+  // out_addr (golden.funcmodel.slice_addr; off is a multiple of PN, which
+  // uz_desc_check enforces) and are laid out like whole tensors of in_c /
+  // out_c channels from there. The bases are computed once, as the layer
+  // starts (the descriptor is valid then and stays so), which keeps the
+  // multiplies out of the loader's and the write-back's address paths; those
+  // use them from their second state on.
+  localparam int ActWordBytes = PN * DataWidth / 8;
+  localparam int LogPNl       = $clog2(PN);
+  logic [31:0] in_base_q, out_base_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      in_base_q  <= '0;
+      out_base_q <= '0;
+    end else if (start_i) begin
+      in_base_q  <= d.in_addr + 32'(d.in_c_off >> LogPNl) * 32'(d.in_h) * 32'(d.in_w) * ActWordBytes;
+      out_base_q <= d.out_addr + 32'(d.out_c_off >> LogPNl) * 32'(d.out_h) * 32'(d.out_w) * ActWordBytes;
+    end
+  end
+
   // ---------------------------------------------------- hand-off flags
   logic [1:0] tile_full_q, tile_filled, tile_release;
   logic [1:0] out_full_q, out_done, out_release;
@@ -190,7 +212,7 @@ module uz_layer
     .kind_i(d.kind), .ovsf_i(d.ovsf), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
     .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
-    .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(d.in_addr), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
+    .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
     .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
     .tile_full_i(tile_full_q), .tile_filled_o(tile_filled),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o,
@@ -231,9 +253,13 @@ module uz_layer
     .clk_i, .rst_ni, .start_i, .abort_i,
     .pool_kind_i(pool_kind), .pool_en_i(pool_en), .pool_k_i(d.pool_k), .pool_s_i(d.pool_s),
     .pool_pad_i(d.pool_pad), .relu_i(d.relu), .data_shift_i(d.data_shift),
+    .clip_i(d.clip),
+    // uz_desc_check rejects a clip_hi above the largest data value, so its
+    // low DataWidth bits hold it
+    .clip_hi_i(d.clip_hi[DataWidth-1:0]),
     .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .conv_h_i(conv_h), .conv_w_i(conv_w),
     .out_h_i(d.out_h), .out_w_i(d.out_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
-    .trtc_i(trtc), .out_addr_i(d.out_addr),
+    .trtc_i(trtc), .out_addr_i(out_base_q),
     .out_full_i(out_full_q), .out_release_o(out_release),
     .acc_rd_en_o(p_rd_en), .acc_half_o(p_half), .acc_rd_addr_o(p_rd_addr),
     .acc_rd_data_i(p_half_q ? out_rd_data1 : out_rd_data0),

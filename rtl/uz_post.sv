@@ -1,7 +1,9 @@
 // Write-back of one layer: for each output tile whose accumulators are
 // complete, for each channel group and output row, one write command; for
 // each output pixel the max over its pool window (1x1 without a pool) of
-// shift_round_sat(ReLU(acc), data_shift) — the order of docs/arithmetic.md.
+// clip(shift_round_sat(ReLU(acc), data_shift)) — the order of
+// docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
+// being monotone, commutes with the max pool as the ReLU does.
 // Window positions outside the convolution plane never win.
 module uz_post
   import uz_isa_pkg::*;
@@ -27,6 +29,8 @@ module uz_post
   input  logic [1:0]                pool_pad_i,
   input  logic                      relu_i,
   input  logic [7:0]                data_shift_i,
+  input  logic                      clip_i,
+  input  logic [DataWidth-1:0]      clip_hi_i,     // clip_hi, <= the largest data value (uz_desc_check)
   input  logic [15:0]               cin_pad_i,
   input  logic [15:0]               cout_pad_i,
   input  logic [15:0]               conv_h_i,
@@ -139,9 +143,10 @@ module uz_post
   assign acc_rd_addr_o = OutAw'(32'(q_q) * trtc_i + 32'(cy - $signed({4'b0, r0})) * 32'(tc_i)
                                 + 32'(cx - $signed({4'b0, c0})));
 
-  // Stage 2: the word arrives; ReLU, the shared data shift, running max.
+  // Stage 2: the word arrives; ReLU, the shared data shift, the clip,
+  // running max.
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
-  logic [WordWidth-1:0]    s2_val, max_q, max_next;
+  logic [WordWidth-1:0]    s2_val, s2_clip, max_q, max_next;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -160,9 +165,18 @@ module uz_post
     uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(8)) u_data_shift (
       .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s2_val[p*DataWidth +: DataWidth])
     );
+    // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip)
+    always_comb begin
+      logic signed [DataWidth-1:0] v;
+      v = $signed(s2_val[p*DataWidth +: DataWidth]);
+      if (!clip_i)                       s2_clip[p*DataWidth +: DataWidth] = v;
+      else if (v < 0)                    s2_clip[p*DataWidth +: DataWidth] = '0;
+      else if ($unsigned(v) > clip_hi_i) s2_clip[p*DataWidth +: DataWidth] = clip_hi_i;
+      else                               s2_clip[p*DataWidth +: DataWidth] = v;
+    end
     always_comb begin
       logic signed [DataWidth-1:0] cur, best;
-      cur  = $signed(s2_val[p*DataWidth +: DataWidth]);
+      cur  = $signed(s2_clip[p*DataWidth +: DataWidth]);
       best = $signed(max_q[p*DataWidth +: DataWidth]);
       if (!s2_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s2_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
       else if (s2_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;

@@ -171,7 +171,7 @@ module uz_top
   logic [BeatsWidth-1:0] l_rd_cmd_beats;
 
   uz_desc_check #(
-    .PM(PM), .PN(PN), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
     .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems)
   ) u_desc_check (
     .desc_i(desc), .err_o(desc_err)

@@ -6,7 +6,7 @@ internal probe points. Everything above it works with transactions.
 - probes, sampled once per clock by one coroutine:
     generator output  (uz_ovsf_gen blocks, with the loader's position)
     bias alignment    (compute: aligned bias entering the accumulators)
-    shift stage       (write-back: accumulator before, value after the data shift)
+    shift stage       (write-back: accumulator before, value after the data shift and clip)
     layer completion  (controller: a layer's counters are pushed)
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ class ShiftSample:
     y: int
     x: int
     acc: list         # accumulators before ReLU and the data shift
-    out: list         # after ReLU and the data shift
+    out: list         # after ReLU, the data shift and any clip
 
 
 @dataclass
@@ -296,7 +296,7 @@ class UzBfm:
                 o0, y, x = pending_shift
                 self.probes.shift.append(ShiftSample(
                     layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),
-                    _lanes(int(post.s2_val.value), pm, db)))
+                    _lanes(int(post.s2_clip.value), pm, db)))
                 pending_shift = None
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f

@@ -235,8 +235,26 @@ class ShiftMonitor(ProbeMonitor):
     probe = "shift"
 
 
+def layer_out_span(prog, i: int) -> tuple:
+    """(addr, size) of the memory layer ``i`` writes: its output region, or,
+    for a layer writing a channel slice of a larger tensor (a concatenation
+    part, QLayer.out_slice), only its slice: round_up(out_c, PN) channels
+    from slice_addr on (the pad channels of its last word included, which
+    it writes as zeros)."""
+    q = prog.layers[i]
+    r = prog.image.region(prog.regions[q.name]["out"])
+    if q.out_slice is None:
+        return r.addr, r.size
+    c, h, w = q.out_shape
+    addr = funcmodel.slice_addr(r.addr, q.out_slice[0], h, w, prog.cfg)
+    size = memimage.act_elems(q.out_shape, prog.cfg.pn) * prog.cfg.elem_bytes
+    assert r.addr <= addr and addr + size <= r.addr + r.size, f"layer {q.name}: slice outside its tensor's region"
+    return addr, size
+
+
 class LayerMonitor(uvm_component):
-    """Reads each finished layer's output region from memory."""
+    """Reads each finished layer's output from memory: its output region, or
+    its own slice of it (layer_out_span)."""
 
     def build_phase(self):
         self.bfm = ConfigDB().get(self, "", "BFM")
@@ -249,10 +267,10 @@ class LayerMonitor(uvm_component):
         prog = item.prog
         for i in range(len(item.traces)):
             q = prog.layers[i]
-            region = prog.image.region(prog.regions[q.name]["out"])
+            addr, size = layer_out_span(prog, i)
             img = memimage.MemoryImage()
-            img.write(region.addr, self.bfm.read_mem(region.addr, region.size))
-            got = funcmodel.read_act(img, region.addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
+            img.write(addr, self.bfm.read_mem(addr, size))
+            got = funcmodel.read_act(img, addr, q.out_shape, prog.cfg)[:q.out_shape[0]]
             self.ap.write(ObservedLayer("layer", item, i, self.transform(got)))
 
     def transform(self, tensor):
@@ -474,8 +492,8 @@ def _pooled_span(d, size: int):
 
 class ShiftScoreboard(Scoreboard):
     """The shift stage: the accumulator before it (against the golden
-    accumulators) and the value after ReLU and the data shift (against the
-    shared rule applied to the observed accumulator). Meant to see every
+    accumulators) and the value after ReLU, the data shift and any clip
+    (against the shared rule applied to the observed accumulator). Meant to see every
     pixel of every PE group of every layer that completed (that a pool
     window covers, under a max pool)."""
     unit = "accumulator words"
@@ -506,14 +524,18 @@ class ShiftScoreboard(Scoreboard):
         acc = np.asarray(s.acc, dtype=np.int64)
         if d.relu:
             acc = arith.relu(acc)
-        exp_out = [int(v) for v in arith.shift_round_sat(acc, d.data_shift, cfg.data_bits)]
+        out = arith.shift_round_sat(acc, d.data_shift, cfg.data_bits)
+        if d.clip:
+            out = arith.clip(out, 0, d.clip_hi)
+        exp_out = [int(v) for v in out]
         self.checked += 1
         self.seen.add((id(item), s.layer, s.o0, s.y, s.x))
         if exp_acc != list(s.acc):
             self.fail(f"{item.label} layer {q.name}: accumulators of channels {s.o0}.. at (y {s.y}, x {s.x}): "
                       f"expected {exp_acc}, got {s.acc}")
         if exp_out != list(s.out):
-            self.fail(f"{item.label} layer {q.name}: data shift {d.data_shift} of channels {s.o0}.. at "
+            self.fail(f"{item.label} layer {q.name}: data shift {d.data_shift}"
+                      f"{f' and clip at {d.clip_hi}' if d.clip else ''} of channels {s.o0}.. at "
                       f"(y {s.y}, x {s.x}): expected {exp_out}, got {s.out}")
 
 
@@ -592,7 +614,8 @@ class StatusScoreboard(Scoreboard):
 
 class MemoryScoreboard(Scoreboard):
     """Nothing outside the output regions of the layers that ran (and that
-    stopped) changed: descriptors, weights, biases, the input and a guard zone
+    stopped) changed (a layer writing a channel slice: its slice only, so a
+    stray write into a neighbouring part shows): descriptors, weights, biases, the input and a guard zone
     after the image stay as they were, whatever the end of the program.
     Meant to see every program."""
     unit = "memory snapshots"
@@ -610,9 +633,9 @@ class MemoryScoreboard(Scoreboard):
         else:
             ran = min(err_layer + 1, len(prog.layers))
         allowed = []
-        for q in prog.layers[:ran]:
-            r = prog.image.region(prog.regions[q.name]["out"])
-            allowed.append((r.addr, r.addr + r.size))
+        for i in range(ran):
+            addr, size = layer_out_span(prog, i)
+            allowed.append((addr, addr + size))
         before = np.frombuffer(snap.before, dtype=np.uint8)
         after = np.frombuffer(snap.after, dtype=np.uint8)
         mask = np.ones(len(before), dtype=bool)

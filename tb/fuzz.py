@@ -37,7 +37,7 @@ from golden import arith, compiler, funcmodel, isa, memimage
 from golden.randnet import random_network
 
 from .bfm import DONE, ERROR
-from .sequences import LayerParams, make_program
+from .sequences import ALL_DIRECTED, LayerParams, make_program
 
 E = isa.Err
 #: Descriptor error codes (the ones validate can give).
@@ -45,7 +45,7 @@ DESC_CODES = [c for c in E if E.NONE < c < E.AXI_READ]
 #: Fields whose legal change leaves every region where it was: a mutant that
 #: stays legal through them must run to the golden result of the change.
 SAFE_FIELDS = {"relu", "bias", "insel", "data_shift", "bias_shift", "gen_shift", "tr", "tc", "ti", "to",
-               "layer_id", "code_mask", "n_codes"}
+               "layer_id", "code_mask", "n_codes", "clip", "clip_hi"}
 ADDR_FIELDS = ("in_addr", "out_addr", "wgt_addr", "bias_addr")
 MAX_MACS = 200_000
 MUTATIONS = ("targeted", "targeted", "targeted", "bitflip", "field", "boundary")
@@ -135,6 +135,12 @@ def targeted(v: dict, code: E, cfg) -> str:
             v["pool_k"], v["pool_pad"] = 2, random.choice([2, 3])
         return f"pool, {choice}={v[choice]}"
     if code == E.SHAPE_MISMATCH:
+        if random.random() < 0.3:
+            # a channel slice reaching past the end of its tensor
+            side = random.choice(["in", "out"])
+            c, total = v[f"{side}_c"], v[f"{side}_c_total"]
+            v[f"{side}_c_off"] = min(0xFFFF // cfg.pn * cfg.pn, _round_up(max(total, c) - c + 1, cfg.pn))
+            return f"{side}_c_off={v[f'{side}_c_off']} ({side}_c={c}, {side}_c_total={total})"
         if kind == isa.Kind.POOL and random.random() < 0.5:
             v["out_c"] = min(0xFFFF, v["in_c"] + random.randint(1, 8))
             return f"pool out_c={v['out_c']}"
@@ -146,6 +152,10 @@ def targeted(v: dict, code: E, cfg) -> str:
         v[f] = random.choice([0, v[f] + 1, v[f] + cfg.pm * 4])
         return f"{f}={v[f]}"
     if code == E.BAD_SHIFT:
+        if random.random() < 0.25:
+            # a clip bound above the largest data value
+            v["clip"], v["clip_hi"] = 1, random.randint(arith.qmax(cfg.data_bits) + 1, 0xFFFF)
+            return f"clip_hi={v['clip_hi']}"
         f = random.choice(["bias_shift", "data_shift", "gen_shift"])
         v[f] = random.choice([isa.SHIFT_MIN - 1, isa.SHIFT_MAX + 1, -128, 127])
         if kind == isa.Kind.POOL and random.random() < 0.5:
@@ -165,6 +175,13 @@ def targeted(v: dict, code: E, cfg) -> str:
             v["log2_l"] = random.choice([x for x in range(8) if x != v["log2_l"]])
         return f"{choice}={v[choice]}"
     if code == E.BAD_ALIGN:
+        if cfg.pn > 1 and random.random() < 0.3:
+            # a channel slice not starting on a word (inside its tensor)
+            side = random.choice(["in", "out"])
+            c = v[f"{side}_c"]
+            v[f"{side}_c_total"] = min(0xFFFF, max(v[f"{side}_c_total"], c) + cfg.pn)
+            v[f"{side}_c_off"] = random.randint(1, cfg.pn - 1)
+            return f"{side}_c_off={v[f'{side}_c_off']} (not a multiple of PN={cfg.pn})"
         f = random.choice(ADDR_FIELDS)
         v[f] = (v[f] + random.randint(1, cfg.bus_bytes - 1)) & 0xFFFFFFFF
         return f"{f}=0x{v[f]:X}"
@@ -307,7 +324,8 @@ class FuzzSeq(uvm_sequence):
 
     # ------------------------------------------------------- the programs
     def base(self, cfg, i):
-        """A valid random program: a random layer (3 of 4) or a small network."""
+        """A valid random program: a random layer (3 of 4) or a small network
+        (now and then a graph one: the fire module or ReLU6 of GRAPH_DIRECTED)."""
         if random.random() < 0.75:
             p = LayerParams(cfg)
             # small layers keep a round short (the mutants need variety, not
@@ -323,6 +341,12 @@ class FuzzSeq(uvm_sequence):
             force_ovsf = p.ovsf_at_1 and p.rho == 1.0 and p.kind != "pool"
             return spec, dict(insel=p.insel, input_scale=p.scale, force_ovsf=force_ovsf), \
                 f"round {i}: {p.kind} cin {p.cin} cout {p.cout} k{p.k} s{p.stride} rho {p.rho}"
+        if random.random() < 0.3:
+            # a graph program: channel slices (a fire module) or ReLU6
+            name = random.choice(["fire", "relu6"])
+            spec, insel, *opts = ALL_DIRECTED[name]
+            return dict(spec, name=name, weights={"seed": random.getrandbits(16)}), \
+                dict(insel=insel, **(opts[0] if opts else {})), f"round {i}: {name}"
         seed = random.getrandbits(16)
         spec = random_network(seed, max_layers=3, max_hw=10, max_c=cfg.pn + 3, ovsf_len=cfg.ovsf_len)
         return spec, dict(insel=random.choice(["auto", "on", "off"])), f"round {i}: network {seed}"

@@ -22,16 +22,17 @@ RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: float = 1.0,
                  stall: str = "none", corrupt=None, force_ovsf: bool = False, tiles=None,
-                 shifts=None) -> ProgramItem:
-    """Compile a network for ``cfg`` (calibrated on unit-scale images) and
-    write an input of ``input_scale`` into its image. A larger scale than the
-    calibration drives outputs into saturation. ``tiles`` replaces the
+                 shifts=None, calib_scale: float = 1.0) -> ProgramItem:
+    """Compile a network for ``cfg`` (calibrated on images of ``calib_scale``,
+    unit by default) and write an input of ``input_scale`` times that into
+    its image. A larger scale than the calibration drives outputs into
+    saturation. ``tiles`` replaces the
     compiler's tiles ({layer name: {tr, tc, ti, to}}); ``shifts`` replaces
     shift amounts in layer 0's descriptor ({field: value}), which is what
     another choice of fractional lengths would give."""
     net = load_network(spec)
     rng = np.random.default_rng(random.getrandbits(32))
-    calib = rng.normal(0, 1, (2,) + tuple(net.input_shape))
+    calib = calib_scale * rng.normal(0, 1, (2,) + tuple(net.input_shape))
     prog = compiler.compile_network(net, cfg, calib, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
     compiler.load_input(prog, calib[0] * input_scale)
     if shifts:
@@ -94,22 +95,49 @@ DIRECTED = {
     "conv_then_fc": ({"input_shape": [3, 6, 6], "layers": [conv("c", 9, 3, 1, 1), {"type": "relu"},
                                                          {"name": "f", "type": "fc", "out_features": 7}]}, "auto"),
 }
+#: The directed programs of the graph features the RTL runs (name -> (network
+#: spec, insel mode, make_program options)); DirectedSeq runs them after
+#: DIRECTED. Kept apart from DIRECTED, whose chains tests/data/chain_cases.py
+#: compiles against reference images.
+GRAPH_DIRECTED = {
+    # Graph features. A SqueezeNet fire module: the expands write channel
+    # slices of one tensor (out_c_off), the consumer reads it whole, a side
+    # conv reads the 3x3 expand's slice alone (in_c_off); the 1x1 expand's 5
+    # channels leave a gap of 3 at PN = 8.
+    "fire": ({"input_shape": [6, 6, 7], "layers": [
+        conv("sq", 8, 1), {"name": "sq_r", "type": "relu"},
+        conv("e1", 5, 1, inputs=["sq_r"]), {"name": "e1_r", "type": "relu"},
+        conv("e3", 16, 3, 1, 1, inputs=["sq_r"]), {"name": "e3_r", "type": "relu"},
+        {"name": "cat", "type": "concat", "inputs": ["e1_r", "e3_r"]},
+        conv("side", 8, 1, inputs=["e3_r"]),
+        conv("cons", 10, 3, 1, 1, inputs=["cat"]),
+        {"name": "cat2", "type": "concat", "inputs": ["side", "cons"]},
+        conv("last", 8, 1)]}, "auto"),
+    # ReLU6 at saturation: calibrated on images of scale 8, so the clip at 6
+    # lies inside the output's format and binds; fused into a conv, and into
+    # a conv with a fused max pool.
+    "relu6": ({"input_shape": [5, 8, 8], "layers": [
+        conv("c1", 12, 3, 1, 1), {"name": "r1", "type": "relu6"},
+        conv("c2", 8, 3, 1, 1), {"name": "r2", "type": "relu6"},
+        {"name": "p2", "type": "maxpool", "kernel": 2, "stride": 2}]}, "auto", {"calib_scale": 8.0}),
+}
+ALL_DIRECTED = {**DIRECTED, **GRAPH_DIRECTED}
 SMOKE = ("conv_k3_s1_pad", "conv_ovsf_half", "fc_raw", "conv_pool2")
 
 
 class DirectedSeq(uvm_sequence):
-    """The directed programs (all, or the names given)."""
+    """The directed programs (all, the graph ones included, or the names given)."""
 
     def __init__(self, name="directed", names=None):
         super().__init__(name)
-        self.names = list(names or DIRECTED)
+        self.names = list(names or ALL_DIRECTED)
 
     async def body(self):
         cfg = _cfg()
         for n in self.names:
-            spec, insel = DIRECTED[n]
+            spec, insel, *opts = ALL_DIRECTED[n]
             spec = dict(spec, name=n, weights={"seed": random.getrandbits(16)})
-            item = make_program(spec, cfg, n, insel=insel, stall=_stall())
+            item = make_program(spec, cfg, n, insel=insel, stall=_stall(), **(opts[0] if opts else {}))
             await self.start_item(item)
             await self.finish_item(item)
 

@@ -191,6 +191,14 @@ LEGAL = {
     "fc_ovsf": _fc(ovsf=1, log2_l=4, n_codes=16, code_mask=0xFFFF),
     "big_conv": _big_conv(),
     "wide_conv": _wide_conv(),
+    # graph features the RTL runs: channel slices and the clip (ReLU6)
+    "conv_in_slice": _conv(in_c_off=16, in_c_total=48),
+    "conv_out_slice": _conv(out_c_off=32, out_c_total=48),
+    "conv_out_slice_gap": _conv(out_c=12, out_c_off=0, out_c_total=28),
+    "conv_total_below_c": _conv(in_c_total=8, out_c_total=8),
+    "conv_clip": _conv(clip=1, clip_hi=24576),
+    "conv_clip_max": _conv(clip=1, clip_hi=(1 << 15) - 1, relu=0),
+    "pool_clip_slices": _pool(clip=1, clip_hi=0, in_c_off=16, in_c_total=32, out_c_off=16, out_c_total=32),
 }
 
 
@@ -212,8 +220,7 @@ BROKEN = [
     ("kind_15", _conv(kind=15), Err.BAD_KIND, "kind"),
     # graph features the RTL does not run yet: refused before anything else
     *[(f"unsupported_{n}", _conv(**{n: v}), Err.UNSUPPORTED, n)
-      for n, v in (("groups", 2), ("in_shuffle", 2), ("in_c_off", 16), ("in_c_total", 32), ("out_c_off", 16),
-                   ("out_c_total", 32), ("res", 1), ("clip", 1), ("pool_avg", 1), ("pool_global", 1),
+      for n, v in (("groups", 2), ("in_shuffle", 2), ("res", 1), ("pool_avg", 1), ("pool_global", 1),
                    ("pool_asym", 1), ("pool_kh", 3), ("pool_kw", 3))],
     ("unsupported_before_zero_dim", _conv(in_c=0, res=1), Err.UNSUPPORTED, "res"),
     *[(f"zero_{n}", _conv(**{n: 0}), Err.ZERO_DIM, n)
@@ -241,6 +248,11 @@ BROKEN = [
     ("conv_pool_out_h", _conv_pool(out_h=8), Err.SHAPE_MISMATCH, "out_h"),
     ("pool_out_c", _pool(out_c=32), Err.SHAPE_MISMATCH, "out_c"),
     ("fc_in_h", _fc(in_h=2, out_h=2), Err.SHAPE_MISMATCH, "in_h"),
+    # channel slices inside their tensors (engine mode too, now the RTL runs them)
+    ("in_slice_outside", _conv(in_c_off=16, in_c_total=16), Err.SHAPE_MISMATCH, "in_c_off"),
+    ("in_slice_no_total", _conv(in_c_off=16), Err.SHAPE_MISMATCH, "in_c_off"),
+    ("out_slice_outside", _conv(out_c_off=32, out_c_total=47), Err.SHAPE_MISMATCH, "out_c_off"),
+    ("out_slice_before_tile", _conv(out_c_off=16, out_c_total=16, tr=0), Err.SHAPE_MISMATCH, "out_c_off"),
     *[(f"zero_{n}", _conv(**{n: 0}), Err.BAD_TILE, n) for n in ("tr", "tc", "ti", "to")],
     ("tr_over", _conv(tr=9), Err.BAD_TILE, "tr"),
     ("tc_over", _conv(tc=9), Err.BAD_TILE, "tc"),
@@ -253,6 +265,8 @@ BROKEN = [
     ("data_shift_high", _conv(data_shift=isa.SHIFT_MAX + 1), Err.BAD_SHIFT, "data_shift"),
     ("gen_shift_min", _conv(gen_shift=FIELD["gen_shift"].lo), Err.BAD_SHIFT, "gen_shift"),
     ("pool_data_shift", _pool(data_shift=1), Err.BAD_SHIFT, "data_shift"),
+    ("clip_hi_over_max", _conv(clip=1, clip_hi=1 << 15), Err.BAD_SHIFT, "clip_hi"),
+    ("clip_hi_before_codes", _ovsf(clip=1, clip_hi=0xFFFF, n_codes=0), Err.BAD_SHIFT, "clip_hi"),
     ("pool_ovsf", _pool(ovsf=1, log2_l=4, n_codes=8, code_mask=0x5555), Err.BAD_CODES, "ovsf"),
     ("log2_l", _ovsf(log2_l=3), Err.BAD_CODES, "log2_l"),
     ("code_mask_beyond_l", _ovsf(code_mask=0x15554), Err.BAD_CODES, "code_mask"),
@@ -261,6 +275,9 @@ BROKEN = [
     ("n_codes_ne_mask", _ovsf(n_codes=7), Err.BAD_CODES, "n_codes"),
     *[(f"{n}_unaligned", _conv(**{n: 0x1008}), Err.BAD_ALIGN, n)
       for n in ("in_addr", "out_addr", "wgt_addr", "bias_addr")],
+    ("in_c_off_not_pn", _conv(in_c_off=8, in_c_total=32), Err.BAD_ALIGN, "in_c_off"),
+    ("out_c_off_not_pn", _conv(out_c_off=1, out_c_total=32), Err.BAD_ALIGN, "out_c_off"),
+    ("out_c_off_before_too_large", _big_conv(tr=32, out_c_off=4, out_c_total=32), Err.BAD_ALIGN, "out_c_off"),
     ("input_tile_too_large", _big_conv(tr=32), Err.TOO_LARGE, "tr"),
     ("weight_tile_too_large", _wide_conv(ti=512), Err.TOO_LARGE, "tr"),
 ]

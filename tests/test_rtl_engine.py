@@ -30,6 +30,23 @@ def test_engine(case, sim):
     run_case(case, sim)
 
 
+@pytest.mark.parametrize("case", sorted(engine_cases.GRAPH_FEATURES))
+def test_graph_case_uses_its_features(case):
+    """The graph cases compile to descriptors that really use channel slices
+    and the clip (else the engine runs above would test nothing new), the
+    clip binds, and the engine accepts them."""
+    from golden import isa
+    prog, _, ref = engine_cases.build(case)
+    descs = [isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+             for i in range(len(prog.layers))]
+    for name in engine_cases.GRAPH_FEATURES[case]:
+        assert any(getattr(d, name) for d in descs), f"{case}: no descriptor uses {name}"
+    for d, y in zip(descs, ref):
+        assert isa.validate(d, prog.cfg) == isa.Err.NONE
+        if d.clip:
+            assert (y == d.clip_hi).any(), f"{case}: the clip at {d.clip_hi} never binds"
+
+
 def test_engine_gen_lanes_not_dividing_pm():
     """Three generator lanes on eight banks: rows of blocks end between
     lanes, and odd n_codes leave partial blocks in the alpha queue."""

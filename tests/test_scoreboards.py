@@ -13,15 +13,16 @@ from golden import compiler, funcmodel, isa, memimage
 from tb import env
 from tb.bfm import DONE, BiasSample, GenSample, ShiftSample
 from tb.regressions import CONFIGS
-from tb.sequences import DIRECTED, make_program
+from tb.sequences import ALL_DIRECTED, make_program
 
 CFG = CONFIGS["small"]
 
 
 def _item(name="conv_ovsf_half"):
     random.seed(1)
-    spec, insel = DIRECTED[name]
-    item = make_program(dict(spec, name=name, weights={"seed": 3}), CFG, name, insel=insel)
+    spec, insel, *opts = ALL_DIRECTED[name]
+    item = make_program(dict(spec, name=name, weights={"seed": 3}), CFG, name, insel=insel,
+                        **(opts[0] if opts else {}))
     prog = item.prog
     img = memimage.MemoryImage()
     img.data = bytearray(prog.image.data)
@@ -42,8 +43,9 @@ def _board(cls):
     return sb
 
 
-def _observations(kind, item, img):
-    """What a correct engine's monitor publishes for ``item``."""
+def _observations(kind, item, img, clip=True):
+    """What a correct engine's monitor publishes for ``item`` (clip=False:
+    an engine that forgets the clip)."""
     pm, pn, length = CFG.pm, CFG.pn, CFG.ovsf_len
     out = []
     for i, (d, t) in enumerate(zip(item.descs, item.traces)):
@@ -68,7 +70,10 @@ def _observations(kind, item, img):
                         a = np.asarray(acc, dtype=np.int64)
                         if d.relu:
                             a = arith.relu(a)
-                        s = [int(v) for v in arith.shift_round_sat(a, d.data_shift, CFG.data_bits)]
+                        s = arith.shift_round_sat(a, d.data_shift, CFG.data_bits)
+                        if d.clip and clip:
+                            s = arith.clip(s, 0, d.clip_hi)
+                        s = [int(v) for v in s]
                         out.append((item, ShiftSample(i, o0, y, x, acc, s)))
         elif kind == "layer":
             out.append(env.ObservedLayer("layer", item, i, t.y))
@@ -96,9 +101,11 @@ def test_scoreboard_that_compared_nothing_fails(kind):
         sb.check_phase()
 
 
-@pytest.mark.parametrize("kind", sorted(BOARDS))
-def test_scoreboard_that_compared_part_fails_and_all_passes(kind):
-    item, img = _item()
+# the graph programs (channel slices, the clip) too; they have no OVSF weights
+@pytest.mark.parametrize("kind, name", [(k, n) for k in sorted(BOARDS) for n in ("conv_ovsf_half", "fire", "relu6")
+                                        if k != "weights" or n == "conv_ovsf_half"])
+def test_scoreboard_that_compared_part_fails_and_all_passes(kind, name):
+    item, img = _item(name)
     obs = _observations(kind, item, img)
     assert obs
     sb = _board(BOARDS[kind])
@@ -119,4 +126,62 @@ def test_scoreboard_that_compared_part_fails_and_all_passes(kind):
 def test_status_scoreboard_fails_when_no_program_ran():
     sb = _board(env.StatusScoreboard)
     with pytest.raises(AssertionError, match="no program ran"):
+        sb.check_phase()
+
+
+def test_shift_scoreboard_expects_the_clip():
+    """A ReLU6 layer: the value after the shift stage is clipped at clip_hi;
+    an engine that forgot the clip is caught."""
+    item, img = _item("relu6")
+    assert any(d.clip for d in item.descs)
+    obs = _observations("shift", item, img, clip=False)
+    sb = _board(env.ShiftScoreboard)
+    sb.programs.append(item)
+    for o in obs:
+        sb.write(o)
+    with pytest.raises(AssertionError, match="clip at"):
+        sb.check_phase()
+
+
+def test_layer_monitor_span_is_the_slice():
+    """A layer writing a concatenation part: the monitor reads, and the memory
+    scoreboard allows, its own slice only, inside the tensor's region."""
+    item, _ = _item("fire")
+    prog = item.prog
+    sliced = [i for i, q in enumerate(prog.layers) if q.out_slice is not None]
+    assert sliced
+    for i in sliced:
+        q = prog.layers[i]
+        r = prog.image.region(prog.regions[q.name]["out"])
+        addr, size = env.layer_out_span(prog, i)
+        assert r.addr <= addr and addr + size <= r.addr + r.size and size < r.size
+        assert addr == funcmodel.slice_addr(r.addr, q.out_slice[0], *q.out_shape[1:], CFG)
+
+
+@pytest.mark.parametrize("where, caught", [("own", False), ("neighbour", True)])
+def test_memory_scoreboard_catches_a_write_into_a_neighbouring_part(where, caught):
+    """The fire module stops after its first expand (e1, part 0 of the
+    concat): a write into e1's slice is allowed, one into the slice of the
+    3x3 expand (which did not run) is caught, though both lie in the same
+    tensor's region."""
+    from tb.bfm import ERROR
+    item, _ = _item("fire")
+    prog = item.prog
+    names = [q.name for q in prog.layers]
+    e1, e3 = names.index("e1"), names.index("e3")
+    assert prog.regions["e1"]["out"] == prog.regions["e3"]["out"]
+    item.result = (ERROR, int(isa.Err.BAD_TILE), e1, 100)    # the engine stopped at e1
+    before = bytearray(prog.image.data)
+    span = env.guarded_span(prog)
+    before = bytes(before.ljust(span, b"\0")[:span])
+    after = bytearray(before)
+    addr, size = env.layer_out_span(prog, e1 if where == "own" else e3)
+    after[addr + size // 2] ^= 0x5A
+    sb = _board(env.MemoryScoreboard)
+    sb.programs.append(item)
+    sb.write(env.MemorySnapshot("mem", item, before, bytes(after)))
+    if caught:
+        with pytest.raises(AssertionError, match="outside the output regions"):
+            sb.check_phase()
+    else:
         sb.check_phase()

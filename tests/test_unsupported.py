@@ -1,4 +1,5 @@
-"""Graph features the RTL does not run yet: the engine's descriptor check
+"""Graph features the RTL does not run yet (residual adds, groups, shuffles,
+the graph pools): the engine's descriptor check
 refuses them (UNSUPPORTED, before any other check), the functional model runs
 them, and `uz run` refuses the program before simulating, naming the layer."""
 import pytest
@@ -36,8 +37,8 @@ def test_chain_program_is_supported():
 @pytest.mark.parametrize("fields, what", [
     ({"res": 1, "res_addr": 0}, "residual add"),
     ({"groups": 2}, "grouped convolution"),
-    ({"clip": 1, "clip_hi": 100}, "clip"),
-    ({"out_c_off": 8, "out_c_total": 16}, "channel slice"),
+    ({"pool_avg": 1}, "average pooling"),
+    ({"in_shuffle": 2}, "channel shuffle"),
 ])
 def test_uz_run_refuses_a_graph_feature_naming_the_layer(fields, what):
     prog = _prog()
@@ -46,3 +47,35 @@ def test_uz_run_refuses_a_graph_feature_naming_the_layer(fields, what):
     assert isa.validate(d, CFG, engine=False) == isa.Err.NONE
     with pytest.raises(UzError, match=rf"layer 'c2' uses .*{what}.*RTL does not run"):
         refuse_unsupported(prog)
+
+
+@pytest.mark.parametrize("fields", [
+    {"clip": 1, "clip_hi": 100},
+    {"out_c_off": 8, "out_c_total": 16},
+    {"out_c_total": 24},
+    {"in_c_off": 8, "in_c_total": 16},
+])
+def test_clip_and_channel_slices_run_on_the_rtl(fields):
+    """Channel slices and the clip (ReLU6) run on the RTL: the engine accepts
+    them (its legality rules apply instead) and uz run does not refuse them."""
+    prog = _prog()
+    d = _patch(prog, 1, **fields)
+    assert not isa.unsupported_features(d)
+    assert isa.validate(d, CFG) == isa.Err.NONE
+    refuse_unsupported(prog)
+
+
+@pytest.mark.parametrize("fields, code", [
+    ({"out_c_off": 4, "out_c_total": 16}, isa.Err.BAD_ALIGN),
+    ({"in_c_off": 1, "in_c_total": 16}, isa.Err.BAD_ALIGN),
+    ({"out_c_off": 16, "out_c_total": 16}, isa.Err.SHAPE_MISMATCH),
+    ({"in_c_off": 8}, isa.Err.SHAPE_MISMATCH),
+    ({"clip": 1, "clip_hi": 1 << 15}, isa.Err.BAD_SHIFT),
+])
+def test_clip_and_slice_legality_in_engine_mode(fields, code):
+    """The legality rules of the two features hold for the engine as for the
+    functional model."""
+    prog = _prog()
+    d = _patch(prog, 1, **fields)
+    assert isa.validate(d, CFG) == code
+    assert isa.validate(d, CFG, engine=False) == code

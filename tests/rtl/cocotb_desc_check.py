@@ -53,13 +53,32 @@ HANDMADE = {"name": "handmade", "input_shape": [5, 15, 14], "weights": {"seed": 
     {"name": "c2", "type": "conv", "out_channels": 7, "kernel": 1, "bias": False},
     {"name": "f1", "type": "fc", "out_features": 9}]}
 
+#: The graph features the engine runs: a fire module whose expands write
+#: channel slices of one tensor (one leaving a gap), a layer reading a slice
+#: alone, ReLU6 (a clip) fused into a conv and into a conv with a pool.
+GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "layers": [
+    {"name": "sq", "type": "conv", "out_channels": 8, "kernel": 1},
+    {"name": "sq_r", "type": "relu6"},
+    {"name": "e1", "type": "conv", "out_channels": 5, "kernel": 1, "inputs": ["sq_r"]},
+    {"name": "e3", "type": "conv", "out_channels": 20, "kernel": 3, "pad": 1, "inputs": ["sq_r"]},
+    {"name": "cat", "type": "concat", "inputs": ["e1", "e3"]},
+    {"name": "side", "type": "conv", "out_channels": 7, "kernel": 1, "inputs": ["e3"]},
+    {"name": "c2", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1, "inputs": ["cat"]},
+    {"name": "c2_r", "type": "relu6"},
+    {"name": "cat2", "type": "concat", "inputs": ["side", "c2_r"]},
+    {"name": "c3", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
+    {"name": "c3_r", "type": "relu6"},
+    {"name": "p3", "type": "maxpool", "kernel": 2, "stride": 2},
+    {"name": "f1", "type": "fc", "out_features": 9}]}
+
 
 def _rng(*key) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def cfg_of(dut) -> EngineConfig:
-    return EngineConfig(pm=int(dut.PM.value), pn=int(dut.PN.value), ovsf_len=int(dut.OvsfLen.value),
+    return EngineConfig(pm=int(dut.PM.value), pn=int(dut.PN.value), data_bits=int(dut.DataWidth.value),
+                        ovsf_len=int(dut.OvsfLen.value),
                         axi_data_bits=int(dut.AxiDataWidth.value), in_buf_elems=int(dut.InBufElems.value),
                         wgt_buf_elems=int(dut.WgtBufElems.value), out_buf_elems=int(dut.OutBufElems.value))
 
@@ -71,7 +90,7 @@ def _round_up(v, m):
 # ------------------------------------------------------------ the bases
 
 def _compile_all(cfg: EngineConfig) -> list:
-    specs = [EXAMPLE, HANDMADE] + [random_network(s, ovsf_len=cfg.ovsf_len) for s in range(N_RANDOM_NETS)]
+    specs = [EXAMPLE, HANDMADE, GRAPH] + [random_network(s, ovsf_len=cfg.ovsf_len) for s in range(N_RANDOM_NETS)]
     out = []
     for spec in specs:
         net = load_network(spec)
@@ -89,7 +108,7 @@ def compiled_descriptors(cfg: EngineConfig) -> list:
     """Every descriptor the compiler emits for the test networks. Compiling
     takes seconds on a loaded machine, so the result is kept in the build
     folder, keyed by the golden model's sources and the configuration."""
-    key = hashlib.sha1(repr((cfg, N_RANDOM_NETS, HANDMADE)).encode())
+    key = hashlib.sha1(repr((cfg, N_RANDOM_NETS, HANDMADE, GRAPH)).encode())
     for path in sorted(GOLDEN.rglob("*.py")) + sorted(GOLDEN.rglob("*.json")):
         key.update(path.read_bytes())
     cache = simenv.BUILD / "desc_check_cache" / f"{key.hexdigest()[:16]}.json"
@@ -181,6 +200,16 @@ def random_legal(rng, cfg: EngineConfig):
                      code_mask=sum(1 << int(j) for j in rng.choice(L, n, replace=False)))
         for name in ("in_addr", "out_addr", "wgt_addr", "bias_addr"):
             v[name] = int(rng.integers(0, (1 << 32) // cfg.bus_bytes)) * cfg.bus_bytes
+        # channel slices of larger tensors (offsets on PN), and the clip
+        for side, c in (("in", in_c), ("out", out_c)):
+            if rng.random() < 0.3:
+                total = int(min(65535, c + rng.integers(0, 4 * cfg.pn + 1)))
+                off = cfg.pn * int(rng.integers(0, (total - c) // cfg.pn + 1))
+                v.update({f"{side}_c_off": off, f"{side}_c_total": total})
+            elif rng.random() < 0.1:
+                v[f"{side}_c_total"] = int(rng.integers(0, c + 1))   # 0 or at most c: the whole tensor
+        if rng.random() < 0.3:
+            v.update(clip=1, clip_hi=int(rng.integers(0, 1 << (cfg.data_bits - 1))))
         return isa.Descriptor(v).values
 
 
@@ -218,6 +247,12 @@ def crafted(cfg: EngineConfig) -> list:
     add(k=11, pad_t=10, pad_b=10, pad_l=10, pad_r=10, in_h=65535, out_h=65535, out_w=11, tr=1)  # 65545 rows
     add(in_c=65535, ti=65535 // cfg.pn * cfg.pn, out_c=65535, to=65535 // cfg.pm * cfg.pm,
         in_h=65535, in_w=65535, out_h=65535, out_w=65535, tr=65535, tc=65535)
+    # Slices at the 16-bit limit: offset + channels is 17 bits wide; the
+    # last slice that fits, and the clip at the largest data value.
+    top = 65535 // cfg.pn * cfg.pn
+    add(in_c_off=top, in_c_total=65535, out_c_off=65535 - cfg.pm - (65535 - cfg.pm) % cfg.pn, out_c_total=65535,
+        in_c=65535 - top, ti=cfg.pn, clip=1, clip_hi=(1 << (cfg.data_bits - 1)) - 1)
+    add(in_c_off=top, in_c_total=65535, in_c=65535 - top, ti=cfg.pn, out_c_off=cfg.pn, out_c_total=cfg.pn + cfg.pm)
     # FC with OVSF weights, partial ti-tiles that are block multiples.
     L = cfg.ovsf_len
     ovsf = dict(ovsf=1, log2_l=L.bit_length() - 1, n_codes=L, code_mask=(1 << L) - 1)
@@ -264,6 +299,16 @@ def _derived(v: dict, cfg: EngineConfig) -> dict:
     for name in ("in_addr", "out_addr", "wgt_addr", "bias_addr"):
         a = getattr(d, name)
         extra[name] = [a + 1, a + cfg.bus_bytes // 2, a + cfg.bus_bytes, a - cfg.bus_bytes, a ^ 0x80000000]
+    # Slices: offsets on and off PN, the last that fits and the first that
+    # does not; totals around offset + channels.
+    for side, c in (("in", d.in_c), ("out", d.out_c)):
+        off, total = getattr(d, f"{side}_c_off"), getattr(d, f"{side}_c_total")
+        room = max(total, c) - c
+        extra[f"{side}_c_off"] = [cfg.pn, cfg.pn - 1, cfg.pn + 1, cfg.pn // 2, off + cfg.pn, off - cfg.pn,
+                                  room, room // cfg.pn * cfg.pn, room // cfg.pn * cfg.pn + cfg.pn, room + 1]
+        extra[f"{side}_c_total"] = [c, c - 1, c + 1, off + c, off + c - 1, off + c + cfg.pn, 2 * c]
+    qmax = (1 << (cfg.data_bits - 1)) - 1
+    extra["clip_hi"] = [qmax, qmax + 1, 0, 1 << 15, 0xFFFF, 6 << (cfg.data_bits - 4)]
     return extra
 
 

@@ -57,6 +57,45 @@ CASES = {
         {"name": "fc8", "type": "fc", "out_features": 10, "rho": 1}]},
 }
 
+#: Networks using the graph features the RTL runs. Kept apart from CASES,
+#: whose chains tests/data/chain_cases.py compiles against reference images.
+GRAPH_CASES = {
+    # Graph features (docs/architecture.md, "Graph networks"). A SqueezeNet
+    # fire module: squeeze 1x1, the expands 1x1 and 3x3 written into channel
+    # slices of one tensor (out_c_off), a consumer reading the concat and one
+    # reading the second expand's slice alone (in_c_off).
+    "fire": {"input_shape": [6, 7, 9], "weights": {"seed": 9}, "layers": [
+        {"name": "sq", "type": "conv", "out_channels": 8, "kernel": 1},
+        {"name": "sq_relu", "type": "relu"},
+        {"name": "e1", "type": "conv", "out_channels": 8, "kernel": 1, "inputs": ["sq_relu"]},
+        {"name": "e1_relu", "type": "relu"},
+        {"name": "e3", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1, "inputs": ["sq_relu"]},
+        {"name": "e3_relu", "type": "relu"},
+        {"name": "cat", "type": "concat", "inputs": ["e1_relu", "e3_relu"]},
+        {"name": "side", "type": "conv", "out_channels": 8, "kernel": 1, "inputs": ["e3_relu"]},
+        {"name": "cons", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1, "inputs": ["cat"]},
+        {"name": "cat2", "type": "concat", "inputs": ["side", "cons"]},
+        {"name": "last", "type": "conv", "out_channels": 8, "kernel": 1}]},
+    # A concat with a gap: 5 + 8 channels at PN = 8 put the second part at
+    # channel 8, the first part's producer writing zeros into 5..7.
+    "concat_gap": {"input_shape": [4, 6, 6], "weights": {"seed": 10}, "layers": [
+        {"name": "a", "type": "conv", "out_channels": 5, "kernel": 3, "pad": 1, "inputs": ["input"]},
+        {"name": "b", "type": "conv", "out_channels": 8, "kernel": 1, "inputs": ["input"]},
+        {"name": "cat", "type": "concat", "inputs": ["a", "b"]},
+        {"name": "cons", "type": "conv", "out_channels": 6, "kernel": 3, "pad": 1}]},
+    # ReLU6 at saturation: an input scaled up so that the clip at 6 binds,
+    # fused into a conv, and into a conv with a fused max pool.
+    "relu6": {"input_shape": [5, 8, 8], "weights": {"seed": 11}, "input_scale": 8.0, "layers": [
+        {"name": "c1", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1},
+        {"name": "r1", "type": "relu6"},
+        {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
+        {"name": "r2", "type": "relu6"},
+        {"name": "p2", "type": "maxpool", "kernel": 2, "stride": 2}]},
+}
+#: The cases using graph features, and the descriptor fields each must use
+#: (test_rtl_engine checks the compiled program really does).
+GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",)}
+
 
 #: Larger layers for measuring the engine's efficiency (Verilator; not in make test).
 PERF_CASES = {
@@ -65,16 +104,18 @@ PERF_CASES = {
     "first_layer_3ch": {"input_shape": [3, 32, 32], "weights": {"seed": 6}, "layers": [
         {"name": "conv", "type": "conv", "out_channels": 32, "kernel": 3, "pad": 1}]},
 }
-SMOKE = list(CASES)
+SMOKE = list(CASES) + list(GRAPH_CASES)
+ALL_CASES = {**CASES, **GRAPH_CASES, **PERF_CASES}
 CASES.update(PERF_CASES)
 
 
 def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "auto"):
     """Compile a case; return (program, quantized input, golden outputs per layer)."""
-    spec = dict(CASES[case], name=case)
+    spec = dict(ALL_CASES[case], name=case)
     force_ovsf = spec.pop("force_ovsf", False)
+    scale = spec.pop("input_scale", 1.0)
     net = load_network(spec)
-    x = np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
+    x = scale * np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
     prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf)
     xq = compiler.load_input(prog, x[0])
     return prog, xq, compiler.run_network(prog, xq)

@@ -269,15 +269,27 @@ def unsupported_features(d) -> list[tuple[str, str]]:
         out.append(("groups", f"grouped convolution (groups={d.groups})"))
     if d.in_shuffle > 1:
         out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
-    # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total) and the
-    # clip (ReLU6) run on the RTL: check() states their legality.
+    # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total), the
+    # clip (ReLU6) and the identity POOL run on the RTL: check() states their
+    # legality.
+    ident = identity_pool(d)
     for name, what in (("res", "a residual add"), ("pool_avg", "average pooling"),
                        ("pool_global", "global pooling"), ("pool_asym", "a pool with unequal pads"),
                        ("pool_kh", "a pool window other than 2x2 or 3x3"),
                        ("pool_kw", "a pool window other than 2x2 or 3x3")):
-        if getattr(d, name):
+        if getattr(d, name) and not (ident and name in ("pool_kh", "pool_kw")):
             out.append((name, what))
     return out
+
+
+def identity_pool(d) -> bool:
+    """A POOL layer whose window is one cell (pool_kh = pool_kw = 1, stride 1,
+    no padding): it copies its input (with ReLU or clip), which the compiler
+    uses to copy a tensor into a concatenation's slot and for a ReLU/clip no
+    layer can take. The engine runs it as a POOL without pooling."""
+    d = _as_desc(d)
+    return (d.kind == Kind.POOL and d.pool_kh == 1 and d.pool_kw == 1 and d.pool_s == 1 and d.pool_pad == 0
+            and not (d.pool_asym or d.pool_avg or d.pool_global))
 
 
 def _as_desc(d) -> Descriptor:

@@ -179,7 +179,7 @@ module uz_desc_check #(
   assign f_n_codes    = desc[DescNCodesLsb +: DescNCodesWidth];
   assign f_code_mask  = desc[DescCodeMaskLsb +: DescCodeMaskWidth];
 
-  logic is_conv, is_fc, is_pool, pooled, k_ok;
+  logic is_conv, is_fc, is_pool, pooled, pool_ident, pool_win, k_ok;
   logic [DimW-1:0] pad_h, pad_w;        // padded input height, width
   logic [DimW-1:0] ch, cw;              // convolution result (POOL: its input)
   logic [DimW-1:0] ph, pw;              // pool input plus its padding
@@ -200,6 +200,11 @@ module uz_desc_check #(
     is_fc   = f_kind == KindFc;
     is_pool = f_kind == KindPool;
     pooled  = is_pool || (is_conv && f_pool);
+    // golden.isa.identity_pool: a one-cell POOL copies its input; pool_k and
+    // the pool window rules do not apply to it.
+    pool_ident = is_pool && f_pool_kh == 8'd1 && f_pool_kw == 8'd1 && f_pool_s == 2'd1 &&
+                 f_pool_pad == 2'd0 && !f_pool_asym && !f_pool_avg && !f_pool_global;
+    pool_win   = pooled && !pool_ident;
     k_ok    = f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11;
 
     // Geometry (golden.isa.conv_dims, pool_out).
@@ -215,7 +220,7 @@ module uz_desc_check #(
     pool_k_wide = DimW'(f_pool_k);
     ph = ch + DimW'({f_pool_pad, 1'b0});
     pw = cw + DimW'({f_pool_pad, 1'b0});
-    if (pooled) begin
+    if (pool_win) begin
       eh = div_stride(ph - pool_k_wide, {1'b0, f_pool_s}) + DimW'(1);
       ew = div_stride(pw - pool_k_wide, {1'b0, f_pool_s}) + DimW'(1);
     end else begin
@@ -251,7 +256,7 @@ module uz_desc_check #(
     c_kind   = !(is_conv || is_fc || is_pool);
     c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1 ||
                f_res || f_pool_avg || f_pool_global || f_pool_asym ||
-               f_pool_kh != '0 || f_pool_kw != '0;
+               ((f_pool_kh != '0 || f_pool_kw != '0) && !pool_ident);
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
     c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
@@ -259,7 +264,7 @@ module uz_desc_check #(
     c_pad    = !is_pool && (f_pad_t >= f_k || f_pad_b >= f_k || f_pad_l >= f_k || f_pad_r >= f_k);
     c_ktl    = !is_pool && (DimW'(f_k) > pad_h || DimW'(f_k) > pad_w);
     c_pool   = (is_fc && f_pool) ||
-               (pooled && (!(f_pool_k == 2'd2 || f_pool_k == 2'd3) || f_pool_s == 2'd0 ||
+               (pool_win && (!(f_pool_k == 2'd2 || f_pool_k == 2'd3) || f_pool_s == 2'd0 ||
                            f_pool_pad >= f_pool_k || pool_k_wide > ph || pool_k_wide > pw));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
                // a channel slice inside its tensor
@@ -269,7 +274,7 @@ module uz_desc_check #(
     c_tile   = f_tr == '0 || f_tc == '0 || f_ti == '0 || f_to == '0 ||
                tr_wide > ch || tc_wide > cw ||
                // A tiled pool must not straddle tiles.
-               (pooled && (tr_wide < ch || tc_wide < cw) &&
+               (pool_win && (tr_wide < ch || tc_wide < cw) &&
                 (f_pool_k != f_pool_s || f_pool_pad != 2'd0 ||
                  (tr_wide < ch && not_multiple(f_tr, f_pool_s)) ||
                  (tc_wide < cw && not_multiple(f_tc, f_pool_s)))) ||

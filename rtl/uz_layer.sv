@@ -89,7 +89,10 @@ module uz_layer
   // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
   always_comb begin
     pool_kind = (d.kind == KindPool);
-    pool_en   = pool_kind || (d.kind == KindConv && d.pool);
+    // a one-cell POOL (golden.isa.identity_pool) copies: no pooling
+    pool_en   = (pool_kind && !(d.pool_kh == 8'd1 && d.pool_kw == 8'd1 && d.pool_s == 2'd1 &&
+                                d.pool_pad == 2'd0 && !d.pool_asym && !d.pool_avg && !d.pool_global)) ||
+                (d.kind == KindConv && d.pool);
     k         = pool_kind ? 4'd1 : d.k;
     stride    = pool_kind ? 3'd1 : d.stride;
     pad_t     = pool_kind ? '0 : d.pad_t;

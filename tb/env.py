@@ -485,8 +485,11 @@ def _pooled_span(d, size: int):
     out, and the engine need not compute them)."""
     if d.kind != isa.Kind.POOL and not d.pool:
         return range(size)
-    n = isa.pool_out(size, d.pool_k, d.pool_s, d.pool_pad)
-    return sorted({p for o in range(n) for p in range(o * d.pool_s - d.pool_pad, o * d.pool_s - d.pool_pad + d.pool_k)
+    # square windows with equal pads are all the engine pools (a one-cell
+    # POOL, isa.identity_pool, included)
+    k = d.pool_kh or d.pool_k
+    n = isa.pool_out(size, k, d.pool_s, d.pool_pad)
+    return sorted({p for o in range(n) for p in range(o * d.pool_s - d.pool_pad, o * d.pool_s - d.pool_pad + k)
                    if 0 <= p < size})
 
 

@@ -79,3 +79,18 @@ def test_clip_and_slice_legality_in_engine_mode(fields, code):
     d = _patch(prog, 1, **fields)
     assert isa.validate(d, CFG) == code
     assert isa.validate(d, CFG, engine=False) == code
+
+
+def test_one_cell_pool_runs_and_other_windows_do_not():
+    """A one-cell POOL (isa.identity_pool: the compiler's copies and lone
+    ReLU/clip layers) is accepted by the engine; any other pool_kh/pool_kw
+    window, or a one-cell window with a stride, is still UNSUPPORTED."""
+    base = dict(magic=isa.MAGIC, kind=int(isa.Kind.POOL), in_c=8, in_h=6, in_w=6, out_c=8, out_h=6, out_w=6,
+                tr=6, tc=6, ti=8, to=8, pool_kh=1, pool_kw=1, pool_s=1)
+    d = isa.Descriptor(dict(base))
+    assert isa.identity_pool(d) and isa.validate(d, CFG) == isa.Err.NONE
+    for change in ({"pool_kh": 2, "pool_kw": 2, "out_h": 5, "out_w": 5, "tr": 6, "tc": 6}, {"pool_s": 2, "out_h": 3, "out_w": 3}):
+        d = isa.Descriptor(dict(base, **change))
+        assert not isa.identity_pool(d) and isa.validate(d, CFG) == isa.Err.UNSUPPORTED, change
+    conv = isa.Descriptor(dict(base, kind=int(isa.Kind.CONV), pool=1, k=1, stride=1, to=8))
+    assert not isa.identity_pool(conv) and isa.validate(conv, CFG) == isa.Err.UNSUPPORTED

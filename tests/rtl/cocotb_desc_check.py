@@ -55,8 +55,12 @@ HANDMADE = {"name": "handmade", "input_shape": [5, 15, 14], "weights": {"seed": 
 
 #: The graph features the engine runs: a fire module whose expands write
 #: channel slices of one tensor (one leaving a gap), a layer reading a slice
-#: alone, ReLU6 (a clip) fused into a conv and into a conv with a pool.
+#: alone, ReLU6 (a clip) fused into a conv and into a conv with a pool, and
+#: one-cell POOL layers (isa.identity_pool): the input copied into a concat
+#: and a ReLU6 on a concat.
 GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "layers": [
+    {"name": "cp", "type": "concat", "inputs": ["input", "input"]},
+    {"name": "cp_r", "type": "relu6"},
     {"name": "sq", "type": "conv", "out_channels": 8, "kernel": 1},
     {"name": "sq_r", "type": "relu6"},
     {"name": "e1", "type": "conv", "out_channels": 5, "kernel": 1, "inputs": ["sq_r"]},

@@ -91,10 +91,19 @@ GRAPH_CASES = {
         {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
         {"name": "r2", "type": "relu6"},
         {"name": "p2", "type": "maxpool", "kernel": 2, "stride": 2}]},
+    # One-cell POOL layers (isa.identity_pool): the network input copied into
+    # its concat slot (the input region is not a slice of anything), and a
+    # ReLU6 on a concat, which no single producer can take.
+    "copy_clip": {"input_shape": [8, 6, 6], "weights": {"seed": 12}, "input_scale": 8.0, "layers": [
+        {"name": "a", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "inputs": ["input"]},
+        {"name": "cat", "type": "concat", "inputs": ["input", "a"]},
+        {"name": "r6", "type": "relu6"},
+        {"name": "cons", "type": "conv", "out_channels": 8, "kernel": 1}]},
 }
 #: The cases using graph features, and the descriptor fields each must use
 #: (test_rtl_engine checks the compiled program really does).
-GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",)}
+GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",),
+                  "copy_clip": ("pool_kh", "clip", "out_c_off")}
 
 
 #: Larger layers for measuring the engine's efficiency (Verilator; not in make test).

@@ -55,3 +55,167 @@ def random_network(seed: int, max_layers: int = 4, max_hw: int = 20, max_c: int 
         if rng.random() < 0.5:
             spec["layers"].append({"name": f"fcrelu{j}", "type": "relu"})
     return spec
+
+
+# ------------------------------------------------------------ graph networks
+
+#: Kernels of the fire-module branches.
+GRAPH_KERNELS = (1, 3, 5)
+
+
+def graph_network_problem(spec: dict, cfg, calib_seed: int = 0) -> str | None:
+    """Why ``spec`` is not a program this engine's RTL runs (None: it is):
+    it does not load or compile, or a descriptor is not accepted
+    (``isa.validate(d, cfg) != Err.NONE``, e.g. UNSUPPORTED for a residual
+    add, a group, an average pool or a POOL 1x1 copy)."""
+    from . import compiler
+    from .errors import UzError
+    from .network import load_network
+    try:
+        net = load_network(spec)
+        calib = np.random.default_rng(calib_seed).normal(0, 1, (2,) + tuple(net.input_shape))
+        prog = compiler.compile_network(net, cfg, calib)
+    except UzError as e:
+        return f"does not compile: {e}"
+    for i, q in enumerate(prog.layers):
+        d = isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+        err = isa.validate(d, cfg)
+        if err != isa.Err.NONE:
+            what = "; ".join(w for _, w in isa.unsupported_features(d)) if err == isa.Err.UNSUPPORTED else ""
+            return f"layer {i} ({q.name}) is refused with {err.name}{f' ({what})' if what else ''}"
+    return None
+
+
+def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c: int | None = None,
+                         allow_ovsf: bool = True, tries: int = 10) -> dict:
+    """A network spec (graph form, see golden.network) of 1..max_modules
+    fire-module-like blocks that this engine runs (channel slices and ReLU6
+    only), for ``cfg``. ``rng``: a numpy Generator, or an int seed (the same
+    seed always gives the same network).
+
+    Each module: a squeeze conv (K 1 or 3, sometimes a fused max pool), 2-3
+    parallel convs of K in GRAPH_KERNELS (same padding, so their planes
+    agree) concatenated, sometimes two of them in a nested concat first,
+    sometimes every branch with the same fused 2x2/2 pool; sometimes a side
+    reader (a conv, or half the time a 3x3/1 pad 1 max pool) of one part alone, which with
+    a consumer of the concat makes a second concat, fire style; sometimes a
+    standalone max pool on the module's output. Channel counts are
+    multiples of PN or not (then a concat has gaps); every conv and FC is
+    followed by ReLU (about 45%), ReLU6 (35%) or nothing; OVSF now and
+    then. The network ends in a 1x1 conv or an FC (ReLU6 after it half
+    the time).
+
+    Constraints that keep every descriptor legal for the RTL: a concat's
+    parts are computed layers (never the network input) and each is part of
+    one concat (a nested concat's parts through it); ReLU/ReLU6 follow their
+    conv directly as its only reader (so they fuse; else they would be a
+    POOL 1x1 copy); no add, group, shuffle or average pool. The network is
+    compiled and every descriptor validated here: a draw that is not
+    accepted is drawn again (``tries`` times), then a ValueError names the
+    refused layer. Nothing unsupported is ever returned."""
+    if isinstance(rng, np.random.Generator):
+        name = f"graph{int(rng.integers(1 << 30))}"
+    else:
+        name = f"graph{int(rng)}"
+        rng = np.random.default_rng(int(rng))
+    problem = None
+    for _ in range(tries):
+        spec = _draw_graph(rng, cfg, name, max_modules, max_hw, max_c or 2 * cfg.pn + 3, allow_ovsf)
+        problem = graph_network_problem(spec, cfg)
+        if problem is None:
+            return spec
+    raise ValueError(f"random_graph_network: no network the engine accepts in {tries} draws; "
+                     f"the last: {problem}")
+
+
+def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf) -> dict:
+    pn = cfg.pn
+    rint = lambda lo, hi: int(rng.integers(lo, hi + 1))     # noqa: E731
+    c, h, w = rint(1, max_c), rint(5, max_hw), rint(5, max_hw)
+    spec = {"name": name, "input_shape": [c, h, w], "weights": {"seed": rint(0, 1 << 16)}, "layers": []}
+    lay = spec["layers"]
+    rhos = [r for r in (0.5, 0.25) if r * cfg.ovsf_len >= 1]
+
+    def chans():
+        # a multiple of PN (no gap) or any count (a gap unless it is one)
+        return int(rng.choice([pn, 2 * pn])) if rng.random() < 0.4 else rint(1, max_c)
+
+    def act(src, relu6=0.35):
+        """ReLU, ReLU6 or nothing right after ``src``; the tensor's name."""
+        r = rng.random()
+        if r < 0.8 - relu6:
+            lay.append({"name": f"{src}_relu", "type": "relu", "inputs": [src]})
+        elif r < 0.8:
+            lay.append({"name": f"{src}_relu6", "type": "relu6", "inputs": [src]})
+        else:
+            return src
+        return lay[-1]["name"]
+
+    def conv(nm, src, k, pool=None):
+        layer = {"name": nm, "type": "conv", "out_channels": chans(), "kernel": k, "pad": k // 2, "inputs": [src]}
+        if allow_ovsf and rhos and rng.random() < 0.2:
+            layer["rho"] = float(rng.choice(rhos))
+        lay.append(layer)
+        out = act(nm)
+        if pool is not None:
+            pk, ps, pp = pool
+            lay.append({"name": f"{nm}_pool", "type": "maxpool", "kernel": pk, "stride": ps, "pad": pp,
+                        "inputs": [out]})
+            out = f"{nm}_pool"
+        return out
+
+    def pool_draw():
+        """A max pool the engine runs, or None if the plane is too small."""
+        if min(h, w) < 4:
+            return None
+        return [(2, 2, 0), (3, 2, 0), (3, 2, 1)][rint(0, 2)]
+
+    def after_pool(p):
+        return layers.out_size(h, p[0], p[1], p[2], p[2]), layers.out_size(w, p[0], p[1], p[2], p[2])
+
+    cur = "input"
+    for m in range(rint(1, max_modules)):
+        sq_pool = pool_draw() if rng.random() < 0.3 else None
+        t = conv(f"m{m}_sq", cur, int(rng.choice([1, 1, 3])), sq_pool)
+        if sq_pool:
+            h, w = after_pool(sq_pool)
+        br_pool = (2, 2, 0) if rng.random() < 0.2 and min(h, w) >= 4 else None
+        branches = [conv(f"m{m}_e{b}", t, int(rng.choice(GRAPH_KERNELS)), br_pool) for b in range(rint(2, 3))]
+        if br_pool:
+            h, w = after_pool(br_pool)
+        parts, inner = list(branches), None
+        if len(branches) == 3 and rng.random() < 0.4:
+            inner = f"m{m}_cat_in"
+            lay.append({"name": inner, "type": "concat", "inputs": branches[:2]})
+            parts = [inner, branches[2]] if rng.random() < 0.5 else [branches[2], inner]
+        cat = f"m{m}_cat"
+        lay.append({"name": cat, "type": "concat", "inputs": parts})
+        out = cat
+        if rng.random() < 0.5:
+            # fire style: a reader of one part alone (an input slice) and a
+            # consumer of the concat, concatenated
+            src = str(rng.choice(branches + ([inner] if inner else [])))
+            if rng.random() < 0.5:
+                side = f"m{m}_side"
+                lay.append({"name": side, "type": "maxpool", "kernel": 3, "stride": 1, "pad": 1, "inputs": [src]})
+            else:
+                side = conv(f"m{m}_side", src, int(rng.choice([1, 3])))
+            cons = conv(f"m{m}_cons", cat, int(rng.choice([1, 3])))
+            out = f"m{m}_cat2"
+            lay.append({"name": out, "type": "concat", "inputs": [side, cons] if rng.random() < 0.5 else [cons, side]})
+        p = pool_draw() if rng.random() < 0.25 else None
+        if p:
+            lay.append({"name": f"m{m}_pool", "type": "maxpool", "kernel": p[0], "stride": p[1], "pad": p[2],
+                        "inputs": [out]})
+            out = f"m{m}_pool"
+            h, w = after_pool(p)
+        cur = out
+    if rng.random() < 0.5:
+        layer = {"name": "fc", "type": "fc", "out_features": rint(1, 20), "inputs": [cur]}
+        if allow_ovsf and rng.random() < 0.2:
+            layer["rho"] = 0.5
+        lay.append(layer)
+        act("fc", relu6=0.5)
+    else:
+        conv("last", cur, 1)
+    return spec

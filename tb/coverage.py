@@ -23,6 +23,8 @@ def layer_stats(item, i) -> dict:
         conv_h, conv_w = isa.conv_dims(d)
     acc = arith.relu(t.acc) if d.relu else t.acc
     wide = arith.shift_round_sat(acc, d.data_shift, 62)
+    shifted = np.asarray(arith.shift_round_sat(acc, d.data_shift, cfg.data_bits))
+    clip_binding = bool(d.clip) and kind != isa.Kind.POOL and bool(np.any(shifted > d.clip_hi))
     saturated = bool(np.any(np.asarray(wide) != np.asarray(arith.shift_round_sat(acc, d.data_shift, cfg.data_bits))))
     return {
         "partial_rows": conv_h % d.tr != 0,
@@ -30,6 +32,10 @@ def layer_stats(item, i) -> dict:
         "partial_in": kind != isa.Kind.POOL and (-(-d.in_c // cfg.pn) * cfg.pn) % d.ti != 0,
         "partial_out": kind != isa.Kind.POOL and (-(-d.out_c // cfg.pm) * cfg.pm) % d.to != 0,
         "saturated": saturated,
+        "clip_binding": clip_binding,
+        # the pad channels of the layer's last word lie inside its tensor,
+        # before another part of the concat: a gap
+        "out_gap": d.out_c % cfg.pn != 0 and d.out_c_off + d.out_c < d.out_c_total,
         "stall": item.stall,
         "fields": d.values,
     }

@@ -13,6 +13,10 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
   shift's saturation (the testbench knows it from the golden model);
 - ``stall`` (str): the memory stall pattern the run applied, one of
   ``STALL_PATTERNS``;
+- ``clip_binding`` (bool): some output of a clipping layer (ReLU6) lay
+  above ``clip_hi`` after the data shift, so the clip changed it;
+- ``out_gap`` (bool): the layer's pad channels (out_c not a multiple of
+  PN) lie inside its output tensor, before another part: a concat's gap;
 - ``partial_rows``, ``partial_cols``, ``partial_in``, ``partial_out``
   (bool, optional): whether the layer's last tile is partial. The channel
   flags need PN and PM, which a descriptor does not hold: without them the
@@ -38,6 +42,17 @@ Coverage model (group ``uz.layer``):
 - ``weights`` (raw/ovsf, CONV and FC) and ``rho`` (OVSF layers only: rho is
   n_codes/L, bins 1 .. 1/16; an engine with L = 8 can never reach 1/16).
 - ``fused_pool`` (CONV): a max pool fused after the data shift.
+- ``clip`` (CONV and FC): off, on (no value reached the bound) or binding
+  (stats ``clip_binding``; a clipping layer without it is not sampled);
+  crossed with the kind (``clip_kind``; POOL never clips on this engine).
+- ``in_slice`` and ``out_slice``: the layer reads / writes its whole tensor,
+  a slice at channel 0 of a larger tensor (offset0) or a slice at a channel
+  offset (offset); ``in_slice_kind`` crosses the input slice with the kind
+  and ``out_slice_kind_k`` the output slice with the kind and K (pool
+  window for POOL). Ignored bins: illegal shapes, and slices the random
+  graphs do not make (FC in a slice, a POOL slice with a 2x2 window, a
+  CONV slice of K 7 or 11: legal, never generated).
+- ``out_gap`` (stats ``out_gap``): the layer writes a gap of a concat.
 """
 from __future__ import annotations
 
@@ -61,6 +76,8 @@ PAD_BINS = ("zero", "nonzero")
 SIGN_BINS = ("neg", "zero", "pos")
 RHO_BINS = ("1", "1/2", "1/4", "1/8", "1/16")
 BOOL_BINS = (False, True)
+CLIP_BINS = ("off", "on", "binding")
+SLICE_BINS = ("whole", "offset0", "offset")
 
 
 def _illegal_shapes():
@@ -74,6 +91,26 @@ def _illegal_shapes():
         if k == 2 or (k == 1 and p == "nonzero"):
             out.append(("CONV", k, s, p))            # kernels 1,3,5,7,11; pad < k
     return out
+
+
+def _not_generated_slices():
+    """(slice, kind, k) of out_slice_kind_k that are illegal shapes, or legal
+    slices no test generates (FC in a slice, a 2x2 POOL in a slice, K 7/11)."""
+    illegal = {(kind, k) for kind, k, _, _ in _illegal_shapes()
+               if all((kind, k, s, p) in _illegal_shapes() for s in STRIDE_BINS for p in PAD_BINS)}
+    out = []
+    for sl, kind, k in itertools.product(SLICE_BINS, KINDS, K_BINS):
+        if (kind, k) in illegal:
+            out.append((sl, kind, k))
+        elif sl != "whole" and (kind == "FC" or (kind, k) in (("POOL", 2), ("CONV", 7), ("CONV", 11))):
+            out.append((sl, kind, k))
+    return out
+
+
+def _slice(off, c, total):
+    if off:
+        return "offset"
+    return "offset0" if total > c else "whole"
 
 
 def _sign(v):
@@ -112,11 +149,22 @@ _coverage = coverage_section(
     _point("insel", ("off", "on")),
     _point("stall", STALL_PATTERNS),
     _point("fused_pool", BOOL_BINS),
+    _point("clip", CLIP_BINS),
+    _point("in_slice", SLICE_BINS),
+    _point("out_slice", SLICE_BINS),
+    _point("out_gap", BOOL_BINS),
+    CoverCross(f"{GROUP}.clip_kind", items=[f"{GROUP}.clip", f"{GROUP}.kind"],
+               ign_bins=[(c, "POOL") for c in CLIP_BINS]),
+    CoverCross(f"{GROUP}.in_slice_kind", items=[f"{GROUP}.in_slice", f"{GROUP}.kind"],
+               ign_bins=[("offset0", "FC"), ("offset", "FC")]),
+    CoverCross(f"{GROUP}.out_slice_kind_k", items=[f"{GROUP}.{n}" for n in ("out_slice", "kind", "k")],
+               ign_bins=_not_generated_slices()),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
-          "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool")
+          "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
+          "clip", "in_slice", "out_slice", "out_gap")
 
 
 @_coverage
@@ -145,6 +193,13 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
     if stall is not None and stall not in STALL_PATTERNS:
         raise ValueError(f"stall pattern {stall!r}: expected one of {STALL_PATTERNS}")
     sat = stats.get("saturated")
+    clip = None
+    if not pool:
+        if not d.clip:
+            clip = "off"
+        elif stats.get("clip_binding") is not None:
+            clip = "binding" if stats["clip_binding"] else "on"
+    gap = stats.get("out_gap")
     rho = None
     if d.ovsf and not pool:
         rho = str(Fraction(d.n_codes, 1 << d.log2_l))
@@ -164,6 +219,10 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         "insel": None if pool else ("on" if d.insel else "off"),
         "stall": stall,
         "fused_pool": bool(d.pool) if kind == "CONV" else None,
+        "clip": clip,
+        "in_slice": _slice(d.in_c_off, d.in_c, d.in_c_total),
+        "out_slice": _slice(d.out_c_off, d.out_c, d.out_c_total),
+        "out_gap": None if gap is None else bool(gap),
     }
 
 

@@ -122,6 +122,9 @@ ENGINE_SEEDS = (1,)
 CHECKER_TESTS = ("WeightsCheckerFailsTest", "BiasCheckerFailsTest", "ShiftCheckerFailsTest",
                  "LayerCheckerFailsTest", "MemoryCheckerFailsTest", "SilentMonitorsTest")
 
+#: The random graph networks' knobs (smoke and nightly run the same entry).
+GRAPH_ENV = {"UZ_COUNT": "6", "UZ_STALL": "light"}
+
 #: Programs per run of the fuzz entry (tb/fuzz.py).
 FUZZ_CHUNK = 100
 
@@ -131,6 +134,9 @@ REGRESSIONS: dict[str, list[Entry]] = {
         + [Entry(t) for t in CHECKER_TESTS]
         + [Entry("RandomLayerTest", seeds=(1, 2), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("CoverageSweepTest"),
+           # seed 14: with the other smoke tests, every graph coverage bin
+           # (tests/testplan.md)
+           Entry("RandomGraphTest", seeds=(14,), env=GRAPH_ENV),
            Entry("CsrTest"),
            Entry("AbortTest", env={"UZ_COUNT": "3"}),
            Entry("ResetTest", env={"UZ_COUNT": "3"}),
@@ -147,6 +153,13 @@ REGRESSIONS: dict[str, list[Entry]] = {
                  env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("RandomNetworkTest", seeds=range(1, 41), env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
            Entry("CoverageSweepTest"),
+           Entry("RandomGraphTest", seeds=range(1, 21), env=GRAPH_ENV),
+           Entry("RandomGraphTest", name="RandomGraphTest_heavy_stall", seeds=range(1, 6),
+                 env={"UZ_COUNT": "3", "UZ_STALL": "heavy"}),
+           Entry("RandomGraphTest", name="RandomGraphTest_bits8", seeds=range(1, 4), configs=("bits8",),
+                 env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("RandomGraphTest", name="RandomGraphTest_icarus", seeds=range(1, 3), sims=("icarus",),
+                 env={"UZ_COUNT": "2", "UZ_STALL": "light"}),
            Entry("CoverageSweepTest", name="CoverageSweepTest_stall", seeds=range(1, 6), configs=("small", "bits8"),
                  env={"UZ_STALL": "heavy"}),
            Entry("CsrTest", sims=simenv.SIMULATORS),

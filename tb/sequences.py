@@ -13,7 +13,7 @@ from pyuvm import ConfigDB, uvm_sequence
 
 from golden import compiler, isa, layers
 from golden.network import load_network
-from golden.randnet import random_network
+from golden.randnet import random_graph_network, random_network
 
 from .env import ProgramItem
 
@@ -360,6 +360,39 @@ class RandomNetworkSeq(uvm_sequence):
             spec = random_network(seed, max_layers=3, max_hw=14, max_c=2 * cfg.pn + 3, ovsf_len=cfg.ovsf_len)
             item = make_program(spec, cfg, f"network {seed}", insel=random.choice(["auto", "on", "off"]),
                                 stall=_stall())
+            await self.start_item(item)
+            await self.finish_item(item)
+
+
+class RandomGraphSeq(uvm_sequence):
+    """Constrained-random graph networks (golden.randnet.random_graph_network):
+    fire-module-like blocks whose branches write channel slices of one
+    tensor (with gaps where a part is not a multiple of PN), nested concats,
+    readers of one part alone, ReLU6, fused and standalone max pools, a
+    final conv or FC. Every program is one the engine accepts (the generator
+    compiles and validates it). Every other program is calibrated on
+    images of scale 8, where the ReLU6 clip at 6 lies inside the output's format and binds."""
+
+    def __init__(self, name="random_graphs", count=1):
+        super().__init__(name)
+        self.count = count
+
+    async def body(self):
+        cfg = _cfg()
+        first = random.randrange(2)
+        for i in range(self.count):
+            seed = random.getrandbits(16)
+            spec = random_graph_network(seed, cfg)
+            calib = (1.0, 8.0)[(first + i) % 2]      # unit, and large enough for the clip to bind
+            insel = random.choice(["auto", "on", "off"])
+            item = make_program(spec, cfg, f"graph network {seed} (calibration scale {calib:g}, insel {insel})",
+                                insel=insel, stall=_stall(), calib_scale=calib)
+            for i in range(len(item.prog.layers)):
+                d = isa.Descriptor.decode(item.prog.image.read(item.prog.desc_addr + i * isa.DESC_BYTES,
+                                                               isa.DESC_BYTES))
+                err = isa.validate(d, cfg)
+                if err != isa.Err.NONE:   # the generator promised a legal program
+                    raise AssertionError(f"{item.label}: layer {i} is refused with {err.name}")
             await self.start_item(item)
             await self.finish_item(item)
 

@@ -24,7 +24,7 @@ from .bfm import UzBfm
 from .fuzz import FuzzSeq, format_summary, write_summary
 from .env import BiasMonitor, GenMonitor, LayerMonitor, MemoryMonitor, ShiftMonitor, UzEnv
 from .sequences import (DIRECTED, SMOKE, AbortSeq, BusErrorSeq, CoverageSweepSeq, DirectedSeq,
-                        IllegalDescriptorSeq, RandomLayerSeq, RandomNetworkSeq, make_program)
+                        IllegalDescriptorSeq, RandomGraphSeq, RandomLayerSeq, RandomNetworkSeq, make_program)
 
 
 class UzBaseTest(uvm_test):
@@ -88,6 +88,15 @@ class RandomNetworkTest(UzBaseTest):
 
     def sequences(self):
         return [RandomNetworkSeq(count=max(1, self.count // 3))]
+
+
+@pyuvm.test()
+class RandomGraphTest(UzBaseTest):
+    """UZ_COUNT constrained-random graph networks (channel slices with gaps,
+    nested concats, ReLU6, max pools; tb/sequences.RandomGraphSeq)."""
+
+    def sequences(self):
+        return [RandomGraphSeq(count=self.count)]
 
 
 @pyuvm.test()

@@ -247,3 +247,67 @@ def test_regression_runs_keep_verilator_runs_of_uz_top():
     spec = cov.normalize(out[0], 7)
     assert spec["run_name"] == "0007-a" and spec["timeout"] == cov.RUN_TIMEOUT
     assert spec["env"]["UZ_STALL"] == "light" and "UZ_CONFIG" in spec["env"]
+
+
+def test_graph_bins_exist():
+    """The clip, slice and gap coverpoints and their crosses, with their bins."""
+    from cocotb_coverage.coverage import coverage_db
+
+    def bins(name):
+        return set(coverage_db[f"{funcov.GROUP}.{name}"].detailed_coverage)
+    assert bins("clip") == {"off", "on", "binding"}
+    assert bins("in_slice") == bins("out_slice") == {"whole", "offset0", "offset"}
+    assert bins("out_gap") == {False, True}
+    assert bins("clip_kind") == {(c, k) for c in ("off", "on", "binding") for k in ("CONV", "FC")}
+    assert bins("in_slice_kind") == {(s, k) for s in ("whole", "offset0", "offset") for k in ("CONV", "POOL")} | {
+        ("whole", "FC")}
+    out = bins("out_slice_kind_k")
+    assert {(s, "CONV", k) for s in ("whole", "offset0", "offset") for k in (1, 3, 5)} <= out
+    assert {("whole", "FC", 1), ("whole", "POOL", 2), ("offset0", "POOL", 3), ("offset", "POOL", 3)} <= out
+    assert ("offset", "FC", 1) not in out and ("whole", "CONV", 2) not in out and ("offset", "CONV", 7) not in out
+    assert len(out) == 9 + 2 + 1 + 4
+    assert {"clip", "in_slice", "out_slice", "out_gap"} <= set(funcov._NAMES)
+
+
+def test_graph_layer_values():
+    v = funcov.layer_values(conv_desc(), {"out_gap": False})
+    assert (v["clip"], v["in_slice"], v["out_slice"], v["out_gap"]) == ("off", "whole", "whole", False)
+    part = conv_desc(out_c=5, out_c_off=8, out_c_total=29, in_c_off=0, in_c_total=24, clip=1, clip_hi=100)
+    v = funcov.layer_values(part, {"clip_binding": True, "out_gap": True})
+    assert (v["clip"], v["in_slice"], v["out_slice"], v["out_gap"]) == ("binding", "offset0", "offset", True)
+    v = funcov.layer_values(conv_desc(clip=1, clip_hi=100, out_c_total=12), {"clip_binding": False})
+    assert (v["clip"], v["out_slice"], v["out_gap"]) == ("on", "whole", None)
+    assert funcov.layer_values(conv_desc(clip=1, clip_hi=100))["clip"] is None      # binding unknown: not sampled
+    p = isa.Descriptor({}).set(kind=isa.Kind.POOL, pool_k=3, pool_s=1, pool_pad=1, in_c=8, in_h=4, in_w=4, out_c=8,
+                               out_h=4, out_w=4, tr=4, tc=4, ti=8, to=8, in_c_off=16, in_c_total=24)
+    pv = funcov.layer_values(p)
+    assert (pv["clip"], pv["in_slice"], pv["out_slice"]) == (None, "offset", "whole")
+
+
+def test_coverage_stats_of_a_graph_program():
+    """tb/coverage.layer_stats on a compiled random graph: the gap and the
+    binding clip come out of the descriptor and the golden trace."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from golden import compiler, funcmodel, memimage, randnet
+    from golden.network import load_network
+    from tb import coverage, regressions
+    cfg = regressions.CONFIGS["small"]
+    seen = set()
+    for seed in range(8):
+        net = load_network(randnet.random_graph_network(seed, cfg))
+        calib = (1.0, 8.0)[seed % 2] * np.random.default_rng(seed).normal(0, 1, (2,) + tuple(net.input_shape))
+        prog = compiler.compile_network(net, cfg, calib)
+        compiler.load_input(prog, calib[0])
+        img = memimage.MemoryImage()
+        img.data = bytearray(prog.image.data)
+        traces = [funcmodel.execute_descriptor(img, isa.Descriptor.decode(
+            img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES)), cfg) for i in range(len(prog.layers))]
+        item = SimpleNamespace(prog=prog, traces=traces, stall="light")
+        for i in range(len(traces)):
+            st = coverage.layer_stats(item, i)
+            v = funcov.layer_values(st.pop("fields"), st)
+            seen |= {("clip", v["clip"]), ("gap", v["out_gap"])}
+    assert {("clip", "binding"), ("clip", "on"), ("clip", "off"), ("gap", True), ("gap", False)} <= seen

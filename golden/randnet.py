@@ -63,11 +63,40 @@ def random_network(seed: int, max_layers: int = 4, max_hw: int = 20, max_c: int 
 GRAPH_KERNELS = (1, 3, 5)
 
 
-def graph_network_problem(spec: dict, cfg, calib_seed: int = 0) -> str | None:
+#: The graph features random_graph_network adds to the fire modules (issue
+#: 12), each drawn only where the engine's RTL runs it (engine_features):
+#:   residual  ResNet blocks: a conv pair added to the block input (identity)
+#:             or to a 1x1 projection of it (stride 1 or 2), ReLU after or not;
+#:             a final FC with a second FC of its input added
+#:   add       a standalone add of two tensors no conv can take
+#:   avgpool   average pools (3x3 or 2x2, padding counted or not, sometimes
+#:             unequal pads) and max pools with unequal pads
+#:   gap       a global average pool before the last layer
+GRAPH_FEATURES = ("residual", "add", "avgpool", "gap")
+
+#: A descriptor that uses each feature (what isa.unsupported_features is asked).
+_FEATURE_PROBES = {
+    "residual": [{"kind": int(isa.Kind.CONV), "res": 1}],
+    "add": [{"kind": int(isa.Kind.CONV), "res": 1}],
+    "avgpool": [{"kind": int(isa.Kind.POOL), "pool_avg": 1, "pool_k": 3, "pool_pad": 1},
+                {"kind": int(isa.Kind.POOL), "pool_asym": 1, "pool_k": 3, "pool_pad": 1}],
+    "gap": [{"kind": int(isa.Kind.POOL), "pool_avg": 1, "pool_global": 1}],
+}
+
+
+def engine_features() -> tuple:
+    """The GRAPH_FEATURES this engine's RTL runs now (none of their probe
+    descriptors has an isa.unsupported_features entry): the flag that keeps
+    what the RTL cannot run yet out of the random graphs."""
+    return tuple(f for f in GRAPH_FEATURES if not any(isa.unsupported_features(p) for p in _FEATURE_PROBES[f]))
+
+
+def graph_network_problem(spec: dict, cfg, calib_seed: int = 0, engine: bool = True) -> str | None:
     """Why ``spec`` is not a program this engine's RTL runs (None: it is):
     it does not load or compile, or a descriptor is not accepted
-    (``isa.validate(d, cfg) != Err.NONE``, e.g. UNSUPPORTED for a residual
-    add, a group, an average pool or a POOL 1x1 copy)."""
+    (``isa.validate(d, cfg) != Err.NONE``, e.g. UNSUPPORTED for a group or
+    whatever the RTL does not run yet). ``engine=False``: what the
+    functional model runs (every feature of the instruction set)."""
     from . import compiler
     from .errors import UzError
     from .network import load_network
@@ -79,7 +108,7 @@ def graph_network_problem(spec: dict, cfg, calib_seed: int = 0) -> str | None:
         return f"does not compile: {e}"
     for i, q in enumerate(prog.layers):
         d = isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
-        err = isa.validate(d, cfg)
+        err = isa.validate(d, cfg, engine)
         if err != isa.Err.NONE:
             what = "; ".join(w for _, w in isa.unsupported_features(d)) if err == isa.Err.UNSUPPORTED else ""
             return f"layer {i} ({q.name}) is refused with {err.name}{f' ({what})' if what else ''}"
@@ -87,7 +116,7 @@ def graph_network_problem(spec: dict, cfg, calib_seed: int = 0) -> str | None:
 
 
 def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c: int | None = None,
-                         allow_ovsf: bool = True, tries: int = 10) -> dict:
+                         allow_ovsf: bool = True, tries: int = 10, features=None, engine: bool = True) -> dict:
     """A network spec (graph form, see golden.network) of 1..max_modules
     fire-module-like blocks that this engine runs (channel slices and ReLU6
     only), for ``cfg``. ``rng``: a numpy Generator, or an int seed (the same
@@ -105,6 +134,14 @@ def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c
     then. The network ends in a 1x1 conv or an FC (ReLU6 after it half
     the time).
 
+    ``features``: which of GRAPH_FEATURES to add (residual blocks and
+    standalone adds after a module, average pools, a global average pool
+    before the last layer); by default engine_features(), what the RTL runs
+    now. Their choices come from a second generator seeded from the same
+    seed, so without them a seed gives the network it gave before they
+    existed. ``engine=False`` checks the draws against the functional model
+    instead of the RTL (any feature, for golden-only tests).
+
     Constraints that keep every descriptor legal for the RTL: a concat's
     parts are computed layers (never the network input) and each is part of
     one concat (a nested concat's parts through it); ReLU/ReLU6 follow their
@@ -114,21 +151,29 @@ def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c
     accepted is drawn again (``tries`` times), then a ValueError names the
     refused layer. Nothing unsupported is ever returned."""
     if isinstance(rng, np.random.Generator):
-        name = f"graph{int(rng.integers(1 << 30))}"
+        tag = int(rng.integers(1 << 30))
     else:
-        name = f"graph{int(rng)}"
-        rng = np.random.default_rng(int(rng))
+        tag = int(rng)
+        rng = np.random.default_rng(tag)
+    name = f"graph{tag}"
+    feats = engine_features() if features is None else tuple(features)
+    unknown = sorted(set(feats) - set(GRAPH_FEATURES))
+    if unknown:
+        raise ValueError(f"random_graph_network: unknown features {unknown}; known: {GRAPH_FEATURES}")
+    # the new features' own stream: the fire modules' draws stay as they were
+    side = np.random.default_rng([tag, 12])
     problem = None
     for _ in range(tries):
-        spec = _draw_graph(rng, cfg, name, max_modules, max_hw, max_c or 2 * cfg.pn + 3, allow_ovsf)
-        problem = graph_network_problem(spec, cfg)
+        spec = _draw_graph(rng, cfg, name, max_modules, max_hw, max_c or 2 * cfg.pn + 3, allow_ovsf,
+                           feats, side)
+        problem = graph_network_problem(spec, cfg, engine=engine)
         if problem is None:
             return spec
     raise ValueError(f"random_graph_network: no network the engine accepts in {tries} draws; "
                      f"the last: {problem}")
 
 
-def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf) -> dict:
+def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf, feats=(), xrng=None) -> dict:
     pn = cfg.pn
     rint = lambda lo, hi: int(rng.integers(lo, hi + 1))     # noqa: E731
     c, h, w = rint(1, max_c), rint(5, max_hw), rint(5, max_hw)
@@ -210,12 +255,98 @@ def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf) -> dict:
             out = f"m{m}_pool"
             h, w = after_pool(p)
         cur = out
+        if feats:
+            cur, h, w = _graph_extras(xrng, spec, cur, m, h, w, pn, max_c, feats)
+    if "gap" in feats and xrng.random() < 0.35:
+        lay.append({"name": "gap", "type": "gap", "inputs": [cur]})
+        cur, h, w = "gap", 1, 1
     if rng.random() < 0.5:
         layer = {"name": "fc", "type": "fc", "out_features": rint(1, 20), "inputs": [cur]}
         if allow_ovsf and rng.random() < 0.2:
             layer["rho"] = 0.5
         lay.append(layer)
-        act("fc", relu6=0.5)
+        out = act("fc", relu6=0.5)
+        if "residual" in feats and xrng.random() < 0.3:
+            # a second FC of the same input added to the first: a residual on an FC
+            lay.append({"name": "fc2", "type": "fc", "out_features": layer["out_features"], "inputs": [cur]})
+            lay.append({"name": "fc_add", "type": "add", "inputs": [out, "fc2"]})
     else:
         conv("last", cur, 1)
     return spec
+
+
+def _graph_extras(side, spec, cur, m, h, w, pn, max_c, feats):
+    """After module ``m`` (output ``cur``, h x w): now and then a residual
+    block, a standalone add and an average (or unequal-pad max) pool, drawn
+    from ``side``. Returns the new output tensor and its plane."""
+    from .network import load_network
+    lay = spec["layers"]
+    rint = lambda lo, hi: int(side.integers(lo, hi + 1))     # noqa: E731
+
+    def channels_of(t):
+        # the tensor's logical channels (a concat's: the sum of its parts)
+        return load_network(dict(spec, layers=lay + [{"name": "_probe", "type": "relu", "inputs": [t]}])) \
+            .shape(t)[0]
+
+    def conv(nm, src, c, k, stride=1, act=True):
+        pad = k // 2
+        lay.append({"name": nm, "type": "conv", "out_channels": c, "kernel": k, "stride": stride, "pad": pad,
+                    "inputs": [src]})
+        if act:
+            r = side.random()
+            if r < 0.6:
+                lay.append({"name": f"{nm}_relu", "type": "relu", "inputs": [nm]})
+                return f"{nm}_relu"
+            if r < 0.8:
+                lay.append({"name": f"{nm}_relu6", "type": "relu6", "inputs": [nm]})
+                return f"{nm}_relu6"
+        return nm
+
+    if "residual" in feats and side.random() < 0.6:
+        c = channels_of(cur)
+        proj = side.random() < 0.4
+        stride = 2 if proj and min(h, w) >= 4 and side.random() < 0.6 else 1
+        cout = (int(side.choice([pn, 2 * pn])) if side.random() < 0.5 else rint(1, max_c)) if proj else c
+        a = conv(f"b{m}_a", cur, cout, int(side.choice([1, 3, 3])), stride)
+        b = conv(f"b{m}_b", a, cout, int(side.choice([1, 3, 3, 5])), act=False)
+        short = conv(f"b{m}_sc", cur, cout, 1, stride, act=False) if proj else cur
+        # the add's operands in either order: the compiler fuses it into the later conv
+        ops = [b, short] if side.random() < 0.5 else [short, b]
+        lay.append({"name": f"b{m}_add", "type": "add", "inputs": ops})
+        cur = f"b{m}_add"
+        r = side.random()
+        if r < 0.55:
+            lay.append({"name": f"b{m}_relu", "type": "relu", "inputs": [cur]})
+            cur = f"b{m}_relu"
+        elif r < 0.7:
+            lay.append({"name": f"b{m}_relu6", "type": "relu6", "inputs": [cur]})
+            cur = f"b{m}_relu6"
+        if stride == 2:
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    if "add" in feats and side.random() < 0.3:
+        # two activated convs of one input: neither can take the add
+        c = rint(1, max_c)
+        p = conv(f"s{m}_p", cur, c, int(side.choice([1, 3])), act=False)
+        q = conv(f"s{m}_q", cur, c, int(side.choice([1, 3])), act=False)
+        for t in (p, q):
+            lay.append({"name": f"{t}_relu", "type": "relu", "inputs": [t]})
+        lay.append({"name": f"s{m}_add", "type": "add", "inputs": [f"{p}_relu", f"{q}_relu"]})
+        cur = f"s{m}_add"
+    if "avgpool" in feats and side.random() < 0.4 and min(h, w) >= 3:
+        k = int(side.choice([2, 3, 3]))
+        s = rint(1, 2)
+        if side.random() < 0.3:
+            pads = [rint(0, k - 1) for _ in range(4)]         # unequal pads
+        else:
+            pads = [rint(0, k - 1)] * 4
+        kind = "avgpool" if side.random() < 0.75 else "maxpool"
+        if kind == "maxpool" and len(set(pads)) == 1:
+            pads = [pads[0], pads[0], 0, k - 1]               # a max pool here is for unequal pads
+        layer = {"name": f"p{m}_pool", "type": kind, "kernel": k, "stride": s, "pad": pads, "inputs": [cur]}
+        if kind == "avgpool":
+            layer["count_include_pad"] = bool(side.random() < 0.5)
+        lay.append(layer)
+        cur = layer["name"]
+        h = (h + pads[0] + pads[1] - k) // s + 1
+        w = (w + pads[2] + pads[3] - k) // s + 1
+    return cur, h, w

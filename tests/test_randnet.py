@@ -67,30 +67,131 @@ def test_draws_use_the_graph_features():
                     ("kind", "CONV"), ("kind", "FC"), ("kind", "POOL")}
 
 
+# ------------------------------------ residual, add, average and global pools
+
+def _golden_only(seed, cfg=SMALL):
+    """A draw with every graph feature, checked against the functional model
+    (what the RTL will run once it runs them all)."""
+    spec = randnet.random_graph_network(seed, cfg, features=randnet.GRAPH_FEATURES, engine=False, tries=1)
+    net = load_network(spec)
+    calib = np.random.default_rng(seed).normal(0, 1, (2,) + tuple(net.input_shape))
+    return spec, compiler.compile_network(net, cfg, calib), calib
+
+
+@pytest.mark.parametrize("seed", range(0, 50, 2))
+def test_graph_network_with_every_feature_runs_in_the_functional_model(seed):
+    """Every feature drawn, the first draw legal for the functional model,
+    the image run equal to the layer-by-layer model."""
+    spec, prog, calib = _golden_only(seed)
+    assert all(isa.validate(d, SMALL, engine=False) == isa.Err.NONE for d in descriptors(prog))
+    xq = compiler.load_input(prog, calib[0])
+    golden = compiler.run_network(prog, xq)
+    image = compiler.run_image_observed(prog)
+    for i, (g, m) in enumerate(zip(golden, image)):
+        assert np.array_equal(np.asarray(g)[:prog.layers[i].out_shape[0]], m), prog.layers[i].name
+
+
+def test_draws_use_the_new_graph_features():
+    """Over the seeds: residuals from an identity and a projection shortcut
+    (stride 2), with and without ReLU after, residual shifts left and zero,
+    a standalone add, average pools with and without the padding counted,
+    unequal pool pads and global pools (of non-square planes too)."""
+    seen = set()
+    for seed in range(30):
+        spec, prog, _ = _golden_only(seed)
+        names = {ly["name"]: ly for ly in spec["layers"]}
+        for ly in spec["layers"]:
+            if ly["type"] == "add" and ly["name"].startswith("b"):
+                m = ly["name"][:-4]
+                seen.add("projection" if f"{m}_sc" in names else "identity")
+                if f"{m}_sc" in names and names[f"{m}_sc"]["stride"] == 2:
+                    seen.add("projection_s2")
+                seen.add("relu_after" if f"{m}_relu" in names else "no_relu_after")
+            if ly["type"] == "add" and ly["name"].startswith("s"):
+                seen.add("standalone")
+        for d in descriptors(prog):
+            if d.res:
+                seen.add(("res_shift", int(np.sign(d.res_shift))))
+                seen.add(("res", isa.Kind(d.kind).name, d.k))
+            if d.pool_avg:
+                seen.add("avg_incl_pad" if d.pool_incl_pad else "avg_excl_pad")
+            if d.pool_global:
+                seen.add("global_nonsquare" if d.in_h != d.in_w else "global")
+            if d.pool_asym:
+                seen.add("asym")
+    assert seen >= {"identity", "projection", "projection_s2", "relu_after", "no_relu_after", "standalone",
+                    ("res_shift", -1), ("res_shift", 0), ("res", "CONV", 1), ("res", "CONV", 3),
+                    "avg_incl_pad", "avg_excl_pad", "global", "global_nonsquare", "asym"}, seen
+
+
+def test_features_are_only_what_is_asked():
+    """features=(): fire modules only; the default: what the RTL runs; the
+    new features draw from their own stream, so a seed's fire modules do
+    not change with them."""
+    for seed in range(10):
+        plain = randnet.random_graph_network(seed, SMALL, features=())
+        assert not {ly["type"] for ly in plain["layers"]} & {"add", "avgpool", "gap"}
+        default = randnet.random_graph_network(seed, SMALL)
+        types = {ly["type"] for ly in default["layers"]}
+        assert ("add" in types) <= ("residual" in randnet.engine_features())
+        assert ("avgpool" in types) <= ("avgpool" in randnet.engine_features())
+        assert ("gap" in types) <= ("gap" in randnet.engine_features())
+        full = randnet.random_graph_network(seed, SMALL, features=randnet.GRAPH_FEATURES, engine=False)
+        mods = lambda sp: [ly for ly in sp["layers"] if ly["name"].startswith("m0_")]  # noqa: E731
+        assert mods(full) == mods(plain) and full["input_shape"] == plain["input_shape"]
+    with pytest.raises(ValueError, match="unknown features"):
+        randnet.random_graph_network(1, SMALL, features=("resnet",))
+
+
 def test_other_configurations_and_generators():
     rng = np.random.default_rng(5)
     for _ in range(3):
         spec = randnet.random_graph_network(rng, CONFIGS["bits8"])
         assert randnet.graph_network_problem(spec, CONFIGS["bits8"]) is None
+        spec = randnet.random_graph_network(rng, CONFIGS["bits8"], features=randnet.GRAPH_FEATURES, engine=False)
+        assert randnet.graph_network_problem(spec, CONFIGS["bits8"], engine=False) is None
 
 
 # ------------------------------------------------ the check can fail
 
 def test_problem_names_an_unsupported_layer():
-    """A residual add compiles but the engine refuses it: the check says so."""
+    """A grouped conv compiles but the engine refuses it: the check says so;
+    the functional model's check (engine=False) takes it."""
     spec = {"input_shape": [8, 6, 6], "weights": {"seed": 1}, "layers": [
         {"name": "a", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
-        {"name": "b", "type": "conv", "out_channels": 8, "kernel": 1},
-        {"name": "s", "type": "add", "inputs": ["b", "a"]},
+        {"name": "g", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "groups": 2},
         {"name": "c", "type": "conv", "out_channels": 8, "kernel": 1}]}
     problem = randnet.graph_network_problem(spec, SMALL)
-    assert problem and "UNSUPPORTED" in problem and "residual" in problem
-    # an average pool
-    spec2 = {"input_shape": [8, 6, 6], "layers": [
-        {"name": "a", "type": "conv", "out_channels": 8, "kernel": 1},
-        {"name": "p", "type": "avgpool", "kernel": 2, "stride": 2}]}
-    assert "average pooling" in randnet.graph_network_problem(spec2, SMALL)
+    assert problem and "UNSUPPORTED" in problem and "grouped convolution" in problem
+    assert randnet.graph_network_problem(spec, SMALL, engine=False) is None
     assert "does not compile" in randnet.graph_network_problem({"input_shape": [1, 1], "layers": []}, SMALL)
+
+
+#: One network per graph feature of the generator, using it.
+FEATURE_NETS = {
+    "residual": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
+                 {"name": "b", "type": "conv", "out_channels": 8, "kernel": 1},
+                 {"name": "s", "type": "add", "inputs": ["b", "a"]}],
+    "add": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 1}, {"name": "ar", "type": "relu"},
+            {"name": "b", "type": "conv", "out_channels": 8, "kernel": 1, "inputs": ["input"]},
+            {"name": "br", "type": "relu"}, {"name": "s", "type": "add", "inputs": ["ar", "br"]}],
+    "avgpool": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 1},
+                {"name": "p", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1}],
+    "gap": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 1}, {"name": "p", "type": "gap"}],
+}
+
+
+@pytest.mark.parametrize("feature", randnet.GRAPH_FEATURES)
+def test_engine_features_is_what_the_engine_accepts(feature):
+    """The generator's flag per feature agrees with the check of a compiled
+    network using it: accepted when the flag is set, UNSUPPORTED when not."""
+    spec = {"input_shape": [8, 6, 6], "weights": {"seed": 1}, "layers": FEATURE_NETS[feature]}
+    problem = randnet.graph_network_problem(spec, SMALL)
+    if feature in randnet.engine_features():
+        assert problem is None
+    else:
+        assert problem and "UNSUPPORTED" in problem
+    assert randnet.graph_network_problem(spec, SMALL, engine=False) is None
 
 
 def test_generator_raises_rather_than_emit_an_unsupported_program(monkeypatch):

@@ -270,10 +270,10 @@ def unsupported_features(d) -> list[tuple[str, str]]:
     if d.in_shuffle > 1:
         out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
     # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total), the
-    # clip (ReLU6) and the identity POOL run on the RTL: check() states their
-    # legality.
+    # clip (ReLU6), the residual add and the identity POOL run on the RTL:
+    # check() states their legality.
     ident = identity_pool(d)
-    for name, what in (("res", "a residual add"), ("pool_avg", "average pooling"),
+    for name, what in (("pool_avg", "average pooling"),
                        ("pool_global", "global pooling"), ("pool_asym", "a pool with unequal pads"),
                        ("pool_kh", "a pool window other than 2x2 or 3x3"),
                        ("pool_kw", "a pool window other than 2x2 or 3x3")):

@@ -126,10 +126,11 @@ module uz_desc_check #(
   logic [2:0]    f_log2_l;
   logic [5:0]    f_n_codes;
   logic [31:0]   f_code_mask;
-  // Graph fields. Channel slices and the clip run; the others are refused
-  // (golden.isa.unsupported_features).
+  // Graph fields. Channel slices, the clip and the residual add run; the
+  // others are refused (golden.isa.unsupported_features).
   logic [15:0]   f_groups, f_in_c_off, f_in_c_total, f_out_c_off, f_out_c_total, f_clip_hi;
-  logic [7:0]    f_in_shuffle, f_pool_kh, f_pool_kw;
+  logic [7:0]    f_in_shuffle, f_pool_kh, f_pool_kw, f_res_shift;
+  logic [31:0]   f_res_addr;
   logic          f_res, f_clip, f_pool_avg, f_pool_global, f_pool_asym;
   assign f_groups      = desc[DescGroupsLsb +: DescGroupsWidth];
   assign f_in_shuffle  = desc[DescInShuffleLsb +: DescInShuffleWidth];
@@ -138,6 +139,8 @@ module uz_desc_check #(
   assign f_out_c_off   = desc[DescOutCOffLsb +: DescOutCOffWidth];
   assign f_out_c_total = desc[DescOutCTotalLsb +: DescOutCTotalWidth];
   assign f_res         = desc[DescResLsb +: DescResWidth];
+  assign f_res_shift   = desc[DescResShiftLsb +: DescResShiftWidth];
+  assign f_res_addr    = desc[DescResAddrLsb +: DescResAddrWidth];
   assign f_clip        = desc[DescClipLsb +: DescClipWidth];
   assign f_clip_hi     = desc[DescClipHiLsb +: DescClipHiWidth];
   assign f_pool_avg    = desc[DescPoolAvgLsb +: DescPoolAvgWidth];
@@ -255,7 +258,7 @@ module uz_desc_check #(
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
     c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1 ||
-               f_res || f_pool_avg || f_pool_global || f_pool_asym ||
+               f_pool_avg || f_pool_global || f_pool_asym ||
                ((f_pool_kh != '0 || f_pool_kw != '0) && !pool_ident);
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
@@ -267,6 +270,7 @@ module uz_desc_check #(
                (pool_win && (!(f_pool_k == 2'd2 || f_pool_k == 2'd3) || f_pool_s == 2'd0 ||
                            f_pool_pad >= f_pool_k || pool_k_wide > ph || pool_k_wide > pw));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
+               (is_pool && f_res) ||
                // a channel slice inside its tensor
                in_c_end > 17'(in_c_all) || out_c_end > 17'(out_c_all) ||
                DimW'(f_out_h) != eh || DimW'(f_out_w) != ew ||
@@ -284,6 +288,7 @@ module uz_desc_check #(
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||
                32'($signed(f_data_shift)) < ShiftMin || 32'($signed(f_data_shift)) > ShiftMax ||
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||
+               (f_res && (32'($signed(f_res_shift)) < ShiftMin || 32'($signed(f_res_shift)) > ShiftMax)) ||
                (f_clip && f_clip_hi > DataMax) ||
                (is_pool && f_data_shift != '0);
     // Once 2**log2_l equals OvsfLen, check() measures the mask and the code
@@ -293,6 +298,7 @@ module uz_desc_check #(
                           f_n_codes == '0 || 32'(f_n_codes) > 32'(OvsfLen) ||
                           n_ones != f_n_codes);
     c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0 ||
+               (f_res && (f_res_addr & BusMask) != '0) ||
                ((f_in_c_off | f_out_c_off) & PnMask16) != '0;
     c_large  = in_fp > FpW'(InBufElems) || out_fp > FpW'(OutBufElems) ||
                (!is_pool && wgt_fp > FpW'(WgtBufElems));

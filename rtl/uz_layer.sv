@@ -53,6 +53,7 @@ module uz_layer
   localparam int WgtAw  = $clog2(2 * WgtBufWords);
   localparam int OutAw  = $clog2(OutBufWords);
   localparam int BiasAw = $clog2(2 * BiasWords);
+  localparam int ResAw  = $clog2(2 * OutBufWords);
 
   `include "uz_assert.svh"
   `ASSERT_INIT(PmEqualsPn_A, PM == PN)
@@ -134,21 +135,30 @@ module uz_layer
   // ---------------------------------------------------- hand-off flags
   logic [1:0] tile_full_q, tile_filled, tile_release;
   logic [1:0] out_full_q, out_done, out_release;
+  // A residual half holds an output tile's residual from the loader's fill
+  // until the write-back releases that tile's accumulators.
+  logic [1:0] res_full_q, res_filled;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       tile_full_q <= '0;
       out_full_q  <= '0;
+      res_full_q  <= '0;
     end else if (start_i || abort_i) begin
       tile_full_q <= '0;
       out_full_q  <= '0;
+      res_full_q  <= '0;
     end else begin
       tile_full_q <= (tile_full_q | tile_filled) & ~tile_release;
       out_full_q  <= (out_full_q | out_done) & ~out_release;
+      res_full_q  <= (res_full_q | res_filled) & ~out_release;
     end
   end
   `ASSERT(NoFillOfFullHalf_A, (tile_filled & tile_full_q) == '0, clk_i, rst_ni)
   `ASSERT(NoReleaseOfEmptyHalf_A, (tile_release & ~tile_full_q) == '0, clk_i, rst_ni)
   `ASSERT(NoDoneOfFullOut_A, (out_done & out_full_q) == '0, clk_i, rst_ni)
+  `ASSERT(NoFillOfFullRes_A, (res_filled & res_full_q) == '0, clk_i, rst_ni)
+  // the write-back releases a tile only once its residual is in
+  `ASSERT(ResReleasedOnlyWhenFull_A, !res_en || (out_release & ~res_full_q) == '0, clk_i, rst_ni)
 
   // ------------------------------------------------------------ buffers
   logic                     inb_wr_en;
@@ -203,13 +213,28 @@ module uz_layer
   end
   `ASSERT(OneReaderPerOutHalf_A, !(c_rd_en && p_rd_en && c_rd_half == p_half), clk_i, rst_ni)
 
+  // Residuals, addressed like the accumulators: one half per output tile in
+  // flight. The loader writes the half of the tile it reads, the write-back
+  // reads each word with its accumulator word.
+  logic                    res_en;     // a CONV/FC layer with a residual add
+  logic                    res_wr_en, res_rd_en;
+  logic [ResAw-1:0]        res_wr_addr, res_rd_addr;
+  logic [PM*DataWidth-1:0] res_wr_data, res_rd_data;
+  assign res_en      = d.res && !pool_kind;
+  assign res_rd_en   = p_rd_en && res_en;
+  assign res_rd_addr = {p_half, p_rd_addr};
+  uz_ram #(.Lanes(1), .LaneWidth(PM*DataWidth), .Depth(2*OutBufWords)) u_res_buf (
+    .clk_i, .wr_en_i(res_wr_en), .wr_lane_en_i(1'b1), .wr_addr_i(res_wr_addr), .wr_data_i(res_wr_data),
+    .rd_en_i(res_rd_en), .rd_addr_i(res_rd_addr), .rd_data_o(res_rd_data)
+  );
+
   // ---------------------------------------------------------- processes
   logic loader_busy, compute_busy, post_busy;
 
   uz_loader #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
     .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
-    .BiasWords(BiasWords), .BeatsWidth(BeatsWidth)
+    .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(OutBufWords)
   ) u_loader (
     .clk_i, .rst_ni, .start_i, .abort_i,
     .kind_i(d.kind), .ovsf_i(d.ovsf), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
@@ -217,13 +242,16 @@ module uz_layer
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
     .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
+    .res_i(res_en), .res_addr_i(d.res_addr),
     .tile_full_i(tile_full_q), .tile_filled_o(tile_filled),
+    .res_full_i(res_full_q), .res_filled_o(res_filled),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o,
     .rd_data_valid_i, .rd_data_ready_o, .rd_data_i, .rd_data_last_i,
     .inb_wr_en_o(inb_wr_en), .inb_wr_addr_o(inb_wr_addr), .inb_wr_data_o(inb_wr_data),
     .wgt_wr_en_o(wgt_wr_en), .wgt_wr_lane_en_o(wgt_wr_lane_en), .wgt_wr_addr_o(wgt_wr_addr),
     .wgt_wr_data_o(wgt_wr_data),
     .bias_wr_en_o(bias_wr_en), .bias_wr_addr_o(bias_wr_addr), .bias_wr_data_o(bias_wr_data),
+    .res_wr_en_o(res_wr_en), .res_wr_addr_o(res_wr_addr), .res_wr_data_o(res_wr_data),
     .busy_o(loader_busy), .gen_busy_o
   );
 
@@ -260,6 +288,7 @@ module uz_layer
     // uz_desc_check rejects a clip_hi above the largest data value, so its
     // low DataWidth bits hold it
     .clip_hi_i(d.clip_hi[DataWidth-1:0]),
+    .res_i(res_en), .res_shift_i(d.res_shift), .res_full_i(res_full_q), .res_rd_data_i(res_rd_data),
     .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .conv_h_i(conv_h), .conv_w_i(conv_w),
     .out_h_i(d.out_h), .out_w_i(d.out_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .trtc_i(trtc), .out_addr_i(out_base_q),

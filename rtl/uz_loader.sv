@@ -6,6 +6,10 @@
 // when it spans whole planes. A half is handed to the
 // compute with tile_filled_o and comes back when the compute releases it.
 // Weights already in the half (same to-tile and ti-tile) are not fetched again.
+// A layer with a residual add: after the last ti-tile of an output tile is
+// handed over, the residual tile (the output tile's channel groups, rows and
+// columns) is read into that output tile's residual half, which the
+// write-back frees when it has written the output tile two before.
 module uz_loader
   import uz_isa_pkg::*;
 #(
@@ -21,8 +25,10 @@ module uz_loader
   parameter int BiasWords    = 2048,
   parameter int BeatsWidth   = 24,
   localparam int InAw   = $clog2(2 * InBufWords),
+  parameter int ResWords     = 2048,  // residual words per half (the accumulator words)
   localparam int WgtAw  = $clog2(2 * WgtBufWords),
-  localparam int BiasAw = $clog2(2 * BiasWords)
+  localparam int BiasAw = $clog2(2 * BiasWords),
+  localparam int ResAw  = $clog2(2 * ResWords)
 ) (
   input  logic                         clk_i,
   input  logic                         rst_ni,
@@ -53,9 +59,13 @@ module uz_loader
   input  logic [OvsfLen-1:0]           code_mask_i,
   input  logic [5:0]                   n_codes_i,
   input  logic [7:0]                   gen_shift_i,
+  input  logic                         res_i,         // CONV/FC with a residual add
+  input  logic [31:0]                  res_addr_i,
   // tile hand-off
   input  logic [1:0]                   tile_full_i,
   output logic [1:0]                   tile_filled_o,
+  input  logic [1:0]                   res_full_i,    // residual half still in use by the write-back
+  output logic [1:0]                   res_filled_o,
   // read DMA
   output logic                         rd_cmd_valid_o,
   input  logic                         rd_cmd_ready_i,
@@ -76,6 +86,9 @@ module uz_loader
   output logic                         bias_wr_en_o,
   output logic [BiasAw-1:0]            bias_wr_addr_o,
   output logic [PM*DataWidth-1:0]      bias_wr_data_o,
+  output logic                         res_wr_en_o,
+  output logic [ResAw-1:0]             res_wr_addr_o,
+  output logic [PM*DataWidth-1:0]      res_wr_data_o,
   // status
   output logic                         busy_o,
   output logic                         gen_busy_o
@@ -105,12 +118,13 @@ module uz_loader
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid;
   logic [15:0] o0, r0, c0, i0, no, ni;
-  // The loader walks every tile but needs neither the row/col tile sizes
-  // (it loads the whole halo) nor the ti flags.
+  // The loader walks every tile; the row/col tile sizes serve the residual
+  // (an input tile is its whole halo).
   /* verilator lint_off UNUSEDSIGNAL */
-  logic        it_first_ti, it_last_ti, it_last;
-  logic [15:0] nr, nc;
+  logic        it_first_ti, it_last;
   /* verilator lint_on UNUSEDSIGNAL */
+  logic        it_last_ti;
+  logic [15:0] nr, nc;
   logic        pool_kind;
   assign pool_kind = (kind_i == KindPool);
 
@@ -125,7 +139,7 @@ module uz_loader
 
   typedef enum logic [3:0] {
     LdIdle, LdWait, LdBiasCmd, LdBiasData, LdWgtCmd, LdWgtData, LdGenDrain,
-    LdInPlan, LdInCmd, LdInData, LdDone
+    LdInPlan, LdInCmd, LdInData, LdDone, LdResWait, LdResCmd, LdResData
   } ld_state_e;
   ld_state_e state_q;
   logic      h_q;                 // buffer half being filled
@@ -174,11 +188,25 @@ module uz_loader
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_tile_beats, in_cmd_beats;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || (state_q == LdInCmd);
-  // Input commands follow the (group, row) counters directly; bias and
-  // weight commands are set up on entering their state.
-  assign rd_cmd_addr_o  = (state_q == LdInCmd) ? in_cmd_addr : cmd_addr_q;
-  assign rd_cmd_beats_o = (state_q == LdInCmd) ? BeatsWidth'(in_cmd_beats) : cmd_beats_q;
+  assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || (state_q == LdInCmd) ||
+                          (state_q == LdResCmd);
+  // Input and residual commands follow their (group, row) counters
+  // directly; bias and weight commands are set up on entering their state.
+  logic [31:0] res_cmd_addr;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] res_cmd_beats;
+  /* verilator lint_on UNUSEDSIGNAL */
+  always_comb begin
+    rd_cmd_addr_o  = cmd_addr_q;
+    rd_cmd_beats_o = cmd_beats_q;
+    if (state_q == LdInCmd) begin
+      rd_cmd_addr_o  = in_cmd_addr;
+      rd_cmd_beats_o = BeatsWidth'(in_cmd_beats);
+    end else if (state_q == LdResCmd) begin
+      rd_cmd_addr_o  = res_cmd_addr;
+      rd_cmd_beats_o = BeatsWidth'(res_cmd_beats);
+    end
+  end
 
   // Element offsets of the tile's weights (docs: tiled layout).
   logic [31:0] k2_32, nblk_o, blk0, nblk_tile;
@@ -201,6 +229,26 @@ module uz_loader
     in_cmd_beats = whole_plane ? 32'(ng_tile) * 32'(in_h_i) * 32'(in_w_i) * WordBeats :
                    full_rows   ? (32'(y_hi - y_lo) + 1) * 32'(in_w_i) * WordBeats
                                : (32'(x_hi - x_lo) + 1) * WordBeats;
+  end
+
+  // ------------------------------------------------------- residual
+  // The output tile it belongs to, kept from its last ti-tile (the iterator
+  // has moved on by then).
+  logic        rh_q;                         // residual half being filled
+  logic [15:0] rs_o0_q, rs_r0_q, rs_c0_q, rs_ng_q, rs_nr_q, rs_nc_q;
+  logic [15:0] rs_g_q, rs_y_q, rs_x_q;       // group (in tile), row, col (in tile)
+  logic [31:0] rs_grp_base_q, rs_row_base_q; // buffer words of the group, the row
+  logic        rs_full_rows, rs_whole_plane;
+  assign rs_full_rows   = (rs_nc_q == conv_w_i);
+  assign rs_whole_plane = rs_full_rows && (rs_nr_q == conv_h_i);
+  // Like the accumulators: [group][row][col] of the tile, tr x tc words per group.
+  always_comb begin
+    res_cmd_addr  = res_addr_i + ((((32'(rs_o0_q) >> LogPM) + 32'(rs_g_q)) * 32'(conv_h_i)
+                                   + 32'(rs_r0_q) + 32'(rs_y_q)) * 32'(conv_w_i)
+                                  + 32'(rs_c0_q)) * WordBytes;
+    res_cmd_beats = rs_whole_plane ? 32'(rs_ng_q) * 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats :
+                    rs_full_rows   ? 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats
+                                   : 32'(rs_nc_q) * WordBeats;
   end
 
   // --------------------------------------- words assembled from beats
@@ -290,7 +338,7 @@ module uz_loader
   logic [15:0] bias_word_q;
 
   assign rd_data_ready_o =
-      (state_q == LdBiasData) || (state_q == LdInData) ||
+      (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData) ||
       (state_q == LdWgtData && !ovsf_i) ||
       (state_q == LdWgtData && ovsf_i && aq_room);
   assign beat_in = rd_data_valid_i && rd_data_ready_o;
@@ -301,6 +349,9 @@ module uz_loader
     if (!rst_ni) begin
       state_q <= LdIdle;
       h_q <= 1'b0;
+      rh_q <= 1'b0;
+      rs_o0_q <= '0; rs_r0_q <= '0; rs_c0_q <= '0; rs_ng_q <= '0; rs_nr_q <= '0; rs_nc_q <= '0;
+      rs_g_q <= '0; rs_y_q <= '0; rs_x_q <= '0; rs_grp_base_q <= '0; rs_row_base_q <= '0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
         itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
@@ -314,6 +365,7 @@ module uz_loader
     end else if (abort_i || start_i) begin
       state_q <= start_i ? LdWait : LdIdle;
       h_q <= 1'b0;
+      rh_q <= 1'b0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0;
         itag_valid_q[b] <= 1'b0;
@@ -432,6 +484,40 @@ module uz_loader
         LdDone: begin
           h_q <= !h_q;
           state_q <= LdWait;
+          if (res_i && it_last_ti) begin
+            rs_o0_q <= o0; rs_r0_q <= r0; rs_c0_q <= c0;
+            rs_ng_q <= no >> LogPM; rs_nr_q <= nr; rs_nc_q <= nc;
+            state_q <= LdResWait;
+          end
+        end
+        LdResWait: begin
+          rs_g_q <= '0; rs_y_q <= '0; rs_x_q <= '0;
+          rs_grp_base_q <= '0; rs_row_base_q <= '0;
+          if (!res_full_i[rh_q]) state_q <= LdResCmd;
+        end
+        LdResCmd: if (rd_cmd_ready_i) state_q <= LdResData;
+        LdResData: begin
+          if (word_done) begin
+            if (rs_x_q != rs_nc_q - 1'b1) begin
+              rs_x_q <= rs_x_q + 1'b1;
+            end else begin
+              rs_x_q <= '0;
+              if (rs_y_q != rs_nr_q - 1'b1) begin
+                rs_y_q <= rs_y_q + 1'b1;
+                rs_row_base_q <= rs_row_base_q + 32'(tc_i);
+                if (!rs_full_rows) state_q <= LdResCmd;
+              end else if (rs_g_q != rs_ng_q - 1'b1) begin
+                rs_g_q <= rs_g_q + 1'b1;
+                rs_y_q <= '0;
+                rs_grp_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
+                rs_row_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
+                if (!rs_whole_plane) state_q <= LdResCmd;
+              end else begin
+                rh_q <= !rh_q;
+                state_q <= LdWait;
+              end
+            end
+          end
         end
         // unreachable: every encoding of the state is an arm above
         /* verilator coverage_off */
@@ -481,6 +567,16 @@ module uz_loader
   assign inb_wr_addr_o = InAw'({h_q, (InAw-1)'((32'(gl_q) * 32'(ih_t_i) + 32'($signed({4'b0, y_q}) - y0)) * 32'(iw_t_i)
                                               + 32'($signed({4'b0, x_q}) - x0))});
   assign inb_wr_data_o = word_next;
+
+  assign res_wr_en_o   = (state_q == LdResData) && word_done;
+  assign res_wr_addr_o = ResAw'({rh_q, (ResAw-1)'(rs_row_base_q + 32'(rs_x_q))});
+  assign res_wr_data_o = word_next;
+  // the tile's last residual word
+  always_comb begin
+    res_filled_o = '0;
+    if (res_wr_en_o && rs_x_q == rs_nc_q - 1'b1 && rs_y_q == rs_nr_q - 1'b1 && rs_g_q == rs_ng_q - 1'b1)
+      res_filled_o[rh_q] = 1'b1;
+  end
 
   assign bias_wr_en_o   = (state_q == LdBiasData) && word_done;
   assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_word_q)});
@@ -547,7 +643,9 @@ module uz_loader
     end
   end
   `ASSERT_KNOWN(LdStateKnown_A, state_q, clk_i, rst_ni)
-  `ASSERT(LdStateLegal_A, 32'(state_q) <= 32'(LdDone), clk_i, rst_ni)
+  `ASSERT(LdStateLegal_A, 32'(state_q) <= 32'(LdResData), clk_i, rst_ni)
+  `ASSERT(LdResFillEmptyHalf_A, (res_filled_o & res_full_i) == '0, clk_i, rst_ni)
+  `ASSERT_NEVER(LdResOnlyWithRes_A, !res_i && state_q == LdResWait, clk_i, rst_ni)
   `ASSERT(LdCmdStable_A, !ld_sh_cmd_stall_q || ld_sh_clear_q ||
           (rd_cmd_valid_o && rd_cmd_addr_o == ld_sh_cmd_addr_q && rd_cmd_beats_o == ld_sh_cmd_beats_q),
           clk_i, rst_ni)

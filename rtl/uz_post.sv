@@ -1,8 +1,9 @@
 // Write-back of one layer: for each output tile whose accumulators are
-// complete, for each channel group and output row, one write command; for
-// each output pixel the max over its pool window (1x1 without a pool) of
-// clip(shift_round_sat(ReLU(acc), data_shift)) — the order of
-// docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
+// complete (and whose residual is loaded), for each channel group and output
+// row, one write command; for each output pixel the max over its pool window
+// (1x1 without a pool) of clip(shift_round_sat(ReLU(acc'), data_shift)),
+// acc' = add_sat(acc, align_to_acc(residual, res_shift)) with a residual and
+// acc without — the order of docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
 // being monotone, commutes with the max pool as the ReLU does.
 // Window positions outside the convolution plane never win.
 module uz_post
@@ -31,6 +32,10 @@ module uz_post
   input  logic [7:0]                data_shift_i,
   input  logic                      clip_i,
   input  logic [DataWidth-1:0]      clip_hi_i,     // clip_hi, <= the largest data value (uz_desc_check)
+  input  logic                      res_i,         // add the residual (CONV/FC)
+  input  logic [7:0]                res_shift_i,   // its alignment onto the accumulator (signed)
+  input  logic [1:0]                res_full_i,    // the residual half of a tile is loaded
+  input  logic [PM*DataWidth-1:0]   res_rd_data_i, // residual word, read with the accumulator word
   input  logic [15:0]               cin_pad_i,
   input  logic [15:0]               cout_pad_i,
   input  logic [15:0]               conv_h_i,
@@ -143,10 +148,13 @@ module uz_post
   assign acc_rd_addr_o = OutAw'(32'(q_q) * trtc_i + 32'(cy - $signed({4'b0, r0})) * 32'(tc_i)
                                 + 32'(cx - $signed({4'b0, c0})));
 
-  // Stage 2: the word arrives; ReLU, the shared data shift, the clip,
-  // running max.
+  // Stage 2: the word arrives; the residual add, ReLU, the shared data
+  // shift, the clip, running max.
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
   logic [WordWidth-1:0]    s2_val, s2_clip, max_q, max_next;
+  logic [WordWidth-1:0]    s2_res;                 // the residual word as read
+  logic [PM*AccWidth-1:0]  s2_res_al, s2_acc;      // aligned residual, accumulator after the add
+  assign s2_res = res_rd_data_i;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -160,8 +168,24 @@ module uz_post
   end
 
   for (genvar p = 0; p < PM; p++) begin : gen_lane
+    // residual: align_to_acc (shift_round_sat onto the accumulator's fl),
+    // then add_sat at the accumulator's width (golden.arith)
+    logic [AccWidth-1:0] res_al;
+    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(8)) u_res_align (
+      .data_i(s2_res[p*DataWidth +: DataWidth]), .shift_i(res_shift_i), .data_o(res_al)
+    );
+    logic [AccWidth-1:0] res_op;
+    logic [AccWidth:0]   sum;
+    assign res_op = res_i ? res_al : '0;
+    assign s2_res_al[p*AccWidth +: AccWidth] = res_op;
+    // one bit wider: the sum's top two bits differ exactly when it overflows
+    assign sum = {acc_rd_data_i[p*AccWidth + AccWidth-1], acc_rd_data_i[p*AccWidth +: AccWidth]} +
+                 {res_op[AccWidth-1], res_op};
+    assign s2_acc[p*AccWidth +: AccWidth] =
+        (sum[AccWidth] == sum[AccWidth-1]) ? sum[AccWidth-1:0]
+                                           : {sum[AccWidth], {(AccWidth-1){!sum[AccWidth]}}};
     logic [AccWidth-1:0] relu_acc;
-    assign relu_acc = (relu_i && acc_rd_data_i[p*AccWidth + AccWidth-1]) ? '0 : acc_rd_data_i[p*AccWidth +: AccWidth];
+    assign relu_acc = (relu_i && s2_acc[p*AccWidth + AccWidth-1]) ? '0 : s2_acc[p*AccWidth +: AccWidth];
     uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(8)) u_data_shift (
       .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s2_val[p*DataWidth +: DataWidth])
     );
@@ -243,7 +267,7 @@ module uz_post
         PoWait: begin
           if (!it_valid) begin
             if (cnt_q == '0) state_q <= PoIdle;
-          end else if (out_full_i[hp_q]) begin
+          end else if (out_full_i[hp_q] && (!res_i || res_full_i[hp_q])) begin
             q_q  <= '0;
             pr_q <= pr_lo;
             pc_q <= pc_lo;

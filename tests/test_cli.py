@@ -418,6 +418,6 @@ def test_graph_network_runs_in_the_golden_model(tmp_path):
 def test_uz_run_refuses_a_graph_network_naming_the_layer(tmp_path):
     r = uz("run", GRAPH, "--out", tmp_path / "r")
     assert r.returncode == 2
-    assert r.stderr.strip() == ("uz: error: layer 'b1c2' uses a residual add, which the RTL does not run yet: "
-                                "uz golden runs it (the functional model)")
+    assert r.stderr.strip() == ("uz: error: layer 'dw' uses grouped convolution (groups=28), which the RTL does not "
+                                "run yet: uz golden runs it (the functional model)")
     assert not (tmp_path / "r").exists()

@@ -219,8 +219,8 @@ def test_graph_network(name, cfg_name):
         want = isa.Err.UNSUPPORTED if isa.unsupported_features(d) else isa.Err.NONE
         assert isa.validate(d, cfg) == want, q.name
     # every graph network uses a graph feature: one the RTL runs (channel
-    # slices, the clip) or one it refuses
-    assert any(isa.unsupported_features(d) or d.clip or d.in_c_off or d.out_c_off
+    # slices, the clip, the residual add) or one it refuses
+    assert any(isa.unsupported_features(d) or d.clip or d.res or d.in_c_off or d.out_c_off
                or d.in_c_total not in (0, d.in_c) or d.out_c_total not in (0, d.out_c)
                for d in _descriptors(prog))
     m = prog.memory
@@ -291,12 +291,18 @@ def test_fuse_residual_goes_to_the_later_layer_and_relu_after_it():
     assert g.layer("e").relu and g.layer("e").clip == 6.0 and g.layer("dw").groups == 24
 
 
-def test_fuse_standalone_add_is_a_depthwise_identity():
+def test_fuse_standalone_add_is_an_identity_layer():
     _, g = _fused(GRAPHS["standalone_add"])
     a = g.layer("a")
-    assert a.kind == isa.Kind.CONV and a.synthetic and a.identity and a.groups == 10
+    assert a.kind == isa.Kind.CONV and a.synthetic and a.identity
     assert a.input == "r1" and a.residual == "r2" and a.bias is None
-    assert np.array_equal(a.weight, np.ones((10, 1, 1, 1)))
+    if fuse._ENGINE_RUNS_GROUPS:
+        # depthwise: one weight per channel
+        assert a.groups == 10 and np.array_equal(a.weight, np.ones((10, 1, 1, 1)))
+    else:
+        # dense, the same sums: the engine runs it
+        assert a.groups == 1 and np.array_equal(a.weight, np.eye(10).reshape(10, 10, 1, 1))
+        assert any("dense 1x1 identity" in n for n in g.notes)
 
 
 def test_fuse_concat_offsets_and_gaps():
@@ -400,7 +406,9 @@ def test_quantise_residual_and_clip_formats():
     net, x, prog = compiled("standalone_add", "small16")
     a = next(q for q in prog.layers if q.name == "a")
     m = max(0, a.fl_res - a.fl_in)
-    assert a.fl_w == m and np.array_equal(a.w_q[:, 0, 0, 0], np.full(10, 1 << m))
+    diag = a.w_q[:, 0, 0, 0] if a.w_q.shape[1] == 1 else np.diagonal(a.w_q[:, :, 0, 0])
+    assert a.fl_w == m and np.array_equal(diag, np.full(10, 1 << m))
+    assert np.count_nonzero(a.w_q) == 10
     assert a.res_shift == min(0, a.fl_res - a.fl_in) <= 0 and a.bias_shift == 0 and not a.b_q.any()
 
 

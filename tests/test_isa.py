@@ -199,6 +199,13 @@ LEGAL = {
     "conv_clip": _conv(clip=1, clip_hi=24576),
     "conv_clip_max": _conv(clip=1, clip_hi=(1 << 15) - 1, relu=0),
     "pool_clip_slices": _pool(clip=1, clip_hi=0, in_c_off=16, in_c_total=32, out_c_off=16, out_c_total=32),
+    # the residual add: shifts at both ends of their range, left and right
+    "conv_res": _conv(res=1, res_shift=-16, res_addr=0x6000),
+    "conv_res_shift_min": _conv(res=1, res_shift=-64, res_addr=0x6000),
+    "conv_res_shift_max": _conv(res=1, res_shift=63, res_addr=0x6000),
+    "fc_res": _fc(res=1, res_shift=2, res_addr=0x6000),
+    # res_shift and res_addr are not read without res
+    "conv_no_res_fields": _conv(res_shift=100, res_addr=0x6001),
 }
 
 
@@ -220,9 +227,9 @@ BROKEN = [
     ("kind_15", _conv(kind=15), Err.BAD_KIND, "kind"),
     # graph features the RTL does not run yet: refused before anything else
     *[(f"unsupported_{n}", _conv(**{n: v}), Err.UNSUPPORTED, n)
-      for n, v in (("groups", 2), ("in_shuffle", 2), ("res", 1), ("pool_avg", 1), ("pool_global", 1),
+      for n, v in (("groups", 2), ("in_shuffle", 2), ("pool_avg", 1), ("pool_global", 1),
                    ("pool_asym", 1), ("pool_kh", 3), ("pool_kw", 3))],
-    ("unsupported_before_zero_dim", _conv(in_c=0, res=1), Err.UNSUPPORTED, "res"),
+    ("unsupported_before_zero_dim", _conv(in_c=0, groups=2), Err.UNSUPPORTED, "groups"),
     *[(f"zero_{n}", _conv(**{n: 0}), Err.ZERO_DIM, n)
       for n in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w")],
     ("pool_zero_in_c", _pool(in_c=0), Err.ZERO_DIM, "in_c"),
@@ -266,6 +273,11 @@ BROKEN = [
     ("gen_shift_min", _conv(gen_shift=FIELD["gen_shift"].lo), Err.BAD_SHIFT, "gen_shift"),
     ("pool_data_shift", _pool(data_shift=1), Err.BAD_SHIFT, "data_shift"),
     ("clip_hi_over_max", _conv(clip=1, clip_hi=1 << 15), Err.BAD_SHIFT, "clip_hi"),
+    ("res_on_pool", _pool(res=1), Err.SHAPE_MISMATCH, "res"),
+    ("res_shift_over_max", _conv(res=1, res_shift=64), Err.BAD_SHIFT, "res_shift"),
+    ("res_shift_under_min", _conv(res=1, res_shift=-65), Err.BAD_SHIFT, "res_shift"),
+    ("res_shift_before_codes", _ovsf(res=1, res_shift=100, n_codes=0), Err.BAD_SHIFT, "res_shift"),
+    ("res_addr_misaligned", _conv(res=1, res_addr=0x6008), Err.BAD_ALIGN, "res_addr"),
     ("clip_hi_before_codes", _ovsf(clip=1, clip_hi=0xFFFF, n_codes=0), Err.BAD_SHIFT, "clip_hi"),
     ("pool_ovsf", _pool(ovsf=1, log2_l=4, n_codes=8, code_mask=0x5555), Err.BAD_CODES, "ovsf"),
     ("log2_l", _ovsf(log2_l=3), Err.BAD_CODES, "log2_l"),

@@ -35,7 +35,6 @@ def test_chain_program_is_supported():
 
 
 @pytest.mark.parametrize("fields, what", [
-    ({"res": 1, "res_addr": 0}, "residual add"),
     ({"groups": 2}, "grouped convolution"),
     ({"pool_avg": 1}, "average pooling"),
     ({"in_shuffle": 2}, "channel shuffle"),

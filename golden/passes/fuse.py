@@ -240,6 +240,14 @@ class _View:
     via: tuple = ()
 
 
+#: Whether the engine's RTL runs grouped convolution. While it does not, a
+#: standalone add is a dense 1x1 identity layer instead of a depthwise one:
+#: the same sums (the weights off the diagonal are zero), C/PN times the MACs,
+#: and a program the RTL runs.
+_ENGINE_RUNS_GROUPS = not any(f == "groups" for f, _ in isa.unsupported_features({"kind": int(isa.Kind.CONV),
+                                                                                   "groups": 2}))
+
+
 def densify(w: np.ndarray, groups: int) -> np.ndarray:
     """Grouped weights (Cout, Cin/G, K, K) as dense block-diagonal (Cout, Cin, K, K)."""
     cout, cin_g = w.shape[:2]
@@ -547,7 +555,7 @@ class _Fuser:
         # standalone: a 1x1 identity layer reading a, with b as its residual
         va, vb = self.plain(va, op.name), self.plain(vb, op.name)
         ta, tb = self.tensors[va.tensor], self.tensors[vb.tensor]
-        if ta.phys == tb.phys and ta.phys_c == tb.phys_c:
+        if ta.phys == tb.phys and ta.phys_c == tb.phys_c and _ENGINE_RUNS_GROUPS:
             c = ta.phys_c
             w = np.zeros((c, 1, 1, 1))
             w[ta.phys_index(), 0, 0, 0] = 1.0
@@ -556,8 +564,9 @@ class _Fuser:
             w = np.zeros((tb.phys_c, ta.phys_c, 1, 1))
             w[tb.phys_index(), ta.phys_index(), 0, 0] = 1.0
             groups = 1
-            self.notes.append(f"{op.name}: the operands' channel layouts differ; the add runs as a dense 1x1 "
-                              f"identity layer")
+            why = ("the operands' channel layouts differ" if _ENGINE_RUNS_GROUPS
+                   else "the engine does not run grouped convolution")
+            self.notes.append(f"{op.name}: the add runs as a dense 1x1 identity layer ({why})")
         L = GLayer(op.name, isa.Kind.CONV, ta.pshape, tb.pshape, w, None, groups=groups, input=ta.name,
                    output=op.name, residual=tb.name, synthetic=True, identity=True, source=[op.name])
         self.add_layer(L, tb.shape, tb.phys, tb.phys_c)

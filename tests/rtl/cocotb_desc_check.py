@@ -57,7 +57,7 @@ HANDMADE = {"name": "handmade", "input_shape": [5, 15, 14], "weights": {"seed": 
 #: channel slices of one tensor (one leaving a gap), a layer reading a slice
 #: alone, ReLU6 (a clip) fused into a conv and into a conv with a pool, and
 #: one-cell POOL layers (isa.identity_pool): the input copied into a concat
-#: and a ReLU6 on a concat.
+#: and a ReLU6 on a concat; residual adds fused into a conv and an FC.
 GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "layers": [
     {"name": "cp", "type": "concat", "inputs": ["input", "input"]},
     {"name": "cp_r", "type": "relu6"},
@@ -73,7 +73,11 @@ GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "la
     {"name": "c3", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
     {"name": "c3_r", "type": "relu6"},
     {"name": "p3", "type": "maxpool", "kernel": 2, "stride": 2},
-    {"name": "f1", "type": "fc", "out_features": 9}]}
+    {"name": "c4", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
+    {"name": "a4", "type": "add", "inputs": ["c4", "p3"]},
+    {"name": "f1", "type": "fc", "out_features": 9},
+    {"name": "f2", "type": "fc", "out_features": 9},
+    {"name": "a5", "type": "add", "inputs": ["f2", "f1"]}]}
 
 
 def _rng(*key) -> np.random.Generator:
@@ -214,6 +218,9 @@ def random_legal(rng, cfg: EngineConfig):
                 v[f"{side}_c_total"] = int(rng.integers(0, c + 1))   # 0 or at most c: the whole tensor
         if rng.random() < 0.3:
             v.update(clip=1, clip_hi=int(rng.integers(0, 1 << (cfg.data_bits - 1))))
+        if kind != Kind.POOL and rng.random() < 0.3:
+            v.update(res=1, res_shift=int(rng.integers(isa.SHIFT_MIN, isa.SHIFT_MAX + 1)),
+                     res_addr=int(rng.integers(0, (1 << 32) // cfg.bus_bytes)) * cfg.bus_bytes)
         return isa.Descriptor(v).values
 
 
@@ -311,6 +318,8 @@ def _derived(v: dict, cfg: EngineConfig) -> dict:
         extra[f"{side}_c_off"] = [cfg.pn, cfg.pn - 1, cfg.pn + 1, cfg.pn // 2, off + cfg.pn, off - cfg.pn,
                                   room, room // cfg.pn * cfg.pn, room // cfg.pn * cfg.pn + cfg.pn, room + 1]
         extra[f"{side}_c_total"] = [c, c - 1, c + 1, off + c, off + c - 1, off + c + cfg.pn, 2 * c]
+    extra["res_shift"] = [isa.SHIFT_MIN - 1, isa.SHIFT_MIN, isa.SHIFT_MAX, isa.SHIFT_MAX + 1, -(cfg.acc_bits + 1)]
+    extra["res_addr"] = [d.res_addr + 1, d.res_addr + cfg.bus_bytes // 2, d.res_addr + cfg.bus_bytes]
     qmax = (1 << (cfg.data_bits - 1)) - 1
     extra["clip_hi"] = [qmax, qmax + 1, 0, 1 << 15, 0xFFFF, 6 << (cfg.data_bits - 4)]
     return extra

@@ -99,11 +99,35 @@ GRAPH_CASES = {
         {"name": "cat", "type": "concat", "inputs": ["input", "a"]},
         {"name": "r6", "type": "relu6"},
         {"name": "cons", "type": "conv", "out_channels": 8, "kernel": 1}]},
+    # ResNet blocks: the residual add fused into the second conv of a basic
+    # block (identity shortcut, on a plane the output tiles split by rows and
+    # columns), a projection block (3x3 stride 2 and a stride-2 1x1 shortcut
+    # the add reads), and an add neither operand's producer can take (its
+    # operand is ReLU'd first), which the compiler runs as a 1x1 identity
+    # conv with the residual.
+    "res_block": {"input_shape": [3, 18, 20], "weights": {"seed": 13}, "layers": [
+        {"name": "stem", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
+        {"name": "stem_relu", "type": "relu"},
+        {"name": "b1c1", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
+        {"name": "b1r1", "type": "relu"},
+        {"name": "b1c2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
+        {"name": "b1add", "type": "add", "inputs": ["b1c2", "stem_relu"]},
+        {"name": "b1r2", "type": "relu"},
+        {"name": "b2c1", "type": "conv", "out_channels": 12, "kernel": 3, "stride": 2, "pad": 1},
+        {"name": "b2r1", "type": "relu"},
+        {"name": "b2c2", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1},
+        {"name": "proj", "type": "conv", "out_channels": 12, "kernel": 1, "stride": 2, "inputs": ["b1r2"]},
+        {"name": "b2add", "type": "add", "inputs": ["b2c2", "proj"]},
+        {"name": "b2r2", "type": "relu"},
+        {"name": "c3", "type": "conv", "out_channels": 12, "kernel": 1},
+        {"name": "c3r", "type": "relu"},
+        {"name": "add3", "type": "add", "inputs": ["c3r", "b2r2"]}]},
 }
 #: The cases using graph features, and the descriptor fields each must use
 #: (test_rtl_engine checks the compiled program really does).
 GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",),
-                  "copy_clip": ("pool_kh", "clip", "out_c_off")}
+                  "copy_clip": ("pool_kh", "clip", "out_c_off"),
+                  "res_block": ("res",)}
 
 
 #: Larger layers for measuring the engine's efficiency (Verilator; not in make test).

@@ -18,7 +18,7 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models
+.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -33,6 +33,8 @@ help:
 	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
 	@echo "make accuracy - digits CNN: float, golden 16/8-bit, RTL, and rho -> build/accuracy"
 	@echo "make vgg    - VGG19 (onnx package) through onnxruntime, golden, and its layers on the RTL -> build/vgg (VGG_ARGS=)"
+	@echo "make resnet - ResNet-50 (onnx package) through onnxruntime, golden, and each distinct layer shape"
+	@echo "              alone on the RTL -> build/resnet (RESNET_ARGS=, e.g. --only n7, --rtl none)"
 	@echo "make models - ResNet-50, SqueezeNet, DenseNet-121, Inception-v2, ShuffleNet, VGG19 (onnx package)"
 	@echo "              through onnxruntime and the golden model -> build/models (MODELS_ARGS=)"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
@@ -115,6 +117,10 @@ accuracy: $(STAMP)
 VGG_ARGS ?=
 vgg: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/vgg.py $(VGG_ARGS)
+
+RESNET_ARGS ?=
+resnet: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py $(RESNET_ARGS)
 
 MODELS_ARGS ?=
 models: $(STAMP)

@@ -1,0 +1,105 @@
+"""`make resnet` (scripts/resnet.py): ResNet-50's distinct layer shapes, the
+report and the exit status (with the RTL runs replaced by a stub), and the
+machinery that runs one layer alone on the RTL (golden/cut.py, run_layer_rtl)
+on two small layers, one with a residual add."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden import compiler, cut, isa, layers
+from golden.config import EngineConfig
+from golden.network import load_network
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("resnet_script", ROOT / "scripts" / "resnet.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_resnet50_shapes_report_and_exit_status(tmp_path, monkeypatch, capsys):
+    """The whole network through the golden model; the RTL runs stubbed: the
+    first reports a mismatch, so the script must fail, and the report says
+    which layer; layers the RTL does not run are listed with the reason."""
+    rs = _script()
+    calls = []
+
+    def fake_rtl(prog, i, xq, outs, vals, mem, **kw):
+        calls.append(prog.layers[i].name)
+        bad = len(calls) == 1
+        return {"rtl": True, "passed": True, "bit_exact": not bad, "mismatches": 3 if bad else 0,
+                "cycles": 1000, "model_cycles": 1010, "model_error": 0.01, "roofline_cycles": 900,
+                "roofline_bound": "compute", "of_roofline": 0.9, "mac_util": 0.9, "sim_seconds": 0.0}
+
+    monkeypatch.setattr(rs, "run_layer_rtl", fake_rtl)
+    assert rs.main(["--max-layers", "2", "--out", str(tmp_path)]) == 1
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["golden_bit_exact"] and rep["output_sqnr_db"] > 40 and rep["top1_agrees"]
+    assert rep["engine_layers"] == 56 and rep["distinct"] == 30 and rep["rtl_layers"] == 2
+    assert calls == ["n0", "n0_pool"]
+    assert sum(r["count"] for r in rep["layers"]) == 56
+    res = [r for r in rep["layers"] if r["residual"]]
+    assert len(res) == 7 and all("roofline_cycles" in r for r in res)       # 4 expands + 3 projections
+    # the residual's bytes are in the bound: more than the same layer without it
+    unsup = [r for r in rep["layers"] if r["unsupported"]]
+    assert all(r["label"].startswith("pool avg") or r["residual"] for r in unsup)
+    md = (tmp_path / "report.md").read_text()
+    assert "| n0 | conv 7x7/2 relu | 3x224x224 → 64x112x112 | 1 |" in md and "NO (3)" in md
+    for r in unsup:
+        assert f"not yet on the RTL ({', '.join(r['unsupported'])})" in md
+    assert (tmp_path / "report.html").exists()
+    assert "FAIL" in capsys.readouterr().out
+    # no RTL mismatch: success
+    calls.clear()
+    monkeypatch.setattr(rs, "run_layer_rtl", lambda *a, **k: dict(fake_rtl(*a, **k), bit_exact=True, mismatches=0))
+    assert rs.main(["--rtl", "none", "--out", str(tmp_path)]) == 0 and calls == []
+
+
+def _small_graph(residual: bool):
+    c = 32
+    layers_ = [{"name": "a", "type": "conv", "out_channels": c, "kernel": 1, "pad": 0}, {"name": "ar", "type": "relu"},
+               {"name": "b", "type": "conv", "out_channels": c, "kernel": 3, "pad": 1}]
+    if residual:
+        layers_ += [{"name": "s", "type": "add", "inputs": ["b", "ar"]}]
+    layers_ += [{"name": "sr", "type": "relu"}]
+    net = load_network({"name": "small", "input_shape": [16, 8, 8], "weights": {"seed": 2}, "layers": layers_})
+    rng = np.random.default_rng(5)
+    prog = compiler.compile_network(net, EngineConfig(), rng.normal(0, 1, (2, 16, 8, 8)))
+    xq = compiler.load_input(prog, rng.normal(0, 1, (16, 8, 8)))
+    return prog, xq
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+def test_a_layer_alone_on_the_rtl_is_bit_exact_and_mismatches_are_caught(residual, tmp_path):
+    rs = _script()
+    from golden import perf
+    prog, xq = _small_graph(residual)
+    outs, vals = compiler.run_graph(prog, xq)
+    i = len(prog.layers) - 1
+    q = prog.layers[i]
+    assert (q.res_tensor is not None) == residual
+    x_in, res = cut.layer_operands(prog, xq, outs, vals, i)
+    lp = cut.layer_alone(prog, i, x_in, res)
+    assert layers.compare(outs[i], cut.run_alone(lp))[1] == 0          # the functional model agrees
+    d = rs.descriptor(lp, 0)
+    assert d.res == int(residual)
+    if isa.unsupported_features(d):
+        pytest.skip(f"the RTL does not run {isa.unsupported_features(d)} yet")
+    mem = perf.Memory(16, 20)
+    r = rs.run_layer_rtl(prog, i, xq, outs, vals, mem, work_dir=tmp_path / "ok")
+    assert r["bit_exact"] and r["mismatches"] == 0, r
+    assert abs(r["model_error"]) < 0.05, r
+    assert r["roofline_cycles"] <= r["cycles"]
+    # a wrong expectation is reported, not passed
+    bad = [o.copy() for o in outs]
+    bad[i][0, 0, 0] += 1
+    r2 = rs.run_layer_rtl(prog, i, xq, bad, vals, mem, work_dir=tmp_path / "bad")
+    assert not r2["bit_exact"] and r2["mismatches"] == 1

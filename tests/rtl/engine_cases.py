@@ -104,8 +104,11 @@ GRAPH_CASES = {
     # columns), a projection block (3x3 stride 2 and a stride-2 1x1 shortcut
     # the add reads), and an add neither operand's producer can take (its
     # operand is ReLU'd first), which the compiler runs as a 1x1 identity
-    # conv with the residual.
-    "res_block": {"input_shape": [3, 18, 20], "weights": {"seed": 13}, "layers": [
+    # conv with the residual. Tiles forced so that the residual is read per
+    # (group, row) (b1c2: columns split, partial last tiles), per group over
+    # whole rows (proj) and once for whole planes (add3, two to-tiles).
+    "res_block": {"input_shape": [3, 18, 20], "weights": {"seed": 13},
+                  "tiles": {"b1c2": {"tr": 5, "tc": 7}, "proj": {"tr": 4}, "add3": {"to": 8}}, "layers": [
         {"name": "stem", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"name": "stem_relu", "type": "relu"},
         {"name": "b1c1", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
@@ -147,8 +150,9 @@ def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "aut
     spec = dict(ALL_CASES[case], name=case)
     force_ovsf = spec.pop("force_ovsf", False)
     scale = spec.pop("input_scale", 1.0)
+    tiles = spec.pop("tiles", None)
     net = load_network(spec)
     x = scale * np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf)
+    prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
     xq = compiler.load_input(prog, x[0])
     return prog, xq, compiler.run_network(prog, xq)

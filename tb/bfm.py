@@ -6,7 +6,11 @@ internal probe points. Everything above it works with transactions.
 - probes, sampled once per clock by one coroutine:
     generator output  (uz_ovsf_gen blocks, with the loader's position)
     bias alignment    (compute: aligned bias entering the accumulators)
-    shift stage       (write-back: accumulator before, value after the data shift and clip)
+    shift stage       (write-back: accumulator after any residual add, value after
+                       the data shift and clip)
+    residual add      (write-back, layers with res=1: the accumulator before the
+                       add, the residual as read and aligned, the sum), into
+                       ``res_queue``, which ResidualMonitor's run_phase drains
     layer completion  (controller: a layer's counters are pushed)
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.queue import Queue
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
@@ -77,8 +82,20 @@ class ShiftSample:
     o0: int           # first of the PM output channels
     y: int
     x: int
-    acc: list         # accumulators before ReLU and the data shift
+    acc: list         # accumulators before ReLU and the data shift (after any residual add)
     out: list         # after ReLU, the data shift and any clip
+
+
+@dataclass
+class ResidualSample:
+    layer: int
+    o0: int           # first of the PM output channels
+    y: int
+    x: int
+    acc: list         # the accumulator read, before the add (convolution + bias)
+    res: list         # the residual as read from the residual buffer (data width)
+    res_al: list      # the residual aligned to the accumulator (res_shift)
+    sum: list         # the accumulator after the add (what ReLU and the data shift take)
 
 
 @dataclass
@@ -105,6 +122,8 @@ class UzBfm:
                                  reset_active_level=False)
         self.set_stall(stall)
         self.probes = Probes()
+        # residual adds, as sampled: the monitor's run_phase takes them
+        self.res_queue = Queue()
         self._probe_task = None
         # Sampling the probes costs Python work every cycle: runs that only
         # need the memory and the registers (uz run) leave it off.
@@ -294,9 +313,12 @@ class UzBfm:
                 pending_bias = None
             if pending_shift is not None:
                 o0, y, x = pending_shift
-                self.probes.shift.append(ShiftSample(
-                    layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),
-                    _lanes(int(post.s2_clip.value), pm, db)))
+                acc = _lanes(int(post.s2_acc.value), pm, ab)
+                self.probes.shift.append(ShiftSample(layer, o0, y, x, acc, _lanes(int(post.s2_clip.value), pm, db)))
+                if int(post.res_i.value):
+                    self.res_queue.put_nowait(ResidualSample(
+                        layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),
+                        _lanes(int(post.s2_res.value), pm, db), _lanes(int(post.s2_res_al.value), pm, ab), acc))
                 pending_shift = None
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f

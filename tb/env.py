@@ -6,10 +6,13 @@
     |- MemAgent    configures the memory model's stall pattern
     |- monitors    GenMonitor, BiasMonitor, ShiftMonitor, LayerMonitor,
     |              MemoryMonitor: turn the BFM's probe samples and memory
-    |              reads into transactions per program
+    |              reads into transactions per program; ResidualMonitor: a
+    |              run_phase loop publishing each residual add as it comes
     |- scoreboards WeightsScoreboard (per generated block), BiasScoreboard,
     |              ShiftScoreboard (accumulator before, value after the data
-    |              shift), LayerScoreboard (each layer's output tensor),
+    |              shift), ResidualScoreboard (both operands of the residual
+    |              add after alignment, and the sum), LayerScoreboard (each
+    |              layer's output tensor),
     |              StatusScoreboard (done or the expected error code),
     |              MemoryScoreboard (no write outside the output regions)
     |- coverage    FunctionalCoverage (per layer, tb/funcov.py)
@@ -67,6 +70,24 @@ class ProgramItem(uvm_sequence_item):
 
     def __str__(self):
         return f"{self.label} ({len(self.prog.layers)} layers)"
+
+
+class ResidualAdd(uvm_sequence_item):
+    """One residual add of the write-back stage: PM lanes of one pixel, the
+    accumulator before the add, the residual as read and as aligned, and the
+    sum (tb.bfm.ResidualSample), of the program ``item``."""
+
+    def __init__(self, name, item, sample):
+        super().__init__(name)
+        self.item = item
+        self.layer, self.o0, self.y, self.x = sample.layer, sample.o0, sample.y, sample.x
+        self.acc = list(sample.acc)
+        self.res = list(sample.res)
+        self.res_al = list(sample.res_al)
+        self.sum = list(sample.sum)
+
+    def __str__(self):
+        return f"layer {self.layer} channels {self.o0}.. at (y {self.y}, x {self.x})"
 
 
 class ObservedLayer(uvm_sequence_item):
@@ -235,6 +256,35 @@ class ShiftMonitor(ProbeMonitor):
     probe = "shift"
 
 
+class ResidualMonitor(uvm_component):
+    """The residual-add stage, in the form every monitor is moving to: its
+    own run_phase loop takes each sample from the BFM's queue as the engine
+    produces it and publishes it at once as a ResidualAdd transaction of the
+    program running (told by the driver's start) on ``ap``. The scoreboard
+    decides when to compare (after the program's end, when the layers that
+    completed are known)."""
+
+    def build_phase(self):
+        self.bfm = ConfigDB().get(self, "", "BFM")
+        self.ap = uvm_analysis_port("ap", self)
+        self.item = None
+
+    def on_started(self, item):
+        self.item = item
+
+    def on_finished(self, item):
+        pass
+
+    async def run_phase(self):
+        while True:
+            s = await self.bfm.res_queue.get()
+            if self.item is not None:       # the engine adds only inside a program
+                self.ap.write(self.transform(ResidualAdd("res", self.item, s)))
+
+    def transform(self, tr):
+        return tr
+
+
 def layer_out_span(prog, i: int) -> tuple:
     """(addr, size) of the memory layer ``i`` writes: its output region, or,
     for a layer writing a channel slice of a larger tensor (a concatenation
@@ -342,7 +392,7 @@ class _ProgramExport(uvm_subscriber):
     scoreboard knows what it was meant to compare."""
 
     def write(self, item):
-        self.get_parent().programs.append(item)
+        self.get_parent().program_ended(item)
 
 
 class Scoreboard(uvm_subscriber):
@@ -365,6 +415,9 @@ class Scoreboard(uvm_subscriber):
         self.program_export = _ProgramExport("program_export", self)
         self.expect_mismatch = _config_flag(self, "EXPECT_MISMATCH")
         self.expect_missing = _config_flag(self, "EXPECT_MISSING")
+
+    def program_ended(self, item):
+        self.programs.append(item)
 
     def fail(self, text):
         self.mismatches.append(text)
@@ -495,8 +548,8 @@ def _pooled_spans(d, h: int, w: int):
 
 
 class ShiftScoreboard(Scoreboard):
-    """The shift stage: the accumulator before it (against the golden
-    accumulators) and the value after ReLU, the data shift and any clip
+    """The shift stage: the accumulator before it, after any residual add
+    (against the golden accumulators) and the value after ReLU, the data shift and any clip
     (against the shared rule applied to the observed accumulator). Meant to see every
     pixel of every PE group of every layer that completed (that a pool
     window covers, under a max pool)."""
@@ -541,6 +594,83 @@ class ShiftScoreboard(Scoreboard):
             self.fail(f"{item.label} layer {q.name}: data shift {d.data_shift}"
                       f"{f' and clip at {d.clip_hi}' if d.clip else ''} of channels {s.o0}.. at "
                       f"(y {s.y}, x {s.x}): expected {exp_out}, got {s.out}")
+
+
+class ResidualScoreboard(Scoreboard):
+    """The residual add of the write-back stage, per PE group and pixel of a
+    layer with res=1: the accumulator before it (golden ``acc_conv``), the
+    residual after alignment (golden ``res_al``, and the shared alignment
+    rule applied to the residual as read) and the sum (golden ``acc``, and
+    the saturating add of the two observed operands). Transactions arrive
+    while the program runs; they are compared once it ended, for the layers
+    that completed (an abort, a reset or a bus error leaves a layer's
+    pixels partly added). Meant to see every pixel (that a pool window
+    covers) of every PE group of every layer with a residual."""
+    unit = "residual adds"
+
+    def build_phase(self):
+        super().build_phase()
+        self.pending = {}            # id(program) -> transactions not compared yet
+
+    def expected(self, item):
+        pm = item.prog.cfg.pm
+        keys = set()
+        for i, (d, t) in enumerate(zip(item.descs, item.traces)):
+            if not d.res:
+                continue
+            c, h, w = t.acc.shape
+            rows, cols = _pooled_spans(d, h, w)
+            keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
+        return keys
+
+    def describe(self, key):
+        item = next(p for p in self.programs if id(p) == key[0])
+        return f"{item.label} layer {key[1]} channels {key[2]}.. at (y {key[3]}, x {key[4]})"
+
+    def program_ended(self, item):
+        super().program_ended(item)
+        for tr in self.pending.pop(id(item), []):
+            self.compare(tr)
+
+    def write(self, tr):
+        if any(p is tr.item for p in self.programs):
+            self.compare(tr)
+        else:
+            self.pending.setdefault(id(tr.item), []).append(tr)
+
+    def compare(self, tr):
+        item = tr.item
+        if tr.layer >= len(item.traces):
+            return
+        q = item.prog.layers[tr.layer]
+        d = item.descs[tr.layer]
+        t = item.traces[tr.layer]
+        cfg = item.prog.cfg
+        where = f"{item.label} layer {q.name}: channels {tr.o0}.. at (y {tr.y}, x {tr.x})"
+        self.checked += 1
+        self.seen.add((id(item), tr.layer, tr.o0, tr.y, tr.x))
+        if t.res_al is None:
+            self.fail(f"{where}: a residual add on a layer without a residual (res={d.res})")
+            return
+        n = len(tr.sum)
+        sl = (slice(tr.o0, tr.o0 + n), tr.y, tr.x)
+        exp = {"accumulator before the add": [int(v) for v in t.acc_conv[sl]],
+               f"residual aligned (res_shift {d.res_shift})": [int(v) for v in t.res_al[sl]],
+               "sum": [int(v) for v in t.acc[sl]]}
+        for (what, e), got in zip(exp.items(), (tr.acc, tr.res_al, tr.sum)):
+            if e != list(got):
+                self.fail(f"{where}: {what}: expected {e}, got {list(got)}")
+        # the stage's own rules on what it read: the aligner on the residual
+        # word, the saturating adder on the two operands
+        al = [int(v) for v in arith.align_to_acc(np.asarray(tr.res, dtype=np.int64), d.res_shift, cfg.acc_bits)]
+        if al != list(tr.res_al):
+            self.fail(f"{where}: the residual read {list(tr.res)} aligned by res_shift {d.res_shift} is {al}, "
+                      f"the stage has {list(tr.res_al)}")
+        s = [int(v) for v in arith.add_sat(np.asarray(tr.acc, dtype=np.int64), np.asarray(tr.res_al, dtype=np.int64),
+                                           cfg.acc_bits)]
+        if s != list(tr.sum):
+            self.fail(f"{where}: the saturating add of {list(tr.acc)} and {list(tr.res_al)} is {s}, "
+                      f"the stage has {list(tr.sum)}")
 
 
 class LayerScoreboard(Scoreboard):
@@ -668,12 +798,14 @@ class UzEnv(uvm_env):
         self.gen_mon = GenMonitor.create("gen_mon", self)
         self.bias_mon = BiasMonitor.create("bias_mon", self)
         self.shift_mon = ShiftMonitor.create("shift_mon", self)
+        self.res_mon = ResidualMonitor.create("res_mon", self)
         self.layer_mon = LayerMonitor.create("layer_mon", self)
         self.mem_mon = MemoryMonitor.create("mem_mon", self)
         self.fanout = _Fanout("fanout", self)
         self.weights_sb = WeightsScoreboard.create("weights_sb", self)
         self.bias_sb = BiasScoreboard.create("bias_sb", self)
         self.shift_sb = ShiftScoreboard.create("shift_sb", self)
+        self.res_sb = ResidualScoreboard.create("res_sb", self)
         self.layer_sb = LayerScoreboard.create("layer_sb", self)
         self.status_sb = StatusScoreboard.create("status_sb", self)
         self.memory_sb = MemoryScoreboard.create("memory_sb", self)
@@ -682,14 +814,16 @@ class UzEnv(uvm_env):
 
     def connect_phase(self):
         drv = self.ctrl.driver
-        self.fanout.connect(drv, [self.gen_mon, self.bias_mon, self.shift_mon, self.layer_mon,
-                                      self.mem_mon])
+        self.fanout.connect(drv, [self.gen_mon, self.bias_mon, self.shift_mon, self.res_mon, self.layer_mon,
+                                  self.mem_mon])
         self.gen_mon.ap.connect(self.weights_sb.analysis_export)
         self.bias_mon.ap.connect(self.bias_sb.analysis_export)
         self.shift_mon.ap.connect(self.shift_sb.analysis_export)
+        self.res_mon.ap.connect(self.res_sb.analysis_export)
         self.layer_mon.ap.connect(self.layer_sb.analysis_export)
         drv.finished.connect(self.status_sb.analysis_export)
         self.mem_mon.ap.connect(self.memory_sb.analysis_export)
         drv.finished.connect(self.cov.analysis_export)
-        for sb in (self.weights_sb, self.bias_sb, self.shift_sb, self.layer_sb, self.status_sb, self.memory_sb):
+        for sb in (self.weights_sb, self.bias_sb, self.shift_sb, self.res_sb, self.layer_sb, self.status_sb,
+                   self.memory_sb):
             drv.finished.connect(sb.program_export.analysis_export)

@@ -22,14 +22,17 @@ RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: float = 1.0,
                  stall: str = "none", corrupt=None, force_ovsf: bool = False, tiles=None,
-                 shifts=None, calib_scale: float = 1.0) -> ProgramItem:
+                 shifts=None, calib_scale: float = 1.0, edits=None) -> ProgramItem:
     """Compile a network for ``cfg`` (calibrated on images of ``calib_scale``,
     unit by default) and write an input of ``input_scale`` times that into
     its image. A larger scale than the calibration drives outputs into
     saturation. ``tiles`` replaces the
     compiler's tiles ({layer name: {tr, tc, ti, to}}); ``shifts`` replaces
     shift amounts in layer 0's descriptor ({field: value}), which is what
-    another choice of fractional lengths would give."""
+    another choice of fractional lengths would give. ``edits`` ({layer name:
+    {field: value}}) rewrites legal fields of named layers' descriptors:
+    what the compiler does not choose (a residual shift of each sign, one
+    that saturates the add, a global max pool)."""
     net = load_network(spec)
     rng = np.random.default_rng(random.getrandbits(32))
     calib = calib_scale * rng.normal(0, 1, (2,) + tuple(net.input_shape))
@@ -40,6 +43,13 @@ def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: 
         d.values.update(shifts)
         isa.check(d, cfg)
         prog.image.write(prog.desc_addr, d.encode())
+    for name, fields in (edits or {}).items():
+        i = next(j for j, q in enumerate(prog.layers) if q.name == name)
+        addr = prog.desc_addr + i * isa.DESC_BYTES
+        d = isa.Descriptor.decode(prog.image.read(addr, isa.DESC_BYTES))
+        d.values.update(fields)
+        isa.check(d, cfg, engine=False)
+        prog.image.write(addr, d.encode())
     item = ProgramItem(label, prog, label=label, stall=stall)
     if corrupt is not None:
         layer, field, value = corrupt
@@ -121,7 +131,70 @@ GRAPH_DIRECTED = {
         conv("c2", 8, 3, 1, 1), {"name": "r2", "type": "relu6"},
         {"name": "p2", "type": "maxpool", "kernel": 2, "stride": 2}]}, "auto", {"calib_scale": 8.0}),
 }
-ALL_DIRECTED = {**DIRECTED, **GRAPH_DIRECTED}
+def _add(name, a, b):
+    return {"name": name, "type": "add", "inputs": [a, b]}
+
+
+def _pool(name, kind, src, **kw):
+    return dict({"name": name, "type": kind, "inputs": [src]}, **kw)
+
+
+# A ResNet basic block (conv-ReLU-conv, identity shortcut, ReLU after the
+# add), then a projection block (stride-2 3x3 and a stride-2 1x1 shortcut,
+# no ReLU after the add); the compiler fuses each add into the later conv.
+_RESNET = {"input_shape": [8, 8, 8], "layers": [
+    conv("s", 8, 3, 1, 1), {"name": "sr", "type": "relu"},
+    conv("c1", 8, 3, 1, 1), {"name": "r1", "type": "relu"}, conv("c2", 8, 3, 1, 1),
+    _add("a1", "c2", "sr"), {"name": "a1r", "type": "relu"},
+    conv("p1", 12, 3, 2, 1), {"name": "pr", "type": "relu"}, conv("p2", 12, 3, 1, 1),
+    conv("sc", 12, 1, 2, 0, inputs=["a1r"]), _add("a2", "p2", "sc")]}
+# Average pools excluding and including the padding, an asymmetric max pool,
+# global average pools of a non-square plane, their concat, a 1x1 conv.
+_POOLS = {"input_shape": [5, 9, 7], "layers": [
+    conv("c", 9, 3, 1, 1), {"name": "r", "type": "relu"},
+    _pool("ap0", "avgpool", "r", kernel=3, stride=1, pad=1),
+    _pool("ap1", "avgpool", "r", kernel=3, stride=2, pad=1, count_include_pad=True),
+    _pool("mp", "maxpool", "ap0", kernel=3, stride=2, pad=[2, 1, 0, 2]),
+    _pool("g", "gap", "mp"), _pool("g2", "gap", "ap1"),
+    {"name": "cat", "type": "concat", "inputs": ["g", "g2"]}, conv("h", 4, 1)]}
+
+#: The directed programs of the residual add and the average and global pools
+#: (issue 12), as GRAPH_DIRECTED. The compiler makes every residual shift a
+#: left shift and never lets the add saturate: ``edits`` set the other signs
+#: and a saturating shift; no network makes a global max pool, an edited
+#: global average pool is one.
+RESIDUAL_DIRECTED = {
+    "resnet_block": (_RESNET, "auto"),
+    # res_shift 0 and right (3); the right-shifted operand rounds
+    "res_shift_signs": (_RESNET, "auto", {"edits": {"c2": {"res_shift": 0}, "sc": {"res_shift": 3}}}),
+    # a left shift far beyond the data width: the aligned residual saturates
+    # to the accumulator's range, and so does the add
+    "res_saturate": (_RESNET, "auto", {"edits": {"c2": {"res_shift": -60}, "sc": {"res_shift": -60}}}),
+    # an add no conv can take (both operands are ReLU outputs): a 1x1
+    # identity layer with the residual; then a residual on an FC (two FCs
+    # of one input added)
+    "standalone_add": ({"input_shape": [5, 7, 7], "layers": [
+        conv("c1", 10, 3, 1, 1), {"name": "r1", "type": "relu"},
+        conv("c2", 10, 3, 1, 1, inputs=["input"]), {"name": "r2", "type": "relu"},
+        _add("a", "r1", "r2"), conv("h", 6, 1),
+        {"name": "f1", "type": "fc", "out_features": 7}, {"name": "f2", "type": "fc", "out_features": 7, "inputs": ["h"]},
+        _add("fa", "f1", "f2")]}, "auto"),
+    "avg_pools": (_POOLS, "auto"),
+    "global_max": (_POOLS, "auto", {"edits": {"g": {"pool_avg": 0}}}),
+}
+ALL_DIRECTED = {**DIRECTED, **GRAPH_DIRECTED, **RESIDUAL_DIRECTED}
+
+
+def engine_runs(spec_entry, cfg) -> bool:
+    """Whether this engine's RTL runs every layer of a directed program
+    (golden.isa.unsupported_features of each compiled descriptor is empty):
+    the residual and average-pool programs wait for the RTL that runs them."""
+    spec, insel, *opts = spec_entry
+    item = make_program(dict(spec, name="probe", weights={"seed": 1}), cfg, "probe", insel=insel,
+                        **(opts[0] if opts else {}))
+    prog = item.prog
+    return all(not isa.unsupported_features(isa.Descriptor.decode(
+        prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))) for i in range(len(prog.layers)))
 SMOKE = ("conv_k3_s1_pad", "conv_ovsf_half", "fc_raw", "conv_pool2")
 
 
@@ -130,11 +203,19 @@ class DirectedSeq(uvm_sequence):
 
     def __init__(self, name="directed", names=None):
         super().__init__(name)
-        self.names = list(names or ALL_DIRECTED)
+        self.names = names
 
     async def body(self):
         cfg = _cfg()
-        for n in self.names:
+        names = self.names
+        if names is None:
+            # every program, less those whose features the RTL does not run
+            # yet (named in the log, so the gap shows)
+            names = [n for n in ALL_DIRECTED if n not in RESIDUAL_DIRECTED or engine_runs(ALL_DIRECTED[n], cfg)]
+            left = [n for n in ALL_DIRECTED if n not in names]
+            if left:
+                self.logger.warning(f"directed programs the RTL does not run yet: {', '.join(left)}")
+        for n in names:
             spec, insel, *opts = ALL_DIRECTED[n]
             spec = dict(spec, name=n, weights={"seed": random.getrandbits(16)})
             item = make_program(spec, cfg, n, insel=insel, stall=_stall(), **(opts[0] if opts else {}))

@@ -104,7 +104,8 @@ def test_real_regressions_expand():
     R.check()
     smoke = R.expand("smoke")
     assert {r.test for r in smoke} == {"SmokeTest", "IllegalDescriptorTest", "RandomLayerTest", "CoverageSweepTest", "CsrTest",
-                                       "RandomGraphTest", "AbortTest", "ResetTest", "BusErrorTest", *R.CHECKER_TESTS}
+                                       "RandomGraphTest", "GraphDirectedTest", "AbortTest", "ResetTest", "BusErrorTest",
+                                       *R.CHECKER_TESTS}
     assert {(r.config, r.sim) for r in smoke} == {("small", "verilator")}
     for name, entries in R.REGRESSIONS.items():
         runs = R.expand(name)

@@ -11,7 +11,7 @@ import pytest
 
 from golden import compiler, funcmodel, isa, memimage
 from tb import env
-from tb.bfm import DONE, BiasSample, GenSample, ShiftSample
+from tb.bfm import DONE, BiasSample, GenSample, ResidualSample, ShiftSample
 from tb.regressions import CONFIGS
 from tb.sequences import ALL_DIRECTED, make_program
 
@@ -75,6 +75,16 @@ def _observations(kind, item, img, clip=True):
                             s = arith.clip(s, 0, d.clip_hi)
                         s = [int(v) for v in s]
                         out.append((item, ShiftSample(i, o0, y, x, acc, s)))
+        elif kind == "residual" and d.res:
+            c, h, w = t.acc.shape
+            for o0 in range(0, c, pm):
+                for y in range(h):
+                    for x in range(w):
+                        sl = (slice(o0, o0 + pm), y, x)
+                        raw = _raw_residual(img, d, o0, y, x)
+                        out.append(env.ResidualAdd("res", item, ResidualSample(
+                            i, o0, y, x, [int(v) for v in t.acc_conv[sl]], raw, [int(v) for v in t.res_al[sl]],
+                            [int(v) for v in t.acc[sl]])))
         elif kind == "layer":
             out.append(env.ObservedLayer("layer", item, i, t.y))
     if kind == "status":
@@ -88,22 +98,38 @@ def _observations(kind, item, img, clip=True):
     return out
 
 
+def _raw_residual(img, d, o0, y, x):
+    """The residual word the engine reads for channels o0.. at (y, x), from
+    the image after the program ran (no layer overwrites a residual it still
+    needs; the pad channels read as zeros)."""
+    ch, cw = isa.conv_dims(d)
+    r = funcmodel.read_act(img, d.res_addr, (d.out_c, ch, cw), CFG)
+    return [int(v) for v in r[o0:o0 + CFG.pm, y, x]]
+
+
 BOARDS = {"weights": env.WeightsScoreboard, "bias": env.BiasScoreboard, "shift": env.ShiftScoreboard,
-          "layer": env.LayerScoreboard, "status": env.StatusScoreboard, "memory": env.MemoryScoreboard}
+          "residual": env.ResidualScoreboard, "layer": env.LayerScoreboard, "status": env.StatusScoreboard,
+          "memory": env.MemoryScoreboard}
+#: The programs each scoreboard is tried on: what it sees (the residual one
+#: needs a residual add, which the others do not have).
+PROGRAMS = {k: ("conv_ovsf_half", "fire", "relu6") for k in BOARDS}
+PROGRAMS["weights"] = ("conv_ovsf_half",)
+PROGRAMS["residual"] = ("resnet_block", "standalone_add", "res_shift_signs", "res_saturate")
+for _k in ("shift", "layer", "status", "memory"):
+    PROGRAMS[_k] += ("resnet_block",)
 
 
 @pytest.mark.parametrize("kind", sorted(BOARDS))
 def test_scoreboard_that_compared_nothing_fails(kind):
-    item, _ = _item()
+    item, _ = _item(PROGRAMS[kind][0])
     sb = _board(BOARDS[kind])
     sb.programs.append(item)
     with pytest.raises(AssertionError, match=r"compared 0 of [1-9]\d* "):
         sb.check_phase()
 
 
-# the graph programs (channel slices, the clip) too; they have no OVSF weights
-@pytest.mark.parametrize("kind, name", [(k, n) for k in sorted(BOARDS) for n in ("conv_ovsf_half", "fire", "relu6")
-                                        if k != "weights" or n == "conv_ovsf_half"])
+# the graph programs (channel slices, the clip, residual adds) too; they have no OVSF weights
+@pytest.mark.parametrize("kind, name", [(k, n) for k in sorted(BOARDS) for n in PROGRAMS[k]])
 def test_scoreboard_that_compared_part_fails_and_all_passes(kind, name):
     item, img = _item(name)
     obs = _observations(kind, item, img)
@@ -185,3 +211,80 @@ def test_memory_scoreboard_catches_a_write_into_a_neighbouring_part(where, caugh
             sb.check_phase()
     else:
         sb.check_phase()
+
+
+# ------------------------------------------------------ the residual add
+
+def test_trace_keeps_both_operands_of_the_residual_add():
+    """golden's trace of a residual layer: acc_conv is the layer without its
+    residual (the same descriptor with res=0), res_al the aligned residual,
+    acc their saturating sum; layers without a residual keep neither."""
+    from golden import arith
+    item, _ = _item("resnet_block")
+    prog = item.prog
+    img = memimage.MemoryImage()
+    img.data = bytearray(prog.image.data)
+    n_res = 0
+    for i, d in enumerate(item.descs):
+        t = funcmodel.execute_descriptor(img, d, CFG)
+        if not d.res:
+            assert t.acc_conv is None and t.res_al is None
+            continue
+        n_res += 1
+        plain = funcmodel.trace_descriptor(img, isa.Descriptor(dict(d.values, res=0)), CFG)
+        assert np.array_equal(t.acc_conv, plain.acc)
+        ch, cw = isa.conv_dims(d)
+        r = funcmodel.read_act(img, d.res_addr, (d.out_c, ch, cw), CFG)[:d.out_c]
+        assert np.array_equal(t.res_al[:d.out_c], arith.align_to_acc(r, d.res_shift, CFG.acc_bits))
+        assert not t.res_al[d.out_c:].any()
+        assert np.array_equal(t.acc, arith.add_sat(t.acc_conv, t.res_al, CFG.acc_bits))
+    assert n_res == 2
+
+
+def test_directed_residual_programs_reach_what_they_are_for():
+    """res_shift of each sign, and an add that saturates."""
+    from golden import arith
+    shifts, saturates = set(), False
+    for name in ("resnet_block", "res_shift_signs", "res_saturate"):
+        item, _ = _item(name)
+        for d, t in zip(item.descs, item.traces):
+            if d.res:
+                shifts.add(np.sign(d.res_shift))
+                wide = t.acc_conv.astype(object) + t.res_al.astype(object)
+                saturates |= bool(np.any(wide != t.acc))
+    assert shifts == {-1, 0, 1} and saturates
+    assert arith.qmax(CFG.acc_bits) > 0
+
+
+@pytest.mark.parametrize("what", ["acc", "res", "res_al", "sum"])
+def test_residual_scoreboard_catches_each_operand(what):
+    """One lane of one operand wrong: the accumulator before the add, the
+    residual as read (the aligner's rule), the aligned residual, the sum."""
+    item, img = _item("resnet_block")
+    obs = _observations("residual", item, img)
+    tr = obs[len(obs) // 2]
+    v = getattr(tr, what)
+    setattr(tr, what, [v[0] + 1] + v[1:])
+    sb = _board(env.ResidualScoreboard)
+    sb.programs.append(item)
+    for o in obs:
+        sb.write(o)
+    with pytest.raises(AssertionError, match="mismatches"):
+        sb.check_phase()
+
+
+def test_residual_scoreboard_compares_after_the_program_ended():
+    """Transactions published while the program runs wait for its end; the
+    layers that did not complete (the engine stopped in them) are not
+    compared and not expected."""
+    item, img = _item("resnet_block")
+    obs = _observations("residual", item, img)
+    sb = _board(env.ResidualScoreboard)
+    for o in obs:
+        sb.write(o)
+    assert sb.checked == 0 and sb.pending
+    first = next(i for i, d in enumerate(item.descs) if d.res)
+    item.traces = item.traces[:first + 1]            # stopped in the layer after the first residual
+    sb.program_ended(item)
+    assert sb.checked == sum(1 for o in obs if o.layer <= first) and not sb.pending
+    sb.check_phase()

@@ -37,6 +37,8 @@ def layer_stats(item, i) -> dict:
         # before another part of the concat: a gap
         "out_gap": d.out_c % cfg.pn != 0 and d.out_c_off + d.out_c < d.out_c_total,
         "stall": item.stall,
+        # the residual add saturated: the operands' sum left the accumulator's range
+        "res_saturated": t.res_al is not None and bool(np.any(t.acc_conv + t.res_al != t.acc)),
         "fields": d.values,
     }
 

@@ -17,6 +17,9 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
   above ``clip_hi`` after the data shift, so the clip changed it;
 - ``out_gap`` (bool): the layer's pad channels (out_c not a multiple of
   PN) lie inside its output tensor, before another part: a concat's gap;
+- ``res_saturated`` (bool): the residual add of a layer with res=1
+  saturated somewhere (the sum of the two operands left the accumulator's
+  range);
 - ``partial_rows``, ``partial_cols``, ``partial_in``, ``partial_out``
   (bool, optional): whether the layer's last tile is partial. The channel
   flags need PN and PM, which a descriptor does not hold: without them the
@@ -53,6 +56,19 @@ Coverage model (group ``uz.layer``):
   graphs do not make (FC in a slice, a POOL slice with a 2x2 window, a
   CONV slice of K 7 or 11: legal, never generated).
 - ``out_gap`` (stats ``out_gap``): the layer writes a gap of a concat.
+- ``res`` (CONV and FC): off / on (a residual added to the accumulator);
+  ``res_shift`` (residual layers): left (negative), zero, right (positive);
+  ``res_sat`` (residual layers, stats ``res_saturated``): the add saturated;
+  crosses ``res_k`` (res x K; a residual on K 7 or 11 is legal and never
+  generated) and ``res_kind``.
+- Pools (POOL layers that pool, not the one-cell copy): ``pool_op`` max,
+  avg, global_avg, global_max; ``pool_pads`` none, equal, unequal (not for
+  global pools); ``pool_nonsquare`` (the window's height and width differ:
+  a global pool of a non-square plane, or pool_kh != pool_kw);
+  ``pool_incl_pad`` (average pools with padding: the padded cells count in
+  the divisor or not); crosses ``pool_op_pads`` and ``pool_op_nonsquare``
+  (a non-square max window is legal and never generated: the network format
+  has square windows and no global max).
 """
 from __future__ import annotations
 
@@ -78,6 +94,10 @@ RHO_BINS = ("1", "1/2", "1/4", "1/8", "1/16")
 BOOL_BINS = (False, True)
 CLIP_BINS = ("off", "on", "binding")
 SLICE_BINS = ("whole", "offset0", "offset")
+RES_BINS = ("off", "on")
+RES_SHIFT_BINS = ("left", "zero", "right")
+POOL_OP_BINS = ("max", "avg", "global_avg", "global_max")
+POOL_PAD_BINS = ("none", "equal", "unequal")
 
 
 def _illegal_shapes():
@@ -159,12 +179,28 @@ _coverage = coverage_section(
                ign_bins=[("offset0", "FC"), ("offset", "FC")]),
     CoverCross(f"{GROUP}.out_slice_kind_k", items=[f"{GROUP}.{n}" for n in ("out_slice", "kind", "k")],
                ign_bins=_not_generated_slices()),
+    _point("res", RES_BINS),
+    _point("res_shift", RES_SHIFT_BINS),
+    _point("res_sat", BOOL_BINS),
+    CoverCross(f"{GROUP}.res_k", items=[f"{GROUP}.res", f"{GROUP}.k"],
+               ign_bins=[(r, 2) for r in RES_BINS] + [("on", 7), ("on", 11)]),
+    CoverCross(f"{GROUP}.res_kind", items=[f"{GROUP}.res", f"{GROUP}.kind"],
+               ign_bins=[(r, "POOL") for r in RES_BINS]),
+    _point("pool_op", POOL_OP_BINS),
+    _point("pool_pads", POOL_PAD_BINS),
+    _point("pool_nonsquare", BOOL_BINS),
+    _point("pool_incl_pad", BOOL_BINS),
+    CoverCross(f"{GROUP}.pool_op_pads", items=[f"{GROUP}.pool_op", f"{GROUP}.pool_pads"],
+               ign_bins=[(g, p) for g in ("global_avg", "global_max") for p in POOL_PAD_BINS]),
+    CoverCross(f"{GROUP}.pool_op_nonsquare", items=[f"{GROUP}.pool_op", f"{GROUP}.pool_nonsquare"],
+               ign_bins=[("max", True)]),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
           "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
-          "clip", "in_slice", "out_slice", "out_gap")
+          "clip", "in_slice", "out_slice", "out_gap", "res", "res_shift", "res_sat", "pool_op", "pool_pads",
+          "pool_nonsquare", "pool_incl_pad")
 
 
 @_coverage
@@ -203,6 +239,21 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
     rho = None
     if d.ovsf and not pool:
         rho = str(Fraction(d.n_codes, 1 << d.log2_l))
+    res = None if pool else ("on" if d.res else "off")
+    res_sat = stats.get("res_saturated") if d.res and not pool else None
+    # a POOL that pools (the one-cell copy does not); fused pools are 2x2/3x3 max
+    pool_op = pool_pads = nonsquare = incl_pad = None
+    if pool and not isa.identity_pool(d):
+        kh, kw, _, pads = isa.pool_window(d, d.in_h, d.in_w)
+        pool_op = ("global_" if d.pool_global else "") + ("avg" if d.pool_avg else "max")
+        nonsquare = kh != kw
+        if not d.pool_global:
+            pool_pads = "none" if not any(pads) else ("equal" if len(set(pads)) == 1 else "unequal")
+            if d.pool_avg and any(pads):
+                incl_pad = bool(d.pool_incl_pad)
+    if pool and pool_op != "max":
+        # the legacy k (pool_k) means nothing for a global or large window
+        k = k if d.pool_k and not (d.pool_kh or d.pool_kw or d.pool_global) else None
     return {
         "kind": kind, "k": k, "stride": stride, "pad": "nonzero" if pad else "zero",
         # A zero tile is an illegal descriptor: the layer never ran its tiles.
@@ -223,6 +274,13 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         "in_slice": _slice(d.in_c_off, d.in_c, d.in_c_total),
         "out_slice": _slice(d.out_c_off, d.out_c, d.out_c_total),
         "out_gap": None if gap is None else bool(gap),
+        "res": res,
+        "res_shift": RES_SHIFT_BINS[(d.res_shift > 0) - (d.res_shift < 0) + 1] if d.res and not pool else None,
+        "res_sat": None if res_sat is None else bool(res_sat),
+        "pool_op": pool_op,
+        "pool_pads": pool_pads,
+        "pool_nonsquare": nonsquare,
+        "pool_incl_pad": incl_pad,
     }
 
 

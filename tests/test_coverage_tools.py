@@ -171,6 +171,33 @@ def test_layer_values():
     assert set(funcov.layer_values(conv_desc())) == set(funcov._NAMES)
 
 
+def test_layer_values_residual_and_pools():
+    """The residual bins (on CONV/FC only; the shift's sign, the add's
+    saturation) and the pool bins (what the POOL does, its pads, a
+    non-square window, the divisor rule of a padded average)."""
+    v = funcov.layer_values(conv_desc(res=1, res_shift=-3, res_addr=0x100), {"res_saturated": True})
+    assert (v["res"], v["res_shift"], v["res_sat"]) == ("on", "left", True)
+    v = funcov.layer_values(conv_desc(), {"res_saturated": False})
+    assert (v["res"], v["res_shift"], v["res_sat"], v["pool_op"]) == ("off", None, None, None)
+    assert funcov.layer_values(conv_desc(res=1, res_shift=0))["res_shift"] == "zero"
+    assert funcov.layer_values(conv_desc(res=1, res_shift=5))["res_sat"] is None      # not given
+    base = dict(kind=isa.Kind.POOL, in_c=8, in_h=5, in_w=4, out_c=8, tr=5, tc=4, ti=8, to=8)
+    avg = isa.Descriptor({}).set(pool_k=3, pool_s=1, pool_pad=1, pool_avg=1, pool_incl_pad=1, out_h=5, out_w=4, **base)
+    v = funcov.layer_values(avg)
+    assert (v["pool_op"], v["pool_pads"], v["pool_nonsquare"], v["pool_incl_pad"], v["res"]) == \
+        ("avg", "equal", False, True, None)
+    glob = isa.Descriptor({}).set(pool_global=1, pool_avg=1, pool_s=1, out_h=1, out_w=1, **base)
+    v = funcov.layer_values(glob)
+    assert (v["pool_op"], v["pool_pads"], v["pool_nonsquare"], v["pool_incl_pad"], v["k"]) == \
+        ("global_avg", None, True, None, None)
+    asym = isa.Descriptor({}).set(pool_k=3, pool_s=2, pool_asym=1, pool_pad=2, pool_pad_b=1, pool_pad_r=2,
+                                  out_h=3, out_w=2, **base)
+    v = funcov.layer_values(asym)
+    assert (v["pool_op"], v["pool_pads"], v["pool_incl_pad"]) == ("max", "unequal", None)
+    copy = isa.Descriptor({}).set(pool_kh=1, pool_kw=1, pool_s=1, out_h=5, out_w=4, **base)
+    assert funcov.layer_values(copy)["pool_op"] is None                  # a copy pools nothing
+
+
 def test_sample_and_export(tmp_path):
     """A sampled layer shows in the export (counted against the export before it:
     the coverage database is one per process)."""

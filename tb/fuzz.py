@@ -37,7 +37,7 @@ from golden import arith, compiler, funcmodel, isa, memimage
 from golden.randnet import random_network
 
 from .bfm import DONE, ERROR
-from .sequences import ALL_DIRECTED, LayerParams, make_program
+from .sequences import ALL_DIRECTED, LayerParams, engine_runs, make_program
 
 E = isa.Err
 #: Descriptor error codes (the ones validate can give).
@@ -45,8 +45,8 @@ DESC_CODES = [c for c in E if E.NONE < c < E.AXI_READ]
 #: Fields whose legal change leaves every region where it was: a mutant that
 #: stays legal through them must run to the golden result of the change.
 SAFE_FIELDS = {"relu", "bias", "insel", "data_shift", "bias_shift", "gen_shift", "tr", "tc", "ti", "to",
-               "layer_id", "code_mask", "n_codes", "clip", "clip_hi"}
-ADDR_FIELDS = ("in_addr", "out_addr", "wgt_addr", "bias_addr")
+               "layer_id", "code_mask", "n_codes", "clip", "clip_hi", "res_shift", "pool_avg", "pool_incl_pad"}
+ADDR_FIELDS = ("in_addr", "out_addr", "wgt_addr", "bias_addr", "res_addr")
 MAX_MACS = 200_000
 MUTATIONS = ("targeted", "targeted", "targeted", "bitflip", "field", "boundary")
 
@@ -120,6 +120,8 @@ def targeted(v: dict, code: E, cfg) -> str:
         f = random.choice(["in_h", "in_w"])
         v[f] = random.randint(1, 10)
         return f"conv k=11 unpadded, {f}={v[f]}"
+    if code == E.BAD_POOL and random.random() < 0.5:
+        return _pool_recipe(v, cfg)
     if code == E.BAD_POOL:
         if kind == isa.Kind.FC:
             v["pool"] = 1
@@ -134,6 +136,10 @@ def targeted(v: dict, code: E, cfg) -> str:
         else:
             v["pool_k"], v["pool_pad"] = 2, random.choice([2, 3])
         return f"pool, {choice}={v[choice]}"
+    if code == E.SHAPE_MISMATCH and kind == isa.Kind.POOL and random.random() < 0.3:
+        # a residual add on a POOL layer (only CONV and FC add one)
+        v["res"], v["res_addr"] = 1, v["in_addr"]
+        return "POOL res=1"
     if code == E.SHAPE_MISMATCH:
         if random.random() < 0.3:
             # a channel slice reaching past the end of its tensor
@@ -151,6 +157,13 @@ def targeted(v: dict, code: E, cfg) -> str:
         f = random.choice(["tr", "tc", "ti", "to"])
         v[f] = random.choice([0, v[f] + 1, v[f] + cfg.pm * 4])
         return f"{f}={v[f]}"
+    if code == E.BAD_SHIFT and conv and random.random() < 0.25:
+        # a residual shift outside [SHIFT_MIN, SHIFT_MAX] (on a layer that
+        # adds its input as residual, when it had none)
+        if not v["res"]:
+            v["res"], v["res_addr"] = 1, v["in_addr"]
+        v["res_shift"] = random.choice([isa.SHIFT_MIN - 1, isa.SHIFT_MAX + 1, -128, 127])
+        return f"res_shift={v['res_shift']}"
     if code == E.BAD_SHIFT:
         if random.random() < 0.25:
             # a clip bound above the largest data value
@@ -174,6 +187,12 @@ def targeted(v: dict, code: E, cfg) -> str:
         else:
             v["log2_l"] = random.choice([x for x in range(8) if x != v["log2_l"]])
         return f"{choice}={v[choice]}"
+    if code == E.BAD_ALIGN and conv and random.random() < 0.25:
+        # a residual off the bus (res_addr has no channel offset to excuse it)
+        if not v["res"]:
+            v["res"], v["res_addr"], v["res_shift"] = 1, v["in_addr"], 0
+        v["res_addr"] = (v["res_addr"] + random.randint(1, cfg.bus_bytes - 1)) & 0xFFFFFFFF
+        return f"res_addr=0x{v['res_addr']:X}"
     if code == E.BAD_ALIGN:
         if cfg.pn > 1 and random.random() < 0.3:
             # a channel slice not starting on a word (inside its tensor)
@@ -182,7 +201,7 @@ def targeted(v: dict, code: E, cfg) -> str:
             v[f"{side}_c_total"] = min(0xFFFF, max(v[f"{side}_c_total"], c) + cfg.pn)
             v[f"{side}_c_off"] = random.randint(1, cfg.pn - 1)
             return f"{side}_c_off={v[f'{side}_c_off']} (not a multiple of PN={cfg.pn})"
-        f = random.choice(ADDR_FIELDS)
+        f = random.choice([a for a in ADDR_FIELDS if a != "res_addr" or v["res"]])   # res_addr only read with res
         v[f] = (v[f] + random.randint(1, cfg.bus_bytes - 1)) & 0xFFFFFFFF
         return f"{f}=0x{v[f]:X}"
     if code == E.TOO_LARGE:
@@ -196,13 +215,43 @@ def targeted(v: dict, code: E, cfg) -> str:
     return field_random(v)
 
 
+def _pool_recipe(v: dict, cfg) -> str:
+    """BAD_POOL through the average and global pool fields: an average pool
+    fused into a convolution, an average window of more than
+    arith.AVG_N_MAX cells (the reciprocal table's bound), or a pool padding
+    not below its window (unequal pads or a window given by pool_kh/kw)."""
+    kind = v["kind"]
+    choice = random.choice(["fused_avg", "big_avg", "pad"])
+    if choice == "fused_avg" and kind == isa.Kind.CONV:
+        v["pool"], v["pool_avg"] = 1, 1
+        if v["pool_k"] not in (2, 3):
+            v["pool_k"], v["pool_s"] = 2, 2
+        return "CONV with a fused average pool"
+    if choice == "big_avg" or kind != isa.Kind.POOL:
+        # a global average of a plane above the bound (the shapes agree)
+        side = int(arith.AVG_N_MAX ** 0.5) + 1
+        v.update(kind=int(isa.Kind.POOL), pool=0, pool_avg=1, pool_global=1, pool_s=1, in_h=side, in_w=side,
+                 out_h=1, out_w=1, out_c=v["in_c"], ti=_round_up(v["in_c"], cfg.pn), to=_round_up(v["in_c"], cfg.pn),
+                 tr=side, tc=side, res=0, ovsf=0, data_shift=0, clip=0)
+        return f"global average of {side}x{side} cells (above AVG_N_MAX={arith.AVG_N_MAX})"
+    if v["pool_global"] or not (v["pool_kh"] or v["pool_k"]):
+        v.update(pool_global=0, pool_k=2, pool_s=v["pool_s"] or 1)   # a window for the pads to outgrow
+    kh = v["pool_kh"] or v["pool_k"] or 2
+    kw = v["pool_kw"] or v["pool_k"] or 2
+    side = random.choice(["pool_pad", "pool_pad_b", "pool_pad_l", "pool_pad_r"])
+    v["pool_asym"] = 1
+    limit = kh if side in ("pool_pad", "pool_pad_b") else kw
+    v[side] = min(isa.FIELD[side].hi, limit + random.randint(0, 1))
+    return f"pool_asym {side}={v[side]} (window {kh}x{kw})"
+
+
 # ------------------------------------------------------------ the sequence
 
 def _regions(d) -> dict:
     """The regions one layer's descriptor reads and writes (addr field -> used)."""
     kind = d["kind"]
     used = {"in_addr": True, "out_addr": True, "wgt_addr": kind != isa.Kind.POOL,
-            "bias_addr": kind != isa.Kind.POOL and bool(d["bias"])}
+            "bias_addr": kind != isa.Kind.POOL and bool(d["bias"]), "res_addr": kind != isa.Kind.POOL and bool(d["res"])}
     return used
 
 
@@ -320,7 +369,7 @@ class FuzzSeq(uvm_sequence):
     def scoreboards(self):
         e = self.env
         return {"status": e.status_sb, "memory": e.memory_sb, "layer": e.layer_sb, "weights": e.weights_sb,
-                "bias": e.bias_sb, "shift": e.shift_sb}
+                "bias": e.bias_sb, "shift": e.shift_sb, "residual": e.res_sb}
 
     # ------------------------------------------------------- the programs
     def base(self, cfg, i):
@@ -342,14 +391,21 @@ class FuzzSeq(uvm_sequence):
             return spec, dict(insel=p.insel, input_scale=p.scale, force_ovsf=force_ovsf), \
                 f"round {i}: {p.kind} cin {p.cin} cout {p.cout} k{p.k} s{p.stride} rho {p.rho}"
         if random.random() < 0.3:
-            # a graph program: channel slices (a fire module) or ReLU6
-            name = random.choice(["fire", "relu6"])
+            # a graph program: channel slices (a fire module), ReLU6, and the
+            # residual and average-pool programs once the RTL runs them
+            name = random.choice(self.graph_bases(cfg))
             spec, insel, *opts = ALL_DIRECTED[name]
             return dict(spec, name=name, weights={"seed": random.getrandbits(16)}), \
                 dict(insel=insel, **(opts[0] if opts else {})), f"round {i}: {name}"
         seed = random.getrandbits(16)
         spec = random_network(seed, max_layers=3, max_hw=10, max_c=cfg.pn + 3, ovsf_len=cfg.ovsf_len)
         return spec, dict(insel=random.choice(["auto", "on", "off"])), f"round {i}: network {seed}"
+
+    def graph_bases(self, cfg) -> list:
+        if not hasattr(self, "_graph_bases"):
+            self._graph_bases = ["fire", "relu6"] + [
+                n for n in ("resnet_block", "standalone_add", "avg_pools") if engine_runs(ALL_DIRECTED[n], cfg)]
+        return self._graph_bases
 
     def next_code(self) -> E:
         """Error codes in turn (shuffled per turn), so a short run hits all."""
@@ -497,7 +553,7 @@ class FuzzSeq(uvm_sequence):
                 st.valid_done += 1
         if delta["memory"]:
             st.stray_writes += 1
-        data_bad = sum(delta[k] for k in ("layer", "weights", "bias", "shift"))
+        data_bad = sum(delta[k] for k in ("layer", "weights", "bias", "shift", "residual"))
         if data_bad and valid_expected:
             st.mismatches += 1
         if delta["status"] and not item.hung:

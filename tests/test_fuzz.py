@@ -47,3 +47,79 @@ def test_fuzz_detects_hangs_and_stray_writes(tmp_path):
     # FuzzCheckerFailsTest passes only if both are counted (see tb/tests.py)
     s = fuzz(tmp_path, "FuzzCheckerFailsTest", "verilator", 6)
     assert s["hangs"] > 0 and s["stray_writes"] > 0 and s["programs"] == 6
+
+
+# ------------------------------------- the recipes of the graph fields
+# Pure Python: each recipe of tb/fuzz.targeted for the residual and pool
+# fields reaches its error code in the functional model's check
+# (engine=False: whatever the RTL runs today), on descriptors the compiler
+# made.
+
+def _descs(name):
+    import random as _r
+    from tb.regressions import CONFIGS
+    from tb.sequences import ALL_DIRECTED, make_program
+    cfg = CONFIGS["small"]
+    _r.seed(2)
+    spec, insel, *opts = ALL_DIRECTED[name]
+    prog = make_program(dict(spec, name=name, weights={"seed": 1}), cfg, name, insel=insel,
+                        **(opts[0] if opts else {})).prog
+    return cfg, [isa.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES))
+                 for i in range(len(prog.layers))]
+
+
+def _recipes(kind, code, want, contains, tries=400):
+    """Apply targeted(code) to the compiler's descriptors of ``kind`` until
+    a mutant's label contains ``contains``; every such mutant must be
+    ``want`` for the functional model's check."""
+    import random as _r
+    from tb import fuzz as F
+    cfg, descs = _descs("resnet_block")
+    _, pools = _descs("avg_pools")
+    pool_descs = [d for d in pools if d["kind"] == isa.Kind.POOL]
+    base = pool_descs if kind == "pool" else [d for d in descs if d["kind"] == isa.Kind.CONV]
+    _r.seed(5)
+    hits = 0
+    for _ in range(tries):
+        v = dict(_r.choice(base))
+        what = F.targeted(v, code, cfg)
+        if contains in what:
+            hits += 1
+            got = isa.validate(isa.Descriptor(dict(v)), cfg, engine=False)
+            assert got == want, f"{what}: {got.name}"
+    assert hits, f"no {contains!r} mutant in {tries} tries"
+
+
+E = isa.Err
+
+
+@pytest.mark.parametrize("kind, code, want, contains", [
+    ("pool", E.SHAPE_MISMATCH, E.SHAPE_MISMATCH, "POOL res=1"),
+    ("conv", E.BAD_SHIFT, E.BAD_SHIFT, "res_shift="),
+    ("conv", E.BAD_ALIGN, E.BAD_ALIGN, "res_addr="),
+    ("conv", E.BAD_POOL, E.BAD_POOL, "fused average"),
+    ("pool", E.BAD_POOL, E.BAD_POOL, "pool_asym"),
+])
+def test_graph_field_recipes_reach_their_code(kind, code, want, contains):
+    _recipes(kind, code, want, contains)
+
+
+def test_average_window_recipe_is_judged_by_golden():
+    """A global average of more cells than arith.AVG_N_MAX: whatever
+    golden.isa.validate says (BAD_POOL once the check bounds the window;
+    the fuzz takes its code from there), never NONE for the engine, and a
+    descriptor whose shapes agree (no SHAPE_MISMATCH or ZERO_DIM first)."""
+    import random as _r
+    from golden import arith
+    from tb import fuzz as F
+    cfg, descs = _descs("avg_pools")
+    _r.seed(1)
+    for d in descs:
+        v = dict(d)
+        what = ""
+        while "AVG_N_MAX" not in what:
+            v = dict(d)
+            what = F._pool_recipe(v, cfg)
+        assert v["in_h"] * v["in_w"] > arith.AVG_N_MAX
+        code = isa.validate(isa.Descriptor(dict(v)), cfg)
+        assert code not in (E.NONE, E.SHAPE_MISMATCH, E.ZERO_DIM), code.name

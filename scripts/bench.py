@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cycle-accurate benchmark of the engine (`make bench`).
 
-    python scripts/bench.py [--set full|quick] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
+    python scripts/bench.py [--set full|quick|resnet] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
                             [--clock-mhz F] [--only NAME] [--out build/bench]
 
 Each benchmark layer is compiled by golden (seeded weights at He scale, a
@@ -13,7 +13,16 @@ and compared with the analytical model (golden/perf.py).
 The layer set: the VGG16 convolution layers at full size (one of each
 shape), a VGG16 FC layer (fc7), and the 3-channel first layer, raw and with
 OVSF-generated weights, and with and without input selection where it makes
-a difference (input channels not a multiple of PN).
+a difference (input channels not a multiple of PN); and ResNet-50's
+bottleneck shapes (`--set resnet`, also in `full`) on a 256-bit bus at 32
+bytes/cycle: the 1x1 reduce, the 3x3, the 1x1 expand with the fused
+residual add and the stride-2 1x1 projection (which carries the block's
+residual add, as the compiler fuses it in ResNet-50), at their real size in
+the 14x14 stage (conv4_x), and the 56x56 stage's expand shrunk to 14x14.
+A residual layer is compiled inside a small graph that feeds it and cut out
+alone (golden/cut.py). Every row shows its roofline bound: the layer's MACs
+at PM*PN per cycle or its compulsory bytes (the residual's included) at the
+memory's rate, whichever is larger.
 
 Writes build/bench/results.json, results.md (the table), roofline.png and
 model.png (measured vs modelled cycles). Prints a line per run as it goes.
@@ -32,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golden import compiler, funcmodel, isa, perf  # noqa: E402
+from golden import compiler, cut, funcmodel, isa, perf  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
 from golden.network import load_network  # noqa: E402
 
@@ -76,6 +85,36 @@ QUICK = [
     ("conv_32", lambda r: conv("conv_32", 32, 32, 16, rho=r)),
     ("fc_1k", lambda r: fc("fc_1k", 1024, 512, rho=r)),
 ]
+
+
+def res_block(name, cin, cout, hw, k=1, stride=1, rho=1.0):
+    """A layer with the fused residual add, compiled inside a small graph:
+    a stand-in convolution gives the residual (cout channels on the layer's
+    output plane), the layer ``name`` adds it, ReLU follows. bench_layer
+    names the layer to cut out."""
+    out_hw = (hw - 1) // stride + 1
+    layers = [{"name": "side", "type": "conv", "out_channels": cout, "kernel": 1, "pad": 0, "stride": stride,
+               "rho": rho, "inputs": ["input"]},
+              {"name": name, "type": "conv", "out_channels": cout, "kernel": k, "pad": k // 2, "stride": stride,
+               "rho": rho, "inputs": ["input"]},
+              {"name": f"{name}_add", "type": "add", "inputs": [name, "side"]},
+              {"name": f"{name}_relu", "type": "relu"}]
+    assert out_hw >= 1
+    return {"name": name, "input_shape": [cin, hw, hw], "layers": layers, "bench_layer": name}
+
+
+#: ResNet-50's bottleneck (conv4_x at its real 14x14, conv2_x's expand shrunk
+#: from 56x56 to 14x14), at 32 bytes/cycle on a 256-bit bus.
+RESNET_CFG = {"axi_data_bits": 256}
+RESNET = [
+    ("rn50_reduce_1x1", lambda r: conv("rn50_reduce_1x1", 1024, 256, 14, k=1, pad=0, rho=r), RESNET_CFG, 32.0),
+    ("rn50_3x3", lambda r: conv("rn50_3x3", 256, 256, 14, rho=r), RESNET_CFG, 32.0),
+    ("rn50_expand_1x1_res", lambda r: res_block("rn50_expand_1x1_res", 256, 1024, 14, rho=r), RESNET_CFG, 32.0),
+    ("rn50_proj_1x1s2_res", lambda r: res_block("rn50_proj_1x1s2_res", 512, 1024, 28, stride=2, rho=r),
+     RESNET_CFG, 32.0),
+    ("rn50_expand_1x1_res_56to14", lambda r: res_block("rn50_expand_1x1_res_56to14", 64, 256, 14, rho=r),
+     RESNET_CFG, 32.0),
+]
 CONV_RHOS = (1.0, 0.5)
 FC_RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
@@ -99,19 +138,27 @@ def runs_of(layer_set, bw: float, rhos=None):
 
 
 def compile_layer(spec, rho, insel, cfg=CFG, seed=1):
+    """(program of the benchmark layer alone, its expected output)."""
     spec = dict(spec, weights={"seed": seed})
+    target = spec.pop("bench_layer", None)
     net = load_network(spec)
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, (1,) + tuple(net.input_shape))
     prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=rho < 1)
     xq = compiler.load_input(prog, x[0])
-    return prog, xq
+    if target is None:
+        return prog, compiler.run_network(prog, xq)[-1]
+    outs, vals = compiler.run_graph(prog, xq)
+    [i] = [n for n, q in enumerate(prog.layers) if q.res_tensor is not None]     # the add's layer
+    lp = cut.layer_alone(prog, i, *cut.layer_operands(prog, xq, outs, vals, i))
+    return lp, outs[i]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", choices=("full", "quick"), default="full")
-    ap.add_argument("--bw", type=float, default=8.0, help="memory bytes per cycle (default 8)")
+    ap.add_argument("--set", choices=("full", "quick", "resnet"), default="full")
+    ap.add_argument("--bw", type=float, help="memory bytes per cycle (default 8; --set resnet: 32). The ResNet-50 "
+                    "rows run at 32 on a 256-bit bus in every set")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
     ap.add_argument("--clock-mhz", type=float, default=200.0, help="nominal clock for GOP/s (default 200)")
     ap.add_argument("--only", help="run only benchmark layers whose name contains this")
@@ -121,8 +168,11 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = (runs_of(VGG16, args.bw) + runs_of(WIDE, args.bw, rhos=(1.0,)) if args.set == "full"
-            else runs_of(QUICK, args.bw))
+    if args.bw is None:
+        args.bw = 32.0 if args.set == "resnet" else 8.0
+    runs = {"full": lambda: runs_of(VGG16, args.bw) + runs_of(WIDE, args.bw, rhos=(1.0,)) + runs_of(RESNET, args.bw),
+            "quick": lambda: runs_of(QUICK, args.bw),
+            "resnet": lambda: runs_of(RESNET, args.bw)}[args.set]()
     if args.only:
         runs = [r for r in runs if args.only in r[0]]
     results = []
@@ -133,13 +183,28 @@ def main(argv=None) -> int:
         t0 = time.time()
         mem = perf.Memory(bw, args.latency)
         bw_num, bw_den = float(bw).as_integer_ratio()
-        prog, xq = compile_layer(spec, rho, insel, cfg)
-        ref = compiler.run_network(prog, xq)[-1]
+        prog, ref = compile_layer(spec, rho, insel, cfg)
         [model] = perf.program_cycles(prog, mem)
         d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+        roof = perf.roofline_cycles(d, cfg, mem)
         q = prog.layers[0]
         region = prog.image.region(prog.regions[q.name]["out"])
         t1 = time.time()
+        macs = perf.layer_macs(d)
+        peak = perf.peak_macs_per_cycle(cfg)
+        base = {"layer": name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
+                "rho": rho, "insel": bool(d.insel), "residual": bool(d.res), "tiles": q.tiles,
+                "model_cycles": model.cycles, "roofline_cycles": roof["cycles"], "roofline_bound": roof["bound"],
+                "compulsory_bytes": roof["bytes"], "macs": macs, "bus_bits": cfg.axi_data_bits,
+                "bytes_per_cycle": bw, "model_bytes": model.bytes_read + model.bytes_written,
+                "compile_seconds": t1 - t0}
+        unsup = isa.unsupported_features(d)
+        if unsup:
+            results.append(dict(base, rtl=False, cycles=None, bit_exact=None,
+                                not_on_rtl=", ".join(dict.fromkeys(w for _, w in unsup))))
+            print(f"[{n}/{len(runs)}] {name} rho {rho:g}: not yet on the RTL ({results[-1]['not_on_rtl']}); "
+                  f"model {model.cycles} cycles, roofline bound {roof['cycles']:.0f}", flush=True)
+            continue
         res = bench_sim.run_program(prog, bw=(bw_num, bw_den), latency=args.latency,
                                     dumps=[(region.addr, region.addr + region.size)])
         img = prog.image.__class__()
@@ -148,27 +213,22 @@ def main(argv=None) -> int:
         mism = int(np.count_nonzero(got != ref))
         lay = res["layers"][0]
         cycles = lay["cycles"]
-        macs = perf.layer_macs(d)
-        peak = perf.peak_macs_per_cycle(cfg)
-        r = {"layer": name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
-             "rho": rho, "insel": bool(d.insel), "tiles": q.tiles, "cycles": cycles,
-             "model_cycles": model.cycles, "model_error": (model.cycles - cycles) / cycles,
+        r = dict(base)
+        r.update({"rtl": True, "cycles": cycles, "model_error": (model.cycles - cycles) / cycles,
+             "of_roofline": roof["cycles"] / cycles,
              "mac_busy": lay["mac_busy"], "mac_util": macs / (cycles * peak),
              "array_busy": lay["mac_busy"] / cycles, "macs": macs,
              "gops": 2 * macs / cycles * args.clock_mhz * 1e6 / 1e9,
              "bytes_read": res["rd_bytes"], "bytes_written": res["wr_bytes"],
-             "model_bytes": model.bytes_read + model.bytes_written,
              "intensity": 2 * macs / max(1, res["rd_bytes"] + res["wr_bytes"]),
-             "bus_bits": cfg.axi_data_bits, "bytes_per_cycle": bw,
              "bit_exact": mism == 0, "mismatches": mism, "sim_seconds": res["sim_seconds"],
-             "cycles_per_second": cycles / max(res["sim_seconds"], 1e-9),
-             "compile_seconds": t1 - t0}
+             "cycles_per_second": cycles / max(res["sim_seconds"], 1e-9)})
         # the best MAC utilisation this memory allows the traffic measured
         r["roof_util"] = min(1.0, r["intensity"] * min(bw, cfg.bus_bytes) / (2 * peak))
         results.append(r)
         print(f"[{n}/{len(runs)}] {name} rho {rho:g} insel {'on' if d.insel else 'off'}: {cycles} cycles "
               f"(model {model.cycles}, {100 * r['model_error']:+.1f}%), MAC util {100 * r['mac_util']:.1f}%, "
-              f"{'bit exact' if mism == 0 else f'{mism} MISMATCHES'}, "
+              f"roofline {100 * r['of_roofline']:.0f}%, {'bit exact' if mism == 0 else f'{mism} MISMATCHES'}, "
               f"{r['cycles_per_second'] / 1e3:.0f} kcycles/s, {time.time() - t0:.0f} s", flush=True)
     summary = summarize(results, args)
     (out / "results.json").write_text(json.dumps({"config": CFG.to_dict(), "memory": {"bytes_per_cycle": args.bw,
@@ -178,21 +238,23 @@ def main(argv=None) -> int:
     plots(results, args, out)
     print(table(results, summary, args))
     print(f"bench: {len(results)} runs in {time.time() - t_all:.0f} s; results in {out}")
-    return 0 if all(r["bit_exact"] for r in results) else 1
+    return 0 if all(r["bit_exact"] is not False for r in results) else 1
 
 
 def summarize(results, args) -> dict:
-    s = {"all_bit_exact": all(r["bit_exact"] for r in results),
-         "max_model_error": max((abs(r["model_error"]) for r in results), default=0.0),
-         "cycles_per_second": (sum(r["cycles"] for r in results) / max(1e-9, sum(r["sim_seconds"] for r in results)))}
+    ran = [r for r in results if r["rtl"]]
+    s = {"all_bit_exact": all(r["bit_exact"] for r in ran),
+         "not_on_rtl": len(results) - len(ran),
+         "max_model_error": max((abs(r["model_error"]) for r in ran), default=0.0),
+         "cycles_per_second": (sum(r["cycles"] for r in ran) / max(1e-9, sum(r["sim_seconds"] for r in ran)))}
     # OVSF speed-up on each layer against its raw run with the same input selection
-    for r in results:
-        base = [b for b in results if b["layer"] == r["layer"] and b["rho"] == 1.0 and b["insel"] == r["insel"]]
+    for r in ran:
+        base = [b for b in ran if b["layer"] == r["layer"] and b["rho"] == 1.0 and b["insel"] == r["insel"]]
         if base:
             r["speedup_vs_raw"] = base[0]["cycles"] / r["cycles"]
     total = 0
     for name, count in VGG16_COUNT.items():
-        raw = [r for r in results if r["layer"] == name and r["rho"] == 1.0]
+        raw = [r for r in ran if r["layer"] == name and r["rho"] == 1.0]
         if raw:
             total += count * min(r["cycles"] for r in raw)
     if total:
@@ -204,16 +266,25 @@ def summarize(results, args) -> dict:
 def table(results, summary, args) -> str:
     lines = [f"Memory {args.bw:g} bytes/cycle unless the memory column says otherwise, latency {args.latency} "
              f"cycles; PM={CFG.pm}, PN={CFG.pn}, L={CFG.ovsf_len}; GOP/s at {args.clock_mhz:g} MHz. "
-             "Roof: the MAC utilisation the memory allows the layer's measured traffic.", "",
-             "| layer | in | out | rho | insel | memory | cycles | model | model err | MAC util | roof | GOP/s | "
-             "bytes moved | speed-up vs raw | bit exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Roof: the MAC utilisation the memory allows the layer's measured traffic. Bound: the roofline "
+             "bound in cycles, the layer's MACs at PM*PN per cycle or its compulsory bytes (input, weights, "
+             "bias, residual and output once) at the memory's rate, whichever is larger (compute or memory); "
+             "of it: bound / RTL cycles. +res: the layer adds a residual (fused).", "",
+             "| layer | in | out | rho | insel | memory | cycles | model | model err | MAC util | roof | "
+             "bound | of it | GOP/s | bytes moved | speed-up vs raw | bit exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['layer']} | {'x'.join(map(str, r['in_shape']))} | {'x'.join(map(str, r['out_shape']))} | "
-                     f"{r['rho']:g} | {'on' if r['insel'] else 'off'} | {r['bus_bits']}-bit, {r['bytes_per_cycle']:g} B/c | "
-                     f"{r['cycles']} | {r['model_cycles']} | "
+        head = (f"| {r['layer']}{' +res' if r.get('residual') else ''} | {'x'.join(map(str, r['in_shape']))} | "
+                f"{'x'.join(map(str, r['out_shape']))} | "
+                f"{r['rho']:g} | {'on' if r['insel'] else 'off'} | {r['bus_bits']}-bit, {r['bytes_per_cycle']:g} B/c | ")
+        bound = f"{r['roofline_cycles']:.0f} ({r['roofline_bound']})"
+        if not r["rtl"]:
+            lines.append(head + f"— | {r['model_cycles']} | — | — | — | {bound} | — | — | — | — | "
+                         f"not yet on the RTL ({r['not_on_rtl']}) |")
+            continue
+        lines.append(head + f"{r['cycles']} | {r['model_cycles']} | "
                      f"{100 * r['model_error']:+.1f}% | {100 * r['mac_util']:.1f}% | {100 * r['roof_util']:.0f}% | "
-                     f"{r['gops']:.1f} | "
+                     f"{bound} | {100 * r['of_roofline']:.0f}% | {r['gops']:.1f} | "
                      f"{r['bytes_read'] + r['bytes_written']} | {r.get('speedup_vs_raw', 1.0):.2f} | "
                      f"{'yes' if r['bit_exact'] else 'NO'} |")
     lines += ["", f"Largest model error: {100 * summary['max_model_error']:.1f}%. Simulation speed: "
@@ -232,6 +303,10 @@ def plots(results, args, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = np.logspace(-1, 4, 200)
     ax.plot(xs, np.minimum(peak, xs * args.bw), "k-", lw=1, label=f"roof: {peak} ops/cycle, {args.bw:g} B/cycle")
+    results = [r for r in results if r["rtl"]]
+    if not results:
+        plt.close(fig)
+        return
     for r in results:
         ops = 2 * r["macs"] / r["cycles"]
         marker = ("o" if r["rho"] == 1.0 else "^") if r["bytes_per_cycle"] == args.bw else "s"

@@ -57,10 +57,12 @@ def test_resnet50_shapes_report_and_exit_status(tmp_path, monkeypatch, capsys):
         assert f"not yet on the RTL ({', '.join(r['unsupported'])})" in md
     assert (tmp_path / "report.html").exists()
     assert "FAIL" in capsys.readouterr().out
-    # no RTL mismatch: success
+    # every RTL layer bit exact: success (the same machinery on SqueezeNet, a quicker network)
     calls.clear()
     monkeypatch.setattr(rs, "run_layer_rtl", lambda *a, **k: dict(fake_rtl(*a, **k), bit_exact=True, mismatches=0))
-    assert rs.main(["--rtl", "none", "--out", str(tmp_path)]) == 0 and calls == []
+    assert rs.main(["--model", "squeezenet", "--max-layers", "3", "--out", str(tmp_path / "sq")]) == 0
+    assert len(calls) == 3
+    assert json.loads((tmp_path / "sq" / "report.json").read_text())["rtl_bit_exact"]
 
 
 def _small_graph(residual: bool):
@@ -103,3 +105,26 @@ def test_a_layer_alone_on_the_rtl_is_bit_exact_and_mismatches_are_caught(residua
     bad[i][0, 0, 0] += 1
     r2 = rs.run_layer_rtl(prog, i, xq, bad, vals, mem, work_dir=tmp_path / "bad")
     assert not r2["bit_exact"] and r2["mismatches"] == 1
+
+
+def test_bench_resnet_rows_cut_the_residual_layer():
+    """`make bench`'s ResNet-50 rows: the expand and projection layers are
+    cut from a small graph with their fused residual add; the functional
+    model of the cut layer agrees with the graph's; the roofline bound
+    counts the residual's bytes."""
+    import sys
+    from golden import perf
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench
+    names = [e[0] for e in bench.RESNET]
+    assert names == ["rn50_reduce_1x1", "rn50_3x3", "rn50_expand_1x1_res", "rn50_proj_1x1s2_res",
+                     "rn50_expand_1x1_res_56to14"]
+    runs = [r for r in bench.runs_of(bench.RESNET, 8.0) if r[0] == "rn50_expand_1x1_res_56to14"]
+    assert [r[2] for r in runs] == [1.0, 0.5] and all(r[5] == 32.0 and r[4].axi_data_bits == 256 for r in runs)
+    name, spec, rho, insel, cfg, bw = runs[0]
+    lp, ref = bench.compile_layer(spec, rho, insel, cfg)
+    d = isa.Descriptor.decode(lp.image.read(lp.desc_addr, isa.DESC_BYTES))
+    assert d.res == 1 and lp.layers[0].name == name and tuple(lp.layers[0].out_shape) == (256, 14, 14)
+    assert layers.compare(ref, cut.run_alone(lp))[1] == 0
+    cb = perf.compulsory_bytes(d, cfg)
+    assert cb["residual"] == 256 * 14 * 14 * cfg.elem_bytes

@@ -18,7 +18,7 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet
+.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet digits-rtl
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -32,6 +32,8 @@ help:
 	@echo "              (REGRESSION=smoke by default, as make sim; REGRESSION=nightly as make regress)"
 	@echo "make bench  - cycle-accurate benchmark of full-size layers -> build/bench (BENCH_ARGS=)"
 	@echo "make accuracy - digits CNN: float, golden 16/8-bit, RTL, and rho -> build/accuracy"
+	@echo "make digits-rtl - the digits residual network (ARCH=residual|dwsep|chain) whole on the RTL through"
+	@echo "              uz run: 100 test images, bit exact, accuracy -> build/digits_rtl_<arch> (DIGITS_ARGS=)"
 	@echo "make vgg    - VGG19 (onnx package) through onnxruntime, golden, and its layers on the RTL -> build/vgg (VGG_ARGS=)"
 	@echo "make resnet - ResNet-50 (onnx package) through onnxruntime, golden, and each distinct layer shape"
 	@echo "              alone on the RTL -> build/resnet (RESNET_ARGS=, e.g. --only n7, --rtl none)"
@@ -117,6 +119,12 @@ accuracy: $(STAMP)
 VGG_ARGS ?=
 vgg: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/vgg.py $(VGG_ARGS)
+
+# A digits network whole on the RTL through uz run (100 test images, bit exact, accuracy).
+ARCH ?= residual
+DIGITS_ARGS ?=
+digits-rtl: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/digits_rtl.py --arch $(ARCH) $(DIGITS_ARGS)
 
 RESNET_ARGS ?=
 resnet: $(STAMP)

@@ -158,6 +158,13 @@ _POOLS = {"input_shape": [5, 9, 7], "layers": [
     _pool("g", "gap", "mp"), _pool("g2", "gap", "ap1"),
     {"name": "cat", "type": "concat", "inputs": ["g", "g2"]}, conv("h", 4, 1)]}
 
+# A 3x3/1 pad 1 average pool (an edit of its window that keeps its output
+# shape keeps the program consistent) and a global average pool of a
+# square plane, then an FC.
+_SQUARE = {"input_shape": [6, 6, 6], "layers": [
+    conv("c", 8, 3, 1, 1), {"name": "r", "type": "relu"}, _pool("ap", "avgpool", "r", kernel=3, stride=1, pad=1),
+    _pool("g", "gap", "ap"), {"name": "f", "type": "fc", "out_features": 5}]}
+
 #: The directed programs of the residual add and the average and global pools
 #: (issue 12), as GRAPH_DIRECTED. The compiler makes every residual shift a
 #: left shift and never lets the add saturate: ``edits`` set the other signs
@@ -181,6 +188,14 @@ RESIDUAL_DIRECTED = {
         _add("fa", "f1", "f2")]}, "auto"),
     "avg_pools": (_POOLS, "auto"),
     "global_max": (_POOLS, "auto", {"edits": {"g": {"pool_avg": 0}}}),
+    # a non-square average window with unequal pads: 3x2, pads (1, 1, 1, 0),
+    # the output as large as the 3x3 pad 1 pool's it replaces (the network
+    # format has square windows only; ONNX imports make such windows)
+    "avg_nonsquare": (_SQUARE, "auto", {"edits": {"ap": {"pool_kh": 3, "pool_kw": 2, "pool_asym": 1, "pool_pad": 1,
+                                                         "pool_pad_b": 1, "pool_pad_l": 1, "pool_pad_r": 0}}}),
+    # global pools of a square plane, average and (edited) max
+    "gap_square": (_SQUARE, "auto"),
+    "gap_square_max": (_SQUARE, "auto", {"edits": {"g": {"pool_avg": 0}}}),
 }
 ALL_DIRECTED = {**DIRECTED, **GRAPH_DIRECTED, **RESIDUAL_DIRECTED}
 

@@ -20,6 +20,7 @@ import enum
 import struct
 from dataclasses import dataclass, field as dc_field
 
+from .arith import AVG_N_MAX
 from .config import EngineConfig
 from .errors import DescriptorError
 
@@ -270,15 +271,8 @@ def unsupported_features(d) -> list[tuple[str, str]]:
     if d.in_shuffle > 1:
         out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
     # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total), the
-    # clip (ReLU6), the residual add and the identity POOL run on the RTL:
-    # check() states their legality.
-    ident = identity_pool(d)
-    for name, what in (("pool_avg", "average pooling"),
-                       ("pool_global", "global pooling"), ("pool_asym", "a pool with unequal pads"),
-                       ("pool_kh", "a pool window other than 2x2 or 3x3"),
-                       ("pool_kw", "a pool window other than 2x2 or 3x3")):
-        if getattr(d, name) and not (ident and name in ("pool_kh", "pool_kw")):
-            out.append((name, what))
+    # clip (ReLU6), the residual add and every pool (average, global, any
+    # window and pads) run on the RTL: check() states their legality.
     return out
 
 
@@ -348,7 +342,8 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         if d.pool_kh == 0 and d.pool_kw == 0 and d.pool_k not in (2, 3):
             fail(Err.BAD_POOL, f"pool window pool_k={d.pool_k} not supported (2 or 3)", "pool_k")
         if kh == 0 or kw == 0:
-            fail(Err.BAD_POOL, f"pool window {kh}x{kw} has a zero side", "pool_kh" if kh == 0 else "pool_kw")
+            fail(Err.BAD_POOL, f"pool window {kh}x{kw} has a zero side (pool_kh={d.pool_kh}, pool_kw={d.pool_kw}, "
+                 f"pool_k={d.pool_k})", "pool_kh" if kh == 0 else "pool_kw")
         if not 1 <= d.pool_s <= 3:
             fail(Err.BAD_POOL, f"pool stride pool_s={d.pool_s} not supported (1..3)", "pool_s")
         if ppt >= kh or ppb >= kh or ppl >= kw or ppr >= kw:
@@ -357,7 +352,13 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         if kh > ch + ppt + ppb or kw > cw + ppl + ppr:
             fail(Err.BAD_POOL, f"pool window pool_k {kh}x{kw} larger than its padded input {ch}x{cw}", "pool_k")
     if pooled and d.pool_avg and kind != Kind.POOL:
-        fail(Err.BAD_POOL, "an average pool fused into a convolution (only a POOL layer averages)", "pool_avg")
+        fail(Err.BAD_POOL, "an average pool (pool_avg) fused into a convolution (only a POOL layer averages)",
+             "pool_avg")
+    if pooled and d.pool_avg and kh * kw > AVG_N_MAX:
+        # the engine's reciprocals (golden.arith.avg_reciprocal) cover divisors up to AVG_N_MAX
+        what = "pool_global: the whole plane" if d.pool_global else f"pool_kh x pool_kw = {kh}x{kw}"
+        fail(Err.BAD_POOL, f"average pool window ({what}) of {kh * kw} cells, more than the {AVG_N_MAX} the "
+             f"engine divides by", "pool_global" if d.pool_global else "pool_kh")
     if pooled:
         eh, ew = pool_dims(d, ch, cw)
     else:

@@ -60,6 +60,8 @@ module uz_desc_check #(
   localparam logic [15:0] PnMask16 = 16'(PN - 1);
   // The largest data value: the clip bound must not exceed it.
   localparam logic [15:0] DataMax = 16'((1 << (DataWidth - 1)) - 1);
+  // The most cells an average pool divides by (golden.arith.AVG_N_MAX).
+  localparam int AvgNMax = 4096;
 
   // Division by a stride of 1..4 without a general divider. Other values
   // only occur where an earlier check has already failed.
@@ -126,12 +128,14 @@ module uz_desc_check #(
   logic [2:0]    f_log2_l;
   logic [5:0]    f_n_codes;
   logic [31:0]   f_code_mask;
-  // Graph fields. Channel slices, the clip and the residual add run; the
-  // others are refused (golden.isa.unsupported_features).
+  // Graph fields. Channel slices, the clip, the residual add and every pool
+  // run; grouped convolution and the channel shuffle are refused
+  // (golden.isa.unsupported_features). pool_incl_pad has no legality rule.
   logic [15:0]   f_groups, f_in_c_off, f_in_c_total, f_out_c_off, f_out_c_total, f_clip_hi;
   logic [7:0]    f_in_shuffle, f_pool_kh, f_pool_kw, f_res_shift;
   logic [31:0]   f_res_addr;
   logic          f_res, f_clip, f_pool_avg, f_pool_global, f_pool_asym;
+  logic [3:0]    f_pool_pad_b, f_pool_pad_l, f_pool_pad_r;
   assign f_groups      = desc[DescGroupsLsb +: DescGroupsWidth];
   assign f_in_shuffle  = desc[DescInShuffleLsb +: DescInShuffleWidth];
   assign f_in_c_off    = desc[DescInCOffLsb +: DescInCOffWidth];
@@ -148,6 +152,9 @@ module uz_desc_check #(
   assign f_pool_asym   = desc[DescPoolAsymLsb +: DescPoolAsymWidth];
   assign f_pool_kh     = desc[DescPoolKhLsb +: DescPoolKhWidth];
   assign f_pool_kw     = desc[DescPoolKwLsb +: DescPoolKwWidth];
+  assign f_pool_pad_b  = desc[DescPoolPadBLsb +: DescPoolPadBWidth];
+  assign f_pool_pad_l  = desc[DescPoolPadLLsb +: DescPoolPadLWidth];
+  assign f_pool_pad_r  = desc[DescPoolPadRLsb +: DescPoolPadRWidth];
   assign f_magic      = desc[DescMagicLsb +: DescMagicWidth];
   assign f_kind       = desc[DescKindLsb +: DescKindWidth];
   assign f_pool       = desc[DescPoolLsb +: DescPoolWidth];
@@ -182,12 +189,17 @@ module uz_desc_check #(
   assign f_n_codes    = desc[DescNCodesLsb +: DescNCodesWidth];
   assign f_code_mask  = desc[DescCodeMaskLsb +: DescCodeMaskWidth];
 
-  logic is_conv, is_fc, is_pool, pooled, pool_ident, pool_win, k_ok;
+  logic is_conv, is_fc, is_pool, pooled, k_ok;
   logic [DimW-1:0] pad_h, pad_w;        // padded input height, width
   logic [DimW-1:0] ch, cw;              // convolution result (POOL: its input)
   logic [DimW-1:0] ph, pw;              // pool input plus its padding
   logic [DimW-1:0] eh, ew;              // expected out_h, out_w
-  logic [DimW-1:0] tr_wide, tc_wide, pool_k_wide;  // widened to compare with dims
+  logic [DimW-1:0] tr_wide, tc_wide;    // widened to compare with dims
+  logic [DimW-1:0] pk_h, pk_w;          // the pool window (golden.isa.pool_window)
+  logic [1:0]      pk_s;
+  logic [3:0]      pp_t, pp_b, pp_l, pp_r;
+  logic            pp_any;
+  logic [2*DimW-1:0] pk_cells;
   logic [31:0] in_c_up, out_c_up;       // in_c, out_c rounded up to PN, PM
   logic [31:0] ovsf_l;                  // 2**log2_l
   logic [5:0]  n_ones;                  // codes code_mask keeps
@@ -203,11 +215,6 @@ module uz_desc_check #(
     is_fc   = f_kind == KindFc;
     is_pool = f_kind == KindPool;
     pooled  = is_pool || (is_conv && f_pool);
-    // golden.isa.identity_pool: a one-cell POOL copies its input; pool_k and
-    // the pool window rules do not apply to it.
-    pool_ident = is_pool && f_pool_kh == 8'd1 && f_pool_kw == 8'd1 && f_pool_s == 2'd1 &&
-                 f_pool_pad == 2'd0 && !f_pool_asym && !f_pool_avg && !f_pool_global;
-    pool_win   = pooled && !pool_ident;
     k_ok    = f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11;
 
     // Geometry (golden.isa.conv_dims, pool_out).
@@ -220,12 +227,27 @@ module uz_desc_check #(
       ch = div_stride(pad_h - DimW'(f_k), f_stride) + DimW'(1);
       cw = div_stride(pad_w - DimW'(f_k), f_stride) + DimW'(1);
     end
-    pool_k_wide = DimW'(f_pool_k);
-    ph = ch + DimW'({f_pool_pad, 1'b0});
-    pw = cw + DimW'({f_pool_pad, 1'b0});
-    if (pool_win) begin
-      eh = div_stride(ph - pool_k_wide, {1'b0, f_pool_s}) + DimW'(1);
-      ew = div_stride(pw - pool_k_wide, {1'b0, f_pool_s}) + DimW'(1);
+    if (f_pool_global) begin
+      pk_h = ch;
+      pk_w = cw;
+      pk_s = 2'd1;
+      pp_t = '0; pp_b = '0; pp_l = '0; pp_r = '0;
+    end else begin
+      pk_h = DimW'((f_pool_kh != '0) ? f_pool_kh : 8'(f_pool_k));
+      pk_w = DimW'((f_pool_kw != '0) ? f_pool_kw : 8'(f_pool_k));
+      pk_s = f_pool_s;
+      pp_t = 4'(f_pool_pad);
+      pp_b = f_pool_asym ? f_pool_pad_b : 4'(f_pool_pad);
+      pp_l = f_pool_asym ? f_pool_pad_l : 4'(f_pool_pad);
+      pp_r = f_pool_asym ? f_pool_pad_r : 4'(f_pool_pad);
+    end
+    pp_any   = (pp_t | pp_b | pp_l | pp_r) != '0;
+    pk_cells = (2*DimW)'(pk_h) * (2*DimW)'(pk_w);
+    ph = ch + DimW'(pp_t) + DimW'(pp_b);
+    pw = cw + DimW'(pp_l) + DimW'(pp_r);
+    if (pooled) begin
+      eh = div_stride(ph - pk_h, {1'b0, pk_s}) + DimW'(1);
+      ew = div_stride(pw - pk_w, {1'b0, pk_s}) + DimW'(1);
     end else begin
       eh = ch;
       ew = cw;
@@ -257,9 +279,7 @@ module uz_desc_check #(
     // One flag per error code, the checks of golden.isa.check.
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
-    c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1 ||
-               f_pool_avg || f_pool_global || f_pool_asym ||
-               ((f_pool_kh != '0 || f_pool_kw != '0) && !pool_ident);
+    c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1;
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
     c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
@@ -267,8 +287,13 @@ module uz_desc_check #(
     c_pad    = !is_pool && (f_pad_t >= f_k || f_pad_b >= f_k || f_pad_l >= f_k || f_pad_r >= f_k);
     c_ktl    = !is_pool && (DimW'(f_k) > pad_h || DimW'(f_k) > pad_w);
     c_pool   = (is_fc && f_pool) ||
-               (pool_win && (!(f_pool_k == 2'd2 || f_pool_k == 2'd3) || f_pool_s == 2'd0 ||
-                           f_pool_pad >= f_pool_k || pool_k_wide > ph || pool_k_wide > pw));
+               (pooled && !f_pool_global &&
+                ((f_pool_kh == '0 && f_pool_kw == '0 && !(f_pool_k == 2'd2 || f_pool_k == 2'd3)) ||
+                 pk_h == '0 || pk_w == '0 || f_pool_s == 2'd0 ||
+                 DimW'(pp_t) >= pk_h || DimW'(pp_b) >= pk_h || DimW'(pp_l) >= pk_w || DimW'(pp_r) >= pk_w ||
+                 pk_h > ph || pk_w > pw)) ||
+               // only a POOL layer averages, over at most AVG_N_MAX cells
+               (pooled && f_pool_avg && (!is_pool || pk_cells > (2*DimW)'(AvgNMax)));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
                (is_pool && f_res) ||
                // a channel slice inside its tensor
@@ -278,8 +303,8 @@ module uz_desc_check #(
     c_tile   = f_tr == '0 || f_tc == '0 || f_ti == '0 || f_to == '0 ||
                tr_wide > ch || tc_wide > cw ||
                // A tiled pool must not straddle tiles.
-               (pool_win && (tr_wide < ch || tc_wide < cw) &&
-                (f_pool_k != f_pool_s || f_pool_pad != 2'd0 ||
+               (pooled && (tr_wide < ch || tc_wide < cw) &&
+                (pk_h != DimW'(f_pool_s) || pk_w != DimW'(f_pool_s) || pp_any || f_pool_global ||
                  (tr_wide < ch && not_multiple(f_tr, f_pool_s)) ||
                  (tc_wide < cw && not_multiple(f_tc, f_pool_s)))) ||
                32'(f_ti) > in_c_up || (32'(f_ti) & PnMask) != '0 ||

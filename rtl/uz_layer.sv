@@ -90,10 +90,7 @@ module uz_layer
   // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
   always_comb begin
     pool_kind = (d.kind == KindPool);
-    // a one-cell POOL (golden.isa.identity_pool) copies: no pooling
-    pool_en   = (pool_kind && !(d.pool_kh == 8'd1 && d.pool_kw == 8'd1 && d.pool_s == 2'd1 &&
-                                d.pool_pad == 2'd0 && !d.pool_asym && !d.pool_avg && !d.pool_global)) ||
-                (d.kind == KindConv && d.pool);
+    pool_en   = pool_kind || (d.kind == KindConv && d.pool);
     k         = pool_kind ? 4'd1 : d.k;
     stride    = pool_kind ? 3'd1 : d.stride;
     pad_t     = pool_kind ? '0 : d.pad_t;
@@ -108,6 +105,27 @@ module uz_layer
     ih_t      = 16'((d.tr - 1'b1) * stride) + 16'(k);
     iw_t      = 16'((d.tc - 1'b1) * stride) + 16'(k);
     trtc      = 32'(d.tr) * 32'(d.tc);
+  end
+
+  // The pool window (golden.isa.pool_window): the legacy square window and
+  // symmetric pad, or the graph fields; a global pool's window is the plane.
+  logic [15:0] pool_kh, pool_kw;
+  logic [1:0]  pool_s;
+  logic [3:0]  pool_pt, pool_pl;
+  always_comb begin
+    if (d.pool_global) begin
+      pool_kh = conv_h;
+      pool_kw = conv_w;
+      pool_s  = 2'd1;
+      pool_pt = '0;
+      pool_pl = '0;
+    end else begin
+      pool_kh = (d.pool_kh != '0) ? 16'(d.pool_kh) : 16'(d.pool_k);
+      pool_kw = (d.pool_kw != '0) ? 16'(d.pool_kw) : 16'(d.pool_k);
+      pool_s  = d.pool_s;
+      pool_pt = 4'(d.pool_pad);
+      pool_pl = d.pool_asym ? d.pool_pad_l : 4'(d.pool_pad);
+    end
   end
 
   // ---------------------------------------------------- channel slices
@@ -282,8 +300,10 @@ module uz_layer
     .OutBufWords(OutBufWords), .BeatsWidth(BeatsWidth)
   ) u_post (
     .clk_i, .rst_ni, .start_i, .abort_i,
-    .pool_kind_i(pool_kind), .pool_en_i(pool_en), .pool_k_i(d.pool_k), .pool_s_i(d.pool_s),
-    .pool_pad_i(d.pool_pad), .relu_i(d.relu), .data_shift_i(d.data_shift),
+    .pool_kind_i(pool_kind), .pool_en_i(pool_en), .pool_kh_i(pool_kh), .pool_kw_i(pool_kw),
+    .pool_s_i(pool_s), .pool_pt_i(pool_pt), .pool_pl_i(pool_pl),
+    .pool_avg_i(d.pool_avg && pool_kind), .pool_incl_pad_i(d.pool_incl_pad),
+    .relu_i(d.relu), .data_shift_i(d.data_shift),
     .clip_i(d.clip),
     // uz_desc_check rejects a clip_hi above the largest data value, so its
     // low DataWidth bits hold it

@@ -5,7 +5,10 @@
 // acc' = add_sat(acc, align_to_acc(residual, res_shift)) with a residual and
 // acc without — the order of docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
 // being monotone, commutes with the max pool as the ReLU does.
-// Window positions outside the convolution plane never win.
+// Window positions outside the convolution plane never win. An average pool
+// (POOL layers) sums the window's accumulators (the input values) and divides
+// by the cells counted (golden.arith.avg_divide: a per-divisor reciprocal
+// multiply, exact), then applies ReLU and the clip.
 module uz_post
   import uz_isa_pkg::*;
 #(
@@ -25,9 +28,14 @@ module uz_post
   // layer constants
   input  logic                      pool_kind_i,
   input  logic                      pool_en_i,     // CONV with fused pool, or POOL
-  input  logic [1:0]                pool_k_i,
+  // the pool window (golden.isa.pool_window; a global pool's is the plane)
+  input  logic [15:0]               pool_kh_i,
+  input  logic [15:0]               pool_kw_i,
   input  logic [1:0]                pool_s_i,
-  input  logic [1:0]                pool_pad_i,
+  input  logic [3:0]                pool_pt_i,     // padding top and left (cells past the
+  input  logic [3:0]                pool_pl_i,     // plane's far edges never count)
+  input  logic                      pool_avg_i,    // POOL: average (else maximum)
+  input  logic                      pool_incl_pad_i, // average: padded cells count in the divisor
   input  logic                      relu_i,
   input  logic [7:0]                data_shift_i,
   input  logic                      clip_i,
@@ -91,10 +99,16 @@ module uz_post
   );
 
   // Pool geometry; no pool is a 1x1 window of stride 1.
-  logic [1:0] pk, ps, pp;
-  assign pk = pool_en_i ? pool_k_i : 2'd1;
-  assign ps = pool_en_i ? pool_s_i : 2'd1;
-  assign pp = pool_en_i ? pool_pad_i : 2'd0;
+  logic [15:0] pkh, pkw;
+  logic [1:0]  ps;
+  logic [3:0]  ppt, ppl;
+  logic        avg;
+  assign pkh = pool_en_i ? pool_kh_i : 16'd1;
+  assign pkw = pool_en_i ? pool_kw_i : 16'd1;
+  assign ps  = pool_en_i ? pool_s_i : 2'd1;
+  assign ppt = pool_en_i ? pool_pt_i : 4'd0;
+  assign ppl = pool_en_i ? pool_pl_i : 4'd0;
+  assign avg = pool_en_i && pool_avg_i;
 
   // One assignment per arm (no return inside the case): Verilator's line
   // coverage does not count arms that return.
@@ -125,21 +139,24 @@ module uz_post
   po_state_e   state_q;
   logic        hp_q;                       // accumulator half being written back
   logic [15:0] q_q, pr_q, pc_q;
-  logic [1:0]  dy_q, dx_q;
+  logic [15:0] dy_q, dx_q;
 
   // ------------------------------------------------ window position read
   logic signed [19:0] cy, cx;
   logic               pos_valid;
-  assign cy = $signed({4'b0, pr_q}) * $signed({18'b0, ps}) - $signed({18'b0, pp}) + $signed({18'b0, dy_q});
-  assign cx = $signed({4'b0, pc_q}) * $signed({18'b0, ps}) - $signed({18'b0, pp}) + $signed({18'b0, dx_q});
+  assign cy = $signed({4'b0, pr_q}) * $signed({18'b0, ps}) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
+  assign cx = $signed({4'b0, pc_q}) * $signed({18'b0, ps}) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
   assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
                      (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
-  wire win_last = (dy_q == pk - 1) && (dx_q == pk - 1);
+  wire win_last = (dy_q == pkh - 1'b1) && (dx_q == pkw - 1'b1);
   wire pc_last  = (pc_q == pc_end - 1);
   wire pr_last  = (pr_q == pr_end - 1);
   wire q_last   = (q_q == (no >> LogPM) - 1);
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
+  logic [1:0] cnt_q;  // pixels in the queue before the serializer
+  logic pix_in;       // a finished pixel enters the queue this cycle
+  logic pix_out;      // the serializer sends a pixel's last beat
   logic rd_fire;
   assign rd_fire = (state_q == PoPix) && !pix_stall;
 
@@ -153,7 +170,11 @@ module uz_post
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
   logic [WordWidth-1:0]    s2_val, s2_clip, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
-  logic [PM*AccWidth-1:0]  s2_res_al, s2_acc;      // aligned residual, accumulator after the add
+  logic [PM*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
+  // the aligned residual, for the testbench's residual probe
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [PM*AccWidth-1:0]  s2_res_al;
+  /* verilator lint_on UNUSEDSIGNAL */
   assign s2_res = res_rd_data_i;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -164,6 +185,127 @@ module uz_post
       s2_first_q     <= (dy_q == '0) && (dx_q == '0);
       s2_last_q      <= win_last;
       s2_pos_valid_q <= pos_valid;
+    end
+  end
+
+  // ------------------------------------------------- average pool
+  // Window sums, the divisor, and the reciprocal unit (golden.arith):
+  // y = shift_round_sat(S * R_n + K_n, F, DataWidth), R_n = ceil(2**F / n),
+  // K_n = 2**(DataWidth-1) * (n * R_n - 2**F). R_n comes from a restoring
+  // division of F+1 steps, kept for the next pixel: within a plane n only
+  // changes at the borders of a pool that does not count its padding.
+  localparam int AvgNBits = 12;                           // AVG_N_MAX = 2**12 cells
+  localparam int AvgF     = DataWidth + 1 + 2 * AvgNBits; // golden.arith.avg_frac_bits
+  localparam int SumW     = DataWidth + AvgNBits + 1;     // |S| <= n * 2**(DataWidth-1)
+  localparam int NW       = AvgNBits + 1;
+  localparam int RW       = AvgF + 1;                     // R_n <= 2**F
+  localparam int ProdW    = SumW + RW + 1;
+  logic [PM*SumW-1:0] sum_q, sum_next;
+  logic [NW-1:0]      ncell_q, ncell_next;                // real cells so far
+  // uz_desc_check bounds an average window to AVG_N_MAX cells
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]        win_cells;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign win_cells = 32'(pkh) * 32'(pkw);
+  assign ncell_next = (s2_first_q ? '0 : ncell_q) + NW'(s2_pos_valid_q);
+
+  typedef enum logic [1:0] {DvIdle, DvRecip, DvOut} dv_state_e;
+  dv_state_e            dv_q;
+  logic [PM*SumW-1:0]   dv_sum_q;
+  logic [NW-1:0]        dv_n_q, rc_n_q;
+  logic [RW-1:0]        rc_r_q;                           // R of rc_n_q (cached)
+  logic                 rc_valid_q;
+  logic [NW-1:0]        rc_rem_q;                         // < n
+  logic [7:0]           rc_bit_q;
+  logic                 dv_in, dv_push;
+  logic [NW-1:0]        dv_n_in;                          // the divisor of the pixel coming in
+  logic [WordWidth-1:0] dv_y;
+  logic [RW+NW-1:0]     nr_prod;
+  logic [ProdW-1:0]     dv_k;
+  assign dv_in   = avg && s2_valid_q && s2_last_q;
+  assign dv_n_in = pool_incl_pad_i ? NW'(win_cells) : ncell_next;
+  assign dv_push = (dv_q == DvOut) && ((cnt_q != 2'd2) || pix_out);
+  assign nr_prod = (RW+NW)'(dv_n_q) * (RW+NW)'(rc_r_q);
+  // n * R - 2**F < n, so K fits well inside the product's width
+  assign dv_k    = (ProdW'(nr_prod) - (ProdW'(1) << AvgF)) << (DataWidth - 1);
+
+  // one step of the restoring division of 2**F + n - 1 by n (MSB first)
+  logic [NW:0] rc_rem_sh;
+  logic        rc_num_bit;
+  logic [NW-1:0] dv_n_m1;
+  assign dv_n_m1    = dv_n_q - 1'b1;
+  assign rc_num_bit = (32'(rc_bit_q) == AvgF) ? 1'b1 : 1'((32'(dv_n_m1) >> rc_bit_q));
+  assign rc_rem_sh  = {rc_rem_q[NW-1:0], rc_num_bit};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      dv_q <= DvIdle; dv_n_q <= '0; rc_n_q <= '0; rc_r_q <= '0; rc_valid_q <= 1'b0;
+      rc_rem_q <= '0; rc_bit_q <= '0; ncell_q <= '0;
+    end else if (abort_i || start_i) begin
+      dv_q <= DvIdle;
+      rc_valid_q <= 1'b0;
+    end else begin
+      if (s2_valid_q) ncell_q <= ncell_next;
+      unique case (dv_q)
+        DvIdle: if (dv_in) begin
+          dv_n_q <= dv_n_in;
+          if (rc_valid_q && rc_n_q == dv_n_in) begin
+            dv_q <= DvOut;
+          end else begin
+            rc_rem_q   <= '0;
+            rc_r_q     <= '0;
+            rc_valid_q <= 1'b0;
+            rc_bit_q <= 8'(AvgF);
+            dv_q     <= DvRecip;
+          end
+        end
+        DvRecip: begin
+          if (rc_rem_sh >= {1'b0, dv_n_q}) begin
+            rc_rem_q <= NW'(rc_rem_sh - {1'b0, dv_n_q});
+            rc_r_q   <= rc_r_q | (RW'(1) << rc_bit_q);
+          end else begin
+            rc_rem_q <= rc_rem_sh[NW-1:0];
+          end
+          if (rc_bit_q == '0) begin
+            rc_n_q     <= dv_n_q;
+            rc_valid_q <= 1'b1;
+            dv_q       <= DvOut;
+          end
+          rc_bit_q <= rc_bit_q - 1'b1;
+        end
+        DvOut: if (dv_push) dv_q <= DvIdle;
+        // unreachable: every encoding of the state is an arm above
+        /* verilator coverage_off */
+        default: dv_q <= DvIdle;
+        /* verilator coverage_on */
+      endcase
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (s2_valid_q) sum_q <= sum_next;
+    if (dv_in && dv_q == DvIdle) dv_sum_q <= sum_next;
+  end
+
+  for (genvar p = 0; p < PM; p++) begin : gen_avg
+    logic signed [SumW-1:0]  cell_val, sum;
+    logic signed [ProdW-1:0] sum_wide, prod;
+    logic [DataWidth-1:0]    avg_q, avg_r;
+    // the accumulator of a POOL layer holds an input value: its low bits
+    assign cell_val = s2_pos_valid_q ? $signed(s2_acc[p*AccWidth +: SumW]) : '0;
+    assign sum_next[p*SumW +: SumW] = (s2_first_q ? '0 : sum_q[p*SumW +: SumW]) + cell_val;
+    assign sum  = $signed(dv_sum_q[p*SumW +: SumW]);
+    assign sum_wide = {{(ProdW-SumW){sum[SumW-1]}}, sum};
+    assign prod = sum_wide * $signed({1'b0, rc_r_q}) + $signed(dv_k);
+    uz_shift_round_sat #(.InWidth(ProdW), .OutWidth(DataWidth), .ShiftWidth(8)) u_avg_shift (
+      .data_i(prod), .shift_i(8'(AvgF)), .data_o(avg_q)
+    );
+    // then ReLU and the clip, as after a maximum
+    assign avg_r = (relu_i && avg_q[DataWidth-1]) ? '0 : avg_q;
+    always_comb begin
+      if (!clip_i)                  dv_y[p*DataWidth +: DataWidth] = avg_r;
+      else if (avg_r[DataWidth-1])  dv_y[p*DataWidth +: DataWidth] = '0;
+      else if (avg_r > clip_hi_i)   dv_y[p*DataWidth +: DataWidth] = clip_hi_i;
+      else                          dv_y[p*DataWidth +: DataWidth] = avg_r;
     end
   end
 
@@ -217,15 +359,14 @@ module uz_post
   // read in flight while the previous pixel is sent.
   logic [WordWidth-1:0]    fifo_q [2];
   logic                    rd_ptr_q, wr_ptr_q;
-  logic [1:0]              cnt_q;
   logic [$clog2(WordBeats+1)-1:0] beat_q;
-  logic                    pix_in;       // a finished pixel enters this cycle
-  logic                    pix_out;      // the serializer sends a pixel's last beat
-  assign pix_in  = s2_valid_q && s2_last_q;
+  assign pix_in  = avg ? dv_push : (s2_valid_q && s2_last_q);
   assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
   // The word of a window's last position becomes a pixel the next cycle and
-  // cannot wait there: read it only when the queue will have room.
-  assign pix_stall = win_last && ((32'(cnt_q) + 32'(pix_in) - 32'(pix_out)) >= 2);
+  // cannot wait there: read it only when the queue (the divider, for an
+  // average) will have room.
+  assign pix_stall = win_last && (avg ? (dv_q != DvIdle || dv_in)
+                                      : ((32'(cnt_q) + 32'(pix_in) - 32'(pix_out)) >= 2));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -240,7 +381,7 @@ module uz_post
     end
   end
   always_ff @(posedge clk_i) begin
-    if (pix_in) fifo_q[wr_ptr_q] <= max_next;
+    if (pix_in) fifo_q[wr_ptr_q] <= avg ? dv_y : max_next;
   end
   `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == 2'd2), clk_i, rst_ni)
   assign wr_data_valid_o = (cnt_q != '0);
@@ -266,7 +407,7 @@ module uz_post
         PoIdle: ;
         PoWait: begin
           if (!it_valid) begin
-            if (cnt_q == '0) state_q <= PoIdle;
+            if (cnt_q == '0 && dv_q == DvIdle) state_q <= PoIdle;
           end else if (out_full_i[hp_q] && (!res_i || res_full_i[hp_q])) begin
             q_q  <= '0;
             pr_q <= pr_lo;
@@ -281,7 +422,7 @@ module uz_post
         PoPix: begin
           if (!pix_stall) begin
             if (!win_last) begin
-              if (dx_q == pk - 1) begin
+              if (dx_q == pkw - 1'b1) begin
                 dx_q <= '0;
                 dy_q <= dy_q + 1'b1;
               end else begin
@@ -328,7 +469,7 @@ module uz_post
     out_release_o = '0;
     if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
   end
-  assign busy_o = (state_q != PoIdle) || (cnt_q != '0);
+  assign busy_o = (state_q != PoIdle) || (cnt_q != '0) || (dv_q != DvIdle);
 
   // ---------------------------------------------------------------------------
   // Assertions (tests/testplan.md, "RTL assertions"): legal state, the write
@@ -363,6 +504,11 @@ module uz_post
   `ASSERT(WrCmdBeatsNonZero_A, !wr_cmd_valid_o || wr_cmd_beats_o != '0, clk_i, rst_ni)
   `ASSERT(PixelQueueNoUnderflow_A, !pix_out || cnt_q != '0, clk_i, rst_ni)
   `ASSERT(PixelQueueDepth_A, cnt_q <= 2'd2, clk_i, rst_ni)
+  // the divider takes a pixel only when idle (pix_stall), and its divisor is
+  // one the reciprocal covers (uz_desc_check bounds the window)
+  `ASSERT(AvgPixelIntoIdleDivider_A, !dv_in || dv_q == DvIdle, clk_i, rst_ni)
+  `ASSERT(AvgDivisorInRange_A, !dv_in || (dv_n_in != '0 && 32'(dv_n_in) <= (1 << AvgNBits)), clk_i, rst_ni)
+  `ASSERT_KNOWN(DvStateKnown_A, dv_q, clk_i, rst_ni)
   `ASSERT(PixelBeatInRange_A, 32'(beat_q) < WordBeats, clk_i, rst_ni)
   `ASSERT_KNOWN(WrCmdValidKnown_A, wr_cmd_valid_o, clk_i, rst_ni)
   `ASSERT_KNOWN(WrDataValidKnown_A, wr_data_valid_o, clk_i, rst_ni)

@@ -206,6 +206,18 @@ LEGAL = {
     "fc_res": _fc(res=1, res_shift=2, res_addr=0x6000),
     # res_shift and res_addr are not read without res
     "conv_no_res_fields": _conv(res_shift=100, res_addr=0x6001),
+    # pools beyond 2x2/3x3 max: averages, global, any window, unequal pads
+    "pool_avg": _pool(pool_avg=1),
+    "pool_avg_3x3_pad_excl": _pool(pool_avg=1, pool_k=3, pool_s=2, pool_pad=1),
+    "pool_avg_incl_pad": _pool(pool_avg=1, pool_incl_pad=1, pool_k=3, pool_s=1, pool_pad=1, out_h=8, out_w=8),
+    "pool_gap": _pool(pool_avg=1, pool_global=1, pool_s=1, out_h=1, out_w=1),
+    "pool_global_max": _pool(pool_global=1, pool_k=0, pool_s=0, out_h=1, out_w=1),
+    "pool_avg_64x32": _pool(pool_avg=1, pool_global=1, in_h=64, in_w=32, out_h=1, out_w=1, tr=64, tc=32),
+    "pool_5x5": _pool(pool_kh=5, pool_kw=5, pool_s=1, pool_k=0, pool_pad=2, out_h=8, out_w=8),
+    "pool_2x3_asym": _pool(pool_kh=2, pool_kw=3, pool_s=2, pool_asym=1, pool_pad=1, pool_pad_b=0, pool_pad_l=0,
+                           pool_pad_r=2, out_h=4, out_w=4),
+    "conv_pool_5x5": _conv(pool=1, pool_kh=5, pool_kw=5, pool_s=1, pool_pad=2, out_h=8, out_w=8),
+    "pool_avg_tiled": _pool(pool_avg=1, tr=4, tc=2),
 }
 
 
@@ -227,8 +239,7 @@ BROKEN = [
     ("kind_15", _conv(kind=15), Err.BAD_KIND, "kind"),
     # graph features the RTL does not run yet: refused before anything else
     *[(f"unsupported_{n}", _conv(**{n: v}), Err.UNSUPPORTED, n)
-      for n, v in (("groups", 2), ("in_shuffle", 2), ("pool_avg", 1), ("pool_global", 1),
-                   ("pool_asym", 1), ("pool_kh", 3), ("pool_kw", 3))],
+      for n, v in (("groups", 2), ("in_shuffle", 2))],
     ("unsupported_before_zero_dim", _conv(in_c=0, groups=2), Err.UNSUPPORTED, "groups"),
     *[(f"zero_{n}", _conv(**{n: 0}), Err.ZERO_DIM, n)
       for n in ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w")],
@@ -274,6 +285,15 @@ BROKEN = [
     ("pool_data_shift", _pool(data_shift=1), Err.BAD_SHIFT, "data_shift"),
     ("clip_hi_over_max", _conv(clip=1, clip_hi=1 << 15), Err.BAD_SHIFT, "clip_hi"),
     ("res_on_pool", _pool(res=1), Err.SHAPE_MISMATCH, "res"),
+    ("avg_fused_into_conv", _conv_pool(pool_avg=1), Err.BAD_POOL, "pool_avg"),
+    ("avg_over_n_max", _pool(pool_avg=1, pool_global=1, in_h=65, in_w=64, out_h=1, out_w=1, tr=65, tc=64),
+     Err.BAD_POOL, "pool_global"),
+    ("avg_window_over_n_max", _pool(pool_avg=1, pool_kh=65, pool_kw=64, pool_s=1, in_h=65, in_w=64, out_h=1,
+                                    out_w=1, tr=65, tc=64), Err.BAD_POOL, "pool_kh"),
+    ("pool_kh_zero_side", _pool(pool_kw=3, pool_k=0), Err.BAD_POOL, "pool_kh"),
+    ("pool_asym_pad_eq_window", _pool(pool_asym=1, pool_pad_r=2), Err.BAD_POOL, "pool_pad"),
+    ("pool_global_tiled", _pool(pool_global=1, pool_s=1, out_h=1, out_w=1, tr=4), Err.BAD_TILE, "tr"),
+    ("pool_padded_tiled", _pool(pool_k=3, pool_s=1, pool_pad=1, out_h=8, out_w=8, tr=4), Err.BAD_TILE, "tr"),
     ("res_shift_over_max", _conv(res=1, res_shift=64), Err.BAD_SHIFT, "res_shift"),
     ("res_shift_under_min", _conv(res=1, res_shift=-65), Err.BAD_SHIFT, "res_shift"),
     ("res_shift_before_codes", _ovsf(res=1, res_shift=100, n_codes=0), Err.BAD_SHIFT, "res_shift"),
@@ -497,3 +517,17 @@ def test_struct_matches_python_layout(tmp_path):
     for i, vals in enumerate(cases):
         for f in FIELDS:
             assert got[(i, f.name)] == (vals[f.name], vals[f.name]), (i, f.name)
+
+
+def test_average_window_bound_is_avg_n_max():
+    """An average pool divides by at most arith.AVG_N_MAX cells (the
+    reciprocals' range): a 64x64 window is legal, 65x64 is not, global or
+    not; a max pool has no such bound."""
+    from golden.arith import AVG_N_MAX
+    cfg = EngineConfig(**{**CFG.to_dict(), "out_buf_elems": 1 << 17, "in_buf_elems": 1 << 17})
+    assert AVG_N_MAX == 64 * 64
+    for h, w, code in ((64, 64, Err.NONE), (65, 64, Err.BAD_POOL)):
+        glob = _pool(pool_avg=1, pool_global=1, in_h=h, in_w=w, out_h=1, out_w=1, tr=h, tc=w)
+        win = _pool(pool_avg=1, pool_kh=h, pool_kw=w, pool_s=1, in_h=h, in_w=w, out_h=1, out_w=1, tr=h, tc=w)
+        assert isa.validate(glob, cfg) == code and isa.validate(win, cfg) == code
+        assert isa.validate(_pool(pool_global=1, in_h=h, in_w=w, out_h=1, out_w=1, tr=h, tc=w), cfg) == Err.NONE

@@ -36,7 +36,6 @@ def test_chain_program_is_supported():
 
 @pytest.mark.parametrize("fields, what", [
     ({"groups": 2}, "grouped convolution"),
-    ({"pool_avg": 1}, "average pooling"),
     ({"in_shuffle": 2}, "channel shuffle"),
 ])
 def test_uz_run_refuses_a_graph_feature_naming_the_layer(fields, what):
@@ -80,16 +79,17 @@ def test_clip_and_slice_legality_in_engine_mode(fields, code):
     assert isa.validate(d, CFG, engine=False) == code
 
 
-def test_one_cell_pool_runs_and_other_windows_do_not():
-    """A one-cell POOL (isa.identity_pool: the compiler's copies and lone
-    ReLU/clip layers) is accepted by the engine; any other pool_kh/pool_kw
-    window, or a one-cell window with a stride, is still UNSUPPORTED."""
+def test_every_pool_runs_on_the_rtl():
+    """The RTL runs every pool the instruction set has: the one-cell POOL
+    (isa.identity_pool), other windows, averages and global pools; only
+    grouped convolution and the channel shuffle are still refused."""
     base = dict(magic=isa.MAGIC, kind=int(isa.Kind.POOL), in_c=8, in_h=6, in_w=6, out_c=8, out_h=6, out_w=6,
                 tr=6, tc=6, ti=8, to=8, pool_kh=1, pool_kw=1, pool_s=1)
     d = isa.Descriptor(dict(base))
     assert isa.identity_pool(d) and isa.validate(d, CFG) == isa.Err.NONE
-    for change in ({"pool_kh": 2, "pool_kw": 2, "out_h": 5, "out_w": 5, "tr": 6, "tc": 6}, {"pool_s": 2, "out_h": 3, "out_w": 3}):
+    for change in ({"pool_kh": 2, "pool_kw": 2, "out_h": 5, "out_w": 5}, {"pool_s": 2, "out_h": 3, "out_w": 3},
+                   {"pool_avg": 1, "pool_global": 1, "out_h": 1, "out_w": 1},
+                   {"pool_kh": 3, "pool_kw": 3, "pool_asym": 1, "pool_pad_r": 2, "out_h": 4, "out_w": 6}):
         d = isa.Descriptor(dict(base, **change))
-        assert not isa.identity_pool(d) and isa.validate(d, CFG) == isa.Err.UNSUPPORTED, change
-    conv = isa.Descriptor(dict(base, kind=int(isa.Kind.CONV), pool=1, k=1, stride=1, to=8))
-    assert not isa.identity_pool(conv) and isa.validate(conv, CFG) == isa.Err.UNSUPPORTED
+        assert not isa.identity_pool(d) and not isa.unsupported_features(d), change
+        assert isa.validate(d, CFG) == isa.Err.NONE, change

@@ -164,7 +164,28 @@ def random_legal(rng, cfg: EngineConfig):
             cw = isa.conv_out(in_w, k, s, pads[2], pads[3])
         pooled = kind == Kind.POOL or (kind == Kind.CONV and rng.random() < 0.4)
         pk = ps = pp = 0
-        if pooled:
+        graph_pool = {}
+        if pooled and rng.random() < 0.4:
+            # the graph pool fields: any window, unequal pads, global, average
+            if rng.random() < 0.25:
+                graph_pool = dict(pool_global=1, pool_s=int(rng.integers(4)))
+            else:
+                kh, kw = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+                gp = [int(rng.integers(0, kh)), int(rng.integers(0, kh)), int(rng.integers(0, kw)),
+                      int(rng.integers(0, kw))]
+                graph_pool = dict(pool_kh=kh, pool_kw=kw, pool_s=int(rng.integers(1, 4)), pool_pad=min(gp[0], 3),
+                                  pool_asym=int(rng.random() < 0.7), pool_pad_b=gp[1], pool_pad_l=gp[2],
+                                  pool_pad_r=gp[3])
+            if kind == Kind.POOL and rng.random() < 0.6:
+                graph_pool.update(pool_avg=1, pool_incl_pad=int(rng.integers(2)))
+            g = isa.Descriptor(dict(graph_pool))
+            wkh, wkw, _, (gt, gb, gl, gr) = isa.pool_window(g, ch, cw)
+            if wkh > ch + gt + gb or wkw > cw + gl + gr:
+                continue
+            oh, ow = isa.pool_dims(g, ch, cw)
+            ps = graph_pool.get("pool_s", 1)
+            splittable = not graph_pool.get("pool_global") and wkh == wkw == ps and not (gt or gb or gl or gr)
+        elif pooled:
             pk = int(rng.integers(2, 4))
             ps = pk if rng.random() < 0.5 else int(rng.integers(1, 4))
             pp = 0 if rng.random() < 0.6 else int(rng.integers(0, pk))
@@ -175,7 +196,9 @@ def random_legal(rng, cfg: EngineConfig):
             oh, ow = ch, cw
         if max(oh, ow) > 65535:
             continue
-        if pooled and (pk != ps or pp):
+        if graph_pool and not splittable:
+            tr, tc = ch, cw
+        elif pooled and not graph_pool and (pk != ps or pp):
             tr, tc = ch, cw      # the whole plane in one tile
         else:
             m = ps if pooled else 1
@@ -194,6 +217,7 @@ def random_legal(rng, cfg: EngineConfig):
                  pool=int(kind == Kind.CONV and pooled), pool_k=pk, pool_s=ps, pool_pad=pp,
                  in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, out_h=oh, out_w=ow,
                  tr=tr, tc=tc, ti=ti, to=to)
+        v.update(graph_pool)
         if kind == Kind.POOL:     # fields a POOL layer ignores: anything
             v.update(k=int(rng.integers(16)), stride=int(rng.integers(8)),
                      **{p: int(rng.integers(16)) for p in ("pad_t", "pad_b", "pad_l", "pad_r")})
@@ -320,6 +344,12 @@ def _derived(v: dict, cfg: EngineConfig) -> dict:
         extra[f"{side}_c_total"] = [c, c - 1, c + 1, off + c, off + c - 1, off + c + cfg.pn, 2 * c]
     extra["res_shift"] = [isa.SHIFT_MIN - 1, isa.SHIFT_MIN, isa.SHIFT_MAX, isa.SHIFT_MAX + 1, -(cfg.acc_bits + 1)]
     extra["res_addr"] = [d.res_addr + 1, d.res_addr + cfg.bus_bytes // 2, d.res_addr + cfg.bus_bytes]
+    if ch is not None:
+        # pool windows at the plane's size and past it, and at the average's bound
+        extra["pool_kh"] = [ch, ch + 1, 64, 65, 1, 2]
+        extra["pool_kw"] = [cw, cw + 1, 64, 65, 1, 2]
+    for name in ("pool_pad_b", "pool_pad_l", "pool_pad_r"):
+        extra[name] = [max(d.pool_kh, d.pool_k) - 1, max(d.pool_kh, d.pool_k), max(d.pool_kw, d.pool_k)]
     qmax = (1 << (cfg.data_bits - 1)) - 1
     extra["clip_hi"] = [qmax, qmax + 1, 0, 1 << 15, 0xFFFF, 6 << (cfg.data_bits - 4)]
     return extra

@@ -126,21 +126,22 @@ GRAPH_CASES = {
         {"name": "c3r", "type": "relu"},
         {"name": "add3", "type": "add", "inputs": ["c3r", "b2r2"]}]},
     # Pools beyond the 2x2/3x3 max: averages with the border divisor shrinking
-    # (count_include_pad 0) and fixed (1), ReLU and a clip after an average of
-    # signed values, a max pool with unequal pads, a 5x5 max window fused
-    # into a conv, a tiled 2x2 average, and a global average pool.
+    # (count_include_pad 0: n = 6 at the edges, where an average of signed
+    # values can fall exactly on -k.5 and only the constant K_n of
+    # arith.avg_divide rounds it right) and fixed (1), a clip and a ReLU after
+    # averages of signed values, a max pool with unequal pads, a 5x5 max
+    # window fused into a conv, a tiled 2x2 average, and a global average.
     "avg_pools": {"input_shape": [6, 15, 13], "weights": {"seed": 14}, "tiles": {"ap3": {"tr": 2}}, "layers": [
         {"name": "c1", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
         {"name": "ap1", "type": "avgpool", "kernel": 3, "stride": 2, "pad": 1, "count_include_pad": False},
-        {"name": "r1", "type": "relu"},
         {"name": "c2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"name": "ap2", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1, "count_include_pad": True},
         {"name": "r2", "type": "clip", "min": 0.0, "max": 0.25},
         {"name": "mp", "type": "maxpool", "kernel": 3, "stride": 2, "pad": [1, 0, 0, 1]},
         {"name": "c3", "type": "conv", "out_channels": 16, "kernel": 1},
-        {"name": "r3", "type": "relu"},
         {"name": "mp5", "type": "maxpool", "kernel": 5, "stride": 1, "pad": 2},
         {"name": "ap3", "type": "avgpool", "kernel": 2, "stride": 2},
+        {"name": "r3", "type": "relu"},
         {"name": "gap", "type": "gap"},
         {"name": "flat", "type": "flatten"},
         {"name": "fc", "type": "fc", "out_features": 10}]},

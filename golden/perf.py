@@ -9,10 +9,13 @@ only when the to/ti tile changes):
 
 - loader:  per tile, bias and weights when the buffer half does not hold
            them yet, then the input tile unless the half holds it (same
-           ti-tile, row and col tile), one read command at a time (one
-           for all the tile's channel groups when it holds whole planes,
-           else one per group, or per group and row when the tile is
-           narrower than the plane), each paying the memory latency;
+           ti-tile, row and col tile): bias and weights one read command
+           at a time, each paying the memory latency; the input's commands
+           (one for all the tile's channel groups when it holds whole
+           planes, else one per group, or per group and row when the tile
+           is narrower than the plane) back to back, ahead of their data,
+           so the latency is paid once unless the bursts in flight
+           (READ_OUTSTANDING) cannot cover it;
 - compute: per (pixel, channel group) max(window_cycles(K) = K*ceil(K/2)
            window reads, NQ * steps issues), steps = K*K, or
            ceil(Cg*K*K/PN) with input selection;
@@ -27,7 +30,8 @@ only when the to/ti tile changes):
            output tile's residual, nr x nc pixels of PM channels for each of
            its no/PM channel groups (one command per group and row when the
            tile is narrower than the plane, one per group when it holds
-           whole rows, one for all groups when it holds the whole plane);
+           whole rows, one for all groups when it holds the whole plane,
+           issued back to back like the input's);
            only then does it load the next output tile. The write-back of a
            tile waits for its residual; the add itself costs no cycle.
 
@@ -57,6 +61,9 @@ from . import isa
 from .config import EngineConfig
 from .errors import DescriptorError
 
+#: Read bursts uz_axi_rd keeps in flight (its MaxOutstanding).
+READ_OUTSTANDING = 4
+
 #: Graph features (isa.unsupported_features) the model has no schedule for yet.
 UNMODELLED = ("groups", "in_shuffle")
 
@@ -82,6 +89,7 @@ class Overheads:
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
     avg_recip: int = 26      # average pool: a divisor's reciprocal takes data_bits + avg_recip cycles
+    read_issue: int = 2      # cycles between back-to-back read commands of one stream
 
 
 @dataclass
@@ -157,6 +165,15 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         hi = lo + (n - 1) * stride + k - 1
         return max(lo, 0), min(hi, size - 1)
 
+    def stream_time(cmds, beats):
+        """Cycles of ``cmds`` read commands of ``beats`` beats each, issued
+        back to back (the input and residual commands run ahead of their
+        data): one latency, then the beats, unless the bursts the read DMA
+        keeps in flight (uz_axi_rd MaxOutstanding) cannot cover the latency."""
+        per = beats * cpb
+        period = max(per, ov.read_issue, (mem.latency + ov.command + per) / READ_OUTSTANDING)
+        return ov.command + mem.latency + per + (cmds - 1) * period
+
     # --- per-stage times of one tile
     def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
         t = 0.0
@@ -190,7 +207,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = groups, rows * d.in_w * word_beats
         else:
             cmds, beats = groups * rows, cols * word_beats
-        t += cmds * (ov.command + mem.latency + beats * cpb)
+        t += stream_time(cmds, beats)
         rd += cmds * beats * beat
         return t, rd
 
@@ -250,7 +267,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = nq, nr * nc * rbeats
         else:
             cmds, beats = nq * nr, nc * rbeats
-        return cmds * (ov.command + mem.latency + beats * cpb), cmds * beats * beat
+        return stream_time(cmds, beats), cmds * beats * beat
 
     # --- the pipeline over tiles, in the RTL's order
     load_end = []
@@ -272,7 +289,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             for c0, nc in col_tiles:
                 out_tile += 1
                 for ii in range(n_ti):
-                    i0 = ii * ti
+                    i0 = ii * ti if not pool else o0     # a POOL tile reads its own channels
                     ni = min(ti, cin_pad - i0) if not pool else no
                     h = t_idx % 2
                     need_w = half_tag[h] != (o0, i0)

@@ -139,7 +139,7 @@ module uz_loader
 
   typedef enum logic [3:0] {
     LdIdle, LdWait, LdBiasCmd, LdBiasData, LdWgtCmd, LdWgtData, LdGenDrain,
-    LdInPlan, LdInCmd, LdInData, LdDone, LdResWait, LdResCmd, LdResData
+    LdInPlan, LdInData, LdDone, LdResWait, LdResData
   } ld_state_e;
   ld_state_e state_q;
   logic      h_q;                 // buffer half being filled
@@ -176,7 +176,12 @@ module uz_loader
   // 1x1 planes would otherwise cost a memory latency per group).
   assign whole_plane = full_rows && (y_lo == '0) && (y_hi == in_h_i - 1'b1);
 
-  logic [15:0] gl_q, y_q, x_q, row_end_q;  // group, row, col being loaded
+  logic [15:0] gl_q, y_q, x_q;          // group, row, col of the next word to arrive
+  // Input and residual commands run ahead of their data (uz_axi_rd keeps
+  // several bursts in flight, data in order): the next command's group and
+  // row, and whether commands are left.
+  logic [15:0] cgl_q, cy_q;
+  logic        in_cmd_left_q;
   logic [15:0] ng_tile;
   assign ng_tile = ni >> LogPN;
 
@@ -188,8 +193,12 @@ module uz_loader
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_tile_beats, in_cmd_beats;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || (state_q == LdInCmd) ||
-                          (state_q == LdResCmd);
+  logic        rs_cmd_left_q;
+  logic [15:0] rc_g_q, rc_y_q;               // the next residual command's group, row (in tile)
+  logic        in_cmd_valid, res_cmd_valid;
+  assign in_cmd_valid   = (state_q == LdInData) && in_cmd_left_q;
+  assign res_cmd_valid  = (state_q == LdResData) && rs_cmd_left_q;
+  assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || in_cmd_valid || res_cmd_valid;
   // Input and residual commands follow their (group, row) counters
   // directly; bias and weight commands are set up on entering their state.
   logic [31:0] res_cmd_addr;
@@ -199,10 +208,10 @@ module uz_loader
   always_comb begin
     rd_cmd_addr_o  = cmd_addr_q;
     rd_cmd_beats_o = cmd_beats_q;
-    if (state_q == LdInCmd) begin
+    if (state_q == LdInData) begin
       rd_cmd_addr_o  = in_cmd_addr;
       rd_cmd_beats_o = BeatsWidth'(in_cmd_beats);
-    end else if (state_q == LdResCmd) begin
+    end else if (state_q == LdResData) begin
       rd_cmd_addr_o  = res_cmd_addr;
       rd_cmd_beats_o = BeatsWidth'(res_cmd_beats);
     end
@@ -224,7 +233,7 @@ module uz_loader
       wgt_tile_addr  = wgt_addr_i + (32'(o0) * 32'(cin_pad_i) * k2_32 + 32'(no) * 32'(i0) * k2_32) * ElemBytes;
       wgt_tile_beats = (32'(no) * 32'(ni) * k2_32) / BeatElems;
     end
-    in_cmd_addr  = in_addr_i + ((((32'(i0) >> LogPN) + 32'(gl_q)) * 32'(in_h_i) + 32'(y_q)) * 32'(in_w_i)
+    in_cmd_addr  = in_addr_i + ((((32'(i0) >> LogPN) + 32'(cgl_q)) * 32'(in_h_i) + 32'(cy_q)) * 32'(in_w_i)
                                 + 32'(x_lo)) * WordBytes;
     in_cmd_beats = whole_plane ? 32'(ng_tile) * 32'(in_h_i) * 32'(in_w_i) * WordBeats :
                    full_rows   ? (32'(y_hi - y_lo) + 1) * 32'(in_w_i) * WordBeats
@@ -243,8 +252,8 @@ module uz_loader
   assign rs_whole_plane = rs_full_rows && (rs_nr_q == conv_h_i);
   // Like the accumulators: [group][row][col] of the tile, tr x tc words per group.
   always_comb begin
-    res_cmd_addr  = res_addr_i + ((((32'(rs_o0_q) >> LogPM) + 32'(rs_g_q)) * 32'(conv_h_i)
-                                   + 32'(rs_r0_q) + 32'(rs_y_q)) * 32'(conv_w_i)
+    res_cmd_addr  = res_addr_i + ((((32'(rs_o0_q) >> LogPM) + 32'(rc_g_q)) * 32'(conv_h_i)
+                                   + 32'(rs_r0_q) + 32'(rc_y_q)) * 32'(conv_w_i)
                                   + 32'(rs_c0_q)) * WordBytes;
     res_cmd_beats = rs_whole_plane ? 32'(rs_ng_q) * 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats :
                     rs_full_rows   ? 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats
@@ -358,7 +367,8 @@ module uz_loader
       end
       cmd_addr_q <= '0; cmd_beats_q <= '0;
       word_q <= '0; word_cnt_q <= '0;
-      gl_q <= '0; y_q <= '0; x_q <= '0; row_end_q <= '0;
+      gl_q <= '0; y_q <= '0; x_q <= '0; cgl_q <= '0; cy_q <= '0; in_cmd_left_q <= 1'b0;
+      rs_cmd_left_q <= 1'b0; rc_g_q <= '0; rc_y_q <= '0;
       wo_q <= '0; wg_q <= '0; wf_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
       blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
@@ -439,42 +449,47 @@ module uz_loader
           if (blocks_left_q == '0) state_q <= LdInPlan;
         end
         LdInPlan: begin
-          y_q <= y_lo;
-          x_q <= x_lo;
-          row_end_q <= full_rows ? y_hi : y_lo;
-          // the tag is set with the first group: later groups of the same
-          // tile come back here and must load
-          if (in_held && gl_q == '0) begin
+          gl_q <= '0;
+          y_q  <= y_lo;
+          x_q  <= x_lo;
+          cgl_q <= '0;
+          cy_q  <= y_lo;
+          in_cmd_left_q <= !in_held;
+          if (in_held) begin
             state_q <= LdDone;          // the half holds this input tile already
           end else begin
             itag_valid_q[h_q] <= 1'b1;
             itag_i0_q[h_q]    <= i0;
             itag_r0_q[h_q]    <= r0;
             itag_c0_q[h_q]    <= c0;
-            state_q <= LdInCmd;
+            state_q <= LdInData;
           end
         end
-        LdInCmd: if (rd_cmd_ready_i) state_q <= LdInData;
         LdInData: begin
+          // commands: one for whole planes, one per group for whole rows,
+          // else one per (group, row)
+          if (in_cmd_valid && rd_cmd_ready_i) begin
+            if (whole_plane) begin
+              in_cmd_left_q <= 1'b0;
+            end else if (!full_rows && cy_q != y_hi) begin
+              cy_q <= cy_q + 1'b1;
+            end else begin
+              cy_q <= y_lo;
+              if (cgl_q == ng_tile - 1) in_cmd_left_q <= 1'b0;
+              else                      cgl_q <= cgl_q + 1'b1;
+            end
+          end
+          // data, in command order: (group, row, col)
           if (word_done) begin
             if (x_q != x_hi) begin
               x_q <= x_q + 1'b1;
             end else begin
               x_q <= x_lo;
-              if (y_q != row_end_q) begin
+              if (y_q != y_hi) begin
                 y_q <= y_q + 1'b1;
-              end else if (y_q != y_hi) begin
-                // next row command (tile narrower than the plane)
-                y_q <= y_q + 1'b1;
-                row_end_q <= y_q + 1'b1;
-                state_q <= LdInCmd;
               end else if (gl_q != ng_tile - 1) begin
                 gl_q <= gl_q + 1'b1;
-                if (whole_plane) begin
-                  y_q <= y_lo;          // same command: the next group follows
-                end else begin
-                  state_q <= LdInPlan;
-                end
+                y_q  <= y_lo;
               end else begin
                 state_q <= LdDone;
               end
@@ -493,10 +508,22 @@ module uz_loader
         LdResWait: begin
           rs_g_q <= '0; rs_y_q <= '0; rs_x_q <= '0;
           rs_grp_base_q <= '0; rs_row_base_q <= '0;
-          if (!res_full_i[rh_q]) state_q <= LdResCmd;
+          rc_g_q <= '0; rc_y_q <= '0;
+          rs_cmd_left_q <= 1'b1;
+          if (!res_full_i[rh_q]) state_q <= LdResData;
         end
-        LdResCmd: if (rd_cmd_ready_i) state_q <= LdResData;
         LdResData: begin
+          if (res_cmd_valid && rd_cmd_ready_i) begin
+            if (rs_whole_plane) begin
+              rs_cmd_left_q <= 1'b0;
+            end else if (!rs_full_rows && rc_y_q != rs_nr_q - 1'b1) begin
+              rc_y_q <= rc_y_q + 1'b1;
+            end else begin
+              rc_y_q <= '0;
+              if (rc_g_q == rs_ng_q - 1'b1) rs_cmd_left_q <= 1'b0;
+              else                          rc_g_q <= rc_g_q + 1'b1;
+            end
+          end
           if (word_done) begin
             if (rs_x_q != rs_nc_q - 1'b1) begin
               rs_x_q <= rs_x_q + 1'b1;
@@ -505,13 +532,11 @@ module uz_loader
               if (rs_y_q != rs_nr_q - 1'b1) begin
                 rs_y_q <= rs_y_q + 1'b1;
                 rs_row_base_q <= rs_row_base_q + 32'(tc_i);
-                if (!rs_full_rows) state_q <= LdResCmd;
               end else if (rs_g_q != rs_ng_q - 1'b1) begin
                 rs_g_q <= rs_g_q + 1'b1;
                 rs_y_q <= '0;
                 rs_grp_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
                 rs_row_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
-                if (!rs_whole_plane) state_q <= LdResCmd;
               end else begin
                 rh_q <= !rh_q;
                 state_q <= LdWait;
@@ -646,6 +671,9 @@ module uz_loader
   `ASSERT(LdStateLegal_A, 32'(state_q) <= 32'(LdResData), clk_i, rst_ni)
   `ASSERT(LdResFillEmptyHalf_A, (res_filled_o & res_full_i) == '0, clk_i, rst_ni)
   `ASSERT_NEVER(LdResOnlyWithRes_A, !res_i && state_q == LdResWait, clk_i, rst_ni)
+  // a tile's last word arrives only after its last command went out
+  `ASSERT_NEVER(LdNoInCmdLeftAtDone_A, state_q == LdDone && in_cmd_left_q, clk_i, rst_ni)
+  `ASSERT_NEVER(LdNoResCmdLeftAtFill_A, res_filled_o != '0 && rs_cmd_left_q, clk_i, rst_ni)
   `ASSERT(LdCmdStable_A, !ld_sh_cmd_stall_q || ld_sh_clear_q ||
           (rd_cmd_valid_o && rd_cmd_addr_o == ld_sh_cmd_addr_q && rd_cmd_beats_o == ld_sh_cmd_beats_q),
           clk_i, rst_ni)

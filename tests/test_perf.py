@@ -123,12 +123,12 @@ def without_res(d):
     return d2
 
 
-@pytest.mark.parametrize("tiles, cmds", [
-    (None, 1),                                   # the whole plane: one command for every group
-    ({"tr": 4, "to": 32}, 2 * 3),                # whole rows: one per group and row tile (12 = 4 + 4 + 4)
-    ({"tc": 6, "to": 16}, 2 * 2 * 12),           # narrower than the plane: one per group and row
+@pytest.mark.parametrize("tiles, cmds, streams", [
+    (None, 1, 1),                                # the whole plane: one command for every group
+    ({"tr": 4, "to": 32}, 2 * 3, 3),             # whole rows: one per group and row tile (12 = 4 + 4 + 4)
+    ({"tc": 6, "to": 16}, 2 * 2 * 12, 2 * 2),    # narrower than the plane: one per group and row
 ])
-def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cmds):
+def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cmds, streams):
     d = residual_prog(32, 12, tiles)
     mem_fast, mem_slow = perf.Memory(64, 10), perf.Memory(64, 1010)
     res, raw = perf.layer_cycles(d, CFG, mem_fast), perf.layer_cycles(without_res(d), CFG, mem_fast)
@@ -144,12 +144,15 @@ def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cm
         extra = (slow_res.cycles - slow_raw.cycles) - (res.cycles - raw.cycles)
         assert extra == 1000 * cmds
     else:
-        # the residual's commands pay the latency: at most one more per command
-        # than the layer without residual pays, and the loader's work shows them
+        # an output tile's residual commands go out back to back: its
+        # residual pays the latency once when the bursts in flight cover it;
+        # 1000 cycles more of latency cost each output tile at least 1000
+        # more, the whole layer less than 1000 per command, and the
+        # loader's work shows them
         slow_res = perf.layer_cycles(d, CFG, mem_slow)
         fast_load = res.load - raw.load
-        assert (perf.layer_cycles(d, CFG, mem_slow).load - perf.layer_cycles(without_res(d), CFG, mem_slow).load
-                - fast_load) == 1000 * cmds
+        extra = (slow_res.load - perf.layer_cycles(without_res(d), CFG, mem_slow).load) - fast_load
+        assert 1000 * streams <= extra < 1000 * cmds
         assert slow_res.cycles > res.cycles
 
 

@@ -253,3 +253,15 @@ def test_global_average_pool_reads_every_cell_once_per_output():
     # two channel groups, one output pixel each: 49 window reads and one
     # reciprocal (the divisor never changes)
     assert lc.writeback == 2 * (perf.Overheads().command + 49) + CFG.data_bits + perf.Overheads().avg_recip
+
+
+def test_pool_layer_reads_each_channel_tile_input():
+    """A POOL layer's tiles walk its channels (ti = to): each tile reads its
+    own channels' input, none is taken for another tile's (the tile's input
+    tag is its channel group, not ti-tile 0)."""
+    d = pool_prog({"name": "p", "type": "maxpool", "kernel": 2, "stride": 2}, (64, 8, 8))
+    assert d.kind == isa.Kind.POOL and d.to == d.ti < 64
+    lc = perf.layer_cycles(d, CFG, perf.Memory(16, 10))
+    assert lc.tiles == 64 // d.to
+    assert lc.bytes_read - isa.DESC_BYTES == 64 * 8 * 8 * CFG.elem_bytes
+    assert lc.bytes_written == 64 * 4 * 4 * CFG.elem_bytes

@@ -242,7 +242,8 @@ def _row_cells(r) -> list:
     if r.get("rtl"):
         cells += [str(r["cycles"]), f"{r['model_cycles']} ({100 * r['model_error']:+.1f}%)",
                   f"{r['roofline_cycles']} ({r['roofline_bound']}, {100 * r['of_roofline']:.0f}%)",
-                  f"{100 * r['mac_util']:.1f}%", "yes" if r["bit_exact"] else f"NO ({r['mismatches']})"]
+                  f"{100 * r['mac_util']:.1f}%" if r["macs"] else "—",
+                  "yes" if r["bit_exact"] else f"NO ({r['mismatches']})"]
     else:
         why = ("not yet on the RTL (" + ", ".join(r["unsupported"]) + ")") if r["unsupported"] else "not run"
         cells += ["—", str(r.get("model_cycles", "—")),

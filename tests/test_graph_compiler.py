@@ -52,8 +52,9 @@ def test_chain_reference_covers_the_cases():
 @pytest.mark.parametrize("case", CHAIN_CASES, ids=[c[0] for c in CHAIN_CASES])
 def test_chain_programs_are_unchanged(case):
     """A chain compiles to the program the chain compiler gave (reference:
-    tests/data/chain_images.json, produced by the compiler of commit 9f4c76f):
-    the same image bytes, descriptors, regions, formats and tiles."""
+    tests/data/chain_images.json, produced by the compiler of commit 9f4c76f,
+    tiles refined since: see tests/data/chain_cases.py): the same image bytes,
+    descriptors, regions, formats and tiles."""
     cid, spec, cfg, opts, calib = case
     got = json.loads(json.dumps(chain_cases.fingerprint(chain_cases.compile_case(spec, cfg, opts, calib))))
     want = REFERENCE[cid]

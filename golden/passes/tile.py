@@ -142,7 +142,57 @@ def tile_layer(q, cfg: EngineConfig) -> dict:
                         cfg, q.ovsf is not None, q.pool)
     except NetworkError as e:
         raise NetworkError(f"layer {q.name!r}: {e}") from None
+    q.tiles = refine(q, cfg, q.tiles)
     return q.tiles
+
+
+#: The memory refine() schedules against: the bus's full rate, a typical latency.
+REFINE_LATENCY = 40
+#: A smaller tiling is taken only when the model predicts at least this gain.
+REFINE_GAIN = 0.01
+
+
+def refine(q, cfg: EngineConfig, t: dict) -> dict:
+    """The largest tiles fill the buffers with one tile per plane, which
+    leaves the layer's first load and its last write-back exposed: with few
+    tiles, loader, compute and write-back run one after another. Among the
+    tilings with 1/2 .. 1/16 of the rows and half the output channels, take
+    the one the analytical model (golden.perf, which follows the RTL within a
+    few per cent) predicts fastest at the bus's own rate, when it gains at
+    least REFINE_GAIN. Layers with a pool (whose windows must not straddle
+    tiles) or grouped layers (not modelled) keep their tiles."""
+    if q.kind != isa.Kind.CONV or q.pool is not None or max(1, q.groups) > 1:
+        return t
+    conv_h, _ = conv_dims(q)
+    mem = perf.Memory(cfg.axi_data_bits / 8, REFINE_LATENCY)
+    cin_g = q.in_shape[0] // max(1, q.groups)
+
+    def cycles(c):
+        d = isa.Descriptor(dict(
+            kind=int(q.kind), k=q.k, stride=q.stride, pad_t=q.pads[0], pad_b=q.pads[1], pad_l=q.pads[2],
+            pad_r=q.pads[3], in_c=q.in_shape[0], in_h=q.in_shape[1], in_w=q.in_shape[2], out_c=q.out_shape[0],
+            out_h=q.out_shape[1], out_w=q.out_shape[2], insel=int(cin_g % cfg.pn != 0), res=int(q.res_tensor is not None),
+            **c))
+        if q.ovsf is not None:
+            d.set(ovsf=1, log2_l=int(q.ovsf.L).bit_length() - 1, n_codes=q.ovsf.n_codes, code_mask=q.ovsf.mask)
+        return perf.layer_cycles(d, cfg, mem).cycles
+
+    cands = []
+    for to in dict.fromkeys((t["to"], t["to"] // 2)):
+        if to < cfg.pm or to % cfg.pm:
+            continue
+        for split in (1, 2, 4, 8, 16):
+            tr = -(-t["tr"] // split)
+            c = dict(t, tr=tr, to=to)
+            if c not in cands and (split == 1 or tr < t["tr"]):
+                cands.append(c)
+    base = cycles(t)
+    best, best_cycles = t, base
+    for c in cands[1:]:
+        n = cycles(c)
+        if n < best_cycles:
+            best, best_cycles = c, n
+    return best if best_cycles <= base * (1 - REFINE_GAIN) else t
 
 
 def tile_layers(qlayers: list, cfg: EngineConfig) -> list:

@@ -1,7 +1,8 @@
 """`make resnet` (scripts/resnet.py): ResNet-50's distinct layer shapes, the
-report and the exit status (with the RTL runs replaced by a stub), and the
-machinery that runs one layer alone on the RTL (golden/cut.py, run_layer_rtl)
-on two small layers, one with a residual add."""
+report and the exit status (on SqueezeNet, with the RTL runs replaced by a
+stub), the machinery that runs one layer alone on the RTL (golden/cut.py,
+run_layer_rtl) on two small layers, one with a residual add, and the
+benchmark's ResNet-50 rows."""
 from __future__ import annotations
 
 import importlib.util
@@ -25,10 +26,31 @@ def _script():
     return mod
 
 
-def test_resnet50_shapes_report_and_exit_status(tmp_path, monkeypatch, capsys):
-    """The whole network through the golden model; the RTL runs stubbed: the
-    first reports a mismatch, so the script must fail, and the report says
-    which layer; layers the RTL does not run are listed with the reason."""
+def test_resnet50_distinct_shapes():
+    """ResNet-50 compiled for make resnet's engine: 56 layers, 30 distinct
+    shapes in network order, 7 of them with the fused residual add."""
+    rs = _script()
+    from golden import zoo
+    from golden.onnx_import import load_onnx, realistic_weights
+    net = load_onnx(realistic_weights(zoo.light_model("resnet50", 224), seed=0), name="resnet50")
+    prog = compiler.compile_network(net, rs.engine_config(), np.random.default_rng(0).uniform(-1, 1, (1, 3, 224, 224)))
+    groups = rs.distinct_layers(prog)
+    assert len(prog.layers) == 56 and len(groups) == 30
+    assert sorted(i for _, members in groups for i in members) == list(range(56))
+    assert [g[0] for g in groups] == sorted(g[0] for g in groups)
+    res = [prog.layers[f] for f, _ in groups if prog.layers[f].res_tensor is not None]
+    assert len(res) == 7                                              # 4 expands + 3 projections
+    assert sum(q.stride == 2 for q in res) == 3
+    assert rs.label(prog.layers[0]) == "conv 7x7/2 relu"
+    assert rs.label(res[0]) == "conv 1x1 + residual relu"
+    assert rs.engine_config().axi_data_bits == 256 and rs.engine_config().in_buf_elems == 1 << 18
+
+
+def test_report_and_exit_status(tmp_path, monkeypatch, capsys):
+    """The script's machinery on SqueezeNet (quicker than ResNet-50), the RTL
+    runs stubbed: a mismatch on a layer the RTL runs fails the script and the
+    report names it; a layer the RTL does not run is listed with the reason
+    and never run, and does not fail the script."""
     rs = _script()
     calls = []
 
@@ -39,30 +61,28 @@ def test_resnet50_shapes_report_and_exit_status(tmp_path, monkeypatch, capsys):
                 "cycles": 1000, "model_cycles": 1010, "model_error": 0.01, "roofline_cycles": 900,
                 "roofline_bound": "compute", "of_roofline": 0.9, "mac_util": 0.9, "sim_seconds": 0.0}
 
+    real = isa.unsupported_features
     monkeypatch.setattr(rs, "run_layer_rtl", fake_rtl)
-    assert rs.main(["--max-layers", "2", "--out", str(tmp_path)]) == 1
+    monkeypatch.setattr(rs.isa, "unsupported_features",
+                        lambda d: [("pool_global", "global pooling")] if d.pool_global else real(d))
+    argv = ["--model", "squeezenet", "--out", str(tmp_path)]
+    assert rs.main(argv + ["--max-layers", "2"]) == 1
     rep = json.loads((tmp_path / "report.json").read_text())
-    assert rep["golden_bit_exact"] and rep["output_sqnr_db"] > 40 and rep["top1_agrees"]
-    assert rep["engine_layers"] == 56 and rep["distinct"] == 30 and rep["rtl_layers"] == 2
-    assert calls == ["n0", "n0_pool"]
-    assert sum(r["count"] for r in rep["layers"]) == 56
-    res = [r for r in rep["layers"] if r["residual"]]
-    assert len(res) == 7 and all("roofline_cycles" in r for r in res)       # 4 expands + 3 projections
-    # the residual's bytes are in the bound: more than the same layer without it
-    unsup = [r for r in rep["layers"] if r["unsupported"]]
-    assert all(r["label"].startswith("pool avg") or r["residual"] for r in unsup)
+    assert rep["golden_bit_exact"] and rep["output_sqnr_db"] > 40
+    assert rep["rtl_layers"] == 2 and not rep["rtl_bit_exact"] and rep["not_on_rtl"] == 1
+    assert sum(r["count"] for r in rep["layers"]) == rep["engine_layers"]
+    [gap] = [r for r in rep["layers"] if r["unsupported"]]
+    assert gap["name"] not in calls and gap["unsupported"] == ["global pooling"]
     md = (tmp_path / "report.md").read_text()
-    assert "| n0 | conv 7x7/2 relu | 3x224x224 → 64x112x112 | 1 |" in md and "NO (3)" in md
-    for r in unsup:
-        assert f"not yet on the RTL ({', '.join(r['unsupported'])})" in md
+    assert f"| {calls[0]} |" in md and "NO (3)" in md and "not yet on the RTL (global pooling)" in md
     assert (tmp_path / "report.html").exists()
     assert "FAIL" in capsys.readouterr().out
-    # every RTL layer bit exact: success (the same machinery on SqueezeNet, a quicker network)
+    # every layer the RTL runs bit exact: success, the unsupported one still listed
     calls.clear()
     monkeypatch.setattr(rs, "run_layer_rtl", lambda *a, **k: dict(fake_rtl(*a, **k), bit_exact=True, mismatches=0))
-    assert rs.main(["--model", "squeezenet", "--max-layers", "3", "--out", str(tmp_path / "sq")]) == 0
-    assert len(calls) == 3
-    assert json.loads((tmp_path / "sq" / "report.json").read_text())["rtl_bit_exact"]
+    assert rs.main(argv) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert len(calls) == rep["distinct"] - 1 and rep["rtl_bit_exact"] and rep["not_on_rtl"] == 1
 
 
 def _small_graph(residual: bool):

@@ -23,7 +23,7 @@ only when the to/ti tile changes):
            one write command per (group, row); an average pool also
            computes its divisor's reciprocal, data_bits + 26 cycles, each
            time the divisor changes from one output pixel to the next (and
-           for the first; provisional until the RTL runs average pools);
+           for the first), overlapped with the next window's reads;
 - residual (res=1): right after handing over an output tile's last
            ti-tile, the loader waits until the residual buffer half is free
            (the write-back has written output tile t-2), then reads the
@@ -89,6 +89,7 @@ class Overheads:
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
     avg_recip: int = 26      # average pool: a divisor's reciprocal takes data_bits + avg_recip cycles
+    avg_pixel: int = 2       # average pool: the divider's own cycles per pixel (hidden behind its window)
     read_issue: int = 2      # cycles between back-to-back read commands of one stream
 
 
@@ -249,11 +250,15 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         t = nq * prow * (ov.command + pcol * per_pix)
         if avg_div is not None and prow and pcol:
             # the reciprocal is computed again whenever the divisor changes
-            # between consecutive output pixels (groups, rows, columns in order)
+            # between consecutive output pixels (groups, rows, columns in
+            # order); the next window's reads run meanwhile, all but its last
+            # (the divider takes one pixel at a time), so a change costs the
+            # reciprocal less the window it overlaps
             n = avg_div[py0:py0 + prow, px0:px0 + pcol].reshape(-1)
             changes = int(np.count_nonzero(n[1:] != n[:-1]))
             per_group = changes + int(n[0] != n[-1])
-            t += recip * ((n[0] != last_n[0]) + changes + (nq - 1) * per_group)
+            n_changes = int(n[0] != last_n[0]) + changes + (nq - 1) * per_group
+            t += n_changes * max(0, recip + ov.avg_pixel - per_pix)
             last_n[0] = n[-1]
         return t, nq * prow * pcol * wbeats * beat
 

@@ -95,7 +95,7 @@ def distinct_layers(prog) -> list:
     return [(v[0], v) for v in seen.values()]
 
 
-def run_layer_rtl(prog, i: int, xq, outs, vals, mem: perf.Memory, say=None, work_dir=None) -> dict:
+def run_layer_rtl(prog, i: int, xq, outs, vals, mem: perf.Memory, work_dir=None) -> dict:
     """Layer i alone on the RTL: bit exactness, cycles, the model's cycles and the roofline bound."""
     from tb import bench_sim
     cfg = prog.cfg

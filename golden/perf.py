@@ -78,6 +78,15 @@ class Memory:
     def beat_cycles(self, beat_bytes: int) -> float:
         return max(1.0, beat_bytes / self.bytes_per_cycle)
 
+    def transfer_cycles(self, read_bytes: float, write_bytes: float, beat_bytes: int) -> float:
+        """The fewest cycles that move these bytes: reads and writes share
+        the rate, unless it reaches a bus beat per cycle, where each AXI
+        channel moves its own beat every cycle (the benchmark memory,
+        tb/hdl/uz_tb_axi_mem.sv, works so)."""
+        if self.bytes_per_cycle >= beat_bytes:
+            return max(read_bytes, write_bytes) / beat_bytes
+        return (read_bytes + write_bytes) / self.bytes_per_cycle
+
 
 @dataclass(frozen=True)
 class Overheads:
@@ -339,7 +348,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     head = ov.command + mem.latency + desc_beats * cpb + ov.layer
     end = wb_free + mem.latency + ov.write_ack
     cycles = head + end
-    cycles = max(cycles, (rd_bytes + wr_bytes) / mem.bytes_per_cycle)
+    cycles = max(cycles, mem.transfer_cycles(rd_bytes + desc_beats * beat, wr_bytes, beat))
     tot["load"] += tot.pop("residual")          # the loader's work includes the residual
     bound = max(tot, key=tot.get)
     return LayerCycles(int(math.ceil(cycles)), int(mac_total), int(tot["load"]), int(tot["compute"]),
@@ -418,12 +427,15 @@ def compulsory_bytes(d, cfg: EngineConfig) -> dict:
 def roofline_cycles(d, cfg: EngineConfig, mem: Memory = Memory()) -> dict:
     """The roofline bound of a layer: its useful MACs at the PE array's peak
     (PM * PN per cycle) or its compulsory bytes (compulsory_bytes, residual
-    included) at the memory's rate (at most a bus beat per cycle), whichever
-    is larger. Returns {"cycles", "compute", "memory", "bytes", "bound"}."""
+    included) at the memory's rate (Memory.transfer_cycles: reads and writes
+    share it below a bus beat per cycle, each channel has its own beat a
+    cycle at that rate), whichever is larger. Returns {"cycles", "compute",
+    "memory", "bytes", "bound"}."""
     if not isinstance(d, isa.Descriptor):
         d = isa.Descriptor(dict(d))
-    nbytes = compulsory_bytes(d, cfg)["total"]
+    cb = compulsory_bytes(d, cfg)
+    nbytes = cb["total"]
     comp = layer_macs(d) / peak_macs_per_cycle(cfg)
-    memc = nbytes / min(mem.bytes_per_cycle, cfg.bus_bytes)
+    memc = mem.transfer_cycles(nbytes - cb["output"], cb["output"], cfg.bus_bytes)
     return {"cycles": max(comp, memc), "compute": comp, "memory": memc, "bytes": nbytes,
             "bound": "compute" if comp >= memc else "memory"}

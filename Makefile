@@ -18,7 +18,7 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet digits-rtl
+.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -37,6 +37,7 @@ help:
 	@echo "make vgg    - VGG19 (onnx package) through onnxruntime, golden, and its layers on the RTL -> build/vgg (VGG_ARGS=)"
 	@echo "make resnet - ResNet-50 (onnx package) through onnxruntime, golden, and each distinct layer shape"
 	@echo "              alone on the RTL -> build/resnet (RESNET_ARGS=, e.g. --only n7, --rtl none)"
+	@echo "make squeezenet - SqueezeNet 224x224 the same way (its fire modules) -> build/squeezenet"
 	@echo "make models - ResNet-50, SqueezeNet, DenseNet-121, Inception-v2, ShuffleNet, VGG19 (onnx package)"
 	@echo "              through onnxruntime and the golden model -> build/models (MODELS_ARGS=)"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
@@ -129,6 +130,10 @@ digits-rtl: $(STAMP)
 RESNET_ARGS ?=
 resnet: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py $(RESNET_ARGS)
+
+# SqueezeNet (fire modules: concatenations without copies) the same way.
+squeezenet: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py --model squeezenet --size 224 --out build/squeezenet $(RESNET_ARGS)
 
 MODELS_ARGS ?=
 models: $(STAMP)

@@ -6,7 +6,7 @@ alone on the RTL.
 
     python scripts/resnet.py [--rtl distinct|none] [--only NAME] [--max-layers N]
                              [--bw 32] [--latency 40] [--bus 256] [--bits 16]
-                             [--seed 0] [--out build/resnet]
+                             [--seed 0] [--out build/resnet] [--model squeezenet --size 224]
 
 - Float: the model through onnxruntime on a seeded random image.
 - Golden: compiled for the engine (dynamic fixed point calibrated on two
@@ -137,8 +137,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bw", type=float, default=32.0, help="memory bytes per cycle for the RTL (default 32)")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default="resnet50", help=argparse.SUPPRESS)   # tests: a smaller light model
-    ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="resnet50",
+                    help="a light model of the onnx package (golden/zoo.py; make squeezenet: squeezenet)")
+    ap.add_argument("--size", type=int, default=0, help="input size (default: golden.zoo.LIGHT_SIZES)")
     ap.add_argument("--out", default=str(ROOT / "build" / "resnet"))
     args = ap.parse_args(argv)
     out = Path(args.out)

@@ -69,3 +69,13 @@ def test_engine_illegal_descriptor_stops(corrupt, sim):
     """An illegal descriptor stops the program with its error code; the layer
     and those after it write nothing."""
     run_case("two_layer_pool", sim, corrupt=corrupt)
+
+
+@pytest.mark.parametrize("case", engine_cases.SMOKE)
+def test_engine_case_compiles_for_every_regression_config(case):
+    """The nightly runs every smoke case on each configuration it builds:
+    a case's forced tiles must be legal on all of them (a tile of 8 output
+    channels is not at PM = 16)."""
+    from tb.regressions import CONFIGS
+    for name, cfg in CONFIGS.items():
+        engine_cases.build(case, cfg)

@@ -106,9 +106,11 @@ GRAPH_CASES = {
     # operand is ReLU'd first), which the compiler runs as a 1x1 identity
     # conv with the residual. Tiles forced so that the residual is read per
     # (group, row) (b1c2: columns split, partial last tiles), per group over
-    # whole rows (proj) and once for whole planes (add3, two to-tiles).
+    # whole rows (proj) and once for whole planes (add3, two to-tiles of 24
+    # channels at PM 8 and 16 alike: the tiles must be legal in every
+    # configuration the regressions build).
     "res_block": {"input_shape": [3, 18, 20], "weights": {"seed": 13},
-                  "tiles": {"b1c2": {"tr": 5, "tc": 7}, "proj": {"tr": 4}, "add3": {"to": 8}}, "layers": [
+                  "tiles": {"b1c2": {"tr": 5, "tc": 7}, "proj": {"tr": 4}, "add3": {"tr": 9, "tc": 10, "to": 16}}, "layers": [
         {"name": "stem", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"name": "stem_relu", "type": "relu"},
         {"name": "b1c1", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
@@ -116,13 +118,13 @@ GRAPH_CASES = {
         {"name": "b1c2", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"name": "b1add", "type": "add", "inputs": ["b1c2", "stem_relu"]},
         {"name": "b1r2", "type": "relu"},
-        {"name": "b2c1", "type": "conv", "out_channels": 12, "kernel": 3, "stride": 2, "pad": 1},
+        {"name": "b2c1", "type": "conv", "out_channels": 24, "kernel": 3, "stride": 2, "pad": 1},
         {"name": "b2r1", "type": "relu"},
-        {"name": "b2c2", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1},
-        {"name": "proj", "type": "conv", "out_channels": 12, "kernel": 1, "stride": 2, "inputs": ["b1r2"]},
+        {"name": "b2c2", "type": "conv", "out_channels": 24, "kernel": 3, "pad": 1},
+        {"name": "proj", "type": "conv", "out_channels": 24, "kernel": 1, "stride": 2, "inputs": ["b1r2"]},
         {"name": "b2add", "type": "add", "inputs": ["b2c2", "proj"]},
         {"name": "b2r2", "type": "relu"},
-        {"name": "c3", "type": "conv", "out_channels": 12, "kernel": 1},
+        {"name": "c3", "type": "conv", "out_channels": 24, "kernel": 1},
         {"name": "c3r", "type": "relu"},
         {"name": "add3", "type": "add", "inputs": ["c3r", "b2r2"]}]},
     # Pools beyond the 2x2/3x3 max: averages with the border divisor shrinking

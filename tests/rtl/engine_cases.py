@@ -109,8 +109,8 @@ GRAPH_CASES = {
     # whole rows (proj) and once for whole planes (add3, two to-tiles of 24
     # channels at PM 8 and 16 alike: the tiles must be legal in every
     # configuration the regressions build).
-    "res_block": {"input_shape": [3, 18, 20], "weights": {"seed": 13},
-                  "tiles": {"b1c2": {"tr": 5, "tc": 7}, "proj": {"tr": 4}, "add3": {"tr": 9, "tc": 10, "to": 16}}, "layers": [
+    "res_block": {"input_shape": [3, 12, 14], "weights": {"seed": 13},
+                  "tiles": {"b1c2": {"tr": 5, "tc": 5}, "proj": {"tr": 4}, "add3": {"tr": 6, "tc": 7, "to": 16}}, "layers": [
         {"name": "stem", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},
         {"name": "stem_relu", "type": "relu"},
         {"name": "b1c1", "type": "conv", "out_channels": 16, "kernel": 3, "pad": 1},

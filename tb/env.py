@@ -547,6 +547,27 @@ def _pooled_spans(d, h: int, w: int):
     return covered(h, kh, pt, pb), covered(w, kw, pl, pr)
 
 
+def _write_back_pixels(item, only=lambda d: True) -> set:
+    """(program, layer, first channel of a PE group, y, x) of every
+    accumulator word the write-back reads in the layers ``only`` accepts:
+    every pixel of every PE group (those some pool window covers, under a
+    pool)."""
+    pm = item.prog.cfg.pm
+    keys = set()
+    for i, (d, t) in enumerate(zip(item.descs, item.traces)):
+        if not only(d):
+            continue
+        c, h, w = t.acc.shape
+        rows, cols = _pooled_spans(d, h, w)
+        keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
+    return keys
+
+
+def _describe_pixel(programs, key) -> str:
+    item = next(p for p in programs if id(p) == key[0])
+    return f"{item.label} layer {key[1]} channels {key[2]}.. at (y {key[3]}, x {key[4]})"
+
+
 class ShiftScoreboard(Scoreboard):
     """The shift stage: the accumulator before it, after any residual add
     (against the golden accumulators) and the value after ReLU, the data shift and any clip
@@ -556,17 +577,10 @@ class ShiftScoreboard(Scoreboard):
     unit = "accumulator words"
 
     def expected(self, item):
-        pm = item.prog.cfg.pm
-        keys = set()
-        for i, (d, t) in enumerate(zip(item.descs, item.traces)):
-            c, h, w = t.acc.shape
-            rows, cols = _pooled_spans(d, h, w)
-            keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
-        return keys
+        return _write_back_pixels(item)
 
     def describe(self, key):
-        item = next(p for p in self.programs if id(p) == key[0])
-        return f"{item.label} layer {key[1]} channels {key[2]}.. at (y {key[3]}, x {key[4]})"
+        return _describe_pixel(self.programs, key)
 
     def write(self, datum):
         item, s = datum
@@ -613,19 +627,10 @@ class ResidualScoreboard(Scoreboard):
         self.pending = {}            # id(program) -> transactions not compared yet
 
     def expected(self, item):
-        pm = item.prog.cfg.pm
-        keys = set()
-        for i, (d, t) in enumerate(zip(item.descs, item.traces)):
-            if not d.res:
-                continue
-            c, h, w = t.acc.shape
-            rows, cols = _pooled_spans(d, h, w)
-            keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
-        return keys
+        return _write_back_pixels(item, only=lambda d: d.res)
 
     def describe(self, key):
-        item = next(p for p in self.programs if id(p) == key[0])
-        return f"{item.label} layer {key[1]} channels {key[2]}.. at (y {key[3]}, x {key[4]})"
+        return _describe_pixel(self.programs, key)
 
     def program_ended(self, item):
         super().program_ended(item)

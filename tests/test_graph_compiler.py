@@ -16,7 +16,7 @@ from golden import arith, compiler, funcmodel, isa, layers, memimage, report
 from golden.config import EngineConfig
 from golden.errors import NetworkError
 from golden.network import INPUT, forward_float, forward_float_all, load_network
-from golden.passes import allocate, emit, fold, fuse, quantise, tile
+from golden.passes import allocate, emit, fold, fuse, groups, quantise, tile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "data"))
@@ -494,9 +494,11 @@ def test_tile_splits_an_untileable_fused_pool():
 def test_emit_sets_the_graph_fields():
     d = {q.name: dsc for q, dsc in zip(compiled("shuffle", "small16")[2].layers,
                                       _descriptors(compiled("shuffle", "small16")[2]))}
-    assert d["g1"].groups == 2 and d["dw"].groups == 8 and d["dw"].in_shuffle == 2 and d["h"].in_shuffle == 4
+    # g1 (8 -> 8, groups 2) is lowered to a dense layer (golden.passes.groups,
+    # tests/test_group_lowering.py); the depthwise dw keeps its groups
+    assert d["g1"].groups <= 1 and d["dw"].groups == 8 and d["dw"].in_shuffle == 2 and d["h"].in_shuffle == 4
     assert d["g2"].res == 1 and d["g2"].relu == 1
-    assert isa.validate(d["g1"], SMALL) == isa.Err.UNSUPPORTED
+    assert isa.validate(d["g1"], SMALL) == isa.Err.NONE
     prog = compiled("fire", "small16")[2]
     d = dict(zip([q.name for q in prog.layers], _descriptors(prog)))
     cat = prog.image.region("cat.out")
@@ -518,8 +520,12 @@ def test_emit_sets_the_graph_fields():
     assert p.res_addr == prog.image.region("input").addr and p.res_shift == prog.layers[2].res_shift
 
 
-def test_emit_grouped_weights_layout():
-    prog = compiled("shuffle", "small16")[2]
+def test_emit_grouped_weights_layout(monkeypatch):
+    # grouped layers as the golden model runs them: the compiler lowers them otherwise
+    monkeypatch.setattr(groups, "LOWER", False)
+    net = graph_net("shuffle")
+    prog = compiler.compile_network(net, SMALL, _rng("graph", "shuffle").normal(size=(2,) + tuple(net.input_shape)))
+    assert prog.layers[0].groups == 2
     q = prog.layers[0]                                        # g1: 8 -> 8, groups 2
     d = _descriptors(prog)[0]
     cout_pad, cin_pad = 8, 8                                   # per group: 4 inputs padded to PN

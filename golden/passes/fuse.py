@@ -59,6 +59,7 @@ from ..errors import NetworkError
 from ..memimage import round_up
 from ..network import INPUT, Network
 from .fold import _uses   # readers per tensor: one definition for both passes
+from . import groups as _groups
 
 #: Largest values of the pool fields (golden/isa.py): pool_s, pool_kh/kw,
 #: pool_pad (the top pad when pool_asym), pool_pad_b/l/r.
@@ -122,6 +123,8 @@ class Tensor:
     parts: list = field(default_factory=list)
     buffer: Optional[str] = None
     offset: int = 0
+    view: Optional[tuple] = None          # (tensor, physical channel): a channel slice of another tensor
+    banded: bool = False                  # written in bands by a lowered grouped layer (not a concat)
 
     def __post_init__(self):
         self.shape = tuple(int(v) for v in self.shape)
@@ -170,6 +173,8 @@ class GLayer:
     synthetic: bool = False               # inserted by the compiler (copy, identity add): never OVSF
     identity: bool = False                # weights are a 0/1 selection: quantised exactly at fl_w = m
     notes: list = field(default_factory=list)
+    band_of: Optional["GLayer"] = None    # the grouped layer this is a band of (golden.passes.groups)
+    band: Optional[tuple] = None          # its groups.Band
 
     @property
     def k(self) -> int:
@@ -188,6 +193,7 @@ class Graph:
     output: str
     output_flat: bool = False
     notes: list = field(default_factory=list)
+    lowered: dict = field(default_factory=dict)   # grouped layer -> how it was lowered (golden.passes.groups)
 
     def layer(self, name: str) -> GLayer:
         for L in self.layers:
@@ -210,6 +216,9 @@ def tensor_value(tensors: dict, values: dict, name: str) -> np.ndarray:
     if name in values:
         return values[name]
     t = tensors[name]
+    if t.view is not None:
+        src, off = t.view
+        return tensor_value(tensors, values, src)[off:off + t.phys_c]
     if not t.parts:
         raise KeyError(f"tensor {name!r} has no value yet")
     vals = [(tensor_value(tensors, values, p), off) for p, off in t.parts]
@@ -240,22 +249,14 @@ class _View:
     via: tuple = ()
 
 
-#: Whether the engine's RTL runs grouped convolution. While it does not, a
+#: Whether the engine's RTL runs depthwise convolution. While it does not, a
 #: standalone add is a dense 1x1 identity layer instead of a depthwise one:
 #: the same sums (the weights off the diagonal are zero), C/PN times the MACs,
 #: and a program the RTL runs.
-_ENGINE_RUNS_GROUPS = not any(f == "groups" for f, _ in isa.unsupported_features({"kind": int(isa.Kind.CONV),
-                                                                                   "groups": 2}))
+_ENGINE_RUNS_GROUPS = not any(f == "groups" for f, _ in isa.unsupported_features(
+    {"kind": int(isa.Kind.CONV), "groups": 16, "in_c": 16, "out_c": 16}))
 
-
-def densify(w: np.ndarray, groups: int) -> np.ndarray:
-    """Grouped weights (Cout, Cin/G, K, K) as dense block-diagonal (Cout, Cin, K, K)."""
-    cout, cin_g = w.shape[:2]
-    out = np.zeros((cout, cin_g * groups) + w.shape[2:], dtype=w.dtype)
-    per = cout // groups
-    for g in range(groups):
-        out[g * per:(g + 1) * per, g * cin_g:(g + 1) * cin_g] = w[g * per:(g + 1) * per]
-    return out
+densify = _groups.densify
 
 
 
@@ -273,6 +274,7 @@ class _Fuser:
         self.notes = []
         self.materialised = {}
         self.n_synth = 0
+        self.lowered = {}
 
     # -- bookkeeping
     def writer(self, tensor: str) -> Optional[GLayer]:
@@ -321,6 +323,8 @@ class _Fuser:
         t = self.tensors[tensor]
         if t.parts:
             return max([self.ready_index(p) for p, _ in t.parts], default=-1)
+        if t.view is not None:
+            return self.ready_index(t.view[0])
         if t.producer is None:
             return -1
         return self.index(self.writer(tensor))
@@ -654,6 +658,104 @@ class _Fuser:
             if t.buffer is None:
                 t.buffer, t.offset = t.name, 0
 
+    def lower_groups(self) -> None:
+        """Grouped CONVs the engine does not run become dense channel-slice
+        bands writing slices of their output tensor, or one dense
+        block-diagonal layer where bands do not apply (golden.passes.groups).
+        Runs after every op is fused, so ReLU, clip and residual are known."""
+        for L in list(self.layers):
+            cin, cout = L.in_shape[0], L.out_shape[0]
+            if L.kind != isa.Kind.CONV or not _groups.needs_lowering(L.groups, cin, cout):
+                continue
+            g = L.groups
+            why = self._bands_refused(L)
+            bands = None if why else _groups.plan_bands(cin, cout, g, self.cfg)
+            if bands is not None and len(bands) == 1:
+                why, bands = "one band would read every input channel", None
+            shape = f"groups={g}, {cin}->{cout} channels, {L.k}x{L.k}"
+            if bands is None:
+                bands = [_groups.Band(0, cout, 0, cin)]
+                self._densify_in_place(L)
+                r = _groups.overhead(bands, cin, cout, g)
+                self.notes.append(f"{L.name}: grouped convolution ({shape}) lowered to dense block-diagonal "
+                                  f"weights ({why}); MAC overhead {r:.3f}")
+                self.lowered[L.name] = {"groups": g, "how": "dense", "bands": [tuple(b) for b in bands],
+                                        "layers": [L.name], "overhead": r}
+                continue
+            names = self._split_bands(L, bands)
+            r = _groups.overhead(bands, cin, cout, g)
+            spans = ", ".join(f"out {b.o0}:{b.o1} in {b.i0}:{b.i1}" for b in bands)
+            self.notes.append(f"{L.name}: grouped convolution ({shape}) lowered to {len(bands)} dense "
+                              f"channel-slice bands ({spans}); MAC overhead {r:.3f}")
+            self.lowered[L.name] = {"groups": g, "how": "bands", "bands": [tuple(b) for b in bands],
+                                    "layers": names, "overhead": r}
+
+    def _bands_refused(self, L: GLayer) -> str:
+        """Why a grouped layer cannot run as bands ('' when it can)."""
+        tin, tout = self.tensors[L.input], self.tensors[L.output]
+        if L.pool is not None:
+            return "a fused pool: the tile pass may split it off the layer"
+        if L.in_shuffle:
+            return "its input is channel-shuffled: the shuffle is folded into the weight columns"
+        if not tin.gapless or not tout.gapless or tout.phys_c != L.out_shape[0]:
+            return "its input or output has gaps"
+        if L.residual is not None:
+            r = self.tensors[L.residual]
+            if not r.gapless or r.phys_c != L.out_shape[0] or r.view is not None:
+                return "its residual's channel layout differs from its output's"
+        return ""
+
+    def _densify_in_place(self, L: GLayer) -> None:
+        w = densify(L.weight, L.groups)
+        if L.in_shuffle > 1:
+            # the shuffle as a column permutation: no in_shuffle for the engine
+            w2 = np.zeros_like(w)
+            w2[:, np.asarray(_shuffle_perm(L.in_shape[0], L.in_shuffle))] = w
+            w, L.in_shuffle = w2, 0
+        L.weight, L.groups = w, 1
+
+    def _channel_view(self, src: str, c0: int, c1: int) -> str:
+        """A tensor naming physical channels [c0, c1) of ``src`` (the tensor
+        itself when that is all of it)."""
+        t = self.tensors[src]
+        if c0 == 0 and c1 == t.phys_c:
+            return src
+        name = f"{src}#ch{c0}-{c1}"
+        if name not in self.tensors:
+            v = self.new_tensor(name, (c1 - c0,) + t.shape[1:])
+            v.view = (src, c0)
+        return name
+
+    def _split_bands(self, L: GLayer, bands: list) -> list:
+        """Replace L by one dense layer per band; its output tensor becomes
+        the bands' outputs at their channel offsets."""
+        T = self.tensors[L.output]
+        at = self.index(L)
+        self.layers.remove(L)
+        T.producer, T.banded, T.parts = None, True, []
+        oh, ow = L.out_shape[1:]
+        names = []
+        for j, b in enumerate(bands):
+            name = f"{L.name}#band{j}"
+            B = GLayer(name, isa.Kind.CONV, (b.i1 - b.i0,) + tuple(L.in_shape[1:]), (b.o1 - b.o0, oh, ow),
+                       _groups.band_weight(L.weight, L.groups, b), None if L.bias is None else L.bias[b.o0:b.o1],
+                       L.stride, tuple(L.pads), L.relu, None, L.rho, list(L.source), clip=L.clip,
+                       input=self._channel_view(L.input, b.i0, b.i1), output=name,
+                       residual=None if L.residual is None else self._channel_view(L.residual, b.o0, b.o1),
+                       synthetic=L.synthetic, notes=list(L.notes), band_of=L, band=b)
+            self.layers.insert(at + j, B)
+            self.new_tensor(name, B.out_shape, producer=name)
+            T.parts.append([name, b.o0])
+            names.append(name)
+        return names
+
+    def resolve_views(self) -> None:
+        """A channel view lies in its tensor's buffer (known once concats are placed)."""
+        for t in self.tensors.values():
+            if t.view is not None:
+                src = self.tensors[t.view[0]]
+                t.buffer, t.offset = src.buffer, src.offset + t.view[1]
+
     def align_residuals(self) -> None:
         """A residual is read from ``res_addr``, which has no channel offset: a
         residual lying in a concatenation at a slice whose first byte is off
@@ -722,9 +824,12 @@ def fuse(net: Network, cfg: EngineConfig, default_rho: float = 1.0) -> Graph:
     out = f.plain(f.resolve(net.output), "the network output")
     if out.tensor == INPUT:
         raise NetworkError(f"network {net.name!r}: the output is the network input")
+    f.lower_groups()
     f.place()
+    f.resolve_views()
     f.align_residuals()
-    return Graph(net.name, tuple(net.input_shape), f.layers, f.tensors, out.tensor, out.flat, f.notes)
+    return Graph(net.name, tuple(net.input_shape), f.layers, f.tensors, out.tensor, out.flat, f.notes,
+                 f.lowered)
 
 
 # ------------------------------------------------------------ float run

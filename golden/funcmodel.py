@@ -73,7 +73,15 @@ class LayerTrace:
 
 def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarray:
     """The (cout_pad, cin_pad, K, K) weights of a layer, read raw or generated
-    from its OVSF coefficients."""
+    from its OVSF coefficients. A layer with packed taps (isa.packed_taps)
+    stores each channel's first wvec_len elements of that (c, ky, kx) vector;
+    the rest read as zero."""
+    if isa.packed_taps(d, cfg.pn):
+        n = isa.wvec_len(d, cfg.pn)
+        flat = _weights(img, _as_vector(d, n), cfg, cout_pad, n).reshape(cout_pad, n)
+        w = np.zeros((cout_pad, cin_pad * d.k * d.k), dtype=np.int64)
+        w[:, :n] = flat
+        return w.reshape(cout_pad, cin_pad, d.k, d.k)
     if d.ovsf:
         length = 1 << d.log2_l
         nblocks = -(-(cin_pad * d.k * d.k) // length)
@@ -86,6 +94,12 @@ def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarr
     n = cout_pad * cin_pad * d.k * d.k
     flat = memimage.from_bytes(img.read(d.wgt_addr, n * cfg.elem_bytes), cfg.data_bits)
     return memimage.unpack_weights(flat, (cout_pad, cin_pad, d.k, d.k), d.to, d.ti)
+
+
+def _as_vector(d, n: int):
+    """The descriptor seen as a 1x1 layer of n input channels in one ti-tile:
+    how packed taps are laid out (memimage.pack_weights, pack_alphas)."""
+    return isa.Descriptor(dict(d.values)).set(k=1, ti=n, groups=0)
 
 
 def _read_input(img, d, cfg: EngineConfig) -> np.ndarray:

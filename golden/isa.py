@@ -266,14 +266,44 @@ def unsupported_features(d) -> list[tuple[str, str]]:
     the same fields."""
     d = _as_desc(d)
     out = []
-    if d.groups > 1:
-        out.append(("groups", f"grouped convolution (groups={d.groups})"))
+    if d.groups > 1 and not depthwise(d):
+        out.append(("groups", f"grouped convolution other than depthwise (groups={d.groups}, in_c={d.in_c}, "
+                              f"out_c={d.out_c}; the compiler lowers these to dense channel-slice layers)"))
     if d.in_shuffle > 1:
         out.append(("in_shuffle", f"channel shuffle (in_shuffle={d.in_shuffle})"))
     # Channel slices (in_c_off, in_c_total, out_c_off, out_c_total), the
     # clip (ReLU6), the residual add and every pool (average, global, any
     # window and pads) run on the RTL: check() states their legality.
     return out
+
+
+def depthwise(d) -> bool:
+    """A depthwise convolution: one group per channel, one output per input
+    channel (groups = in_c = out_c). The engine runs it with per-PE operand
+    selection: PE p convolves channel p of the window word with its own
+    taps (docs/architecture.md, "Depthwise")."""
+    d = _as_desc(d)
+    return d.groups > 1 and d.groups == d.in_c == d.out_c
+
+
+def packed_taps(d, pn: int) -> bool:
+    """A grouped layer with fewer than PN input channels per group stores each
+    output channel's (in_c/groups)*K*K weights packed, padded to a multiple of
+    PN (wvec_len), instead of padding the group's channels to PN: a depthwise
+    3x3 layer reads 16 weights per channel at PN = 16, not 144."""
+    d = _as_desc(d)
+    return d.groups > 1 and d.kind == Kind.CONV and d.in_c // d.groups < pn
+
+
+def wvec_len(d, pn: int) -> int:
+    """Weights per output channel in memory and in the weight buffer: the
+    (in_c/groups, K, K) vector, its channels padded to PN, or packed
+    (packed_taps) and padded to a multiple of PN."""
+    d = _as_desc(d)
+    cin = d.in_c // max(1, d.groups)
+    if packed_taps(d, pn):
+        return _round_up(cin * d.k * d.k, pn)
+    return _round_up(cin, pn) * d.k * d.k
 
 
 def identity_pool(d) -> bool:
@@ -409,7 +439,12 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
                  f"stride {d.pool_s}", "tr" if split_r else "tc")
     cin = d.in_c // groups      # the inputs one output channel reads
     cout = d.out_c
-    if d.ti > _round_up(cin, cfg.pn):
+    if depthwise(d):
+        # each output channel reads its own input channel: the tile's inputs
+        # are its outputs' channels, as in a POOL layer
+        if d.ti != d.to:
+            fail(Err.BAD_TILE, f"depthwise layer with ti={d.ti} != to={d.to}", "ti")
+    elif d.ti > _round_up(cin, cfg.pn):
         fail(Err.BAD_TILE, f"ti={d.ti} exceeds in_c={cin} rounded up to PN={cfg.pn}", "ti")
     if d.ti % cfg.pn:
         fail(Err.BAD_TILE, f"ti={d.ti} not a multiple of PN={cfg.pn}", "ti")
@@ -485,5 +520,6 @@ def tile_footprint(d, cfg: EngineConfig):
     out = [("input tile", d.ti * ih * iw, cfg.in_buf_elems),
            ("output tile", d.to * d.tr * d.tc, cfg.out_buf_elems)]
     if d.kind != Kind.POOL:
-        out.append(("weight tile", d.to * d.ti * d.k * d.k, cfg.wgt_buf_elems))
+        per_channel = wvec_len(d, cfg.pn) if packed_taps(d, cfg.pn) else d.ti * d.k * d.k
+        out.append(("weight tile", d.to * per_channel, cfg.wgt_buf_elems))
     return out

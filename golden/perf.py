@@ -18,7 +18,10 @@ only when the to/ti tile changes):
            (READ_OUTSTANDING) cannot cover it;
 - compute: per (pixel, channel group) max(window_cycles(K) = K*ceil(K/2)
            window reads, NQ * steps issues), steps = K*K, or
-           ceil(Cg*K*K/PN) with input selection;
+           ceil(Cg*K*K/PN) with input selection; a depthwise layer's window
+           serves only its own oc-group (NQ = 1) in ceil(K*K/PN) steps, and
+           its tile reads its own channels (one ti-tile, like a POOL), its
+           weights wvec_len = ceil(K*K/PN)*PN elements per channel;
 - write-back: per output pixel and channel group max(pool reads, beats out),
            one write command per (group, row); an average pool also
            computes its divisor's reciprocal, data_bits + 26 cycles, each
@@ -65,7 +68,7 @@ from .errors import DescriptorError
 READ_OUTSTANDING = 4
 
 #: Graph features (isa.unsupported_features) the model has no schedule for yet.
-UNMODELLED = ("groups", "in_shuffle")
+UNMODELLED = ("groups", "in_shuffle")   # groups: those the engine does not run (not depthwise)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                               code=int(isa.Err.UNSUPPORTED), field=unmodelled[0][0])
     kind = isa.Kind(d.kind)
     pool = kind == isa.Kind.POOL
+    dw = isa.depthwise(d)
+    follow = pool or dw             # each output channel reads its own input channel
     pm, pn = cfg.pm, cfg.pn
     beat = cfg.axi_data_bits // 8
     word_beats = pn * cfg.data_bits // cfg.axi_data_bits          # a pixel word of PN channels
@@ -164,9 +169,10 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     avg_div = _avg_divisors(d, conv_h, conv_w) if fused_pool and d.pool_avg else None
     recip = cfg.data_bits + ov.avg_recip
     last_n = [0]                     # the divisor the write-back holds (none at the start)
-    to, ti = d.to, (d.to if pool else d.ti)
+    to, ti = d.to, (d.to if follow else d.ti)
     n_to = _ceil(cout_pad, to)
-    n_ti = 1 if pool else _ceil(cin_pad, ti)
+    n_ti = 1 if follow else _ceil(cin_pad, ti)
+    wvec = isa.wvec_len(d, pn) if dw else None
     row_tiles = [(r, min(d.tr, conv_h - r)) for r in range(0, conv_h, d.tr)]
     col_tiles = [(c, min(d.tc, conv_w - c)) for c in range(0, conv_w, d.tc)]
 
@@ -192,8 +198,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             bias_beats = _ceil(no * cfg.data_bits, cfg.axi_data_bits)
             t += ov.command + mem.latency + bias_beats * cpb
             rd += bias_beats * beat
+            w_elems = no * (wvec if dw else ni * k2)
             if d.ovsf:
-                blocks = no * ni * k2 // cfg.ovsf_len
+                blocks = w_elems // cfg.ovsf_len
                 a_beats = _ceil(blocks * d.n_codes * cfg.alpha_bits, cfg.axi_data_bits)
                 # The gatherer takes at most a beat per cycle; the generator
                 # rebuilds up to gen_blocks blocks of one row (the PM
@@ -202,7 +209,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
                 rd += a_beats * beat
             else:
-                w_beats = no * ni * k2 * cfg.data_bits // cfg.axi_data_bits
+                w_beats = w_elems * cfg.data_bits // cfg.axi_data_bits
                 t += ov.command + mem.latency + w_beats * cpb
                 rd += w_beats * beat
         if not input_needed:
@@ -225,6 +232,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         nq, ng = no // pm, ni // pn
         if pool:
             per_window, steps = max(1, nq), 1
+        elif dw:
+            # one window per oc-group: nq windows per pixel, one issue each
+            steps = _ceil(k2, pn)
+            t = nr * nc * ng * max(window_cycles(k), steps)
+            return t + ov.tile_start + ov.tile_drain, nr * nc * ng * steps
         else:
             cg_last = min(pn, d.in_c - (ng - 1) * pn) if d.insel else pn
             steps = k2 if not d.insel else _ceil(cg_last * k2, pn)
@@ -303,8 +315,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             for c0, nc in col_tiles:
                 out_tile += 1
                 for ii in range(n_ti):
-                    i0 = ii * ti if not pool else o0     # a POOL tile reads its own channels
-                    ni = min(ti, cin_pad - i0) if not pool else no
+                    i0 = ii * ti if not follow else o0   # a POOL/depthwise tile reads its own channels
+                    ni = min(ti, cin_pad - i0) if not follow else no
                     h = t_idx % 2
                     need_w = half_tag[h] != (o0, i0)
                     half_tag[h] = (o0, i0)
@@ -409,9 +421,7 @@ def compulsory_bytes(d, cfg: EngineConfig) -> dict:
            "weights": 0, "bias": 0, "residual": 0,
            "output": _ceil(d.out_c, cfg.pn) * cfg.pn * d.out_h * d.out_w * eb}
     if not pool:
-        groups = max(1, d.groups)
-        cin_g = _ceil(d.in_c // groups, cfg.pn) * cfg.pn
-        weights = cout_pad * cin_g * d.k * d.k
+        weights = cout_pad * isa.wvec_len(d, cfg.pn)      # as stored: whole PN words per channel
         if d.ovsf:
             out["weights"] = _ceil(weights // cfg.ovsf_len * d.n_codes * cfg.alpha_bits, 8)
         else:

@@ -14,6 +14,11 @@
 //                   updates of the same word
 // Input selection (insel) packs only a group's real channels into the lanes:
 // ceil(Cg*K*K/PN) steps instead of K*K.
+// Depthwise (dw_i): output channel o reads input channel o only. The window
+// of ci-group g then serves the one oc-group g, and each PE takes its own
+// channel's taps into its lanes (per-PE operand selection): PE p lane j at
+// step t multiplies win[p*K*K + t*PN + j], so PM channels run at once in
+// ceil(K*K/PN) steps per window (docs/architecture.md, "Depthwise").
 module uz_compute
   import uz_isa_pkg::*;
 #(
@@ -57,6 +62,8 @@ module uz_compute
   input  logic [31:0]                  trtc_i,      // tr * tc
   input  logic                         pool_kind_i,
   input  logic                         insel_i,
+  input  logic                         dw_i,        // depthwise CONV (golden.isa.depthwise)
+  input  logic [6:0]                   wsteps_i,    // weight words per (channel, ci-group)
   input  logic                         bias_en_i,
   input  logic [7:0]                   bias_shift_i,
   // tile hand-off with the loader (one flag per buffer half)
@@ -108,7 +115,7 @@ module uz_compute
   /* verilator lint_on UNUSEDSIGNAL */
 
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind_i || dw_i),
     .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
     .to_i, .ti_i, .tr_i, .tc_i,
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
@@ -142,7 +149,8 @@ module uz_compute
     logic        tile_last;     // last window of the tile
     logic        out_last;      // the tile completes its output tile
     logic [15:0] gl;
-    logic [15:0] nq;            // oc-groups in the tile
+    logic [15:0] nq;            // oc-groups the window serves
+    logic [15:0] q0;            // the first of them (depthwise: the window's own)
     logic [15:0] ng;            // ci-groups in the tile
     logic [OutAw-1:0] pix;      // pixel index in the output tile
     logic [7:0]  steps;
@@ -181,7 +189,9 @@ module uz_compute
     if (first_c >= {1'b0, in_c_i})                cg = '0;
     else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
     else                                          cg = in_c_i - first_c[15:0];
-    lane_limit = insel_i ? (WinAw+1)'(cg * k2_i) : (WinAw+1)'(PN * k2_i);
+    if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
+    else if (insel_i) lane_limit = (WinAw+1)'(cg * k2_i);
+    else              lane_limit = (WinAw+1)'(PN * k2_i);
   end
 
   // Word address in the input buffer: (g*IH + py*s + ky)*IW + px*s + kx.
@@ -199,11 +209,12 @@ module uz_compute
     new_meta            = '0;
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
-    new_meta.init       = it_first_ti && (gl_q == '0);
+    new_meta.init       = it_first_ti && (dw_i || gl_q == '0);
     new_meta.tile_last  = (py_q == nr - 1) && (px_q == nc - 1) && (gl_q == ng_tile - 1);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
-    new_meta.nq         = nq_tile;
+    new_meta.nq         = dw_i ? 16'd1 : nq_tile;
+    new_meta.q0         = dw_i ? gl_q : '0;
     new_meta.ng         = ng_tile;
     new_meta.pix        = OutAw'(32'(py_q) * 32'(tc_i) + 32'(px_q));
     new_meta.lane_limit = lane_limit;
@@ -359,6 +370,8 @@ module uz_compute
   wire   last_t = (t_q == m.steps - 1);
   wire   last_q = (q_q == m.nq - 1);
   assign win_consumed = issue && last_t && last_q;
+  logic [15:0] q_abs;       // oc-group in the tile
+  assign q_abs = q_q + m.q0;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -383,7 +396,8 @@ module uz_compute
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_word;  // computed in 32 bits; the buffer uses the low bits
   /* verilator lint_on UNUSEDSIGNAL */
-  assign wgt_word      = (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
+  assign wgt_word      = dw_i ? 32'(q_abs) * 32'(wsteps_i) + 32'(t_q)
+                              : (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
   assign wgt_rd_en_o   = issue && !pool_kind_i;
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
 
@@ -402,7 +416,7 @@ module uz_compute
   } tag_t;
 
   logic                     s1_valid_q;
-  logic [PN*DataWidth-1:0]  s1_x_q;
+  logic [PM*PN*DataWidth-1:0] s1_x_q;
   logic [PN-1:0]            s1_en_q;
   tag_t                     s1_tag_q;
   logic                     s1_pool_q;
@@ -418,8 +432,15 @@ module uz_compute
   always_ff @(posedge clk_i) begin
     if (issue) begin
       for (int j = 0; j < PN; j++) begin
-        s1_x_q[j*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(32'(t_q) * PN + j)];
         s1_en_q[j] <= ((WinAw+1)'(32'(t_q) * PN + j) < m.lane_limit);
+        for (int p = 0; p < PM; p++) begin
+          if (!dw_i)
+            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(32'(t_q) * PN + j)];
+          else if (32'(t_q) * PN + j < 32'(k2_i))   // lanes past the taps are off
+            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(p * 32'(k2_i) + 32'(t_q) * PN + j)];
+          else
+            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= '0;
+        end
       end
       s1_tag_q.first_t   <= (t_q == '0);
       s1_tag_q.last_t    <= last_t;
@@ -428,8 +449,8 @@ module uz_compute
       s1_tag_q.ho        <= m.ho;
       s1_tag_q.tile_end  <= m.tile_last && last_t && last_q;
       s1_tag_q.out_last  <= m.out_last;
-      s1_tag_q.acc_addr  <= OutAw'(32'(q_q) * trtc_i + 32'(m.pix));
-      s1_tag_q.bias_word <= (BiasAw-1)'(q_q);
+      s1_tag_q.acc_addr  <= OutAw'(32'(q_abs) * trtc_i + 32'(m.pix));
+      s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
       s1_pool_q <= pool_kind_i;
       s1_q_q    <= q_q;
       s1_gl_q   <= m.gl;
@@ -594,8 +615,10 @@ module uz_compute
   `ASSERT(InbRdInHalf_A, (!inb_rd_en_o[0] || inb_addr < 32'(InBufWords)) &&
                          (!inb_rd_en_o[1] || inb_addr + 1 < 32'(InBufWords)), clk_i, rst_ni)
   `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
-  `ASSERT(BiasRdInHalf_A, !issue || 32'(q_q) < 32'(BiasWords), clk_i, rst_ni)
-  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_q) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT(BiasRdInHalf_A, !issue || 32'(q_abs) < 32'(BiasWords), clk_i, rst_ni)
+  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_abs) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
+  // a depthwise window serves its own oc-group, which the tile holds
+  `ASSERT(DwGroupInTile_A, !(issue && dw_i) || m.q0 < m.ng, clk_i, rst_ni)
   `ASSERT(PixInTile_A, !wl_step || 32'(py_q) * 32'(tc_i) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
   `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
   `ASSERT_INIT(SquashCoversPe_A, PeLatency <= 7)

@@ -209,6 +209,8 @@ module uz_desc_check #(
   logic [FpW-1:0] in_fp, out_fp, wgt_fp;
   logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
   logic c_shape, c_tile, c_shift, c_codes, c_align, c_large;
+  logic dw;                             // depthwise (golden.isa.depthwise)
+  logic [31:0] dw_wvec;                 // its weights per channel (golden.isa.wvec_len)
 
   always_comb begin
     is_conv = f_kind == KindConv;
@@ -274,12 +276,16 @@ module uz_desc_check #(
     end
     in_fp  = FpW'(f_ti) * FpW'(ih) * FpW'(iw);
     out_fp = FpW'(f_to) * FpW'(f_tr) * FpW'(f_tc);
-    wgt_fp = FpW'(f_to) * FpW'(f_ti) * FpW'(f_k) * FpW'(f_k);
+    dw      = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
+    dw_wvec = (32'(f_k) * 32'(f_k) + PnMask) & ~PnMask;
+    wgt_fp  = dw ? FpW'(f_to) * FpW'(dw_wvec) : FpW'(f_to) * FpW'(f_ti) * FpW'(f_k) * FpW'(f_k);
 
     // One flag per error code, the checks of golden.isa.check.
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
-    c_unsup  = f_groups > 16'd1 || f_in_shuffle > 8'd1;
+    // of the grouped convolutions only depthwise runs (the compiler lowers
+    // the others to dense channel-slice layers)
+    c_unsup  = (f_groups > 16'd1 && !dw) || f_in_shuffle > 8'd1;
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
     c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
@@ -295,6 +301,7 @@ module uz_desc_check #(
                // only a POOL layer averages, over at most AVG_N_MAX cells
                (pooled && f_pool_avg && (!is_pool || pk_cells > (2*DimW)'(AvgNMax)));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
+               (dw && !is_conv) ||
                (is_pool && f_res) ||
                // a channel slice inside its tensor
                in_c_end > 17'(in_c_all) || out_c_end > 17'(out_c_all) ||
@@ -307,7 +314,7 @@ module uz_desc_check #(
                 (pk_h != DimW'(f_pool_s) || pk_w != DimW'(f_pool_s) || pp_any || f_pool_global ||
                  (tr_wide < ch && not_multiple(f_tr, f_pool_s)) ||
                  (tc_wide < cw && not_multiple(f_tc, f_pool_s)))) ||
-               32'(f_ti) > in_c_up || (32'(f_ti) & PnMask) != '0 ||
+               (dw ? f_ti != f_to : 32'(f_ti) > in_c_up) || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
                (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up));
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||

@@ -66,9 +66,9 @@ module uz_layer
   assign d = desc_i;
 
   // ---------------------------------------------------------- geometry
-  logic        pool_kind, pool_en;
+  logic        pool_kind, pool_en, dw;
   logic [3:0]  k;
-  logic [6:0]  k2;
+  logic [6:0]  k2, wsteps;
   logic [2:0]  stride;
   logic [3:0]  pad_t, pad_b, pad_l, pad_r;
   logic [15:0] cin_pad, cout_pad, conv_h, conv_w, ih_t, iw_t;
@@ -98,6 +98,10 @@ module uz_layer
     pad_l     = pool_kind ? '0 : d.pad_l;
     pad_r     = pool_kind ? '0 : d.pad_r;
     k2        = 7'(k * k);
+    // Depthwise (golden.isa.depthwise): each output channel convolves its own
+    // input channel; its K*K weights are packed into ceil(K*K/PN) words.
+    dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
+    wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
     cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
     cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
     conv_h    = div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride) + 1'b1;
@@ -255,7 +259,7 @@ module uz_layer
     .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(OutBufWords)
   ) u_loader (
     .clk_i, .rst_ni, .start_i, .abort_i,
-    .kind_i(d.kind), .ovsf_i(d.ovsf), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
+    .kind_i(d.kind), .ovsf_i(d.ovsf), .dw_i(dw), .wsteps_i(wsteps), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
     .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
@@ -282,6 +286,7 @@ module uz_layer
     .in_c_i(d.in_c), .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .iw_t_i(iw_t), .ih_t_i(ih_t), .trtc_i(trtc), .pool_kind_i(pool_kind), .insel_i(d.insel),
+    .dw_i(dw), .wsteps_i(wsteps),
     .bias_en_i(d.bias && !pool_kind), .bias_shift_i(d.bias_shift),  // a POOL has no bias
     .tile_full_i(tile_full_q), .tile_release_o(tile_release),
     .out_full_i(out_full_q), .out_done_o(out_done),

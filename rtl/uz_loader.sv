@@ -37,7 +37,8 @@ module uz_loader
   // layer constants
   input  logic [3:0]                   kind_i,
   input  logic                         ovsf_i,
-  input  logic [6:0]                   k2_i,
+  input  logic                         dw_i,          // depthwise CONV (golden.isa.depthwise)
+  input  logic [6:0]                   wsteps_i,      // weight words per (channel, ci-group): k2, or ceil(k2/PN) for dw
   input  logic [2:0]                   stride_i,
   input  logic [3:0]                   pad_t_i,
   input  logic [3:0]                   pad_l_i,
@@ -129,7 +130,7 @@ module uz_loader
   assign pool_kind = (kind_i == KindPool);
 
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i(pool_kind),
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind || dw_i),
     .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
     .to_i, .ti_i, .tr_i, .tc_i,
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
@@ -217,12 +218,20 @@ module uz_loader
     end
   end
 
-  // Element offsets of the tile's weights (docs: tiled layout).
-  logic [31:0] k2_32, nblk_o, blk0, nblk_tile;
-  assign k2_32     = 32'(k2_i);
-  assign nblk_o    = (32'(cin_pad_i) * k2_32) >> LogL;   // OVSF blocks per output channel
-  assign blk0      = (32'(i0) * k2_32) >> LogL;
-  assign nblk_tile = (32'(ni) * k2_32) >> LogL;
+  // Element offsets of the tile's weights (docs: tiled layout). A depthwise
+  // layer's weights are one ti-tile of PN "channels" of wsteps words each:
+  // each output channel's K*K taps packed and padded to wsteps*PN
+  // (golden.isa.wvec_len), while the input tile follows the output channels.
+  logic [31:0] wsteps_32, nblk_o, blk0, nblk_tile;
+  logic [15:0] w_i0, w_ni, w_cin_pad, w_ng;
+  assign w_i0      = dw_i ? '0 : i0;
+  assign w_ni      = dw_i ? 16'(PN) : ni;
+  assign w_cin_pad = dw_i ? 16'(PN) : cin_pad_i;
+  assign w_ng      = w_ni >> LogPN;
+  assign wsteps_32     = 32'(wsteps_i);
+  assign nblk_o    = (32'(w_cin_pad) * wsteps_32) >> LogL;   // OVSF blocks per output channel
+  assign blk0      = (32'(w_i0) * wsteps_32) >> LogL;
+  assign nblk_tile = (32'(w_ni) * wsteps_32) >> LogL;
 
   always_comb begin
     if (ovsf_i) begin
@@ -230,8 +239,8 @@ module uz_loader
                                      + 32'(no) * blk0 * 32'(n_codes_i)) * AlphaBytes;
       wgt_tile_beats = (32'(no) * nblk_tile * 32'(n_codes_i)) / BeatAlphas;
     end else begin
-      wgt_tile_addr  = wgt_addr_i + (32'(o0) * 32'(cin_pad_i) * k2_32 + 32'(no) * 32'(i0) * k2_32) * ElemBytes;
-      wgt_tile_beats = (32'(no) * 32'(ni) * k2_32) / BeatElems;
+      wgt_tile_addr  = wgt_addr_i + (32'(o0) * 32'(w_cin_pad) * wsteps_32 + 32'(no) * 32'(w_i0) * wsteps_32) * ElemBytes;
+      wgt_tile_beats = (32'(no) * 32'(w_ni) * wsteps_32) / BeatElems;
     end
     in_cmd_addr  = in_addr_i + ((((32'(i0) >> LogPN) + 32'(cgl_q)) * 32'(in_h_i) + 32'(cy_q)) * 32'(in_w_i)
                                 + 32'(x_lo)) * WordBytes;
@@ -278,13 +287,13 @@ module uz_loader
   logic [15:0] wo_q, wg_q;
   logic [31:0] wf_q;
   logic [31:0] group_len;       // PN * K*K elements per (channel, group)
-  assign group_len = 32'(PN) * k2_32;
+  assign group_len = 32'(PN) * wsteps_32;
 
   // Computed in 32 bits; the buffer half uses the low address bits.
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_word_addr;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(ng_tile) + 32'(wg_q)) * k2_32 + (wf_q >> LogPN);
+  assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(w_ng) + 32'(wg_q)) * wsteps_32 + (wf_q >> LogPN);
   // Lanes one beat of raw weights, or one generated block, fills.
   localparam logic [PM*PN-1:0] LaneMaskRaw = {{(PM*PN-BeatElems){1'b0}}, {BeatElems{1'b1}}};
   localparam logic [PN-1:0]    LaneMaskGen = {{(PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
@@ -429,7 +438,7 @@ module uz_loader
               // advance by one beat of elements through (channel, group, f)
               if (wf_q + BeatElems == group_len) begin
                 wf_q <= '0;
-                if (wg_q == ng_tile - 1) begin
+                if (wg_q == w_ng - 1) begin
                   wg_q <= '0;
                   wo_q <= wo_q + 1'b1;
                 end else begin
@@ -565,7 +574,7 @@ module uz_loader
           wo_q <= {wo_q[15:LogPM], {LogPM{1'b0}}};
           if (wf_q + OvsfLen == group_len) begin
             wf_q <= '0;
-            if (wg_q == ng_tile - 1) begin
+            if (wg_q == w_ng - 1) begin
               wg_q <= '0;
               wo_q <= {wo_q[15:LogPM] + 1'b1, {LogPM{1'b0}}};
             end else begin

@@ -36,10 +36,11 @@ module uz_pe_array #(
   input  logic                          rst_ni,
   /* verilator lint_on SYNCASYNCNET */
 
-  // Lane j's activation at [j*DataWidth +: DataWidth]; PE p's weight for lane
-  // j at [(p*PN+j)*DataWidth +: DataWidth].
+  // PE p's activation and weight for lane j at [(p*PN+j)*DataWidth +:
+  // DataWidth]. Activations are per PE: a dense layer gives every PE the same
+  // window taps, a depthwise one gives PE p its own channel's.
   input  logic                          in_valid_i,
-  input  logic [PN*DataWidth-1:0]       in_x_i,
+  input  logic [PM*PN*DataWidth-1:0]    in_x_i,
   input  logic [PM*PN*DataWidth-1:0]    in_w_i,
   input  logic [PN-1:0]                 in_lane_en_i,  // 0: the lane adds 0
   input  logic [TagWidth-1:0]           in_tag_i,
@@ -108,7 +109,7 @@ module uz_pe_array #(
             for (int j = 0; j < PN; j++) begin
               // Sign-extended to ProdWidth, the product is exact (no wrap).
               prod_q[j] <= !in_lane_en_i[j] ? '0 :
-                  ProdWidth'($signed(in_x_i[j*DataWidth +: DataWidth])) *
+                  ProdWidth'($signed(in_x_i[(p*PN+j)*DataWidth +: DataWidth])) *
                   ProdWidth'($signed(in_w_i[(p*PN+j)*DataWidth +: DataWidth]));
             end
           end

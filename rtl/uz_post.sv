@@ -90,7 +90,7 @@ module uz_post
   logic [15:0] i0, ni;
   /* verilator lint_on UNUSEDSIGNAL */
   uz_tile_iter #(.OuterOnly(1'b1)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .pool_kind_i,
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind_i),
     .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
     .to_i, .ti_i, .tr_i, .tc_i,
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),

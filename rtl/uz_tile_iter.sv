@@ -1,7 +1,8 @@
 // Walks a layer's tiles in the one order the loader, the compute and the
 // write-back all follow (docs/architecture.md):
 //   for o0 (to-tiles) / for r0 (row tiles) / for c0 (col tiles) / for i0 (ti-tiles)
-// A POOL layer has a single ti-tile per to-tile: its own channels (i0 = o0).
+// A layer whose output channels each read their own input channel (POOL,
+// depthwise CONV) has a single ti-tile per to-tile: its own channels (i0 = o0).
 // With OuterOnly the ti loop is skipped (the write-back walks output tiles).
 module uz_tile_iter #(
   parameter bit OuterOnly = 1'b0
@@ -10,7 +11,7 @@ module uz_tile_iter #(
   input  logic        rst_ni,
   input  logic        start_i,     // load the first tile
   input  logic        next_i,      // advance to the next tile
-  input  logic        pool_kind_i, // POOL layer: i0 follows o0
+  input  logic        chan_follow_i, // POOL or depthwise layer: i0 follows o0
   input  logic [15:0] cout_i,      // output channels, padded to PM
   input  logic [15:0] cin_i,       // input channels, padded to PN
   input  logic [15:0] rows_i,      // convolution output rows
@@ -43,7 +44,7 @@ module uz_tile_iter #(
   assign o_end  = o_next >= {1'b0, cout_i};
   assign r_end  = r_next >= {1'b0, rows_i};
   assign c_end  = c_next >= {1'b0, cols_i};
-  assign i_end  = OuterOnly || pool_kind_i || (i_next >= {1'b0, cin_i});
+  assign i_end  = OuterOnly || chan_follow_i || (i_next >= {1'b0, cin_i});
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -77,12 +78,12 @@ module uz_tile_iter #(
   assign o0_o       = o0_q;
   assign r0_o       = r0_q;
   assign c0_o       = c0_q;
-  assign i0_o       = pool_kind_i ? o0_q : i0_q;
+  assign i0_o       = chan_follow_i ? o0_q : i0_q;
   assign no_o       = min16(to_i, cout_i - o0_q);
   assign nr_o       = min16(tr_i, rows_i - r0_q);
   assign nc_o       = min16(tc_i, cols_i - c0_q);
-  assign ni_o       = pool_kind_i ? min16(to_i, cout_i - o0_q) : min16(ti_i, cin_i - i0_q);
-  assign first_ti_o = pool_kind_i || OuterOnly || (i0_q == '0);
+  assign ni_o       = chan_follow_i ? min16(to_i, cout_i - o0_q) : min16(ti_i, cin_i - i0_q);
+  assign first_ti_o = chan_follow_i || OuterOnly || (i0_q == '0);
   assign last_ti_o  = i_end;
   assign last_o     = i_end && c_end && r_end && o_end;
 endmodule

@@ -93,6 +93,16 @@ def descriptor_for(q, idx: int, addrs: dict, io: Optional[allocate.LayerIO] = No
 def weight_bytes(q, cfg: EngineConfig) -> bytes:
     """A CONV/FC layer's weights (or OVSF coefficients) in the tiled layout."""
     t = q.tiles
+    shape = {"kind": int(q.kind), "groups": getattr(q, "groups", 1), "in_c": q.in_shape[0], "k": q.k}
+    if isa.packed_taps(shape, cfg.pn):
+        # each channel's first wvec_len elements of its (c, ky, kx) vector, one ti-tile
+        n = isa.wvec_len(shape, cfg.pn)
+        if q.ovsf is not None:
+            alpha = q.ovsf.alpha_q[:, :n // q.ovsf.L]
+            return memimage.to_bytes(memimage.pack_alphas(alpha, n, 1, q.ovsf.L, t["to"], n, cfg.pm), cfg.alpha_bits)
+        w_pad = memimage.pad_weights(q.w_q, cfg)
+        w = w_pad.reshape(w_pad.shape[0], -1)[:, :n]
+        return memimage.to_bytes(memimage.pack_weights(w.reshape(-1, n, 1, 1), t["to"], n), cfg.data_bits)
     if q.ovsf is not None:
         cin_pad = round_up(q.in_shape[0] // max(1, getattr(q, "groups", 1)), cfg.pn)
         flat = memimage.pack_alphas(q.ovsf.alpha_q, cin_pad, q.k, q.ovsf.L, t["to"], t["ti"], cfg.pm)

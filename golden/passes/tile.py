@@ -52,13 +52,17 @@ def _pool_step(pool) -> tuple:
 
 
 def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on: bool,
-          pool=None) -> dict:
+          pool=None, groups: int = 1) -> dict:
     """Tile sizes that fit the buffers: whole input channels and whole rows
     when they fit (longest bursts), else halve until they do. Always legal;
     the hardware-aware search may pick better ones. ``cin``: input channels
     of one group."""
     cin_pad = round_up(cin, cfg.pn)
     cout_pad = round_up(cout, cfg.pm)
+    shape = {"kind": int(kind), "groups": groups, "in_c": cin * groups, "out_c": cout, "k": k}
+    if isa.depthwise(shape):
+        return _depthwise_tiles(conv_h, conv_w, cout, k, stride, cfg, pool)
+    wvec = isa.wvec_len(shape, cfg.pn) if isa.packed_taps(shape, cfg.pn) else None
 
     def in_rows(tr):
         return tr if kind == isa.Kind.POOL else (tr - 1) * stride + k
@@ -67,7 +71,7 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
         ih, iw = in_rows(tr), in_rows(tc)
         ok = ti * ih * iw <= cfg.in_buf_elems and to * tr * tc <= cfg.out_buf_elems
         if kind != isa.Kind.POOL:
-            ok = ok and to * ti * k * k <= cfg.wgt_buf_elems
+            ok = ok and to * (wvec or ti * k * k) <= cfg.wgt_buf_elems
         return ok
 
     unit_i = cfg.pn
@@ -121,6 +125,33 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
     return {"tr": tr, "tc": tc, "ti": ti, "to": to}
 
 
+def _depthwise_tiles(conv_h, conv_w, c, k, stride, cfg: EngineConfig, pool) -> dict:
+    """A depthwise layer's tile holds its output channels' own inputs (ti = to)
+    and no input is read twice, so the tile only has to fit: as many channels
+    as fit with whole planes, then fewer rows and columns."""
+    c_pad = round_up(c, cfg.pm)
+    wvec = round_up(k * k, cfg.pn)
+
+    def fits(tr, tc, to):
+        ih, iw = (tr - 1) * stride + k, (tc - 1) * stride + k
+        return (to * ih * iw <= cfg.in_buf_elems and to * tr * tc <= cfg.out_buf_elems
+                and to * wvec <= cfg.wgt_buf_elems)
+
+    step, splittable = _pool_step(pool)
+    to = c_pad
+    while to > cfg.pm and not fits(conv_h, conv_w, to):
+        to = max(cfg.pm, (to // 2) // cfg.pm * cfg.pm)
+    tr, tc = conv_h, conv_w
+    while tr > step and not fits(tr, tc, to) and splittable:
+        tr = max(step, (-(-tr // 2)) // step * step)
+    while tc > step and not fits(tr, tc, to) and splittable:
+        tc = max(step, (-(-tc // 2)) // step * step)
+    if not fits(tr, tc, to):
+        raise (PoolTilingError if pool is not None else NetworkError)(
+            f"no tiling of the depthwise {k}x{k} layer on a {conv_h}x{conv_w} plane fits the on-chip buffers")
+    return {"tr": tr, "tc": tc, "ti": to, "to": to}
+
+
 def conv_dims(L) -> tuple:
     """(height, width) of a CONV/FC layer's convolution result (before any pool)."""
     return (layers.out_size(L.in_shape[1], L.k, L.stride, L.pads[0], L.pads[1]),
@@ -139,7 +170,7 @@ def tile_layer(q, cfg: EngineConfig) -> dict:
     conv_h, conv_w = conv_dims(q)
     try:
         q.tiles = tiles(q.kind, conv_h, conv_w, q.in_shape[0] // max(1, q.groups), q.out_shape[0], q.k, q.stride,
-                        cfg, q.ovsf is not None, q.pool)
+                        cfg, q.ovsf is not None, q.pool, max(1, q.groups))
     except NetworkError as e:
         raise NetworkError(f"layer {q.name!r}: {e}") from None
     q.tiles = refine(q, cfg, q.tiles)
@@ -212,7 +243,7 @@ def split_untileable_pools(graph: Graph, cfg: EngineConfig) -> Graph:
             ch, cw = conv_dims(L)
             try:
                 tiles(L.kind, ch, cw, L.in_shape[0] // max(1, L.groups), L.out_shape[0], L.k, L.stride, cfg,
-                      L.rho < 1, L.pool)
+                      L.rho < 1, L.pool, max(1, L.groups))
             except PoolTilingError:
                 pool, L.pool = L.pool, None
                 L.out_shape = (L.out_shape[0], ch, cw)

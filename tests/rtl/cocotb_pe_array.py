@@ -41,7 +41,9 @@ def _unpack_signed(word: int, n: int, width: int) -> list:
 
 
 def _vector(rng, pm: int, pn: int, d: int):
-    """One input: activations (PN), weights (PM, PN), lane enables (PN)."""
+    """One input: activations (PM, PN), weights (PM, PN), lane enables (PN).
+    Half the inputs broadcast one activation vector to every PE (a dense
+    layer), the rest give each PE its own (a depthwise layer)."""
     lo, hi = arith.qmin(d), arith.qmax(d)
     mode = rng.choice(["rand", "rand", "rand", "min", "max", "minmax", "mix", "zero"])
     if mode == "rand":
@@ -58,6 +60,10 @@ def _vector(rng, pm: int, pn: int, d: int):
         w = rng.choice([lo, hi, 0, -1, 1], size=(pm, pn))
     else:
         x, w = np.zeros(pn, dtype=np.int64), rng.integers(lo, hi + 1, size=(pm, pn))
+    if rng.random() < 0.5:
+        x = np.tile(x, (pm, 1))
+    else:
+        x = rng.permuted(np.tile(x, (pm, 1)), axis=1) if mode != "rand" else rng.integers(lo, hi + 1, size=(pm, pn))
     r = rng.random()
     if r < 0.5:
         en = np.ones(pn, dtype=np.int64)
@@ -78,7 +84,7 @@ async def sums_tags_and_latency(dut):
     latency = 1 + (levels + 1) // 2  # documented in rtl/uz_pe_array.sv
     sum_w = 2 * d + levels
     assert len(dut.out_sum_o) == pm * sum_w, f"out_sum_o is {len(dut.out_sum_o)} bits, expected PM*SumWidth"
-    assert len(dut.in_w_i) == pm * pn * d and len(dut.in_x_i) == pn * d and len(dut.in_lane_en_i) == pn
+    assert len(dut.in_w_i) == pm * pn * d and len(dut.in_x_i) == pm * pn * d and len(dut.in_lane_en_i) == pn
     # The RTL's own localparams, where the simulator exposes them.
     for name, want in (("Latency", latency), ("SumWidth", sum_w)):
         try:
@@ -113,12 +119,12 @@ async def sums_tags_and_latency(dut):
         if cyc < n_cycles and rng.random() < p_valid:
             x, w, en = _vector(rng, pm, pn, d)
             tag = int(rng.integers(0, 1 << tw))
-            dut.in_x_i.value = _pack(x, d)
+            dut.in_x_i.value = _pack(x.reshape(-1), d)  # PE p lane j at p*PN + j
             dut.in_w_i.value = _pack(w.reshape(-1), d)  # PE p lane j at p*PN + j
             dut.in_lane_en_i.value = _pack(en, 1)
             dut.in_tag_i.value = tag
             dut.in_valid_i.value = 1
-            sums = [int(s) for s in (w * (x * en)[None, :]).sum(axis=1)]
+            sums = [int(s) for s in (w * x * en[None, :]).sum(axis=1)]
             if mutate and n_inputs == 0:
                 sums[0] ^= 1
             n_inputs += 1
@@ -126,7 +132,7 @@ async def sums_tags_and_latency(dut):
         else:
             # Idle cycles carry garbage that must not show up anywhere.
             dut.in_valid_i.value = 0
-            dut.in_x_i.value = _random_word(rng, pn * d)
+            dut.in_x_i.value = _random_word(rng, pm * pn * d)
             dut.in_w_i.value = _random_word(rng, pm * pn * d)
             dut.in_lane_en_i.value = _random_word(rng, pn)
             dut.in_tag_i.value = _random_word(rng, tw)

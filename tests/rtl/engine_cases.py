@@ -147,12 +147,34 @@ GRAPH_CASES = {
         {"name": "gap", "type": "gap"},
         {"name": "flat", "type": "flatten"},
         {"name": "fc", "type": "fc", "out_features": 10}]},
+    # Depthwise convolutions (MobileNet-v2 blocks): per-PE operand selection
+    # with 3x3 (stride 1 and 2), 5x5 and 7x7 taps, channels not a multiple
+    # of PM (pad PEs), OVSF-generated depthwise weights, a residual add fused
+    # into a depthwise layer, a ReLU6 after each, and an add no producer can
+    # take (the compiler's depthwise 1x1 identity layer). dw1's tiles split
+    # rows and columns, with two to-tiles at PM 8.
+    "dw_block": {"input_shape": [5, 11, 13], "weights": {"seed": 15},
+                 "tiles": {"dw1": {"tr": 4, "tc": 6, "to": 16, "ti": 16}}, "layers": [
+        {"name": "exp", "type": "conv", "out_channels": 20, "kernel": 1},
+        {"name": "exp_r", "type": "relu6"},
+        {"name": "dw1", "type": "conv", "out_channels": 20, "kernel": 3, "pad": 1, "groups": 20},
+        {"name": "dw1_r", "type": "relu6"},
+        {"name": "proj", "type": "conv", "out_channels": 12, "kernel": 1},
+        {"name": "dw2", "type": "conv", "out_channels": 12, "kernel": 3, "stride": 2, "pad": 1, "groups": 12,
+         "rho": 0.5},
+        {"name": "dw2_r", "type": "relu"},
+        {"name": "dw5", "type": "conv", "out_channels": 12, "kernel": 5, "pad": 2, "groups": 12},
+        {"name": "add5", "type": "add", "inputs": ["dw5", "dw2_r"]},
+        {"name": "dw7", "type": "conv", "out_channels": 12, "kernel": 7, "pad": 3, "groups": 12},
+        {"name": "dw7_r", "type": "relu"},
+        {"name": "add7", "type": "add", "inputs": ["dw7_r", "add5"]},
+        {"name": "head", "type": "conv", "out_channels": 10, "kernel": 1}]},
 }
 #: The cases using graph features, and the descriptor fields each must use
 #: (test_rtl_engine checks the compiled program really does).
 GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",),
                   "copy_clip": ("pool_kh", "clip", "out_c_off"),
-                  "res_block": ("res",), "avg_pools": ("pool_avg", "pool_incl_pad", "pool_global", "pool_asym",
+                  "res_block": ("res",), "dw_block": ("groups", "res"), "avg_pools": ("pool_avg", "pool_incl_pad", "pool_global", "pool_asym",
                                                        "pool_kh")}
 
 

@@ -155,15 +155,20 @@ def test_other_configurations_and_generators():
 # ------------------------------------------------ the check can fail
 
 def test_problem_names_an_unsupported_layer():
-    """A grouped conv compiles but the engine refuses it: the check says so;
-    the functional model's check (engine=False) takes it."""
+    """A channel shuffle compiles but the engine refuses it: the check says so;
+    the functional model's check (engine=False) takes it. (A grouped conv
+    the engine does not run is lowered to dense layers by the compiler:
+    golden/passes/groups.py.)"""
     spec = {"input_shape": [8, 6, 6], "weights": {"seed": 1}, "layers": [
         {"name": "a", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
-        {"name": "g", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "groups": 2},
+        {"name": "sh", "type": "shuffle", "groups": 2},
         {"name": "c", "type": "conv", "out_channels": 8, "kernel": 1}]}
     problem = randnet.graph_network_problem(spec, SMALL)
-    assert problem and "UNSUPPORTED" in problem and "grouped convolution" in problem
+    assert problem and "UNSUPPORTED" in problem and "channel shuffle" in problem
     assert randnet.graph_network_problem(spec, SMALL, engine=False) is None
+    grouped = dict(spec, layers=[spec["layers"][0], {"name": "g", "type": "conv", "out_channels": 8, "kernel": 3,
+                                                     "pad": 1, "groups": 2}])
+    assert randnet.graph_network_problem(grouped, SMALL) is None
     assert "does not compile" in randnet.graph_network_problem({"input_shape": [1, 1], "layers": []}, SMALL)
 
 
@@ -195,9 +200,10 @@ def test_engine_features_is_what_the_engine_accepts(feature):
 
 
 def test_generator_raises_rather_than_emit_an_unsupported_program(monkeypatch):
+    # a channel shuffle (a grouped conv would be lowered to dense layers the engine runs)
     bad = {"input_shape": [8, 6, 6], "weights": {"seed": 2}, "layers": [
         {"name": "a", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
-        {"name": "g", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "groups": 2},
+        {"name": "sh", "type": "shuffle", "groups": 2},
         {"name": "c", "type": "conv", "out_channels": 8, "kernel": 1}]}
     calls = []
     monkeypatch.setattr(randnet, "_draw_graph", lambda *a: calls.append(1) or bad)

@@ -58,6 +58,11 @@ NETS = {
     # into the weight columns
     "shuffled": {"input_shape": [32, 4, 4], "layers": [
         conv("c", 32, 1), op("sh", "shuffle", groups=4), conv("g", 32, 3, groups=4), op("r", "relu")]},
+    # a depthwise layer on a gapped concat (12 + 4 channels at PN 8 or 16)
+    # taking a residual in the same layout: it keeps its groups and the gaps
+    "dw_gap_residual": {"input_shape": [4, 5, 5], "layers": [
+        conv("a", 12), conv("b", 4, inputs=["input"]), op("cat", "concat", ["a", "b"]),
+        conv("dw", 16, 3, groups=16), op("ad", "add", ["dw", "cat"]), conv("g", 16, 1, groups=2)]},
 }
 
 

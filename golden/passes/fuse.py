@@ -393,9 +393,12 @@ class _Fuser:
             self.views[op.name] = _View(op.name)
             return
         if g > 1 and (perm is not None or not t.gapless):
+            r = t.phys_c * w.shape[0] / (w.shape[0] * w.shape[1])
+            self.notes.append(f"{op.name}: grouped convolution (groups={g}) lowered to dense block-diagonal weights "
+                              f"(its input {'has gaps' if not t.gapless else 'is permuted'}); MAC overhead {r:.3f}")
+            self.lowered[op.name] = {"groups": g, "how": "dense", "bands": [(0, w.shape[0], 0, t.phys_c)],
+                                     "layers": [op.name], "overhead": r}
             w = densify(w, g)
-            self.notes.append(f"{op.name}: grouped convolution (groups={g}) densified to block-diagonal weights "
-                              f"(its input {'has gaps' if not t.gapless else 'is permuted'})")
             g = 1
         if perm is not None:
             w2 = np.zeros_like(w)
@@ -548,8 +551,8 @@ class _Fuser:
                 self.layers.remove(Lc)
                 self.layers.insert(self.index(P), Lc)
             t = self.tensors[v.tensor]
-            if not r.gapless or r.phys_c != P.out_shape[0]:
-                self._scatter_rows(P, r)
+            if (t.phys, t.phys_c) != (r.phys, r.phys_c):
+                self._scatter_rows(P, r, t)
                 t.phys, t.phys_c = r.phys, r.phys_c
             P.residual = r.name
             P.source.append(op.name)
@@ -576,21 +579,29 @@ class _Fuser:
         self.add_layer(L, tb.shape, tb.phys, tb.phys_c)
         self.views[op.name] = _View(op.name, flat=flat)
 
-    def _scatter_rows(self, P: GLayer, r: Tensor) -> None:
-        """P writes its output in the residual's physical layout: zero weight
-        rows (and bias) in the gaps."""
-        w = P.weight
+    def _scatter_rows(self, P: GLayer, r: Tensor, t: Tensor) -> None:
+        """P writes its output ``t`` in the residual's physical layout: zero
+        weight rows (and bias) in the gaps."""
+        w, b = P.weight, P.bias
         if P.groups > 1:
-            w = densify(w, P.groups)
-            self.notes.append(f"{P.name}: grouped convolution densified (its residual {r.name!r} has gaps)")
+            cin, cout, g = P.in_shape[0], w.shape[0], P.groups
+            ratio = r.phys_c * cin / (cout * w.shape[1])
+            self.notes.append(f"{P.name}: grouped convolution (groups={g}) lowered to dense block-diagonal weights "
+                              f"(its residual {r.name!r} has gaps); MAC overhead {ratio:.3f}")
+            self.lowered[P.name] = {"groups": g, "how": "dense", "bands": [(0, r.phys_c, 0, cin)],
+                                    "layers": [P.name], "overhead": ratio}
+            w = densify(w, g)
             P.groups = 1
+        if not t.gapless:
+            # P wrote its input's gapped layout (a depthwise layer on a concat): its logical rows
+            w, b = w[t.phys_index()], None if b is None else b[t.phys_index()]
         idx = r.phys_index()
         w2 = np.zeros((r.phys_c,) + w.shape[1:])
         w2[idx] = w
         P.weight = w2
-        if P.bias is not None:
+        if b is not None:
             b2 = np.zeros(r.phys_c)
-            b2[idx] = P.bias
+            b2[idx] = b
             P.bias = b2
         P.out_shape = (r.phys_c,) + tuple(P.out_shape[1:])
 

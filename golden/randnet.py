@@ -72,7 +72,17 @@ GRAPH_KERNELS = (1, 3, 5)
 #:   avgpool   average pools (3x3 or 2x2, padding counted or not, sometimes
 #:             unequal pads) and max pools with unequal pads
 #:   gap       a global average pool before the last layer
-GRAPH_FEATURES = ("residual", "add", "avgpool", "gap")
+#: and (issue 13) grouped convolution:
+#:   depthwise  depthwise convolutions (groups = in_c = out_c): K 1/3/5/7,
+#:              stride 1-2 (now and then 3 or 4), same or unequal pads, ReLU,
+#:              ReLU6 or nothing after, OVSF now and then; a MobileNet-v2
+#:              inverted residual (1x1 expand, depthwise, 1x1 project, the
+#:              add when the shapes allow) or a depthwise layer alone, with
+#:              its input added now and then
+#:   grouped    grouped convolutions that are not depthwise (ShuffleNet's
+#:              grouped 1x1, ResNeXt's 3x3, a depthwise channel multiplier):
+#:              the compiler lowers them to dense layers (golden/passes/groups.py)
+GRAPH_FEATURES = ("residual", "add", "avgpool", "gap", "depthwise", "grouped")
 
 #: A descriptor that uses each feature (what isa.unsupported_features is asked).
 _FEATURE_PROBES = {
@@ -81,14 +91,28 @@ _FEATURE_PROBES = {
     "avgpool": [{"kind": int(isa.Kind.POOL), "pool_avg": 1, "pool_k": 3, "pool_pad": 1},
                 {"kind": int(isa.Kind.POOL), "pool_asym": 1, "pool_k": 3, "pool_pad": 1}],
     "gap": [{"kind": int(isa.Kind.POOL), "pool_avg": 1, "pool_global": 1}],
+    "depthwise": [{"kind": int(isa.Kind.CONV), "groups": 12, "in_c": 12, "out_c": 12}],
+    "grouped": [{"kind": int(isa.Kind.CONV), "groups": 4, "in_c": 16, "out_c": 16},
+                {"kind": int(isa.Kind.CONV), "groups": 6, "in_c": 6, "out_c": 12}],
 }
+
+
+def _compiler_lowers_groups() -> bool:
+    from .passes import groups
+    return groups.LOWER
 
 
 def engine_features() -> tuple:
     """The GRAPH_FEATURES this engine's RTL runs now (none of their probe
     descriptors has an isa.unsupported_features entry): the flag that keeps
-    what the RTL cannot run yet out of the random graphs."""
-    return tuple(f for f in GRAPH_FEATURES if not any(isa.unsupported_features(p) for p in _FEATURE_PROBES[f]))
+    what the RTL cannot run yet out of the random graphs. Grouped
+    convolutions the RTL refuses run as long as the compiler lowers them to
+    dense layers."""
+    def runs(f):
+        if f == "grouped" and _compiler_lowers_groups():
+            return True
+        return not any(isa.unsupported_features(p) for p in _FEATURE_PROBES[f])
+    return tuple(f for f in GRAPH_FEATURES if runs(f))
 
 
 def graph_network_problem(spec: dict, cfg, calib_seed: int = 0, engine: bool = True) -> str | None:
@@ -160,12 +184,14 @@ def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c
     unknown = sorted(set(feats) - set(GRAPH_FEATURES))
     if unknown:
         raise ValueError(f"random_graph_network: unknown features {unknown}; known: {GRAPH_FEATURES}")
-    # the new features' own stream: the fire modules' draws stay as they were
+    # the new features' own streams: the fire modules' draws stay as they
+    # were, and so do issue 12's when no grouped feature is asked for
     side = np.random.default_rng([tag, 12])
+    gside = np.random.default_rng([tag, 13])
     problem = None
     for _ in range(tries):
         spec = _draw_graph(rng, cfg, name, max_modules, max_hw, max_c or 2 * cfg.pn + 3, allow_ovsf,
-                           feats, side)
+                           feats, side, gside)
         problem = graph_network_problem(spec, cfg, engine=engine)
         if problem is None:
             return spec
@@ -173,7 +199,7 @@ def random_graph_network(rng, cfg, max_modules: int = 2, max_hw: int = 10, max_c
                      f"the last: {problem}")
 
 
-def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf, feats=(), xrng=None) -> dict:
+def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf, feats=(), xrng=None, grng=None) -> dict:
     pn = cfg.pn
     rint = lambda lo, hi: int(rng.integers(lo, hi + 1))     # noqa: E731
     c, h, w = rint(1, max_c), rint(5, max_hw), rint(5, max_hw)
@@ -257,6 +283,8 @@ def _draw_graph(rng, cfg, name, max_modules, max_hw, max_c, allow_ovsf, feats=()
         cur = out
         if feats:
             cur, h, w = _graph_extras(xrng, spec, cur, m, h, w, pn, max_c, feats)
+        if {"depthwise", "grouped"} & set(feats):
+            cur, h, w = _group_extras(grng, spec, cur, m, h, w, pn, max_c, feats, rhos if allow_ovsf else [])
     if "gap" in feats and xrng.random() < 0.35:
         lay.append({"name": "gap", "type": "gap", "inputs": [cur]})
         cur, h, w = "gap", 1, 1
@@ -349,4 +377,97 @@ def _graph_extras(side, spec, cur, m, h, w, pn, max_c, feats):
         cur = layer["name"]
         h = (h + pads[0] + pads[1] - k) // s + 1
         w = (w + pads[2] + pads[3] - k) // s + 1
+    return cur, h, w
+
+
+def _channels_of(spec, t):
+    """A tensor's logical channels (a concat's: the sum of its parts)."""
+    from .network import load_network
+    probe = {"name": "_probe", "type": "relu", "inputs": [t]}
+    return load_network(dict(spec, layers=spec["layers"] + [probe])).shape(t)[0]
+
+
+def _group_extras(rng, spec, cur, m, h, w, pn, max_c, feats, rhos):
+    """After module ``m`` (output ``cur``, h x w): now and then depthwise
+    layers (a MobileNet-v2 inverted residual, or a depthwise layer alone,
+    its input added now and then) and a grouped convolution that is not
+    depthwise, drawn from ``rng``. Returns the new output and its plane."""
+    lay = spec["layers"]
+    rint = lambda lo, hi: int(rng.integers(lo, hi + 1))     # noqa: E731
+
+    def act(src, none=0.25):
+        r = rng.random()
+        if r < none:
+            return src
+        kind = "relu6" if r < none + (1 - none) / 2 else "relu"
+        lay.append({"name": f"{src}_{kind}", "type": kind, "inputs": [src]})
+        return f"{src}_{kind}"
+
+    def geometry(k_choices, allow_stride=True):
+        """A kernel that fits, a stride, pads (same, or unequal per side)
+        and the output plane; same pads and stride 1 keep the plane."""
+        k = int(rng.choice([x for x in k_choices if x <= min(h, w) + 2 * (x // 2)] or [1]))
+        r = rng.random()
+        s = 1
+        if allow_stride and r < 0.35 and min(h, w) >= 3:
+            s = 2
+        elif allow_stride and r < 0.42 and min(h, w) >= 5:
+            s = rint(3, 4)
+        pads = [k // 2] * 4
+        if k > 1 and rng.random() < 0.25:
+            pads = [rint(0, k - 1) for _ in range(4)]
+            if k > h + pads[0] + pads[1] or k > w + pads[2] + pads[3]:
+                pads = [k // 2] * 4
+        return k, s, pads, layers.out_size(h, k, s, pads[0], pads[1]), layers.out_size(w, k, s, pads[2], pads[3])
+
+    def conv(nm, src, cout, k=1, s=1, pads=0, groups=1):
+        layer = {"name": nm, "type": "conv", "out_channels": cout, "kernel": k, "stride": s, "pad": pads,
+                 "inputs": [src]}
+        if groups > 1:
+            layer["groups"] = groups
+        if rhos and rng.random() < 0.25:
+            layer["rho"] = float(rng.choice(rhos))
+        lay.append(layer)
+        return nm
+
+    if "depthwise" in feats and rng.random() < 0.6:
+        c = _channels_of(spec, cur)
+        k, s, pads, oh, ow = geometry((1, 3, 3, 3, 5, 7))
+        keeps = s == 1 and (oh, ow) == (h, w)
+        if rng.random() < 0.5:
+            # inverted residual: expand, depthwise, project (and the add)
+            ce = int(rng.choice([pn, 2 * pn])) if rng.random() < 0.3 else rint(2, max_c)
+            e = act(conv(f"d{m}_exp", cur, ce), none=0.1)
+            d = act(conv(f"d{m}_dw", e, ce, k, s, pads, groups=ce), none=0.2)
+            res = keeps and rng.random() < 0.7
+            p = conv(f"d{m}_proj", d, c if res else rint(1, max_c))
+            if res:
+                lay.append({"name": f"d{m}_add", "type": "add", "inputs": [p, cur] if rng.random() < 0.5 else [cur, p]})
+                p = f"d{m}_add"
+            cur = p
+        else:
+            d = conv(f"d{m}_dw", cur, c, k, s, pads, groups=c)
+            if keeps and rng.random() < 0.4:
+                # the compiler fuses the add into the depthwise layer (res)
+                lay.append({"name": f"d{m}_add", "type": "add", "inputs": [d, cur]})
+                d = f"d{m}_add"
+            cur = act(d)
+        h, w = oh, ow
+    if "grouped" in feats and rng.random() < 0.35:
+        c = _channels_of(spec, cur)
+        g = rint(2, 4)
+        if rng.random() < 0.5:
+            # a 1x1 conv to a channel count the groups divide (ShuffleNet style)
+            c = g * int(rng.choice([1, 2, 3, pn // g or 1]))
+            cur = act(conv(f"g{m}_pre", cur, c), none=0.3)
+        divisors = [x for x in range(2, c + 1) if c % x == 0]
+        if not divisors:
+            return cur, h, w
+        g = int(rng.choice(divisors)) if g not in divisors else g
+        cout = g * rint(1, 3)
+        if g == c and cout == c:
+            cout = 2 * c                # a channel multiplier: grouped, not depthwise
+        k, s, pads, oh, ow = geometry((1, 1, 3, 3, 5), allow_stride=rng.random() < 0.3)
+        cur = act(conv(f"g{m}_conv", cur, cout, k, s, pads, groups=g))
+        h, w = oh, ow
     return cur, h, w

@@ -39,8 +39,17 @@ def layer_stats(item, i) -> dict:
         "stall": item.stall,
         # the residual add saturated: the operands' sum left the accumulator's range
         "res_saturated": t.res_al is not None and bool(np.any(t.acc_conv + t.res_al != t.acc)),
+        # a grouped convolution the compiler lowered to dense layers (its descriptor is dense)
+        "lowered_group": prog.layers[i].name in lowered_layers(prog),
         "fields": d.values,
     }
+
+
+def lowered_layers(prog) -> set:
+    """Names of the layers that run a lowered grouped convolution (its bands,
+    or its one block-diagonal layer: golden.passes.fuse's Graph.lowered)."""
+    lowered = getattr(getattr(prog, "graph", None), "lowered", None) or {}
+    return {n for v in lowered.values() for n in v.get("layers", ())}
 
 
 class FunctionalCoverage(uvm_subscriber):

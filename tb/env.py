@@ -468,14 +468,24 @@ def _first_diffs(exp, got, labels):
 
 class WeightsScoreboard(Scoreboard):
     """Each generated block against the golden generation of that block.
-    Meant to see every weight of the real channels of every OVSF layer."""
+    Meant to see every weight of the real channels of every OVSF layer: the
+    in_c/groups input channels one output channel reads (a depthwise
+    layer's: one), K*K taps each.
+
+    A sample's f counts through one output channel's weight vector of a
+    ci-group, f = c*K*K + tap. A layer with packed taps (isa.packed_taps:
+    depthwise) has one vector per output channel, wvec_len long, its
+    (in_c/groups)*K*K real weights first and generated padding after
+    (compared too; the engine's lanes there read zeros); its sample's group
+    is the tile's channel base, which the vector does not depend on."""
     unit = "generated weights"
 
     def expected(self, item):
         keys = set()
         for i, d in enumerate(item.descs[:len(item.traces)]):
             if d.ovsf and d.kind != isa.Kind.POOL:
-                keys.update((id(item), i, o, c, tap) for o in range(d.out_c) for c in range(d.in_c)
+                cin = d.in_c // max(1, d.groups)
+                keys.update((id(item), i, o, c, tap) for o in range(d.out_c) for c in range(cin)
                             for tap in range(d.k * d.k))
         return keys
 
@@ -488,20 +498,29 @@ class WeightsScoreboard(Scoreboard):
         if s.layer >= len(item.traces):
             return
         q = item.prog.layers[s.layer]
+        d = item.descs[s.layer]
         t = item.traces[s.layer]
         cfg = item.prog.cfg
-        k2 = q.k * q.k
+        k2 = d.k * d.k
+        packed = isa.packed_taps(d, cfg.pn)
+        # golden's weights per output channel as the flat (c, tap) vector
+        flat = t.w.reshape(t.w.shape[0], -1)
+        base = 0 if packed else s.group * cfg.pn * k2
+        limit = isa.wvec_len(d, cfg.pn) if packed else flat.shape[1]
         exp = []
         for f in range(s.f0, s.f0 + len(s.weights)):
-            c = s.group * cfg.pn + f // k2
-            tap = f % k2
-            exp.append(int(t.w[s.o, c, tap // q.k, tap % q.k]))
-            self.seen.add((id(item), s.layer, s.o, c, tap))
+            pos = base + f
+            if not 0 <= s.o < flat.shape[0] or pos >= limit:
+                exp.append(None)           # a weight the layer does not have
+                continue
+            exp.append(int(flat[s.o, pos]))
+            self.seen.add((id(item), s.layer, s.o, pos // k2, pos % k2))
         self.checked += 1
         if exp != list(s.weights):
             diffs = [(i, e, g) for i, (e, g) in enumerate(zip(exp, s.weights)) if e != g]
             self.fail(f"{item.label} layer {q.name}: weight block of channel {s.o}, group {s.group}, "
-                      f"f {s.f0}: {len(diffs)} of {len(exp)} differ; first (index, expected, actual) {diffs[:3]}")
+                      f"f {s.f0}{' (packed taps)' if packed else ''}: {len(diffs)} of {len(exp)} differ; "
+                      f"first (index, expected, actual) {diffs[:3]}")
 
 
 class BiasScoreboard(Scoreboard):

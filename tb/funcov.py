@@ -17,6 +17,9 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
   above ``clip_hi`` after the data shift, so the clip changed it;
 - ``out_gap`` (bool): the layer's pad channels (out_c not a multiple of
   PN) lie inside its output tensor, before another part: a concat's gap;
+- ``lowered_group`` (bool): the layer is (a band of) a grouped
+  convolution the compiler lowered to dense layers (golden/passes/groups.py:
+  its descriptor is dense, so only the program can tell);
 - ``res_saturated`` (bool): the residual add of a layer with res=1
   saturated somewhere (the sum of the two operands left the accumulator's
   range);
@@ -61,6 +64,15 @@ Coverage model (group ``uz.layer``):
   ``res_sat`` (residual layers, stats ``res_saturated``): the add saturated;
   crosses ``res_k`` (res x K; a residual on K 7 or 11 is legal and never
   generated) and ``res_kind``.
+- ``group`` (CONV): dense, depthwise (groups = in_c = out_c, which the
+  RTL runs with per-PE operand selection) or lowered (a grouped
+  convolution the compiler lowered to dense layers; stats
+  ``lowered_group``, without which a dense CONV is not sampled); crossed
+  with K, stride and input selection (``group_k_stride_insel``) and with
+  the weights, raw or OVSF (``group_weights``). The first cross leaves out
+  dense layers (kind_k_stride_pad and insel cover them), K 2 (a pool
+  window) and what is legal but never generated: depthwise K 11, lowered
+  K 7/11 or stride 3/4.
 - Pools (POOL layers that pool, not the one-cell copy): ``pool_op`` max,
   avg, global_avg, global_max; ``pool_pads`` none, equal, unequal (not for
   global pools); ``pool_nonsquare`` (the window's height and width differ:
@@ -98,6 +110,8 @@ RES_BINS = ("off", "on")
 RES_SHIFT_BINS = ("left", "zero", "right")
 POOL_OP_BINS = ("max", "avg", "global_avg", "global_max")
 POOL_PAD_BINS = ("none", "equal", "unequal")
+GROUP_BINS = ("dense", "depthwise", "lowered")
+INSEL_BINS = ("off", "on")
 
 
 def _illegal_shapes():
@@ -124,6 +138,18 @@ def _not_generated_slices():
             out.append((sl, kind, k))
         elif sl != "whole" and (kind == "FC" or (kind, k) in (("POOL", 2), ("CONV", 7), ("CONV", 11))):
             out.append((sl, kind, k))
+    return out
+
+
+def _not_generated_groups():
+    """(group, k, stride, insel) of group_k_stride_insel outside the model:
+    dense layers (other crosses cover them), the pool window K 2, and legal
+    shapes no test generates (depthwise K 11; lowered K 7/11, stride 3/4)."""
+    out = []
+    for g, k, s, i in itertools.product(GROUP_BINS, K_BINS, STRIDE_BINS, INSEL_BINS):
+        if (g == "dense" or k == 2 or (g == "depthwise" and k == 11)
+                or (g == "lowered" and (k in (7, 11) or s > 2))):
+            out.append((g, k, s, i))
     return out
 
 
@@ -166,7 +192,7 @@ _coverage = coverage_section(
     _point("saturation", BOOL_BINS),
     _point("rho", RHO_BINS),
     _point("weights", ("raw", "ovsf")),
-    _point("insel", ("off", "on")),
+    _point("insel", INSEL_BINS),
     _point("stall", STALL_PATTERNS),
     _point("fused_pool", BOOL_BINS),
     _point("clip", CLIP_BINS),
@@ -194,13 +220,17 @@ _coverage = coverage_section(
                ign_bins=[(g, p) for g in ("global_avg", "global_max") for p in POOL_PAD_BINS]),
     CoverCross(f"{GROUP}.pool_op_nonsquare", items=[f"{GROUP}.pool_op", f"{GROUP}.pool_nonsquare"],
                ign_bins=[("max", True)]),
+    _point("group", GROUP_BINS),
+    CoverCross(f"{GROUP}.group_k_stride_insel", items=[f"{GROUP}.{n}" for n in ("group", "k", "stride", "insel")],
+               ign_bins=_not_generated_groups()),
+    CoverCross(f"{GROUP}.group_weights", items=[f"{GROUP}.group", f"{GROUP}.weights"]),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
           "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
           "clip", "in_slice", "out_slice", "out_gap", "res", "res_shift", "res_sat", "pool_op", "pool_pads",
-          "pool_nonsquare", "pool_incl_pad")
+          "pool_nonsquare", "pool_incl_pad", "group")
 
 
 @_coverage
@@ -251,6 +281,12 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
             pool_pads = "none" if not any(pads) else ("equal" if len(set(pads)) == 1 else "unequal")
             if d.pool_avg and any(pads):
                 incl_pad = bool(d.pool_incl_pad)
+    group = None
+    if kind == "CONV":
+        if isa.depthwise(d):
+            group = "depthwise"
+        elif stats.get("lowered_group") is not None:
+            group = "lowered" if stats["lowered_group"] else "dense"
     if pool and pool_op != "max":
         # the legacy k (pool_k) means nothing for a global or large window
         k = k if d.pool_k and not (d.pool_kh or d.pool_kw or d.pool_global) else None
@@ -281,6 +317,7 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         "pool_pads": pool_pads,
         "pool_nonsquare": nonsquare,
         "pool_incl_pad": incl_pad,
+        "group": group,
     }
 
 

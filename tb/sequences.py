@@ -13,7 +13,7 @@ from pyuvm import ConfigDB, uvm_sequence
 
 from golden import compiler, isa, layers
 from golden.network import load_network
-from golden.randnet import random_graph_network, random_network
+from golden.randnet import engine_features, random_graph_network, random_network
 
 from .env import ProgramItem
 
@@ -197,6 +197,44 @@ RESIDUAL_DIRECTED = {
     "gap_square": (_SQUARE, "auto"),
     "gap_square_max": (_SQUARE, "auto", {"edits": {"g": {"pool_avg": 0}}}),
 }
+
+
+def _engine_case(name):
+    """A network of the engine smoke cases (tests/rtl/engine_cases.py) as a
+    directed program: its spec, and its forced tiles as make_program's."""
+    from .regressions import engine_cases
+    spec = dict(engine_cases.GRAPH_CASES[name])
+    opts = {"tiles": spec.pop("tiles")} if "tiles" in spec else {}
+    if "input_scale" in spec:
+        opts["input_scale"] = spec.pop("input_scale")
+    spec.pop("weights", None)
+    return spec, "auto", opts
+
+
+#: The directed programs of grouped convolution (issue 13), as
+#: GRAPH_DIRECTED (GraphDirectedTest runs them), each left out while the RTL
+#: does not run it (engine_runs). dw_block is the engine smoke case: 3x3
+#: (stride 1 and 2), 5x5 and 7x7 depthwise, OVSF, residuals fused into
+#: depthwise layers, ReLU6, a depthwise 1x1 identity add, split tiles.
+DEPTHWISE_DIRECTED = {
+    "dw_block": _engine_case("dw_block"),
+    # A MobileNet-v2 inverted residual on 6 channels (not a multiple of PM),
+    # its depthwise 3x3 layer OVSF-generated, the add fused into the
+    # projection; an OVSF depthwise 5x5 stride 2 with unequal pads; then what
+    # the compiler lowers: ShuffleNet's grouped 1x1 (channel-slice bands),
+    # a depthwise channel multiplier (block-diagonal dense).
+    "mobile_shuffle": ({"input_shape": [6, 9, 9], "layers": [
+        conv("exp", 12, 1), {"name": "exp_r", "type": "relu6"},
+        conv("dw3", 12, 3, 1, 1, groups=12, rho=0.5), {"name": "dw3_r", "type": "relu6"},
+        conv("proj", 6, 1), _add("add", "proj", "input"),
+        conv("dw5", 6, 5, 2, [2, 1, 1, 2], groups=6, rho=0.25), {"name": "dw5_r", "type": "relu"},
+        conv("pre", 16, 1), {"name": "pre_r", "type": "relu"},
+        conv("g1", 16, 1, groups=4), {"name": "g1_r", "type": "relu"},
+        conv("mult", 32, 3, 1, 1, groups=16), conv("head", 5, 1)]}, "auto"),
+}
+GRAPH_DIRECTED.update(DEPTHWISE_DIRECTED)
+#: Programs left out (and named in the log) while the RTL does not run them.
+GATED = set(RESIDUAL_DIRECTED) | set(DEPTHWISE_DIRECTED)
 ALL_DIRECTED = {**DIRECTED, **GRAPH_DIRECTED, **RESIDUAL_DIRECTED}
 
 
@@ -222,14 +260,13 @@ class DirectedSeq(uvm_sequence):
 
     async def body(self):
         cfg = _cfg()
-        names = self.names
-        if names is None:
-            # every program, less those whose features the RTL does not run
-            # yet (named in the log, so the gap shows)
-            names = [n for n in ALL_DIRECTED if n not in RESIDUAL_DIRECTED or engine_runs(ALL_DIRECTED[n], cfg)]
-            left = [n for n in ALL_DIRECTED if n not in names]
-            if left:
-                self.logger.warning(f"directed programs the RTL does not run yet: {', '.join(left)}")
+        asked = list(ALL_DIRECTED) if self.names is None else list(self.names)
+        # less those whose features the RTL does not run yet (named in the
+        # log, so the gap shows)
+        names = [n for n in asked if n not in GATED or engine_runs(ALL_DIRECTED[n], cfg)]
+        left = [n for n in asked if n not in names]
+        if left:
+            self.logger.warning(f"directed programs the RTL does not run yet: {', '.join(left)}")
         for n in names:
             spec, insel, *opts = ALL_DIRECTED[n]
             spec = dict(spec, name=n, weights={"seed": random.getrandbits(16)})
@@ -261,6 +298,8 @@ class LayerParams(Randomized):
         self.tiling = "auto"
         self.shifts = "fit"
         self.pool_win = (2, 2, 0)
+        self.group = "dense"
+        self.residual = False
         self.add_rand("kind", ["conv", "conv", "conv", "conv", "fc", "pool"])
         self.add_rand("cin", list(range(1, 3 * cfg.pn + 3)))
         self.add_rand("cout", list(range(1, 3 * cfg.pm + 3)))
@@ -279,6 +318,11 @@ class LayerParams(Randomized):
         # shift amounts another choice of fractional lengths gives
         self.add_rand("shifts", ["fit", "fit", "fit", "retune"])
         self.add_rand("pool_win", [(k, s, p) for k in (2, 3) for s in (1, 2, 3) for p in (0, 1)])
+        # a CONV's groups: dense, depthwise (groups = in_c = out_c, which the
+        # RTL runs) or grouped otherwise (the compiler lowers it to dense
+        # layers), each only where the engine runs it (layer_groups)
+        self.add_rand("group", ["dense"] * 6 + ["depthwise", "depthwise", "grouped"])
+        self.add_rand("residual", [False, False, True])   # a depthwise layer's input added
         # the kernel fits the padded input; FC is 1x1 without pool
         # Constraints over single variables keep the solver fast; the
         # dependent rules (an FC is 1x1 without pool; the kernel fits the
@@ -288,6 +332,26 @@ class LayerParams(Randomized):
     def post_randomize(self):
         if self.kind == "fc":
             self.k, self.stride, self.pool = 1, 1, "none"
+        if self.kind != "conv" or self.group not in layer_groups():
+            self.group = "dense"
+        self.fit(remap=True)
+
+    def fit(self, remap: bool = False):
+        """The group's rules (``remap``: pull drawn K and stride into the
+        group's usual ranges) and a plane the kernel fits."""
+        if remap and self.group == "depthwise":
+            # K 1/3/5/7, stride 1 or 2 mostly (3 and 4 now and then)
+            if self.k == 11:
+                self.k = random.choice([3, 5, 7])
+            if self.stride > 2 and random.random() < 0.7:
+                self.stride = random.choice([1, 2])
+        elif remap and self.group == "grouped":
+            self.k = min(self.k, 5)
+            self.stride = min(self.stride, 2)
+        if self.group == "depthwise":
+            self.cin = self.cout = max(2, self.cin)     # one channel is a dense layer
+        elif self.group == "grouped":
+            self.cin = max(2, self.cin)
         reach = 2 * (self.k // 2) if self.pad_mode != "none" else 0
         self.h = max(self.h, self.k - reach)
         self.w = max(self.w, self.k - reach)
@@ -315,12 +379,39 @@ class LayerParams(Randomized):
         ow = layers.out_size(w, k, s, pads[2], pads[3])
         lay = [{"name": "conv", "type": "conv", "out_channels": self.cout, "kernel": k, "stride": s, "pad": pads,
                 "rho": self.rho}]
+        if self.group != "dense":
+            lay[0]["out_channels"], lay[0]["groups"] = self.grouped_shape()
+        if self.group == "depthwise" and self.residual and s == 1 and (oh, ow) == (h, w):
+            # the compiler fuses the add into the depthwise layer (res)
+            lay.append({"name": "add", "type": "add", "inputs": ["conv", "input"]})
         if random.random() < 0.6:
-            lay.append({"type": "relu"})
+            lay.append({"type": "relu6" if self.group == "depthwise" and random.random() < 0.5 else "relu"})
         pk, ps, pp = {"2x2s2": (2, 2, 0), "3x3s2": (3, 2, 0), "3x3s2p1": (3, 2, 1)}.get(self.pool, (0, 0, 0))
         if pk and pk <= min(oh, ow) + 2 * pp:
             lay.append({"name": "pool", "type": "maxpool", "kernel": pk, "stride": ps, "pad": pp})
         return {"name": "rand_conv", "input_shape": [self.cin, h, w], "weights": {"seed": seed}, "layers": lay}
+
+
+    def grouped_shape(self) -> tuple:
+        """(out_channels, groups) of a depthwise or grouped CONV on cin
+        channels: groups = cin = cout for depthwise; else groups dividing
+        cin and cout that do not make it depthwise (a channel multiplier
+        when every channel is its own group)."""
+        if self.group == "depthwise":
+            return self.cin, self.cin
+        g = random.choice([x for x in range(2, self.cin + 1) if self.cin % x == 0] or [1])
+        per = random.randint(1, max(1, (3 * self.cfg.pm + 2) // g))
+        if g == self.cin and per == 1:
+            per = 2
+        return g * per, g
+
+
+def layer_groups() -> tuple:
+    """The group kinds LayerParams draws: dense, and depthwise and grouped
+    where the engine runs them (randnet.engine_features: the RTL's check,
+    and for grouped convolutions the compiler's lowering)."""
+    feats = engine_features()
+    return ("dense",) + tuple(g for g in ("depthwise", "grouped") if g in feats)
 
 
 def split_tiles(q, cfg) -> dict:
@@ -337,7 +428,12 @@ def split_tiles(q, cfg) -> dict:
     if step:
         out["tr"] = t["tr"] if t["tr"] < step else random.randrange(step, t["tr"] + 1, step)
         out["tc"] = t["tc"] if t["tc"] < step else random.randrange(step, t["tc"] + 1, step)
-    if q.kind != isa.Kind.POOL:
+    if q.kind != isa.Kind.POOL and isa.depthwise({"kind": int(q.kind), "groups": q.groups,
+                                                  "in_c": q.in_shape[0], "out_c": q.out_shape[0]}):
+        # a depthwise tile's inputs are its outputs' channels
+        out["to"] = random.randrange(cfg.pm, t["to"] + 1, cfg.pm)
+        out["ti"] = out["to"]
+    elif q.kind != isa.Kind.POOL:
         unit_i = max(cfg.pn, cfg.ovsf_len) if q.ovsf is not None else cfg.pn
         out["ti"] = random.randrange(unit_i, t["ti"] + 1, unit_i) if t["ti"] >= unit_i else t["ti"]
         out["to"] = random.randrange(cfg.pm, t["to"] + 1, cfg.pm)
@@ -377,7 +473,8 @@ class RandomLayerSeq(uvm_sequence):
         seed = random.getrandbits(16)
         spec = p.spec(seed)
         force_ovsf = p.ovsf_at_1 and p.rho == 1.0 and p.kind != "pool"
-        label = (f"layer{i}: {p.kind} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
+        group = f" {p.group}{' +input' if p.residual and p.group == 'depthwise' else ''}" if p.group != "dense" else ""
+        label = (f"layer{i}: {p.kind}{group} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
                  f"pad {p.pad_mode} pool {p.pool if p.kind != 'pool' else p.pool_win} rho {p.rho}"
                  f"{' (ovsf)' if force_ovsf else ''} insel {p.insel} scale {p.scale} tiling {p.tiling} "
                  f"shifts {p.shifts}")
@@ -405,6 +502,16 @@ def cross_bins(cfg) -> list[tuple]:
         out += [(kind, k, s, p) for k in K_BINS for s in STRIDE_BINS for p in PAD_BINS
                 if (kind, k, s, p) not in illegal]
     return out
+
+
+def group_bins() -> list[tuple]:
+    """Every (group, k, stride, insel) of the functional coverage cross
+    group_k_stride_insel (tb/funcov.py) whose group the engine runs."""
+    from .funcov import GROUP_BINS, INSEL_BINS, K_BINS, STRIDE_BINS, _not_generated_groups
+    ignored = set(_not_generated_groups())
+    runs = {"depthwise": "depthwise", "lowered": "grouped"}
+    return [(g, k, s, i) for g in GROUP_BINS for k in K_BINS for s in STRIDE_BINS for i in INSEL_BINS
+            if (g, k, s, i) not in ignored and runs.get(g) in layer_groups()]
 
 
 class CoverageSweepSeq(RandomLayerSeq):
@@ -440,8 +547,24 @@ class CoverageSweepSeq(RandomLayerSeq):
             p.shifts = "retune" if i % 3 == 1 else "fit"
             p.scale = 8.0 if i % 4 == 2 else 1.0
             p.tiling = "split" if i % 2 else "auto"
+            p.group = "dense"             # the group sweep below pins K and stride itself
             p.post_randomize()
             await self.run_layer(p, cfg, i)
+        # then one small depthwise or lowered grouped CONV per bin of
+        # group x K x stride x insel, raw and OVSF in turn
+        n = len(cross_bins(cfg))
+        for j, (group, k, stride, insel) in enumerate(group_bins()):
+            p.randomize()
+            p.kind, p.group, p.pool, p.scale, p.shifts = "conv", {"lowered": "grouped"}.get(group, group), "none", 1.0, "fit"
+            p.cin, p.cout = min(p.cin, cfg.pn + 3), min(p.cout, cfg.pm + 3)
+            p.h, p.w = min(p.h, 8), min(p.w, 8)
+            p.k, p.stride, p.insel = k, stride, insel
+            p.pad_mode = "same" if j % 3 else "asym"
+            p.rho = rhos[j % len(rhos)]
+            p.ovsf_at_1 = (j // len(rhos)) % 2 == 0
+            p.tiling = "split" if j % 4 == 1 else "auto"
+            p.fit()
+            await self.run_layer(p, cfg, n + j)
 
 
 class RandomNetworkSeq(uvm_sequence):

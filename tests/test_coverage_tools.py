@@ -339,3 +339,59 @@ def test_coverage_stats_of_a_graph_program():
             v = funcov.layer_values(st.pop("fields"), st)
             seen |= {("clip", v["clip"]), ("gap", v["out_gap"])}
     assert {("clip", "binding"), ("clip", "on"), ("clip", "off"), ("gap", True), ("gap", False)} <= seen
+
+
+def test_group_bins():
+    """The group coverpoint and its crosses: depthwise K 1/3/5/7 x stride
+    1-4 x insel, lowered K 1/3/5 x stride 1-2 x insel (dense layers are the
+    other crosses'), and every group with raw and OVSF weights."""
+    from cocotb_coverage.coverage import coverage_db
+
+    def bins(name):
+        return set(coverage_db[f"{funcov.GROUP}.{name}"].detailed_coverage)
+    assert bins("group") == {"dense", "depthwise", "lowered"}
+    cross = bins("group_k_stride_insel")
+    assert {("depthwise", k, s, i) for k in (1, 3, 5, 7) for s in (1, 2, 3, 4) for i in ("off", "on")} <= cross
+    assert {("lowered", k, s, i) for k in (1, 3, 5) for s in (1, 2) for i in ("off", "on")} <= cross
+    assert len(cross) == 32 + 12
+    assert bins("group_weights") == {(g, w) for g in ("dense", "depthwise", "lowered") for w in ("raw", "ovsf")}
+    from tb.sequences import group_bins
+    assert set(group_bins()) == cross                  # CoverageSweepTest runs one layer per bin
+
+
+def test_group_layer_values():
+    """Depthwise from the descriptor; lowered or dense from the program
+    (stats lowered_group), else not sampled; only CONV layers."""
+    dw = conv_desc(groups=8, in_c=8, out_c=8, ti=8, to=8)
+    assert funcov.layer_values(dw)["group"] == "depthwise"
+    assert funcov.layer_values(conv_desc(), {"lowered_group": True})["group"] == "lowered"
+    assert funcov.layer_values(conv_desc(), {"lowered_group": False})["group"] == "dense"
+    assert funcov.layer_values(conv_desc())["group"] is None
+    fc = conv_desc(kind=isa.Kind.FC, k=1, in_h=1, in_w=1, out_h=1, out_w=1)
+    assert funcov.layer_values(fc, {"lowered_group": False})["group"] is None
+
+
+def test_coverage_stats_name_lowered_layers():
+    """tb/coverage.layer_stats marks the bands of a lowered grouped layer."""
+    from types import SimpleNamespace
+
+    import random
+
+    from golden import funcmodel, memimage
+    from tb import coverage, regressions
+    from tb.sequences import ALL_DIRECTED, make_program
+    cfg = regressions.CONFIGS["small"]
+    random.seed(1)
+    spec, insel, *_ = ALL_DIRECTED["mobile_shuffle"]
+    prog = make_program(dict(spec, name="m", weights={"seed": 1}), cfg, "m", insel=insel).prog
+    img = memimage.MemoryImage()
+    img.data = bytearray(prog.image.data)
+    traces = [funcmodel.execute_descriptor(img, isa.Descriptor.decode(
+        img.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES)), cfg) for i in range(len(prog.layers))]
+    item = SimpleNamespace(prog=prog, traces=traces, stall="none")
+    groups = {}
+    for i, q in enumerate(prog.layers):
+        st = coverage.layer_stats(item, i)
+        groups[q.name] = funcov.layer_values(st.pop("fields"), st)["group"]
+    assert groups["dw3"] == groups["dw5"] == "depthwise" and groups["exp"] == "dense"
+    assert {g for n, g in groups.items() if n.startswith(("g1", "mult"))} == {"lowered"}

@@ -124,6 +124,28 @@ def test_draws_use_the_new_graph_features():
                     "avg_incl_pad", "avg_excl_pad", "global", "global_nonsquare", "asym"}, seen
 
 
+def test_draws_use_grouped_convolution():
+    """Over the seeds (with the features the engine runs): depthwise layers
+    of K 1/3/5/7, strides 1, 2 and 3 or 4, unequal pads, OVSF, a residual
+    fused into a depthwise layer, channels that are not multiples of PM, in
+    an inverted residual; grouped convolutions lowered to channel-slice
+    bands and to block-diagonal dense layers."""
+    seen = set()
+    for seed in range(40):
+        spec, prog, _ = compiled(seed)
+        seen |= {"inverted" for ly in spec["layers"] if ly["name"].endswith("_exp")}
+        seen |= {("lowered", v["how"]) for v in prog.graph.lowered.values()}
+        for d in descriptors(prog):
+            if isa.depthwise(d):
+                seen |= {("k", d.k), ("stride", min(d.stride, 3))}
+                seen |= {"ovsf"} if d.ovsf else set()
+                seen |= {"res"} if d.res and d.k > 1 else set()     # K 1 with res: the compiler's identity add
+                seen |= {"unequal_pads"} if len({d.pad_t, d.pad_b, d.pad_l, d.pad_r}) > 1 else set()
+                seen |= {"partial_pm"} if d.out_c % SMALL.pm else set()
+    assert seen >= {("k", 1), ("k", 3), ("k", 5), ("k", 7), ("stride", 1), ("stride", 2), ("stride", 3), "ovsf",
+                    "res", "unequal_pads", "partial_pm", "inverted", ("lowered", "bands"), ("lowered", "dense")}, seen
+
+
 def test_features_are_only_what_is_asked():
     """features=(): fire modules only; the default: what the RTL runs; the
     new features draw from their own stream, so a seed's fire modules do
@@ -136,6 +158,8 @@ def test_features_are_only_what_is_asked():
         assert ("add" in types) <= ("residual" in randnet.engine_features())
         assert ("avgpool" in types) <= ("avgpool" in randnet.engine_features())
         assert ("gap" in types) <= ("gap" in randnet.engine_features())
+        grouped = [ly for ly in default["layers"] if ly.get("groups", 1) > 1]
+        assert not grouped or {"depthwise", "grouped"} & set(randnet.engine_features())
         full = randnet.random_graph_network(seed, SMALL, features=randnet.GRAPH_FEATURES, engine=False)
         mods = lambda sp: [ly for ly in sp["layers"] if ly["name"].startswith("m0_")]  # noqa: E731
         assert mods(full) == mods(plain) and full["input_shape"] == plain["input_shape"]
@@ -183,6 +207,11 @@ FEATURE_NETS = {
     "avgpool": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 1},
                 {"name": "p", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1}],
     "gap": [{"name": "a", "type": "conv", "out_channels": 8, "kernel": 1}, {"name": "p", "type": "gap"}],
+    "depthwise": [{"name": "a", "type": "conv", "out_channels": 12, "kernel": 1},
+                  {"name": "d", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1, "groups": 12}],
+    # the compiler lowers it to dense layers the engine runs
+    "grouped": [{"name": "a", "type": "conv", "out_channels": 16, "kernel": 1},
+                {"name": "g", "type": "conv", "out_channels": 16, "kernel": 1, "groups": 4}],
 }
 
 

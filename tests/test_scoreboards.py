@@ -49,7 +49,14 @@ def _observations(kind, item, img, clip=True):
     pm, pn, length = CFG.pm, CFG.pn, CFG.ovsf_len
     out = []
     for i, (d, t) in enumerate(zip(item.descs, item.traces)):
-        if kind == "weights" and d.ovsf:
+        if kind == "weights" and d.ovsf and isa.packed_taps(d, pn):
+            # one packed vector per output channel (depthwise): group is the
+            # tile's channel base, which the vector does not depend on
+            flat = t.w.reshape(t.w.shape[0], -1)
+            for o in range(t.w.shape[0]):
+                for f0 in range(0, isa.wvec_len(d, pn), length):
+                    out.append((item, GenSample(i, o, o // pn, f0, [int(v) for v in flat[o, f0:f0 + length]])))
+        elif kind == "weights" and d.ovsf:
             k2 = d.k * d.k
             for o in range(t.w.shape[0]):
                 for g in range(t.w.shape[1] // pn):
@@ -113,10 +120,11 @@ BOARDS = {"weights": env.WeightsScoreboard, "bias": env.BiasScoreboard, "shift":
 #: The programs each scoreboard is tried on: what it sees (the residual one
 #: needs a residual add, which the others do not have).
 PROGRAMS = {k: ("conv_ovsf_half", "fire", "relu6") for k in BOARDS}
-PROGRAMS["weights"] = ("conv_ovsf_half",)
-PROGRAMS["residual"] = ("resnet_block", "standalone_add", "res_shift_signs", "res_saturate")
+PROGRAMS["weights"] = ("conv_ovsf_half", "mobile_shuffle", "dw_block")
+PROGRAMS["residual"] = ("resnet_block", "standalone_add", "res_shift_signs", "res_saturate", "dw_block")
 for _k in ("shift", "layer", "status", "memory"):
-    PROGRAMS[_k] += ("resnet_block",)
+    PROGRAMS[_k] += ("resnet_block", "mobile_shuffle")
+PROGRAMS["bias"] += ("mobile_shuffle",)
 
 
 @pytest.mark.parametrize("kind", sorted(BOARDS))
@@ -143,7 +151,7 @@ def test_scoreboard_that_compared_part_fails_and_all_passes(kind, name):
     if len(obs) > 1:
         part = _board(BOARDS[kind])
         part.programs.append(item)
-        for o in obs[:-1]:
+        for o in obs[1:]:                          # the first (a real channel's) left out
             part.write(o)
         with pytest.raises(AssertionError, match=r"compared \d+ of \d+ "):
             part.check_phase()
@@ -288,3 +296,60 @@ def test_residual_scoreboard_compares_after_the_program_ended():
     sb.program_ended(item)
     assert sb.checked == sum(1 for o in obs if o.layer <= first) and not sb.pending
     sb.check_phase()
+
+
+# ------------------------------------------------ depthwise (packed) weights
+
+def _depthwise_layers(item):
+    return [i for i, d in enumerate(item.descs) if isa.depthwise(d) and d.ovsf]
+
+
+def test_weights_scoreboard_expects_every_real_depthwise_tap():
+    """A depthwise OVSF layer's channel reads one input channel: the
+    scoreboard expects its out_c * K*K real weights (not in_c * K*K, nor the
+    padding of the packed vector), and passes once they are all compared."""
+    item, img = _item("mobile_shuffle")
+    layers = _depthwise_layers(item)
+    assert layers, "mobile_shuffle has no OVSF depthwise layer"
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    exp = sb.expected(item)
+    for i in layers:
+        d = item.descs[i]
+        mine = {k for k in exp if k[1] == i}
+        assert mine == {(id(item), i, o, 0, tap) for o in range(d.out_c) for tap in range(d.k * d.k)}
+    # only the depthwise layers' samples: the dense OVSF layers are missing
+    obs = [o for o in _observations("weights", item, img) if o[1].layer in layers]
+    for o in obs:
+        sb.write(o)
+    n_exp, missing = sb.missing()
+    assert not sb.mismatches and all(k[1] not in layers for k in missing)
+
+
+@pytest.mark.parametrize("where", ["real", "padding", "channel"])
+def test_weights_scoreboard_catches_a_wrong_depthwise_weight(where):
+    """One generated depthwise weight wrong: a real tap, a tap of the packed
+    vector's padding (the engine generates it too), or a block for an output
+    channel the layer does not have."""
+    item, img = _item("mobile_shuffle")
+    i = _depthwise_layers(item)[0]
+    d = item.descs[i]
+    obs = _observations("weights", item, img)
+    mine = [n for n, o in enumerate(obs) if o[1].layer == i]
+    k2, length = d.k * d.k, CFG.ovsf_len
+    s = obs[mine[0]][1]
+    if where == "real":
+        s.weights = [s.weights[0] + 1] + s.weights[1:]
+    elif where == "padding":
+        s = next(obs[n][1] for n in mine if obs[n][1].f0 + length > k2 and obs[n][1].f0 <= k2)
+        j = k2 - s.f0 if k2 - s.f0 < length else length - 1
+        s.weights = s.weights[:j] + [s.weights[j] ^ 4] + s.weights[j + 1:]
+    else:
+        obs.append((item, GenSample(i, t_rows := item.traces[i].w.shape[0], 0, 0, [0] * length)))
+        assert t_rows >= d.out_c
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    for o in obs:
+        sb.write(o)
+    with pytest.raises(AssertionError, match="mismatches"):
+        sb.check_phase()

@@ -18,7 +18,8 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl
+.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl \
+        mobilenetv2 shufflenet
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -38,6 +39,8 @@ help:
 	@echo "make resnet - ResNet-50 (onnx package) through onnxruntime, golden, and each distinct layer shape"
 	@echo "              alone on the RTL -> build/resnet (RESNET_ARGS=, e.g. --only n7, --rtl none)"
 	@echo "make squeezenet - SqueezeNet 224x224 the same way (its fire modules) -> build/squeezenet"
+	@echo "make mobilenetv2, make shufflenet - the depthwise networks the same way, 8 bytes/cycle"
+	@echo "              -> build/mobilenetv2, build/shufflenet"
 	@echo "make models - ResNet-50, SqueezeNet, DenseNet-121, Inception-v2, ShuffleNet, VGG19 (onnx package)"
 	@echo "              through onnxruntime and the golden model -> build/models (MODELS_ARGS=)"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
@@ -134,6 +137,15 @@ resnet: $(STAMP)
 # SqueezeNet (fire modules: concatenations without copies) the same way.
 squeezenet: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py --model squeezenet --size 224 --out build/squeezenet $(RESNET_ARGS)
+
+# The depthwise networks at the small-FPGA operating point (128-bit bus, 8
+# bytes/cycle): MobileNet-v2 (built by golden/zoo.py) and ShuffleNet (onnx
+# package; its grouped 1x1 layers run as dense channel bands).
+mobilenetv2: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py --model mobilenetv2 --bus 128 --bw 8 --out build/mobilenetv2 $(RESNET_ARGS)
+
+shufflenet: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) scripts/resnet.py --model shufflenet --bus 128 --bw 8 --out build/shufflenet $(RESNET_ARGS)
 
 MODELS_ARGS ?=
 models: $(STAMP)

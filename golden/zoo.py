@@ -20,6 +20,61 @@ from .errors import UzError
 LIGHT_SIZES = {"resnet50": 224, "squeezenet": 64, "densenet121": 64, "inception_v2": 224, "shufflenet": 224,
                "vgg19": 32}
 
+#: MobileNet-v2's inverted residual blocks (expansion t, channels c, blocks
+#: n, first stride s), Sandler et al. 2018, Table 2.
+MOBILENET_V2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def mobilenet_v2_spec(size: int = 224, classes: int = 1000) -> dict:
+    """MobileNet-v2 (width 1.0) as a network description (golden.network),
+    BatchNorm folded away: stem 3x3/2, the inverted residual blocks (1x1
+    expansion + ReLU6, depthwise 3x3 + ReLU6, linear 1x1 projection, the
+    identity add where stride and channels allow), 1x1 to 1280 + ReLU6,
+    global average pool and the classifier. The onnx package ships no
+    MobileNet: this builds its structure, weights come from the seed."""
+    layers = [{"name": "stem", "type": "conv", "out_channels": 32, "kernel": 3, "stride": 2, "pad": 1},
+              {"name": "stem_r", "type": "relu6"}]
+    c_in, last = 32, "stem_r"
+    for bi, (t, c, n, s) in enumerate(MOBILENET_V2_BLOCKS):
+        for j in range(n):
+            name, stride, src = f"b{bi}_{j}", (s if j == 0 else 1), last
+            hidden = c_in * t
+            if t != 1:
+                layers += [{"name": f"{name}_exp", "type": "conv", "out_channels": hidden, "kernel": 1,
+                            "inputs": [src]},
+                           {"name": f"{name}_exp_r", "type": "relu6"}]
+            layers += [{"name": f"{name}_dw", "type": "conv", "out_channels": hidden, "kernel": 3, "stride": stride,
+                        "pad": 1, "groups": hidden, **({} if t != 1 else {"inputs": [src]})},
+                       {"name": f"{name}_dw_r", "type": "relu6"},
+                       {"name": f"{name}_proj", "type": "conv", "out_channels": c, "kernel": 1}]
+            last = f"{name}_proj"
+            if stride == 1 and c_in == c:
+                layers.append({"name": f"{name}_add", "type": "add", "inputs": [last, src]})
+                last = f"{name}_add"
+            c_in = c
+    layers += [{"name": "head", "type": "conv", "out_channels": 1280, "kernel": 1, "inputs": [last]},
+               {"name": "head_r", "type": "relu6"},
+               {"name": "gap", "type": "gap"},
+               {"name": "flat", "type": "flatten"},
+               {"name": "fc", "type": "fc", "out_features": classes}]
+    return {"name": "mobilenetv2", "input_shape": [3, size, size], "layers": layers}
+
+
+#: Networks built here rather than read from the onnx package.
+BUILT = ("mobilenetv2",)
+
+
+def built_model(name: str, size: int = 224, seed: int = 0):
+    """A network the onnx package does not ship, built here (mobilenetv2), as
+    an onnx.ModelProto with seeded He-scale weights."""
+    from .network import load_network
+    from .onnx_import import network_to_onnx
+
+    if name != "mobilenetv2":
+        raise UzError(f"no built network named {name!r} (built: mobilenetv2)")
+    return network_to_onnx(load_network(dict(mobilenet_v2_spec(size), weights={"seed": seed})))
+
 
 def light_path(name: str) -> str:
     import onnx

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cycle-accurate benchmark of the engine (`make bench`).
 
-    python scripts/bench.py [--set full|quick|resnet] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
+    python scripts/bench.py [--set full|quick|resnet|mobile] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
                             [--clock-mhz F] [--only NAME] [--out build/bench]
 
 Each benchmark layer is compiled by golden (seeded weights at He scale, a
@@ -20,7 +20,12 @@ residual add and the stride-2 1x1 projection (which carries the block's
 residual add, as the compiler fuses it in ResNet-50), at their real size in
 the 14x14 stage (conv4_x), and the 56x56 stage's expand shrunk to 14x14.
 A residual layer is compiled inside a small graph that feeds it and cut out
-alone (golden/cut.py). Every row shows its roofline bound: the layer's MACs
+alone (golden/cut.py). `--set mobile`: MobileNet-v2's depthwise 3x3 layers
+(stride 1 and 2) with the engine's per-PE selection and, for comparison,
+lowered to dense channel bands as an engine without it must run them, and
+ShuffleNet's grouped 1x1 layers (lowered to dense channel bands: the row
+sums the bands' cycles, its bound is the grouped layer's), at 8 bytes/cycle
+and again at 32 on a 256-bit bus. Every row shows its roofline bound: the layer's MACs
 at PM*PN per cycle or its compulsory bytes (the residual's included) at the
 memory's rate, whichever is larger.
 
@@ -44,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from golden import compiler, cut, funcmodel, isa, perf  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
 from golden.network import load_network  # noqa: E402
+from golden.passes import fuse, groups  # noqa: E402
 
 CFG = EngineConfig()
 
@@ -115,6 +121,44 @@ RESNET = [
     ("rn50_expand_1x1_res_56to14", lambda r: res_block("rn50_expand_1x1_res_56to14", 64, 256, 14, rho=r),
      RESNET_CFG, 32.0),
 ]
+
+
+def dwconv(name, c, hw, stride=1, k=3, rho=1.0):
+    """A MobileNet-v2 depthwise layer with its ReLU6."""
+    return {"name": name, "input_shape": [c, hw, hw],
+            "layers": [{"name": name, "type": "conv", "out_channels": c, "kernel": k, "pad": k // 2,
+                        "stride": stride, "groups": c, "rho": rho}, {"type": "relu6"}]}
+
+
+def gconv(name, cin, cout, hw, groups, rho=1.0):
+    """A ShuffleNet grouped 1x1 layer with its ReLU (the compiler lowers it
+    to dense channel-slice bands: the engine runs only depthwise groups)."""
+    return {"name": name, "input_shape": [cin, hw, hw],
+            "layers": [{"name": name, "type": "conv", "out_channels": cout, "kernel": 1, "groups": groups,
+                        "rho": rho}, {"type": "relu"}]}
+
+
+#: MobileNet-v2's depthwise 3x3 layers (stride 1 and 2, one of each block
+#: stage's shapes at 224x224) and ShuffleNet's (groups 4) grouped 1x1 layers
+#: at 8 bytes/cycle. Depthwise rows run with the engine's per-PE selection
+#: and, as a conventional engine would map them, as dense channel bands
+#: (selection "dense": PM x PN block-diagonal weights).
+MOBILE = [
+    ("mnv2_dw_32x112_s1", lambda r: dwconv("mnv2_dw_32x112_s1", 32, 112, rho=r)),
+    ("mnv2_dw_96x112_s2", lambda r: dwconv("mnv2_dw_96x112_s2", 96, 112, stride=2, rho=r)),
+    ("mnv2_dw_144x56_s1", lambda r: dwconv("mnv2_dw_144x56_s1", 144, 56, rho=r)),
+    ("mnv2_dw_144x56_s2", lambda r: dwconv("mnv2_dw_144x56_s2", 144, 56, stride=2, rho=r)),
+    ("mnv2_dw_192x28_s1", lambda r: dwconv("mnv2_dw_192x28_s1", 192, 28, rho=r)),
+    ("mnv2_dw_384x14_s1", lambda r: dwconv("mnv2_dw_384x14_s1", 384, 14, rho=r)),
+    ("mnv2_dw_576x14_s2", lambda r: dwconv("mnv2_dw_576x14_s2", 576, 14, stride=2, rho=r)),
+    ("mnv2_dw_960x7_s1", lambda r: dwconv("mnv2_dw_960x7_s1", 960, 7, rho=r)),
+    ("shuffle_g4_1x1_136x28", lambda r: gconv("shuffle_g4_1x1_136x28", 136, 136, 28, 4, rho=r)),
+    ("shuffle_g4_1x1_272x14", lambda r: gconv("shuffle_g4_1x1_272x14", 272, 272, 14, 4, rho=r)),
+    ("shuffle_g4_1x1_544x7", lambda r: gconv("shuffle_g4_1x1_544x7", 544, 544, 7, 4, rho=r)),
+]
+#: The same layers where the memory does not bound them (256-bit bus at a
+#: beat per cycle, 32 bytes/cycle): what the PE array itself achieves.
+MOBILE_WIDE = [(name, build, {"axi_data_bits": 256}, 32.0) for name, build in MOBILE]
 CONV_RHOS = (1.0, 0.5)
 FC_RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
@@ -131,32 +175,74 @@ def runs_of(layer_set, bw: float, rhos=None):
         for rho in rhos or (FC_RHOS if is_fc else CONV_RHOS):
             if rho * cfg.ovsf_len < 1:
                 continue
-            insels = ("on", "off") if cin % cfg.pn else ("auto",)
+            first = build(1.0)["layers"][0]
+            if first.get("groups", 1) == cin == first.get("out_channels"):
+                insels = ("auto", "dense")        # depthwise: per-PE selection, or dense channel bands
+            else:
+                insels = ("on", "off") if cin % cfg.pn else ("auto",)
             for insel in insels:
                 out.append((name, build(rho), rho, insel, cfg, run_bw))
     return out
 
 
 def compile_layer(spec, rho, insel, cfg=CFG, seed=1):
-    """(program of the benchmark layer alone, its expected output)."""
+    """(program of the benchmark layer alone, its expected output). insel
+    "dense": a depthwise layer lowered to dense channel bands, as an engine
+    without per-PE selection runs it. A grouped layer the engine does not
+    run becomes several dense layers (golden.passes.groups): the program is
+    all of them and the expected output the whole tensor."""
     spec = dict(spec, weights={"seed": seed})
     target = spec.pop("bench_layer", None)
     net = load_network(spec)
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, (1,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=rho < 1)
+    groups.LOWER_DEPTHWISE = insel == "dense"
+    try:
+        prog = compiler.compile_network(net, cfg, x, insel="auto" if insel == "dense" else insel,
+                                        force_ovsf=rho < 1)
+    finally:
+        groups.LOWER_DEPTHWISE = False
     xq = compiler.load_input(prog, x[0])
     if target is None:
-        return prog, compiler.run_network(prog, xq)[-1]
+        return prog, compiler.network_output_q(prog, xq)
     outs, vals = compiler.run_graph(prog, xq)
     [i] = [n for n, q in enumerate(prog.layers) if q.res_tensor is not None]     # the add's layer
     lp = cut.layer_alone(prog, i, *cut.layer_operands(prog, xq, outs, vals, i))
     return lp, outs[i]
 
 
+def _summed(models):
+    """One LayerCycles-like total of a program's layers (run one after another)."""
+    class Total:
+        cycles = sum(m.cycles for m in models)
+        bytes_read = sum(m.bytes_read for m in models)
+        bytes_written = sum(m.bytes_written for m in models)
+    return Total
+
+
+def _grouped_descriptor(spec, band0):
+    """The grouped layer's own descriptor fields (for its MACs and
+    compulsory bytes), from the benchmark spec and its first band."""
+    L = spec["layers"][0]
+    c, h, w = spec["input_shape"]
+    d = isa.Descriptor(dict(band0.values))
+    return d.set(in_c=c, out_c=L["out_channels"], groups=L.get("groups", 1), in_c_off=0, in_c_total=0,
+                 out_c_off=0, out_c_total=0)
+
+
+def _selection(d, insel, n_desc) -> str:
+    """How the engine maps the layer: per-PE (depthwise), dense bands, input
+    selection on or off."""
+    if isa.depthwise(d):
+        return "per-PE"
+    if n_desc > 1 or insel == "dense":
+        return f"dense ({n_desc} band{'s' if n_desc > 1 else ''}{', insel' if d.insel else ''})"
+    return "insel" if d.insel else "off"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", choices=("full", "quick", "resnet"), default="full")
+    ap.add_argument("--set", choices=("full", "quick", "resnet", "mobile"), default="full")
     ap.add_argument("--bw", type=float, help="memory bytes per cycle (default 8; --set resnet: 32). The ResNet-50 "
                     "rows run at 32 on a 256-bit bus in every set")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
@@ -172,7 +258,8 @@ def main(argv=None) -> int:
         args.bw = 32.0 if args.set == "resnet" else 8.0
     runs = {"full": lambda: runs_of(VGG16, args.bw) + runs_of(WIDE, args.bw, rhos=(1.0,)) + runs_of(RESNET, args.bw),
             "quick": lambda: runs_of(QUICK, args.bw),
-            "resnet": lambda: runs_of(RESNET, args.bw)}[args.set]()
+            "resnet": lambda: runs_of(RESNET, args.bw),
+            "mobile": lambda: runs_of(MOBILE, args.bw) + runs_of(MOBILE_WIDE, args.bw, rhos=(1.0,))}[args.set]()
     if args.only:
         runs = [r for r in runs if args.only in r[0]]
     results = []
@@ -184,21 +271,28 @@ def main(argv=None) -> int:
         mem = perf.Memory(bw, args.latency)
         bw_num, bw_den = float(bw).as_integer_ratio()
         prog, ref = compile_layer(spec, rho, insel, cfg)
-        [model] = perf.program_cycles(prog, mem)
+        models = perf.program_cycles(prog, mem)
+        model = models[0] if len(models) == 1 else _summed(models)
         d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+        selection = _selection(d, insel, len(prog.layers))
+        if len(prog.layers) > 1:
+            d = _grouped_descriptor(spec, d)     # the bound of the layer, not of its bands
         roof = perf.roofline_cycles(d, cfg, mem)
         q = prog.layers[0]
-        region = prog.image.region(prog.regions[q.name]["out"])
+        out_q = prog.layers[-1]
+        region = prog.image.region(prog.regions[out_q.name]["out"])
         t1 = time.time()
         macs = perf.layer_macs(d)
         peak = perf.peak_macs_per_cycle(cfg)
-        base = {"layer": name, "kind": q.kind.name, "in_shape": list(q.in_shape), "out_shape": list(q.out_shape),
+        base = {"layer": name, "kind": q.kind.name, "in_shape": list(prog.input_shape),
+                "out_shape": list(ref.shape), "descriptors": len(prog.layers), "selection": selection,
                 "rho": rho, "insel": bool(d.insel), "residual": bool(d.res), "tiles": q.tiles,
                 "model_cycles": model.cycles, "roofline_cycles": roof["cycles"], "roofline_bound": roof["bound"],
                 "compulsory_bytes": roof["bytes"], "macs": macs, "bus_bits": cfg.axi_data_bits,
                 "bytes_per_cycle": bw, "model_bytes": model.bytes_read + model.bytes_written,
                 "compile_seconds": t1 - t0}
-        unsup = isa.unsupported_features(d)
+        unsup = [u for i in range(len(prog.layers)) for u in isa.unsupported_features(
+            isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES)))]
         if unsup:
             results.append(dict(base, rtl=False, cycles=None, bit_exact=None,
                                 not_on_rtl=", ".join(dict.fromkeys(w for _, w in unsup))))
@@ -209,9 +303,14 @@ def main(argv=None) -> int:
                                     dumps=[(region.addr, region.addr + region.size)])
         img = prog.image.__class__()
         img.write(region.addr, res["dump_bytes"][0])
-        got = funcmodel.read_act(img, region.addr, q.out_shape, cfg)[:q.out_shape[0]]
+        if prog.graph is None:
+            got = funcmodel.read_act(img, region.addr, q.out_shape, cfg)[:q.out_shape[0]]
+        else:
+            t = prog.graph.tensors[prog.graph.output]
+            got = fuse.logical(t, funcmodel.read_act(img, region.addr, (t.phys_c,) + tuple(t.shape[1:]), cfg))
         mism = int(np.count_nonzero(got != ref))
-        lay = res["layers"][0]
+        lay = {"cycles": sum(x["cycles"] for x in res["layers"]),
+               "mac_busy": sum(x["mac_busy"] for x in res["layers"])}
         cycles = lay["cycles"]
         r = dict(base)
         r.update({"rtl": True, "cycles": cycles, "model_error": (model.cycles - cycles) / cycles,
@@ -226,7 +325,7 @@ def main(argv=None) -> int:
         # the best MAC utilisation this memory allows the traffic measured
         r["roof_util"] = min(1.0, r["intensity"] * min(bw, cfg.bus_bytes) / (2 * peak))
         results.append(r)
-        print(f"[{n}/{len(runs)}] {name} rho {rho:g} insel {'on' if d.insel else 'off'}: {cycles} cycles "
+        print(f"[{n}/{len(runs)}] {name} rho {rho:g} {r['selection']}: {cycles} cycles "
               f"(model {model.cycles}, {100 * r['model_error']:+.1f}%), MAC util {100 * r['mac_util']:.1f}%, "
               f"roofline {100 * r['of_roofline']:.0f}%, {'bit exact' if mism == 0 else f'{mism} MISMATCHES'}, "
               f"{r['cycles_per_second'] / 1e3:.0f} kcycles/s, {time.time() - t0:.0f} s", flush=True)
@@ -249,7 +348,8 @@ def summarize(results, args) -> dict:
          "cycles_per_second": (sum(r["cycles"] for r in ran) / max(1e-9, sum(r["sim_seconds"] for r in ran)))}
     # OVSF speed-up on each layer against its raw run with the same input selection
     for r in ran:
-        base = [b for b in ran if b["layer"] == r["layer"] and b["rho"] == 1.0 and b["insel"] == r["insel"]]
+        base = [b for b in ran if b["layer"] == r["layer"] and b["rho"] == 1.0 and b["insel"] == r["insel"]
+                and b.get("selection") == r.get("selection")]
         if base:
             r["speedup_vs_raw"] = base[0]["cycles"] / r["cycles"]
     total = 0
@@ -270,13 +370,14 @@ def table(results, summary, args) -> str:
              "bound in cycles, the layer's MACs at PM*PN per cycle or its compulsory bytes (input, weights, "
              "bias, residual and output once) at the memory's rate, whichever is larger (compute or memory); "
              "of it: bound / RTL cycles. +res: the layer adds a residual (fused).", "",
-             "| layer | in | out | rho | insel | memory | cycles | model | model err | MAC util | roof | "
+             "| layer | in | out | rho | selection | memory | cycles | model | model err | MAC util | roof | "
              "bound | of it | GOP/s | bytes moved | speed-up vs raw | bit exact |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         head = (f"| {r['layer']}{' +res' if r.get('residual') else ''} | {'x'.join(map(str, r['in_shape']))} | "
                 f"{'x'.join(map(str, r['out_shape']))} | "
-                f"{r['rho']:g} | {'on' if r['insel'] else 'off'} | {r['bus_bits']}-bit, {r['bytes_per_cycle']:g} B/c | ")
+                f"{r['rho']:g} | {r.get('selection', 'insel' if r['insel'] else 'off')} | "
+                f"{r['bus_bits']}-bit, {r['bytes_per_cycle']:g} B/c | ")
         bound = f"{r['roofline_cycles']:.0f} ({r['roofline_bound']})"
         if not r["rtl"]:
             lines.append(head + f"— | {r['model_cycles']} | — | — | — | {bound} | — | — | — | — | "

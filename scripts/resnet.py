@@ -138,7 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="resnet50",
-                    help="a light model of the onnx package (golden/zoo.py; make squeezenet: squeezenet)")
+                    help="a light model of the onnx package (golden/zoo.py; make squeezenet: squeezenet, "
+                    "make shufflenet: shufflenet), or mobilenetv2 (built by golden/zoo.py)")
     ap.add_argument("--size", type=int, default=0, help="input size (default: golden.zoo.LIGHT_SIZES)")
     ap.add_argument("--out", default=str(ROOT / "build" / "resnet"))
     args = ap.parse_args(argv)
@@ -151,7 +152,10 @@ def main(argv=None) -> int:
 
     import onnxruntime as ort
     size = args.size or zoo.LIGHT_SIZES.get(args.model, 224)
-    model = realistic_weights(zoo.light_model(args.model, size), seed=args.seed)
+    if args.model in zoo.BUILT:
+        model = zoo.built_model(args.model, size, seed=args.seed)
+    else:
+        model = realistic_weights(zoo.light_model(args.model, size), seed=args.seed)
     ref_model = zoo.without_final_softmax(model)
     rng = np.random.default_rng([args.seed, 1])
     x = rng.uniform(-1, 1, (1, 3, size, size)).astype(np.float32)

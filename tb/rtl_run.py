@@ -83,7 +83,11 @@ def run_program_rtl(prog: compiler.Program, inputs_q: list, sim: str = "verilato
         for q, r in zip(prog.layers, outs):
             img.write(r.addr, chunk[off:off + r.size])
             off += r.size
-            layers_out.append(funcmodel.read_act(img, r.addr, q.out_shape, cfg)[:q.out_shape[0]])
+            # a layer writing a channel slice (a concat's part, a band of a
+            # lowered grouped layer) has its output at the slice
+            c_off = q.out_slice[0] if getattr(q, "out_slice", None) else 0
+            addr = funcmodel.slice_addr(r.addr, c_off, q.out_shape[1], q.out_shape[2], cfg)
+            layers_out.append(funcmodel.read_act(img, addr, q.out_shape, cfg)[:q.out_shape[0]])
         res.outputs.append(layers_out)
     if fails and len(runs) == len(inputs_q) and all(r["status"] & 2 and not r["status"] & 4 for r in runs):
         raise UzError(f"the {sim} simulation reported a failure (see {log_file or 'its output'})")

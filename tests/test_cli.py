@@ -410,14 +410,32 @@ def test_graph_network_runs_in_the_golden_model(tmp_path):
     assert "BIT EXACT" in r.stdout
     rep = json.loads((tmp_path / "g" / "report.json").read_text())
     assert rep["bit_exact"] and rep["output_sqnr_db_vs_float_network"] > 60
-    assert "the RTL does not run yet" in rep["cycles_from"]
+    assert rep["cycles_from"] == "analytical model"
     mem = json.loads((tmp_path / "g" / "manifest.json").read_text())["memory"]
     assert mem["activation_bytes_peak"] < mem["activation_bytes_one_region"]
 
 
-def test_uz_run_refuses_a_graph_network_naming_the_layer(tmp_path):
-    r = uz("run", GRAPH, "--out", tmp_path / "r")
+def test_run_graph_network_on_the_rtl(tmp_path, tiny):
+    """The same network whole on the RTL: every layer bit exact, the concat's
+    second part (a channel slice) and the depthwise layer included."""
+    r = uz("run", GRAPH, "--config", tiny / "cfg.json", "--out", tmp_path / "r")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["bit_exact"] is True and rep["cycles_from"] == "RTL (verilator)"
+    layers = {e["name"]: e for e in rep["layers"]}
+    assert layers["e3"]["mismatches"] == 0 and layers["dw"]["mismatches"] == 0
+
+
+def test_uz_run_refuses_a_channel_shuffle_naming_the_layer(tmp_path):
+    """A shuffle feeding a depthwise layer stays its in_shuffle, which the RTL
+    does not run: refused before any simulation, naming the layer."""
+    net = {"name": "shuffled", "input_shape": [8, 6, 6], "weights": {"seed": 1}, "layers": [
+        {"name": "pw", "type": "conv", "out_channels": 8, "kernel": 1},
+        {"name": "sh", "type": "shuffle", "groups": 2},
+        {"name": "dw", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "groups": 8}]}
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    r = uz("run", tmp_path / "net.json", "--out", tmp_path / "r")
     assert r.returncode == 2
-    assert r.stderr.strip() == ("uz: error: layer 'dw' uses grouped convolution (groups=28), which the RTL does not "
+    assert r.stderr.strip() == ("uz: error: layer 'dw' uses channel shuffle (in_shuffle=2), which the RTL does not "
                                 "run yet: uz golden runs it (the functional model)")
     assert not (tmp_path / "r").exists()

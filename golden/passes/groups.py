@@ -47,9 +47,14 @@ def _engine_runs_any_groups() -> bool:
 LOWER = not _engine_runs_any_groups()
 
 
+#: Lower depthwise convolutions too, as an engine without per-PE operand
+#: selection must (the benchmark measures what the selection gains).
+LOWER_DEPTHWISE = False
+
+
 def needs_lowering(groups: int, in_c: int, out_c: int) -> bool:
     """A grouped convolution the engine does not run: all but depthwise."""
-    return LOWER and groups > 1 and not (groups == in_c == out_c)
+    return LOWER and groups > 1 and (LOWER_DEPTHWISE or not (groups == in_c == out_c))
 
 
 class Band(NamedTuple):

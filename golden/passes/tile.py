@@ -190,9 +190,13 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
     tilings with 1/2 .. 1/16 of the rows and half the output channels, take
     the one the analytical model (golden.perf, which follows the RTL within a
     few per cent) predicts fastest at the bus's own rate, when it gains at
-    least REFINE_GAIN. Layers with a pool (whose windows must not straddle
-    tiles) or grouped layers (not modelled) keep their tiles."""
-    if q.kind != isa.Kind.CONV or q.pool is not None or max(1, q.groups) > 1:
+    least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
+    so fewer channels per tile cost nothing) tries a half and a quarter of
+    its channels instead of fewer rows. Layers with a pool (whose windows must not straddle tiles) or
+    other grouped layers (the compiler lowers them) keep their tiles."""
+    groups = max(1, q.groups)
+    dw = groups > 1 and groups == q.in_shape[0] == q.out_shape[0]
+    if q.kind != isa.Kind.CONV or q.pool is not None or (groups > 1 and not dw):
         return t
     conv_h, _ = conv_dims(q)
     mem = perf.Memory(cfg.axi_data_bits / 8, REFINE_LATENCY)
@@ -203,18 +207,20 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
             kind=int(q.kind), k=q.k, stride=q.stride, pad_t=q.pads[0], pad_b=q.pads[1], pad_l=q.pads[2],
             pad_r=q.pads[3], in_c=q.in_shape[0], in_h=q.in_shape[1], in_w=q.in_shape[2], out_c=q.out_shape[0],
             out_h=q.out_shape[1], out_w=q.out_shape[2], insel=int(cin_g % cfg.pn != 0), res=int(q.res_tensor is not None),
-            **c))
+            groups=groups if groups > 1 else 0, **c))
         if q.ovsf is not None:
             d.set(ovsf=1, log2_l=int(q.ovsf.L).bit_length() - 1, n_codes=q.ovsf.n_codes, code_mask=q.ovsf.mask)
         return perf.layer_cycles(d, cfg, mem).cycles
 
     cands = []
-    for to in dict.fromkeys((t["to"], t["to"] // 2)):
+    for to in dict.fromkeys((t["to"], t["to"] // 2) + ((t["to"] // 4,) if dw else ())):
         if to < cfg.pm or to % cfg.pm:
             continue
-        for split in (1, 2, 4, 8, 16):
+        # a depthwise tile splits channels only: fewer rows re-read the halo,
+        # which a layer without channel reuse pays in full below the bus rate
+        for split in ((1,) if dw else (1, 2, 4, 8, 16)):
             tr = -(-t["tr"] // split)
-            c = dict(t, tr=tr, to=to)
+            c = dict(t, tr=tr, to=to, **({"ti": to} if dw else {}))
             if c not in cands and (split == 1 or tr < t["tr"]):
                 cands.append(c)
     base = cycles(t)

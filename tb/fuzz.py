@@ -97,6 +97,8 @@ def targeted(v: dict, code: E, cfg) -> str:
     if code == E.BAD_KIND:
         v["kind"] = random.choice([0] + list(range(4, 16)))
         return f"kind={v['kind']}"
+    if code == E.UNSUPPORTED or (code in (E.SHAPE_MISMATCH, E.BAD_TILE, E.TOO_LARGE) and random.random() < 0.3):
+        return _group_recipe(v, code, cfg)
     if code == E.ZERO_DIM:
         f = random.choice(["in_c", "in_h", "in_w", "out_c", "out_h", "out_w"])
         v[f] = 0
@@ -213,6 +215,58 @@ def targeted(v: dict, code: E, cfg) -> str:
             v["out_c"] = v["to"] = ti
         return f"in_c=ti={ti}"
     return field_random(v)
+
+
+def _group_recipe(v: dict, code: E, cfg) -> str:
+    """The groups field (issue 13): a grouped convolution that is not
+    depthwise, or a channel shuffle (UNSUPPORTED: the compiler lowers them,
+    the engine refuses them); depthwise groups on an FC or POOL
+    (SHAPE_MISMATCH); a depthwise layer whose ti is not its to (BAD_TILE);
+    a depthwise weight tile beyond the weight buffer, every other check
+    passing (TOO_LARGE)."""
+    kind = v["kind"]
+    if code == E.UNSUPPORTED:
+        if random.random() < 0.25:
+            v["in_shuffle"] = random.randint(2, isa.FIELD["in_shuffle"].hi)
+            return f"in_shuffle={v['in_shuffle']}"
+        g = random.choice([2, 3, 4, v["in_c"], v["out_c"], v["in_c"] + 1, isa.FIELD["groups"].hi])
+        if g == v["in_c"] == v["out_c"] or g < 2:
+            g = v["in_c"] + 1 if v["in_c"] > 1 else 2      # depthwise would be legal: not that
+        v["groups"] = g
+        return f"groups={g} (in_c={v['in_c']}, out_c={v['out_c']}: not depthwise)"
+    if code == E.SHAPE_MISMATCH:
+        if kind == isa.Kind.CONV:
+            v["kind"] = int(random.choice([isa.Kind.FC, isa.Kind.POOL]))
+            if v["kind"] == isa.Kind.FC:
+                v.update(k=1, stride=1, pad_t=0, pad_b=0, pad_l=0, pad_r=0, pool=0, in_h=1, in_w=1, out_h=1, out_w=1)
+            else:
+                v.update(out_h=v["in_h"], out_w=v["in_w"], pool_k=0, pool_kh=1, pool_kw=1, pool_s=1, pool_pad=0,
+                         pool_asym=0, pool_avg=0, pool_global=0, data_shift=0, ovsf=0, res=0)
+        c = max(2, v["in_c"])
+        v.update(in_c=c, out_c=c, groups=c)
+        return f"depthwise groups={c} on a {isa.Kind(v['kind']).name}"
+    # BAD_TILE, TOO_LARGE: a depthwise CONV first (its input channels its outputs)
+    c = max(2, v["in_c"])
+    if kind != isa.Kind.CONV:
+        return field_random(v)
+    v.update(in_c=c, out_c=c, groups=c, in_c_off=0, in_c_total=0, out_c_off=0, out_c_total=0, in_shuffle=0)
+    if code == E.BAD_TILE:
+        to = min(_round_up(c, cfg.pm), max(cfg.pm, v["to"] // cfg.pm * cfg.pm))
+        v["to"] = to
+        v["ti"] = random.choice([t for t in (to - cfg.pn, to + cfg.pn, 2 * to) if t > 0 and t != to])
+        return f"depthwise c={c} ti={v['ti']} != to={to}"
+    # the weight tile alone outgrows its buffer: a K whose packed vector is
+    # long against its input window, one output pixel per tile
+    for k in (1, 3, 5, 7):
+        wvec = _round_up(k * k, cfg.pn)
+        to = _round_up(cfg.wgt_buf_elems // wvec + 1, cfg.pm)
+        if to * k * k <= cfg.in_buf_elems and to <= cfg.out_buf_elems and to <= 0xFFFF:
+            break
+    else:
+        return field_random(v)
+    v.update(k=k, stride=1, pad_t=0, pad_b=0, pad_l=0, pad_r=0, in_h=k + 1, in_w=k + 1, out_h=2, out_w=2,
+             pool=0, tr=1, tc=1, in_c=to, out_c=to, groups=to, ti=to, to=to)
+    return f"depthwise k={k} to=ti={to}: weight tile {to}x{wvec} beyond {cfg.wgt_buf_elems}"
 
 
 def _pool_recipe(v: dict, cfg) -> str:
@@ -404,7 +458,8 @@ class FuzzSeq(uvm_sequence):
     def graph_bases(self, cfg) -> list:
         if not hasattr(self, "_graph_bases"):
             self._graph_bases = ["fire", "relu6"] + [
-                n for n in ("resnet_block", "standalone_add", "avg_pools") if engine_runs(ALL_DIRECTED[n], cfg)]
+                n for n in ("resnet_block", "standalone_add", "avg_pools", "mobile_shuffle", "dw_block")
+                if engine_runs(ALL_DIRECTED[n], cfg)]
         return self._graph_bases
 
     def next_code(self) -> E:

@@ -22,6 +22,7 @@ fail.
 """
 import hashlib
 import json
+import math
 import os
 import zlib
 from pathlib import Path
@@ -57,7 +58,9 @@ HANDMADE = {"name": "handmade", "input_shape": [5, 15, 14], "weights": {"seed": 
 #: channel slices of one tensor (one leaving a gap), a layer reading a slice
 #: alone, ReLU6 (a clip) fused into a conv and into a conv with a pool, and
 #: one-cell POOL layers (isa.identity_pool): the input copied into a concat
-#: and a ReLU6 on a concat; residual adds fused into a conv and an FC.
+#: and a ReLU6 on a concat; residual adds fused into a conv and an FC;
+#: depthwise layers (3x3, an OVSF 5x5 of stride 2 with unequal pads) and a
+#: grouped 1x1 the compiler lowers to dense layers.
 GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "layers": [
     {"name": "cp", "type": "concat", "inputs": ["input", "input"]},
     {"name": "cp_r", "type": "relu6"},
@@ -75,6 +78,11 @@ GRAPH = {"name": "graph", "input_shape": [6, 9, 8], "weights": {"seed": 12}, "la
     {"name": "p3", "type": "maxpool", "kernel": 2, "stride": 2},
     {"name": "c4", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
     {"name": "a4", "type": "add", "inputs": ["c4", "p3"]},
+    {"name": "dw", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1, "groups": 8},
+    {"name": "dw_r", "type": "relu6"},
+    {"name": "dw5", "type": "conv", "out_channels": 8, "kernel": 5, "stride": 2, "pad": [2, 1, 2, 1], "groups": 8,
+     "rho": 0.5},
+    {"name": "g", "type": "conv", "out_channels": 12, "kernel": 1, "groups": 4},
     {"name": "f1", "type": "fc", "out_features": 9},
     {"name": "f2", "type": "fc", "out_features": 9},
     {"name": "a5", "type": "add", "inputs": ["f2", "f1"]}]}
@@ -218,6 +226,13 @@ def random_legal(rng, cfg: EngineConfig):
                  in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, out_h=oh, out_w=ow,
                  tr=tr, tc=tc, ti=ti, to=to)
         v.update(graph_pool)
+        if kind == Kind.CONV and in_c > 1 and rng.random() < 0.15:
+            # depthwise: one group per channel, the tile's inputs its outputs'
+            unit = math.lcm(cfg.pm, cfg.pn)      # ti = to: a multiple of both
+            t = min(_round_up(to, unit), _round_up(in_c, unit))
+            v.update(out_c=in_c, groups=in_c, ti=t, to=t)
+        elif kind == Kind.CONV and rng.random() < 0.05:
+            v["groups"] = int(rng.integers(2, 9))       # grouped, not depthwise: UNSUPPORTED
         if kind == Kind.POOL:     # fields a POOL layer ignores: anything
             v.update(k=int(rng.integers(16)), stride=int(rng.integers(8)),
                      **{p: int(rng.integers(16)) for p in ("pad_t", "pad_b", "pad_l", "pad_r")})
@@ -296,6 +311,22 @@ def crafted(cfg: EngineConfig) -> list:
     # the log2_l mutations raise above PN).
     add(in_c=cfg.pn, ti=cfg.pn, k=3, pad_t=1, pad_b=1, pad_l=1, pad_r=1, in_h=5, in_w=5, out_h=5, out_w=5,
         **ovsf)
+    # Depthwise: the weight buffer exactly full with packed taps
+    # (to * round_up(K*K, PN)), K 3 and 7, and an OVSF one; ti = to, the
+    # channels twice the tile; on an FC (SHAPE_MISMATCH) and with ti != to.
+    unit = math.lcm(cfg.pm, cfg.pn)
+    for k in (3, 7):
+        wvec = _round_up(k * k, cfg.pn)
+        to = cfg.wgt_buf_elems // wvec // unit * unit
+        if to and to * k * (k + 1) <= cfg.in_buf_elems and 2 * to <= 65535:
+            add(k=k, in_c=2 * to, out_c=2 * to, groups=2 * to, ti=to, to=to, in_h=k, in_w=k + 1, out_w=2, tc=2)
+    c = unit + 3
+    dw = dict(k=3, pad_t=1, pad_b=1, pad_l=1, pad_r=1, in_h=5, in_w=5, out_h=5, out_w=5, in_c=c, out_c=c, groups=c,
+              ti=unit, to=unit)
+    add(**dw)
+    add(**dict(dw, **ovsf))
+    add(**dict(dw, ti=2 * unit))
+    add(kind=int(Kind.FC), in_c=cfg.pn + 1, out_c=cfg.pn + 1, groups=cfg.pn + 1, ti=2 * cfg.pn, to=2 * cfg.pm)
     return out
 
 
@@ -342,6 +373,9 @@ def _derived(v: dict, cfg: EngineConfig) -> dict:
         extra[f"{side}_c_off"] = [cfg.pn, cfg.pn - 1, cfg.pn + 1, cfg.pn // 2, off + cfg.pn, off - cfg.pn,
                                   room, room // cfg.pn * cfg.pn, room // cfg.pn * cfg.pn + cfg.pn, room + 1]
         extra[f"{side}_c_total"] = [c, c - 1, c + 1, off + c, off + c - 1, off + c + cfg.pn, 2 * c]
+    # groups: depthwise (in_c, out_c), and near it or not dividing
+    extra["groups"] = [d.in_c, d.out_c, d.in_c - 1, d.in_c + 1, 2, d.in_c // 2, 65535]
+    extra["in_shuffle"] = [2, d.in_c, d.in_c + 1]
     extra["res_shift"] = [isa.SHIFT_MIN - 1, isa.SHIFT_MIN, isa.SHIFT_MAX, isa.SHIFT_MAX + 1, -(cfg.acc_bits + 1)]
     extra["res_addr"] = [d.res_addr + 1, d.res_addr + cfg.bus_bytes // 2, d.res_addr + cfg.bus_bytes]
     if ch is not None:

@@ -121,6 +121,79 @@ class LayerCycles:
         return asdict(self)
 
 
+class _SharedMemory:
+    """Below a bus beat per cycle the loader's reads and the write-back's
+    writes share the memory's rate, and under contention the memory
+    alternates their beats (tb/hdl/uz_tb_axi_mem.sv): each gets half. A
+    transfer ready at some time takes the memory at the full rate where it
+    is idle and at half the rate where one other transfer holds it (which
+    is then marked shared). The other transfer's end, already placed, is
+    left as it was, but the memory time it lost to sharing is placed after
+    the shared stretch, so the memory never moves more than its rate. A
+    stage ends no earlier than its transfer does."""
+
+    def __init__(self, bytes_per_cycle: float):
+        self.rate = bytes_per_cycle
+        self.busy: list = []        # sorted, disjoint [begin, end, transfers) intervals
+
+    def place(self, ready: float, nbytes: float) -> float:
+        """End of a transfer of nbytes ready at ``ready``."""
+        return self._place(ready, nbytes / self.rate)
+
+    def _place(self, ready: float, left: float, share: bool = True) -> float:
+        """``left``: cycles of memory time at the full rate; without
+        ``share`` it takes idle time only (the lost time of a transfer that
+        was shared)."""
+        if left <= 0:
+            return ready
+        t, out, lost, lost_at = ready, [], 0.0, ready
+        for b, e, n in self.busy:
+            if e <= t or left <= 0:
+                out.append((b, e, n))
+                continue
+            if b < t:                   # the part before the transfer is ready
+                out.append((b, t, n))
+                b = t
+            if b > t:                   # idle until this interval: full rate
+                use = min(left, b - t)
+                out.append((t, t + use, 1))
+                left -= use
+                t += use
+                if left <= 0:
+                    out.append((b, e, n))
+                    continue
+            if n >= 2 or not share:     # both streams already: nothing left
+                out.append((b, e, n))
+                t = e
+                continue
+            use = min(2 * left, e - b)  # half the rate while sharing
+            out.append((b, b + use, 2))
+            if b + use < e:
+                out.append((b + use, e, n))
+            left -= use / 2
+            lost += use / 2             # what the other transfer could not move
+            t = b + use
+            lost_at = t
+        if left > 0:
+            out.append((t, t + left, 1))
+            t += left
+        merged = []
+        for b, e, n in sorted(out):
+            if e - b <= 1e-12:
+                continue
+            if merged and merged[-1][2] == n and b <= merged[-1][1] + 1e-9:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e), n)
+            else:
+                merged.append((b, e, n))
+        self.busy = merged
+        self._place(lost_at, lost, share=False)
+        return t
+
+    def forget_before(self, t: float) -> None:
+        """Drop the intervals no later transfer can use (all ready after t)."""
+        self.busy = [iv for iv in self.busy if iv[1] > t]
+
+
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -304,6 +377,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     half_tag = [None, None]
     half_in = [None, None]
     loader_free = 0.0
+    shared = _SharedMemory(mem.bytes_per_cycle) if mem.bytes_per_cycle < beat else None
     out_tile = -1
     wb_free = 0.0
     res_end = []                # per output tile: its residual loaded
@@ -325,6 +399,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
                     loader_free = start + lt
+                    if shared is not None:
+                        loader_free = max(loader_free, shared.place(start, rd))
                     load_end.append(loader_free)
                     handed = loader_free
                     log(("load", t_idx, start, loader_free))
@@ -334,6 +410,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         rs = max(loader_free, wb_end[out_tile - 2] if out_tile >= 2 else 0.0)
                         rt, rrd = residual_time(no, nr, nc)
                         loader_free = rs + rt
+                        if shared is not None:
+                            loader_free = max(loader_free, shared.place(rs, rrd))
                         res_end.append(loader_free)
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt
@@ -352,6 +430,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 wt, wr = writeback_time(no, r0, nr, c0, nc)
                 ws = max(comp_end[-1], wb_free, res_end[-1] if d.res else 0.0)
                 wb_free = ws + wt
+                if shared is not None:
+                    wb_free = max(wb_free, shared.place(ws, wr))
+                    shared.forget_before(min(ws, loader_free))
                 wb_end.append(wb_free)
                 log(("writeback", out_tile, ws, wb_free))
                 tot["writeback"] += wt

@@ -191,15 +191,18 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
     the one the analytical model (golden.perf, which follows the RTL within a
     few per cent) predicts fastest at the bus's own rate, when it gains at
     least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
-    so fewer channels per tile cost nothing) tries a half and a quarter of
-    its channels instead of fewer rows. Layers with a pool (whose windows must not straddle tiles) or
+    so fewer channels per tile cost nothing) also tries 1/4 .. 1/16 of its
+    channels, and is judged at half the bus rate. Layers with a pool (whose windows must not straddle tiles) or
     other grouped layers (the compiler lowers them) keep their tiles."""
     groups = max(1, q.groups)
     dw = groups > 1 and groups == q.in_shape[0] == q.out_shape[0]
     if q.kind != isa.Kind.CONV or q.pool is not None or (groups > 1 and not dw):
         return t
     conv_h, _ = conv_dims(q)
-    mem = perf.Memory(cfg.axi_data_bits / 8, REFINE_LATENCY)
+    # A depthwise layer reads each input once and has K*K/4 MACs a byte: it
+    # is memory-bound below the bus rate, where a split's halo re-reads show;
+    # at the bus rate its window loads hide them. Judge it at half the rate.
+    mem = perf.Memory(cfg.axi_data_bits / 8 / (2 if dw else 1), REFINE_LATENCY)
     cin_g = q.in_shape[0] // max(1, q.groups)
 
     def cycles(c):
@@ -213,12 +216,13 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
         return perf.layer_cycles(d, cfg, mem).cycles
 
     cands = []
-    for to in dict.fromkeys((t["to"], t["to"] // 2) + ((t["to"] // 4,) if dw else ())):
+    tos = (t["to"], t["to"] // 2)
+    if dw:      # whole oc-groups: 240 channels split into 128 + 112, not 120 + 120
+        tos += tuple(max(cfg.pm, t["to"] // f // cfg.pm * cfg.pm) for f in (2, 4, 8, 16))
+    for to in dict.fromkeys(tos):
         if to < cfg.pm or to % cfg.pm:
             continue
-        # a depthwise tile splits channels only: fewer rows re-read the halo,
-        # which a layer without channel reuse pays in full below the bus rate
-        for split in ((1,) if dw else (1, 2, 4, 8, 16)):
+        for split in (1, 2, 4, 8, 16):
             tr = -(-t["tr"] // split)
             c = dict(t, tr=tr, to=to, **({"ti": to} if dw else {}))
             if c not in cands and (split == 1 or tr < t["tr"]):

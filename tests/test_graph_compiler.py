@@ -354,7 +354,10 @@ def test_fuse_copies_the_input_and_a_tensor_of_two_concats():
 
 def test_fuse_shuffle():
     _, g = _fused(GRAPHS["shuffle"])
-    assert g.layer("dw").in_shuffle == 2 and g.layer("h").in_shuffle == 4
+    # the shuffle moves behind the depthwise dw (tests/test_shuffle_depthwise.py)
+    # into g2's weight columns; h, dense, keeps its in_shuffle
+    assert g.layer("dw").in_shuffle == 0 and g.moved["dw"]["shuffles"] == ["sh"]
+    assert g.layer("g2").in_shuffle == 0 and g.layer("g2").groups == 1 and g.layer("h").in_shuffle == 4
     _, g = _fused(GRAPHS["shuffle_gap"])
     # gapped: folded into dense weights, a grouped reader densified, a pool through a copy
     assert g.layer("d").in_shuffle == 0 and g.layer("g").groups == 1
@@ -496,7 +499,7 @@ def test_emit_sets_the_graph_fields():
                                       _descriptors(compiled("shuffle", "small16")[2]))}
     # g1 (8 -> 8, groups 2) is lowered to a dense layer (golden.passes.groups,
     # tests/test_group_lowering.py); the depthwise dw keeps its groups
-    assert d["g1"].groups <= 1 and d["dw"].groups == 8 and d["dw"].in_shuffle == 2 and d["h"].in_shuffle == 4
+    assert d["g1"].groups <= 1 and d["dw"].groups == 8 and d["dw"].in_shuffle == 0 and d["h"].in_shuffle == 4
     assert d["g2"].res == 1 and d["g2"].relu == 1
     assert isa.validate(d["g1"], SMALL) == isa.Err.NONE
     prog = compiled("fire", "small16")[2]

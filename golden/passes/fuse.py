@@ -23,6 +23,15 @@ Rules (docs/architecture.md, "Graph networks"):
 * shuffle is absorbed into its readers: a layer's ``in_shuffle`` when the
   tensor has no gaps, else folded into the weight columns of a CONV/FC (a
   grouped one densified); where neither works, a copy materialises it.
+  A depthwise reader (one output per channel) commutes with the
+  permutation, as do its fused ReLU/clip and pool: it reads the unshuffled
+  tensor with its weights and bias permuted (dw(P x) = P dw'(x)) and writes
+  its output in the permuted physical layout (``phys``), which its readers
+  take as they take any channel map (a CONV/FC in its weight columns, a
+  lowered grouped one densified, pools keeping it). The shuffle stays the
+  depthwise layer's ``in_shuffle`` where that output would reach an add (a
+  residual in another layout costs a densified layer or a copy), a grouped
+  layer that is kept, or the network output (kept in channel order).
 * flatten is an alias: an FC reads the tensor before it.
 * concat writes no data: its parts' producers write into channel slices of
   one tensor. Part i starts at the physical end of part i-1 rounded up to PN
@@ -194,6 +203,7 @@ class Graph:
     output_flat: bool = False
     notes: list = field(default_factory=list)
     lowered: dict = field(default_factory=dict)   # grouped layer -> how it was lowered (golden.passes.groups)
+    moved: dict = field(default_factory=dict)     # depthwise layer -> the shuffle moved behind it (_Fuser.conv)
 
     def layer(self, name: str) -> GLayer:
         for L in self.layers:
@@ -258,6 +268,11 @@ _ENGINE_RUNS_GROUPS = not any(f == "groups" for f, _ in isa.unsupported_features
 
 densify = _groups.densify
 
+#: Move a channel shuffle read by a depthwise layer behind it (while the RTL
+#: does not run ``in_shuffle``; tests turn it off for the reference program).
+MOVE_SHUFFLE = any(f == "in_shuffle" for f, _ in isa.unsupported_features(
+    {"kind": int(isa.Kind.CONV), "in_c": 16, "out_c": 16, "in_shuffle": 2}))
+
 
 
 
@@ -275,6 +290,11 @@ class _Fuser:
         self.materialised = {}
         self.n_synth = 0
         self.lowered = {}
+        self.moved = {}
+        self.readers = {}
+        for op in net.ops:
+            for s in dict.fromkeys(op.inputs):
+                self.readers.setdefault(s, []).append(op)
 
     # -- bookkeeping
     def writer(self, tensor: str) -> Optional[GLayer]:
@@ -372,12 +392,15 @@ class _Fuser:
         w = np.asarray(op.weight, dtype=np.float64)
         g = int(a.get("groups", 1))
         perm, shuffle = v.perm, 0
-        if perm is not None and v.shuffle and t.gapless:
+        moved = g > 1 and g == t.shape[0] == w.shape[0] and perm is not None and self._move_shuffle(op, v)
+        if perm is not None and v.shuffle and t.gapless and not moved:
             perm, shuffle = None, v.shuffle
-        if g > 1 and perm is None and not t.gapless and g == t.shape[0] == w.shape[0]:
+        if g > 1 and g == t.shape[0] == w.shape[0] and (moved or (perm is None and not t.gapless)):
             # depthwise, one output per channel: it runs on the physical
-            # channels (zero weights in the gaps) and writes the input's layout
-            idx = t.phys_index()
+            # channels (zero weights in the gaps) and writes the input's
+            # layout; output o reads logical channel perm[o] (a moved shuffle),
+            # so its weight and bias go to that channel's physical place
+            idx = t.phys_index() if perm is None else t.phys_index()[np.asarray(perm)]
             w2 = np.zeros((t.phys_c,) + w.shape[1:])
             w2[idx] = w
             b2 = None
@@ -389,13 +412,15 @@ class _Fuser:
                        tuple(a["pads"]), rho=float(a.get("rho", self.default_rho)),
                        source=[op.name] + list(a.get("folded", [])), groups=t.phys_c, input=t.name,
                        output=op.name)
-            self.add_layer(L, a["out_shape"], t.phys, t.phys_c)
+            phys = None if (t.phys_c == len(idx) and np.array_equal(idx, np.arange(len(idx)))) \
+                else tuple(int(i) for i in idx)
+            self.add_layer(L, a["out_shape"], phys, t.phys_c)
             self.views[op.name] = _View(op.name)
             return
         if g > 1 and (perm is not None or not t.gapless):
             r = t.phys_c * w.shape[0] / (w.shape[0] * w.shape[1])
             self.notes.append(f"{op.name}: grouped convolution (groups={g}) lowered to dense block-diagonal weights "
-                              f"(its input {'has gaps' if not t.gapless else 'is permuted'}); MAC overhead {r:.3f}")
+                              f"(its input {'has gaps' if t.phys_c > t.shape[0] else 'is permuted'}); MAC overhead {r:.3f}")
             self.lowered[op.name] = {"groups": g, "how": "dense", "bands": [(0, w.shape[0], 0, t.phys_c)],
                                      "layers": [op.name], "overhead": r}
             w = densify(w, g)
@@ -414,6 +439,54 @@ class _Fuser:
                    input=t.name, output=op.name)
         self.add_layer(L, a["out_shape"])
         self.views[op.name] = _View(op.name)
+
+    def _move_shuffle(self, op, v: _View) -> bool:
+        """Whether depthwise ``op``, reading the permuted view ``v``, takes
+        the permutation behind it (a note says which, or why not)."""
+        if not MOVE_SHUFFLE:
+            return False
+        shuffles = ", ".join(repr(n) for n in v.via if self.net.op(n).type == "shuffle")
+        why = self._layout_stays(op.name, set())
+        if why:
+            if v.shuffle and self.tensors[v.tensor].gapless:
+                self.notes.append(f"{op.name}: the channel shuffle {shuffles} stays its input shuffle ({why})")
+            return False
+        self.moved[op.name] = {"shuffles": [n for n in v.via if self.net.op(n).type == "shuffle"],
+                               "perm": [int(i) for i in v.perm], "input": v.tensor}
+        self.notes.append(f"{op.name}: the channel shuffle {shuffles} moved behind this depthwise layer (its "
+                          f"weights and bias permuted); it writes its output in the shuffled channel order, "
+                          f"which its readers take")
+        return True
+
+    def _layout_stays(self, name: str, seen: set) -> str:
+        """Why the output of op ``name`` should not be written in a permuted
+        channel layout ('' when it may): following ops that keep a layout
+        (aliases, ReLU/clip, pools, concats, shuffles, depthwise convs) to
+        those that fold it into weight columns (FC, dense or lowered grouped
+        conv); an add would need its other operand in the same layout, a kept
+        grouped conv would be densified, and the network output stays in
+        channel order."""
+        if name == self.net.output:
+            return "it reaches the network output"
+        if name in seen:
+            return ""
+        seen.add(name)
+        for r in self.readers.get(name, []):
+            if r.type == "add":
+                return f"it reaches the add {r.name!r}"
+            if r.type == "conv":
+                g, cout = int(r.attrs.get("groups", 1)), r.weight.shape[0]
+                cin = r.weight.shape[1] * g
+                if g > 1 and not (g == cin == cout) and not _groups.needs_lowering(g, cin, cout):
+                    return f"grouped conv {r.name!r} is kept"
+                if not (g > 1 and g == cin == cout):
+                    continue
+            elif r.type == "fc":
+                continue
+            why = self._layout_stays(r.name, seen)
+            if why:
+                return why
+        return ""
 
     def fc(self, op) -> None:
         v = self.resolve(op.inputs[0])
@@ -624,7 +697,7 @@ class _Fuser:
         phys_t = None if phys == list(range(total)) else tuple(phys)
         t = self.new_tensor(op.name, (total, h, w), phys_t, off)
         t.parts = parts
-        if phys_t is not None:
+        if off > total:                                      # not for parts that are only permuted
             self.notes.append(f"{op.name}: concatenation with gaps (parts start at multiples of PN={self.pn}): "
                               f"{off} physical channels for {total}")
         self.views[op.name] = _View(op.name, flat=any(v.flat for v in views))
@@ -840,7 +913,7 @@ def fuse(net: Network, cfg: EngineConfig, default_rho: float = 1.0) -> Graph:
     f.resolve_views()
     f.align_residuals()
     return Graph(net.name, tuple(net.input_shape), f.layers, f.tensors, out.tensor, out.flat, f.notes,
-                 f.lowered)
+                 f.lowered, f.moved)
 
 
 # ------------------------------------------------------------ float run

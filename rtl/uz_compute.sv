@@ -103,6 +103,9 @@ module uz_compute
   localparam int WinLen  = PN * MaxK2;
   localparam int WinAw   = $clog2(WinLen);
   localparam int LogPN   = $clog2(PN);
+  // Depthwise steps per window: at most ceil(MaxK^2 / PN).
+  localparam int MaxSteps = (MaxK2 + PN - 1) / PN;
+  localparam int StepW    = (MaxSteps > 1) ? $clog2(MaxSteps) : 1;
 
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid, it_first_ti, it_last_ti;
@@ -361,6 +364,22 @@ module uz_compute
   end
 
   // ------------------------------------------------------------- issue
+  // Depthwise operand of PE p, lane j at step t: win[p*K*K + t*PN + j]. One
+  // arm per legal kernel size, so each lane selects among the few (K, t)
+  // positions it can read rather than the whole window.
+  function automatic logic [WinAw-1:0] dw_index(input int p, input int j, input logic [3:0] k,
+                                                  input logic [StepW-1:0] t);
+    int base;
+    case (k)
+      4'd3:    base = p * 9;
+      4'd5:    base = p * 25;
+      4'd7:    base = p * 49;
+      4'd11:   base = p * 121;
+      default: base = p;          // K = 1 (uz_desc_check admits no other size)
+    endcase
+    dw_index = WinAw'(base + 32'(t) * PN + j);
+  endfunction
+
   logic [15:0] q_q;
   logic [7:0]  t_q;
   logic        issue;
@@ -437,7 +456,7 @@ module uz_compute
           if (!dw_i)
             s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(32'(t_q) * PN + j)];
           else if (32'(t_q) * PN + j < 32'(k2_i))   // lanes past the taps are off
-            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(p * 32'(k2_i) + 32'(t_q) * PN + j)];
+            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][dw_index(p, j, k_i, StepW'(t_q))];
           else
             s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= '0;
         end

@@ -153,7 +153,7 @@ GRAPH_CASES = {
     # into a depthwise layer, a ReLU6 after each, and an add no producer can
     # take (the compiler's depthwise 1x1 identity layer). dw1's tiles split
     # rows and columns, with two to-tiles at PM 8.
-    "dw_block": {"input_shape": [5, 11, 13], "weights": {"seed": 15},
+    "dw_block": {"input_shape": [5, 11, 13], "weights": {"seed": 15}, "input_scale": 4.0,   # the ReLU6 clips bind
                  "tiles": {"dw1": {"tr": 4, "tc": 6, "to": 16, "ti": 16}}, "layers": [
         {"name": "exp", "type": "conv", "out_channels": 20, "kernel": 1},
         {"name": "exp_r", "type": "relu6"},

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import compiler, funcmodel, isa, memimage
 from .errors import UzError
-from .passes import fuse
+from .passes import fuse, quantise
 
 RES_REGION = "residual"
 
@@ -45,6 +45,10 @@ def layer_alone(prog: compiler.Program, i: int, x_in: np.ndarray, residual=None)
     q0 = dataclasses.replace(q, res_tensor=None, in_slice=None, out_slice=None, res_slice=None)
     img, desc_addr, regions = compiler.build_image([q0], cfg, q.in_shape)
     x_in = np.asarray(x_in, dtype=np.int64)
+    if q.kind == isa.Kind.FC:
+        # an FC reads its input tensor flattened in the grouped layout, pad
+        # channels included (552 channels are a vector of 560 at PN = 16)
+        x_in = quantise.flatten_for_fc(x_in, cfg.pn)
     if x_in.shape[1:] != tuple(q.in_shape[1:]) or x_in.shape[0] < q.in_shape[0]:
         raise UzError(f"layer {q.name!r}: input of shape {x_in.shape} for a {tuple(q.in_shape)} layer")
     funcmodel.write_act(img, img.region("input").addr, x_in[:q.in_shape[0]], cfg)

@@ -148,3 +148,22 @@ def test_bench_resnet_rows_cut_the_residual_layer():
     assert layers.compare(ref, cut.run_alone(lp))[1] == 0
     cb = perf.compulsory_bytes(d, cfg)
     assert cb["residual"] == 256 * 14 * 14 * cfg.elem_bytes
+
+
+def test_an_fc_alone_reads_its_padded_vector():
+    """An FC on a tensor whose channels are not a multiple of PN reads the
+    flattened, padded vector (ShuffleNet's 552 channels as 560): cut out
+    alone it computes what it computes in the network."""
+    net = load_network({"name": "fc_pad", "input_shape": [3, 4, 4], "weights": {"seed": 3}, "layers": [
+        {"name": "c", "type": "conv", "out_channels": 12, "kernel": 1}, {"name": "g", "type": "gap"},
+        {"name": "f", "type": "flatten"}, {"name": "fc", "type": "fc", "out_features": 5}]})
+    cfg = EngineConfig(pm=8, pn=8, ovsf_len=8, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096)
+    x = np.random.default_rng(0).normal(size=(1, 3, 4, 4))
+    prog = compiler.compile_network(net, cfg, x)
+    xq = compiler.load_input(prog, x[0])
+    outs, vals = compiler.run_graph(prog, xq)
+    i = len(prog.layers) - 1
+    assert prog.layers[i].kind == isa.Kind.FC and prog.layers[i].in_shape[0] == 16
+    x_in, _ = cut.layer_operands(prog, xq, outs, vals, i)
+    assert x_in.shape[0] == 12
+    assert layers.compare(outs[i], cut.run_alone(cut.layer_alone(prog, i, x_in)))[1] == 0

@@ -231,6 +231,8 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
         if bad:
             raise UzError(f"layer {name!r}: unknown tile fields {sorted(bad)} (known: tr, tc, ti, to)")
         q.tiles = dict(q.tiles, **{k: int(v) for k, v in t.items()})
+        if q.groups > 1 and q.groups == q.in_shape[0] == q.out_shape[0] and "ti" not in t:
+            q.tiles["ti"] = q.tiles["to"]      # a depthwise tile's inputs are its outputs' channels
     plan = allocate.plan(graph, qlayers, cfg, reuse)
     img, desc_addr, regions = build_image(qlayers, cfg, net.input_shape, base, placement, plan)
     return Program(cfg, net.name, tuple(net.input_shape), res.fl_input, qlayers, img, desc_addr, regions, static,

@@ -21,6 +21,7 @@ from golden.passes import allocate, emit, fold, fuse, groups, quantise, tile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "data"))
 import chain_cases  # noqa: E402
+from netspec import conv, op
 
 SMALL = EngineConfig(pm=8, pn=8, ovsf_len=8, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096)
 CFGS = {
@@ -65,20 +66,6 @@ def test_chain_programs_are_unchanged(case):
 
 # ------------------------------------------------------------ graphs
 
-def conv(name, cout, k=3, inputs=None, **kw):
-    d = {"name": name, "type": "conv", "out_channels": cout, "kernel": k, "pad": k // 2}
-    if inputs is not None:
-        d["inputs"] = inputs
-    d.update(kw)
-    return d
-
-
-def op(name, t, inputs=None, **kw):
-    d = {"name": name, "type": t}
-    if inputs is not None:
-        d["inputs"] = inputs
-    d.update(kw)
-    return d
 
 
 GRAPHS = {

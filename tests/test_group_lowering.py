@@ -11,9 +11,9 @@ import zlib
 import numpy as np
 import pytest
 
-from golden import compiler, funcmodel, isa, layers
+from golden import compiler, isa
 from golden.config import EngineConfig
-from golden.network import INPUT, load_network
+from golden.network import load_network
 from golden.passes import fuse, groups
 
 from netspec import CFGS, SMALL, conv, mismatches, op

@@ -12,9 +12,9 @@ import zlib
 import numpy as np
 import pytest
 
-from golden import compiler, funcmodel, isa, layers
+from golden import compiler, isa
 from golden.config import EngineConfig
-from golden.network import INPUT, forward_float_all, load_network
+from golden.network import forward_float_all, load_network
 from golden.passes import fold, fuse, groups
 
 from netspec import CFGS, SMALL, conv, mismatches, op

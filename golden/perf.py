@@ -265,11 +265,16 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
 
     # --- per-stage times of one tile
     def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
+        """(cycles, bytes read, cycles the loader waits for memory latency
+        with nothing in flight: its bias and weight commands wait for their
+        data one at a time, the input's commands for the first)."""
         t = 0.0
         rd = 0
+        waits = 0
         if weights_needed and not pool:
             bias_beats = _ceil(no * cfg.data_bits, cfg.axi_data_bits)
             t += ov.command + mem.latency + bias_beats * cpb
+            waits += 1
             rd += bias_beats * beat
             w_elems = no * (wvec if dw else ni * k2)
             if d.ovsf:
@@ -280,13 +285,15 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 # channels' blocks at one f, one buffer address) per cycle.
                 gen = (blocks // pm) * _ceil(pm, cfg.gen_blocks)
                 t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
+                waits += 1
                 rd += a_beats * beat
             else:
                 w_beats = w_elems * cfg.data_bits // cfg.axi_data_bits
                 t += ov.command + mem.latency + w_beats * cpb
+                waits += 1
                 rd += w_beats * beat
         if not input_needed:
-            return t + 1, rd        # the half holds the input tile: one state
+            return t + 1, rd, waits * (ov.command + mem.latency)  # the half holds the input tile
         y_lo, y_hi = in_span(r0, nr, d.in_h, pads[0])
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
@@ -299,7 +306,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = groups * rows, cols * word_beats
         t += stream_time(cmds, beats)
         rd += cmds * beats * beat
-        return t, rd
+        return t, rd, (waits + 1) * (ov.command + mem.latency)
 
     def compute_time(no, ni, nr, nc):
         nq, ng = no // pm, ni // pn
@@ -396,11 +403,12 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     half_tag[h] = (o0, i0)
                     need_in = half_in[h] != (i0, r0, c0)
                     half_in[h] = (i0, r0, c0)
-                    lt, rd = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
+                    lt, rd, idle = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
                     loader_free = start + lt
                     if shared is not None:
-                        loader_free = max(loader_free, shared.place(start, rd))
+                        # the memory is free for others while the loader waits for latency
+                        loader_free = max(loader_free, shared.place(start + idle, rd))
                     load_end.append(loader_free)
                     handed = loader_free
                     log(("load", t_idx, start, loader_free))
@@ -411,7 +419,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         rt, rrd = residual_time(no, nr, nc)
                         loader_free = rs + rt
                         if shared is not None:
-                            loader_free = max(loader_free, shared.place(rs, rrd))
+                            loader_free = max(loader_free, shared.place(rs + ov.command + mem.latency, rrd))
                         res_end.append(loader_free)
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt

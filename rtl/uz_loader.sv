@@ -228,7 +228,7 @@ module uz_loader
   assign w_ni      = dw_i ? 16'(PN) : ni;
   assign w_cin_pad = dw_i ? 16'(PN) : cin_pad_i;
   assign w_ng      = w_ni >> LogPN;
-  assign wsteps_32     = 32'(wsteps_i);
+  assign wsteps_32 = 32'(wsteps_i);
   assign nblk_o    = (32'(w_cin_pad) * wsteps_32) >> LogL;   // OVSF blocks per output channel
   assign blk0      = (32'(w_i0) * wsteps_32) >> LogL;
   assign nblk_tile = (32'(w_ni) * wsteps_32) >> LogL;
@@ -286,7 +286,7 @@ module uz_loader
   // Position of the next element: output channel in tile, ci-group, f in group.
   logic [15:0] wo_q, wg_q;
   logic [31:0] wf_q;
-  logic [31:0] group_len;       // PN * K*K elements per (channel, group)
+  logic [31:0] group_len;       // PN * wsteps elements per (channel, group)
   assign group_len = 32'(PN) * wsteps_32;
 
   // Computed in 32 bits; the buffer half uses the low address bits.

@@ -2,17 +2,29 @@
 write, and the small engine configuration they compile for."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from golden import compiler, funcmodel, isa, layers
 from golden.config import EngineConfig
-from golden.network import INPUT
+from golden.network import INPUT, load_network
 from golden.passes import fuse
 
 #: PM = PN = 8: the small engine of the RTL tests (tests/rtl/engine_cases.py).
 SMALL = EngineConfig(data_bits=16, acc_bits=48, pm=8, pn=8, ovsf_len=8, alpha_bits=16,
                      axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096)
 CFGS = {"default": EngineConfig(), "small": SMALL}
+
+
+def rng(*key):
+    """A generator seeded from a key (stable across runs and processes)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def seeded_network(nets: dict, name: str):
+    """Network ``name`` of a test's descriptions, its weights seeded from the name."""
+    return load_network(dict(nets[name], name=name, weights={"seed": zlib.crc32(name.encode()) % 1000}))
 
 
 def conv(name, cout, k=3, inputs=None, **kw):

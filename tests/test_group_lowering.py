@@ -1,22 +1,20 @@
 """Grouped convolutions the engine does not run, lowered by the compiler
 (golden/passes/groups.py, in the fuse pass) to dense channel-slice bands or
 dense block-diagonal layers: every descriptor the engine runs (depthwise
-aside, which the RTL is gaining), and the program bit exact with the same
+aside, which the RTL runs itself), and the program bit exact with the same
 network compiled with its grouped layers kept, as the golden model runs them."""
 from __future__ import annotations
 
 import re
-import zlib
 
-import numpy as np
 import pytest
 
 from golden import compiler, isa
 from golden.config import EngineConfig
-from golden.network import load_network
 from golden.passes import fuse, groups
 
-from netspec import CFGS, SMALL, conv, mismatches, op
+from netspec import CFGS, SMALL, conv, mismatches, op, seeded_network
+from netspec import rng as _rng
 from netspec import descriptors as _descriptors
 
 
@@ -51,12 +49,8 @@ NETS = {
 }
 
 
-def _rng(*key):
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
 def network(name):
-    return load_network(dict(NETS[name], name=name, weights={"seed": zlib.crc32(name.encode()) % 1000}))
+    return seeded_network(NETS, name)
 
 
 _CACHE = {}
@@ -89,12 +83,9 @@ def test_lowered_program_runs_on_the_engine_and_is_bit_exact(name, cfg_name):
     cfg = prog.cfg
     descs = _descriptors(prog)
     for q, d in zip(prog.layers, descs):
-        if d.groups > 1:
-            # only depthwise keeps its groups (the RTL is gaining it)
-            assert d.groups == d.in_c == d.out_c, q.name
-            isa.check(d, cfg, engine=False)
-        else:
-            isa.check(d, cfg, engine=True)
+        # only depthwise keeps its groups: the RTL runs it
+        assert d.groups <= 1 or d.groups == d.in_c == d.out_c, q.name
+        isa.check(d, cfg, engine=True)
     # the same formats as the grouped layers'
     assert {k: v for k, v in prog.fl.items() if k in ref.fl} == ref.fl
     assert prog.fl_input == ref.fl_input

@@ -7,7 +7,6 @@ for bit the network the golden model runs with the shuffle in place (the
 same program compiled without the move and with the grouped layers kept)."""
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from golden.config import EngineConfig
 from golden.network import forward_float_all, load_network
 from golden.passes import fold, fuse, groups
 
-from netspec import CFGS, SMALL, conv, mismatches, op
+from netspec import CFGS, SMALL, conv, mismatches, op, seeded_network
+from netspec import rng as _rng
 from netspec import descriptors as _descriptors
 
 
@@ -53,12 +53,8 @@ MOVED = {"unit": {"dw": ["sh"]}, "two_readers": {"dw": ["sh"]}, "chain": {"dw": 
          "residual": {}}
 
 
-def _rng(*key):
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
 def network(name):
-    return load_network(dict(NETS[name], name=name, weights={"seed": zlib.crc32(name.encode()) % 1000}))
+    return seeded_network(NETS, name)
 
 
 _CACHE = {}
@@ -189,7 +185,6 @@ def test_shufflenet_has_no_channel_shuffle_left():
     """ShuffleNet v1 (the onnx package's light model): every depthwise 3x3
     reads a shuffle; each takes it behind it, and no layer keeps an
     ``in_shuffle``."""
-    pytest.importorskip("onnx")
     from golden import zoo
     from golden.onnx_import import load_onnx, realistic_weights
 

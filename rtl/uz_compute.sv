@@ -164,6 +164,9 @@ module uz_compute
     logic [15:0]      ng;            // ci-groups in the tile
     logic [15:0]      nc;            // pixels in the row
     logic [OutAw-1:0] pix_row;       // py * tc: the row's first pixel in the output tile
+    logic [31:0]      wbase;         // weight word of (q0, gl, step 0)
+    logic [31:0]      wq_step;       // weight words from one oc-group to the next
+    logic [31:0]      acc0;          // accumulator word of (q0, pixel 0)
     logic [7:0]       steps;
     logic [WinAw:0]   lane_limit;    // f values below this are real
   } row_meta_t;
@@ -176,6 +179,10 @@ module uz_compute
   logic        two;                        // the pair has its second column
   logic        row_done;                   // this pair ends the row
   logic [OutAw-1:0] pix_row_q;
+  // Weight and accumulator bases kept by counters: the word of (q, gl, t) is
+  // (q*ng + gl)*K*K + t (depthwise: gl*wsteps + t), the accumulator of
+  // (q, pixel) q*tr*tc + pixel.
+  logic [31:0]      wgl_q, accg_q, wq_step_q;
 
   assign ng_tile   = ni >> LogPN;
   assign nq_tile   = no >> $clog2(PM);
@@ -235,6 +242,9 @@ module uz_compute
     new_meta.ng         = ng_tile;
     new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
+    new_meta.wbase      = wgl_q;
+    new_meta.wq_step    = wq_step_q;
+    new_meta.acc0       = dw_i ? accg_q : '0;
     new_meta.lane_limit = lane_limit;
     new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   end
@@ -309,6 +319,7 @@ module uz_compute
       gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_zero0_q <= 1'b0; wr_zero1_q <= 1'b0; wr_two_q <= 1'b0; wr_last_q <= 1'b0;
@@ -325,6 +336,9 @@ module uz_compute
       if (fe_state_q == FeWaitTile && tile_go) begin
         gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+        wgl_q <= '0; accg_q <= '0;
+        // once per tile, a product of a group count and K*K (7 bits)
+        wq_step_q <= 32'(ng_tile) * 32'(k2_i);
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
@@ -370,6 +384,8 @@ module uz_compute
               y_q       <= y_tile;
               if (gl_q != ng_tile - 1) begin
                 gl_q    <= gl_q + 1'b1;
+                wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
+                accg_q  <= accg_q + trtc_i;
                 gbase_q <= gbase_q + plane_q;
                 rbase_q <= gbase_q + plane_q;
                 raddr_q <= gbase_q + plane_q;
@@ -483,6 +499,9 @@ module uz_compute
     logic [15:0] q0;
     logic [15:0] ng;
     logic [OutAw-1:0] pix;      // pixel index in the output tile
+    logic [31:0] wbase;
+    logic [31:0] wq_step;
+    logic [31:0] acc0;
     logic [7:0]  steps;
     logic [WinAw:0] lane_limit;
   } win_meta_t;
@@ -500,6 +519,9 @@ module uz_compute
     m.ng         = rmeta_q.ng;
     m.pix        = rmeta_q.pix_row + OutAw'(px_q);
     m.steps      = rmeta_q.steps;
+    m.wbase      = rmeta_q.wbase;
+    m.wq_step    = rmeta_q.wq_step;
+    m.acc0       = rmeta_q.acc0;
     m.lane_limit = rmeta_q.lane_limit;
   end
 
@@ -572,10 +594,15 @@ module uz_compute
   assign win_consumed = issue && last_t && last_q;
   logic [15:0] q_abs;       // oc-group in the tile
   assign q_abs = q_q + m.q0;
+  // Weight and accumulator words of oc-group q: counters from the window's
+  // bases, stepped when q advances.
+  logic [31:0] wq_q, accq_q, wq_base, accq_base;
+  assign wq_base   = (q_q == '0) ? m.wbase : wq_q;
+  assign accq_base = (q_q == '0) ? m.acc0 : accq_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      q_q <= '0; t_q <= '0;
+      q_q <= '0; t_q <= '0; wq_q <= '0; accq_q <= '0;
     end else if (abort_i || start_i) begin
       q_q <= '0; t_q <= '0;
     end else if (issue) begin
@@ -584,7 +611,9 @@ module uz_compute
       end else begin
         t_q <= '0;
         if (!last_q) begin
-          q_q <= q_q + 1'b1;
+          q_q    <= q_q + 1'b1;
+          wq_q   <= wq_base + m.wq_step;
+          accq_q <= accq_base + trtc_i;
         end else begin
           q_q <= '0;
         end
@@ -595,8 +624,7 @@ module uz_compute
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_word;  // computed in 32 bits; the buffer uses the low bits
   /* verilator lint_on UNUSEDSIGNAL */
-  assign wgt_word      = dw_i ? 32'(q_abs) * 32'(wsteps_i) + 32'(t_q)
-                              : (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
+  assign wgt_word      = wq_base + 32'(t_q);
   assign wgt_rd_en_o   = issue && !pool_kind_i;
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
 
@@ -641,7 +669,7 @@ module uz_compute
       s1_tag_q.ho        <= m.ho;
       s1_tag_q.tile_end  <= m.tile_last && last_t && last_q;
       s1_tag_q.out_last  <= m.out_last;
-      s1_tag_q.acc_addr  <= OutAw'(32'(q_abs) * trtc_i + 32'(m.pix));
+      s1_tag_q.acc_addr  <= OutAw'(accq_base + 32'(m.pix));
       s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
       s1_pool_q <= pool_kind_i;
       s1_q_q    <= q_q;

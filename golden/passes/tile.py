@@ -20,7 +20,6 @@ channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from .. import isa, layers, perf
 from ..config import EngineConfig
@@ -91,15 +90,16 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
     tr = conv_h
     step, splittable = _pool_step(pool)
     if kind != isa.Kind.POOL:
-        # Each input window (perf.window_cycles to bring in) serves every
-        # oc-group of the tile. With input selection a window takes fewer
-        # steps than that, so enough oc-groups keep the PE array busy while
-        # the next one loads.
+        # Every to-tile reads the input again and refills the window at each
+        # output row (K - 1 cycles); a tile with input selection issues few
+        # steps per window, so those costs weigh on it unless the tile holds
+        # enough oc-groups: K*ceil(K/2) issue cycles per window (the rule of
+        # thumb that keeps the first layer at its lane-packing bound).
         steps = -(-min(cin, cfg.pn) * k * k // cfg.pn) if cin % cfg.pn else k * k
         # At least that many oc-groups per tile, in tiles of equal size:
-        # a remainder tile with fewer groups would be window bound, and
+        # a remainder tile with fewer groups would pay the same costs, and
         # every extra to-tile reads the input again.
-        need = math.ceil(perf.window_cycles(k, stride) / steps)
+        need = -(-(k * -(-k // 2)) // steps)
         groups = cout_pad // cfg.pm
         want = cfg.pm * -(-groups // max(1, groups // need))
         min_tr, min_tc = (step, step) if splittable else (conv_h, conv_w)

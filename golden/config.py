@@ -36,6 +36,10 @@ class EngineConfig:
     in_buf_elems: int = 64 * 1024
     wgt_buf_elems: int = 64 * 1024
     out_buf_elems: int = 32 * 1024
+    #: The largest kernel the compute's window holds (RTL MaxK): one of the
+    #: kernel sizes the engine knows (golden.isa.KERNELS). The window and its
+    #: operand selection grow with it (docs/architecture.md, "Resources").
+    max_k: int = 11
 
     def __post_init__(self):
         def pow2(v):
@@ -67,6 +71,8 @@ class EngineConfig:
             raise UzError(f"ovsf_len {self.ovsf_len} must divide pn {self.pn}")
         if self.axi_data_bits not in (32, 64, 128, 256, 512):
             raise UzError(f"axi_data_bits must be 32..512 and a power of two, not {self.axi_data_bits}")
+        if self.max_k not in (1, 3, 5, 7, 11):      # golden.isa.KERNELS
+            raise UzError(f"max_k must be a kernel size the engine knows (1, 3, 5, 7, 11), not {self.max_k}")
         if not 0 <= self.gen_lanes <= self.pm:
             raise UzError(f"gen_lanes must be in 1..pm ({self.pm}), or 0 for automatic, not {self.gen_lanes}")
 

@@ -347,6 +347,8 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
     if kind != Kind.POOL:
         if d.k not in KERNELS:
             fail(Err.BAD_KERNEL, f"kernel size k={d.k} not supported (supported: {KERNELS})", "k")
+        if d.k > cfg.max_k:
+            fail(Err.BAD_KERNEL, f"kernel size k={d.k} larger than the engine's window (max_k={cfg.max_k})", "k")
         if kind == Kind.FC and d.k != 1:
             fail(Err.BAD_KERNEL, f"FC layer with kernel size k={d.k} (must be 1)", "k")
         if d.stride not in STRIDES:

@@ -15,7 +15,8 @@ module uz_desc_check #(
   parameter int AxiDataWidth = 128,
   parameter int InBufElems   = 64 * 1024,
   parameter int WgtBufElems  = 64 * 1024,
-  parameter int OutBufElems  = 32 * 1024
+  parameter int OutBufElems  = 32 * 1024,
+  parameter int MaxK         = 11
 ) (
   input  logic [uz_isa_pkg::DescBits-1:0] desc_i,
   output uz_isa_pkg::uz_err_e             err_o
@@ -217,7 +218,8 @@ module uz_desc_check #(
     is_fc   = f_kind == KindFc;
     is_pool = f_kind == KindPool;
     pooled  = is_pool || (is_conv && f_pool);
-    k_ok    = f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11;
+    k_ok    = (f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11) &&
+              32'(f_k) <= MaxK;
 
     // Geometry (golden.isa.conv_dims, pool_out).
     pad_h = DimW'(f_in_h) + DimW'(f_pad_t) + DimW'(f_pad_b);

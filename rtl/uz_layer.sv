@@ -15,7 +15,8 @@ module uz_layer
   parameter int InBufElems   = 65536,
   parameter int WgtBufElems  = 65536,
   parameter int OutBufElems  = 32768,
-  parameter int BeatsWidth   = 24
+  parameter int BeatsWidth   = 24,
+  parameter int MaxK         = 11
 ) (
   input  logic                      clk_i,
   input  logic                      rst_ni,
@@ -281,8 +282,8 @@ module uz_layer
   );
 
   uz_compute #(
-    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .InBufWords(InBufWords), .InReads(InReads),
-    .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .MaxK(MaxK), .InBufWords(InBufWords),
+    .InReads(InReads), .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)
   ) u_compute (
     .clk_i, .rst_ni, .start_i, .abort_i,
     .k_i(k), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),

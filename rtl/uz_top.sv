@@ -17,6 +17,7 @@ module uz_top
   parameter int InBufElems    = 65536,
   parameter int WgtBufElems   = 65536,
   parameter int OutBufElems   = 32768,
+  parameter int MaxK          = 11,     // largest kernel (1, 3, 5, 7 or 11): sizes the compute's window
   parameter int MaxPerfLayers = 64,
   parameter int CsrAddrWidth  = 8
 ) (
@@ -91,6 +92,7 @@ module uz_top
   `ASSERT_INIT(AccWidthLegal_A, AccWidth >= 2 * DataWidth && AccWidth <= 53)
   `ASSERT_INIT(PmEqualsPn_A, PM == PN)
   `ASSERT_INIT(PnPowerOfTwo_A, PN >= 2 && (PN & (PN - 1)) == 0)
+  `ASSERT_INIT(MaxKLegal_A, MaxK == 1 || MaxK == 3 || MaxK == 5 || MaxK == 7 || MaxK == 11)
   `ASSERT_INIT(OvsfLenDividesPn_A, OvsfLen >= 2 && OvsfLen <= PN && (PN % OvsfLen) == 0)
   `ASSERT_INIT(PixelWholeBeats_A, (PN * DataWidth) % AxiDataWidth == 0)
   `ASSERT_INIT(AlphaTileWholeBeats_A, (PM * AlphaWidth) % AxiDataWidth == 0)
@@ -172,7 +174,7 @@ module uz_top
 
   uz_desc_check #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
-    .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems)
+    .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .MaxK(MaxK)
   ) u_desc_check (
     .desc_i(desc), .err_o(desc_err)
   );
@@ -203,7 +205,7 @@ module uz_top
   uz_layer #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .OvsfLen(OvsfLen),
     .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufElems(InBufElems),
-    .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth)
+    .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth), .MaxK(MaxK)
   ) u_layer (
     .clk_i, .rst_ni, .start_i(layer_start), .abort_i(layer_abort), .desc_i(desc), .done_o(layer_done),
     .rd_cmd_valid_o(l_rd_cmd_valid), .rd_cmd_ready_i(rd_cmd_ready && !fetch), .rd_cmd_addr_o(l_rd_cmd_addr),

@@ -531,3 +531,20 @@ def test_average_window_bound_is_avg_n_max():
         win = _pool(pool_avg=1, pool_kh=h, pool_kw=w, pool_s=1, in_h=h, in_w=w, out_h=1, out_w=1, tr=h, tc=w)
         assert isa.validate(glob, cfg) == code and isa.validate(win, cfg) == code
         assert isa.validate(_pool(pool_global=1, in_h=h, in_w=w, out_h=1, out_w=1, tr=h, tc=w), cfg) == Err.NONE
+
+
+def test_max_k_is_a_known_kernel_and_bounds_the_kernels_checked():
+    """The window holds kernels up to max_k: a larger one is BAD_KERNEL
+    naming the window, a smaller one passes; max_k itself must be a kernel
+    size the engine knows (isa.KERNELS)."""
+    for k in isa.KERNELS:
+        assert EngineConfig(max_k=k).max_k == k
+    with pytest.raises(UzError, match="max_k"):
+        EngineConfig(max_k=4)
+    cfg = EngineConfig(max_k=3)
+    d = _conv(k=5, pad_t=2, pad_b=2, pad_l=2, pad_r=2)
+    assert isa.validate(d, CFG) == isa.Err.NONE
+    assert isa.validate(d, cfg) == isa.Err.BAD_KERNEL
+    with pytest.raises(DescriptorError, match="max_k=3"):
+        isa.check(d, cfg)
+    assert isa.validate(_conv(), cfg) == isa.Err.NONE

@@ -14,15 +14,17 @@ VECTORS = {"verilator": 20000, "icarus": 6000}
 CONFIGS = {
     "default": EngineConfig(),
     # PM != PN != OvsfLen, so that a check using the wrong one shows; 8-bit
-    # data, so that the clip bound's limit differs.
-    "pm8_pn16_l8_bus64": EngineConfig(pm=8, pn=16, ovsf_len=8, axi_data_bits=64, in_buf_elems=16384,
-                                      wgt_buf_elems=16384, out_buf_elems=4096, data_bits=8),
+    # data, so that the clip bound's limit differs; a window of 7, so that
+    # kernels of 11 are refused.
+    "pm8_pn16_l8_bus64_k7": EngineConfig(pm=8, pn=16, ovsf_len=8, axi_data_bits=64, in_buf_elems=16384,
+                                         wgt_buf_elems=16384, out_buf_elems=4096, data_bits=8, max_k=7),
 }
 
 
 def params_for(cfg: EngineConfig) -> dict:
     return {"PM": cfg.pm, "PN": cfg.pn, "DataWidth": cfg.data_bits, "OvsfLen": cfg.ovsf_len, "AxiDataWidth": cfg.axi_data_bits,
-            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems, "OutBufElems": cfg.out_buf_elems}
+            "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems, "OutBufElems": cfg.out_buf_elems,
+            "MaxK": cfg.max_k}
 
 
 def _run(sim, cfg, **env):

@@ -96,7 +96,8 @@ def cfg_of(dut) -> EngineConfig:
     return EngineConfig(pm=int(dut.PM.value), pn=int(dut.PN.value), data_bits=int(dut.DataWidth.value),
                         ovsf_len=int(dut.OvsfLen.value),
                         axi_data_bits=int(dut.AxiDataWidth.value), in_buf_elems=int(dut.InBufElems.value),
-                        wgt_buf_elems=int(dut.WgtBufElems.value), out_buf_elems=int(dut.OutBufElems.value))
+                        wgt_buf_elems=int(dut.WgtBufElems.value), out_buf_elems=int(dut.OutBufElems.value),
+                        max_k=int(dut.MaxK.value))
 
 
 def _round_up(v, m):

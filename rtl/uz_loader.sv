@@ -139,10 +139,9 @@ module uz_loader
   );
 
   typedef enum logic [3:0] {
-    LdIdle, LdWait, LdBiasCmd, LdBiasData, LdWgtCmd, LdWgtData, LdGenDrain,
-    LdInPlan, LdInData, LdDone, LdResWait, LdResData
+    LdIdle, LdWait, LdPlan, LdBiasData, LdWgtData, LdGenDrain, LdInData, LdDone, LdResWait, LdResData
   } ld_state_e;
-  ld_state_e state_q;
+  ld_state_e state_q, state_d;
   logic      h_q;                 // buffer half being filled
   logic      wtag_valid_q [2];
   logic [15:0] wtag_o0_q [2], wtag_i0_q [2];
@@ -151,18 +150,71 @@ module uz_loader
   // once per to-tile.
   logic        itag_valid_q [2];
   logic [15:0] itag_i0_q [2], itag_r0_q [2], itag_c0_q [2];
-  logic        in_held;
-  assign in_held = itag_valid_q[h_q] && itag_i0_q[h_q] == i0 && itag_r0_q[h_q] == r0 &&
-                   itag_c0_q[h_q] == c0;
+  logic        in_held, wgt_held;
+  assign in_held  = itag_valid_q[h_q] && itag_i0_q[h_q] == i0 && itag_r0_q[h_q] == r0 &&
+                    itag_c0_q[h_q] == c0;
+  assign wgt_held = pool_kind || (wtag_valid_q[h_q] && wtag_o0_q[h_q] == o0 && wtag_i0_q[h_q] == i0);
+  logic        need_in_q;           // this tile's input is not in the half yet
 
-  // ---------------------------------------------------- input geometry
+  // ------------------------------------------------- layer constants
+  // Products of the layer's constants, registered: the inputs are stable
+  // while the layer runs and valid from start_i, so these are valid from the
+  // cycle after, before the first tile is planned. They keep the multiplies
+  // out of the per-cycle address paths.
+  logic [15:0] w_i0, w_ni, w_cin_pad, w_ng;
+  assign w_i0      = dw_i ? '0 : i0;
+  assign w_ni      = dw_i ? 16'(PN) : ni;
+  assign w_cin_pad = dw_i ? 16'(PN) : cin_pad_i;
+  assign w_ng      = w_ni >> LogPN;
+  // Weights are counted in units: elements (raw) or alphas (OVSF). An OVSF
+  // channel of c input channels has (c / L) * wsteps blocks of n_codes
+  // alphas (c is a multiple of PN, so of L); a raw one c * wsteps elements.
+  logic [12:0] wunit;               // units per (L or 1) channels and step
+  assign wunit = ovsf_i ? 13'(wsteps_i) * 13'(n_codes_i) : 13'(wsteps_i);
+  function automatic logic [15:0] w_chans(logic [15:0] c, logic ovsf);
+    w_chans = ovsf ? (c >> LogL) : c;
+  endfunction
+  logic [31:0] lc_wper_o_q;          // units per output channel
+  logic [12:0] lc_wunit_q;
+  logic [31:0] lc_plane_q;           // words of an input plane
+  logic [InAw-2:0] lc_ibuf_grp_q;    // input-buffer words of a tile's channel group
+  logic [31:0] lc_res_plane_q;       // words of an output (residual) plane
+  logic [ResAw-2:0] lc_trtc_q;       // residual-buffer words of a tile's group
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      lc_wper_o_q <= '0; lc_wunit_q <= '0; lc_plane_q <= '0; lc_ibuf_grp_q <= '0;
+      lc_res_plane_q <= '0; lc_trtc_q <= '0;
+    end else begin
+      lc_wper_o_q    <= 32'(w_chans(w_cin_pad, ovsf_i)) * 32'(wunit);
+      lc_wunit_q     <= wunit;
+      lc_plane_q     <= 32'(in_h_i) * 32'(in_w_i);
+      lc_ibuf_grp_q  <= (InAw-1)'(32'(ih_t_i) * 32'(iw_t_i));
+      lc_res_plane_q <= 32'(conv_h_i) * 32'(conv_w_i);
+      lc_trtc_q      <= (ResAw-1)'(32'(tr_i) * 32'(tc_i));
+    end
+  end
+  // Byte pitches: constant multiples (powers of two).
+  logic [31:0] in_row_bytes, in_plane_bytes, res_row_bytes, res_plane_bytes;
+  assign in_row_bytes    = 32'(in_w_i) * WordBytes;
+  assign in_plane_bytes  = lc_plane_q * WordBytes;
+  assign res_row_bytes   = 32'(conv_w_i) * WordBytes;
+  assign res_plane_bytes = lc_res_plane_q * WordBytes;
+
+  // ------------------------------------------- tile plan, stage A
+  // Registered every cycle from the iterator's tile, which holds from the
+  // loader's LdWait to its LdDone: valid from LdPlan on. Each product takes
+  // one multiply by a layer constant.
+  // x * stride, stride <= 7: shift and add.
+  function automatic logic [19:0] mul_stride(logic [15:0] v, logic [2:0] st);
+    mul_stride = (st[0] ? 20'(v) : 20'd0) + (st[1] ? 20'(v) << 1 : 20'd0) + (st[2] ? 20'(v) << 2 : 20'd0);
+  endfunction
   // First input row/col the tile touches (negative inside the padding).
   logic signed [19:0] y0, x0;
   logic [15:0] y_lo, y_hi, x_lo, x_hi;   // clipped to the input plane
-  assign y0 = $signed({4'b0, r0}) * $signed({17'b0, stride_i}) - $signed({16'b0, pad_t_i});
-  assign x0 = $signed({4'b0, c0}) * $signed({17'b0, stride_i}) - $signed({16'b0, pad_l_i});
   always_comb begin
     logic signed [19:0] yh, xh;
+    y0   = $signed(mul_stride(r0, stride_i)) - $signed({16'b0, pad_t_i});
+    x0   = $signed(mul_stride(c0, stride_i)) - $signed({16'b0, pad_l_i});
     yh   = y0 + $signed({4'b0, ih_t_i}) - 20'sd1;
     xh   = x0 + $signed({4'b0, iw_t_i}) - 20'sd1;
     y_lo = (y0 < 0) ? '0 : y0[15:0];
@@ -170,104 +222,108 @@ module uz_loader
     y_hi = (yh >= $signed({4'b0, in_h_i})) ? in_h_i - 1'b1 : yh[15:0];
     x_hi = (xh >= $signed({4'b0, in_w_i})) ? in_w_i - 1'b1 : xh[15:0];
   end
-  logic full_rows, whole_plane;
-  assign full_rows   = (x_lo == '0) && (x_hi == in_w_i - 1'b1);
-  // The tile holds whole planes: its channel groups lie back to back in
-  // memory ([C/G][H][W][G]), so one command reads them all (an FC layer's
-  // 1x1 planes would otherwise cost a memory latency per group).
-  assign whole_plane = full_rows && (y_lo == '0) && (y_hi == in_h_i - 1'b1);
-
-  logic [15:0] gl_q, y_q, x_q;          // group, row, col of the next word to arrive
-  // Input and residual commands run ahead of their data (uz_axi_rd keeps
-  // several bursts in flight, data in order): the next command's group and
-  // row, and whether commands are left.
-  logic [15:0] cgl_q, cy_q;
-  logic        in_cmd_left_q;
   logic [15:0] ng_tile;
   assign ng_tile = ni >> LogPN;
 
-  // ---------------------------------------------------- read commands
-  logic [31:0] cmd_addr_q;
-  logic [BeatsWidth-1:0] cmd_beats_q;
-  logic [31:0] wgt_tile_addr, in_cmd_addr;
-  // Beat counts are computed in 32 bits; commands carry BeatsWidth of them.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] wgt_tile_beats, in_cmd_beats;
-  /* verilator lint_on UNUSEDSIGNAL */
-  logic        rs_cmd_left_q;
-  logic [15:0] rc_g_q, rc_y_q;               // the next residual command's group, row (in tile)
-  logic        in_cmd_valid, res_cmd_valid;
-  assign in_cmd_valid   = (state_q == LdInData) && in_cmd_left_q;
-  assign res_cmd_valid  = (state_q == LdResData) && rs_cmd_left_q;
-  assign rd_cmd_valid_o = (state_q == LdBiasCmd) || (state_q == LdWgtCmd) || in_cmd_valid || res_cmd_valid;
-  // Input and residual commands follow their (group, row) counters
-  // directly; bias and weight commands are set up on entering their state.
-  logic [31:0] res_cmd_addr;
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] res_cmd_beats;
-  /* verilator lint_on UNUSEDSIGNAL */
-  always_comb begin
-    rd_cmd_addr_o  = cmd_addr_q;
-    rd_cmd_beats_o = cmd_beats_q;
-    if (state_q == LdInData) begin
-      rd_cmd_addr_o  = in_cmd_addr;
-      rd_cmd_beats_o = BeatsWidth'(in_cmd_beats);
-    end else if (state_q == LdResData) begin
-      rd_cmd_addr_o  = res_cmd_addr;
-      rd_cmd_beats_o = BeatsWidth'(res_cmd_beats);
-    end
-  end
-
-  // Element offsets of the tile's weights (docs: tiled layout). A depthwise
-  // layer's weights are one ti-tile of PN "channels" of wsteps words each:
-  // each output channel's K*K taps packed and padded to wsteps*PN
-  // (golden.isa.wvec_len), while the input tile follows the output channels.
-  logic [31:0] wsteps_32, nblk_o, blk0, nblk_tile;
-  logic [15:0] w_i0, w_ni, w_cin_pad, w_ng;
-  assign w_i0      = dw_i ? '0 : i0;
-  assign w_ni      = dw_i ? 16'(PN) : ni;
-  assign w_cin_pad = dw_i ? 16'(PN) : cin_pad_i;
-  assign w_ng      = w_ni >> LogPN;
-  assign wsteps_32 = 32'(wsteps_i);
-  assign nblk_o    = (32'(w_cin_pad) * wsteps_32) >> LogL;   // OVSF blocks per output channel
-  assign blk0      = (32'(w_i0) * wsteps_32) >> LogL;
-  assign nblk_tile = (32'(w_ni) * wsteps_32) >> LogL;
-
-  always_comb begin
-    if (ovsf_i) begin
-      wgt_tile_addr  = wgt_addr_i + (32'(o0) * nblk_o * 32'(n_codes_i)
-                                     + 32'(no) * blk0 * 32'(n_codes_i)) * AlphaBytes;
-      wgt_tile_beats = (32'(no) * nblk_tile * 32'(n_codes_i)) / BeatAlphas;
+  logic [15:0] ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q;
+  logic [3:0]  ga_yskip_q, ga_xskip_q;    // rows, cols of the halo in the padding
+  logic        ga_full_rows_q, ga_whole_plane_q;
+  logic [31:0] ga_wo_off_q, ga_wi_off_q, ga_wn_q, ga_blk_q, ga_in_grp_q, ga_ng_plane_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0; ga_yskip_q <= '0; ga_xskip_q <= '0;
+      ga_full_rows_q <= 1'b0; ga_whole_plane_q <= 1'b0;
+      ga_wo_off_q <= '0; ga_wi_off_q <= '0; ga_wn_q <= '0; ga_blk_q <= '0; ga_in_grp_q <= '0; ga_ng_plane_q <= '0;
     end else begin
-      wgt_tile_addr  = wgt_addr_i + (32'(o0) * 32'(w_cin_pad) * wsteps_32 + 32'(no) * 32'(w_i0) * wsteps_32) * ElemBytes;
-      wgt_tile_beats = (32'(no) * 32'(w_ni) * wsteps_32) / BeatElems;
+      ga_ylo_q <= y_lo; ga_yhi_q <= y_hi; ga_xlo_q <= x_lo; ga_xhi_q <= x_hi;
+      // a halo starts at most pad rows/cols before the plane
+      ga_yskip_q <= 4'($signed({4'b0, y_lo}) - y0);
+      ga_xskip_q <= 4'($signed({4'b0, x_lo}) - x0);
+      // The tile holds whole rows, or whole planes: its channel groups lie
+      // back to back in memory ([C/G][H][W][G]), so one command reads them
+      // all (an FC layer's 1x1 planes would otherwise cost a memory latency
+      // per group).
+      ga_full_rows_q   <= (x_lo == '0) && (x_hi == in_w_i - 1'b1);
+      ga_whole_plane_q <= (x_lo == '0) && (x_hi == in_w_i - 1'b1) && (y_lo == '0) && (y_hi == in_h_i - 1'b1);
+      // Weight units: the tile's offset is o0 channels of the whole layer
+      // plus no channels of the ti-tiles before it (docs: tiled layout).
+      ga_wo_off_q   <= 32'(o0) * lc_wper_o_q;
+      ga_wi_off_q   <= 32'(w_chans(w_i0, ovsf_i)) * 32'(lc_wunit_q);
+      ga_wn_q       <= 32'(w_chans(w_ni, ovsf_i)) * 32'(lc_wunit_q);
+      ga_blk_q      <= 32'(w_ni >> LogL) * 32'(wsteps_i);     // OVSF blocks per channel
+      ga_in_grp_q   <= 32'(i0 >> LogPN) * lc_plane_q;
+      ga_ng_plane_q <= 32'(ng_tile) * lc_plane_q;
     end
-    in_cmd_addr  = in_addr_i + ((((32'(i0) >> LogPN) + 32'(cgl_q)) * 32'(in_h_i) + 32'(cy_q)) * 32'(in_w_i)
-                                + 32'(x_lo)) * WordBytes;
-    in_cmd_beats = whole_plane ? 32'(ng_tile) * 32'(in_h_i) * 32'(in_w_i) * WordBeats :
-                   full_rows   ? (32'(y_hi - y_lo) + 1) * 32'(in_w_i) * WordBeats
-                               : (32'(x_hi - x_lo) + 1) * WordBeats;
   end
+  logic full_rows, whole_plane;
+  assign full_rows   = ga_full_rows_q;
+  assign whole_plane = ga_whole_plane_q;
+
+  logic [15:0] gl_q, y_q, x_q;          // group, row, col of the next word to arrive
+  logic [InAw-2:0] ib_grp_q, ib_row_q, ib_addr_q;  // its input-buffer word, its row's, its group's
+
+  // ---------------------------------------------------- read commands
+  // A tile's commands go out back to back ahead of their data (uz_axi_rd
+  // keeps several bursts in flight, data in order): bias, weights, then the
+  // input, one for whole planes, one per group for whole rows, else one per
+  // (group, row). Each command's address and beats are registers, set up in
+  // LdPlan and stepped by a pitch as the commands go.
+  logic                  bias_cmd_left_q, wgt_cmd_left_q, in_cmd_left_q, rs_cmd_left_q;
+  logic [31:0]           bias_cmd_addr_q, wgt_cmd_addr_q, in_cmd_addr_q, in_grp_addr_q;
+  logic [BeatsWidth-1:0] bias_cmd_beats_q, wgt_cmd_beats_q, in_cmd_beats_q;
+  logic [15:0]           cgl_q, cy_q;               // the next input command's group, row
+  logic [31:0]           rc_addr_q, rc_grp_addr_q;  // the next residual command's address, its group's
+  logic [BeatsWidth-1:0] rs_cmd_beats_q;
+  logic [15:0]           rc_g_q, rc_y_q;            // the next residual command's group, row (in tile)
+  logic                  res_cmd_valid, bias_fire, wgt_fire, in_fire, res_fire;
+  assign res_cmd_valid  = (state_q == LdResData) && rs_cmd_left_q;
+  assign rd_cmd_valid_o = bias_cmd_left_q || wgt_cmd_left_q || in_cmd_left_q || res_cmd_valid;
+  always_comb begin
+    if (bias_cmd_left_q) begin
+      rd_cmd_addr_o  = bias_cmd_addr_q;
+      rd_cmd_beats_o = bias_cmd_beats_q;
+    end else if (wgt_cmd_left_q) begin
+      rd_cmd_addr_o  = wgt_cmd_addr_q;
+      rd_cmd_beats_o = wgt_cmd_beats_q;
+    end else if (in_cmd_left_q) begin
+      rd_cmd_addr_o  = in_cmd_addr_q;
+      rd_cmd_beats_o = in_cmd_beats_q;
+    end else begin
+      rd_cmd_addr_o  = rc_addr_q;
+      rd_cmd_beats_o = rs_cmd_beats_q;
+    end
+  end
+  assign bias_fire = rd_cmd_ready_i && bias_cmd_left_q;
+  assign wgt_fire  = rd_cmd_ready_i && !bias_cmd_left_q && wgt_cmd_left_q;
+  assign in_fire   = rd_cmd_ready_i && !bias_cmd_left_q && !wgt_cmd_left_q && in_cmd_left_q;
+  assign res_fire  = rd_cmd_ready_i && res_cmd_valid;
+
+  // Stage B, in LdPlan: the tile's commands from the stage-A products (one
+  // multiply each, registered).
+  logic [31:0] wgt_units_off, wgt_units, in_row_off, in_rows_words;
+  logic [InAw-2:0] ib_start;
+  logic [BeatsWidth-1:0] in_beats;
+  assign wgt_units_off = ga_wo_off_q + 32'(no) * ga_wi_off_q;
+  assign wgt_units     = 32'(no) * ga_wn_q;
+  assign in_row_off    = 32'(ga_ylo_q) * 32'(in_w_i);
+  assign in_rows_words = (32'(ga_yhi_q) - 32'(ga_ylo_q) + 32'd1) * 32'(in_w_i);
+  assign ib_start      = (InAw-1)'(32'(ga_yskip_q) * 32'(iw_t_i) + 32'(ga_xskip_q));
+  assign in_beats      = whole_plane ? BeatsWidth'(ga_ng_plane_q * WordBeats) :
+                         full_rows   ? BeatsWidth'(in_rows_words * WordBeats)
+                                     : BeatsWidth'((32'(ga_xhi_q) - 32'(ga_xlo_q) + 32'd1) * WordBeats);
 
   // ------------------------------------------------------- residual
   // The output tile it belongs to, kept from its last ti-tile (the iterator
-  // has moved on by then).
+  // has moved on by then), with its products taken then.
   logic        rh_q;                         // residual half being filled
-  logic [15:0] rs_o0_q, rs_r0_q, rs_c0_q, rs_ng_q, rs_nr_q, rs_nc_q;
+  logic [15:0] rs_c0_q, rs_ng_q, rs_nr_q, rs_nc_q;
+  logic [31:0] rs_grp_off_q, rs_row_off_q, rs_nrnc_q, rs_ngplane_q;
   logic [15:0] rs_g_q, rs_y_q, rs_x_q;       // group (in tile), row, col (in tile)
-  logic [31:0] rs_grp_base_q, rs_row_base_q; // buffer words of the group, the row
+  logic [ResAw-2:0] rs_grp_base_q, rs_row_base_q; // buffer words of the group, the row
   logic        rs_full_rows, rs_whole_plane;
   assign rs_full_rows   = (rs_nc_q == conv_w_i);
   assign rs_whole_plane = rs_full_rows && (rs_nr_q == conv_h_i);
   // Like the accumulators: [group][row][col] of the tile, tr x tc words per group.
-  always_comb begin
-    res_cmd_addr  = res_addr_i + ((((32'(rs_o0_q) >> LogPM) + 32'(rc_g_q)) * 32'(conv_h_i)
-                                   + 32'(rs_r0_q) + 32'(rc_y_q)) * 32'(conv_w_i)
-                                  + 32'(rs_c0_q)) * WordBytes;
-    res_cmd_beats = rs_whole_plane ? 32'(rs_ng_q) * 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats :
-                    rs_full_rows   ? 32'(rs_nr_q) * 32'(rs_nc_q) * WordBeats
-                                   : 32'(rs_nc_q) * WordBeats;
-  end
 
   // --------------------------------------- words assembled from beats
   // Pixels and bias words are WordWidth wide: WordBeats beats each.
@@ -287,13 +343,13 @@ module uz_loader
   logic [15:0] wo_q, wg_q;
   logic [31:0] wf_q;
   logic [31:0] group_len;       // PN * wsteps elements per (channel, group)
-  assign group_len = 32'(PN) * wsteps_32;
-
-  // Computed in 32 bits; the buffer half uses the low address bits.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] wgt_word_addr;
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign wgt_word_addr = ((32'(wo_q) >> LogPM) * 32'(w_ng) + 32'(wg_q)) * wsteps_32 + (wf_q >> LogPN);
+  assign group_len = 32'(wsteps_i) << LogPN;
+  // Buffer word ((wo / PM) * w_ng + wg) * wsteps + wf / PN, stepped: a
+  // (channel, group) is wsteps words after the one before; the next channel
+  // of the same oc-group starts again at the oc-group's word.
+  logic [WgtAw-2:0] wbase_q, wq_base_q;
+  logic [WgtAw-2:0] wgt_word_addr;
+  assign wgt_word_addr = wbase_q + (WgtAw-1)'(wf_q >> LogPN);
   // Lanes one beat of raw weights, or one generated block, fills.
   localparam logic [PM*PN-1:0] LaneMaskRaw = {{(PM*PN-BeatElems){1'b0}}, {BeatElems{1'b1}}};
   localparam logic [PN-1:0]    LaneMaskGen = {{(PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
@@ -352,7 +408,7 @@ module uz_loader
   );
 
   // ------------------------------------------------------------- FSM
-  logic [31:0] words_left_q;          // bias words / pixels still expected
+  logic [31:0] words_left_q;          // bias words still expected
   logic [15:0] bias_word_q;
 
   assign rd_data_ready_o =
@@ -363,32 +419,100 @@ module uz_loader
   logic abeat_in;  // a coefficient beat into the alpha queue
   assign abeat_in = beat_in && (state_q == LdWgtData);
 
+  // The last word or beat of each part of a tile.
+  logic bias_last, wgt_last, in_last, res_last;
+  assign bias_last = (state_q == LdBiasData) && word_done && words_left_q == 32'd1;
+  assign wgt_last  = (state_q == LdWgtData) && beat_in && rd_data_last_i;
+  assign in_last   = (state_q == LdInData) && word_done && x_q == ga_xhi_q && y_q == ga_yhi_q &&
+                     gl_q == ng_tile - 1'b1;
+  assign res_last  = (state_q == LdResData) && word_done && rs_x_q == rs_nc_q - 1'b1 &&
+                     rs_y_q == rs_nr_q - 1'b1 && rs_g_q == rs_ng_q - 1'b1;
+
+  always_comb begin
+    state_d = state_q;
+    unique case (state_q)
+      LdIdle: ;
+      LdWait: begin
+        if (!it_valid)                state_d = LdIdle;
+        else if (!tile_full_i[h_q])   state_d = LdPlan;
+      end
+      // bias and weights unless the half holds them, then the input unless
+      // the half holds it
+      LdPlan: begin
+        if (!wgt_held)     state_d = LdBiasData;
+        else if (!in_held) state_d = LdInData;
+        else               state_d = LdDone;
+      end
+      LdBiasData: if (bias_last) state_d = LdWgtData;
+      LdWgtData: begin
+        if (wgt_last) begin
+          if (ovsf_i)         state_d = LdGenDrain;
+          else if (need_in_q) state_d = LdInData;
+          else                state_d = LdDone;
+        end
+      end
+      // the last coefficient beat is in: the queue and the generator drain
+      LdGenDrain: begin
+        if (blocks_left_q == '0) begin
+          if (need_in_q) state_d = LdInData;
+          else           state_d = LdDone;
+        end
+      end
+      LdInData:   if (in_last) state_d = LdDone;
+      LdDone: begin
+        if (res_i && it_last_ti) state_d = LdResWait;
+        else                     state_d = LdWait;
+      end
+      LdResWait:  if (!res_full_i[rh_q]) state_d = LdResData;
+      LdResData:  if (res_last) state_d = LdWait;
+      // unreachable: every encoding of the state is an arm above
+      /* verilator coverage_off */
+      default:    state_d = LdIdle;
+      /* verilator coverage_on */
+    endcase
+    if (start_i)      state_d = LdWait;
+    else if (abort_i) state_d = LdIdle;
+  end
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q <= LdIdle;
+    end else begin
+      state_q <= state_d;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
       h_q <= 1'b0;
       rh_q <= 1'b0;
-      rs_o0_q <= '0; rs_r0_q <= '0; rs_c0_q <= '0; rs_ng_q <= '0; rs_nr_q <= '0; rs_nc_q <= '0;
+      need_in_q <= 1'b0;
+      rs_c0_q <= '0; rs_ng_q <= '0; rs_nr_q <= '0; rs_nc_q <= '0;
+      rs_grp_off_q <= '0; rs_row_off_q <= '0; rs_nrnc_q <= '0; rs_ngplane_q <= '0;
       rs_g_q <= '0; rs_y_q <= '0; rs_x_q <= '0; rs_grp_base_q <= '0; rs_row_base_q <= '0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
         itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
-      cmd_addr_q <= '0; cmd_beats_q <= '0;
+      bias_cmd_left_q <= 1'b0; wgt_cmd_left_q <= 1'b0; in_cmd_left_q <= 1'b0; rs_cmd_left_q <= 1'b0;
+      bias_cmd_addr_q <= '0; wgt_cmd_addr_q <= '0; in_cmd_addr_q <= '0; in_grp_addr_q <= '0;
+      bias_cmd_beats_q <= '0; wgt_cmd_beats_q <= '0; in_cmd_beats_q <= '0;
+      rc_addr_q <= '0; rc_grp_addr_q <= '0; rs_cmd_beats_q <= '0;
       word_q <= '0; word_cnt_q <= '0;
-      gl_q <= '0; y_q <= '0; x_q <= '0; cgl_q <= '0; cy_q <= '0; in_cmd_left_q <= 1'b0;
-      rs_cmd_left_q <= 1'b0; rc_g_q <= '0; rc_y_q <= '0;
-      wo_q <= '0; wg_q <= '0; wf_q <= '0;
+      gl_q <= '0; y_q <= '0; x_q <= '0; cgl_q <= '0; cy_q <= '0;
+      ib_grp_q <= '0; ib_row_q <= '0; ib_addr_q <= '0;
+      rc_g_q <= '0; rc_y_q <= '0;
+      wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
       blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
     end else if (abort_i || start_i) begin
-      state_q <= start_i ? LdWait : LdIdle;
       h_q <= 1'b0;
       rh_q <= 1'b0;
       for (int b = 0; b < 2; b++) begin
         wtag_valid_q[b] <= 1'b0;
         itag_valid_q[b] <= 1'b0;
       end
+      bias_cmd_left_q <= 1'b0; wgt_cmd_left_q <= 1'b0; in_cmd_left_q <= 1'b0; rs_cmd_left_q <= 1'b0;
       word_cnt_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
     end else begin
@@ -396,122 +520,136 @@ module uz_loader
         word_q     <= word_next;
         word_cnt_q <= word_done ? '0 : word_cnt_q + 1'b1;
       end
-      unique case (state_q)
-        LdIdle: ;
-        LdWait: begin
-          if (!it_valid) begin
-            state_q <= LdIdle;
-          end else if (!tile_full_i[h_q]) begin
-            if (pool_kind || (wtag_valid_q[h_q] && wtag_o0_q[h_q] == o0 && wtag_i0_q[h_q] == i0)) begin
-              state_q <= LdInPlan;
-            end else begin
-              cmd_addr_q   <= bias_addr_i + 32'(o0) * ElemBytes;
-              cmd_beats_q  <= BeatsWidth'((32'(no) * DataWidth) / AxiDataWidth);
-              words_left_q <= 32'(no) >> LogPM;
-              bias_word_q  <= '0;
-              state_q      <= LdBiasCmd;
-            end
-            gl_q <= '0;
-          end
-        end
-        LdBiasCmd: if (rd_cmd_ready_i) state_q <= LdBiasData;
-        LdBiasData: begin
-          if (word_done) begin
-            bias_word_q  <= bias_word_q + 1'b1;
-            words_left_q <= words_left_q - 1'b1;
-            if (words_left_q == 32'd1) begin
-              cmd_addr_q  <= wgt_tile_addr;
-              cmd_beats_q <= BeatsWidth'(wgt_tile_beats);
-              wo_q <= '0; wg_q <= '0; wf_q <= '0;
-              blocks_left_q <= 32'(no) * nblk_tile;
-              wtag_valid_q[h_q] <= 1'b1;
-              wtag_o0_q[h_q]    <= o0;
-              wtag_i0_q[h_q]    <= i0;
-              state_q <= LdWgtCmd;
-            end
-          end
-        end
-        LdWgtCmd: if (rd_cmd_ready_i) state_q <= LdWgtData;
-        LdWgtData: begin
-          if (!ovsf_i) begin
-            if (beat_in) begin
-              // advance by one beat of elements through (channel, group, f)
-              if (wf_q + BeatElems == group_len) begin
-                wf_q <= '0;
-                if (wg_q == w_ng - 1) begin
-                  wg_q <= '0;
-                  wo_q <= wo_q + 1'b1;
-                end else begin
-                  wg_q <= wg_q + 1'b1;
-                end
-              end else begin
-                wf_q <= wf_q + BeatElems;
-              end
-              if (rd_data_last_i) state_q <= LdInPlan;
-            end
-          end else if (beat_in && rd_data_last_i) begin
-            state_q <= LdGenDrain;    // the queue and the generator drain
-          end
-        end
-        LdGenDrain: begin
-          // last beat taken: wait until every block is written
-          if (blocks_left_q == '0) state_q <= LdInPlan;
-        end
-        LdInPlan: begin
-          gl_q <= '0;
-          y_q  <= y_lo;
-          x_q  <= x_lo;
-          cgl_q <= '0;
-          cy_q  <= y_lo;
-          in_cmd_left_q <= !in_held;
-          if (in_held) begin
-            state_q <= LdDone;          // the half holds this input tile already
+      // ---- commands, as the read DMA takes them
+      if (bias_fire) bias_cmd_left_q <= 1'b0;
+      if (wgt_fire)  wgt_cmd_left_q  <= 1'b0;
+      if (in_fire) begin
+        if (whole_plane) begin
+          in_cmd_left_q <= 1'b0;
+        end else if (!full_rows && cy_q != ga_yhi_q) begin
+          cy_q          <= cy_q + 1'b1;
+          in_cmd_addr_q <= in_cmd_addr_q + in_row_bytes;
+        end else begin
+          cy_q <= ga_ylo_q;
+          if (cgl_q == ng_tile - 1'b1) begin
+            in_cmd_left_q <= 1'b0;
           end else begin
+            cgl_q         <= cgl_q + 1'b1;
+            in_grp_addr_q <= in_grp_addr_q + in_plane_bytes;
+            in_cmd_addr_q <= in_grp_addr_q + in_plane_bytes;
+          end
+        end
+      end
+      if (res_fire) begin
+        if (rs_whole_plane) begin
+          rs_cmd_left_q <= 1'b0;
+        end else if (!rs_full_rows && rc_y_q != rs_nr_q - 1'b1) begin
+          rc_y_q    <= rc_y_q + 1'b1;
+          rc_addr_q <= rc_addr_q + res_row_bytes;
+        end else begin
+          rc_y_q <= '0;
+          if (rc_g_q == rs_ng_q - 1'b1) begin
+            rs_cmd_left_q <= 1'b0;
+          end else begin
+            rc_g_q        <= rc_g_q + 1'b1;
+            rc_grp_addr_q <= rc_grp_addr_q + res_plane_bytes;
+            rc_addr_q     <= rc_grp_addr_q + res_plane_bytes;
+          end
+        end
+      end
+      // ---- data, in command order
+      unique case (state_q)
+        LdPlan: begin
+          if (!wgt_held) begin
+            bias_cmd_left_q   <= 1'b1;
+            wgt_cmd_left_q    <= 1'b1;
+            wtag_valid_q[h_q] <= 1'b1;
+            wtag_o0_q[h_q]    <= o0;
+            wtag_i0_q[h_q]    <= i0;
+          end
+          bias_cmd_addr_q  <= bias_addr_i + 32'(o0) * ElemBytes;
+          bias_cmd_beats_q <= BeatsWidth'((32'(no) * DataWidth) / AxiDataWidth);
+          words_left_q     <= 32'(no) >> LogPM;
+          bias_word_q      <= '0;
+          wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off * AlphaBytes : wgt_units_off * ElemBytes);
+          wgt_cmd_beats_q  <= ovsf_i ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
+          blocks_left_q    <= 32'(no) * ga_blk_q;
+          wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
+          in_cmd_left_q  <= !in_held;
+          need_in_q      <= !in_held;
+          if (!in_held) begin
             itag_valid_q[h_q] <= 1'b1;
             itag_i0_q[h_q]    <= i0;
             itag_r0_q[h_q]    <= r0;
             itag_c0_q[h_q]    <= c0;
-            state_q <= LdInData;
+          end
+          in_grp_addr_q  <= in_addr_i + (ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) * WordBytes;
+          in_cmd_addr_q  <= in_addr_i + (ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) * WordBytes;
+          in_cmd_beats_q <= in_beats;
+          cgl_q <= '0; cy_q <= ga_ylo_q;
+          gl_q  <= '0; y_q  <= ga_ylo_q; x_q <= ga_xlo_q;
+          ib_grp_q <= ib_start; ib_row_q <= ib_start; ib_addr_q <= ib_start;
+        end
+        LdBiasData: begin
+          if (word_done) begin
+            bias_word_q  <= bias_word_q + 1'b1;
+            words_left_q <= words_left_q - 1'b1;
+          end
+        end
+        LdWgtData: begin
+          if (!ovsf_i && beat_in) begin
+            // advance by one beat of elements through (channel, group, f)
+            if (wf_q + BeatElems == group_len) begin
+              wf_q <= '0;
+              if (wg_q == w_ng - 1) begin
+                wg_q <= '0;
+                wo_q <= wo_q + 1'b1;
+                if (wo_q[LogPM-1:0] == LogPM'(PM - 1)) begin   // the next oc-group
+                  wbase_q   <= wbase_q + (WgtAw-1)'(wsteps_i);
+                  wq_base_q <= wbase_q + (WgtAw-1)'(wsteps_i);
+                end else begin
+                  wbase_q   <= wq_base_q;
+                end
+              end else begin
+                wg_q    <= wg_q + 1'b1;
+                wbase_q <= wbase_q + (WgtAw-1)'(wsteps_i);
+              end
+            end else begin
+              wf_q <= wf_q + BeatElems;
+            end
           end
         end
         LdInData: begin
-          // commands: one for whole planes, one per group for whole rows,
-          // else one per (group, row)
-          if (in_cmd_valid && rd_cmd_ready_i) begin
-            if (whole_plane) begin
-              in_cmd_left_q <= 1'b0;
-            end else if (!full_rows && cy_q != y_hi) begin
-              cy_q <= cy_q + 1'b1;
-            end else begin
-              cy_q <= y_lo;
-              if (cgl_q == ng_tile - 1) in_cmd_left_q <= 1'b0;
-              else                      cgl_q <= cgl_q + 1'b1;
-            end
-          end
           // data, in command order: (group, row, col)
           if (word_done) begin
-            if (x_q != x_hi) begin
-              x_q <= x_q + 1'b1;
+            if (x_q != ga_xhi_q) begin
+              x_q       <= x_q + 1'b1;
+              ib_addr_q <= ib_addr_q + 1'b1;
             end else begin
-              x_q <= x_lo;
-              if (y_q != y_hi) begin
-                y_q <= y_q + 1'b1;
-              end else if (gl_q != ng_tile - 1) begin
-                gl_q <= gl_q + 1'b1;
-                y_q  <= y_lo;
-              end else begin
-                state_q <= LdDone;
+              x_q <= ga_xlo_q;
+              if (y_q != ga_yhi_q) begin
+                y_q       <= y_q + 1'b1;
+                ib_row_q  <= ib_row_q + (InAw-1)'(iw_t_i);
+                ib_addr_q <= ib_row_q + (InAw-1)'(iw_t_i);
+              end else if (gl_q != ng_tile - 1'b1) begin
+                gl_q      <= gl_q + 1'b1;
+                y_q       <= ga_ylo_q;
+                ib_grp_q  <= ib_grp_q + lc_ibuf_grp_q;
+                ib_row_q  <= ib_grp_q + lc_ibuf_grp_q;
+                ib_addr_q <= ib_grp_q + lc_ibuf_grp_q;
               end
             end
           end
         end
         LdDone: begin
           h_q <= !h_q;
-          state_q <= LdWait;
           if (res_i && it_last_ti) begin
-            rs_o0_q <= o0; rs_r0_q <= r0; rs_c0_q <= c0;
+            rs_c0_q <= c0;
             rs_ng_q <= no >> LogPM; rs_nr_q <= nr; rs_nc_q <= nc;
-            state_q <= LdResWait;
+            rs_grp_off_q <= 32'(o0 >> LogPM) * lc_res_plane_q;
+            rs_row_off_q <= 32'(r0) * 32'(conv_w_i);
+            rs_nrnc_q    <= 32'(nr) * 32'(nc);
+            rs_ngplane_q <= 32'(no >> LogPM) * lc_res_plane_q;
           end
         end
         LdResWait: begin
@@ -519,20 +657,13 @@ module uz_loader
           rs_grp_base_q <= '0; rs_row_base_q <= '0;
           rc_g_q <= '0; rc_y_q <= '0;
           rs_cmd_left_q <= 1'b1;
-          if (!res_full_i[rh_q]) state_q <= LdResData;
+          rc_grp_addr_q <= res_addr_i + (rs_grp_off_q + rs_row_off_q + 32'(rs_c0_q)) * WordBytes;
+          rc_addr_q     <= res_addr_i + (rs_grp_off_q + rs_row_off_q + 32'(rs_c0_q)) * WordBytes;
+          rs_cmd_beats_q <= rs_whole_plane ? BeatsWidth'(rs_ngplane_q * WordBeats) :
+                            rs_full_rows   ? BeatsWidth'(rs_nrnc_q * WordBeats)
+                                           : BeatsWidth'(32'(rs_nc_q) * WordBeats);
         end
         LdResData: begin
-          if (res_cmd_valid && rd_cmd_ready_i) begin
-            if (rs_whole_plane) begin
-              rs_cmd_left_q <= 1'b0;
-            end else if (!rs_full_rows && rc_y_q != rs_nr_q - 1'b1) begin
-              rc_y_q <= rc_y_q + 1'b1;
-            end else begin
-              rc_y_q <= '0;
-              if (rc_g_q == rs_ng_q - 1'b1) rs_cmd_left_q <= 1'b0;
-              else                          rc_g_q <= rc_g_q + 1'b1;
-            end
-          end
           if (word_done) begin
             if (rs_x_q != rs_nc_q - 1'b1) begin
               rs_x_q <= rs_x_q + 1'b1;
@@ -540,23 +671,19 @@ module uz_loader
               rs_x_q <= '0;
               if (rs_y_q != rs_nr_q - 1'b1) begin
                 rs_y_q <= rs_y_q + 1'b1;
-                rs_row_base_q <= rs_row_base_q + 32'(tc_i);
+                rs_row_base_q <= rs_row_base_q + (ResAw-1)'(tc_i);
               end else if (rs_g_q != rs_ng_q - 1'b1) begin
                 rs_g_q <= rs_g_q + 1'b1;
                 rs_y_q <= '0;
-                rs_grp_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
-                rs_row_base_q <= rs_grp_base_q + 32'(tr_i) * 32'(tc_i);
+                rs_grp_base_q <= rs_grp_base_q + lc_trtc_q;
+                rs_row_base_q <= rs_grp_base_q + lc_trtc_q;
               end else begin
                 rh_q <= !rh_q;
-                state_q <= LdWait;
               end
             end
           end
         end
-        // unreachable: every encoding of the state is an arm above
-        /* verilator coverage_off */
-        default: state_q <= LdIdle;
-        /* verilator coverage_on */
+        default: ;
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
       if (ovsf_i) begin
@@ -567,13 +694,14 @@ module uz_loader
       end
       // generated blocks land in the weight buffer: along a row of banks,
       // then L elements further in f (channel-group order), then the next
-      // oc-group
+      // oc-group, whose word follows the last group's
       if (gen_w_valid && state_q != LdIdle) begin
         blocks_left_q <= blocks_left_q - 32'(gen_w_blocks);
         if (32'(wo_q[LogPM-1:0]) + 32'(gen_w_blocks) == PM) begin
           wo_q <= {wo_q[15:LogPM], {LogPM{1'b0}}};
           if (wf_q + OvsfLen == group_len) begin
-            wf_q <= '0;
+            wf_q    <= '0;
+            wbase_q <= wbase_q + (WgtAw-1)'(wsteps_i);
             if (wg_q == w_ng - 1) begin
               wg_q <= '0;
               wo_q <= {wo_q[15:LogPM] + 1'b1, {LogPM{1'b0}}};
@@ -598,12 +726,11 @@ module uz_loader
 
   // -------------------------------------------------- buffer writes
   assign inb_wr_en_o   = (state_q == LdInData) && word_done;
-  assign inb_wr_addr_o = InAw'({h_q, (InAw-1)'((32'(gl_q) * 32'(ih_t_i) + 32'($signed({4'b0, y_q}) - y0)) * 32'(iw_t_i)
-                                              + 32'($signed({4'b0, x_q}) - x0))});
+  assign inb_wr_addr_o = {h_q, ib_addr_q};
   assign inb_wr_data_o = word_next;
 
   assign res_wr_en_o   = (state_q == LdResData) && word_done;
-  assign res_wr_addr_o = ResAw'({rh_q, (ResAw-1)'(rs_row_base_q + 32'(rs_x_q))});
+  assign res_wr_addr_o = {rh_q, rs_row_base_q + (ResAw-1)'(rs_x_q)};
   assign res_wr_data_o = word_next;
   // the tile's last residual word
   always_comb begin
@@ -619,7 +746,7 @@ module uz_loader
   always_comb begin
     wgt_wr_en_o      = 1'b0;
     wgt_wr_lane_en_o = '0;
-    wgt_wr_addr_o    = WgtAw'({h_q, (WgtAw-1)'(wgt_word_addr)});
+    wgt_wr_addr_o    = {h_q, wgt_word_addr};
     wgt_wr_data_o    = '0;
     if (!ovsf_i) begin
       wgt_wr_en_o      = (state_q == LdWgtData) && beat_in;
@@ -682,6 +809,11 @@ module uz_loader
   `ASSERT_NEVER(LdResOnlyWithRes_A, !res_i && state_q == LdResWait, clk_i, rst_ni)
   // a tile's last word arrives only after its last command went out
   `ASSERT_NEVER(LdNoInCmdLeftAtDone_A, state_q == LdDone && in_cmd_left_q, clk_i, rst_ni)
+  `ASSERT_NEVER(LdNoWgtCmdLeftAtDone_A, state_q == LdDone && (bias_cmd_left_q || wgt_cmd_left_q), clk_i, rst_ni)
+  // a tile's commands go out only while its data is expected
+  `ASSERT_NEVER(LdCmdOnlyInTile_A, (bias_cmd_left_q || wgt_cmd_left_q || in_cmd_left_q) &&
+                (state_q == LdIdle || state_q == LdWait || state_q == LdResWait || state_q == LdResData),
+                clk_i, rst_ni)
   `ASSERT_NEVER(LdNoResCmdLeftAtFill_A, res_filled_o != '0 && rs_cmd_left_q, clk_i, rst_ni)
   `ASSERT(LdCmdStable_A, !ld_sh_cmd_stall_q || ld_sh_clear_q ||
           (rd_cmd_valid_o && rd_cmd_addr_o == ld_sh_cmd_addr_q && rd_cmd_beats_o == ld_sh_cmd_beats_q),

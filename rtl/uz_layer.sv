@@ -96,7 +96,12 @@ module uz_layer
     conv_w    = 16'(div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride)) + 1'b1;
     ih_t      = 16'((d.tr - 1'b1) * stride) + 16'(k);
     iw_t      = 16'((d.tc - 1'b1) * stride) + 16'(k);
-    trtc      = 32'(d.tr) * 32'(d.tc);
+  end
+  // tr * tc, the accumulator words of a channel group: a layer constant,
+  // registered (valid from the cycle after start_i, before any tile is issued).
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) trtc <= '0;
+    else         trtc <= 32'(d.tr) * 32'(d.tc);
   end
 
   // The pool window (golden.isa.pool_window): the legacy square window and
@@ -125,20 +130,27 @@ module uz_layer
   // (off / PN) channel groups of H x W words into the tensor at in_addr /
   // out_addr (golden.funcmodel.slice_addr; off is a multiple of PN, which
   // uz_desc_check enforces) and are laid out like whole tensors of in_c /
-  // out_c channels from there. The bases are computed once, as the layer
-  // starts (the descriptor is valid then and stays so), which keeps the
-  // multiplies out of the loader's and the write-back's address paths; those
-  // use them from their second state on.
+  // out_c channels from there. The bases are computed in two registered
+  // steps of one multiply each from the descriptor (valid from start_i and
+  // stable while the layer runs), which keeps the multiplies out of the
+  // loader's and the write-back's address paths; those use them from the
+  // second cycle after start_i on (the loader's first LdPlan, the
+  // write-back's first tile).
   localparam int ActWordBytes = PN * DataWidth / 8;
   localparam int LogPNl       = $clog2(PN);
+  logic [31:0] in_rows_q, out_rows_q;       // rows of the channel groups before the slice
   logic [31:0] in_base_q, out_base_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      in_rows_q  <= '0;
+      out_rows_q <= '0;
       in_base_q  <= '0;
       out_base_q <= '0;
-    end else if (start_i) begin
-      in_base_q  <= d.in_addr + 32'(d.in_c_off >> LogPNl) * 32'(d.in_h) * 32'(d.in_w) * ActWordBytes;
-      out_base_q <= d.out_addr + 32'(d.out_c_off >> LogPNl) * 32'(d.out_h) * 32'(d.out_w) * ActWordBytes;
+    end else begin
+      in_rows_q  <= 32'(d.in_c_off >> LogPNl) * 32'(d.in_h);
+      out_rows_q <= 32'(d.out_c_off >> LogPNl) * 32'(d.out_h);
+      in_base_q  <= d.in_addr + in_rows_q * 32'(d.in_w) * ActWordBytes;
+      out_base_q <= d.out_addr + out_rows_q * 32'(d.out_w) * ActWordBytes;
     end
   end
 

@@ -22,6 +22,7 @@ module uz_desc_check #(
   output uz_isa_pkg::uz_err_e             err_o
 );
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 
   // The checks rely on these (golden.config.EngineConfig enforces the same).
   // Spelled out as ASSERT_INIT expands, so the file needs no include path;
@@ -64,18 +65,7 @@ module uz_desc_check #(
   // The most cells an average pool divides by (golden.arith.AVG_N_MAX).
   localparam int AvgNMax = 4096;
 
-  // Division by a stride of 1..4 without a general divider. Other values
-  // only occur where an earlier check has already failed.
-  function automatic logic [DimW-1:0] div_stride(input logic [DimW-1:0] n, input logic [2:0] s);
-    logic [DimW-1:0] q;
-    case (s)
-      3'd2:    q = n >> 1;
-      3'd3:    q = n / DimW'(3);
-      3'd4:    q = n >> 2;
-      default: q = n;
-    endcase
-    div_stride = q;
-  endfunction
+  // Strides divide with uz_util_pkg::div_stride, as in uz_layer and uz_post.
 
   // v % s != 0 for a pool stride s of 1..3 (s = 0 fails BAD_POOL first).
   function automatic logic not_multiple(input logic [15:0] v, input logic [1:0] s);

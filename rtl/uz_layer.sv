@@ -3,6 +3,7 @@
 // write-back (docs/architecture.md). Runs from start_i until done_o.
 module uz_layer
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 #(
   parameter int PM           = 16,
   parameter int PN           = 16,
@@ -75,19 +76,6 @@ module uz_layer
   logic [15:0] cin_pad, cout_pad, conv_h, conv_w, ih_t, iw_t;
   logic [31:0] trtc;
 
-  // One assignment per arm (no return inside the case): Verilator's line
-  // coverage does not count arms that return.
-  function automatic logic [15:0] div_stride(logic [16:0] v, logic [2:0] s);
-    logic [15:0] q;
-    case (s)
-      3'd2:    q = 16'(v >> 1);
-      3'd3:    q = 16'(v / 3);
-      3'd4:    q = 16'(v >> 2);
-      default: q = v[15:0];
-    endcase
-    div_stride = q;
-  endfunction
-
   // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
   always_comb begin
     pool_kind = (d.kind == KindPool);
@@ -105,11 +93,16 @@ module uz_layer
     wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
     cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
     cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
-    conv_h    = div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride) + 1'b1;
-    conv_w    = div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride) + 1'b1;
+    conv_h    = 16'(div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride)) + 1'b1;
+    conv_w    = 16'(div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride)) + 1'b1;
     ih_t      = 16'((d.tr - 1'b1) * stride) + 16'(k);
     iw_t      = 16'((d.tc - 1'b1) * stride) + 16'(k);
-    trtc      = 32'(d.tr) * 32'(d.tc);
+  end
+  // tr * tc, the accumulator words of a channel group: a layer constant,
+  // registered (valid from the cycle after start_i, before any tile is issued).
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) trtc <= '0;
+    else         trtc <= 32'(d.tr) * 32'(d.tc);
   end
 
   // The pool window (golden.isa.pool_window): the legacy square window and
@@ -138,20 +131,27 @@ module uz_layer
   // (off / PN) channel groups of H x W words into the tensor at in_addr /
   // out_addr (golden.funcmodel.slice_addr; off is a multiple of PN, which
   // uz_desc_check enforces) and are laid out like whole tensors of in_c /
-  // out_c channels from there. The bases are computed once, as the layer
-  // starts (the descriptor is valid then and stays so), which keeps the
-  // multiplies out of the loader's and the write-back's address paths; those
-  // use them from their second state on.
+  // out_c channels from there. The bases are computed in two registered
+  // steps of one multiply each from the descriptor (valid from start_i and
+  // stable while the layer runs), which keeps the multiplies out of the
+  // loader's and the write-back's address paths; those use them from the
+  // second cycle after start_i on (the loader's first LdPlan, the
+  // write-back's first tile).
   localparam int ActWordBytes = PN * DataWidth / 8;
   localparam int LogPNl       = $clog2(PN);
+  logic [31:0] in_rows_q, out_rows_q;       // rows of the channel groups before the slice
   logic [31:0] in_base_q, out_base_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      in_rows_q  <= '0;
+      out_rows_q <= '0;
       in_base_q  <= '0;
       out_base_q <= '0;
-    end else if (start_i) begin
-      in_base_q  <= d.in_addr + 32'(d.in_c_off >> LogPNl) * 32'(d.in_h) * 32'(d.in_w) * ActWordBytes;
-      out_base_q <= d.out_addr + 32'(d.out_c_off >> LogPNl) * 32'(d.out_h) * 32'(d.out_w) * ActWordBytes;
+    end else begin
+      in_rows_q  <= 32'(d.in_c_off >> LogPNl) * 32'(d.in_h);
+      out_rows_q <= 32'(d.out_c_off >> LogPNl) * 32'(d.out_h);
+      in_base_q  <= d.in_addr + in_rows_q * 32'(d.in_w) * ActWordBytes;
+      out_base_q <= d.out_addr + out_rows_q * 32'(d.out_w) * ActWordBytes;
     end
   end
 

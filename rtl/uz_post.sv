@@ -11,6 +11,7 @@
 // multiply, exact), then applies ReLU and the clip.
 module uz_post
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 #(
   parameter int PM           = 16,
   parameter int PN           = 16,
@@ -54,7 +55,10 @@ module uz_post
   input  logic [15:0]               ti_i,
   input  logic [15:0]               tr_i,
   input  logic [15:0]               tc_i,
+  // tr * tc: only its low OutAw bits step the accumulator address
+  /* verilator lint_off UNUSEDSIGNAL */
   input  logic [31:0]               trtc_i,
+  /* verilator lint_on UNUSEDSIGNAL */
   input  logic [31:0]               out_addr_i,
   // accumulator hand-off and read port
   input  logic [1:0]                out_full_i,
@@ -110,47 +114,62 @@ module uz_post
   assign ppl = pool_en_i ? pool_pl_i : 4'd0;
   assign avg = pool_en_i && pool_avg_i;
 
-  // One assignment per arm (no return inside the case): Verilator's line
-  // coverage does not count arms that return.
-  function automatic logic [15:0] div_ps(logic [16:0] v, logic [1:0] s);
-    logic [15:0] q;
-    case (s)
-      2'd2:    q = 16'(v >> 1);
-      2'd3:    q = 16'(v / 3);
-      default: q = v[15:0];
-    endcase
-    div_ps = q;
-  endfunction
+  typedef enum logic [2:0] {PoIdle, PoPlan, PoWait, PoRowCmd, PoPix, PoDrain, PoTileEnd} po_state_e;
+  po_state_e   state_q, state_d;
 
-  // Output rows/cols of this tile: tiles split only pools with pk == ps and
-  // no padding, on stride multiples (golden.isa.check), so the division is exact.
-  logic [15:0] pr_lo, pr_end, pc_lo, pc_end;   // [lo, end)
-  always_comb begin
-    logic [16:0] r_end, c_end;
-    r_end  = {1'b0, r0} + {1'b0, nr};
-    c_end  = {1'b0, c0} + {1'b0, nc};
-    pr_lo  = div_ps({1'b0, r0}, ps);
-    pc_lo  = div_ps({1'b0, c0}, ps);
-    pr_end = (r_end == {1'b0, conv_h_i}) ? out_h_i : div_ps(r_end, ps);
-    pc_end = (c_end == {1'b0, conv_w_i}) ? out_w_i : div_ps(c_end, ps);
+  // Products of the layer's constants, registered (the inputs are stable
+  // while the layer runs): they keep the multiplies out of the address paths.
+  localparam int OutAwW = (OutAw > 0) ? OutAw : 1;
+  logic [31:0]       lc_out_plane_q;        // words of an output plane
+  logic [OutAwW-1:0] lc_ps_tc_q;            // accumulator words of ps rows
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      lc_out_plane_q <= '0;
+      lc_ps_tc_q     <= '0;
+    end else begin
+      lc_out_plane_q <= 32'(out_h_i) * 32'(out_w_i);
+      lc_ps_tc_q     <= OutAwW'(32'(ps) * 32'(tc_i));
+    end
   end
 
-  typedef enum logic [2:0] {PoIdle, PoWait, PoRowCmd, PoPix, PoDrain, PoTileEnd} po_state_e;
-  po_state_e   state_q;
+  // Output rows/cols of this tile: tiles split only pools with pk == ps and
+  // no padding, on stride multiples (golden.isa.check), so the division is
+  // exact. Registered in PoPlan, the cycle after the iterator moves, with the
+  // tile's first write-back word (valid from PoWait until PoTileEnd).
+  logic [15:0] pr_lo_q, pr_end_q, pc_lo_q, pc_end_q;   // [lo, end)
+  logic [31:0] grp_off_q;                              // words of the tile's first channel group
+  logic [16:0] r_end, c_end;
+  assign r_end = {1'b0, r0} + {1'b0, nr};
+  assign c_end = {1'b0, c0} + {1'b0, nc};
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      pr_lo_q <= '0; pr_end_q <= '0; pc_lo_q <= '0; pc_end_q <= '0; grp_off_q <= '0;
+    end else begin
+      pr_lo_q   <= 16'(div_stride({1'b0, r0}, {1'b0, ps}));
+      pc_lo_q   <= 16'(div_stride({1'b0, c0}, {1'b0, ps}));
+      pr_end_q  <= (r_end == {1'b0, conv_h_i}) ? out_h_i : 16'(div_stride(r_end, {1'b0, ps}));
+      pc_end_q  <= (c_end == {1'b0, conv_w_i}) ? out_w_i : 16'(div_stride(c_end, {1'b0, ps}));
+      grp_off_q <= 32'(o0 >> LogPM) * lc_out_plane_q;
+    end
+  end
   logic        hp_q;                       // accumulator half being written back
   logic [15:0] q_q, pr_q, pc_q;
   logic [15:0] dy_q, dx_q;
 
   // ------------------------------------------------ window position read
+  // x * ps, ps <= 3: shift and add.
+  function automatic logic [19:0] mul_ps(logic [15:0] v, logic [1:0] st);
+    mul_ps = (st[0] ? 20'(v) : 20'd0) + (st[1] ? 20'(v) << 1 : 20'd0);
+  endfunction
   logic signed [19:0] cy, cx;
   logic               pos_valid;
-  assign cy = $signed({4'b0, pr_q}) * $signed({18'b0, ps}) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
-  assign cx = $signed({4'b0, pc_q}) * $signed({18'b0, ps}) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
+  assign cy = $signed(mul_ps(pr_q, ps)) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
+  assign cx = $signed(mul_ps(pc_q, ps)) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
   assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
                      (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
   wire win_last = (dy_q == pkh - 1'b1) && (dx_q == pkw - 1'b1);
-  wire pc_last  = (pc_q == pc_end - 1);
-  wire pr_last  = (pr_q == pr_end - 1);
+  wire pc_last  = (pc_q == pc_end_q - 1);
+  wire pr_last  = (pr_q == pr_end_q - 1);
   wire q_last   = (q_q == (no >> LogPM) - 1);
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
@@ -160,10 +179,14 @@ module uz_post
   logic rd_fire;
   assign rd_fire = (state_q == PoPix) && !pix_stall;
 
+  // The word of (q, cy, cx): q * tr * tc + (cy - r0) * tc + (cx - c0), kept
+  // as a row part and a column part stepped with the window (a position in
+  // the padding has a wrapped address and is not read).
+  logic [OutAwW-1:0] a_qrow_q, a_prow_q, a_row_q;   // row part of the group, the pixel, the window row
+  logic [OutAwW-1:0] a_col0_q, a_pcol_q, a_col_q;   // column part of the tile, the pixel, the position
   assign acc_rd_en_o   = rd_fire && pos_valid;
   assign acc_half_o    = hp_q;
-  assign acc_rd_addr_o = OutAw'(32'(q_q) * trtc_i + 32'(cy - $signed({4'b0, r0})) * 32'(tc_i)
-                                + 32'(cx - $signed({4'b0, c0})));
+  assign acc_rd_addr_o = OutAw'(a_row_q + a_col_q);
 
   // Stage 2: the word arrives; the residual add, ReLU, the shared data
   // shift, the clip, running max.
@@ -206,11 +229,14 @@ module uz_post
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0]        win_cells;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign win_cells = 32'(pkh) * 32'(pkw);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) win_cells <= '0;
+    else         win_cells <= 32'(pkh) * 32'(pkw);   // a layer constant, registered
+  end
   assign ncell_next = (s2_first_q ? '0 : ncell_q) + NW'(s2_pos_valid_q);
 
   typedef enum logic [1:0] {DvIdle, DvRecip, DvOut} dv_state_e;
-  dv_state_e            dv_q;
+  dv_state_e            dv_q, dv_d;
   logic [PM*SumW-1:0]   dv_sum_q;
   logic [NW-1:0]        dv_n_q, rc_n_q;
   logic [RW-1:0]        rc_r_q;                           // R of rc_n_q (cached)
@@ -237,29 +263,47 @@ module uz_post
   assign rc_num_bit = (32'(rc_bit_q) == AvgF) ? 1'b1 : 1'((32'(dv_n_m1) >> rc_bit_q));
   assign rc_rem_sh  = {rc_rem_q[NW-1:0], rc_num_bit};
 
+  logic rc_hit;   // the cached reciprocal is the divisor's
+  assign rc_hit = rc_valid_q && rc_n_q == dv_n_in;
+  always_comb begin
+    dv_d = dv_q;
+    unique case (dv_q)
+      DvIdle: begin
+        if (dv_in) begin
+          if (rc_hit) dv_d = DvOut;
+          else        dv_d = DvRecip;
+        end
+      end
+      DvRecip: if (rc_bit_q == '0) dv_d = DvOut;
+      DvOut:   if (dv_push) dv_d = DvIdle;
+      // unreachable: every encoding of the state is an arm above
+      /* verilator coverage_off */
+      default: dv_d = DvIdle;
+      /* verilator coverage_on */
+    endcase
+    if (abort_i || start_i) dv_d = DvIdle;
+  end
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       dv_q <= DvIdle; dv_n_q <= '0; rc_n_q <= '0; rc_r_q <= '0; rc_valid_q <= 1'b0;
       rc_rem_q <= '0; rc_bit_q <= '0; ncell_q <= '0;
-    end else if (abort_i || start_i) begin
-      dv_q <= DvIdle;
-      rc_valid_q <= 1'b0;
     end else begin
-      if (s2_valid_q) ncell_q <= ncell_next;
-      unique case (dv_q)
-        DvIdle: if (dv_in) begin
+      dv_q <= dv_d;
+      if (abort_i || start_i) begin
+        rc_valid_q <= 1'b0;
+      end else begin
+        if (s2_valid_q) ncell_q <= ncell_next;
+        if (dv_q == DvIdle && dv_in) begin
           dv_n_q <= dv_n_in;
-          if (rc_valid_q && rc_n_q == dv_n_in) begin
-            dv_q <= DvOut;
-          end else begin
+          if (!rc_hit) begin
             rc_rem_q   <= '0;
             rc_r_q     <= '0;
             rc_valid_q <= 1'b0;
-            rc_bit_q <= 8'(AvgF);
-            dv_q     <= DvRecip;
+            rc_bit_q   <= 8'(AvgF);
           end
         end
-        DvRecip: begin
+        if (dv_q == DvRecip) begin
           if (rc_rem_sh >= {1'b0, dv_n_q}) begin
             rc_rem_q <= NW'(rc_rem_sh - {1'b0, dv_n_q});
             rc_r_q   <= rc_r_q | (RW'(1) << rc_bit_q);
@@ -269,16 +313,10 @@ module uz_post
           if (rc_bit_q == '0) begin
             rc_n_q     <= dv_n_q;
             rc_valid_q <= 1'b1;
-            dv_q       <= DvOut;
           end
           rc_bit_q <= rc_bit_q - 1'b1;
         end
-        DvOut: if (dv_push) dv_q <= DvIdle;
-        // unreachable: every encoding of the state is an arm above
-        /* verilator coverage_off */
-        default: dv_q <= DvIdle;
-        /* verilator coverage_on */
-      endcase
+      end
     end
   end
   always_ff @(posedge clk_i) begin
@@ -388,80 +426,124 @@ module uz_post
   assign wr_data_o       = fifo_q[rd_ptr_q][32'(beat_q) * AxiDataWidth +: AxiDataWidth];
 
   // ------------------------------------------------------------- FSM
+  // Write commands: one per (group, row), the address stepped by a row and
+  // by a plane from the tile's first, set up as the tile starts.
+  logic [31:0] wc_addr_q, wc_grp_addr_q;
+  logic [31:0] out_row_bytes, out_plane_bytes;
+  assign out_row_bytes   = 32'(out_w_i) * WordBytes;
+  assign out_plane_bytes = lc_out_plane_q * WordBytes;
   assign wr_cmd_valid_o = (state_q == PoRowCmd);
-  assign wr_cmd_addr_o  = out_addr_i + (((32'(o0) >> LogPM) + 32'(q_q)) * 32'(out_h_i) + 32'(pr_q))
-                          * 32'(out_w_i) * WordBytes + 32'(pc_lo) * WordBytes;
-  assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end - pc_lo) * WordBeats);
+  assign wr_cmd_addr_o  = wc_addr_q;
+  assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
+
+  // The tile's first words, as it starts (one multiply each).
+  logic              tile_go;
+  logic [31:0]       wc_start;
+  logic [OutAwW-1:0] a_row_start, a_col_start;
+  assign tile_go     = (state_q == PoWait) && it_valid && out_full_i[hp_q] && (!res_i || res_full_i[hp_q]);
+  assign wc_start    = out_addr_i + (grp_off_q + 32'(pr_lo_q) * 32'(out_w_i) + 32'(pc_lo_q)) * WordBytes;
+  assign a_row_start = OutAwW'((32'(mul_ps(pr_lo_q, ps)) - 32'(ppt) - 32'(r0)) * 32'(tc_i));
+  assign a_col_start = OutAwW'(32'(mul_ps(pc_lo_q, ps)) - 32'(ppl) - 32'(c0));
+
+  always_comb begin
+    state_d = state_q;
+    unique case (state_q)
+      PoIdle: ;
+      // the iterator's tile reaches the bound registers
+      PoPlan: state_d = PoWait;
+      PoWait: begin
+        if (!it_valid) begin
+          if (cnt_q == '0 && dv_q == DvIdle) state_d = PoIdle;
+        end else if (tile_go) begin
+          // A tile may hold only convolution rows or columns the pool's
+          // floor rule drops: nothing to write, hand the half back.
+          if (pr_lo_q >= pr_end_q || pc_lo_q >= pc_end_q) state_d = PoTileEnd;
+          else                                            state_d = PoRowCmd;
+        end
+      end
+      PoRowCmd: if (wr_cmd_ready_i) state_d = PoPix;
+      PoPix: begin
+        if (!pix_stall && win_last && pc_last) begin
+          if (!pr_last || !q_last) state_d = PoRowCmd;
+          else                     state_d = PoDrain;
+        end
+      end
+      // the last word read is still in stage 2: let it land before the
+      // half goes back to the compute
+      PoDrain:   state_d = PoTileEnd;
+      PoTileEnd: state_d = PoPlan;
+      // unreachable: every encoding of the state is an arm above
+      /* verilator coverage_off */
+      default:   state_d = PoIdle;
+      /* verilator coverage_on */
+    endcase
+    if (start_i)      state_d = PoPlan;
+    else if (abort_i) state_d = PoIdle;
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q <= PoIdle;
       hp_q <= 1'b0;
       q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
-    end else if (abort_i || start_i) begin
-      state_q <= start_i ? PoWait : PoIdle;
-      hp_q <= 1'b0;
-      q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
+      wc_addr_q <= '0; wc_grp_addr_q <= '0;
+      a_qrow_q <= '0; a_prow_q <= '0; a_row_q <= '0; a_col0_q <= '0; a_pcol_q <= '0; a_col_q <= '0;
     end else begin
-      unique case (state_q)
-        PoIdle: ;
-        PoWait: begin
-          if (!it_valid) begin
-            if (cnt_q == '0 && dv_q == DvIdle) state_q <= PoIdle;
-          end else if (out_full_i[hp_q] && (!res_i || res_full_i[hp_q])) begin
-            q_q  <= '0;
-            pr_q <= pr_lo;
-            pc_q <= pc_lo;
-            dy_q <= '0; dx_q <= '0;
-            // A tile may hold only convolution rows or columns the pool's
-            // floor rule drops: nothing to write, hand the half back.
-            state_q <= (pr_lo >= pr_end || pc_lo >= pc_end) ? PoTileEnd : PoRowCmd;
+      state_q <= state_d;
+      if (abort_i || start_i) begin
+        hp_q <= 1'b0;
+        q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
+      end else if (tile_go) begin
+        q_q  <= '0;
+        pr_q <= pr_lo_q;
+        pc_q <= pc_lo_q;
+        dy_q <= '0; dx_q <= '0;
+        wc_addr_q <= wc_start; wc_grp_addr_q <= wc_start;
+        a_qrow_q <= a_row_start; a_prow_q <= a_row_start; a_row_q <= a_row_start;
+        a_col0_q <= a_col_start; a_pcol_q <= a_col_start; a_col_q <= a_col_start;
+      end else if (state_q == PoPix && !pix_stall) begin
+        if (!win_last) begin
+          if (dx_q == pkw - 1'b1) begin
+            dx_q    <= '0;
+            dy_q    <= dy_q + 1'b1;
+            a_row_q <= a_row_q + OutAwW'(tc_i);
+            a_col_q <= a_pcol_q;
+          end else begin
+            dx_q    <= dx_q + 1'b1;
+            a_col_q <= a_col_q + 1'b1;
           end
-        end
-        PoRowCmd: if (wr_cmd_ready_i) state_q <= PoPix;
-        PoPix: begin
-          if (!pix_stall) begin
-            if (!win_last) begin
-              if (dx_q == pkw - 1'b1) begin
-                dx_q <= '0;
-                dy_q <= dy_q + 1'b1;
-              end else begin
-                dx_q <= dx_q + 1'b1;
-              end
+        end else begin
+          dy_q <= '0; dx_q <= '0;
+          if (!pc_last) begin
+            pc_q     <= pc_q + 1'b1;
+            a_row_q  <= a_prow_q;
+            a_pcol_q <= a_pcol_q + OutAwW'(ps);
+            a_col_q  <= a_pcol_q + OutAwW'(ps);
+          end else begin
+            pc_q     <= pc_lo_q;
+            a_pcol_q <= a_col0_q;
+            a_col_q  <= a_col0_q;
+            if (!pr_last) begin
+              pr_q      <= pr_q + 1'b1;
+              a_prow_q  <= a_prow_q + lc_ps_tc_q;
+              a_row_q   <= a_prow_q + lc_ps_tc_q;
+              wc_addr_q <= wc_addr_q + out_row_bytes;
             end else begin
-              dy_q <= '0; dx_q <= '0;
-              if (!pc_last) begin
-                pc_q <= pc_q + 1'b1;
-              end else begin
-                pc_q <= pc_lo;
-                if (!pr_last) begin
-                  pr_q <= pr_q + 1'b1;
-                  state_q <= PoRowCmd;
-                end else begin
-                  pr_q <= pr_lo;
-                  if (!q_last) begin
-                    q_q <= q_q + 1'b1;
-                    state_q <= PoRowCmd;
-                  end else begin
-                    state_q <= PoDrain;
-                  end
-                end
+              pr_q <= pr_lo_q;
+              if (!q_last) begin
+                q_q           <= q_q + 1'b1;
+                a_qrow_q      <= a_qrow_q + OutAwW'(trtc_i);
+                a_prow_q      <= a_qrow_q + OutAwW'(trtc_i);
+                a_row_q       <= a_qrow_q + OutAwW'(trtc_i);
+                wc_grp_addr_q <= wc_grp_addr_q + out_plane_bytes;
+                wc_addr_q     <= wc_grp_addr_q + out_plane_bytes;
               end
             end
           end
         end
-        // the last word read is still in stage 2: let it land before the
-        // half goes back to the compute
-        PoDrain: state_q <= PoTileEnd;
-        PoTileEnd: begin
-          hp_q <= !hp_q;
-          state_q <= PoWait;
-        end
-        // unreachable: every encoding of the state is an arm above
-        /* verilator coverage_off */
-        default: state_q <= PoIdle;
-        /* verilator coverage_on */
-      endcase
+      end else if (state_q == PoTileEnd) begin
+        hp_q <= !hp_q;
+      end
     end
   end
   assign it_next = (state_q == PoTileEnd);

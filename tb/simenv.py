@@ -51,7 +51,7 @@ def engine_parameters(cfg) -> dict:
 
 def rtl_sources(*names: str) -> list[Path]:
     """Package files first (compile order), then the named modules."""
-    pkgs = [RTL / "uz_isa_pkg.sv"]
+    pkgs = [RTL / "uz_isa_pkg.sv", RTL / "uz_util_pkg.sv"]
     return pkgs + [RTL / f"{n}.sv" for n in names]
 
 

@@ -16,8 +16,10 @@ only when the to/ti tile changes):
            is narrower than the plane) back to back, ahead of their data,
            so the latency is paid once unless the bursts in flight
            (READ_OUTSTANDING) cannot cover it;
-- compute: per (pixel, channel group) max(window_cycles(K) = K*ceil(K/2)
-           window reads, NQ * steps issues), steps = K*K, or
+- compute: per (channel group, output row) the longer of the column
+           fetch (row_cycles: K cycles per pair of input columns) and the
+           window side (K columns to fill, then per pixel NQ * steps issues
+           and the stride's new columns), steps = K*K, or
            ceil(Cg*K*K/PN) with input selection; a depthwise layer's window
            serves only its own oc-group (NQ = 1) in ceil(K*K/PN) steps, and
            its tile reads its own channels (one ti-tile, like a POOL), its
@@ -198,10 +200,31 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def window_cycles(k: int) -> int:
-    """Cycles the compute's window loader takes for one K x K window: two
-    taps of a row per cycle (uz_in_buf reads two consecutive words)."""
-    return k * _ceil(k, 2)
+def window_cycles(k: int, stride: int = 1) -> float:
+    """Steady-state cycles the compute takes to bring one more output
+    pixel's window in along a row: the fetcher reads columns two at a time
+    (uz_in_buf returns neighbouring words), K cycles a pair, and a pixel
+    needs s new columns (K single ones when the stride passes K); the
+    window takes one column a cycle."""
+    if stride > k:
+        return max(k * k, k)
+    return max(k * stride / 2, stride)
+
+
+def row_cycles(k: int, stride: int, nc: int, issue: int) -> tuple[int, int]:
+    """(fetch, window) cycles of one row of ``nc`` output pixels, each
+    issuing ``issue`` steps: the fetcher reads ceil(U/2) column pairs of K
+    cycles (U = (nc-1)*s + K columns; K single columns a pixel when the
+    stride passes K); the window side fills K columns at the row's start
+    (one overlapping the previous pixel's last step), then issues each pixel
+    and shifts min(s, K) columns between pixels (again one overlapping)."""
+    if stride > k:
+        fetch = nc * k * k
+    else:
+        fetch = _ceil((nc - 1) * stride + k, 2) * k
+    shifts = min(stride, k)
+    window = (k - 1) + nc * issue + (nc - 1) * (shifts - 1)
+    return fetch, window
 
 
 def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = Overheads(),
@@ -309,27 +332,29 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return t, rd, (waits + 1) * (ov.command + mem.latency)
 
     def compute_time(no, ni, nr, nc):
+        """Rows of pixels stream through the window (fetcher and window
+        side overlap through two column-pair slots): a tile takes the longer
+        of its fetch and its window side."""
         nq, ng = no // pm, ni // pn
         if pool:
-            per_window, steps = max(1, nq), 1
+            steps_of = [1] * ng
+            issue_of = [max(1, nq)] * ng
         elif dw:
             # one window per oc-group: nq windows per pixel, one issue each
-            steps = _ceil(k2, pn)
-            t = nr * nc * ng * max(window_cycles(k), steps)
-            return t + ov.tile_start + ov.tile_drain, nr * nc * ng * steps
+            steps_of = [_ceil(k2, pn)] * ng
+            issue_of = steps_of
         else:
             cg_last = min(pn, d.in_c - (ng - 1) * pn) if d.insel else pn
-            steps = k2 if not d.insel else _ceil(cg_last * k2, pn)
-            per_window = max(window_cycles(k), nq * steps)
-        pixels = nr * nc
-        # every group but the last of the input channels is full
-        if not pool and d.insel and ng > 1:
-            full_steps = k2
-            t = pixels * ((ng - 1) * max(window_cycles(k), nq * full_steps) + per_window)
-            mac = pixels * nq * ((ng - 1) * full_steps + steps)
-        else:
-            t = pixels * ng * per_window
-            mac = pixels * ng * nq * (1 if pool else steps)
+            last_steps = k2 if not d.insel else _ceil(cg_last * k2, pn)
+            steps_of = [k2] * (ng - 1) + [last_steps]
+            issue_of = [nq * s for s in steps_of]
+        fetch = window = 0
+        for issue in issue_of:
+            f, w = row_cycles(k, stride, nc, issue)
+            fetch += nr * f
+            window += nr * w
+        t = max(fetch, window)
+        mac = nr * nc * sum(issue_of)
         return t + ov.tile_start + ov.tile_drain, mac
 
     def writeback_time(no, r0, nr, c0, nc):

@@ -103,9 +103,17 @@ module uz_compute
   localparam int WinLen  = PN * MaxK2;
   localparam int WinAw   = $clog2(WinLen);
   localparam int LogPN   = $clog2(PN);
-  // Depthwise steps per window: at most ceil(MaxK^2 / PN).
-  localparam int MaxSteps = (MaxK2 + PN - 1) / PN;
-  localparam int StepW    = (MaxSteps > 1) ? $clog2(MaxSteps) : 1;
+  // The kernel sizes uz_desc_check admits (golden.isa.KERNELS) up to MaxK.
+  function automatic int kval(input int i);
+    case (i)
+      0:       return 1;
+      1:       return 3;
+      2:       return 5;
+      3:       return 7;
+      default: return 11;
+    endcase
+  endfunction
+  localparam int NumK = (MaxK >= 11) ? 5 : (MaxK >= 7) ? 4 : (MaxK >= 5) ? 3 : (MaxK >= 3) ? 2 : 1;
 
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid, it_first_ti, it_last_ti;
@@ -130,109 +138,135 @@ module uz_compute
   // output tile.
   logic hw_q, ho_q;
 
-  // ------------------------------------------------------ window loader
-  typedef enum logic [1:0] {WlIdle, WlWaitTile, WlLoad} wl_state_e;
-  wl_state_e   wl_state_q;
-  logic [15:0] py_q, px_q, gl_q;          // pixel in tile, ci-group in tile
-  logic [3:0]  ky_q, kx_q;
-  logic [6:0]  tap_q;
-  logic        wb_q;                       // window bank being filled
-  logic [1:0]  win_full_q;
-  logic        wr_pending_q;               // input words arrive this cycle
-  logic [6:0]  wr_tap_q;
-  logic        wr_pair_q;                  // and the word of tap wr_tap_q + 1
-  logic        wr_zero_q, wr_zero_next_q;
-  logic        wr_last_q;
+  // ------------------------------------------------------ column fetcher
+  // Rows of output pixels stream through the window column by column
+  // (docs/architecture.md, "Window: line-buffer columns"): for each ci-group
+  // gl and output row py of the tile, the fetcher reads the input columns
+  // u = 0 .. U-1 (U = (nc-1)*s + K) of the K input rows the row needs, two
+  // neighbouring columns at a time (uz_in_buf returns the word at an address
+  // and the next one), K cycles a pair. A pixel then costs s new columns
+  // instead of a whole K x K window. When the stride passes K (a 1x1/2
+  // projection) the unused columns are skipped and columns go singly.
+  typedef enum logic [1:0] {FeIdle, FeWaitTile, FeFetch} fe_state_e;
+  fe_state_e fe_state_q, fe_state_d;
 
-  // Window metadata handed to the issue stage.
+  // Per-row facts the window side needs, carried with each column pair so
+  // the fetcher can run ahead into the next row or tile.
   typedef struct packed {
-    logic        hw;
-    logic        ho;
-    logic        init;          // first contribution: start from the bias
-    logic        tile_last;     // last window of the tile
-    logic        out_last;      // the tile completes its output tile
-    logic [15:0] gl;
-    logic [15:0] nq;            // oc-groups the window serves
-    logic [15:0] q0;            // the first of them (depthwise: the window's own)
-    logic [15:0] ng;            // ci-groups in the tile
-    logic [OutAw-1:0] pix;      // pixel index in the output tile
-    logic [7:0]  steps;
-    logic [WinAw:0] lane_limit; // f values below this are real
-  } win_meta_t;
-  win_meta_t win_meta_q [2];
+    logic             hw;
+    logic             ho;
+    logic             init;          // first contribution: start from the bias
+    logic             last_row;      // last row of the last ci-group of the tile
+    logic             out_last;      // the tile completes its output tile
+    logic [15:0]      gl;
+    logic [15:0]      nq;            // oc-groups each window serves
+    logic [15:0]      q0;            // the first of them (depthwise: the window's own)
+    logic [15:0]      ng;            // ci-groups in the tile
+    logic [15:0]      nc;            // pixels in the row
+    logic [OutAw-1:0] pix_row;       // py * tc: the row's first pixel in the output tile
+    logic [7:0]       steps;
+    logic [WinAw:0]   lane_limit;    // f values below this are real
+  } row_meta_t;
 
-  logic [DataWidth-1:0] win_q [2][WinLen];
+  logic [15:0] gl_q, py_q, u_q;            // ci-group, output row, first column of the pair
+  logic [3:0]  ky_q, kxc_q;                // input row of the pair; column in the pixel (skip mode)
+  logic [15:0] ng_tile, nq_tile, ucols;
+  logic        skip_cols;                  // stride above K: columns go singly, unused ones skipped
+  logic [15:0] u_adv;                      // the next pair's first column
+  logic        two;                        // the pair has its second column
+  logic        row_done;                   // this pair ends the row
+  logic [OutAw-1:0] pix_row_q;
 
-  // Input position of the current tap (signed: padding makes it negative).
-  logic signed [19:0] in_y, in_x;
-  logic               in_range, in_range_next;
-  // Two taps this cycle: kx and kx + 1 of the same window row.
-  logic               pair;
-  logic               last_tap;
-  assign pair     = (kx_q != k_i - 1);
-  assign last_tap = (7'(tap_q + 7'(pair)) == k2_i - 1);
-  logic [15:0]        ng_tile, nq_tile;
-  logic [15:0]        cg;
-  logic [WinAw:0]     lane_limit;
+  assign ng_tile   = ni >> LogPN;
+  assign nq_tile   = no >> $clog2(PM);
+  assign skip_cols = 16'(stride_i) > 16'(k_i);
+  // (nc - 1) * s + K: a stride of at most 7, shift-and-add
+  assign ucols     = 16'((32'(nc) - 1) * 32'(stride_i)) + 16'(k_i);
+  assign two       = !skip_cols && (32'(u_q) + 1 < 32'(ucols));
+  assign u_adv     = !skip_cols ? u_q + 16'd2 :
+                     (kxc_q == k_i - 1) ? u_q + 16'(stride_i) - 16'(k_i) + 16'd1 : u_q + 16'd1;
+  assign row_done  = (u_adv >= ucols);
 
-  assign ng_tile = ni >> LogPN;
-  assign nq_tile = no >> $clog2(PM);
-  assign in_y = $signed({4'b0, r0}) * $signed({17'b0, stride_i}) + $signed({4'b0, py_q}) * $signed({17'b0, stride_i})
-                - $signed({16'b0, pad_t_i}) + $signed({16'b0, ky_q});
-  assign in_x = $signed({4'b0, c0}) * $signed({17'b0, stride_i}) + $signed({4'b0, px_q}) * $signed({17'b0, stride_i})
-                - $signed({16'b0, pad_l_i}) + $signed({16'b0, kx_q});
-  assign in_range = (in_y >= 0) && (in_y < $signed({4'b0, in_h_i})) &&
-                    (in_x >= 0) && (in_x < $signed({4'b0, in_w_i}));
-  assign in_range_next = pair && (in_y >= 0) && (in_y < $signed({4'b0, in_h_i})) &&
-                         (in_x + 1 >= 0) && (in_x + 1 < $signed({4'b0, in_w_i}));
+  // Incremental addresses and coordinates: the word read this cycle is
+  // raddr_q = gl*IH*IW + (py*s + ky)*IW + u (tile-relative), at input row
+  // y_q and column x_q (absolute, signed: padding makes them negative).
+  logic [31:0] plane_q, s_iw_q;            // IH*IW and s*IW of the tile: layer constants
+  logic [31:0] gbase_q, rbase_q, raddr_q;  // addresses of (gl), (gl, py), the read
+  logic signed [19:0] y_tile, x_tile;      // the tile's first input row and column
+  logic signed [19:0] ybase_q, y_q, x_q;
+  always_ff @(posedge clk_i) begin
+    plane_q <= 32'(ih_t_i) * 32'(iw_t_i);
+    s_iw_q  <= 32'(stride_i) * 32'(iw_t_i);
+  end
+  assign y_tile = $signed({4'b0, 16'(32'(r0) * 32'(stride_i))}) - $signed({16'b0, pad_t_i});
+  assign x_tile = $signed({4'b0, 16'(32'(c0) * 32'(stride_i))}) - $signed({16'b0, pad_l_i});
+
+  logic in_range0, in_range1;
+  assign in_range0 = (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
+                     (x_q >= 0) && (x_q < $signed({4'b0, in_w_i}));
+  assign in_range1 = two && (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
+                     (x_q + 1 >= 0) && (x_q + 1 < $signed({4'b0, in_w_i}));
+
   // Real channels of this group (input selection packs only these).
+  logic [15:0]    cg;
+  logic [WinAw:0] lane_limit;
   always_comb begin
     logic [16:0] first_c;
-    first_c = {1'b0, i0} + 17'(32'(gl_q) * PN);
+    first_c = {1'b0, i0} + {1'b0, gl_q << LogPN};
     if (first_c >= {1'b0, in_c_i})                cg = '0;
     else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
     else                                          cg = in_c_i - first_c[15:0];
     if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
-    else if (insel_i) lane_limit = (WinAw+1)'(cg * k2_i);
-    else              lane_limit = (WinAw+1)'(PN * k2_i);
+    else if (insel_i) lane_limit = (WinAw+1)'(cg * 16'(k2_i));
+    else              lane_limit = (WinAw+1)'(PN * 32'(k2_i));
   end
 
-  // Word address in the input buffer: (g*IH + py*s + ky)*IW + px*s + kx.
-  // Computed in 32 bits; the buffer half uses the low address bits.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] inb_addr;
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign inb_addr = ((32'(gl_q) * 32'(ih_t_i) + 32'(py_q) * 32'(stride_i) + 32'(ky_q)) * 32'(iw_t_i))
-                    + 32'(px_q) * 32'(stride_i) + 32'(kx_q);
-
-  // Metadata of the window about to be loaded (assigned whole: Icarus cannot
-  // assign one member of an array element).
-  win_meta_t new_meta;
+  row_meta_t new_meta;
   always_comb begin
     new_meta            = '0;
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     new_meta.init       = it_first_ti && (dw_i || gl_q == '0);
-    new_meta.tile_last  = (py_q == nr - 1) && (px_q == nc - 1) && (gl_q == ng_tile - 1);
+    new_meta.last_row   = (py_q == nr - 1) && (gl_q == ng_tile - 1);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
     new_meta.nq         = dw_i ? 16'd1 : nq_tile;
     new_meta.q0         = dw_i ? gl_q : '0;
     new_meta.ng         = ng_tile;
-    new_meta.pix        = OutAw'(32'(py_q) * 32'(tc_i) + 32'(px_q));
+    new_meta.nc         = nc;
+    new_meta.pix_row    = pix_row_q;
     new_meta.lane_limit = lane_limit;
     new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   end
 
-  logic win_consumed;       // issue stage frees bank rb
-  logic rb_q;               // window bank being issued
+  // Column-pair slots: two, so one fills while the window takes the other.
+  localparam int ColW = PN * DataWidth;
+  logic [ColW-1:0] cp_q [2][2][MaxK];      // [slot][column of the pair][input row]
+  logic [1:0]      cp_full_q;
+  logic [1:0]      cp_two_q, cp_first_q;   // second column valid; first column of a row
+  row_meta_t       cp_meta_q [2];
+  logic            fslot_q;                // slot being filled
+  logic            cslot_q, ccol_q;        // slot and column the window takes next
+
+  // The word read last cycle lands in its slot.
+  logic            wr_pending_q, wr_slot_q, wr_zero0_q, wr_zero1_q, wr_two_q, wr_last_q;
+  logic [3:0]      wr_ky_q;
+
+  logic win_shift, slot_pop;               // window side (below)
+  logic slot_free, fe_step, tile_go, it_last_unit;
+  // A slot may be refilled in the cycle its last column is taken: the first
+  // word lands a cycle later.
+  assign slot_free = !cp_full_q[fslot_q] && !(wr_pending_q && wr_slot_q == fslot_q && !wr_last_q) ||
+                     (slot_pop && cslot_q == fslot_q);
+  assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free);
+  assign it_last_unit = row_done && (py_q == nr - 1) && (gl_q == ng_tile - 1);
+
   // A half's full flag stays set until the issue stage releases the tile in
-  // it, so with tiles of one or two windows the window loader could come
-  // back to that half while it still holds the previous tile (and an
-  // accumulator half while its output tile is still being summed). A half
-  // the window loader has taken is therefore busy until its full flag falls
-  // (released by the issue stage, or drained by the write-back).
-  logic       tile_go;
+  // it, so with tiles of one or two windows the fetcher could come back to
+  // that half while it still holds the previous tile (and an accumulator
+  // half while its output tile is still being summed). A half the fetcher
+  // has taken is therefore busy until its full flag falls (released by the
+  // issue stage, or drained by the write-back).
   logic [1:0] in_busy_q, out_busy_q, tile_full_prev_q, out_full_prev_q;
   assign tile_go = it_valid && tile_full_i[hw_q] && !in_busy_q[hw_q] &&
                    !(it_first_ti && (out_full_i[ho_q] || out_busy_q[ho_q]));
@@ -248,144 +282,291 @@ module uz_compute
         if (tile_full_prev_q[h] && !tile_full_i[h]) in_busy_q[h] <= 1'b0;
         if (out_full_prev_q[h] && !out_full_i[h])   out_busy_q[h] <= 1'b0;
       end
-      if (wl_state_q == WlWaitTile && tile_go) begin
+      if (fe_state_q == FeWaitTile && tile_go) begin
         in_busy_q[hw_q] <= 1'b1;
         if (it_first_ti) out_busy_q[ho_q] <= 1'b1;
       end
     end
   end
 
-  // A bank may start loading in the cycle its window is issued for the last
-  // time: the first word lands a cycle later, after that read.
-  logic bank_free, wl_step;
-  assign bank_free = !win_full_q[wb_q] || (win_consumed && rb_q == wb_q);
-  assign wl_step   = (wl_state_q == WlLoad) && ((tap_q != '0) || bank_free);
-  logic wr_bank_q;
+  always_comb begin
+    fe_state_d = fe_state_q;
+    unique case (fe_state_q)
+      FeIdle:     ;
+      FeWaitTile: if (!it_valid) fe_state_d = FeIdle;
+                  else if (tile_go) fe_state_d = FeFetch;
+      FeFetch:    if (fe_step && ky_q == k_i - 1 && it_last_unit) fe_state_d = FeWaitTile;
+      // unreachable: every encoding of the state is an arm above
+      /* verilator coverage_off */
+      default:    fe_state_d = FeIdle;
+      /* verilator coverage_on */
+    endcase
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      wl_state_q   <= WlIdle;
-      py_q <= '0; px_q <= '0; gl_q <= '0; ky_q <= '0; kx_q <= '0; tap_q <= '0;
-      wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
-      win_full_q   <= '0;
+      fe_state_q <= FeIdle;
+      gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
+      hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
+      gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+      ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
-      wr_tap_q <= '0; wr_pair_q <= 1'b0; wr_zero_q <= 1'b0; wr_zero_next_q <= 1'b0; wr_last_q <= 1'b0;
-      wr_bank_q <= 1'b0;
-      for (int b = 0; b < 2; b++) win_meta_q[b] <= '0;
+      wr_slot_q <= 1'b0; wr_zero0_q <= 1'b0; wr_zero1_q <= 1'b0; wr_two_q <= 1'b0; wr_last_q <= 1'b0;
+      wr_ky_q <= '0;
+      cp_two_q <= '0; cp_first_q <= '0;
+      for (int b = 0; b < 2; b++) cp_meta_q[b] <= '0;
     end else if (abort_i || start_i) begin
-      wl_state_q   <= start_i ? WlWaitTile : WlIdle;
-      py_q <= '0; px_q <= '0; gl_q <= '0; ky_q <= '0; kx_q <= '0; tap_q <= '0;
-      wb_q <= 1'b0; hw_q <= 1'b0; ho_q <= 1'b0;
-      win_full_q   <= '0;
+      fe_state_q   <= start_i ? FeWaitTile : FeIdle;
+      hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       wr_pending_q <= 1'b0;
     end else begin
-      // The word read last cycle lands in its window bank.
-      wr_pending_q <= wl_step;
-      if (win_consumed) win_full_q[rb_q] <= 1'b0;
-      if (wr_pending_q && wr_last_q) win_full_q[wr_bank_q] <= 1'b1;
-      unique case (wl_state_q)
-        WlIdle: ;
-        WlWaitTile: begin
-          if (!it_valid) wl_state_q <= WlIdle;
-          else if (tile_go) begin
-            py_q <= '0; px_q <= '0; gl_q <= '0;
-            ky_q <= '0; kx_q <= '0; tap_q <= '0;
-            wl_state_q <= WlLoad;
-          end
+      fe_state_q   <= fe_state_d;
+      wr_pending_q <= fe_step;
+      if (fe_state_q == FeWaitTile && tile_go) begin
+        gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
+        gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+        ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
+      end
+      if (fe_step) begin
+        if (ky_q == '0) begin
+          cp_meta_q[fslot_q]  <= new_meta;
+          cp_two_q[fslot_q]   <= two;
+          cp_first_q[fslot_q] <= (u_q == '0);
         end
-        WlLoad: begin
-          if (wl_step) begin
-            if (tap_q == '0) win_meta_q[wb_q] <= new_meta;
-            wr_tap_q       <= tap_q;
-            wr_pair_q      <= pair;
-            wr_zero_q      <= !in_range;
-            wr_zero_next_q <= !in_range_next;
-            wr_last_q      <= last_tap;
-            wr_bank_q      <= wb_q;
-            if (last_tap) begin
-              tap_q <= '0; ky_q <= '0; kx_q <= '0;
-              wb_q  <= !wb_q;
-              // next (pixel, group) of the tile
-              if (gl_q != ng_tile - 1) begin
-                gl_q <= gl_q + 1'b1;
-              end else begin
-                gl_q <= '0;
-                if (px_q != nc - 1) begin
-                  px_q <= px_q + 1'b1;
-                end else begin
-                  px_q <= '0;
-                  if (py_q != nr - 1) begin
-                    py_q <= py_q + 1'b1;
-                  end else begin
-                    py_q <= '0;
-                    // tile done: on to the next one (other half)
-                    hw_q <= !hw_q;
-                    if (it_last_ti) ho_q <= !ho_q;
-                    wl_state_q <= WlWaitTile;
-                  end
-                end
-              end
+        wr_slot_q  <= fslot_q;
+        wr_ky_q    <= ky_q;
+        wr_zero0_q <= !in_range0;
+        wr_zero1_q <= !in_range1;
+        wr_two_q   <= two;
+        wr_last_q  <= (ky_q == k_i - 1);
+        if (ky_q != k_i - 1) begin
+          ky_q    <= ky_q + 1'b1;
+          raddr_q <= raddr_q + 32'(iw_t_i);
+          y_q     <= y_q + 20'sd1;
+        end else begin
+          // the pair is read: on to the next pair, row, ci-group or tile
+          ky_q    <= '0;
+          fslot_q <= !fslot_q;
+          y_q     <= ybase_q;
+          if (!row_done) begin
+            u_q     <= u_adv;
+            kxc_q   <= (kxc_q == k_i - 1) ? '0 : kxc_q + 1'b1;
+            raddr_q <= rbase_q + 32'(u_adv);
+            x_q     <= x_tile + $signed({4'b0, u_adv});
+          end else begin
+            u_q <= '0; kxc_q <= '0;
+            x_q <= x_tile;
+            if (py_q != nr - 1) begin
+              py_q      <= py_q + 1'b1;
+              pix_row_q <= pix_row_q + OutAw'(tc_i);
+              rbase_q   <= rbase_q + s_iw_q;
+              raddr_q   <= rbase_q + s_iw_q;
+              ybase_q   <= ybase_q + $signed({17'b0, stride_i});
+              y_q       <= ybase_q + $signed({17'b0, stride_i});
             end else begin
-              tap_q <= tap_q + (pair ? 7'd2 : 7'd1);
-              if (kx_q + (pair ? 4'd2 : 4'd1) >= k_i) begin
-                kx_q <= '0;
-                ky_q <= ky_q + 1'b1;
+              py_q      <= '0;
+              pix_row_q <= '0;
+              ybase_q   <= y_tile;
+              y_q       <= y_tile;
+              if (gl_q != ng_tile - 1) begin
+                gl_q    <= gl_q + 1'b1;
+                gbase_q <= gbase_q + plane_q;
+                rbase_q <= gbase_q + plane_q;
+                raddr_q <= gbase_q + plane_q;
               end else begin
-                kx_q <= kx_q + (pair ? 4'd2 : 4'd1);
+                // tile done: on to the next one (other half)
+                gl_q <= '0;
+                hw_q <= !hw_q;
+                if (it_last_ti) ho_q <= !ho_q;
               end
             end
           end
         end
-        // unreachable: every encoding of the state is an arm above
-        /* verilator coverage_off */
-        default: wl_state_q <= WlIdle;
-        /* verilator coverage_on */
-      endcase
+      end
     end
   end
-  assign it_next = wl_step && last_tap && (gl_q == ng_tile - 1) &&
-                   (px_q == nc - 1) && (py_q == nr - 1);
+  assign it_next = fe_step && (ky_q == k_i - 1) && it_last_unit;
 
-  assign inb_rd_en_o   = {wl_step && in_range_next, wl_step && in_range};
-  assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(inb_addr)});
+  assign inb_rd_en_o   = {fe_step && in_range1, fe_step && in_range0};
+  assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(raddr_q)});
 
-  // Scatter the arriving words into the window: channel c of tap t at c*K2+t.
+  // Slot flags: full once the pair's last row has landed, empty once the
+  // window has taken its columns.
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      cp_full_q <= '0;
+    end else if (abort_i || start_i) begin
+      cp_full_q <= '0;
+    end else begin
+      if (slot_pop) cp_full_q[cslot_q] <= 1'b0;
+      if (wr_pending_q && wr_last_q) cp_full_q[wr_slot_q] <= 1'b1;
+    end
+  end
+
+  // The arriving words (zeros for padding) go to their row of the slot.
   always_ff @(posedge clk_i) begin
     if (wr_pending_q) begin
-      for (int c = 0; c < PN; c++) begin
-        win_q[wr_bank_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q))] <=
-          wr_zero_q ? '0 : inb_rd_data_i[c*DataWidth +: DataWidth];
-        if (wr_pair_q) begin
-          win_q[wr_bank_q][WinAw'(c * 32'(k2_i) + 32'(wr_tap_q) + 1)] <=
-            wr_zero_next_q ? '0 : inb_rd_data_next_i[c*DataWidth +: DataWidth];
+      for (int r = 0; r < MaxK; r++) begin
+        if (wr_ky_q == 4'(r)) begin
+          cp_q[wr_slot_q][0][r] <= wr_zero0_q ? '0 : inb_rd_data_i;
+          if (wr_two_q) cp_q[wr_slot_q][1][r] <= wr_zero1_q ? '0 : inb_rd_data_next_i;
         end
       end
     end
   end
 
+  // ---------------------------------------------------------- window
+  // win_q[ky][x] holds the last MaxK columns taken, the newest at x = MaxK-1:
+  // tap (ky, kx) of a K x K window is win_q[ky][MaxK-K+kx]. Columns only
+  // shift (fixed connections, no run-time write index). The window is whole
+  // when K columns of a row (then s more per pixel) have shifted in; it may
+  // take the next pixel's first column in the cycle its last step issues.
+  logic [ColW-1:0] win_q [MaxK][MaxK];
+  logic [3:0]      need_q, need_d, need_base;  // columns still to shift in
+  logic            wfull_q;                    // the window holds a whole pixel
+  logic [15:0]     px_q;                       // its pixel in the row
+  row_meta_t       rmeta_q;                    // its row
+  logic            win_consumed;               // issue stage: the pixel's last step
+  logic            row_last_px;
+  logic [3:0]      need_next_px;
+
+  assign row_last_px  = (px_q == rmeta_q.nc - 1);
+  assign need_next_px = skip_cols ? k_i : 4'(stride_i);
+  assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
+  assign win_shift    = cp_full_q[cslot_q] && (need_base != '0);
+  assign need_d       = need_base - 4'(win_shift);
+  assign slot_pop     = win_shift && (ccol_q || !cp_two_q[cslot_q]);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      need_q <= '0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= 1'b0;
+      rmeta_q <= '0;
+    end else if (abort_i || start_i) begin
+      need_q <= k_i; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= 1'b0;
+    end else begin
+      need_q  <= need_d;
+      wfull_q <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
+      if (win_consumed && !row_last_px) px_q <= px_q + 1'b1;
+      if (win_shift) begin
+        if (cp_first_q[cslot_q] && !ccol_q) begin
+          rmeta_q <= cp_meta_q[cslot_q];
+          px_q    <= '0;
+        end
+        if (slot_pop) begin
+          cslot_q <= !cslot_q;
+          ccol_q  <= 1'b0;
+        end else begin
+          ccol_q  <= 1'b1;
+        end
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (win_shift) begin
+      for (int r = 0; r < MaxK; r++) begin
+        for (int x = 0; x < MaxK - 1; x++) win_q[r][x] <= win_q[r][x+1];
+        win_q[r][MaxK-1] <= cp_q[cslot_q][ccol_q][r];
+      end
+    end
+  end
+
+  // Window metadata for the issue stage.
+  typedef struct packed {
+    logic        hw;
+    logic        ho;
+    logic        init;
+    logic        tile_last;     // last window of the tile
+    logic        out_last;
+    logic [15:0] gl;
+    logic [15:0] nq;
+    logic [15:0] q0;
+    logic [15:0] ng;
+    logic [OutAw-1:0] pix;      // pixel index in the output tile
+    logic [7:0]  steps;
+    logic [WinAw:0] lane_limit;
+  } win_meta_t;
+  win_meta_t m;
+  always_comb begin
+    m            = '0;
+    m.hw         = rmeta_q.hw;
+    m.ho         = rmeta_q.ho;
+    m.init       = rmeta_q.init;
+    m.tile_last  = rmeta_q.last_row && row_last_px;
+    m.out_last   = rmeta_q.out_last;
+    m.gl         = rmeta_q.gl;
+    m.nq         = rmeta_q.nq;
+    m.q0         = rmeta_q.q0;
+    m.ng         = rmeta_q.ng;
+    m.pix        = rmeta_q.pix_row + OutAw'(px_q);
+    m.steps      = rmeta_q.steps;
+    m.lane_limit = rmeta_q.lane_limit;
+  end
+
   // ------------------------------------------------------------- issue
-  // Depthwise operand of PE p, lane j at step t: win[p*K*K + t*PN + j]. One
-  // arm per legal kernel size, so each lane selects among the few (K, t)
-  // positions it can read rather than the whole window.
-  function automatic logic [WinAw-1:0] dw_index(input int p, input int j, input logic [3:0] k,
-                                                  input logic [StepW-1:0] t);
-    int base;
-    case (k)
-      4'd3:    base = p * 9;
-      4'd5:    base = p * 25;
-      4'd7:    base = p * 49;
-      4'd11:   base = p * 121;
-      default: base = p;          // K = 1 (uz_desc_check admits no other size)
-    endcase
-    dw_index = WinAw'(base + 32'(t) * PN + j);
-  endfunction
+  // Operands. Lane j at step t takes f = t*PN + j of the window (f = c*K*K +
+  // tap; input selection packs a group's real channels the same way), and in
+  // a depthwise layer PE p lane j takes tap t*PN + j of channel p. Each
+  // lane's candidates for every legal K and step are fixed wires of the
+  // window; the step and K only select among them.
+  logic [7:0] t_q;
+  logic [PN*DataWidth-1:0]    op_dense;
+  logic [PM*PN*DataWidth-1:0] op_dw;
+  for (genvar j = 0; j < PN; j++) begin : gen_lane
+    logic [DataWidth-1:0] per_k [NumK];
+    for (genvar ki = 0; ki < NumK; ki++) begin : gen_k
+      localparam int K  = kval(ki);
+      localparam int K2 = K * K;
+      localparam int Aw = (K2 > 1) ? $clog2(K2) : 1;
+      logic [DataWidth-1:0] cand [2**Aw];   // a power of two: any index is in range
+      for (genvar t = 0; t < 2**Aw; t++) begin : gen_t
+        localparam int F = t * PN + j;
+        if (t < K2) begin : gen_tap
+          assign cand[t] = win_q[(F % K2) / K][MaxK - K + (F % K2) % K][(F / K2) * DataWidth +: DataWidth];
+        end else begin : gen_off
+          assign cand[t] = '0;
+        end
+      end
+      assign per_k[ki] = (32'(t_q) < K2) ? cand[Aw'(t_q)] : '0;
+    end
+    always_comb begin
+      op_dense[j*DataWidth +: DataWidth] = '0;
+      for (int ki = 0; ki < NumK; ki++) begin
+        if (32'(k_i) == kval(ki)) op_dense[j*DataWidth +: DataWidth] = per_k[ki];
+      end
+    end
+  end
+  for (genvar p = 0; p < PM; p++) begin : gen_dw_pe
+    for (genvar j = 0; j < PN; j++) begin : gen_lane
+      logic [DataWidth-1:0] per_k [NumK];
+      for (genvar ki = 0; ki < NumK; ki++) begin : gen_k
+        localparam int K     = kval(ki);
+        localparam int K2    = K * K;
+        localparam int Steps = (K2 + PN - 1) / PN;
+        localparam int Aw    = (Steps > 1) ? $clog2(Steps) : 1;
+        logic [DataWidth-1:0] cand [2**Aw];
+        for (genvar t = 0; t < 2**Aw; t++) begin : gen_t
+          localparam int Tap = t * PN + j;
+          if (t < Steps && Tap < K2 && p < PN) begin : gen_tap
+            assign cand[t] = win_q[Tap / K][MaxK - K + Tap % K][p * DataWidth +: DataWidth];
+          end else begin : gen_off    // lanes past the taps are off
+            assign cand[t] = '0;
+          end
+        end
+        assign per_k[ki] = (32'(t_q) < Steps) ? cand[Aw'(t_q)] : '0;
+      end
+      always_comb begin
+        op_dw[(p*PN+j)*DataWidth +: DataWidth] = '0;
+        for (int ki = 0; ki < NumK; ki++) begin
+          if (32'(k_i) == kval(ki)) op_dw[(p*PN+j)*DataWidth +: DataWidth] = per_k[ki];
+        end
+      end
+    end
+  end
 
   logic [15:0] q_q;
-  logic [7:0]  t_q;
   logic        issue;
-  win_meta_t   m;
-  assign m     = win_meta_q[rb_q];
-  assign issue = win_full_q[rb_q];
+  assign issue = wfull_q;
   wire   last_t = (t_q == m.steps - 1);
   wire   last_q = (q_q == m.nq - 1);
   assign win_consumed = issue && last_t && last_q;
@@ -394,9 +575,9 @@ module uz_compute
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      q_q <= '0; t_q <= '0; rb_q <= 1'b0;
+      q_q <= '0; t_q <= '0;
     end else if (abort_i || start_i) begin
-      q_q <= '0; t_q <= '0; rb_q <= 1'b0;
+      q_q <= '0; t_q <= '0;
     end else if (issue) begin
       if (!last_t) begin
         t_q <= t_q + 1'b1;
@@ -405,8 +586,7 @@ module uz_compute
         if (!last_q) begin
           q_q <= q_q + 1'b1;
         end else begin
-          q_q  <= '0;
-          rb_q <= !rb_q;
+          q_q <= '0;
         end
       end
     end
@@ -452,15 +632,8 @@ module uz_compute
     if (issue) begin
       for (int j = 0; j < PN; j++) begin
         s1_en_q[j] <= ((WinAw+1)'(32'(t_q) * PN + j) < m.lane_limit);
-        for (int p = 0; p < PM; p++) begin
-          if (!dw_i)
-            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][WinAw'(32'(t_q) * PN + j)];
-          else if (32'(t_q) * PN + j < 32'(k2_i))   // lanes past the taps are off
-            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= win_q[rb_q][dw_index(p, j, k_i, StepW'(t_q))];
-          else
-            s1_x_q[(p*PN+j)*DataWidth +: DataWidth] <= '0;
-        end
       end
+      s1_x_q <= dw_i ? op_dw : {PM{op_dense}};
       s1_tag_q.first_t   <= (t_q == '0);
       s1_tag_q.last_t    <= last_t;
       s1_tag_q.init      <= m.init;
@@ -611,11 +784,11 @@ module uz_compute
     if (!rst_ni) busy_q <= 1'b0;
     else if (abort_i) busy_q <= 1'b0;
     else if (start_i) busy_q <= 1'b1;
-    else if (a1_valid_q && a1_tag_q.tile_end && !it_valid && wl_state_q == WlIdle) busy_q <= 1'b0;
+    else if (a1_valid_q && a1_tag_q.tile_end && !it_valid && fe_state_q == FeIdle) busy_q <= 1'b0;
   end
   assign busy_o     = busy_q;
   assign mac_step_o = issue;
-  assign stall_o    = busy_q && !issue && (wl_state_q == WlWaitTile) && it_valid;
+  assign stall_o    = busy_q && !issue && (fe_state_q == FeWaitTile) && it_valid;
 
   // ---------------------------------------------------------------------------
   // Assertions (tests/testplan.md, "RTL assertions"): legal window-loader
@@ -625,20 +798,24 @@ module uz_compute
   // ---------------------------------------------------------------------------
   `include "uz_assert.svh"
 `ifndef UZ_NO_ASSERT
-  `ASSERT_KNOWN(WlStateKnown_A, wl_state_q, clk_i, rst_ni)
-  `ASSERT(WlStateLegal_A, 32'(wl_state_q) <= 32'(WlLoad), clk_i, rst_ni)
-  `ASSERT(WinNoOverwrite_A, !wr_pending_q || !win_full_q[wr_bank_q], clk_i, rst_ni)
-  `ASSERT(WinTapInRange_A, !wr_pending_q || (wr_tap_q < k2_i && 32'(k2_i) <= MaxK2), clk_i, rst_ni)
-  `ASSERT(IssueFromFullBank_A, !mac_step_o || win_full_q[rb_q], clk_i, rst_ni)
+  `ASSERT_KNOWN(FeStateKnown_A, fe_state_q, clk_i, rst_ni)
+  `ASSERT(FeStateLegal_A, 32'(fe_state_q) <= 32'(FeFetch), clk_i, rst_ni)
+  // a column pair never lands in a slot the window has not emptied
+  `ASSERT(SlotNoOverwrite_A, !wr_pending_q || !cp_full_q[wr_slot_q], clk_i, rst_ni)
+  `ASSERT(SlotRowInRange_A, !wr_pending_q || (wr_ky_q < k_i && 32'(k_i) <= MaxK), clk_i, rst_ni)
+  `ASSERT(NeedInRange_A, need_q <= k_i || !busy_o, clk_i, rst_ni)
+  `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
+  // a row's first column arrives only into an empty window
+  `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && !ccol_q) || need_base == k_i, clk_i, rst_ni)
   // both words of a two-tap read lie inside the half
-  `ASSERT(InbRdInHalf_A, (!inb_rd_en_o[0] || inb_addr < 32'(InBufWords)) &&
-                         (!inb_rd_en_o[1] || inb_addr + 1 < 32'(InBufWords)), clk_i, rst_ni)
+  `ASSERT(InbRdInHalf_A, (!inb_rd_en_o[0] || raddr_q < 32'(InBufWords)) &&
+                         (!inb_rd_en_o[1] || raddr_q + 1 < 32'(InBufWords)), clk_i, rst_ni)
   `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
   `ASSERT(BiasRdInHalf_A, !issue || 32'(q_abs) < 32'(BiasWords), clk_i, rst_ni)
   `ASSERT(AccAddrInHalf_A, !issue || 32'(q_abs) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
   // a depthwise window serves its own oc-group, which the tile holds
   `ASSERT(DwGroupInTile_A, !(issue && dw_i) || m.q0 < m.ng, clk_i, rst_ni)
-  `ASSERT(PixInTile_A, !wl_step || 32'(py_q) * 32'(tc_i) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT(PixInTile_A, !issue || 32'(rmeta_q.pix_row) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
   `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
   `ASSERT_INIT(SquashCoversPe_A, PeLatency <= 7)
   `ASSERT_NEVER(StartWhileSquashing_A, start_i && squash_q != '0, clk_i, rst_ni)

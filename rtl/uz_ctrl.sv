@@ -73,6 +73,82 @@ module uz_ctrl
   logic [7:0] bus_err;
   assign bus_err = rd_err_i ? 8'(ErrAxiRead) : (wr_err_i ? 8'(ErrAxiWrite) : 8'(ErrNone));
 
+  // Next state (combinational) and its reason when it stops.
+  ct_state_e  state_d;
+  logic [7:0] stop_code_d;
+  always_comb begin
+    state_d     = state_q;
+    stop_code_d = stop_code_q;
+    unique case (state_q)
+      CtIdle:
+        if (start_i && layer_count_i != '0) state_d = CtFetchCmd;
+      CtFetchCmd:
+        if (abort_i) begin
+          stop_code_d = 8'(ErrAborted);
+          state_d     = CtStop;
+        end else if (rd_cmd_ready_i) begin
+          state_d     = CtFetchData;
+        end
+      CtFetchData:
+        if (abort_i) begin
+          stop_code_d = 8'(ErrAborted);
+          state_d     = CtStop;
+        end else if (rd_data_valid_i && rd_data_last_i) begin
+          state_d     = CtCheck;
+        end
+      CtCheck:
+        if (abort_i) begin
+          stop_code_d = 8'(ErrAborted);
+          state_d     = CtStop;
+        end else if (bus_err != 8'(ErrNone)) begin
+          stop_code_d = bus_err;
+          state_d     = CtStop;
+        end else if (desc_err_i != 8'(ErrNone)) begin
+          stop_code_d = desc_err_i;
+          state_d     = CtStop;
+        end else begin
+          state_d     = CtRun;
+        end
+      CtRun:
+        if (abort_i) begin
+          stop_code_d = 8'(ErrAborted);
+          state_d     = CtStop;
+        end else if (bus_err != 8'(ErrNone)) begin
+          stop_code_d = bus_err;
+          state_d     = CtStop;
+        end else if (layer_done_i) begin
+          state_d     = CtFlush;
+        end
+      // every write acknowledged before the layer counts as done
+      CtFlush:
+        if (bus_err != 8'(ErrNone)) begin
+          stop_code_d = bus_err;
+          state_d     = CtStop;
+        end else if (wr_idle_i && rd_idle_i) begin
+          if (layer_q == layer_count_i - 1'b1) state_d = CtIdle;
+          else                                 state_d = CtFetchCmd;
+        end
+      // wait for the DMAs to drain, then report
+      CtStop:
+        if (rd_idle_i && wr_idle_i) state_d = CtIdle;
+      // unreachable: every encoding of the state is an arm above
+      /* verilator coverage_off */
+      default: state_d = CtIdle;
+      /* verilator coverage_on */
+    endcase
+  end
+
+  logic [DescBits-1:0] desc_shifted;
+  if (DescBeats > 1) begin : gen_desc_shift
+    assign desc_shifted = {rd_data_i, desc_q[DescBits-1:AxiDataWidth]};
+  end else begin : gen_desc_one_beat
+    assign desc_shifted = rd_data_i;
+  end
+
+  // A layer's flush completes: its counters are reported and cleared.
+  logic layer_flushed;
+  assign layer_flushed = (state_q == CtFlush) && bus_err == 8'(ErrNone) && wr_idle_i && rd_idle_i;
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q <= CtIdle;
@@ -82,89 +158,29 @@ module uz_ctrl
       stop_code_q <= '0;
       cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
     end else begin
+      state_q     <= state_d;
+      stop_code_q <= stop_code_d;
       if (state_q != CtIdle && state_q != CtStop) begin
         cyc_q <= cyc_q + 1'b1;
         if (mac_step_i)  mac_q   <= mac_q + 1'b1;
         if (mem_stall_i) stall_q <= stall_q + 1'b1;
         if (gen_busy_i)  gen_q   <= gen_q + 1'b1;
       end
-      unique case (state_q)
-        CtIdle: begin
-          if (start_i) begin
-            layer_q <= '0;
-            cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
-            state_q <= (layer_count_i == '0) ? CtIdle : CtFetchCmd;
-          end
-        end
-        CtFetchCmd: begin
-          beat_q <= '0;
-          if (abort_i) begin
-            stop_code_q <= 8'(ErrAborted);
-            state_q <= CtStop;
-          end else if (rd_cmd_ready_i) begin
-            state_q <= CtFetchData;
-          end
-        end
-        CtFetchData: begin
-          if (rd_data_valid_i) begin
-            desc_q[32'(beat_q) * AxiDataWidth +: AxiDataWidth] <= rd_data_i;
-            beat_q <= beat_q + 1'b1;
-            if (rd_data_last_i) state_q <= CtCheck;
-          end
-          if (abort_i) begin
-            stop_code_q <= 8'(ErrAborted);
-            state_q <= CtStop;
-          end
-        end
-        CtCheck: begin
-          if (abort_i) begin
-            stop_code_q <= 8'(ErrAborted);
-            state_q <= CtStop;
-          end else if (bus_err != 8'(ErrNone)) begin
-            stop_code_q <= bus_err;
-            state_q <= CtStop;
-          end else if (desc_err_i != 8'(ErrNone)) begin
-            stop_code_q <= desc_err_i;
-            state_q <= CtStop;
-          end else begin
-            state_q <= CtRun;
-          end
-        end
-        CtRun: begin
-          if (abort_i) begin
-            stop_code_q <= 8'(ErrAborted);
-            state_q <= CtStop;
-          end else if (bus_err != 8'(ErrNone)) begin
-            stop_code_q <= bus_err;
-            state_q <= CtStop;
-          end else if (layer_done_i) begin
-            state_q <= CtFlush;
-          end
-        end
-        CtFlush: begin
-          // every write acknowledged before the layer counts as done
-          if (bus_err != 8'(ErrNone)) begin
-            stop_code_q <= bus_err;
-            state_q <= CtStop;
-          end else if (wr_idle_i && rd_idle_i) begin
-            cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
-            if (layer_q == layer_count_i - 1'b1) begin
-              state_q <= CtIdle;
-            end else begin
-              layer_q <= layer_q + 1'b1;
-              state_q <= CtFetchCmd;
-            end
-          end
-        end
-        CtStop: begin
-          // wait for the DMAs to drain, then report
-          if (rd_idle_i && wr_idle_i) state_q <= CtIdle;
-        end
-        // unreachable: every encoding of the state is an arm above
-        /* verilator coverage_off */
-        default: state_q <= CtIdle;
-        /* verilator coverage_on */
-      endcase
+      if (state_q == CtIdle && start_i) begin
+        layer_q <= '0;
+        cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
+      end
+      if (state_q == CtFetchCmd) beat_q <= '0;
+      // The descriptor's beats arrive in order, the first lowest: they shift
+      // in from the top (no write at a run-time position).
+      if (state_q == CtFetchData && rd_data_valid_i) begin
+        desc_q <= desc_shifted;
+        beat_q <= beat_q + 1'b1;
+      end
+      if (layer_flushed) begin
+        cyc_q <= '0; mac_q <= '0; stall_q <= '0; gen_q <= '0;
+        if (layer_q != layer_count_i - 1'b1) layer_q <= layer_q + 1'b1;
+      end
     end
   end
 

@@ -184,12 +184,15 @@ module uz_layer
 
   // ------------------------------------------------------------ buffers
   logic                     inb_wr_en;
-  logic [1:0]               inb_rd_en;
-  logic [InAw-1:0]          inb_wr_addr, inb_rd_addr;
-  logic [PN*DataWidth-1:0]  inb_wr_data, inb_rd_data, inb_rd_data_next;
-  uz_in_buf #(.Width(PN*DataWidth), .Depth(2*InBufWords)) u_in_buf (
+  // The compute's column fetcher reads four neighbouring input words a cycle.
+  localparam int InReads = 4;
+  logic [InReads-1:0]            inb_rd_en;
+  logic [InAw-1:0]               inb_wr_addr, inb_rd_addr;
+  logic [PN*DataWidth-1:0]       inb_wr_data;
+  logic [InReads*PN*DataWidth-1:0] inb_rd_data;
+  uz_in_buf #(.Width(PN*DataWidth), .Depth(2*InBufWords), .Reads(InReads)) u_in_buf (
     .clk_i, .rst_ni, .wr_en_i(inb_wr_en), .wr_addr_i(inb_wr_addr), .wr_data_i(inb_wr_data),
-    .rd_en_i(inb_rd_en), .rd_addr_i(inb_rd_addr), .rd_data_o(inb_rd_data), .rd_data_next_o(inb_rd_data_next)
+    .rd_en_i(inb_rd_en), .rd_addr_i(inb_rd_addr), .rd_data_o(inb_rd_data)
   );
 
   logic                        wgt_wr_en, wgt_rd_en;
@@ -278,7 +281,7 @@ module uz_layer
   );
 
   uz_compute #(
-    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .InBufWords(InBufWords),
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .InBufWords(InBufWords), .InReads(InReads),
     .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)
   ) u_compute (
     .clk_i, .rst_ni, .start_i, .abort_i,
@@ -291,7 +294,6 @@ module uz_layer
     .tile_full_i(tile_full_q), .tile_release_o(tile_release),
     .out_full_i(out_full_q), .out_done_o(out_done),
     .inb_rd_en_o(inb_rd_en), .inb_rd_addr_o(inb_rd_addr), .inb_rd_data_i(inb_rd_data),
-    .inb_rd_data_next_i(inb_rd_data_next),
     .wgt_rd_en_o(wgt_rd_en), .wgt_rd_addr_o(wgt_rd_addr), .wgt_rd_data_i(wgt_rd_data),
     .bias_rd_en_o(bias_rd_en), .bias_rd_addr_o(bias_rd_addr), .bias_rd_data_i(bias_rd_data),
     .acc_rd_en_o(c_rd_en), .acc_half_o(c_rd_half), .acc_rd_addr_o(c_rd_addr),

@@ -2,7 +2,8 @@
 """Cycle-accurate benchmark of the engine (`make bench`).
 
     python scripts/bench.py [--set full|quick|resnet|mobile] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
-                            [--clock-mhz F] [--only NAME] [--out build/bench]
+                            [--clock-mhz F] [--only NAME] [--rho R] [--at BYTES_PER_CYCLE]
+                            [--insel auto|dense|on|off] [--out build/bench]
 
 Each benchmark layer is compiled by golden (seeded weights at He scale, a
 seeded input), run in Verilator on uz_bench_top (the engine with a
@@ -248,6 +249,10 @@ def main(argv=None) -> int:
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
     ap.add_argument("--clock-mhz", type=float, default=200.0, help="nominal clock for GOP/s (default 200)")
     ap.add_argument("--only", help="run only benchmark layers whose name contains this")
+    ap.add_argument("--rho", type=float, help="run only this rho (e.g. 1)")
+    ap.add_argument("--at", type=float, help="run only the rows whose memory runs at this many bytes/cycle")
+    ap.add_argument("--insel", choices=("auto", "dense", "on", "off"),
+                    help="run only rows compiled with this input selection (depthwise: auto = per-PE, dense = bands)")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
     args = ap.parse_args(argv)
     from tb import bench_sim
@@ -262,6 +267,12 @@ def main(argv=None) -> int:
             "mobile": lambda: runs_of(MOBILE, args.bw) + runs_of(MOBILE_WIDE, args.bw, rhos=(1.0,))}[args.set]()
     if args.only:
         runs = [r for r in runs if args.only in r[0]]
+    if args.rho is not None:
+        runs = [r for r in runs if r[2] == args.rho]
+    if args.at is not None:
+        runs = [r for r in runs if r[5] == args.at]
+    if args.insel is not None:
+        runs = [r for r in runs if r[3] == args.insel]
     results = []
     t_all = time.time()
     print(f"bench: {len(runs)} runs, memory {args.bw:g} B/cycle, latency {args.latency}, "

@@ -149,6 +149,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", action="store_true", help="add the sweep configurations (7-series only)")
     ap.add_argument("--families", default="xc7,xcup", help="Xilinx families (xc7, xcup)")
     ap.add_argument("--ecp5", default="small", help="configuration to place and route on ECP5, or none")
+    ap.add_argument("--reuse", action="store_true",
+                    help="read the results of steps already in the output folder instead of rerunning them")
+    ap.add_argument("--report-only", action="store_true",
+                    help="--reuse and run nothing: the reports from the results already there")
     ap.add_argument("--skip", default="", help="blocks not to synthesise, comma-separated (e.g. compute)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     ap.add_argument("--freq", type=float, default=125.0, help="nextpnr target clock in MHz (default 125)")
@@ -163,6 +167,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "build" / "synth"))
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.reuse or args.report_only:
+        sf.REUSE.append(True)
+    if args.report_only:
+        sf.REUSE.append(True)        # two entries: run nothing
     progress = sf.Progress()
     t0 = time.monotonic()
 

@@ -176,6 +176,10 @@ def pin_wrapper(ports: list, top: str = "uz_top", name: str = "uz_pnr_wrap") -> 
 # Running the tools
 # --------------------------------------------------------------------------
 
+#: --reuse: a step whose result file is already there is read, not rerun
+#: (a flow stopped part way resumes; the RTL must not have changed).
+REUSE = []
+
 #: Tool processes running now: stopped when the flow is interrupted.
 _LIVE: set = set()
 _STOP = []
@@ -193,6 +197,8 @@ def run_tool(argv: list, log: Path, timeout: float, cwd: Path, what: str) -> flo
     step and its log on a timeout or a failure."""
     if _STOP:
         raise SynthError(f"{what}: not started (the flow was stopped)")
+    if len(REUSE) > 1:
+        raise SynthError(f"{what}: not run (--report-only) and no earlier result")
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -312,7 +318,7 @@ def xilinx_resources(cells: dict) -> dict:
             r["muxf"] += n
         elif t == "INV":          # a LUT1 on the device
             r["lut_logic"] += n
-        elif t not in ("BUFG", "IBUF", "OBUF", "VCC", "GND", "$scopeinfo"):
+        elif t not in ("BUFG", "IBUF", "OBUF", "VCC", "GND") and "$" not in t:   # "$": a sub-block, counted apart
             r["other"][t] = n
     r["lut"] = r["lut_logic"] + r["lut_mem"]
     r["bram36_eq"] = r["ramb36"] + r["ramb18"] / 2
@@ -514,6 +520,12 @@ def buffer_bits(mods: dict) -> dict:
 def xilinx_job(cfg: str, out: Path, block: Block, family: str, timeout: float, mem_bits: int) -> Job:
     def run(progress):
         il = out / "blocks" / f"{block.name}.il"
+        stat = out / "blocks" / f"{block.name}.{family}.stat.json"
+        if REUSE and stat.exists():
+            cells = parse_stat_json(stat.read_text())
+            r = xilinx_resources(cells)
+            r.update(cells=cells, seconds=None, memory_bits=mem_bits, reused=True)
+            return r
         secs = yosys(xilinx_script(il.name, family), out / "blocks" / f"{block.name}.{family}.log", timeout,
                      out / "blocks", f"{cfg}: synth_xilinx -family {family} of block {block.name}")
         cells = parse_stat_json((out / "blocks" / f"{block.name}.{family}.stat.json").read_text())
@@ -532,15 +544,18 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
         d.mkdir(parents=True, exist_ok=True)
         (d / "wrap.v").write_text(pin_wrapper(port_list(mods["uz_top"])))
         script = ecp5_script("../elab.il", "wrap.v", "uz_pnr_wrap", "ecp5.json")
-        t_syn = yosys(script, d / "synth_ecp5.log", timeout, d, f"{cfg}: synth_ecp5")
+        if REUSE and (d / "ecp5.stat.json").exists() and (d / "ecp5.json").exists():
+            t_syn = None
+        else:
+            t_syn = yosys(script, d / "synth_ecp5.log", timeout, d, f"{cfg}: synth_ecp5")
         cells = parse_stat_json((d / "ecp5.stat.json").read_text())
-        progress(f"{cfg}: synth_ecp5 done in {t_syn:.0f} s; nextpnr-ecp5 started")
+        progress(f"{cfg}: synth_ecp5 {'reused' if t_syn is None else f'done in {t_syn:.0f} s'}; nextpnr-ecp5 started")
         t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--json", "ecp5.json",
                           "--textcfg", "ecp5.config", "--freq", f"{freq:g}", "--seed", str(seed),
                           "--report", "nextpnr_report.json"],
                          d / "nextpnr.log", timeout, d, f"{cfg}: nextpnr-ecp5")
         r = parse_nextpnr_log((d / "nextpnr.log").read_text())
-        r.update(synth_cells=ecp5_resources(cells), synth_seconds=round(t_syn, 1), pnr_seconds=round(t_pnr, 1),
+        r.update(synth_cells=ecp5_resources(cells), synth_seconds=t_syn and round(t_syn, 1), pnr_seconds=round(t_pnr, 1),
                  device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
         return r
     return Job(cfg, "ecp5", "place and route", run, 110)
@@ -669,8 +684,12 @@ def config_jobs(name: str, params: dict, out: Path, families: list, timeout: flo
                 ecp5: dict | None = None, netlist: bool = False) -> tuple:
     """Elaborate one configuration, split it into blocks, and return
     (the elaborated modules, the blocks, its synthesis jobs)."""
-    progress(f"{name}: elaboration ({', '.join(f'{k}={v}' for k, v in params.items())})")
-    mods = elaborate_config(name, params, out, timeout)
+    if REUSE and (out / "elab.il").exists():
+        progress(f"{name}: elaboration reused ({out / 'elab.il'})")
+        mods = parse_rtlil((out / "elab.il").read_text())
+    else:
+        progress(f"{name}: elaboration ({', '.join(f'{k}={v}' for k, v in params.items())})")
+        mods = elaborate_config(name, params, out, timeout)
     blks = blocks(mods)
     (out / "blocks").mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -708,9 +727,12 @@ def config_report(name: str, params: dict, mods: dict, blks: list, families: lis
         total["bram36_eq"] = total["ramb36"] + total["ramb18"] / 2
         rams = {b.name: per_block.get(b.name) for b in blks if not b.glue and
                 any(n.startswith("uz_ram$") for n in subtree(mods, b.module))}
-        # A RAM block is on block RAM when its block RAMs hold its bits and
-        # no LUT-RAM stands in for them.
-        ram_check = {n: (None if r is None else bool(r["bram_data_bits"] >= r["memory_bits"] and r["lut_mem"] == 0))
+        # A RAM block is on block RAM when it has block RAMs, no LUT-RAM,
+        # and fewer flip-flops than 1% of its bits (its control, not its
+        # words). Capacity is judged apart: a 36-bit-wide block RAM may hold
+        # data in its parity bits.
+        ram_check = {n: (None if r is None else bool(r["ramb36"] + r["ramb18"] + r["uram"] > 0 and r["lut_mem"] == 0
+                                                      and r["ff"] < r["memory_bits"] / 100))
                      for n, r in rams.items()}
         rep["xilinx"][fam] = {"family": XILINX_FAMILIES[fam], "blocks": per_block, "total": total,
                               "complete": not missing, "missing_blocks": missing, "ram_on_bram": ram_check,
@@ -793,7 +815,7 @@ def config_markdown(rep: dict) -> str:
             out += _table(["resource", "used", "available", "%"],
                           [[k, v["used"], v["available"], 100 * v["used"] / v["available"]] for k, v in u.items()
                            if v["used"]])
-            out += ["", f"synth_ecp5 {e['synth_seconds']:.0f} s, nextpnr {e['pnr_seconds']:.0f} s", ""]
+            out += ["", f"synth_ecp5 {_fmt(e['synth_seconds'])} s, nextpnr {_fmt(e['pnr_seconds'])} s", ""]
     n = rep.get("netlist")
     if n:
         out += ["## Netlist regression (Verilator)", ""]

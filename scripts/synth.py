@@ -201,7 +201,9 @@ def main(argv=None) -> int:
             return 1
         elab[n] = (params, mods, blks, cfams)
         skip = {b for b in args.skip.split(",") if b}
-        jobs += [j for j in js if j.name not in skip]
+        # With --reuse a skipped block still reports the result it has.
+        jobs += [j for j in js if j.name not in skip or
+                 (sf.REUSE and (out / n / "blocks" / f"{j.name}.{j.kind}.stat.json").exists())]
     progress(f"{len(jobs)} steps on {args.jobs} processes")
     results = sf.run_jobs(jobs, args.jobs, progress)
     failed = 0

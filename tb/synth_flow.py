@@ -580,16 +580,20 @@ def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
             f"write_json {json_out}\n")
 
 
-#: Generic synth's "coarse" step without `check` (see _XILINX_PREPARE).
+#: Generic synth's "coarse" step without `check` (see _XILINX_PREPARE) and
+#: without `share`: SAT-based sharing ran for over ten minutes on the
+#: flattened engine, and saves area a simulation netlist does not need.
 _GENERIC_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
-                   "peepopt", "opt_clean", "alumacc", "share", "opt", "memory -nomap", "opt_clean")
+                   "peepopt", "opt_clean", "alumacc", "opt", "memory -nomap", "opt_clean")
 
 
 def generic_script(il: str, top: str, netlist: str) -> str:
     return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in _GENERIC_COARSE)
-            # synth's "fine" step without memory_map: the RAMs stay arrays
-            # (write_verilog writes them as such), the logic becomes gates.
-            + "opt -fast -full\nopt -full\ntechmap\nopt -fast\nabc\nopt -fast\n"
+            # synth's "fine" step without memory_map (the RAMs stay arrays,
+            # which write_verilog writes as such) and without abc (logic
+            # minimisation, slow here on the whole engine): the logic
+            # becomes Yosys's gate cells.
+            + "opt -fast -full\nopt -full\ntechmap\nopt -fast\n"
             f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
 
 
@@ -822,7 +826,8 @@ def config_markdown(rep: dict) -> str:
         if "error" in n:
             out += [f"Did not finish: {n['error']}", ""]
         else:
-            out += [f"Generic Yosys synthesis (flattened; logic as gates, RAMs kept as arrays) netlist "
+            out += [f"Generic Yosys synthesis (flattened; the logic techmapped to Yosys gate cells without abc "
+                    f"minimisation, the RAMs kept as arrays) netlist "
                     f"`{n['netlist']}` ({n['cells']:,} cells, {n['seconds']:.0f} s)"
                     + (f"; kept behavioural: {', '.join(n['rtl_blocks'])} (`{n['rtl_part']}`)" if n.get("rtl_blocks")
                        else "")

@@ -193,3 +193,15 @@ def test_throughput_rows():
     assert rows[0]["gops"] == pytest.approx(2 * 200000 / 1000 * 125e6 / 1e9)
     assert rows[0]["macs_per_dsp_cycle"] == pytest.approx(200000 / 1000 / 256)
     assert sf.throughput_rows(bench, 200.0, "assumed", None)[0]["macs_per_dsp_cycle"] is None
+
+
+def test_scripts_leave_out_the_slow_check():
+    """The replicated front steps of each flow keep their order but not
+    `check` (tens of minutes on unoptimised uz_compute)."""
+    x = sf.xilinx_script("compute.il", "xcup").splitlines()
+    assert "check" not in x and x[2].endswith("-run begin:prepare") and x[-2].endswith("-run map_dsp:")
+    assert "-family xcup" in x[2] and "compute.xcup.stat.json" in x[-1]
+    e = sf.ecp5_script("../elab.il", "wrap.v", "w", "e.json").splitlines()
+    assert "check" not in e and "synth_ecp5 -top w -run map_ram:check" in e and e[-1] == "write_json e.json"
+    g = sf.generic_script("a.il", "uz_top", "n.v").splitlines()
+    assert "check" not in g and "memory_map" not in g and g[-1] == "write_verilog -noattr n.v"

@@ -343,6 +343,22 @@ _CP_SUM = re.compile(r"^Info: (?P<logic>[0-9.]+) ns logic, (?P<routing>[0-9.]+) 
 _UTIL = re.compile(r"^Info: \s*(?P<type>[A-Z0-9_]+): +(?P<used>\d+)/ *(?P<avail>\d+) +\d+%")
 
 
+def parse_nextpnr_utilisation(text: str) -> dict:
+    """The device utilisation table of a nextpnr log (the last one)."""
+    util, in_util = {}, False
+    for line in text.splitlines():
+        if line.startswith("Info: Device utilisation:"):
+            util, in_util = {}, True
+            continue
+        if in_util:
+            m = _UTIL.match(line)
+            if m:
+                util[m["type"]] = {"used": int(m["used"]), "available": int(m["avail"])}
+            else:
+                in_util = False
+    return util
+
+
 def parse_nextpnr_log(text: str) -> dict:
     """Fmax per clock (the last report: after routing), the critical path of
     each clock (its steps, source and sink cells), and the device utilisation
@@ -550,13 +566,24 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
             t_syn = yosys(script, d / "synth_ecp5.log", timeout, d, f"{cfg}: synth_ecp5")
         cells = parse_stat_json((d / "ecp5.stat.json").read_text())
         progress(f"{cfg}: synth_ecp5 {'reused' if t_syn is None else f'done in {t_syn:.0f} s'}; nextpnr-ecp5 started")
-        t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--json", "ecp5.json",
-                          "--textcfg", "ecp5.config", "--freq", f"{freq:g}", "--seed", str(seed),
-                          "--report", "nextpnr_report.json"],
-                         d / "nextpnr.log", timeout, d, f"{cfg}: nextpnr-ecp5")
+        common = dict(synth_cells=ecp5_resources(cells), synth_seconds=t_syn and round(t_syn, 1),
+                      device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
+        try:
+            t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--json",
+                              "ecp5.json", "--textcfg", "ecp5.config", "--freq", f"{freq:g}", "--seed", str(seed),
+                              "--report", "nextpnr_report.json"],
+                             d / "nextpnr.log", timeout, d, f"{cfg}: nextpnr-ecp5")
+        except SynthError as e:
+            # A design larger than the device: say which resources overflow.
+            util = parse_nextpnr_utilisation((d / "nextpnr.log").read_text()) if (d / "nextpnr.log").exists() else {}
+            over = {k: v for k, v in util.items() if v["used"] > v["available"]}
+            if not over:
+                raise
+            return dict(common, fits=False, utilisation=util, overflow=over,
+                        error=f"does not fit the device: " + ", ".join(
+                            f"{k} {v['used']:,}/{v['available']:,}" for k, v in over.items()))
         r = parse_nextpnr_log((d / "nextpnr.log").read_text())
-        r.update(synth_cells=ecp5_resources(cells), synth_seconds=t_syn and round(t_syn, 1), pnr_seconds=round(t_pnr, 1),
-                 device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
+        r.update(common, fits=True, pnr_seconds=round(t_pnr, 1))
         return r
     return Job(cfg, "ecp5", "place and route", run, 110)
 
@@ -800,7 +827,17 @@ def config_markdown(rep: dict) -> str:
     e = rep.get("ecp5")
     if e:
         out += ["## Lattice ECP5 place and route", ""]
-        if "error" in e:
+        if e.get("fits") is False:
+            c = e["synth_cells"]
+            out += [f"Device {e['device']}: the configuration **{e['error']}** (nextpnr stops at placement). "
+                    f"synth_ecp5 cells: LUT4 {c['lut4']:,}, CCU2C {c['ccu2c']:,} (2 LUT4 each), TRELLIS_FF "
+                    f"{c['ff']:,}, DP16KD {c['dp16kd']}, MULT18X18D {c['mult18']}, TRELLIS_DPR16X4 {c['dpr16x4']}; "
+                    f"synth_ecp5 {_fmt(e['synth_seconds'])} s.", ""]
+            out += _table(["resource", "used", "available", "%"],
+                          [[k, v["used"], v["available"], 100 * v["used"] / v["available"]]
+                           for k, v in e["utilisation"].items() if v["used"]])
+            out.append("")
+        elif "error" in e:
             out += [f"Did not finish: {e['error']}", ""]
         else:
             out += [f"Device {e['device']}, seed {e['seed']}, target {e['target_mhz']:g} MHz. The engine's ports go "

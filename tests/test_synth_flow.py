@@ -205,3 +205,14 @@ def test_scripts_leave_out_the_slow_check():
     assert "check" not in e and "synth_ecp5 -top w -run map_ram:check" in e and e[-1] == "write_json e.json"
     g = sf.generic_script("a.il", "uz_top", "n.v").splitlines()
     assert "check" not in g and "memory_map" not in g and g[-1] == "write_verilog -noattr n.v"
+
+
+def test_nextpnr_utilisation_of_a_design_too_large():
+    log = ("Info: Device utilisation:\nInfo: \t          TRELLIS_FF:   33592/  83640    40%\n"
+           "Info: \t        TRELLIS_COMB:  137004/  83640   163%\nInfo: \t          MULT18X18D:     186/    156   119%\n"
+           "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT18X18D'\n")
+    u = sf.parse_nextpnr_utilisation(log)
+    assert u["TRELLIS_COMB"] == {"used": 137004, "available": 83640}
+    assert [k for k, v in u.items() if v["used"] > v["available"]] == ["TRELLIS_COMB", "MULT18X18D"]
+    with pytest.raises(sf.SynthError, match="Max frequency"):
+        sf.parse_nextpnr_log(log)

@@ -19,7 +19,7 @@ REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(T
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
 .PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl \
-        mobilenetv2 shufflenet
+        mobilenetv2 shufflenet synth synth-sim
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
@@ -43,6 +43,9 @@ help:
 	@echo "              -> build/mobilenetv2, build/shufflenet"
 	@echo "make models - ResNet-50, SqueezeNet, DenseNet-121, Inception-v2, ShuffleNet, VGG19 (onnx package)"
 	@echo "              through onnxruntime and the golden model -> build/models (MODELS_ARGS=)"
+	@echo "make synth  - Yosys resources (Xilinx 7-series, UltraScale+) of the default and small configurations,"
+	@echo "              ECP5 place and route of small (Fmax, critical path) -> build/synth (SYNTH_ARGS=, e.g. --sweep)"
+	@echo "make synth-sim - small's Yosys gate netlist through the engine smoke cases under Verilator"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -116,6 +119,14 @@ coverage: $(STAMP) coverage-deps
 BENCH_ARGS ?=
 bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/bench.py $(BENCH_ARGS)
+
+# Yosys and nextpnr from the venv, two processes at once (build/synth).
+SYNTH_ARGS ?=
+synth: $(STAMP)
+	$(PY) scripts/synth.py --jobs $(JOBS) $(SYNTH_ARGS)
+
+synth-sim: $(STAMP)
+	$(PY) scripts/synth.py --netlist-sim $(SYNTH_ARGS)
 
 accuracy: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/accuracy.py

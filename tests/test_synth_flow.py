@@ -1,0 +1,218 @@
+"""The synthesis flow's report readers (tb/synth_flow.py) on recorded
+snippets of Yosys and nextpnr output: no synthesis runs here."""
+import json
+
+import pytest
+
+from tb import synth_flow as sf
+
+STAT_JSON = """{
+   "creator": "Yosys 0.70",
+   "invocation": "stat -json ",
+   "modules": {
+      "\\\\blk": {
+         "num_cells": 2212,
+         "num_cells_by_type": {
+            "BUFG": 1,
+            "LUT2": 64,
+            "LUT6": 10,
+            "FDRE": 30,
+            "RAM64M": 2,
+            "DSP48E1": 3,
+            "RAMB36E1": 16,
+            "RAMB18E1": 1,
+            "CARRY4": 5
+         }
+      }
+   },
+   "design": {
+      "num_cells": 2212,
+      "num_cells_by_type": {
+         "BUFG": 1,
+         "LUT2": 64,
+         "LUT6": 10,
+         "FDRE": 30,
+         "RAM64M": 2,
+         "DSP48E1": 3,
+         "RAMB36E1": 16,
+         "RAMB18E1": 1,
+         "CARRY4": 5
+      }
+   }
+}"""
+
+NEXTPNR_LOG = """Info: Device utilisation:
+Info: \t          TRELLIS_IO:      65/    365    17%
+Info: \t              DP16KD:       0/    208     0%
+Info: \t          MULT18X18D:       1/    156     0%
+Info: \t          TRELLIS_FF:      96/  83640     0%
+Info: \t        TRELLIS_COMB:      38/  83640     0%
+
+Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 202.06 MHz (PASS at 125.00 MHz)
+
+Info: Critical path report for clock '$glbnet$clk$TRELLIS_IO_IN' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.40  0.40 Source ar_TRELLIS_FF_Q.Q
+Info:    routing  1.00  1.39 Net ar[0] (77,33) -> (78,34)
+Info:                          Sink p_TRELLIS_FF_Q_DI_MULT18X18D_P31.A0
+Info:                          Defined in:
+Info:                               m.v:2.12-2.14
+Info:      logic  3.07  4.46 Source p_TRELLIS_FF_Q_DI_MULT18X18D_P31.P25
+Info:    routing  0.89  5.35 Net p_TRELLIS_FF_Q_DI_MULT18X18D_P31_P25 (78,34) -> (79,35)
+Info:                          Sink p_TRELLIS_FF_Q_31.M
+Info:      setup  0.00  5.35 Source p_TRELLIS_FF_Q_31.M
+Info: 3.46 ns logic, 1.89 ns routing
+
+Info: Critical path report for cross-domain path '<async>' -> 'posedge $glbnet$clk$TRELLIS_IO_IN':
+Info:       type curr  total name
+Info:     source  0.00  0.00 Source a[3]$tr_io.O
+Info:    routing  5.68  5.68 Net a[3]$TRELLIS_IO_IN (13,95) -> (78,36)
+Info: 0.00 ns logic, 5.68 ns routing
+
+Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 186.78 MHz (PASS at 125.00 MHz)
+"""
+
+RTLIL = r"""attribute \top 1
+module \top
+  wire input 1 \clk_i
+  wire width 8 output 2 \q_o
+  cell \mid$top.u_mid \u_mid
+    connect \clk_i \clk_i
+  end
+  cell $add $1
+  end
+end
+module \mid$top.u_mid
+  wire input 1 \clk_i
+  memory width 16 size 64 \mem
+  cell \uz_ram$top.u_mid.u_ram \u_ram
+  end
+end
+module \uz_ram$top.u_mid.u_ram
+  wire input 1 \clk_i
+  memory width 32 size 128 \mem
+end
+"""
+
+
+def test_stat_json_to_xilinx_resources():
+    r = sf.xilinx_resources(sf.parse_stat_json(STAT_JSON))
+    assert (r["lut_logic"], r["lut_mem"], r["lut"], r["ff"], r["dsp"]) == (74, 8, 82, 30, 3)
+    assert (r["ramb36"], r["ramb18"], r["bram36_eq"]) == (16, 1, 16.5)
+    assert r["bram_data_bits"] == 16 * 32768 + 16384
+    assert r["carry"] == 5 and r["other"] == {}
+    assert sf.parse_stat_json(STAT_JSON, "blk")["LUT2"] == 64
+
+
+@pytest.mark.parametrize("bad", ["", "Yosys 0.70\nERROR: out of memory", '{"design": {"num_cells": 3}}'])
+def test_stat_json_malformed_is_a_clear_error(bad):
+    with pytest.raises(sf.SynthError, match="stat -json"):
+        sf.parse_stat_json(bad)
+
+
+def test_nextpnr_log():
+    r = sf.parse_nextpnr_log(NEXTPNR_LOG)
+    clk = "$glbnet$clk$TRELLIS_IO_IN"
+    # the last report (after routing) wins
+    assert r["fmax"] == {clk: {"mhz": 186.78, "target_mhz": 125.0, "pass": True}}
+    cp = r["critical_paths"][clk]
+    assert list(r["critical_paths"]) == [clk]          # cross-domain paths are not a clock's own
+    assert cp["from"] == "ar_TRELLIS_FF_Q.Q" and cp["to"] == "p_TRELLIS_FF_Q_31.M"
+    assert (cp["total_ns"], cp["logic_ns"], cp["routing_ns"], cp["logic_steps"]) == (5.35, 3.46, 1.89, 1)
+    assert [s["type"] for s in cp["steps"]] == ["clk-to-q", "routing", "logic", "routing", "setup"]
+    assert r["utilisation"]["MULT18X18D"] == {"used": 1, "available": 156}
+    assert r["utilisation"]["TRELLIS_FF"]["used"] == 96
+
+
+def test_nextpnr_failing_clock():
+    line = "Info: Max frequency for clock 'clk': 98.50 MHz (FAIL at 125.00 MHz)\n"
+    assert sf.parse_nextpnr_log(line)["fmax"]["clk"] == {"mhz": 98.5, "target_mhz": 125.0, "pass": False}
+
+
+def test_nextpnr_malformed_log_is_a_clear_error():
+    with pytest.raises(sf.SynthError, match="Max frequency"):
+        sf.parse_nextpnr_log("Info: Placing...\nERROR: Unable to place cell 'x'\n")
+    cut = NEXTPNR_LOG.split("Info: 3.46 ns logic")[0] + \
+        "Info: Max frequency for clock 'c': 10.00 MHz (FAIL at 125.00 MHz)\n"
+    with pytest.raises(sf.SynthError, match="incomplete"):
+        sf.parse_nextpnr_log(cut)
+
+
+def test_rtlil_blocks_and_buffers():
+    mods = sf.parse_rtlil(RTLIL)
+    assert mods["top"].children == {"u_mid": "mid$top.u_mid"}           # $add is not a child
+    assert sf.subtree(mods, "top") == ["top", "mid$top.u_mid", "uz_ram$top.u_mid.u_ram"]
+    assert sf.buffer_bits(mods) == {"top.u_mid.u_ram": 32 * 128}
+    assert sf.port_list(mods["top"]) == [("clk_i", "input", 1), ("q_o", "output", 8)]
+    b = sf.blocks(mods, "top")
+    assert [(x.name, x.glue) for x in b] == [("top", True), ("mid", False)]
+    glue = sf.block_rtlil(mods, b[0], "blk")
+    assert "module \\blk" in glue and "attribute \\blackbox 1" in glue and "memory" not in glue
+    full = sf.block_rtlil(mods, b[1], "blk")
+    assert full.count("memory width") == 2 and "blackbox" not in full
+
+
+def test_rtlil_cut_short_is_an_error():
+    with pytest.raises(sf.SynthError, match="ends inside"):
+        sf.parse_rtlil(RTLIL.rsplit("end", 1)[0])
+
+
+def test_pin_wrapper_uses_every_port():
+    v = sf.pin_wrapper([("clk_i", "input", 1), ("rst_ni", "input", 1), ("a_i", "input", 8), ("b_i", "input", 1),
+                        ("y_o", "output", 4)])
+    assert ".a_i(in_q[7:0])" in v and ".b_i(in_q[8:8])" in v and ".y_o(out_w[3:0])" in v
+    assert "reg [8:0] in_q" in v
+
+
+def test_resource_model_fit_recovers_a_linear_law():
+    law = {"pm_pn": 60.0, "pm": 100.0, "buffer_kbits": 0.5, "bus_bits": 3.0, "const": 2000.0}
+    pts = []
+    for i, (p, buf, bus) in enumerate([(4, 512, 64), (8, 1024, 128), (8, 4096, 256), (16, 2048, 128),
+                                       (16, 8192, 64), (32, 1024, 512)]):
+        f = sf.model_features({"PM": p, "PN": p, "AxiDataWidth": bus}, buf * 1024)
+        y = sum(law[k] * v for k, v in zip(sf.MODEL_FEATURES, f))
+        pts.append({"name": f"p{i}", "features": f,
+                    "resources": {"lut": y, "ff": y / 2, "dsp": p * p, "bram36_eq": buf / 32}})
+    m = sf.fit_resource_model(pts)
+    lut = m["targets"]["lut"]
+    assert lut["rank"] == 5 and lut["max_abs_residual"] < 1e-6
+    for k, v in law.items():
+        assert lut["coefficients"][k] == pytest.approx(v, rel=1e-6, abs=1e-6)
+    assert sf.predict(m, pts[1]["features"])["dsp"] == pytest.approx(64)
+    json.dumps(m)                                      # the device search loads it as JSON
+    with pytest.raises(sf.SynthError, match="at least two"):
+        sf.fit_resource_model(pts[:1])
+
+
+def test_throughput_rows():
+    bench = {"runs": [{"layer": "conv3_1", "rtl": True, "cycles": 1000, "macs": 200000, "rho": 1.0,
+                       "selection": "dense", "bus_bits": 128},
+                      {"layer": "depthwise", "rtl": False, "cycles": None, "macs": 10}]}
+    rows = sf.throughput_rows(bench, 125.0, "measured", 256)
+    assert len(rows) == 1
+    assert rows[0]["gops"] == pytest.approx(2 * 200000 / 1000 * 125e6 / 1e9)
+    assert rows[0]["macs_per_dsp_cycle"] == pytest.approx(200000 / 1000 / 256)
+    assert sf.throughput_rows(bench, 200.0, "assumed", None)[0]["macs_per_dsp_cycle"] is None
+
+
+def test_scripts_leave_out_the_slow_check():
+    """The replicated front steps of each flow keep their order but not
+    `check` (tens of minutes on unoptimised uz_compute)."""
+    x = sf.xilinx_script("compute.il", "xcup").splitlines()
+    assert "check" not in x and x[2].endswith("-run begin:prepare") and x[-2].endswith("-run map_dsp:")
+    assert "-family xcup" in x[2] and "compute.xcup.stat.json" in x[-1]
+    e = sf.ecp5_script("../elab.il", "wrap.v", "w", "e.json").splitlines()
+    assert "check" not in e and "synth_ecp5 -top w -run map_ram:check" in e and e[-1] == "write_json e.json"
+    g = sf.generic_script("a.il", "uz_top", "n.v").splitlines()
+    assert "check" not in g and "memory_map" not in g and g[-1] == "write_verilog -noattr n.v"
+
+
+def test_nextpnr_utilisation_of_a_design_too_large():
+    log = ("Info: Device utilisation:\nInfo: \t          TRELLIS_FF:   33592/  83640    40%\n"
+           "Info: \t        TRELLIS_COMB:  137004/  83640   163%\nInfo: \t          MULT18X18D:     186/    156   119%\n"
+           "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT18X18D'\n")
+    u = sf.parse_nextpnr_utilisation(log)
+    assert u["TRELLIS_COMB"] == {"used": 137004, "available": 83640}
+    assert [k for k, v in u.items() if v["used"] > v["available"]] == ["TRELLIS_COMB", "MULT18X18D"]
+    with pytest.raises(sf.SynthError, match="Max frequency"):
+        sf.parse_nextpnr_log(log)

@@ -73,6 +73,12 @@ module uz_ctrl
   logic [7:0] bus_err;
   assign bus_err = rd_err_i ? 8'(ErrAxiRead) : (wr_err_i ? 8'(ErrAxiWrite) : 8'(ErrNone));
 
+  // Checking and running stop on an abort or a bus error, the abort first.
+  logic       halt;
+  logic [7:0] halt_code;
+  assign halt      = abort_i || bus_err != 8'(ErrNone);
+  assign halt_code = abort_i ? 8'(ErrAborted) : bus_err;
+
   // Next state (combinational) and its reason when it stops.
   ct_state_e  state_d;
   logic [7:0] stop_code_d;
@@ -97,11 +103,8 @@ module uz_ctrl
           state_d     = CtCheck;
         end
       CtCheck:
-        if (abort_i) begin
-          stop_code_d = 8'(ErrAborted);
-          state_d     = CtStop;
-        end else if (bus_err != 8'(ErrNone)) begin
-          stop_code_d = bus_err;
+        if (halt) begin
+          stop_code_d = halt_code;
           state_d     = CtStop;
         end else if (desc_err_i != 8'(ErrNone)) begin
           stop_code_d = desc_err_i;
@@ -110,11 +113,8 @@ module uz_ctrl
           state_d     = CtRun;
         end
       CtRun:
-        if (abort_i) begin
-          stop_code_d = 8'(ErrAborted);
-          state_d     = CtStop;
-        end else if (bus_err != 8'(ErrNone)) begin
-          stop_code_d = bus_err;
+        if (halt) begin
+          stop_code_d = halt_code;
           state_d     = CtStop;
         end else if (layer_done_i) begin
           state_d     = CtFlush;

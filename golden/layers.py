@@ -224,7 +224,7 @@ def avgpool_int(x: np.ndarray, k, s, pads=(0, 0, 0, 0), count_include_pad=0, *,
     S = the exact window sum (padded cells count as 0); n = the number of real
     cells under the window (count_include_pad 0: it shrinks at the borders) or
     kh*kw (count_include_pad 1); y = arith.avg_divide(S, n) = round-half-up of
-    S / n, exactly, by a per-n reciprocal multiply and shift_round_sat. The
+    S / n, exactly, floor((2S + n) / (2n)) (the hardware's long division). The
     output keeps the input's fl. ``k``, ``s`` are ints or (h, w) pairs; ``pads``
     an int or (top, bottom, left, right); output size uses the floor rule
     (ONNX ceil_mode 0). ``x`` must hold ``data_bits`` values: exactness is

@@ -25,10 +25,9 @@ only when the to/ti tile changes):
            its tile reads its own channels (one ti-tile, like a POOL), its
            weights wvec_len = ceil(K*K/PN)*PN elements per channel;
 - write-back: per output pixel and channel group max(pool reads, beats out),
-           one write command per (group, row); an average pool also
-           computes its divisor's reciprocal, data_bits + 26 cycles, each
-           time the divisor changes from one output pixel to the next (and
-           for the first), overlapped with the next window's reads;
+           one write command per (group, row); an average pool's divider
+           takes data_bits / 4 + 3 cycles a pixel, overlapped with the next
+           window's reads, so a pixel takes at least that;
 - residual (res=1): right after handing over an output tile's last
            ti-tile, the loader waits until the residual buffer half is free
            (the write-back has written output tile t-2), then reads the
@@ -102,8 +101,7 @@ class Overheads:
     gen_latency: int = 4     # OVSF generator pipeline
     layer: int = 30          # descriptor fetch, check, start and flush, beyond the memory latency
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
-    avg_recip: int = 26      # average pool: a divisor's reciprocal takes data_bits + avg_recip cycles
-    avg_pixel: int = 2       # average pool: the divider's own cycles per pixel (hidden behind its window)
+    avg_divide: int = 3      # average pool: a pixel's division takes data_bits / 4 + avg_divide cycles
     read_issue: int = 2      # cycles between back-to-back read commands of one stream
 
 
@@ -267,9 +265,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     if pool or d.pool:
         # (kh, kw, stride, (top, bottom, left, right)); a one-cell POOL included
         fused_pool = isa.pool_window(d, conv_h, conv_w)
-    avg_div = _avg_divisors(d, conv_h, conv_w) if fused_pool and d.pool_avg else None
-    recip = cfg.data_bits + ov.avg_recip
-    last_n = [0]                     # the divisor the write-back holds (none at the start)
+    # uz_post's divider: two radix-4 digits a cycle, then the pixel queue
+    avg_period = cfg.data_bits // 4 + ov.avg_divide if fused_pool and d.pool_avg else 0
     to, ti = d.to, (d.to if follow else d.ti)
     n_to = _ceil(cout_pad, to)
     n_ti = 1 if follow else _ceil(cin_pad, ti)
@@ -364,7 +361,6 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
 
     def writeback_time(no, r0, nr, c0, nc):
         nq = no // pm
-        py0 = px0 = 0
         if fused_pool:
             kh, kw, ps, _ = fused_pool
             # a split plane has non-overlapping, unpadded windows on tile
@@ -372,25 +368,14 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             oh, ow = isa.pool_dims(d, conv_h, conv_w)
             prow = oh if nr == conv_h else max(0, min(nr // ps, oh - r0 // ps))
             pcol = ow if nc == conv_w else max(0, min(nc // ps, ow - c0 // ps))
-            py0, px0 = (0 if nr == conv_h else r0 // ps), (0 if nc == conv_w else c0 // ps)
             reads = kh * kw
         else:
             prow, pcol, reads = nr, nc, 1
         wbeats = pm * cfg.data_bits // cfg.axi_data_bits
-        per_pix = max(reads, wbeats * cpb)
+        # the next window's reads run while the divider works, all but the
+        # last (it takes one pixel at a time)
+        per_pix = max(reads, wbeats * cpb, avg_period)
         t = nq * prow * (ov.command + pcol * per_pix)
-        if avg_div is not None and prow and pcol:
-            # the reciprocal is computed again whenever the divisor changes
-            # between consecutive output pixels (groups, rows, columns in
-            # order); the next window's reads run meanwhile, all but its last
-            # (the divider takes one pixel at a time), so a change costs the
-            # reciprocal less the window it overlaps
-            n = avg_div[py0:py0 + prow, px0:px0 + pcol].reshape(-1)
-            changes = int(np.count_nonzero(n[1:] != n[:-1]))
-            per_group = changes + int(n[0] != n[-1])
-            n_changes = int(n[0] != last_n[0]) + changes + (nq - 1) * per_group
-            t += n_changes * max(0, recip + ov.avg_pixel - per_pix)
-            last_n[0] = n[-1]
         return t, nq * prow * pcol * wbeats * beat
 
     def residual_time(no, nr, nc):
@@ -484,20 +469,6 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     bound = max(tot, key=tot.get)
     return LayerCycles(int(math.ceil(cycles)), int(mac_total), int(tot["load"]), int(tot["compute"]),
                        int(tot["writeback"]), int(rd_bytes + desc_beats * beat), int(wr_bytes), t_idx, bound)
-
-
-def _avg_divisors(d, ch: int, cw: int):
-    """The average pool's divisor per output pixel (golden/layers.py):
-    the real cells under the window, or kh*kw with pool_incl_pad."""
-    kh, kw, s, (pt, pb, pl, pr) = isa.pool_window(d, ch, cw)
-    oh, ow = isa.pool_dims(d, ch, cw)
-    if d.pool_incl_pad:
-        return np.full((oh, ow), kh * kw, dtype=np.int64)
-    y0 = np.arange(oh) * s - pt
-    x0 = np.arange(ow) * s - pl
-    rows = np.minimum(y0 + kh, ch) - np.maximum(y0, 0)
-    cols = np.minimum(x0 + kw, cw) - np.maximum(x0, 0)
-    return rows[:, None].astype(np.int64) * cols[None, :]
 
 
 def program_cycles(prog, mem: Memory = Memory(), ov: Overheads = Overheads()) -> list:

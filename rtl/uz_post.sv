@@ -7,8 +7,8 @@
 // being monotone, commutes with the max pool as the ReLU does.
 // Window positions outside the convolution plane never win. An average pool
 // (POOL layers) sums the window's accumulators (the input values) and divides
-// by the cells counted (golden.arith.avg_divide: a per-divisor reciprocal
-// multiply, exact), then applies ReLU and the clip.
+// by the cells counted (golden.arith.avg_divide: round half up, by long
+// division), then applies ReLU and the clip.
 module uz_post
   import uz_isa_pkg::*;
   import uz_util_pkg::*;
@@ -212,17 +212,22 @@ module uz_post
   end
 
   // ------------------------------------------------- average pool
-  // Window sums, the divisor, and the reciprocal unit (golden.arith):
-  // y = shift_round_sat(S * R_n + K_n, F, DataWidth), R_n = ceil(2**F / n),
-  // K_n = 2**(DataWidth-1) * (n * R_n - 2**F). R_n comes from a restoring
-  // division of F+1 steps, kept for the next pixel: within a plane n only
-  // changes at the borders of a pool that does not count its padding.
-  localparam int AvgNBits = 12;                           // AVG_N_MAX = 2**12 cells
-  localparam int AvgF     = DataWidth + 1 + 2 * AvgNBits; // golden.arith.avg_frac_bits
+  // Window sums, the divisor, and a divider per lane (golden.arith.avg_divide):
+  // y = round_half_up(S / n) = floor((2S + n) / (2n)), by restoring long
+  // division in radix 4, two digits a cycle, with the divisor's multiples
+  // d, 2d, 3d (d = 2n) shared by the PM lanes: no multiplier.
+  // A negative numerator N divides as -floor((d - 1 - N) / d), so the
+  // quotient u stays unsigned; |y| <= 2**(DataWidth-1) needs DataWidth
+  // quotient bits, and the partial remainder stays below d.
+  localparam int AvgNBits = 12;                           // arith.AVG_N_MAX = 2**12 cells
   localparam int SumW     = DataWidth + AvgNBits + 1;     // |S| <= n * 2**(DataWidth-1)
-  localparam int NW       = AvgNBits + 1;
-  localparam int RW       = AvgF + 1;                     // R_n <= 2**F
-  localparam int ProdW    = SumW + RW + 1;
+  localparam int NW       = AvgNBits + 1;                 // n <= 2**12
+  localparam int DvW      = NW + 1;                       // d = 2n
+  localparam int NumW     = SumW + 2;                     // 2S + n, and d - 1 - (2S + n)
+  localparam int QBits    = DataWidth;                    // quotient digits: QBits / 2
+  localparam int DivCycles = QBits / 4;                   // two radix-4 digits a cycle
+  localparam int DvCntW   = $clog2(DivCycles + 1);
+  `ASSERT_INIT(AvgQuotientWholeCycles_A, (QBits % 4) == 0)
   logic [PM*SumW-1:0] sum_q, sum_next;
   logic [NW-1:0]      ncell_q, ncell_next;                // real cells so far
   // uz_desc_check bounds an average window to AVG_N_MAX cells
@@ -235,46 +240,28 @@ module uz_post
   end
   assign ncell_next = (s2_first_q ? '0 : ncell_q) + NW'(s2_pos_valid_q);
 
-  typedef enum logic [1:0] {DvIdle, DvRecip, DvOut} dv_state_e;
+  // DvIdle: takes a finished window (its sum and divisor); DvStart: the
+  // numerators and the divisor's multiples; DvDiv: DivCycles cycles of
+  // digits; DvOut: the quotients wait for room in the pixel queue.
+  typedef enum logic [1:0] {DvIdle, DvStart, DvDiv, DvOut} dv_state_e;
   dv_state_e            dv_q, dv_d;
   logic [PM*SumW-1:0]   dv_sum_q;
-  logic [NW-1:0]        dv_n_q, rc_n_q;
-  logic [RW-1:0]        rc_r_q;                           // R of rc_n_q (cached)
-  logic                 rc_valid_q;
-  logic [NW-1:0]        rc_rem_q;                         // < n
-  logic [7:0]           rc_bit_q;
+  logic [NW-1:0]        dv_n_q;
+  logic [DvW+1:0]       dv_d1_q, dv_d2_q, dv_d3_q;        // d, 2d, 3d
+  logic [DvCntW-1:0]    dv_cnt_q;
   logic                 dv_in, dv_push;
   logic [NW-1:0]        dv_n_in;                          // the divisor of the pixel coming in
   logic [WordWidth-1:0] dv_y;
-  logic [RW+NW-1:0]     nr_prod;
-  logic [ProdW-1:0]     dv_k;
   assign dv_in   = avg && s2_valid_q && s2_last_q;
   assign dv_n_in = pool_incl_pad_i ? NW'(win_cells) : ncell_next;
   assign dv_push = (dv_q == DvOut) && ((cnt_q != 2'd2) || pix_out);
-  assign nr_prod = (RW+NW)'(dv_n_q) * (RW+NW)'(rc_r_q);
-  // n * R - 2**F < n, so K fits well inside the product's width
-  assign dv_k    = (ProdW'(nr_prod) - (ProdW'(1) << AvgF)) << (DataWidth - 1);
 
-  // one step of the restoring division of 2**F + n - 1 by n (MSB first)
-  logic [NW:0] rc_rem_sh;
-  logic        rc_num_bit;
-  logic [NW-1:0] dv_n_m1;
-  assign dv_n_m1    = dv_n_q - 1'b1;
-  assign rc_num_bit = (32'(rc_bit_q) == AvgF) ? 1'b1 : 1'((32'(dv_n_m1) >> rc_bit_q));
-  assign rc_rem_sh  = {rc_rem_q[NW-1:0], rc_num_bit};
-
-  logic rc_hit;   // the cached reciprocal is the divisor's
-  assign rc_hit = rc_valid_q && rc_n_q == dv_n_in;
   always_comb begin
     dv_d = dv_q;
     unique case (dv_q)
-      DvIdle: begin
-        if (dv_in) begin
-          if (rc_hit) dv_d = DvOut;
-          else        dv_d = DvRecip;
-        end
-      end
-      DvRecip: if (rc_bit_q == '0) dv_d = DvOut;
+      DvIdle:  if (dv_in) dv_d = DvStart;
+      DvStart: dv_d = DvDiv;
+      DvDiv:   if (dv_cnt_q == DvCntW'(1)) dv_d = DvOut;
       DvOut:   if (dv_push) dv_d = DvIdle;
       // unreachable: every encoding of the state is an arm above
       /* verilator coverage_off */
@@ -286,35 +273,20 @@ module uz_post
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      dv_q <= DvIdle; dv_n_q <= '0; rc_n_q <= '0; rc_r_q <= '0; rc_valid_q <= 1'b0;
-      rc_rem_q <= '0; rc_bit_q <= '0; ncell_q <= '0;
+      dv_q <= DvIdle; dv_n_q <= '0; dv_cnt_q <= '0; ncell_q <= '0;
+      dv_d1_q <= '0; dv_d2_q <= '0; dv_d3_q <= '0;
     end else begin
       dv_q <= dv_d;
-      if (abort_i || start_i) begin
-        rc_valid_q <= 1'b0;
-      end else begin
+      if (!(abort_i || start_i)) begin
         if (s2_valid_q) ncell_q <= ncell_next;
-        if (dv_q == DvIdle && dv_in) begin
-          dv_n_q <= dv_n_in;
-          if (!rc_hit) begin
-            rc_rem_q   <= '0;
-            rc_r_q     <= '0;
-            rc_valid_q <= 1'b0;
-            rc_bit_q   <= 8'(AvgF);
-          end
-        end
-        if (dv_q == DvRecip) begin
-          if (rc_rem_sh >= {1'b0, dv_n_q}) begin
-            rc_rem_q <= NW'(rc_rem_sh - {1'b0, dv_n_q});
-            rc_r_q   <= rc_r_q | (RW'(1) << rc_bit_q);
-          end else begin
-            rc_rem_q <= rc_rem_sh[NW-1:0];
-          end
-          if (rc_bit_q == '0) begin
-            rc_n_q     <= dv_n_q;
-            rc_valid_q <= 1'b1;
-          end
-          rc_bit_q <= rc_bit_q - 1'b1;
+        if (dv_q == DvIdle && dv_in) dv_n_q <= dv_n_in;
+        if (dv_q == DvStart) begin
+          dv_d1_q  <= (DvW+2)'({dv_n_q, 1'b0});
+          dv_d2_q  <= (DvW+2)'({dv_n_q, 2'b0});
+          dv_d3_q  <= (DvW+2)'({dv_n_q, 2'b0}) + (DvW+2)'({dv_n_q, 1'b0});
+          dv_cnt_q <= DvCntW'(DivCycles);
+        end else if (dv_q == DvDiv) begin
+          dv_cnt_q <= dv_cnt_q - 1'b1;
         end
       end
     end
@@ -325,20 +297,55 @@ module uz_post
   end
 
   for (genvar p = 0; p < PM; p++) begin : gen_avg
-    logic signed [SumW-1:0]  cell_val, sum;
-    logic signed [ProdW-1:0] sum_wide, prod;
-    logic [DataWidth-1:0]    avg_q, avg_r;
+    logic signed [SumW-1:0] cell_val;
+    logic signed [NumW-1:0] num;
+    logic [NumW-1:0]        a;           // the unsigned dividend
+    logic [DvW-1:0]         rem_q;       // partial remainder, < d
+    logic [QBits-1:0]       low_q;       // dividend bits still to use, quotient bits behind them
+    logic                   neg_q;
+    logic [DvW-1:0]         rem_d;
+    logic [QBits-1:0]       low_d;
+    logic [DataWidth-1:0]   avg_val, avg_r;
     // the accumulator of a POOL layer holds an input value: its low bits
     assign cell_val = s2_pos_valid_q ? $signed(s2_acc[p*AccWidth +: SumW]) : '0;
     assign sum_next[p*SumW +: SumW] = (s2_first_q ? '0 : sum_q[p*SumW +: SumW]) + cell_val;
-    assign sum  = $signed(dv_sum_q[p*SumW +: SumW]);
-    assign sum_wide = {{(ProdW-SumW){sum[SumW-1]}}, sum};
-    assign prod = sum_wide * $signed({1'b0, rc_r_q}) + $signed(dv_k);
-    uz_shift_round_sat #(.InWidth(ProdW), .OutWidth(DataWidth), .ShiftWidth(8)) u_avg_shift (
-      .data_i(prod), .shift_i(8'(AvgF)), .data_o(avg_q)
-    );
+    // N = 2S + n; a = N, or d - 1 - N for a negative N (then y = -(a / d))
+    logic signed [NumW-1:0] sum_ext;
+    assign sum_ext = NumW'($signed(dv_sum_q[p*SumW +: SumW]));
+    assign num = (sum_ext <<< 1) + $signed({{(NumW-NW){1'b0}}, dv_n_q});
+    assign a   = num[NumW-1] ? NumW'({dv_n_q, 1'b0}) - NumW'(1) - NumW'(num) : NumW'(num);
+    // two radix-4 digits: each takes the largest of 3d, 2d, d not above
+    // the shifted remainder
+    always_comb begin
+      logic [DvW+2:0] r, t1, t2, t3;
+      rem_d = rem_q;
+      low_d = low_q;
+      for (int i = 0; i < 2; i++) begin
+        r  = {1'b0, rem_d, low_d[QBits-1 -: 2]};
+        t3 = r - {1'b0, dv_d3_q};
+        t2 = r - {1'b0, dv_d2_q};
+        t1 = r - {1'b0, dv_d1_q};
+        low_d = {low_d[QBits-3:0], 2'b00};
+        if (!t3[DvW+2])      begin rem_d = DvW'(t3); low_d[1:0] = 2'd3; end
+        else if (!t2[DvW+2]) begin rem_d = DvW'(t2); low_d[1:0] = 2'd2; end
+        else if (!t1[DvW+2]) begin rem_d = DvW'(t1); low_d[1:0] = 2'd1; end
+        else                       rem_d = DvW'(r);
+      end
+    end
+    always_ff @(posedge clk_i) begin
+      if (dv_q == DvStart) begin
+        // a < d * 2**QBits: its high part is already below d
+        rem_q <= DvW'(a >> QBits);
+        low_q <= a[QBits-1:0];
+        neg_q <= num[NumW-1];
+      end else if (dv_q == DvDiv) begin
+        rem_q <= rem_d;
+        low_q <= low_d;
+      end
+    end
+    assign avg_val = neg_q ? DataWidth'(-low_q) : DataWidth'(low_q);
     // then ReLU and the clip, as after a maximum
-    assign avg_r = (relu_i && avg_q[DataWidth-1]) ? '0 : avg_q;
+    assign avg_r = (relu_i && avg_val[DataWidth-1]) ? '0 : avg_val;
     always_comb begin
       if (!clip_i)                  dv_y[p*DataWidth +: DataWidth] = avg_r;
       else if (avg_r[DataWidth-1])  dv_y[p*DataWidth +: DataWidth] = '0;
@@ -402,8 +409,9 @@ module uz_post
   assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
   // The word of a window's last position becomes a pixel the next cycle and
   // cannot wait there: read it only when the queue (the divider, for an
-  // average) will have room.
-  assign pix_stall = win_last && (avg ? (dv_q != DvIdle || dv_in)
+  // average) will have room; the divider will be idle next cycle when it is
+  // idle now with nothing coming in, or hands its pixel over now.
+  assign pix_stall = win_last && (avg ? !((dv_q == DvIdle && !dv_in) || dv_push)
                                       : ((32'(cnt_q) + 32'(pix_in) - 32'(pix_out)) >= 2));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -587,7 +595,7 @@ module uz_post
   `ASSERT(PixelQueueNoUnderflow_A, !pix_out || cnt_q != '0, clk_i, rst_ni)
   `ASSERT(PixelQueueDepth_A, cnt_q <= 2'd2, clk_i, rst_ni)
   // the divider takes a pixel only when idle (pix_stall), and its divisor is
-  // one the reciprocal covers (uz_desc_check bounds the window)
+  // one its widths cover (uz_desc_check bounds the window)
   `ASSERT(AvgPixelIntoIdleDivider_A, !dv_in || dv_q == DvIdle, clk_i, rst_ni)
   `ASSERT(AvgDivisorInRange_A, !dv_in || (dv_n_in != '0 && 32'(dv_n_in) <= (1 << AvgNBits)), clk_i, rst_ni)
   `ASSERT_KNOWN(DvStateKnown_A, dv_q, clk_i, rst_ni)

@@ -272,7 +272,7 @@ def _group_recipe(v: dict, code: E, cfg) -> str:
 def _pool_recipe(v: dict, cfg) -> str:
     """BAD_POOL through the average and global pool fields: an average pool
     fused into a convolution, an average window of more than
-    arith.AVG_N_MAX cells (the reciprocal table's bound), or a pool padding
+    arith.AVG_N_MAX cells (the divider's bound), or a pool padding
     not below its window (unequal pads or a window given by pool_kh/kw)."""
     kind = v["kind"]
     choice = random.choice(["fused_avg", "big_avg", "pad"])

@@ -4,9 +4,9 @@ convolution (golden/arith.py, golden/layers.py, docs/arithmetic.md).
 
 Integer results are checked bit for bit against slow references that share no
 code with the vectorised path (per-position loops, Python ints, Fractions).
-The average-pool division is proven exact over its whole claimed range by a
-worst-case test whose argument is spelled out there; mutant reciprocals show
-the same harness fails when the rule is wrong. Float operators are checked
+The average-pool division is checked at the extremes of every divisor, through
+the golden model and through a step-by-step copy of the hardware's long
+division (its widths must hold there); a divider too short fails the harness. Float operators are checked
 against onnxruntime on inputs whose float32 results are exact, so the
 comparison can be (and is) exact too.
 """
@@ -320,39 +320,59 @@ def _extreme_sums(n_lo: int, n_hi: int, bits: int, top: bool):
     return s, n_rep
 
 
+def _round_half_up(s, n):
+    """round_half_up(s/n) from divmod: an independent form of floor((2s+n)/(2n))."""
+    q, r = np.divmod(s, n)
+    return q + (2 * r >= n)
+
+
+def _long_division(s, n, bits: int, qbits: int | None = None):
+    """uz_post's divider, step by step: N = 2S + n, d = 2n; a negative N
+    divides as -floor((d - 1 - N) / d); radix-4 restoring division of the
+    unsigned dividend a, its high part a >> QBits taken as the first partial
+    remainder (it must be below d), QBits = bits quotient bits."""
+    qbits = bits if qbits is None else qbits
+    num = 2 * s + n
+    d = 2 * n
+    neg = num < 0
+    a = np.where(neg, d - 1 - num, num)
+    rem = a >> qbits
+    if np.any(rem >= d):
+        return None                     # the first digit would not fit: widths too small
+    low = a & ((1 << qbits) - 1)
+    q = np.zeros_like(a)
+    for i in range(qbits - 2, -2, -2):
+        r = (rem << 2) | ((low >> i) & 3)
+        digit = (r >= d).astype(np.int64) + (r >= 2 * d) + (r >= 3 * d)
+        rem = r - digit * d
+        q = (q << 2) | digit
+    return np.where(neg, -q, q)
+
+
 def _mismatches_worst_case(divide, bits: int, n_max: int = arith.AVG_N_MAX) -> int:
     bad = 0
     for n_lo in range(1, n_max + 1, 512):
         for top in (True, False):
             s, n = _extreme_sums(n_lo, min(n_max, n_lo + 511), bits, top)
-            want = np.floor_divide(2 * s + n, 2 * n)  # round half up, exact integers
-            bad += int((divide(s, n, bits) != want).sum())
+            got = divide(s, n, bits)
+            bad += s.size if got is None else int((got != _round_half_up(s, n)).sum())
     return bad
 
 
 @pytest.mark.parametrize("bits", [8, 16])
-def test_avg_divide_exact_over_the_whole_range(bits):
-    """round_half_up(S/n) for every n <= 4096 and every S in [n*qmin, n*qmax].
-
-    Argument (docs/arithmetic.md): with S_u = S - n*qmin = S + n*2**(b-1) >= 0,
-    S*R_n + K_n = S_u*R_n - 2**(b-1)*2**F, so the result is
-    floor(S_u/n + 1/2 + d) - 2**(b-1) with d = S_u*E_n/(n*2**F), E_n =
-    n*R_n - 2**F in [0, n). d >= 0 and, for fixed S_u mod n (which fixes the
-    fraction of S_u/n + 1/2), d grows with S_u. So the largest S_u of each
-    residue class, i.e. the n largest S, is the worst case for each n: if those
-    are right, every smaller S is. Part 1 checks the closed-form condition
-    d_max < 1/(2n) for every n, part 2 computes the n largest S for every n
-    (and the n smallest, the other end) through the real code path.
-    """
-    n = np.arange(1, arith.AVG_N_MAX + 1, dtype=np.int64)
-    r, k, f = arith.avg_reciprocal(n, bits)
-    assert f == bits + 1 + 24
-    e = n * r - (1 << f)
-    assert e.min() >= 0 and np.all(e < n)
-    assert np.array_equal(k, e << (bits - 1))
-    # d_max = (2**b - 1) * E_n / 2**F < 1 / (2n), in exact Python ints
-    assert all(2 * int(nn) * ((1 << bits) - 1) * int(ee) < (1 << f) for nn, ee in zip(n, e))
+def test_avg_divide_exact_at_the_extremes(bits):
+    """round_half_up(S/n) at the n largest and n smallest reachable sums of
+    every n <= 4096, through the golden model and through the hardware's
+    long division (uz_post): its quotient width (bits) and the first partial
+    remainder below d hold over the whole range."""
     assert _mismatches_worst_case(arith.avg_divide, bits) == 0
+    assert _mismatches_worst_case(_long_division, bits) == 0
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_avg_divide_harness_catches_a_short_divider(bits):
+    """A quotient two bits short cannot reach the extremes: the harness sees it."""
+    assert _mismatches_worst_case(lambda s, n, b: _long_division(s, n, b, b - 2), bits) > 0
 
 
 @pytest.mark.parametrize("bits, n_max", [(16, 40), (8, 300)])
@@ -360,9 +380,9 @@ def test_avg_divide_exhaustive_small_windows(bits, n_max):
     """Every reachable S for every small n (all 3x3, 5x5 and border windows)."""
     for n in range(1, n_max + 1):
         s = np.arange(n * qmin(bits), n * qmax(bits) + 1, dtype=np.int64)
-        want = np.floor_divide(2 * s + n, 2 * n)
-        got = arith.avg_divide(s, n, bits)
-        assert np.array_equal(got, want), n
+        want = _round_half_up(s, n)
+        assert np.array_equal(arith.avg_divide(s, n, bits), want), n
+        assert np.array_equal(_long_division(s, np.int64(n), bits), want), n
 
 
 def test_avg_divide_ties_and_scalars():
@@ -375,36 +395,15 @@ def test_avg_divide_ties_and_scalars():
         assert got == want and type(got) is int, (s, n)
 
 
-def _divide_no_offset(s, n, bits):
-    r, _, f = arith.avg_reciprocal(n, bits)
-    return shift_round_sat(s * r, f, bits)
-
-
-def _divide_short_fraction(s, n, bits):
-    return arith.avg_divide(s, n, bits, frac_bits=arith.avg_frac_bits(bits) - 1)
-
-
-@pytest.mark.parametrize("bits", [8, 16])
-@pytest.mark.parametrize("mutant", [_divide_no_offset, _divide_short_fraction])
-def test_avg_divide_harness_catches_mutants(mutant, bits):
-    """A plain reciprocal multiply (no K_n) rounds negative ties down for every
-    even n that is not a power of two, and F one bit short is too coarse (so
-    F is the least that works for n <= 4096): the worst-case harness must see
-    both."""
-    assert _mismatches_worst_case(mutant, bits) > 0
-
-
 def test_avg_divide_rejects_unreachable_sums():
     with pytest.raises(UzError, match="window sum"):
         arith.avg_divide(9 * 32768, 9, 16)
     with pytest.raises(UzError, match="window sum"):
         arith.avg_divide(-9 * 32768 - 1, 9, 16)
-    with pytest.raises(UzError):
-        arith.avg_reciprocal(0, 16)
-    # very large divisors: F grows with n until the 62-bit arithmetic runs out
-    assert arith.avg_divide(np.array([-(1 << 14) * 32768]), 1 << 14, 16).tolist() == [-32768]
-    with pytest.raises(UzError, match="fraction bits"):
-        arith.avg_divide(0, 1 << 20, 16)
+    with pytest.raises(UzError, match="divisor"):
+        arith.avg_divide(0, 0, 16)
+    # divisors above the engine's AVG_N_MAX still divide exactly in the golden model
+    assert arith.avg_divide(np.array([-(1 << 20) * 32768]), 1 << 20, 16).tolist() == [-32768]
 
 
 # ------------------------------------------- average pool: the layer

@@ -521,7 +521,7 @@ def test_struct_matches_python_layout(tmp_path):
 
 def test_average_window_bound_is_avg_n_max():
     """An average pool divides by at most arith.AVG_N_MAX cells (the
-    reciprocals' range): a 64x64 window is legal, 65x64 is not, global or
+    divider's range): a 64x64 window is legal, 65x64 is not, global or
     not; a max pool has no such bound."""
     from golden.arith import AVG_N_MAX
     cfg = EngineConfig(**{**CFG.to_dict(), "out_buf_elems": 1 << 17, "in_buf_elems": 1 << 17})

@@ -231,21 +231,20 @@ def pool_prog(spec_layer, shape):
     return isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
 
 
-def test_average_pool_pays_a_reciprocal_per_divisor_change():
-    """3x3/1 pad 1 average pool without the pads in the divisor on 6x6: the
-    divisor changes 4 -> 6 -> 4 along a border row and 6 -> 9 -> 6 inside;
-    each change (and the first pixel) costs the reciprocal, data_bits + 26
-    cycles, and the divider's 2, less the 9 window reads it overlaps."""
-    d = pool_prog({"name": "p", "type": "avgpool", "kernel": 3, "stride": 1, "pad": 1}, (16, 6, 6))
+def test_average_pool_pixel_waits_for_its_division():
+    """A 2x2/2 average pool: the divider's data_bits / 4 + 3 cycles a pixel
+    are longer than its 4 window reads, so each output pixel takes the
+    division; a max pool of the same window takes its reads."""
+    d = pool_prog({"name": "p", "type": "avgpool", "kernel": 2, "stride": 2}, (16, 8, 8))
     assert d.kind == isa.Kind.POOL and d.pool_avg
-    n = np.array([[4, 6, 6, 6, 6, 4]] + [[6, 9, 9, 9, 9, 6]] * 4 + [[4, 6, 6, 6, 6, 4]]).reshape(-1)
-    changes = 1 + int(np.count_nonzero(n[1:] != n[:-1]))
     mx = isa.Descriptor(dict(d.values))
     mx.set(pool_avg=0)
     mem = perf.Memory(64, 10)
-    diff = perf.layer_cycles(d, CFG, mem).cycles - perf.layer_cycles(mx, CFG, mem).cycles
     ov = perf.Overheads()
-    assert diff == changes * (CFG.data_bits + ov.avg_recip + ov.avg_pixel - 9)
+    period = CFG.data_bits // 4 + ov.avg_divide
+    assert period > 4
+    diff = perf.layer_cycles(d, CFG, mem).writeback - perf.layer_cycles(mx, CFG, mem).writeback
+    assert diff == 4 * 4 * (period - 4)     # 4x4 output pixels, one channel group
 
 
 def test_global_average_pool_reads_every_cell_once_per_output():
@@ -253,9 +252,9 @@ def test_global_average_pool_reads_every_cell_once_per_output():
     assert d.pool_global and d.pool_avg
     lc = perf.layer_cycles(d, CFG, perf.Memory(64, 10))
     # two channel groups, one output pixel each: 49 window reads, which
-    # hide the one reciprocal (the divisor never changes)
+    # hide the division
     assert lc.writeback == 2 * (perf.Overheads().command + 49)
-    assert CFG.data_bits + perf.Overheads().avg_recip < 49
+    assert CFG.data_bits // 4 + perf.Overheads().avg_divide < 49
 
 
 def test_pool_layer_reads_each_channel_tile_input():

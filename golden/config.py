@@ -40,6 +40,10 @@ class EngineConfig:
     #: kernel sizes the engine knows (golden.isa.KERNELS). The window and its
     #: operand selection grow with it (docs/architecture.md, "Resources").
     max_k: int = 11
+    #: Neighbouring input words (columns) the compute's column fetcher reads
+    #: a cycle (RTL InReads: uz_in_buf's banks): 2, 4 or 8. A row of
+    #: output pixels fetches ceil(columns / in_reads) groups of K cycles.
+    in_reads: int = 4
 
     def __post_init__(self):
         def pow2(v):
@@ -73,6 +77,8 @@ class EngineConfig:
             raise UzError(f"axi_data_bits must be 32..512 and a power of two, not {self.axi_data_bits}")
         if self.max_k not in (1, 3, 5, 7, 11):      # golden.isa.KERNELS
             raise UzError(f"max_k must be a kernel size the engine knows (1, 3, 5, 7, 11), not {self.max_k}")
+        if self.in_reads not in (2, 4, 8):
+            raise UzError(f"in_reads must be 2, 4 or 8, not {self.in_reads}")
         if not 0 <= self.gen_lanes <= self.pm:
             raise UzError(f"gen_lanes must be in 1..pm ({self.pm}), or 0 for automatic, not {self.gen_lanes}")
 

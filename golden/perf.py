@@ -17,7 +17,7 @@ only when the to/ti tile changes):
            so the latency is paid once unless the bursts in flight
            (READ_OUTSTANDING) cannot cover it;
 - compute: per (channel group, output row) the longer of the column
-           fetch (row_cycles: K cycles per IN_READS input columns) and the
+           fetch (row_cycles: K cycles per in_reads input columns) and the
            window side (K columns to fill, then per pixel NQ * steps issues
            and the stride's new columns), steps = K*K, or
            ceil(Cg*K*K/PN) with input selection; a depthwise layer's window
@@ -198,25 +198,9 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-#: Neighbouring input words (columns) the compute's fetcher reads a cycle
-#: (uz_layer InReads, uz_in_buf Reads).
-IN_READS = 4
-
-
-def window_cycles(k: int, stride: int = 1) -> float:
-    """Steady-state cycles the compute takes to bring one more output
-    pixel's window in along a row: the fetcher reads IN_READS columns at a
-    time (uz_in_buf returns neighbouring words), K cycles a group, and a
-    pixel needs s new columns (K single ones when the stride passes K); the
-    window takes one column a cycle."""
-    if stride > k:
-        return max(k * k, k)
-    return max(k * stride / IN_READS, stride)
-
-
-def row_cycles(k: int, stride: int, nc: int, issue: int) -> tuple[int, int]:
+def row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int) -> tuple[int, int]:
     """(fetch, window) cycles of one row of ``nc`` output pixels, each
-    issuing ``issue`` steps: the fetcher reads ceil(U/IN_READS) column
+    issuing ``issue`` steps: the fetcher reads ceil(U/in_reads) column
     groups of K cycles (U = (nc-1)*s + K columns; K single columns a pixel when the
     stride passes K); the window side fills K columns at the row's start
     (one overlapping the previous pixel's last step), then issues each pixel
@@ -224,7 +208,7 @@ def row_cycles(k: int, stride: int, nc: int, issue: int) -> tuple[int, int]:
     if stride > k:
         fetch = nc * k * k
     else:
-        fetch = _ceil((nc - 1) * stride + k, IN_READS) * k
+        fetch = _ceil((nc - 1) * stride + k, in_reads) * k
     shifts = min(stride, k)
     window = (k - 1) + nc * issue + (nc - 1) * (shifts - 1)
     return fetch, window
@@ -352,7 +336,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             issue_of = [nq * s for s in steps_of]
         fetch = window = 0
         for issue in issue_of:
-            f, w = row_cycles(k, stride, nc, issue)
+            f, w = row_cycles(k, stride, nc, issue, cfg.in_reads)
             fetch += nr * f
             window += nr * w
         t = max(fetch, window)

@@ -17,7 +17,8 @@ module uz_layer
   parameter int WgtBufElems  = 65536,
   parameter int OutBufElems  = 32768,
   parameter int BeatsWidth   = 24,
-  parameter int MaxK         = 11
+  parameter int MaxK         = 11,
+  parameter int InReads      = 4       // input words the compute's column fetcher reads a cycle
 ) (
   input  logic                      clk_i,
   input  logic                      rst_ni,
@@ -185,8 +186,7 @@ module uz_layer
 
   // ------------------------------------------------------------ buffers
   logic                     inb_wr_en;
-  // The compute's column fetcher reads four neighbouring input words a cycle.
-  localparam int InReads = 4;
+  // The compute's column fetcher reads InReads neighbouring input words a cycle.
   logic [InReads-1:0]            inb_rd_en;
   logic [InAw-1:0]               inb_wr_addr, inb_rd_addr;
   logic [PN*DataWidth-1:0]       inb_wr_data;

@@ -18,6 +18,7 @@ module uz_top
   parameter int WgtBufElems   = 65536,
   parameter int OutBufElems   = 32768,
   parameter int MaxK          = 11,     // largest kernel (1, 3, 5, 7 or 11): sizes the compute's window
+  parameter int InReads       = 4,      // input words the column fetcher reads a cycle (2, 4 or 8)
   parameter int MaxPerfLayers = 64,
   parameter int CsrAddrWidth  = 8
 ) (
@@ -93,6 +94,7 @@ module uz_top
   `ASSERT_INIT(PmEqualsPn_A, PM == PN)
   `ASSERT_INIT(PnPowerOfTwo_A, PN >= 2 && (PN & (PN - 1)) == 0)
   `ASSERT_INIT(MaxKLegal_A, MaxK == 1 || MaxK == 3 || MaxK == 5 || MaxK == 7 || MaxK == 11)
+  `ASSERT_INIT(InReadsLegal_A, InReads == 2 || InReads == 4 || InReads == 8)
   `ASSERT_INIT(OvsfLenDividesPn_A, OvsfLen >= 2 && OvsfLen <= PN && (PN % OvsfLen) == 0)
   `ASSERT_INIT(PixelWholeBeats_A, (PN * DataWidth) % AxiDataWidth == 0)
   `ASSERT_INIT(AlphaTileWholeBeats_A, (PM * AlphaWidth) % AxiDataWidth == 0)
@@ -205,7 +207,8 @@ module uz_top
   uz_layer #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .OvsfLen(OvsfLen),
     .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufElems(InBufElems),
-    .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth), .MaxK(MaxK)
+    .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth), .MaxK(MaxK),
+    .InReads(InReads)
   ) u_layer (
     .clk_i, .rst_ni, .start_i(layer_start), .abort_i(layer_abort), .desc_i(desc), .done_o(layer_done),
     .rd_cmd_valid_o(l_rd_cmd_valid), .rd_cmd_ready_i(rd_cmd_ready && !fetch), .rd_cmd_addr_o(l_rd_cmd_addr),

@@ -46,7 +46,8 @@ def engine_parameters(cfg) -> dict:
     return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
             "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
             "GenLanes": cfg.gen_blocks, "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,
-            "OutBufElems": cfg.out_buf_elems, "MaxK": cfg.max_k}
+            "OutBufElems": cfg.out_buf_elems, "MaxK": cfg.max_k,
+            "InReads": cfg.in_reads}
 
 
 def rtl_sources(*names: str) -> list[Path]:

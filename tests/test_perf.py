@@ -6,7 +6,7 @@ import pytest
 
 from golden import compiler, isa, perf
 from golden.config import EngineConfig
-from golden.errors import DescriptorError
+from golden.errors import DescriptorError, UzError
 from golden.network import load_network
 
 CFG = EngineConfig()
@@ -267,3 +267,15 @@ def test_pool_layer_reads_each_channel_tile_input():
     assert lc.tiles == 64 // d.to
     assert lc.bytes_read - isa.DESC_BYTES == 64 * 8 * 8 * CFG.elem_bytes
     assert lc.bytes_written == 64 * 4 * 4 * CFG.elem_bytes
+
+
+def test_row_fetch_takes_k_cycles_per_group_of_in_reads_columns():
+    """A row of 16 pixels at K 3, stride 1: 18 columns, fetched in groups of
+    in_reads (2: 9 groups, 4: 5, 8: 3) of K cycles each; the window side does
+    not depend on it."""
+    for reads, groups in ((2, 9), (4, 5), (8, 3)):
+        fetch, window = perf.row_cycles(3, 1, 16, 1, reads)
+        assert fetch == groups * 3
+        assert window == 2 + 16
+    with pytest.raises(UzError, match="in_reads"):
+        EngineConfig(in_reads=3)

@@ -61,11 +61,13 @@ def test_graph_case_uses_its_features(case):
             assert (y == d.clip_hi).any(), f"{case}: the clip at {d.clip_hi} never binds"
 
 
-def test_engine_gen_lanes_not_dividing_pm():
+def test_engine_gen_lanes_not_dividing_pm_and_two_reads():
     """Three generator lanes on eight banks: rows of blocks end between
-    lanes, and odd n_codes leave partial blocks in the alpha queue."""
+    lanes, and odd n_codes leave partial blocks in the alpha queue. The same
+    build's column fetcher reads two input words a cycle (in_reads = 2, not
+    the default four)."""
     import dataclasses
-    run_case("ovsf_rho", "verilator", cfg=dataclasses.replace(engine_cases.SMALL, gen_lanes=3))
+    run_case("ovsf_rho", "verilator", cfg=dataclasses.replace(engine_cases.SMALL, gen_lanes=3, in_reads=2))
 
 
 def test_engine_input_selection_off():

@@ -19,6 +19,7 @@ module uz_bench_top #(
   parameter int WgtBufElems      = 65536,
   parameter int OutBufElems      = 32768,
   parameter int MaxK             = 11,
+  parameter int InReads          = 4,
   parameter int MaxPerfLayers    = 64,
   parameter int CsrAddrWidth     = 8,
   // memory (uz_tb_axi_mem)
@@ -75,7 +76,7 @@ module uz_bench_top #(
     .DataWidth(DataWidth), .AccWidth(AccWidth), .PM(PM), .PN(PN), .OvsfLen(OvsfLen),
     .AlphaWidth(AlphaWidth), .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .AxiAddrWidth(AxiAddrWidth),
     .AxiIdWidth(AxiIdWidth), .InBufElems(InBufElems), .WgtBufElems(WgtBufElems),
-    .OutBufElems(OutBufElems), .MaxK(MaxK), .MaxPerfLayers(MaxPerfLayers), .CsrAddrWidth(CsrAddrWidth)
+    .OutBufElems(OutBufElems), .MaxK(MaxK), .InReads(InReads), .MaxPerfLayers(MaxPerfLayers), .CsrAddrWidth(CsrAddrWidth)
   ) u_top (
     .clk_i, .rst_ni,
     .s_axil_awaddr, .s_axil_awprot, .s_axil_awvalid, .s_axil_awready,

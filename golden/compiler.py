@@ -196,14 +196,18 @@ INSEL_MODES = ("auto", "on", "off")
 def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Optional[float] = None,
                     static: bool = False, force_ovsf: bool = False, base: int = 0,
                     placement: Optional[dict] = None, insel: str = "auto",
-                    tiles: Optional[dict] = None, reuse: bool = False) -> Program:
+                    tiles: Optional[dict] = None, reuse: bool = False,
+                    bandwidth: Optional[float] = None) -> Program:
     """``insel``: input selection per layer; "auto" turns it on where a layer's
     input channels leave lanes idle (in_c not a multiple of PN). ``tiles``
     replaces the tile sizes the compiler picks, per layer name: {name: {"tr",
     "tc", "ti", "to"}} (any subset); illegal tiles are an error naming the
     layer. ``reuse``: activation buffers share memory once dead
     (golden.passes.allocate); by default every tensor keeps a region of its
-    own, so every layer's output can be read after the run."""
+    own, so every layer's output can be read after the run. ``bandwidth``:
+    the memory's bytes per cycle, when known: the tile refine judges its
+    candidates at it (golden.passes.tile.refine; by default at the bus's
+    rate, half of it for a depthwise layer)."""
     if insel not in INSEL_MODES:
         raise UzError(f"insel must be one of {INSEL_MODES}, not {insel!r}")
     graph = fuse.fuse(fold.fold(net), cfg, 1.0 if rho is None else rho)
@@ -218,7 +222,7 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
         raise UzError(f"input shape {tuple(calib.shape[1:]) if calib.ndim == 4 else calib.shape} "
                       f"does not match the network input {tuple(net.input_shape)}")
     res = quantise.quantise(graph, calib, cfg, static=static, force_ovsf=force_ovsf)
-    qlayers = tile.tile_layers(res.layers, cfg)
+    qlayers = tile.tile_layers(res.layers, cfg, bandwidth)
     for q in qlayers:
         if q.kind != isa.Kind.POOL:
             q.insel = insel == "on" or (insel == "auto" and (q.in_shape[0] // q.groups) % cfg.pn != 0)

@@ -186,12 +186,13 @@ def runs_of(layer_set, bw: float, rhos=None):
     return out
 
 
-def compile_layer(spec, rho, insel, cfg=CFG, seed=1):
+def compile_layer(spec, rho, insel, cfg=CFG, seed=1, bandwidth=None):
     """(program of the benchmark layer alone, its expected output). insel
     "dense": a depthwise layer lowered to dense channel bands, as an engine
     without per-PE selection runs it. A grouped layer the engine does not
     run becomes several dense layers (golden.passes.groups): the program is
-    all of them and the expected output the whole tensor."""
+    all of them and the expected output the whole tensor. ``bandwidth``: the
+    memory's bytes per cycle, which the compiler's tile choice is judged at."""
     spec = dict(spec, weights={"seed": seed})
     target = spec.pop("bench_layer", None)
     net = load_network(spec)
@@ -200,7 +201,7 @@ def compile_layer(spec, rho, insel, cfg=CFG, seed=1):
     groups.LOWER_DEPTHWISE = insel == "dense"
     try:
         prog = compiler.compile_network(net, cfg, x, insel="auto" if insel == "dense" else insel,
-                                        force_ovsf=rho < 1)
+                                        force_ovsf=rho < 1, bandwidth=bandwidth)
     finally:
         groups.LOWER_DEPTHWISE = False
     xq = compiler.load_input(prog, x[0])
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         mem = perf.Memory(bw, args.latency)
         bw_num, bw_den = float(bw).as_integer_ratio()
-        prog, ref = compile_layer(spec, rho, insel, cfg)
+        prog, ref = compile_layer(spec, rho, insel, cfg, bandwidth=bw)
         models = perf.program_cycles(prog, mem)
         model = models[0] if len(models) == 1 else _summed(models)
         d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))

@@ -20,6 +20,7 @@ channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from .. import isa, layers, perf
 from ..config import EngineConfig
@@ -159,8 +160,9 @@ def conv_dims(L) -> tuple:
             layers.out_size(L.in_shape[2], L.k, L.stride, L.pads[2], L.pads[3]))
 
 
-def tile_layer(q, cfg: EngineConfig) -> dict:
-    """Tiles of one quantised layer (golden.compiler.QLayer); sets and returns q.tiles."""
+def tile_layer(q, cfg: EngineConfig, bandwidth: Optional[float] = None) -> dict:
+    """Tiles of one quantised layer (golden.compiler.QLayer); sets and returns
+    q.tiles. ``bandwidth``: the memory's bytes per cycle for refine()."""
     if q.kind == isa.Kind.POOL:
         try:
             q.tiles = tiles(q.kind, q.in_shape[1], q.in_shape[2], q.in_shape[0], q.out_shape[0], 1, 1, cfg, False,
@@ -174,7 +176,7 @@ def tile_layer(q, cfg: EngineConfig) -> dict:
                         cfg, q.ovsf is not None, q.pool, max(1, q.groups))
     except NetworkError as e:
         raise NetworkError(f"layer {q.name!r}: {e}") from None
-    q.tiles = refine(q, cfg, q.tiles)
+    q.tiles = refine(q, cfg, q.tiles, bandwidth)
     return q.tiles
 
 
@@ -184,7 +186,7 @@ REFINE_LATENCY = 40
 REFINE_GAIN = 0.01
 
 
-def refine(q, cfg: EngineConfig, t: dict) -> dict:
+def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> dict:
     """The largest tiles fill the buffers with one tile per plane, which
     leaves the layer's first load and its last write-back exposed: with few
     tiles, loader, compute and write-back run one after another. Among the
@@ -193,17 +195,20 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
     few per cent) predicts fastest at the bus's own rate, when it gains at
     least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
     so fewer channels per tile cost nothing) also tries 1/4 .. 1/16 of its
-    channels, and is judged at half the bus rate. Layers with a pool (whose windows must not straddle tiles) or
+    channels. The model's memory runs at ``bandwidth`` bytes per cycle when
+    the caller knows it, else at the bus's rate (half of it for a depthwise
+    layer). Layers with a pool (whose windows must not straddle tiles) or
     other grouped layers (the compiler lowers them) keep their tiles."""
     groups = max(1, q.groups)
     dw = groups > 1 and groups == q.in_shape[0] == q.out_shape[0]
     if q.kind != isa.Kind.CONV or q.pool is not None or (groups > 1 and not dw):
         return t
     conv_h, _ = conv_dims(q)
-    # A depthwise layer reads each input once and has K*K/4 MACs a byte: it
-    # is memory-bound below the bus rate, where a split's halo re-reads show;
-    # at the bus rate its window loads hide them. Judge it at half the rate.
-    mem = perf.Memory(cfg.axi_data_bits / 8 / (2 if dw else 1), REFINE_LATENCY)
+    # Without a known memory: a depthwise layer reads each input once and has
+    # K*K/4 MACs a byte, so it is memory-bound below the bus rate, where a
+    # split's halo re-reads show. Judge it at half the rate.
+    rate = bandwidth if bandwidth else cfg.axi_data_bits / 8 / (2 if dw else 1)
+    mem = perf.Memory(rate, REFINE_LATENCY)
     cin_g = q.in_shape[0] // max(1, q.groups)
 
     def cycles(c):
@@ -237,9 +242,9 @@ def refine(q, cfg: EngineConfig, t: dict) -> dict:
     return best if best_cycles <= base * (1 - REFINE_GAIN) else t
 
 
-def tile_layers(qlayers: list, cfg: EngineConfig) -> list:
+def tile_layers(qlayers: list, cfg: EngineConfig, bandwidth: Optional[float] = None) -> list:
     for q in qlayers:
-        tile_layer(q, cfg)
+        tile_layer(q, cfg, bandwidth)
     return qlayers
 
 

@@ -117,39 +117,31 @@ module uz_post
   typedef enum logic [2:0] {PoIdle, PoPlan, PoWait, PoRowCmd, PoPix, PoDrain, PoTileEnd} po_state_e;
   po_state_e   state_q, state_d;
 
-  // Products of the layer's constants, registered (the inputs are stable
-  // while the layer runs): they keep the multiplies out of the address paths.
+  // Accumulator words of ps rows (ps <= 3: shift and add), registered: the
+  // inputs are stable while the layer runs.
   localparam int OutAwW = (OutAw > 0) ? OutAw : 1;
-  logic [31:0]       lc_out_plane_q;        // words of an output plane
-  logic [OutAwW-1:0] lc_ps_tc_q;            // accumulator words of ps rows
+  logic [OutAwW-1:0] lc_ps_tc_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      lc_out_plane_q <= '0;
-      lc_ps_tc_q     <= '0;
-    end else begin
-      lc_out_plane_q <= 32'(out_h_i) * 32'(out_w_i);
-      lc_ps_tc_q     <= OutAwW'(32'(ps) * 32'(tc_i));
-    end
+    if (!rst_ni) lc_ps_tc_q <= '0;
+    else         lc_ps_tc_q <= OutAwW'((ps[0] ? 32'(tc_i) : 32'd0) + (ps[1] ? 32'(tc_i) << 1 : 32'd0));
   end
 
   // Output rows/cols of this tile: tiles split only pools with pk == ps and
   // no padding, on stride multiples (golden.isa.check), so the division is
-  // exact. Registered in PoPlan, the cycle after the iterator moves, with the
-  // tile's first write-back word (valid from PoWait until PoTileEnd).
+  // exact. Registered in PoPlan, the cycle after the iterator moves (valid
+  // from PoWait until PoTileEnd).
   logic [15:0] pr_lo_q, pr_end_q, pc_lo_q, pc_end_q;   // [lo, end)
-  logic [31:0] grp_off_q;                              // words of the tile's first channel group
   logic [16:0] r_end, c_end;
   assign r_end = {1'b0, r0} + {1'b0, nr};
   assign c_end = {1'b0, c0} + {1'b0, nc};
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      pr_lo_q <= '0; pr_end_q <= '0; pc_lo_q <= '0; pc_end_q <= '0; grp_off_q <= '0;
+      pr_lo_q <= '0; pr_end_q <= '0; pc_lo_q <= '0; pc_end_q <= '0;
     end else begin
       pr_lo_q   <= 16'(div_stride({1'b0, r0}, {1'b0, ps}));
       pc_lo_q   <= 16'(div_stride({1'b0, c0}, {1'b0, ps}));
       pr_end_q  <= (r_end == {1'b0, conv_h_i}) ? out_h_i : 16'(div_stride(r_end, {1'b0, ps}));
       pc_end_q  <= (c_end == {1'b0, conv_w_i}) ? out_w_i : 16'(div_stride(c_end, {1'b0, ps}));
-      grp_off_q <= 32'(o0 >> LogPM) * lc_out_plane_q;
     end
   end
   logic        hp_q;                       // accumulator half being written back
@@ -161,6 +153,65 @@ module uz_post
   function automatic logic [19:0] mul_ps(logic [15:0] v, logic [1:0] st);
     mul_ps = (st[0] ? 20'(v) : 20'd0) + (st[1] ? 20'(v) << 1 : 20'd0);
   endfunction
+
+  // ------------------------------------------ products, on one multiplier
+  // The layer's output plane and average window (once a layer), then each
+  // tile's first channel group, its first output row's word and its first
+  // accumulator row, one after another on a shared multiplier in PoWait,
+  // before the tile may start: a few cycles, while the compute still fills
+  // the tile. They keep multiplies out of the address paths.
+  typedef enum logic [2:0] {MpPlane, MpCells, MpGroup, MpRow, MpAccRow, MpDone} mp_step_e;
+  mp_step_e          mp_q;
+  logic              mul_req, mul_done;
+  logic [31:0]       mul_a, mul_p;
+  logic [15:0]       mul_b;
+  logic [31:0]       lc_out_plane_q;   // words of an output plane
+  // cells of the pool window (an average's divisor: uz_desc_check bounds it
+  // to AVG_N_MAX, so only its low bits are read)
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]       win_cells_q;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [31:0]       grp_off_q;        // words of the tile's first channel group
+  logic [31:0]       pr_row_q;         // words of its first output row in a plane
+  logic [OutAwW-1:0] a_row_start_q;    // accumulator word of its first window row
+  assign mul_req = (state_q == PoWait) && it_valid && (mp_q != MpDone);
+  always_comb begin
+    mul_a = '0;
+    mul_b = '0;
+    unique case (mp_q)
+      MpPlane:  begin mul_a = 32'(out_h_i);      mul_b = out_w_i; end
+      MpCells:  begin mul_a = 32'(pkh);          mul_b = pkw; end
+      MpGroup:  begin mul_a = lc_out_plane_q;    mul_b = 16'(o0 >> LogPM); end
+      MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
+      // the first window row relative to the tile (negative in the padding):
+      // the product wraps as the address does
+      MpAccRow: begin mul_a = 32'(mul_ps(pr_lo_q, ps)) - 32'(ppt) - 32'(r0); mul_b = tc_i; end
+      default: ;
+    endcase
+  end
+  uz_seq_mul u_mul (
+    .clk_i, .rst_ni, .clear_i(abort_i || start_i), .req_i(mul_req), .a_i(mul_a), .b_i(mul_b),
+    .done_o(mul_done), .p_o(mul_p)
+  );
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      mp_q <= MpPlane;
+      lc_out_plane_q <= '0; win_cells_q <= '0; grp_off_q <= '0; pr_row_q <= '0; a_row_start_q <= '0;
+    end else if (abort_i || start_i) begin
+      mp_q <= MpPlane;
+    end else if (state_q == PoTileEnd) begin
+      mp_q <= MpGroup;                 // the layer's products stay
+    end else if (mul_done) begin
+      unique case (mp_q)
+        MpPlane:  begin lc_out_plane_q <= mul_p;         mp_q <= MpCells; end
+        MpCells:  begin win_cells_q    <= mul_p;         mp_q <= MpGroup; end
+        MpGroup:  begin grp_off_q      <= mul_p;         mp_q <= MpRow; end
+        MpRow:    begin pr_row_q       <= mul_p;         mp_q <= MpAccRow; end
+        MpAccRow: begin a_row_start_q  <= OutAwW'(mul_p); mp_q <= MpDone; end
+        default: ;
+      endcase
+    end
+  end
   logic signed [19:0] cy, cx;
   logic               pos_valid;
   assign cy = $signed(mul_ps(pr_q, ps)) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
@@ -230,14 +281,6 @@ module uz_post
   `ASSERT_INIT(AvgQuotientWholeCycles_A, (QBits % 4) == 0)
   logic [PM*SumW-1:0] sum_q, sum_next;
   logic [NW-1:0]      ncell_q, ncell_next;                // real cells so far
-  // uz_desc_check bounds an average window to AVG_N_MAX cells
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0]        win_cells;
-  /* verilator lint_on UNUSEDSIGNAL */
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) win_cells <= '0;
-    else         win_cells <= 32'(pkh) * 32'(pkw);   // a layer constant, registered
-  end
   assign ncell_next = (s2_first_q ? '0 : ncell_q) + NW'(s2_pos_valid_q);
 
   // DvIdle: takes a finished window (its sum and divisor); DvStart: the
@@ -253,7 +296,8 @@ module uz_post
   logic [NW-1:0]        dv_n_in;                          // the divisor of the pixel coming in
   logic [WordWidth-1:0] dv_y;
   assign dv_in   = avg && s2_valid_q && s2_last_q;
-  assign dv_n_in = pool_incl_pad_i ? NW'(win_cells) : ncell_next;
+  // uz_desc_check bounds an average window to AVG_N_MAX cells
+  assign dv_n_in = pool_incl_pad_i ? NW'(win_cells_q) : ncell_next;
   assign dv_push = (dv_q == DvOut) && ((cnt_q != 2'd2) || pix_out);
 
   always_comb begin
@@ -444,13 +488,14 @@ module uz_post
   assign wr_cmd_addr_o  = wc_addr_q;
   assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
 
-  // The tile's first words, as it starts (one multiply each).
+  // The tile's first words, as it starts (from the products above).
   logic              tile_go;
   logic [31:0]       wc_start;
   logic [OutAwW-1:0] a_row_start, a_col_start;
-  assign tile_go     = (state_q == PoWait) && it_valid && out_full_i[hp_q] && (!res_i || res_full_i[hp_q]);
-  assign wc_start    = out_addr_i + (grp_off_q + 32'(pr_lo_q) * 32'(out_w_i) + 32'(pc_lo_q)) * WordBytes;
-  assign a_row_start = OutAwW'((32'(mul_ps(pr_lo_q, ps)) - 32'(ppt) - 32'(r0)) * 32'(tc_i));
+  assign tile_go     = (state_q == PoWait) && it_valid && (mp_q == MpDone) && out_full_i[hp_q] &&
+                       (!res_i || res_full_i[hp_q]);
+  assign wc_start    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
+  assign a_row_start = a_row_start_q;
   assign a_col_start = OutAwW'(32'(mul_ps(pc_lo_q, ps)) - 32'(ppl) - 32'(c0));
 
   always_comb begin

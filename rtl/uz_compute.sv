@@ -117,6 +117,20 @@ module uz_compute
     endcase
   endfunction
   localparam int NumK = (MaxK >= 11) ? 5 : (MaxK >= 7) ? 4 : (MaxK >= 5) ? 3 : (MaxK >= 3) ? 2 : 1;
+  // v * stride (stride <= 7) and v * K*K (K one of the kernels above) by
+  // shifts and adds: no multiplier on an address or lane-count path.
+  function automatic logic [31:0] mul_stride(logic [31:0] v, logic [2:0] st);
+    mul_stride = (st[0] ? v : 32'd0) + (st[1] ? v << 1 : 32'd0) + (st[2] ? v << 2 : 32'd0);
+  endfunction
+  function automatic logic [31:0] mul_k2(logic [31:0] v, logic [3:0] k);
+    case (k)
+      4'd3:    mul_k2 = (v << 3) + v;                       // 9
+      4'd5:    mul_k2 = (v << 4) + (v << 3) + v;            // 25
+      4'd7:    mul_k2 = (v << 5) + (v << 4) + v;            // 49
+      4'd11:   mul_k2 = (v << 7) - (v << 3) + v;            // 121
+      default: mul_k2 = v;                                  // 1
+    endcase
+  endfunction
 
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid, it_first_ti, it_last_ti;
@@ -192,7 +206,7 @@ module uz_compute
   assign nq_tile   = no >> $clog2(PM);
   assign skip_cols = 16'(stride_i) > 16'(k_i);
   // (nc - 1) * s + K: a stride of at most 7, shift-and-add
-  assign ucols     = 16'((32'(nc) - 1) * 32'(stride_i)) + 16'(k_i);
+  assign ucols     = 16'(mul_stride(32'(nc) - 1, stride_i)) + 16'(k_i);
   assign ncols     = skip_cols ? (LogReads+1)'(1) :
                      (32'(ucols) - 32'(u_q) >= InReads) ? (LogReads+1)'(InReads) : (LogReads+1)'(ucols - u_q);
   assign u_adv     = !skip_cols ? u_q + 16'(InReads) :
@@ -203,15 +217,35 @@ module uz_compute
   // raddr_q = gl*IH*IW + (py*s + ky)*IW + u (tile-relative), at input row
   // y_q and column x_q (absolute, signed: padding makes them negative).
   logic [31:0] plane_q, s_iw_q;            // IH*IW and s*IW of the tile: layer constants
+  logic        plane_ok_q;                 // plane_q holds this layer's
   logic [31:0] gbase_q, rbase_q, raddr_q;  // addresses of (gl), (gl, py), the read
   logic signed [19:0] y_tile, x_tile;      // the tile's first input row and column
   logic signed [19:0] ybase_q, y_q, x_q;
-  always_ff @(posedge clk_i) begin
-    plane_q <= 32'(ih_t_i) * 32'(iw_t_i);
-    s_iw_q  <= 32'(stride_i) * 32'(iw_t_i);
+  // IH*IW on a shared two-cycle multiplier as the layer starts; the first
+  // tile waits for it (the loader takes far longer to fill it).
+  logic        plane_done, plane_req;
+  logic [31:0] plane_p;
+  assign plane_req = !plane_ok_q && (fe_state_q == FeWaitTile);
+  uz_seq_mul u_plane_mul (
+    .clk_i, .rst_ni, .clear_i(abort_i || start_i), .req_i(plane_req),
+    .a_i(32'(ih_t_i)), .b_i(iw_t_i), .done_o(plane_done), .p_o(plane_p)
+  );
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      plane_ok_q <= 1'b0;
+      plane_q    <= '0;
+    end else if (abort_i || start_i) begin
+      plane_ok_q <= 1'b0;
+    end else if (plane_done) begin
+      plane_ok_q <= 1'b1;
+      plane_q    <= plane_p;
+    end
   end
-  assign y_tile = $signed({4'b0, 16'(32'(r0) * 32'(stride_i))}) - $signed({16'b0, pad_t_i});
-  assign x_tile = $signed({4'b0, 16'(32'(c0) * 32'(stride_i))}) - $signed({16'b0, pad_l_i});
+  always_ff @(posedge clk_i) begin
+    s_iw_q <= mul_stride(32'(iw_t_i), stride_i);
+  end
+  assign y_tile = $signed({4'b0, 16'(mul_stride(32'(r0), stride_i))}) - $signed({16'b0, pad_t_i});
+  assign x_tile = $signed({4'b0, 16'(mul_stride(32'(c0), stride_i))}) - $signed({16'b0, pad_l_i});
 
   // Column i of the group is read when it exists and lies inside the input
   // (else it is padding: zeros).
@@ -233,7 +267,7 @@ module uz_compute
     else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
     else                                          cg = in_c_i - first_c[15:0];
     if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
-    else if (insel_i) lane_limit = (WinAw+1)'(cg * 16'(k2_i));
+    else if (insel_i) lane_limit = (WinAw+1)'(mul_k2(32'(cg), k_i));
     else              lane_limit = (WinAw+1)'(PN * 32'(k2_i));
   end
 
@@ -290,7 +324,7 @@ module uz_compute
   // has taken is therefore busy until its full flag falls (released by the
   // issue stage, or drained by the write-back).
   logic [1:0] in_busy_q, out_busy_q, tile_full_prev_q, out_full_prev_q;
-  assign tile_go = it_valid && tile_full_i[hw_q] && !in_busy_q[hw_q] &&
+  assign tile_go = it_valid && plane_ok_q && tile_full_i[hw_q] && !in_busy_q[hw_q] &&
                    !(it_first_ti && (out_full_i[ho_q] || out_busy_q[ho_q]));
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -351,7 +385,7 @@ module uz_compute
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
-        wq_step_q <= 32'(ng_tile) * 32'(k2_i);
+        wq_step_q <= mul_k2(32'(ng_tile), k_i);
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin

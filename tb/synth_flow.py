@@ -604,25 +604,37 @@ def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
 #: flattened engine, and saves area a simulation netlist does not need.
 _GENERIC_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
                    "peepopt", "opt_clean", "alumacc", "opt", "memory -nomap", "opt_clean")
+#: synth's "fine" step without memory_map (the RAMs stay arrays, which
+#: write_verilog writes as such) and without abc (logic minimisation, slow
+#: here on the whole engine): the logic becomes Yosys's gate cells.
+_GENERIC_FINE = ("opt -fast -full", "opt -full", "techmap", "opt -fast")
+
+#: Netlist levels of the netlist regression: the Yosys passes after
+#: read_rtlil of the elaborated design. "word" stops after the coarse step
+#: (synth -run :fine less check and share): Yosys's word-level cells
+#: ($add, $mux, $dff, $alu, $macc, $mem_v2, ...), the FSMs re-encoded, the
+#: widths reduced. "gate" goes on to Yosys's single-bit gate cells: on small
+#: about 587k cells, which Verilator's front end did not get through in 18
+#: minutes.
+NETLIST_LEVELS = {"word": _GENERIC_COARSE, "gate": _GENERIC_COARSE + _GENERIC_FINE}
 
 
-def generic_script(il: str, top: str, netlist: str) -> str:
-    return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in _GENERIC_COARSE)
-            # synth's "fine" step without memory_map (the RAMs stay arrays,
-            # which write_verilog writes as such) and without abc (logic
-            # minimisation, slow here on the whole engine): the logic
-            # becomes Yosys's gate cells.
-            + "opt -fast -full\nopt -full\ntechmap\nopt -fast\n"
-            f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
+def generic_script(il: str, top: str, netlist: str, level: str = "gate") -> str:
+    return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in NETLIST_LEVELS[level])
+            + f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
 
 
-def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, rtl_blocks=()) -> Job:
-    """Generic Yosys synthesis of the whole engine to a gate netlist
-    (netlist/uz_top.v) for the netlist regression. Flattened: the engine
-    tests read only uz_top's ports and memory. ``rtl_blocks`` (block names)
-    stay behavioural, written by Yosys from the elaborated design
-    (netlist/rtl_part.v): the way to check the rest when a block does not
-    synthesise in time."""
+def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, rtl_blocks=(),
+                level: str = "word") -> Job:
+    """Generic Yosys synthesis of the whole engine to a netlist
+    (netlist/uz_top.v) at ``level`` (NETLIST_LEVELS) for the netlist
+    regression. Flattened: the engine tests read only uz_top's ports and
+    memory. ``rtl_blocks`` (block names) stay behavioural, written by Yosys
+    from the elaborated design (netlist/rtl_part.v): the way to check the
+    rest when a block does not synthesise in time."""
+    if level not in NETLIST_LEVELS:
+        raise SynthError(f"unknown netlist level {level!r} (known: {', '.join(NETLIST_LEVELS)})")
+
     def run(progress):
         d = out / "netlist"
         d.mkdir(parents=True, exist_ok=True)
@@ -645,11 +657,16 @@ def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, r
                          timeout, d, f"{cfg}: behavioural Verilog of {', '.join(rtl_blocks)}")
             res["rtl_blocks"] = sorted(rtl_blocks)
             res["rtl_part"] = os.path.relpath(d / "rtl_part.v", simenv.ROOT)
-        script = generic_script(src, "uz_top", "uz_top.v")
-        secs = yosys(script, d / "synth.log", timeout, d, f"{cfg}: generic synth for the netlist")
+        script = generic_script(src, "uz_top", "uz_top.v", level)
+        if REUSE and (d / "uz_top.v").exists() and (d / "netlist.stat.json").exists() and \
+                (d / "synth.ys").exists() and (d / "synth.ys").read_text() == script:
+            secs = None
+        else:
+            secs = yosys(script, d / "synth.log", timeout, d, f"{cfg}: generic synth ({level} level) for the netlist")
         cells = parse_stat_json((d / "netlist.stat.json").read_text())
-        res.update(netlist=os.path.relpath(d / "uz_top.v", simenv.ROOT), seconds=round(secs, 1),
-                   cells=sum(cells.values()))
+        res.update(netlist=os.path.relpath(d / "uz_top.v", simenv.ROOT), seconds=secs and round(secs, 1),
+                   cells=sum(cells.values()), level=level, passes=list(NETLIST_LEVELS[level]),
+                   cell_types=len(cells))
         return res
     return Job(cfg, "netlist", "generic synth", run, 85)
 
@@ -668,9 +685,16 @@ def netlist_sources(netlist: Path, extra=()) -> list:
     return srcs
 
 
-def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extra=()) -> dict:
+#: Verilator options of the netlist build: a generated netlist is all
+#: lint warnings, none of them the design's. SIMLIB_VERILATOR_COMPAT leaves
+#: out simlib.v's $connect (a `tran` primitive, which Verilator rejects).
+NETLIST_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-DECLFILENAME", "-DSIMLIB_VERILATOR_COMPAT"]
+
+
+def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extra=(), build_args=()) -> tuple:
     """The engine smoke cases (tests/rtl/cocotb_engine.py) on the netlist
-    under Verilator. Returns case -> "pass"/"fail" and details."""
+    under Verilator. Returns (case -> "pass"/"fail" and details, the
+    Verilator build's wall time and options)."""
     import sys
     from cocotb_tools.runner import get_results, get_runner
     simenv.setup_verilator()
@@ -683,9 +707,11 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extr
     t = time.monotonic()
     # The netlist's uz_top has its parameters folded in: none are passed.
     runner.build(sources=[str(s) for s in netlist_sources(netlist, extra)], hdl_toplevel="uz_top", build_dir=bdir,
-                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-DECLFILENAME"],
+                 build_args=NETLIST_VERILATOR_ARGS + list(build_args),
                  timescale=("1ns", "1ps"), log_file=bdir / "build.log")
-    progress(f"netlist: Verilator build in {time.monotonic() - t:.0f} s")
+    build_s = time.monotonic() - t
+    progress(f"netlist: Verilator build in {build_s:.0f} s")
+    build = {"seconds": round(build_s, 1), "args": NETLIST_VERILATOR_ARGS + list(build_args)}
     results = {}
     for case in cases:
         t = time.monotonic()
@@ -700,7 +726,7 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extr
         results[case] = {"result": "fail" if failed else "pass", "seconds": round(time.monotonic() - t, 1),
                          "log": os.path.relpath(tdir / "sim.log", simenv.ROOT)}
         progress(f"netlist: engine case {case}: {results[case]['result']} in {results[case]['seconds']:.0f} s")
-    return results
+    return results, build
 
 
 def config_jobs(name: str, params: dict, out: Path, families: list, timeout: float, progress,

@@ -332,6 +332,9 @@ _CP_HEAD = re.compile(r"^Info: Critical path report for clock '(?P<clk>[^']+)' \
 _CP_STEP = re.compile(r"^Info: +(?P<type>[a-z-]+) +(?P<curr>-?[0-9.]+) +(?P<total>-?[0-9.]+) +"
                       r"(?P<kind>Source|Net) (?P<name>\S+)")
 _CP_SUM = re.compile(r"^Info: (?P<logic>[0-9.]+) ns logic, (?P<routing>[0-9.]+) ns routing")
+_CP_SINK = re.compile(r"^Info: +Sink (?P<name>\S+)")
+_CP_DEFINED = re.compile(r"^Info: +Defined in:")
+_CP_SRC = re.compile(r"^Info: +(?P<src>[^ :]+\.s?v:[0-9.\-]+)")
 _UTIL = re.compile(r"^Info: \s*(?P<type>[A-Z0-9_]+): +(?P<used>\d+)/ *(?P<avail>\d+) +\d+%")
 
 
@@ -375,6 +378,18 @@ def parse_nextpnr_log(text: str) -> dict:
                 cur["steps"].append({"type": m["type"], "delay_ns": float(m["curr"]), "total_ns": float(m["total"]),
                                      m["kind"].lower(): m["name"]})
                 continue
+            # A net's sink cell and the RTL lines it comes from: what the
+            # RTL owner looks for.
+            m = _CP_SINK.match(line)
+            if m and cur["steps"]:
+                cur["steps"][-1]["sink"] = m["name"]
+                continue
+            if _CP_DEFINED.match(line):
+                continue
+            m = _CP_SRC.match(line)
+            if m and cur["steps"]:
+                cur["steps"][-1].setdefault("src", []).append(m["src"])
+                continue
             m = _CP_SUM.match(line)
             if m:
                 cur.update(logic_ns=float(m["logic"]), routing_ns=float(m["routing"]))
@@ -398,7 +413,23 @@ def parse_nextpnr_log(text: str) -> dict:
         p["from"], p["to"] = srcs[0], srcs[-1]
         p["total_ns"] = p["steps"][-1]["total_ns"]
         p["logic_steps"] = sum(1 for s in p["steps"] if s["type"] == "logic")
+        p["blocks"] = list(dict.fromkeys(b for s in p["steps"] for b in [hier_block(s.get("source") or s.get("net"))]
+                                         if b))
+        p["rtl_lines"] = list(dict.fromkeys(x for s in p["steps"] for x in s.get("src", [])))
     return {"fmax": fmax, "critical_paths": paths, "utilisation": util}
+
+
+def hier_block(name: str | None) -> str | None:
+    """The engine block a flattened cell or net name belongs to: its
+    instance path without the pin wrapper's u_top (``u_layer.u_compute``),
+    or None for a name outside the engine's instances."""
+    if not name:
+        return None
+    parts = name.split(".")
+    insts = [x for x in parts[:-1] if x.startswith("u_")]
+    if insts and insts[0] == "u_top":
+        insts = insts[1:]
+    return ".".join(insts) or None
 
 
 # --------------------------------------------------------------------------
@@ -865,9 +896,11 @@ def config_markdown(rep: dict) -> str:
             for c, cp in e["critical_paths"].items():
                 out += ["", f"Critical path ({c}, {cp['edges']}): {cp['total_ns']:.2f} ns, {cp['logic_ns']:.2f} ns "
                             f"logic + {cp['routing_ns']:.2f} ns routing, {cp['logic_steps']} logic steps",
-                        f"from `{cp['from']}` to `{cp['to']}`", ""]
-                out += _table(["type", "ns", "total", "cell / net"],
-                              [[s["type"], s["delay_ns"], s["total_ns"], s.get("source") or s.get("net")]
+                        f"from `{cp['from']}` to `{cp['to']}`"
+                        + (f"; blocks: {', '.join(cp['blocks'])}" if cp.get("blocks") else ""), ""]
+                out += _table(["type", "ns", "total", "cell / net", "RTL"],
+                              [[s["type"], s["delay_ns"], s["total_ns"], s.get("source") or s.get("net"),
+                                ", ".join(s.get("src", [])) or None]
                                for s in cp["steps"]])
             u = e["utilisation"]
             out += ["", "Utilisation (nextpnr):", ""]

@@ -224,7 +224,53 @@ def yosys(script: str, log: Path, timeout: float, cwd: Path, what: str) -> float
     ys = log.with_suffix(".ys")
     ys.write_text(script)
     # Relative: the WebAssembly sandbox sees the working folder and below.
-    return run_tool([yosys_binary(), "-s", os.path.relpath(ys, cwd)], log, timeout, cwd, what)
+    # -t stamps every log line with the time: which pass took long, or was
+    # running when a step timed out, is read back from the log.
+    try:
+        return run_tool([yosys_binary(), "-t", "-s", os.path.relpath(ys, cwd)], log, timeout, cwd, what)
+    except SynthError as e:
+        if not log.exists():
+            raise
+        last = yosys_pass_times(log.read_text(errors="replace"))["last_step"]
+        if not last:
+            raise
+        raise SynthError(f"{e}\n  running at the end: step {last['step']} {last['pass']} for {last['seconds']:.0f} s"
+                         ) from None
+
+
+_YS_STAMP = re.compile(r"^\[(?P<t>[0-9]+\.[0-9]+)\] (?P<rest>.*)$")
+_YS_STEP = re.compile(r"^(?P<step>[0-9][0-9.]*)\. Executing (?P<pass>[A-Za-z0-9_]+)")
+
+
+def yosys_pass_times(text: str, top: int = 8) -> dict:
+    """Seconds per pass from a Yosys log written with -t: each "Executing"
+    step runs until the next one starts (so a parent step's time goes to
+    its sub-steps). ``by_pass``: the ``top`` passes by total time;
+    ``slowest_steps``: the ``top`` longest single steps; ``last_step``: the
+    step that was running when the log ends (all of it, for a step that
+    timed out); ``complete``: whether the script ended."""
+    steps, last_t = [], None
+    for line in text.splitlines():
+        m = _YS_STAMP.match(line)
+        if not m:
+            continue
+        last_t = float(m["t"])
+        st = _YS_STEP.match(m["rest"])
+        if st:
+            steps.append([st["step"], st["pass"].upper(), last_t, None])
+    for a, b in zip(steps, steps[1:]):
+        a[3] = b[2] - a[2]
+    if steps:
+        steps[-1][3] = last_t - steps[-1][2]
+    by_pass = {}
+    for _, name, _, dt in steps:
+        by_pass[name] = by_pass.get(name, 0.0) + dt
+    slow = sorted(steps, key=lambda x: -x[3])[:top]
+    return {"by_pass": dict(sorted(((k, round(v, 1)) for k, v in by_pass.items()), key=lambda kv: -kv[1])[:top]),
+            "slowest_steps": [{"step": n, "pass": p, "seconds": round(dt, 1)} for n, p, _, dt in slow],
+            "last_step": ({"step": steps[-1][0], "pass": steps[-1][1], "seconds": round(steps[-1][3], 1)}
+                          if steps else None),
+            "complete": "End of script." in text, "seconds": last_t}
 
 
 def nextpnr_binary() -> str:
@@ -560,16 +606,21 @@ def xilinx_job(cfg: str, out: Path, block: Block, family: str, timeout: float, m
     def run(progress):
         il = out / "blocks" / f"{block.name}.il"
         stat = out / "blocks" / f"{block.name}.{family}.stat.json"
+        log = out / "blocks" / f"{block.name}.{family}.log"
         if REUSE and stat.exists():
             cells = parse_stat_json(stat.read_text())
             r = xilinx_resources(cells)
-            r.update(cells=cells, seconds=None, memory_bits=mem_bits, reused=True)
+            pt = yosys_pass_times(log.read_text(errors="replace"), top=4) if log.exists() else {}
+            # The earlier run's wall time, when its log has time stamps.
+            r.update(cells=cells, seconds=pt.get("seconds") and round(pt["seconds"], 1), memory_bits=mem_bits,
+                     reused=True, passes=pt.get("by_pass"))
             return r
-        secs = yosys(xilinx_script(il.name, family), out / "blocks" / f"{block.name}.{family}.log", timeout,
+        secs = yosys(xilinx_script(il.name, family), log, timeout,
                      out / "blocks", f"{cfg}: synth_xilinx -family {family} of block {block.name}")
         cells = parse_stat_json((out / "blocks" / f"{block.name}.{family}.stat.json").read_text())
         r = xilinx_resources(cells)
-        r.update(cells=cells, seconds=round(secs, 1), memory_bits=mem_bits)
+        r.update(cells=cells, seconds=round(secs, 1), memory_bits=mem_bits,
+                 passes=yosys_pass_times(log.read_text(errors="replace"), top=4)["by_pass"])
         return r
     # The compute block and the loader are the slow ones (big combinational
     # paths); the RAMs and glue are quick.
@@ -856,11 +907,14 @@ def config_markdown(rep: dict) -> str:
         t = x["total"]
         out += [f"## {x['family']} (`synth_xilinx -family {fam}`, each block alone, sub-instances flattened in)", ""]
         rows = [[b, r["lut_logic"], r["lut_mem"], r["ff"], r["dsp"], r["ramb36"], r["ramb18"], r["bram_data_bits"],
-                 r["memory_bits"] or None, r["seconds"]] for b, r in x["blocks"].items()]
+                 r["memory_bits"] or None, r["seconds"],
+                 ", ".join(f"{k} {v:.0f}" for k, v in list((r.get("passes") or {}).items())[:3]) or None]
+                for b, r in x["blocks"].items()]
         rows.append(["**total**", t["lut_logic"], t["lut_mem"], t["ff"], t["dsp"], t["ramb36"], t["ramb18"],
-                     t["bram_data_bits"], rep["buffer_bits_total"], None])
+                     t["bram_data_bits"], rep["buffer_bits_total"],
+                     sum(r["seconds"] or 0 for r in x["blocks"].values()) or None, None])
         out += _table(["block", "LUT (logic)", "LUT (memory)", "FF", "DSP", "RAMB36", "RAMB18",
-                       "block-RAM data bits", "buffer bits", "Yosys s"], rows)
+                       "block-RAM data bits", "buffer bits", "Yosys s", "slowest passes (s)"], rows)
         out += ["", f"- LUT total {t['lut']:,}, FF {t['ff']:,}, DSP {t['dsp']}, block RAM {t['bram36_eq']:g} "
                     f"BRAM36-equivalents ({t['ramb36']} RAMB36 + {t['ramb18']} RAMB18)"
                     + (f", LUT per MAC {x['lut_per_mac']:.1f}" if x["lut_per_mac"] else "")]

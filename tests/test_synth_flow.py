@@ -272,3 +272,28 @@ def test_ecp5_configuration_is_named_in_the_flow():
     spec.loader.exec_module(m)
     assert m.CONFIGS["ecp5"] is m.ECP5 and (m.ECP5.pm, m.ECP5.pn, m.ECP5.max_k) == (4, 4, 3)
     assert "ecp5" not in m.SWEEP                  # placed and routed, and synthesised for Xilinx too
+
+
+YOSYS_T_LOG = """[00000.001000] -- Executing script file `compute.xc7.ys' --
+[00000.002000] 1. Executing RTLIL frontend.
+[00002.002000] 2. Executing HIERARCHY pass (managing design hierarchy).
+[00002.500000] 3. Executing SYNTH_XILINX pass.
+[00002.600000] 3.1. Executing PROC pass (convert processes to netlists).
+[00010.600000] 3.2. Executing OPT_CLEAN pass (remove unused cells and wires).
+[00012.600000] 3.3. Executing MEMORY pass.
+[00013.000000] 3.3.1. Executing MEMORY_SHARE pass (consolidating $memrd/$memwr cells).
+[00313.000000] 3.4. Executing OPT_CLEAN pass (remove unused cells and wires).
+[00314.000000] Removed 3 unused cells.
+"""
+
+
+def test_yosys_pass_times_name_the_slow_pass():
+    t = sf.yosys_pass_times(YOSYS_T_LOG, top=3)
+    assert list(t["by_pass"]) == ["MEMORY_SHARE", "PROC", "OPT_CLEAN"]
+    assert t["by_pass"]["MEMORY_SHARE"] == 300.0 and t["by_pass"]["OPT_CLEAN"] == 3.0
+    assert t["slowest_steps"][0] == {"step": "3.3.1", "pass": "MEMORY_SHARE", "seconds": 300.0}
+    assert t["last_step"] == {"step": "3.4", "pass": "OPT_CLEAN", "seconds": 1.0}
+    assert not t["complete"] and t["seconds"] == 314.0
+    done = sf.yosys_pass_times(YOSYS_T_LOG + "[00315.000000] End of script. Logfile hash: 1, time: 315s\n")
+    assert done["complete"] and done["last_step"]["seconds"] == 2.0
+    assert sf.yosys_pass_times("no stamps\n")["last_step"] is None

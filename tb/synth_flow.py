@@ -968,9 +968,14 @@ def config_markdown(rep: dict) -> str:
         if "error" in n:
             out += [f"Did not finish: {n['error']}", ""]
         else:
-            out += [f"Generic Yosys synthesis (flattened; the logic techmapped to Yosys gate cells without abc "
-                    f"minimisation, the RAMs kept as arrays) netlist "
-                    f"`{n['netlist']}` ({n['cells']:,} cells, {n['seconds']:.0f} s)"
+            level = n.get("level", "gate")
+            what = ("Yosys's word-level cells after synth's coarse step" if level == "word" else
+                    "the logic techmapped to Yosys gate cells without abc minimisation")
+            out += [f"Generic Yosys synthesis ({level} level: flattened; {what}, the RAMs kept as arrays; passes "
+                    f"{', '.join(f'`{x}`' for x in n.get('passes', []))}) netlist "
+                    f"`{n['netlist']}` ({n['cells']:,} cells, Yosys {_fmt(n['seconds'])} s"
+                    + (f", Verilator build {n['verilator_build']['seconds']:.0f} s" if n.get("verilator_build") else "")
+                    + ")"
                     + (f"; kept behavioural: {', '.join(n['rtl_blocks'])} (`{n['rtl_part']}`)" if n.get("rtl_blocks")
                        else "")
                     + ". The engine smoke cases (tests/rtl/cocotb_engine.py: CSR programming, AXI memory, output "

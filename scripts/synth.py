@@ -164,6 +164,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", default="", help="blocks not to synthesise, comma-separated (e.g. compute)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     ap.add_argument("--freq", type=float, default=125.0, help="nextpnr target clock in MHz (default 125)")
+    # router1 (nextpnr's default) had not resolved the ecp5 configuration's
+    # congestion after 28 minutes of routing.
+    ap.add_argument("--router", default="router2", choices=["router1", "router2"], help="nextpnr router (default router2)")
     ap.add_argument("--netlist-sim", action="store_true",
                     help="only the netlist regression: small's gate netlist through the engine smoke cases")
     ap.add_argument("--rtl-blocks", default="", help="--netlist-sim: blocks kept behavioural (e.g. compute)")
@@ -204,7 +207,7 @@ def main(argv=None) -> int:
     for n in names:
         params = simenv.engine_parameters(CONFIGS[n])
         cfams = ["xc7"] if n in SWEEP else fams
-        ecp5 = {"seed": args.seed, "freq": args.freq} if n == args.ecp5 else None
+        ecp5 = {"seed": args.seed, "freq": args.freq, "router": args.router} if n == args.ecp5 else None
         try:
             mods, blks, js = sf.config_jobs(n, params, out / n, cfams, args.timeout, progress, ecp5=ecp5)
         except sf.SynthError as e:

@@ -628,7 +628,7 @@ def xilinx_job(cfg: str, out: Path, block: Block, family: str, timeout: float, m
     return Job(cfg, family, block.name, run, weight)
 
 
-def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: float) -> Job:
+def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: float, router: str = "router2") -> Job:
     def run(progress):
         d = out / "ecp5"
         d.mkdir(parents=True, exist_ok=True)
@@ -641,11 +641,12 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
         cells = parse_stat_json((d / "ecp5.stat.json").read_text())
         progress(f"{cfg}: synth_ecp5 {'reused' if t_syn is None else f'done in {t_syn:.0f} s'}; nextpnr-ecp5 started")
         common = dict(synth_cells=ecp5_resources(cells), synth_seconds=t_syn and round(t_syn, 1),
-                      device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
+                      device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq,
+                      router=router)
         try:
             t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--json",
                               "ecp5.json", "--textcfg", "ecp5.config", "--freq", f"{freq:g}", "--seed", str(seed),
-                              "--report", "nextpnr_report.json"],
+                              "--router", router, "--report", "nextpnr_report.json"],
                              d / "nextpnr.log", timeout, d, f"{cfg}: nextpnr-ecp5")
         except SynthError as e:
             # A design larger than the device: say which resources overflow.

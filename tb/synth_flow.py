@@ -238,6 +238,7 @@ def yosys(script: str, log: Path, timeout: float, cwd: Path, what: str) -> float
                          ) from None
 
 
+_YS_STAMP_PREFIX = re.compile(r"^\[[0-9]+\.[0-9]+\] ", re.M)
 _YS_STAMP = re.compile(r"^\[(?P<t>[0-9]+\.[0-9]+)\] (?P<rest>.*)$")
 _YS_STEP = re.compile(r"^(?P<step>[0-9][0-9.]*)\. Executing (?P<pass>[A-Za-z0-9_]+)")
 
@@ -312,6 +313,8 @@ def xilinx_script(il: str, family: str, top: str = "blk") -> str:
 def parse_stat_json(text: str, module: str | None = None) -> dict:
     """Cell type -> count of one module (default: the design total) from
     Yosys ``stat -json``."""
+    # Yosys -t stamps every line it logs, the tee'd JSON included.
+    text = _YS_STAMP_PREFIX.sub("", text)
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:

@@ -305,3 +305,9 @@ def test_yosys_pass_times_name_the_slow_pass():
     done = sf.yosys_pass_times(YOSYS_T_LOG + "[00315.000000] End of script. Logfile hash: 1, time: 315s\n")
     assert done["complete"] and done["last_step"]["seconds"] == 2.0
     assert sf.yosys_pass_times("no stamps\n")["last_step"] is None
+
+
+def test_stat_json_with_yosys_time_stamps():
+    """Under yosys -t the JSON that `tee -o` writes has a stamp on each line."""
+    stamped = "\n".join(f"[00008.{i:06d}] {ln}" for i, ln in enumerate(STAT_JSON.splitlines()))
+    assert sf.parse_stat_json(stamped) == sf.parse_stat_json(STAT_JSON)

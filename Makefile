@@ -44,8 +44,10 @@ help:
 	@echo "make models - ResNet-50, SqueezeNet, DenseNet-121, Inception-v2, ShuffleNet, VGG19 (onnx package)"
 	@echo "              through onnxruntime and the golden model -> build/models (MODELS_ARGS=)"
 	@echo "make synth  - Yosys resources (Xilinx 7-series, UltraScale+) of the default and small configurations,"
-	@echo "              ECP5 place and route of small (Fmax, critical path) -> build/synth (SYNTH_ARGS=, e.g. --sweep)"
-	@echo "make synth-sim - small's Yosys gate netlist through the engine smoke cases under Verilator"
+	@echo "              ECP5 place and route of the ecp5 configuration (Fmax, critical path) -> build/synth"
+	@echo "              (SYNTH_ARGS=, e.g. --sweep)"
+	@echo "make synth-sim - small's Yosys netlist (word level; --netlist-level gate) through the engine smoke cases"
+	@echo "              under Verilator"
 	@echo "make isa    - regenerate rtl/uz_isa_pkg.sv and docs/isa.md from golden/isa.py"
 	@echo "make clean  - remove build output (keeps .venv)"
 
@@ -120,7 +122,7 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) scripts/bench.py $(BENCH_ARGS)
 
-# Yosys and nextpnr from the venv, two processes at once (build/synth).
+# Yosys and nextpnr from the venv, JOBS processes at once (build/synth).
 SYNTH_ARGS ?=
 synth: $(STAMP)
 	$(PY) scripts/synth.py --jobs $(JOBS) $(SYNTH_ARGS)

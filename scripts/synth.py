@@ -2,7 +2,7 @@
 """Synthesis, place and route and resource report of the engine (`make synth`).
 
     python scripts/synth.py [--configs default,small] [--sweep] [--families xc7,xcup]
-                            [--ecp5 small|none] [--netlist-sim] [--timeout S] [--jobs N]
+                            [--ecp5 ecp5|small|none] [--netlist-sim] [--timeout S] [--jobs N]
 
 Per configuration, build/synth/<config>/report.json and report.md:
 Xilinx 7-series and UltraScale+ resources (synth_xilinx, per block and
@@ -50,7 +50,14 @@ SWEEP = {
     "sweep_p16_smallbuf": dataclasses.replace(SMALL, pm=16, pn=16, ovsf_len=16, in_buf_elems=16384,
                                               wgt_buf_elems=16384, out_buf_elems=8192),
 }
-CONFIGS = {"default": DEFAULT, "small": SMALL, **SWEEP}
+#: The configuration placed and routed on the ECP5 (LFE5UM-85F): small does
+#: not fit it (its compute window at MaxK = 11 and its 8x8 array take 164%
+#: of the LUTs). Four by four MACs, L = 4, a 64-bit bus, half of small's
+#: buffers and MaxK = 3: the compute's window is the block that grows most
+#: with MaxK (docs/architecture.md, "Resources and timing").
+ECP5 = dataclasses.replace(SMALL, pm=4, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096, wgt_buf_elems=4096,
+                           out_buf_elems=2048, max_k=3)
+CONFIGS = {"default": DEFAULT, "small": SMALL, "ecp5": ECP5, **SWEEP}
 
 
 def load_reports(out: Path) -> dict:
@@ -148,7 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default="default,small", help=f"comma-separated, of {', '.join(CONFIGS)}")
     ap.add_argument("--sweep", action="store_true", help="add the sweep configurations (7-series only)")
     ap.add_argument("--families", default="xc7,xcup", help="Xilinx families (xc7, xcup)")
-    ap.add_argument("--ecp5", default="small", help="configuration to place and route on ECP5, or none")
+    ap.add_argument("--ecp5", default="ecp5", help="configuration to place and route on ECP5 (default: ecp5, the "
+                    "one that fits the LFE5UM-85F), or none")
     ap.add_argument("--reuse", action="store_true",
                     help="read the results of steps already in the output folder instead of rerunning them")
     ap.add_argument("--report-only", action="store_true",
@@ -156,10 +164,16 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", default="", help="blocks not to synthesise, comma-separated (e.g. compute)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
     ap.add_argument("--freq", type=float, default=125.0, help="nextpnr target clock in MHz (default 125)")
+    # router1 (nextpnr's default) had not resolved the ecp5 configuration's
+    # congestion after 28 minutes of routing.
+    ap.add_argument("--router", default="router2", choices=["router1", "router2"], help="nextpnr router (default router2)")
     ap.add_argument("--netlist-sim", action="store_true",
                     help="only the netlist regression: small's gate netlist through the engine smoke cases")
     ap.add_argument("--rtl-blocks", default="", help="--netlist-sim: blocks kept behavioural (e.g. compute)")
     ap.add_argument("--cases", default=",".join(engine_cases.SMOKE), help="engine cases of --netlist-sim")
+    ap.add_argument("--netlist-level", default="word", choices=list(sf.NETLIST_LEVELS),
+                    help="--netlist-sim: word (Yosys's coarse cells, default) or gate (single-bit gates)")
+    ap.add_argument("--verilator-args", default="", help="--netlist-sim: extra Verilator build options")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys/nextpnr step (default 1800)")
     ap.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
     ap.add_argument("--bench", default=str(ROOT / "build" / "bench" / "results.json"))
@@ -193,7 +207,7 @@ def main(argv=None) -> int:
     for n in names:
         params = simenv.engine_parameters(CONFIGS[n])
         cfams = ["xc7"] if n in SWEEP else fams
-        ecp5 = {"seed": args.seed, "freq": args.freq} if n == args.ecp5 else None
+        ecp5 = {"seed": args.seed, "freq": args.freq, "router": args.router} if n == args.ecp5 else None
         try:
             mods, blks, js = sf.config_jobs(n, params, out / n, cfams, args.timeout, progress, ecp5=ecp5)
         except sf.SynthError as e:
@@ -223,20 +237,22 @@ def netlist_sim(out: Path, args, progress) -> int:
     n = "small"
     d = out / n
     params = simenv.engine_parameters(SMALL)
+    t0 = time.monotonic()
     try:
         mods, _, _ = sf.config_jobs(n, params, d, [], args.timeout, progress)   # the elaboration only
         rtl_blocks = [b for b in args.rtl_blocks.split(",") if b]
-        job = sf.netlist_job(n, d, args.timeout, mods, rtl_blocks)
+        job = sf.netlist_job(n, d, args.timeout, mods, rtl_blocks, level=args.netlist_level)
         res = sf.run_jobs([job], 1, progress)[(n, "netlist", "generic synth")]
         if not res["ok"]:
             raise sf.SynthError(res["error"])
         cases = [c for c in args.cases.split(",") if c]
         extra = [simenv.ROOT / res["result"]["rtl_part"]] if rtl_blocks else []
-        tests = sf.run_netlist_tests(simenv.ROOT / res["result"]["netlist"], cases, SMALL, d, progress, extra)
+        tests, build = sf.run_netlist_tests(simenv.ROOT / res["result"]["netlist"], cases, SMALL, d, progress, extra,
+                                            args.verilator_args.split())
     except sf.SynthError as e:
         print(f"synth: {e}", file=sys.stderr)
         return 1
-    rep = dict(res["result"], tests=tests)
+    rep = dict(res["result"], tests=tests, verilator_build=build, wall_seconds=round(time.monotonic() - t0, 1))
     (d / "netlist.json").write_text(json.dumps(rep, indent=1))
     # The configuration's report takes the result when it exists.
     rf = d / "report.json"
@@ -246,8 +262,8 @@ def netlist_sim(out: Path, args, progress) -> int:
         rf.write_text(json.dumps(r, indent=1))
         (d / "report.md").write_text(sf.config_markdown(r))
     bad = [c for c, t in tests.items() if t["result"] != "pass"]
-    progress(f"netlist regression: {len(tests) - len(bad)}/{len(tests)} cases pass"
-             + (f"; failing: {', '.join(bad)}" if bad else ""))
+    progress(f"netlist regression ({args.netlist_level} level): {len(tests) - len(bad)}/{len(tests)} cases pass"
+             + (f"; failing: {', '.join(bad)}" if bad else "") + f"; {rep['wall_seconds']:.0f} s")
     return 1 if bad else 0
 
 

@@ -224,7 +224,54 @@ def yosys(script: str, log: Path, timeout: float, cwd: Path, what: str) -> float
     ys = log.with_suffix(".ys")
     ys.write_text(script)
     # Relative: the WebAssembly sandbox sees the working folder and below.
-    return run_tool([yosys_binary(), "-s", os.path.relpath(ys, cwd)], log, timeout, cwd, what)
+    # -t stamps every log line with the time: which pass took long, or was
+    # running when a step timed out, is read back from the log.
+    try:
+        return run_tool([yosys_binary(), "-t", "-s", os.path.relpath(ys, cwd)], log, timeout, cwd, what)
+    except SynthError as e:
+        if not log.exists():
+            raise
+        last = yosys_pass_times(log.read_text(errors="replace"))["last_step"]
+        if not last:
+            raise
+        raise SynthError(f"{e}\n  running at the end: step {last['step']} {last['pass']} for {last['seconds']:.0f} s"
+                         ) from None
+
+
+_YS_STAMP_PREFIX = re.compile(r"^\[[0-9]+\.[0-9]+\] ", re.M)
+_YS_STAMP = re.compile(r"^\[(?P<t>[0-9]+\.[0-9]+)\] (?P<rest>.*)$")
+_YS_STEP = re.compile(r"^(?P<step>[0-9][0-9.]*)\. Executing (?P<pass>[A-Za-z0-9_]+)")
+
+
+def yosys_pass_times(text: str, top: int = 8) -> dict:
+    """Seconds per pass from a Yosys log written with -t: each "Executing"
+    step runs until the next one starts (so a parent step's time goes to
+    its sub-steps). ``by_pass``: the ``top`` passes by total time;
+    ``slowest_steps``: the ``top`` longest single steps; ``last_step``: the
+    step that was running when the log ends (all of it, for a step that
+    timed out); ``complete``: whether the script ended."""
+    steps, last_t = [], None
+    for line in text.splitlines():
+        m = _YS_STAMP.match(line)
+        if not m:
+            continue
+        last_t = float(m["t"])
+        st = _YS_STEP.match(m["rest"])
+        if st:
+            steps.append([st["step"], st["pass"].upper(), last_t, None])
+    for a, b in zip(steps, steps[1:]):
+        a[3] = b[2] - a[2]
+    if steps:
+        steps[-1][3] = last_t - steps[-1][2]
+    by_pass = {}
+    for _, name, _, dt in steps:
+        by_pass[name] = by_pass.get(name, 0.0) + dt
+    slow = sorted(steps, key=lambda x: -x[3])[:top]
+    return {"by_pass": dict(sorted(((k, round(v, 1)) for k, v in by_pass.items()), key=lambda kv: -kv[1])[:top]),
+            "slowest_steps": [{"step": n, "pass": p, "seconds": round(dt, 1)} for n, p, _, dt in slow],
+            "last_step": ({"step": steps[-1][0], "pass": steps[-1][1], "seconds": round(steps[-1][3], 1)}
+                          if steps else None),
+            "complete": "End of script." in text, "seconds": last_t}
 
 
 def nextpnr_binary() -> str:
@@ -266,6 +313,8 @@ def xilinx_script(il: str, family: str, top: str = "blk") -> str:
 def parse_stat_json(text: str, module: str | None = None) -> dict:
     """Cell type -> count of one module (default: the design total) from
     Yosys ``stat -json``."""
+    # Yosys -t stamps every line it logs, the tee'd JSON included.
+    text = _YS_STAMP_PREFIX.sub("", text)
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
@@ -326,12 +375,15 @@ def ecp5_resources(cells: dict) -> dict:
     return r
 
 
-_FMAX = re.compile(r"^Info: Max frequency for clock +'(?P<clk>[^']+)': (?P<mhz>[0-9.]+) MHz \((?P<res>PASS|FAIL)"
+_FMAX = re.compile(r"^(?:Info|Warning|ERROR): Max frequency for clock +'(?P<clk>[^']+)': (?P<mhz>[0-9.]+) MHz \((?P<res>PASS|FAIL)"
                    r" at (?P<target>[0-9.]+) MHz\)")
 _CP_HEAD = re.compile(r"^Info: Critical path report for clock '(?P<clk>[^']+)' \((?P<edges>[^)]*)\):")
 _CP_STEP = re.compile(r"^Info: +(?P<type>[a-z-]+) +(?P<curr>-?[0-9.]+) +(?P<total>-?[0-9.]+) +"
                       r"(?P<kind>Source|Net) (?P<name>\S+)")
 _CP_SUM = re.compile(r"^Info: (?P<logic>[0-9.]+) ns logic, (?P<routing>[0-9.]+) ns routing")
+_CP_SINK = re.compile(r"^Info: +Sink (?P<name>\S+)")
+_CP_DEFINED = re.compile(r"^Info: +Defined in:")
+_CP_SRC = re.compile(r"^Info: +(?P<src>[^ :]+\.s?v:[0-9.\-]+)")
 _UTIL = re.compile(r"^Info: \s*(?P<type>[A-Z0-9_]+): +(?P<used>\d+)/ *(?P<avail>\d+) +\d+%")
 
 
@@ -375,6 +427,18 @@ def parse_nextpnr_log(text: str) -> dict:
                 cur["steps"].append({"type": m["type"], "delay_ns": float(m["curr"]), "total_ns": float(m["total"]),
                                      m["kind"].lower(): m["name"]})
                 continue
+            # A net's sink cell and the RTL lines it comes from: what the
+            # RTL owner looks for.
+            m = _CP_SINK.match(line)
+            if m and cur["steps"]:
+                cur["steps"][-1]["sink"] = m["name"]
+                continue
+            if _CP_DEFINED.match(line):
+                continue
+            m = _CP_SRC.match(line)
+            if m and cur["steps"]:
+                cur["steps"][-1].setdefault("src", []).append(m["src"])
+                continue
             m = _CP_SUM.match(line)
             if m:
                 cur.update(logic_ns=float(m["logic"]), routing_ns=float(m["routing"]))
@@ -398,6 +462,10 @@ def parse_nextpnr_log(text: str) -> dict:
         p["from"], p["to"] = srcs[0], srcs[-1]
         p["total_ns"] = p["steps"][-1]["total_ns"]
         p["logic_steps"] = sum(1 for s in p["steps"] if s["type"] == "logic")
+        # The RTL lines name the logic on the path; the cell and net names
+        # after synth_ecp5's autoname come from a neighbour and mislead.
+        p["rtl_lines"] = list(dict.fromkeys(x for s in p["steps"] for x in s.get("src", []) if x.startswith("rtl/")))
+        p["blocks"] = list(dict.fromkeys(Path(x.split(":")[0]).stem for x in p["rtl_lines"]))
     return {"fmax": fmax, "critical_paths": paths, "utilisation": util}
 
 
@@ -529,16 +597,21 @@ def xilinx_job(cfg: str, out: Path, block: Block, family: str, timeout: float, m
     def run(progress):
         il = out / "blocks" / f"{block.name}.il"
         stat = out / "blocks" / f"{block.name}.{family}.stat.json"
+        log = out / "blocks" / f"{block.name}.{family}.log"
         if REUSE and stat.exists():
             cells = parse_stat_json(stat.read_text())
             r = xilinx_resources(cells)
-            r.update(cells=cells, seconds=None, memory_bits=mem_bits, reused=True)
+            pt = yosys_pass_times(log.read_text(errors="replace"), top=4) if log.exists() else {}
+            # The earlier run's wall time, when its log has time stamps.
+            r.update(cells=cells, seconds=pt.get("seconds") and round(pt["seconds"], 1), memory_bits=mem_bits,
+                     reused=True, passes=pt.get("by_pass"))
             return r
-        secs = yosys(xilinx_script(il.name, family), out / "blocks" / f"{block.name}.{family}.log", timeout,
+        secs = yosys(xilinx_script(il.name, family), log, timeout,
                      out / "blocks", f"{cfg}: synth_xilinx -family {family} of block {block.name}")
         cells = parse_stat_json((out / "blocks" / f"{block.name}.{family}.stat.json").read_text())
         r = xilinx_resources(cells)
-        r.update(cells=cells, seconds=round(secs, 1), memory_bits=mem_bits)
+        r.update(cells=cells, seconds=round(secs, 1), memory_bits=mem_bits,
+                 passes=yosys_pass_times(log.read_text(errors="replace"), top=4)["by_pass"])
         return r
     # The compute block and the loader are the slow ones (big combinational
     # paths); the RAMs and glue are quick.
@@ -546,7 +619,7 @@ def xilinx_job(cfg: str, out: Path, block: Block, family: str, timeout: float, m
     return Job(cfg, family, block.name, run, weight)
 
 
-def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: float) -> Job:
+def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: float, router: str = "router2") -> Job:
     def run(progress):
         d = out / "ecp5"
         d.mkdir(parents=True, exist_ok=True)
@@ -559,11 +632,20 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
         cells = parse_stat_json((d / "ecp5.stat.json").read_text())
         progress(f"{cfg}: synth_ecp5 {'reused' if t_syn is None else f'done in {t_syn:.0f} s'}; nextpnr-ecp5 started")
         common = dict(synth_cells=ecp5_resources(cells), synth_seconds=t_syn and round(t_syn, 1),
-                      device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq)
+                      device="LFE5UM-85F-8BG381 (--85k --speed 8 --package CABGA381)", seed=seed, target_mhz=freq,
+                      router=router)
+        log = d / "nextpnr.log"
+        if REUSE and log.exists() and "Critical path report for clock" in log.read_text(errors="replace"):
+            r = parse_nextpnr_log(log.read_text(errors="replace"))
+            r.update(common, fits=True, pnr_seconds=None, reused=True)
+            return r
         try:
-            t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--json",
+            # --timing-allow-fail: a clock below target is a result to
+            # report, not an error (nextpnr exits 1 on it otherwise).
+            t_pnr = run_tool([nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--timing-allow-fail",
+                              "--json",
                               "ecp5.json", "--textcfg", "ecp5.config", "--freq", f"{freq:g}", "--seed", str(seed),
-                              "--report", "nextpnr_report.json"],
+                              "--router", router, "--report", "nextpnr_report.json"],
                              d / "nextpnr.log", timeout, d, f"{cfg}: nextpnr-ecp5")
         except SynthError as e:
             # A design larger than the device: say which resources overflow.
@@ -604,25 +686,37 @@ def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
 #: flattened engine, and saves area a simulation netlist does not need.
 _GENERIC_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
                    "peepopt", "opt_clean", "alumacc", "opt", "memory -nomap", "opt_clean")
+#: synth's "fine" step without memory_map (the RAMs stay arrays, which
+#: write_verilog writes as such) and without abc (logic minimisation, slow
+#: here on the whole engine): the logic becomes Yosys's gate cells.
+_GENERIC_FINE = ("opt -fast -full", "opt -full", "techmap", "opt -fast")
+
+#: Netlist levels of the netlist regression: the Yosys passes after
+#: read_rtlil of the elaborated design. "word" stops after the coarse step
+#: (synth -run :fine less check and share): Yosys's word-level cells
+#: ($add, $mux, $dff, $alu, $macc, $mem_v2, ...), the FSMs re-encoded, the
+#: widths reduced. "gate" goes on to Yosys's single-bit gate cells: on small
+#: about 587k cells, which Verilator's front end did not get through in 18
+#: minutes.
+NETLIST_LEVELS = {"word": _GENERIC_COARSE, "gate": _GENERIC_COARSE + _GENERIC_FINE}
 
 
-def generic_script(il: str, top: str, netlist: str) -> str:
-    return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in _GENERIC_COARSE)
-            # synth's "fine" step without memory_map (the RAMs stay arrays,
-            # which write_verilog writes as such) and without abc (logic
-            # minimisation, slow here on the whole engine): the logic
-            # becomes Yosys's gate cells.
-            + "opt -fast -full\nopt -full\ntechmap\nopt -fast\n"
-            f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
+def generic_script(il: str, top: str, netlist: str, level: str = "gate") -> str:
+    return (f"read_rtlil {il}\nhierarchy -top {top}\n" + "".join(c + "\n" for c in NETLIST_LEVELS[level])
+            + f"tee -q -o netlist.stat.json stat -json\nwrite_verilog -noattr {netlist}\n")
 
 
-def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, rtl_blocks=()) -> Job:
-    """Generic Yosys synthesis of the whole engine to a gate netlist
-    (netlist/uz_top.v) for the netlist regression. Flattened: the engine
-    tests read only uz_top's ports and memory. ``rtl_blocks`` (block names)
-    stay behavioural, written by Yosys from the elaborated design
-    (netlist/rtl_part.v): the way to check the rest when a block does not
-    synthesise in time."""
+def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, rtl_blocks=(),
+                level: str = "word") -> Job:
+    """Generic Yosys synthesis of the whole engine to a netlist
+    (netlist/uz_top.v) at ``level`` (NETLIST_LEVELS) for the netlist
+    regression. Flattened: the engine tests read only uz_top's ports and
+    memory. ``rtl_blocks`` (block names) stay behavioural, written by Yosys
+    from the elaborated design (netlist/rtl_part.v): the way to check the
+    rest when a block does not synthesise in time."""
+    if level not in NETLIST_LEVELS:
+        raise SynthError(f"unknown netlist level {level!r} (known: {', '.join(NETLIST_LEVELS)})")
+
     def run(progress):
         d = out / "netlist"
         d.mkdir(parents=True, exist_ok=True)
@@ -645,11 +739,16 @@ def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, r
                          timeout, d, f"{cfg}: behavioural Verilog of {', '.join(rtl_blocks)}")
             res["rtl_blocks"] = sorted(rtl_blocks)
             res["rtl_part"] = os.path.relpath(d / "rtl_part.v", simenv.ROOT)
-        script = generic_script(src, "uz_top", "uz_top.v")
-        secs = yosys(script, d / "synth.log", timeout, d, f"{cfg}: generic synth for the netlist")
+        script = generic_script(src, "uz_top", "uz_top.v", level)
+        if REUSE and (d / "uz_top.v").exists() and (d / "netlist.stat.json").exists() and \
+                (d / "synth.ys").exists() and (d / "synth.ys").read_text() == script:
+            secs = None
+        else:
+            secs = yosys(script, d / "synth.log", timeout, d, f"{cfg}: generic synth ({level} level) for the netlist")
         cells = parse_stat_json((d / "netlist.stat.json").read_text())
-        res.update(netlist=os.path.relpath(d / "uz_top.v", simenv.ROOT), seconds=round(secs, 1),
-                   cells=sum(cells.values()))
+        res.update(netlist=os.path.relpath(d / "uz_top.v", simenv.ROOT), seconds=secs and round(secs, 1),
+                   cells=sum(cells.values()), level=level, passes=list(NETLIST_LEVELS[level]),
+                   cell_types=len(cells))
         return res
     return Job(cfg, "netlist", "generic synth", run, 85)
 
@@ -668,9 +767,16 @@ def netlist_sources(netlist: Path, extra=()) -> list:
     return srcs
 
 
-def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extra=()) -> dict:
+#: Verilator options of the netlist build: a generated netlist is all
+#: lint warnings, none of them the design's. SIMLIB_VERILATOR_COMPAT leaves
+#: out simlib.v's $connect (a `tran` primitive, which Verilator rejects).
+NETLIST_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-DECLFILENAME", "-DSIMLIB_VERILATOR_COMPAT"]
+
+
+def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extra=(), build_args=()) -> tuple:
     """The engine smoke cases (tests/rtl/cocotb_engine.py) on the netlist
-    under Verilator. Returns case -> "pass"/"fail" and details."""
+    under Verilator. Returns (case -> "pass"/"fail" and details, the
+    Verilator build's wall time and options)."""
     import sys
     from cocotb_tools.runner import get_results, get_runner
     simenv.setup_verilator()
@@ -683,9 +789,11 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extr
     t = time.monotonic()
     # The netlist's uz_top has its parameters folded in: none are passed.
     runner.build(sources=[str(s) for s in netlist_sources(netlist, extra)], hdl_toplevel="uz_top", build_dir=bdir,
-                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-DECLFILENAME"],
+                 build_args=NETLIST_VERILATOR_ARGS + list(build_args),
                  timescale=("1ns", "1ps"), log_file=bdir / "build.log")
-    progress(f"netlist: Verilator build in {time.monotonic() - t:.0f} s")
+    build_s = time.monotonic() - t
+    progress(f"netlist: Verilator build in {build_s:.0f} s")
+    build = {"seconds": round(build_s, 1), "args": NETLIST_VERILATOR_ARGS + list(build_args)}
     results = {}
     for case in cases:
         t = time.monotonic()
@@ -700,7 +808,7 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extr
         results[case] = {"result": "fail" if failed else "pass", "seconds": round(time.monotonic() - t, 1),
                          "log": os.path.relpath(tdir / "sim.log", simenv.ROOT)}
         progress(f"netlist: engine case {case}: {results[case]['result']} in {results[case]['seconds']:.0f} s")
-    return results
+    return results, build
 
 
 def config_jobs(name: str, params: dict, out: Path, families: list, timeout: float, progress,
@@ -799,11 +907,14 @@ def config_markdown(rep: dict) -> str:
         t = x["total"]
         out += [f"## {x['family']} (`synth_xilinx -family {fam}`, each block alone, sub-instances flattened in)", ""]
         rows = [[b, r["lut_logic"], r["lut_mem"], r["ff"], r["dsp"], r["ramb36"], r["ramb18"], r["bram_data_bits"],
-                 r["memory_bits"] or None, r["seconds"]] for b, r in x["blocks"].items()]
+                 r["memory_bits"] or None, r["seconds"],
+                 ", ".join(f"{k} {v:.0f}" for k, v in list((r.get("passes") or {}).items())[:3]) or None]
+                for b, r in x["blocks"].items()]
         rows.append(["**total**", t["lut_logic"], t["lut_mem"], t["ff"], t["dsp"], t["ramb36"], t["ramb18"],
-                     t["bram_data_bits"], rep["buffer_bits_total"], None])
+                     t["bram_data_bits"], rep["buffer_bits_total"],
+                     sum(r["seconds"] or 0 for r in x["blocks"].values()) or None, None])
         out += _table(["block", "LUT (logic)", "LUT (memory)", "FF", "DSP", "RAMB36", "RAMB18",
-                       "block-RAM data bits", "buffer bits", "Yosys s"], rows)
+                       "block-RAM data bits", "buffer bits", "Yosys s", "slowest passes (s)"], rows)
         out += ["", f"- LUT total {t['lut']:,}, FF {t['ff']:,}, DSP {t['dsp']}, block RAM {t['bram36_eq']:g} "
                     f"BRAM36-equivalents ({t['ramb36']} RAMB36 + {t['ramb18']} RAMB18)"
                     + (f", LUT per MAC {x['lut_per_mac']:.1f}" if x["lut_per_mac"] else "")]
@@ -839,9 +950,11 @@ def config_markdown(rep: dict) -> str:
             for c, cp in e["critical_paths"].items():
                 out += ["", f"Critical path ({c}, {cp['edges']}): {cp['total_ns']:.2f} ns, {cp['logic_ns']:.2f} ns "
                             f"logic + {cp['routing_ns']:.2f} ns routing, {cp['logic_steps']} logic steps",
-                        f"from `{cp['from']}` to `{cp['to']}`", ""]
-                out += _table(["type", "ns", "total", "cell / net"],
-                              [[s["type"], s["delay_ns"], s["total_ns"], s.get("source") or s.get("net")]
+                        f"from `{cp['from']}` to `{cp['to']}`"
+                        + (f"; blocks: {', '.join(cp['blocks'])}" if cp.get("blocks") else ""), ""]
+                out += _table(["type", "ns", "total", "cell / net", "RTL"],
+                              [[s["type"], s["delay_ns"], s["total_ns"], s.get("source") or s.get("net"),
+                                ", ".join(s.get("src", [])) or None]
                                for s in cp["steps"]])
             u = e["utilisation"]
             out += ["", "Utilisation (nextpnr):", ""]
@@ -855,9 +968,14 @@ def config_markdown(rep: dict) -> str:
         if "error" in n:
             out += [f"Did not finish: {n['error']}", ""]
         else:
-            out += [f"Generic Yosys synthesis (flattened; the logic techmapped to Yosys gate cells without abc "
-                    f"minimisation, the RAMs kept as arrays) netlist "
-                    f"`{n['netlist']}` ({n['cells']:,} cells, {n['seconds']:.0f} s)"
+            level = n.get("level", "gate")
+            what = ("Yosys's word-level cells after synth's coarse step" if level == "word" else
+                    "the logic techmapped to Yosys gate cells without abc minimisation")
+            out += [f"Generic Yosys synthesis ({level} level: flattened; {what}, the RAMs kept as arrays; passes "
+                    f"{', '.join(f'`{x}`' for x in n.get('passes', []))}) netlist "
+                    f"`{n['netlist']}` ({n['cells']:,} cells, Yosys {_fmt(n['seconds'])} s"
+                    + (f", Verilator build {n['verilator_build']['seconds']:.0f} s" if n.get("verilator_build") else "")
+                    + ")"
                     + (f"; kept behavioural: {', '.join(n['rtl_blocks'])} (`{n['rtl_part']}`)" if n.get("rtl_blocks")
                        else "")
                     + ". The engine smoke cases (tests/rtl/cocotb_engine.py: CSR programming, AXI memory, output "

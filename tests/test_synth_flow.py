@@ -216,3 +216,98 @@ def test_nextpnr_utilisation_of_a_design_too_large():
     assert [k for k, v in u.items() if v["used"] > v["available"]] == ["TRELLIS_COMB", "MULT18X18D"]
     with pytest.raises(sf.SynthError, match="Max frequency"):
         sf.parse_nextpnr_log(log)
+
+
+def test_netlist_levels():
+    """The word level stops after synth's coarse step (Yosys's word-level
+    cells), the gate level goes on to single-bit gates; both keep the RAMs
+    as arrays and leave out `check` and `share`."""
+    w = sf.generic_script("a.il", "uz_top", "n.v", "word").splitlines()
+    g = sf.generic_script("a.il", "uz_top", "n.v", "gate").splitlines()
+    for s in (w, g):
+        assert "check" not in s and "share" not in s and "memory_map" not in s and "memory -nomap" in s
+        assert s[-1] == "write_verilog -noattr n.v" and "alumacc" in s
+    assert "techmap" not in w and "techmap" in g
+    assert g[:len(w) - 2] == w[:-2]                   # the gate level is the word level and more
+    with pytest.raises(sf.SynthError, match="unknown netlist level"):
+        sf.netlist_job("small", None, 1, {}, level="lut")
+
+
+CRIT_LOG = """Info: Max frequency for clock '$glbnet$clk_i$TRELLIS_IO_IN': 71.30 MHz (FAIL at 125.00 MHz)
+
+Info: Critical path report for clock '$glbnet$clk_i$TRELLIS_IO_IN' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source u_top.u_layer.u_post.cnt_q_TRELLIS_FF_Q_3.Q
+Info:    routing  1.20  1.72 Net u_top.u_layer.u_post.cnt_q[3] (10,20) -> (11,20)
+Info:                          Sink u_top.u_layer.u_post.sum_CCU2C_S0.A0
+Info:                          Defined in:
+Info:                               rtl/uz_post.sv:120.15-120.20
+Info:      logic  0.44  2.16 Source u_top.u_layer.u_post.sum_CCU2C_S0.COUT
+Info:    routing  3.00  5.16 Net u_top.u_layer.u_compute.acc_d[0] (11,20) -> (30,40)
+Info:                          Sink u_top.u_layer.u_compute.acc_q_TRELLIS_FF_Q.DI
+Info:                          Defined in:
+Info:                               rtl/uz_compute.sv:88.3-88.9
+Info:                               rtl/uz_compute.sv:90.3-90.9
+Info:                               /share/lattice/arith_map_ccu2c.v:74.7-80.4
+Info:      setup  0.10  5.26 Source u_top.u_layer.u_compute.acc_q_TRELLIS_FF_Q.DI
+Info: 1.06 ns logic, 4.20 ns routing
+"""
+
+
+def test_nextpnr_critical_path_names_blocks_and_rtl_lines():
+    cp = sf.parse_nextpnr_log(CRIT_LOG)["critical_paths"]["$glbnet$clk_i$TRELLIS_IO_IN"]
+    assert cp["blocks"] == ["uz_post", "uz_compute"]
+    # the techmap library's lines are kept per step, not in the summary
+    assert cp["rtl_lines"] == ["rtl/uz_post.sv:120.15-120.20", "rtl/uz_compute.sv:88.3-88.9",
+                               "rtl/uz_compute.sv:90.3-90.9"]
+    assert cp["steps"][3]["src"][-1] == "/share/lattice/arith_map_ccu2c.v:74.7-80.4"
+    assert cp["steps"][1]["sink"] == "u_top.u_layer.u_post.sum_CCU2C_S0.A0"
+    assert cp["logic_steps"] == 1 and cp["total_ns"] == 5.26
+
+
+def test_nextpnr_fmax_below_target_is_a_result():
+    """nextpnr prints the routed Fmax as an ERROR line when it fails the
+    target (and --timing-allow-fail keeps it from stopping there)."""
+    log = CRIT_LOG.replace("Info: Max frequency", "ERROR: Max frequency")
+    assert sf.parse_nextpnr_log(log)["fmax"]["$glbnet$clk_i$TRELLIS_IO_IN"]["mhz"] == 71.3
+
+
+def test_ecp5_configuration_is_named_in_the_flow():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("synth_script", Path(__file__).parent.parent / "scripts" / "synth.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    assert m.CONFIGS["ecp5"] is m.ECP5 and (m.ECP5.pm, m.ECP5.pn, m.ECP5.max_k) == (4, 4, 3)
+    assert "ecp5" not in m.SWEEP                  # placed and routed, and synthesised for Xilinx too
+
+
+YOSYS_T_LOG = """[00000.001000] -- Executing script file `compute.xc7.ys' --
+[00000.002000] 1. Executing RTLIL frontend.
+[00002.002000] 2. Executing HIERARCHY pass (managing design hierarchy).
+[00002.500000] 3. Executing SYNTH_XILINX pass.
+[00002.600000] 3.1. Executing PROC pass (convert processes to netlists).
+[00010.600000] 3.2. Executing OPT_CLEAN pass (remove unused cells and wires).
+[00012.600000] 3.3. Executing MEMORY pass.
+[00013.000000] 3.3.1. Executing MEMORY_SHARE pass (consolidating $memrd/$memwr cells).
+[00313.000000] 3.4. Executing OPT_CLEAN pass (remove unused cells and wires).
+[00314.000000] Removed 3 unused cells.
+"""
+
+
+def test_yosys_pass_times_name_the_slow_pass():
+    t = sf.yosys_pass_times(YOSYS_T_LOG, top=3)
+    assert list(t["by_pass"]) == ["MEMORY_SHARE", "PROC", "OPT_CLEAN"]
+    assert t["by_pass"]["MEMORY_SHARE"] == 300.0 and t["by_pass"]["OPT_CLEAN"] == 3.0
+    assert t["slowest_steps"][0] == {"step": "3.3.1", "pass": "MEMORY_SHARE", "seconds": 300.0}
+    assert t["last_step"] == {"step": "3.4", "pass": "OPT_CLEAN", "seconds": 1.0}
+    assert not t["complete"] and t["seconds"] == 314.0
+    done = sf.yosys_pass_times(YOSYS_T_LOG + "[00315.000000] End of script. Logfile hash: 1, time: 315s\n")
+    assert done["complete"] and done["last_step"]["seconds"] == 2.0
+    assert sf.yosys_pass_times("no stamps\n")["last_step"] is None
+
+
+def test_stat_json_with_yosys_time_stamps():
+    """Under yosys -t the JSON that `tee -o` writes has a stamp on each line."""
+    stamped = "\n".join(f"[00008.{i:06d}] {ln}" for i, ln in enumerate(STAT_JSON.splitlines()))
+    assert sf.parse_stat_json(stamped) == sf.parse_stat_json(STAT_JSON)

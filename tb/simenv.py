@@ -19,7 +19,7 @@ BUILD = ROOT / "build" / "sim"
 SIMULATORS = ("verilator", "icarus")
 _RUN_IDS = itertools.count()
 #: Every module of the engine, leaves first (the compile order both simulators accept).
-ENGINE_RTL = ("uz_ram", "uz_in_buf", "uz_shift_round_sat", "uz_tile_iter", "uz_pe_array", "uz_ovsf_gen", "uz_compute",
+ENGINE_RTL = ("uz_ram", "uz_in_buf", "uz_seq_mul", "uz_shift_round_sat", "uz_tile_iter", "uz_pe_array", "uz_ovsf_gen", "uz_compute",
               "uz_loader", "uz_post", "uz_layer", "uz_axi_rd", "uz_axi_wr", "uz_csr", "uz_desc_check",
               "uz_ctrl", "uz_top")
 

@@ -1,0 +1,60 @@
+// A shared multiplier for products that change once per layer or per tile
+// (address bases, pitches, tile sizes): a_i * b_i modulo 2^32 on one 16 x 16
+// multiplier (a single DSP), the low half of a_i in the first cycle, the high
+// half in the second, when done_o pulses with the product. Its user holds
+// the operands from req_i until done_o and sequences its products through
+// it, instead of a multiplier of its own per product.
+//
+//   cycle 0   req_i, in idle: a_i[15:0] * b_i is registered
+//   cycle 1   done_o: p_o = that + (a_i[31:16] * b_i) * 2^16
+//
+// clear_i drops a product under way (a new layer, an abort).
+module uz_seq_mul (
+  input  logic        clk_i,
+  input  logic        rst_ni,
+  input  logic        clear_i,
+  input  logic        req_i,
+  input  logic [31:0] a_i,
+  input  logic [15:0] b_i,
+  output logic        done_o,
+  output logic [31:0] p_o
+);
+  logic        hi_q;       // second cycle of a product
+  logic [31:0] lo_q;       // a_i[15:0] * b_i
+  logic [15:0] mul_a;
+  logic [31:0] prod;
+
+  assign mul_a = hi_q ? a_i[31:16] : a_i[15:0];
+  assign prod  = 32'(mul_a) * 32'(b_i);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      hi_q <= 1'b0;
+    end else if (clear_i) begin
+      hi_q <= 1'b0;
+    end else begin
+      hi_q <= !hi_q && req_i;
+    end
+  end
+  // datapath: read only with hi_q
+  always_ff @(posedge clk_i) begin
+    if (!hi_q) lo_q <= prod;
+  end
+
+  assign done_o = hi_q;
+  assign p_o    = lo_q + {prod[15:0], 16'b0};
+
+  `include "uz_assert.svh"
+`ifndef UZ_NO_ASSERT
+  // the operands hold while a product is under way
+  logic        sh_hi_q;
+  logic [31:0] sh_a_q;
+  logic [15:0] sh_b_q;
+  always_ff @(posedge clk_i) begin
+    sh_hi_q <= !hi_q && req_i && !clear_i;
+    sh_a_q  <= a_i;
+    sh_b_q  <= b_i;
+  end
+  `ASSERT(SeqMulOperandsHeld_A, !(sh_hi_q && hi_q) || (a_i == sh_a_q && b_i == sh_b_q), clk_i, rst_ni)
+`endif
+endmodule

@@ -20,6 +20,7 @@ channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Optional
 
 from .. import isa, layers, perf
@@ -190,10 +191,11 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
     """The largest tiles fill the buffers with one tile per plane, which
     leaves the layer's first load and its last write-back exposed: with few
     tiles, loader, compute and write-back run one after another. Among the
-    tilings with 1/2 .. 1/16 of the rows and half the output channels, take
-    the one the analytical model (golden.perf, which follows the RTL within a
-    few per cent) predicts fastest at the bus's own rate, when it gains at
-    least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
+    tilings with 1/2 .. 1/16 of the rows and half the output channels, and
+    (whole rows or half) with half, a quarter, ... of the input channels and
+    as many times the output channels, take the one the analytical model
+    (golden.perf, which follows the RTL within a few per cent) predicts
+    fastest, when it gains at least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
     so fewer channels per tile cost nothing) also tries 1/4 .. 1/16 of its
     channels. The model's memory runs at ``bandwidth`` bytes per cycle when
     the caller knows it, else at the bus's rate (half of it for a depthwise
@@ -219,9 +221,25 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
             groups=groups if groups > 1 else 0, **c))
         if q.ovsf is not None:
             d.set(ovsf=1, log2_l=int(q.ovsf.L).bit_length() - 1, n_codes=q.ovsf.n_codes, code_mask=q.ovsf.mask)
+        if any(need > have for _, need, have in isa.tile_footprint(d, cfg)):
+            return math.inf
         return perf.layer_cycles(d, cfg, mem).cycles
 
     cands = []
+    # Fewer input channels and more output channels a tile: a pixel's window
+    # then serves more oc-groups, which spreads the window's per-row fill
+    # (and each input load) over more steps; it must still fit (cycles()
+    # refuses a tiling the buffers cannot hold).
+    if not dw:
+        ti, to = t["ti"], t["to"]
+        while ti // 2 >= cfg.pn and ti // 2 % cfg.pn == 0:
+            ti, to = ti // 2, to * 2
+            if to > round_up(q.out_shape[0], cfg.pm):
+                break
+            for split in (1, 2):
+                c = dict(t, ti=ti, to=to, tr=-(-t["tr"] // split))
+                if c not in cands:
+                    cands.append(c)
     tos = (t["to"], t["to"] // 2)
     if dw:      # whole oc-groups: 240 channels split into 128 + 112, not 120 + 120
         tos += tuple(max(cfg.pm, t["to"] // f // cfg.pm * cfg.pm) for f in (2, 4, 8, 16))
@@ -235,7 +253,9 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
                 cands.append(c)
     base = cycles(t)
     best, best_cycles = t, base
-    for c in cands[1:]:
+    for c in cands:
+        if c == t:
+            continue
         n = cycles(c)
         if n < best_cycles:
             best, best_cycles = c, n

@@ -49,9 +49,11 @@ module uz_desc_check #(
   // exceed 16 bits (65535 + 2 * 10 - 11 + 1), which only a fused pool brings
   // back to an out_h that fits.
   localparam int DimW = 17;
-  // A tile's input rows (tr - 1) * stride + k with a 16-bit tr and a stride
-  // below 8 fit 19 bits.
+  // Footprints: ti * ((tr - 1) * stride + k) * ((tc - 1) * stride + k) with
+  // 16-bit fields and stride < 8 stays below 16 + 19 + 19 = 54 bits. Later
+  // checks bound it tighter, but the widths must not rely on that.
   localparam int HaloW = 19;
+  localparam int FpW   = 64;
   localparam int BusBytes = AxiDataWidth / 8;
 
   localparam logic [31:0] PmMask  = 32'(PM - 1);
@@ -62,75 +64,6 @@ module uz_desc_check #(
   localparam logic [15:0] DataMax = 16'((1 << (DataWidth - 1)) - 1);
   // The most cells an average pool divides by (golden.arith.AVG_N_MAX).
   localparam int AvgNMax = 4096;
-
-  // Products against a bound, without a multiplier (a DSP each, and wide
-  // ones several): for a, b >= 0, a * b > T exactly when clip(a) * clip(b) > T
-  // with clip(v) = min(v, T + 1) (a factor above T alone exceeds T unless the
-  // other is 0), so the factors need only SatW bits and a shift-and-add
-  // product of them; a third factor multiplies the clipped product.
-  // The footprints are the last check: when it decides, every tile check
-  // has passed, so ti is a multiple of PN, to of PM (of PN for a POOL,
-  // where to = ti), and the buffers' elements divide into words:
-  // PN * n > E exactly when n > floor(E / PN).
-  localparam int LogPM   = $clog2(PM);
-  localparam int LogPN   = $clog2(PN);
-  localparam int LogGMin = (PM < PN) ? LogPM : LogPN;
-  localparam int InBound  = InBufElems / PN;               // ti/PN * ih * iw
-  localparam int OutBound = OutBufElems / (1 << LogGMin);  // to/min(PM,PN) * tr * tc
-  localparam int WgtBound = WgtBufElems / (PM * PN);       // to/PM * ti/PN * k*k, or to/PM * wvec/PN
-  localparam int MaxBound0 = (InBound > OutBound) ? InBound : OutBound;
-  localparam int MaxBound1 = (WgtBound > AvgNMax) ? WgtBound : AvgNMax;
-  localparam int MaxBound  = (MaxBound0 > MaxBound1) ? MaxBound0 : MaxBound1;
-  localparam int SatW      = $clog2(MaxBound + 2);
-  // v clipped to bound + 1; mask (bound + 1 fits it) tells synthesis the
-  // bits above are zero
-  function automatic logic [SatW-1:0] clip_to(input logic [31:0] v, input logic [31:0] bound,
-                                              input logic [SatW-1:0] mask);
-    clip_to = ((v > bound) ? SatW'(bound + 32'd1) : SatW'(v)) & mask;
-  endfunction
-  localparam logic [SatW-1:0] InMask  = SatW'((1 << $clog2(InBound + 2)) - 1);
-  localparam logic [SatW-1:0] OutMask = SatW'((1 << $clog2(OutBound + 2)) - 1);
-  localparam logic [SatW-1:0] WgtMask = SatW'((1 << $clog2(WgtBound + 2)) - 1);
-  localparam logic [SatW-1:0] AvgMask = SatW'((1 << $clog2(AvgNMax + 2)) - 1);
-  // Two bits of b a step (0, a, 2a or 3a: the selection and the add share a
-  // LUT per bit); before the step at bit i the product so far is below
-  // 2^(SatW+i), so each step adds into SatW + 2 bits only.
-  function automatic logic [2*SatW+1:0] umul(input logic [SatW-1:0] a, input logic [SatW-1:0] b);
-    logic [2*SatW+1:0] p;
-    logic [SatW+1:0]   a1, a2, a3, addend;
-    logic [SatW:0]     bx;
-    p  = '0;
-    bx = {1'b0, b};
-    a1 = (SatW+2)'(a);
-    a2 = a1 << 1;
-    a3 = a1 + a2;
-    for (int i = 0; i < SatW; i += 2) begin
-      case ({bx[i+1], bx[i]})
-        2'd0:    addend = '0;
-        2'd1:    addend = a1;
-        2'd2:    addend = a2;
-        default: addend = a3;
-      endcase
-      p[i +: SatW+2] = p[i +: SatW+2] + addend;
-    end
-    umul = p;
-  endfunction
-  // a * b > bound, both clipped
-  function automatic logic prod_gt(input logic [31:0] a, input logic [31:0] b, input int bound,
-                                   input logic [SatW-1:0] mask);
-    prod_gt = umul(clip_to(a, 32'(bound), mask), clip_to(b, 32'(bound), mask)) > (2*SatW+2)'(bound);
-  endfunction
-  // a * b clipped to bound + 1 (to multiply by a third factor)
-  function automatic logic [31:0] prod_clip(input logic [31:0] a, input logic [31:0] b, input int bound,
-                                            input logic [SatW-1:0] mask);
-    logic [2*SatW+1:0] p;
-    p = umul(clip_to(a, 32'(bound), mask), clip_to(b, 32'(bound), mask));
-    prod_clip = (p > (2*SatW+2)'(bound)) ? 32'(bound) + 32'd1 : 32'(p);
-  endfunction
-  // x * st for a stride below 8: shifts and adds
-  function automatic logic [HaloW-1:0] mul_stride(input logic [HaloW-1:0] x, input logic [2:0] st);
-    mul_stride = (st[0] ? x : '0) + (st[1] ? x << 1 : '0) + (st[2] ? x << 2 : '0);
-  endfunction
 
   // Strides divide with uz_util_pkg::div_stride, as in uz_layer and uz_post.
 
@@ -257,15 +190,14 @@ module uz_desc_check #(
   logic [1:0]      pk_s;
   logic [3:0]      pp_t, pp_b, pp_l, pp_r;
   logic            pp_any;
-  logic            pk_large;            // more than AvgNMax cells
+  logic [2*DimW-1:0] pk_cells;
   logic [31:0] in_c_up, out_c_up;       // in_c, out_c rounded up to PN, PM
   logic [31:0] ovsf_l;                  // 2**log2_l
   logic [5:0]  n_ones;                  // codes code_mask keeps
   logic [16:0] in_c_end, out_c_end;     // channel after a slice's last
   logic [15:0] in_c_all, out_c_all;     // channels of the whole tensor (max(total, c))
   logic [HaloW-1:0] ih, iw;             // input rows, cols one tile reads
-  logic in_large, out_large, wgt_large; // footprints above the buffers
-  logic [7:0]  k2;                      // k * k
+  logic [FpW-1:0] in_fp, out_fp, wgt_fp;
   logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
   logic c_shape, c_tile, c_shift, c_codes, c_align, c_large;
   logic dw;                             // depthwise (golden.isa.depthwise)
@@ -304,7 +236,7 @@ module uz_desc_check #(
       pp_r = f_pool_asym ? f_pool_pad_r : 4'(f_pool_pad);
     end
     pp_any   = (pp_t | pp_b | pp_l | pp_r) != '0;
-    pk_large = prod_gt(32'(pk_h), 32'(pk_w), AvgNMax, AvgMask);
+    pk_cells = (2*DimW)'(pk_h) * (2*DimW)'(pk_w);
     ph = ch + DimW'(pp_t) + DimW'(pp_b);
     pw = cw + DimW'(pp_l) + DimW'(pp_r);
     if (pooled) begin
@@ -331,19 +263,14 @@ module uz_desc_check #(
       ih = HaloW'(f_tr);
       iw = HaloW'(f_tc);
     end else begin
-      ih = mul_stride(HaloW'(f_tr - 16'd1), f_stride) + HaloW'(f_k);
-      iw = mul_stride(HaloW'(f_tc - 16'd1), f_stride) + HaloW'(f_k);
+      ih = HaloW'(f_tr - 16'd1) * HaloW'(f_stride) + HaloW'(f_k);
+      iw = HaloW'(f_tc - 16'd1) * HaloW'(f_stride) + HaloW'(f_k);
     end
-    in_large  = prod_gt(prod_clip(32'(f_ti >> LogPN), 32'(ih), InBound, InMask), 32'(iw), InBound, InMask);
-    out_large = prod_gt(prod_clip(32'(f_to >> LogGMin), 32'(f_tr), OutBound, OutMask), 32'(f_tc), OutBound,
-                        OutMask);
+    in_fp  = FpW'(f_ti) * FpW'(ih) * FpW'(iw);
+    out_fp = FpW'(f_to) * FpW'(f_tr) * FpW'(f_tc);
     dw      = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
-    k2      = 8'((f_k[0] ? {4'b0, f_k} : 8'd0) + (f_k[1] ? {3'b0, f_k, 1'b0} : 8'd0) +
-                 (f_k[2] ? {2'b0, f_k, 2'b0} : 8'd0) + (f_k[3] ? {1'b0, f_k, 3'b0} : 8'd0));
-    dw_wvec = (32'(k2) + PnMask) & ~PnMask;
-    wgt_large = prod_gt(32'(f_to >> LogPM),
-                        dw ? (dw_wvec >> LogPN) : prod_clip(32'(f_ti >> LogPN), 32'(k2), WgtBound, WgtMask),
-                        WgtBound, WgtMask);
+    dw_wvec = (32'(f_k) * 32'(f_k) + PnMask) & ~PnMask;
+    wgt_fp  = dw ? FpW'(f_to) * FpW'(dw_wvec) : FpW'(f_to) * FpW'(f_ti) * FpW'(f_k) * FpW'(f_k);
 
     // One flag per error code, the checks of golden.isa.check.
     c_magic  = f_magic != DescMagic;
@@ -364,7 +291,7 @@ module uz_desc_check #(
                  DimW'(pp_t) >= pk_h || DimW'(pp_b) >= pk_h || DimW'(pp_l) >= pk_w || DimW'(pp_r) >= pk_w ||
                  pk_h > ph || pk_w > pw)) ||
                // only a POOL layer averages, over at most AVG_N_MAX cells
-               (pooled && f_pool_avg && (!is_pool || pk_large));
+               (pooled && f_pool_avg && (!is_pool || pk_cells > (2*DimW)'(AvgNMax)));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
                (dw && !is_conv) ||
                (is_pool && f_res) ||
@@ -397,7 +324,8 @@ module uz_desc_check #(
     c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0 ||
                (f_res && (f_res_addr & BusMask) != '0) ||
                ((f_in_c_off | f_out_c_off) & PnMask16) != '0;
-    c_large  = in_large || out_large || (!is_pool && wgt_large);
+    c_large  = in_fp > FpW'(InBufElems) || out_fp > FpW'(OutBufElems) ||
+               (!is_pool && wgt_fp > FpW'(WgtBufElems));
 
     if      (c_magic)  err_o = ErrBadMagic;
     else if (c_kind)   err_o = ErrBadKind;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Cycle-accurate benchmark of the engine (`make bench`).
 
-    python scripts/bench.py [--set full|quick|resnet|mobile] [--bw BYTES_PER_CYCLE] [--latency CYCLES]
+    python scripts/bench.py [--set full|quick|resnet|mobile] [--config NAME] [--bw BYTES_PER_CYCLE]
+                            [--latency CYCLES]
                             [--clock-mhz F] [--only NAME] [--rho R] [--at BYTES_PER_CYCLE]
                             [--insel auto|dense|on|off] [--out build/bench]
 
@@ -30,12 +31,18 @@ and again at 32 on a 256-bit bus. Every row shows its roofline bound: the layer'
 at PM*PN per cycle or its compulsory bytes (the residual's included) at the
 memory's rate, whichever is larger.
 
+`--config` runs the set on a named engine configuration (tb/regressions.py:
+default, small, bits8, ecp5, ...; rows with their own bus width keep it):
+`make synth` reads the results of the configuration it synthesised for its
+throughput table (GOP/s at the measured clock, MACs per DSP per cycle).
+
 Writes build/bench/results.json, results.md (the table), roofline.png and
 model.png (measured vs modelled cycles). Prints a line per run as it goes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -51,6 +58,7 @@ from golden import compiler, cut, funcmodel, isa, perf  # noqa: E402
 from golden.config import EngineConfig  # noqa: E402
 from golden.network import load_network  # noqa: E402
 from golden.passes import fuse, groups  # noqa: E402
+from tb import regressions  # noqa: E402
 
 CFG = EngineConfig()
 
@@ -164,12 +172,13 @@ CONV_RHOS = (1.0, 0.5)
 FC_RHOS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 
-def runs_of(layer_set, bw: float, rhos=None):
-    """(name, spec, rho, insel, cfg, bytes per cycle) for every benchmark run."""
+def runs_of(layer_set, bw: float, rhos=None, base: EngineConfig = CFG):
+    """(name, spec, rho, insel, cfg, bytes per cycle) for every benchmark run,
+    on ``base`` with the entry's own overrides (a wider bus, say)."""
     out = []
     for entry in layer_set:
         name, build = entry[:2]
-        cfg = EngineConfig(**entry[2]) if len(entry) > 2 else CFG
+        cfg = dataclasses.replace(base, **entry[2]) if len(entry) > 2 else base
         run_bw = entry[3] if len(entry) > 3 else bw
         is_fc = build(1.0)["layers"][0]["type"] == "fc"
         cin = build(1.0)["input_shape"][0]
@@ -245,6 +254,8 @@ def _selection(d, insel, n_desc) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", choices=("full", "quick", "resnet", "mobile"), default="full")
+    ap.add_argument("--config", default="default", choices=sorted(regressions.CONFIGS),
+                    help="engine configuration (tb/regressions.py; default: default)")
     ap.add_argument("--bw", type=float, help="memory bytes per cycle (default 8; --set resnet: 32). The ResNet-50 "
                     "rows run at 32 on a 256-bit bus in every set")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
@@ -257,15 +268,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
     args = ap.parse_args(argv)
     from tb import bench_sim
+    engine = args.cfg = regressions.CONFIGS[args.config]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.bw is None:
         args.bw = 32.0 if args.set == "resnet" else 8.0
-    runs = {"full": lambda: runs_of(VGG16, args.bw) + runs_of(WIDE, args.bw, rhos=(1.0,)) + runs_of(RESNET, args.bw),
-            "quick": lambda: runs_of(QUICK, args.bw),
-            "resnet": lambda: runs_of(RESNET, args.bw),
-            "mobile": lambda: runs_of(MOBILE, args.bw) + runs_of(MOBILE_WIDE, args.bw, rhos=(1.0,))}[args.set]()
+    runs = {"full": lambda: (runs_of(VGG16, args.bw, base=engine) + runs_of(WIDE, args.bw, rhos=(1.0,), base=engine)
+                             + runs_of(RESNET, args.bw, base=engine)),
+            "quick": lambda: runs_of(QUICK, args.bw, base=engine),
+            "resnet": lambda: runs_of(RESNET, args.bw, base=engine),
+            "mobile": lambda: (runs_of(MOBILE, args.bw, base=engine)
+                               + runs_of(MOBILE_WIDE, args.bw, rhos=(1.0,), base=engine))}[args.set]()
     if args.only:
         runs = [r for r in runs if args.only in r[0]]
     if args.rho is not None:
@@ -277,7 +291,7 @@ def main(argv=None) -> int:
     results = []
     t_all = time.time()
     print(f"bench: {len(runs)} runs, memory {args.bw:g} B/cycle, latency {args.latency}, "
-          f"PM={CFG.pm} PN={CFG.pn} L={CFG.ovsf_len}", flush=True)
+          f"configuration {args.config}: PM={engine.pm} PN={engine.pn} L={engine.ovsf_len}", flush=True)
     for n, (name, spec, rho, insel, cfg, bw) in enumerate(runs, 1):
         t0 = time.time()
         mem = perf.Memory(bw, args.latency)
@@ -302,6 +316,7 @@ def main(argv=None) -> int:
                 "model_cycles": model.cycles, "roofline_cycles": roof["cycles"], "roofline_bound": roof["bound"],
                 "compulsory_bytes": roof["bytes"], "macs": macs, "bus_bits": cfg.axi_data_bits,
                 "bytes_per_cycle": bw, "model_bytes": model.bytes_read + model.bytes_written,
+                "config": args.config if cfg == engine else None,
                 "compile_seconds": t1 - t0}
         unsup = [u for i in range(len(prog.layers)) for u in isa.unsupported_features(
             isa.Descriptor.decode(prog.image.read(prog.desc_addr + i * isa.DESC_BYTES, isa.DESC_BYTES)))]
@@ -343,7 +358,7 @@ def main(argv=None) -> int:
               f"roofline {100 * r['of_roofline']:.0f}%, {'bit exact' if mism == 0 else f'{mism} MISMATCHES'}, "
               f"{r['cycles_per_second'] / 1e3:.0f} kcycles/s, {time.time() - t0:.0f} s", flush=True)
     summary = summarize(results, args)
-    (out / "results.json").write_text(json.dumps({"config": CFG.to_dict(), "memory": {"bytes_per_cycle": args.bw,
+    (out / "results.json").write_text(json.dumps({"config": engine.to_dict(), "config_name": args.config, "memory": {"bytes_per_cycle": args.bw,
                                                    "latency": args.latency}, "clock_mhz": args.clock_mhz,
                                                    "runs": results, "summary": summary}, indent=1))
     (out / "results.md").write_text(table(results, summary, args))
@@ -378,7 +393,7 @@ def summarize(results, args) -> dict:
 
 def table(results, summary, args) -> str:
     lines = [f"Memory {args.bw:g} bytes/cycle unless the memory column says otherwise, latency {args.latency} "
-             f"cycles; PM={CFG.pm}, PN={CFG.pn}, L={CFG.ovsf_len}; GOP/s at {args.clock_mhz:g} MHz. "
+             f"cycles; configuration {args.config}: PM={args.cfg.pm}, PN={args.cfg.pn}, L={args.cfg.ovsf_len}; GOP/s at {args.clock_mhz:g} MHz. "
              "Roof: the MAC utilisation the memory allows the layer's measured traffic. Bound: the roofline "
              "bound in cycles, the layer's MACs at PM*PN per cycle or its compulsory bytes (input, weights, "
              "bias, residual and output once) at the memory's rate, whichever is larger (compute or memory); "
@@ -413,7 +428,7 @@ def plots(results, args, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    peak = perf.peak_macs_per_cycle(CFG) * 2          # ops per cycle
+    peak = perf.peak_macs_per_cycle(args.cfg) * 2          # ops per cycle
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = np.logspace(-1, 4, 200)
     ax.plot(xs, np.minimum(peak, xs * args.bw), "k-", lw=1, label=f"roof: {peak} ops/cycle, {args.bw:g} B/cycle")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "rtl"))
 
 from golden.config import DEFAULT  # noqa: E402
-from tb import simenv  # noqa: E402
+from tb import regressions, simenv  # noqa: E402
 from tb import synth_flow as sf  # noqa: E402
 
 import engine_cases  # noqa: E402
@@ -52,11 +52,9 @@ SWEEP = {
 }
 #: The configuration placed and routed on the ECP5 (LFE5UM-85F): small does
 #: not fit it (its compute window at MaxK = 11 and its 8x8 array take 164%
-#: of the LUTs). Four by four MACs, L = 4, a 64-bit bus, half of small's
-#: buffers and MaxK = 3: the compute's window is the block that grows most
-#: with MaxK (docs/architecture.md, "Resources and timing").
-ECP5 = dataclasses.replace(SMALL, pm=4, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096, wgt_buf_elems=4096,
-                           out_buf_elems=2048, max_k=3)
+#: of the LUTs). Defined with the other named configurations, so that the
+#: benchmark (`scripts/bench.py --config ecp5`) and the regressions run it too.
+ECP5 = regressions.CONFIGS["ecp5"]
 CONFIGS = {"default": DEFAULT, "small": SMALL, "ecp5": ECP5, **SWEEP}
 
 
@@ -94,12 +92,14 @@ def summary(out: Path, args) -> dict:
         name = next((n for n, c in CONFIGS.items() if c.to_dict() == bcfg), None)
         rep = reps.get(name) if name else None
         ecp5 = (rep or {}).get("ecp5") or {}
-        if ecp5.get("fmax"):
-            clock, kind = min(f["mhz"] for f in ecp5["fmax"].values()), "measured (ECP5, nextpnr)"
-        else:
-            clock, kind = args.clock_mhz, "assumed"
         x7 = (rep or {}).get("xilinx", {}).get("xc7", {})
         dsps = x7.get("total", {}).get("dsp") if x7.get("complete") else None
+        if ecp5.get("fmax"):
+            clock, kind = min(f["mhz"] for f in ecp5["fmax"].values()), "measured (ECP5, nextpnr)"
+            # the multipliers of the device that clock was measured on
+            dsps = (ecp5.get("synth_cells") or {}).get("mult18", dsps)
+        else:
+            clock, kind = args.clock_mhz, "assumed"
         s["throughput"] = {"bench": str(bench_file.relative_to(ROOT)) if bench_file.is_relative_to(ROOT) else
                            bench_file.name, "config": name or "a configuration not reported here",
                            "clock_mhz": clock, "clock": kind, "dsps": dsps,

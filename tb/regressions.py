@@ -12,6 +12,7 @@ the seed reaches the test as cocotb's random seed).
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import sys
@@ -43,6 +44,11 @@ CONFIGS: dict[str, EngineConfig] = {
     # weight buffer large enough for a K=11 tile of 16 x 16 channels
     "bits8": EngineConfig(data_bits=8, acc_bits=32, pm=16, pn=16, ovsf_len=16, alpha_bits=8,
                           axi_data_bits=128, in_buf_elems=16384, wgt_buf_elems=32768, out_buf_elems=8192),
+    # The configuration `make synth` places and routes on the ECP5 (LFE5UM-85F),
+    # which small does not fit: 4 x 4 MACs, L = 4, a 64-bit bus, half of
+    # small's buffers and MaxK = 3 (the compute's window grows most with MaxK).
+    "ecp5": dataclasses.replace(engine_cases.SMALL, pm=4, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096,
+                                wgt_buf_elems=4096, out_buf_elems=2048, max_k=3),
 }
 
 
@@ -230,6 +236,11 @@ def expand(name: str, sim: Optional[str] = None, test: Optional[str] = None, see
         raise RegressionError(f"unknown simulator {sim!r}; simulators: {', '.join(simenv.SIMULATORS)}")
     if config is not None and config not in CONFIGS:
         raise RegressionError(f"unknown config {config!r}; configs: {', '.join(CONFIGS)}")
+    if config is not None and CONFIGS[config].max_k < max(isa.KERNELS):
+        # the directed and random tests draw kernels up to the largest the ISA has
+        raise RegressionError(f"config {config!r} has MaxK {CONFIGS[config].max_k}, below the kernels the "
+                              f"regression's tests draw (up to {max(isa.KERNELS)}): it is for synthesis and "
+                              "the benchmark (scripts/bench.py --config)")
     check()
     runs = []
     for e in _find_entries(name, test):

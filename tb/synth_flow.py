@@ -512,7 +512,8 @@ def throughput_rows(bench: dict, clock_mhz: float, clock_kind: str, dsps: int | 
     run the RTL ran (bench: build/bench/results.json)."""
     rows = []
     for r in bench.get("runs", []):
-        if not r.get("rtl") or not r.get("cycles"):
+        # a row on another configuration (its own bus width, say) is not the one synthesised
+        if not r.get("rtl") or not r.get("cycles") or ("config" in r and r["config"] is None):
             continue
         rows.append({"layer": r["layer"], "rho": r.get("rho"), "selection": r.get("selection"),
                      "bus_bits": r.get("bus_bits"), "macs": r["macs"], "cycles": r["cycles"],

@@ -82,6 +82,8 @@ def test_unknown_names_are_clear_errors(toy):
         R.expand("a", test="nope")
     with pytest.raises(RegressionError, match=r"unknown config 'huge'.*small"):
         R.expand("a", config="huge")
+    with pytest.raises(RegressionError, match=r"config 'ecp5' has MaxK 3.*bench.py --config"):
+        R.expand("a", config="ecp5")
     with pytest.raises(RegressionError, match=r"unknown regression 'weekly'.*a, b"):
         R.expand("weekly")
     with pytest.raises(RegressionError, match=r"unknown simulator 'xsim'"):

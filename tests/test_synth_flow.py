@@ -187,9 +187,11 @@ def test_resource_model_fit_recovers_a_linear_law():
 def test_throughput_rows():
     bench = {"runs": [{"layer": "conv3_1", "rtl": True, "cycles": 1000, "macs": 200000, "rho": 1.0,
                        "selection": "dense", "bus_bits": 128},
-                      {"layer": "depthwise", "rtl": False, "cycles": None, "macs": 10}]}
+                      {"layer": "depthwise", "rtl": False, "cycles": None, "macs": 10},
+                      # a row with its own bus width: another configuration than the one synthesised
+                      {"layer": "conv1_1_bus256", "rtl": True, "cycles": 500, "macs": 200000, "config": None}]}
     rows = sf.throughput_rows(bench, 125.0, "measured", 256)
-    assert len(rows) == 1
+    assert [r["layer"] for r in rows] == ["conv3_1"]
     assert rows[0]["gops"] == pytest.approx(2 * 200000 / 1000 * 125e6 / 1e9)
     assert rows[0]["macs_per_dsp_cycle"] == pytest.approx(200000 / 1000 / 256)
     assert sf.throughput_rows(bench, 200.0, "assumed", None)[0]["macs_per_dsp_cycle"] is None

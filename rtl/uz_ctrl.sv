@@ -1,5 +1,6 @@
 // Controller: runs layer_count descriptors from desc_addr. For each layer it
-// fetches the descriptor, validates it (uz_desc_check), runs uz_layer, waits
+// fetches the descriptor, validates it (uz_desc_check, a few tens of cycles
+// while desc_check_o holds it), runs uz_layer, waits
 // until every write has been acknowledged, and reports the layer's counters.
 // Any illegal descriptor, bus error or abort stops the program with an error
 // code; the DMAs are drained first so the engine is ready for the next start.
@@ -48,6 +49,8 @@ module uz_ctrl
   output logic                    dma_abort_o,
   // the layer
   output logic [DescBits-1:0]     desc_o,
+  output logic                    desc_check_o,    // uz_desc_check runs on desc_o (held)
+  input  logic                    desc_done_i,     // its result is ready: desc_err_i
   input  logic [7:0]              desc_err_i,      // uz_desc_check on desc_o
   output logic                    layer_start_o,
   output logic                    layer_abort_o,
@@ -102,15 +105,19 @@ module uz_ctrl
         end else if (rd_data_valid_i && rd_data_last_i) begin
           state_d     = CtCheck;
         end
+      // the check takes some cycles; an abort or bus error meanwhile stops
+      // at once (leaving CtCheck drops desc_check_o, which abandons it)
       CtCheck:
         if (halt) begin
           stop_code_d = halt_code;
           state_d     = CtStop;
-        end else if (desc_err_i != 8'(ErrNone)) begin
-          stop_code_d = desc_err_i;
-          state_d     = CtStop;
-        end else begin
-          state_d     = CtRun;
+        end else if (desc_done_i) begin
+          if (desc_err_i != 8'(ErrNone)) begin
+            stop_code_d = desc_err_i;
+            state_d     = CtStop;
+          end else begin
+            state_d     = CtRun;
+          end
         end
       CtRun:
         if (halt) begin
@@ -191,7 +198,8 @@ module uz_ctrl
   assign rd_cmd_addr_o   = desc_addr_i + 32'(layer_q) * DescBytes;
   assign rd_cmd_beats_o  = BeatsWidth'(DescBeats);
   assign rd_data_ready_o = (state_q == CtFetchData);
-  assign layer_start_o   = (state_q == CtCheck) && !abort_i && bus_err == 8'(ErrNone) &&
+  assign desc_check_o    = (state_q == CtCheck);
+  assign layer_start_o   = (state_q == CtCheck) && desc_done_i && !abort_i && bus_err == 8'(ErrNone) &&
                            desc_err_i == 8'(ErrNone);
   // Stopping: the layer and the DMAs abandon their work.
   assign layer_abort_o   = (state_q == CtStop);
@@ -222,13 +230,19 @@ module uz_ctrl
 `ifndef UZ_NO_ASSERT
   logic                  sh_cmd_stall_q;
   logic [31:0]           sh_cmd_addr_q;
+  logic                  sh_check_q;
+  logic [DescBits-1:0]   sh_desc_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       sh_cmd_stall_q <= 1'b0;
       sh_cmd_addr_q  <= '0;
+      sh_check_q     <= 1'b0;
+      sh_desc_q      <= '0;
     end else begin
       sh_cmd_stall_q <= rd_cmd_valid_o & ~rd_cmd_ready_i;
       sh_cmd_addr_q  <= rd_cmd_addr_o;
+      sh_check_q     <= state_q == CtCheck;
+      sh_desc_q      <= desc_q;
     end
   end
   `ASSERT_KNOWN(CtStateKnown_A, state_q, clk_i, rst_ni)
@@ -243,7 +257,9 @@ module uz_ctrl
           32'(beat_q) == DescBeats - 1, clk_i, rst_ni)
   `ASSERT_NEVER(DoneAndError_A, done_o && err_o, clk_i, rst_ni)
   `ASSERT(ErrorHasCode_A, !err_o || stop_code_q != 8'(ErrNone), clk_i, rst_ni)
-  `ASSERT(StartOnlyWhenChecked_A, !layer_start_o || desc_err_i == 8'(ErrNone), clk_i, rst_ni)
+  `ASSERT(StartOnlyWhenChecked_A, !layer_start_o || (desc_done_i && desc_err_i == 8'(ErrNone)), clk_i, rst_ni)
+  // the descriptor holds while it is checked (it is written only in CtFetchData)
+  `ASSERT(DescHeldWhileChecked_A, !(state_q == CtCheck && sh_check_q) || desc_q == sh_desc_q, clk_i, rst_ni)
   `ASSERT_KNOWN(CtBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(CtDoneKnown_A, done_o, clk_i, rst_ni)
   `ASSERT_KNOWN(CtErrKnown_A, err_o, clk_i, rst_ni)

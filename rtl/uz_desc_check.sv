@@ -1,12 +1,28 @@
 // Descriptor validation: the error code golden.isa.validate returns, i.e. the
 // first failing check of golden.isa.check in the order of the uz_err_e codes,
-// ErrNone for a legal descriptor. Purely combinational.
+// ErrNone for a legal descriptor.
 //
 // Checks with the same code are OR-ed together: check() stops at the first
 // one, but any of them gives the same code, so only the order between codes
 // matters, and that is the priority chain at the end. Values derived from
 // fields an earlier check rejects (conv dims with stride 0, ...) may be
 // meaningless; the chain never looks at them then.
+//
+// The check runs once per layer, so it takes some tens of cycles rather than
+// one long combinational cone (it used to set the engine's clock): while
+// check_i is high and desc_i holds still, three units run side by side and
+// the flags and the code are registered after them.
+//   * dims: the padded sizes, then the conv output size by a serial division
+//     by the stride (one quotient bit a cycle), then the pool's padded size
+//     and its division by the pool stride;
+//   * products: the tile's input rows and columns, the three buffer
+//     footprints and the pool's cell count on one serial multiplier (two bits
+//     of one factor a cycle), saturating just above its bound: for a, b >= 0,
+//     a * b > T exactly when min(a, T + 1) * b > T, and a chain of factors
+//     stays exact that way, so no product needs more than a few bits above T;
+//   * the code mask's population count, one bit a cycle.
+// done_o rises with err_o valid and stays until check_i falls; check_i falling
+// at any time abandons the check.
 module uz_desc_check #(
   parameter int PM           = 16,
   parameter int PN           = 16,
@@ -18,11 +34,14 @@ module uz_desc_check #(
   parameter int OutBufElems  = 32 * 1024,
   parameter int MaxK         = 11
 ) (
+  input  logic                            clk_i,
+  input  logic                            rst_ni,
+  input  logic                            check_i,   // run the check; desc_i holds until it falls
   input  logic [uz_isa_pkg::DescBits-1:0] desc_i,
+  output logic                            done_o,    // err_o valid, until check_i falls
   output uz_isa_pkg::uz_err_e             err_o
 );
   import uz_isa_pkg::*;
-  import uz_util_pkg::*;
 
   // The checks rely on these (golden.config.EngineConfig enforces the same).
   // Spelled out as ASSERT_INIT expands, so the file needs no include path;
@@ -49,11 +68,9 @@ module uz_desc_check #(
   // exceed 16 bits (65535 + 2 * 10 - 11 + 1), which only a fused pool brings
   // back to an out_h that fits.
   localparam int DimW = 17;
-  // Footprints: ti * ((tr - 1) * stride + k) * ((tc - 1) * stride + k) with
-  // 16-bit fields and stride < 8 stays below 16 + 19 + 19 = 54 bits. Later
-  // checks bound it tighter, but the widths must not rely on that.
+  // A tile's input rows (tr - 1) * stride + k with a 16-bit tr and a stride
+  // below 8 fit 19 bits.
   localparam int HaloW = 19;
-  localparam int FpW   = 64;
   localparam int BusBytes = AxiDataWidth / 8;
 
   localparam logic [31:0] PmMask  = 32'(PM - 1);
@@ -65,17 +82,63 @@ module uz_desc_check #(
   // The most cells an average pool divides by (golden.arith.AVG_N_MAX).
   localparam int AvgNMax = 4096;
 
-  // Strides divide with uz_util_pkg::div_stride, as in uz_layer and uz_post.
+  // The serial multiplier. (tr - 1) * stride is below 2^19 and must come out
+  // exact: its bound is 2^19 - 1. With a <= T + 1 and the product so far
+  // p <= T + 1, a step 4 p + 3 a stays below 8 (T + 1): three bits above T.
+  localparam int ExactT = (1 << HaloW) - 1;
+  localparam int MaxT0  = (InBufElems > OutBufElems) ? InBufElems : OutBufElems;
+  localparam int MaxT1  = (WgtBufElems > ExactT) ? WgtBufElems : ExactT;
+  localparam int MaxT   = (MaxT0 > MaxT1) ? MaxT0 : MaxT1;
+  localparam int PW     = $clog2(MaxT + 1) + 3;
+  // The longest factor walked bit by bit (a tile's input columns, 19 bits),
+  // rounded up to whole steps of two bits.
+  localparam int BW     = 20;
 
   // v % s != 0 for a pool stride s of 1..3 (s = 0 fails BAD_POOL first).
+  // v % 3 as a tree of base-4 digits (4 = 1 mod 3), not a divider.
+  function automatic logic [1:0] mod3_add(input logic [1:0] x, input logic [1:0] y);
+    logic [2:0] s;
+    s = 3'(x) + 3'(y);
+    mod3_add = (s >= 3'd3) ? 2'(s - 3'd3) : s[1:0];
+  endfunction
+  function automatic logic [1:0] mod3_digit(input logic [1:0] d);
+    mod3_digit = (d == 2'd3) ? 2'd0 : d;
+  endfunction
+  function automatic logic [1:0] mod3(input logic [15:0] v);
+    logic [1:0] lo, hi;
+    lo = mod3_add(mod3_add(mod3_digit(v[1:0]), mod3_digit(v[3:2])),
+                  mod3_add(mod3_digit(v[5:4]), mod3_digit(v[7:6])));
+    hi = mod3_add(mod3_add(mod3_digit(v[9:8]), mod3_digit(v[11:10])),
+                  mod3_add(mod3_digit(v[13:12]), mod3_digit(v[15:14])));
+    mod3 = mod3_add(lo, hi);
+  endfunction
   function automatic logic not_multiple(input logic [15:0] v, input logic [1:0] s);
     logic r;
     case (s)
       2'd2:    r = (v & 16'd1) != 16'd0;
-      2'd3:    r = (v % 16'd3) != 16'd0;
+      2'd3:    r = mod3(v) != 2'd0;
       default: r = 1'b0;
     endcase
     not_multiple = r;
+  endfunction
+
+  // The divisor of uz_util_pkg::div_stride's cases: 2, 3 and 4 divide, any
+  // other stride returns v (only where a check has already failed), i.e.
+  // divides by 1.
+  function automatic logic [2:0] divisor(input logic [2:0] s);
+    divisor = (s == 3'd2 || s == 3'd3 || s == 3'd4) ? s : 3'd1;
+  endfunction
+
+  // k * k of a 4-bit kernel size, a table.
+  function automatic logic [7:0] k_squared(input logic [3:0] k);
+    logic [7:0] r;
+    case (k)
+      4'd0:  r = 8'd0;    4'd1:  r = 8'd1;    4'd2:  r = 8'd4;    4'd3:  r = 8'd9;
+      4'd4:  r = 8'd16;   4'd5:  r = 8'd25;   4'd6:  r = 8'd36;   4'd7:  r = 8'd49;
+      4'd8:  r = 8'd64;   4'd9:  r = 8'd81;   4'd10: r = 8'd100;  4'd11: r = 8'd121;
+      4'd12: r = 8'd144;  4'd13: r = 8'd169;  4'd14: r = 8'd196;  default: r = 8'd225;
+    endcase
+    k_squared = r;
   endfunction
 
   // The fields, as plain signals selected outside the always_comb: Icarus 11
@@ -180,27 +243,20 @@ module uz_desc_check #(
   assign f_n_codes    = desc[DescNCodesLsb +: DescNCodesWidth];
   assign f_code_mask  = desc[DescCodeMaskLsb +: DescCodeMaskWidth];
 
+
+  // ---------------------------------------------- values of the fields alone
   logic is_conv, is_fc, is_pool, pooled, k_ok;
-  logic [DimW-1:0] pad_h, pad_w;        // padded input height, width
-  logic [DimW-1:0] ch, cw;              // convolution result (POOL: its input)
-  logic [DimW-1:0] ph, pw;              // pool input plus its padding
-  logic [DimW-1:0] eh, ew;              // expected out_h, out_w
-  logic [DimW-1:0] tr_wide, tc_wide;    // widened to compare with dims
-  logic [DimW-1:0] pk_h, pk_w;          // the pool window (golden.isa.pool_window)
+  logic [DimW-1:0] pk_hf, pk_wf;        // the pool window of the fields (not global)
   logic [1:0]      pk_s;
   logic [3:0]      pp_t, pp_b, pp_l, pp_r;
   logic            pp_any;
-  logic [2*DimW-1:0] pk_cells;
+  logic [DimW-1:0] tr_wide, tc_wide;    // widened to compare with dims
   logic [31:0] in_c_up, out_c_up;       // in_c, out_c rounded up to PN, PM
   logic [31:0] ovsf_l;                  // 2**log2_l
-  logic [5:0]  n_ones;                  // codes code_mask keeps
   logic [16:0] in_c_end, out_c_end;     // channel after a slice's last
   logic [15:0] in_c_all, out_c_all;     // channels of the whole tensor (max(total, c))
-  logic [HaloW-1:0] ih, iw;             // input rows, cols one tile reads
-  logic [FpW-1:0] in_fp, out_fp, wgt_fp;
-  logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
-  logic c_shape, c_tile, c_shift, c_codes, c_align, c_large;
-  logic dw;                             // depthwise (golden.isa.depthwise)
+  logic        dw;                      // depthwise (golden.isa.depthwise)
+  logic [7:0]  k2;                      // k * k
   logic [31:0] dw_wvec;                 // its weights per channel (golden.isa.wvec_len)
 
   always_comb begin
@@ -210,69 +266,308 @@ module uz_desc_check #(
     pooled  = is_pool || (is_conv && f_pool);
     k_ok    = (f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11) &&
               32'(f_k) <= MaxK;
-
-    // Geometry (golden.isa.conv_dims, pool_out).
-    pad_h = DimW'(f_in_h) + DimW'(f_pad_t) + DimW'(f_pad_b);
-    pad_w = DimW'(f_in_w) + DimW'(f_pad_l) + DimW'(f_pad_r);
-    if (is_pool) begin
-      ch = DimW'(f_in_h);
-      cw = DimW'(f_in_w);
-    end else begin
-      ch = div_stride(pad_h - DimW'(f_k), f_stride) + DimW'(1);
-      cw = div_stride(pad_w - DimW'(f_k), f_stride) + DimW'(1);
-    end
+    // the pool window (golden.isa.pool_window); a global pool's is the conv
+    // result, known only after its division (pk_h_q, pk_w_q)
+    pk_hf = DimW'((f_pool_kh != '0) ? f_pool_kh : 8'(f_pool_k));
+    pk_wf = DimW'((f_pool_kw != '0) ? f_pool_kw : 8'(f_pool_k));
     if (f_pool_global) begin
-      pk_h = ch;
-      pk_w = cw;
       pk_s = 2'd1;
       pp_t = '0; pp_b = '0; pp_l = '0; pp_r = '0;
     end else begin
-      pk_h = DimW'((f_pool_kh != '0) ? f_pool_kh : 8'(f_pool_k));
-      pk_w = DimW'((f_pool_kw != '0) ? f_pool_kw : 8'(f_pool_k));
       pk_s = f_pool_s;
       pp_t = 4'(f_pool_pad);
       pp_b = f_pool_asym ? f_pool_pad_b : 4'(f_pool_pad);
       pp_l = f_pool_asym ? f_pool_pad_l : 4'(f_pool_pad);
       pp_r = f_pool_asym ? f_pool_pad_r : 4'(f_pool_pad);
     end
-    pp_any   = (pp_t | pp_b | pp_l | pp_r) != '0;
-    pk_cells = (2*DimW)'(pk_h) * (2*DimW)'(pk_w);
-    ph = ch + DimW'(pp_t) + DimW'(pp_b);
-    pw = cw + DimW'(pp_l) + DimW'(pp_r);
-    if (pooled) begin
-      eh = div_stride(ph - pk_h, {1'b0, pk_s}) + DimW'(1);
-      ew = div_stride(pw - pk_w, {1'b0, pk_s}) + DimW'(1);
-    end else begin
-      eh = ch;
-      ew = cw;
-    end
-    tr_wide = DimW'(f_tr);
-    tc_wide = DimW'(f_tc);
-    in_c_up  = (32'(f_in_c) + PnMask) & ~PnMask;
-    out_c_up = (32'(f_out_c) + PmMask) & ~PmMask;
-    ovsf_l   = 32'd1 << f_log2_l;
+    pp_any    = (pp_t | pp_b | pp_l | pp_r) != '0;
+    tr_wide   = DimW'(f_tr);
+    tc_wide   = DimW'(f_tc);
+    in_c_up   = (32'(f_in_c) + PnMask) & ~PnMask;
+    out_c_up  = (32'(f_out_c) + PmMask) & ~PmMask;
+    ovsf_l    = 32'd1 << f_log2_l;
     in_c_end  = 17'(f_in_c_off) + 17'(f_in_c);
     out_c_end = 17'(f_out_c_off) + 17'(f_out_c);
     in_c_all  = (f_in_c_total > f_in_c) ? f_in_c_total : f_in_c;
     out_c_all = (f_out_c_total > f_out_c) ? f_out_c_total : f_out_c;
-    n_ones   = '0;
-    for (int i = 0; i < 32; i++) n_ones = n_ones + 6'(f_code_mask[i]);
+    dw        = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
+    k2        = k_squared(f_k);
+    dw_wvec   = (32'(k2) + PnMask) & ~PnMask;
+  end
 
-    // Buffer footprints (golden.isa.tile_footprint, in_tile_dims).
-    if (is_pool) begin
-      ih = HaloW'(f_tr);
-      iw = HaloW'(f_tc);
+  // ------------------------------------------------------------ sequencing
+  typedef enum logic [2:0] {CkIdle, CkRun, CkFlags, CkCode, CkDone} ck_state_e;
+  typedef enum logic [3:0] {
+    DmIdle, DmPad, DmConvLoad, DmConvDiv, DmConvEnd, DmPoolPad, DmPoolLoad, DmPoolDiv, DmPoolEnd, DmDone
+  } dm_state_e;
+  typedef enum logic [2:0] {MuIdle, MuLoad, MuPrep, MuRun, MuDone} mu_state_e;
+  // the products, in order; the pool's cells last (a global window is the
+  // conv result, from the dims unit)
+  localparam logic [3:0] MpIh = 4'd0, MpIw = 4'd1, MpIn1 = 4'd2, MpIn = 4'd3, MpOut1 = 4'd4, MpOut = 4'd5,
+                         MpWgt1 = 4'd6, MpWgt = 4'd7, MpCells = 4'd8;
+
+  ck_state_e ck_q, ck_d;
+  dm_state_e dm_q, dm_d;
+  mu_state_e mu_q, mu_d;
+  logic      start;                       // the first cycle of a check
+  logic      pop_done;
+  logic [4:0] dcnt_q;                     // division steps left - 1
+  logic [3:0] mp_q;                       // the product under way
+  logic [3:0] mcnt_q;                     // multiplication steps left - 1
+
+  assign start = check_i && ck_q == CkIdle;
+
+  always_comb begin
+    ck_d = ck_q;
+    unique case (ck_q)
+      CkIdle:  ck_d = CkRun;
+      CkRun:   if (dm_q == DmDone && mu_q == MuDone && pop_done) ck_d = CkFlags;
+      CkFlags: ck_d = CkCode;
+      CkCode:  ck_d = CkDone;
+      CkDone:  ck_d = CkDone;
+      /* verilator coverage_off */
+      default: ck_d = CkIdle;
+      /* verilator coverage_on */
+    endcase
+    if (!check_i) ck_d = CkIdle;
+  end
+
+  always_comb begin
+    dm_d = dm_q;
+    unique case (dm_q)
+      DmIdle:     if (start) dm_d = DmPad;
+      DmPad:      dm_d = DmConvLoad;
+      DmConvLoad: dm_d = DmConvDiv;
+      DmConvDiv:  if (dcnt_q == '0) dm_d = DmConvEnd;
+      DmConvEnd:  dm_d = DmPoolPad;
+      DmPoolPad:  dm_d = DmPoolLoad;
+      DmPoolLoad: dm_d = DmPoolDiv;
+      DmPoolDiv:  if (dcnt_q == '0) dm_d = DmPoolEnd;
+      DmPoolEnd:  dm_d = DmDone;
+      DmDone:     dm_d = DmDone;
+      /* verilator coverage_off */
+      default:    dm_d = DmIdle;
+      /* verilator coverage_on */
+    endcase
+    if (!check_i) dm_d = DmIdle;
+  end
+
+  always_comb begin
+    mu_d = mu_q;
+    unique case (mu_q)
+      MuIdle: if (start) mu_d = MuLoad;
+      // the pool's cells wait for its window
+      MuLoad: if (mp_q != MpCells || dm_q == DmDone) mu_d = MuPrep;
+      MuPrep: mu_d = MuRun;
+      MuRun:
+        if (mcnt_q == '0) begin
+          if (mp_q == MpCells) mu_d = MuDone;
+          else                 mu_d = MuLoad;
+        end
+      MuDone: mu_d = MuDone;
+      /* verilator coverage_off */
+      default: mu_d = MuIdle;
+      /* verilator coverage_on */
+    endcase
+    if (!check_i) mu_d = MuIdle;
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ck_q <= CkIdle;
+      dm_q <= DmIdle;
+      mu_q <= MuIdle;
     end else begin
-      ih = HaloW'(f_tr - 16'd1) * HaloW'(f_stride) + HaloW'(f_k);
-      iw = HaloW'(f_tc - 16'd1) * HaloW'(f_stride) + HaloW'(f_k);
+      ck_q <= ck_d;
+      dm_q <= dm_d;
+      mu_q <= mu_d;
     end
-    in_fp  = FpW'(f_ti) * FpW'(ih) * FpW'(iw);
-    out_fp = FpW'(f_to) * FpW'(f_tr) * FpW'(f_tc);
-    dw      = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
-    dw_wvec = (32'(f_k) * 32'(f_k) + PnMask) & ~PnMask;
-    wgt_fp  = dw ? FpW'(f_to) * FpW'(dw_wvec) : FpW'(f_to) * FpW'(f_ti) * FpW'(f_k) * FpW'(f_k);
+  end
 
-    // One flag per error code, the checks of golden.isa.check.
+  // ------------------------------------------------------------------ dims
+  // golden.isa.conv_dims, pool_out: ch = div_stride(pad_h - k, stride) + 1,
+  // eh = div_stride(ph - pk_h, pk_s) + 1. The division is restoring, one
+  // quotient bit a cycle from the top, for h and w side by side: the
+  // dividend shifts out of dq at the top as the quotient shifts in at the
+  // bottom, the remainder (below the divisor, at most 3) in rm.
+  logic [DimW-1:0] pad_h_q, pad_w_q;      // padded input height, width
+  logic [DimW-1:0] ch_q, cw_q;            // convolution result (POOL: its input)
+  logic [DimW-1:0] pk_h_q, pk_w_q;        // the pool window (golden.isa.pool_window)
+  logic [DimW-1:0] ph_q, pw_q;            // pool input plus its padding
+  logic [DimW-1:0] eh_q, ew_q;            // expected out_h, out_w
+  logic [DimW-1:0] dq_h_q, dq_w_q;
+  logic [1:0]      rm_h_q, rm_w_q;
+  logic [2:0]      dv_q;                  // the divisor, 1..4
+
+  function automatic logic [DimW+1:0] div_step(input logic [DimW-1:0] dq, input logic [1:0] rm,
+                                               input logic [2:0] dv);
+    logic [2:0] x;
+    logic [1:0] r;
+    logic       ge;
+    x  = {rm, dq[DimW-1]};
+    ge = x >= dv;
+    r  = ge ? 2'(x - dv) : x[1:0];    // below dv <= 4
+    div_step = {r, dq[DimW-2:0], ge};
+  endfunction
+
+  // datapath: each register is read only in the states after its write
+  always_ff @(posedge clk_i) begin
+    unique case (dm_q)
+      DmPad: begin
+        pad_h_q <= DimW'(f_in_h) + DimW'(f_pad_t) + DimW'(f_pad_b);
+        pad_w_q <= DimW'(f_in_w) + DimW'(f_pad_l) + DimW'(f_pad_r);
+      end
+      DmConvLoad: begin
+        dq_h_q <= pad_h_q - DimW'(f_k);
+        dq_w_q <= pad_w_q - DimW'(f_k);
+        rm_h_q <= '0;
+        rm_w_q <= '0;
+        dv_q   <= divisor(f_stride);
+        dcnt_q <= 5'(DimW - 1);
+      end
+      DmConvDiv, DmPoolDiv: begin
+        {rm_h_q, dq_h_q} <= div_step(dq_h_q, rm_h_q, dv_q);
+        {rm_w_q, dq_w_q} <= div_step(dq_w_q, rm_w_q, dv_q);
+        dcnt_q <= dcnt_q - 5'd1;
+      end
+      DmConvEnd: begin
+        ch_q <= is_pool ? DimW'(f_in_h) : dq_h_q + DimW'(1);
+        cw_q <= is_pool ? DimW'(f_in_w) : dq_w_q + DimW'(1);
+      end
+      DmPoolPad: begin
+        pk_h_q <= f_pool_global ? ch_q : pk_hf;
+        pk_w_q <= f_pool_global ? cw_q : pk_wf;
+        ph_q   <= ch_q + DimW'(pp_t) + DimW'(pp_b);
+        pw_q   <= cw_q + DimW'(pp_l) + DimW'(pp_r);
+      end
+      DmPoolLoad: begin
+        dq_h_q <= ph_q - pk_h_q;
+        dq_w_q <= pw_q - pk_w_q;
+        rm_h_q <= '0;
+        rm_w_q <= '0;
+        dv_q   <= divisor({1'b0, pk_s});
+        dcnt_q <= 5'(DimW - 1);
+      end
+      DmPoolEnd: begin
+        eh_q <= pooled ? dq_h_q + DimW'(1) : ch_q;
+        ew_q <= pooled ? dq_w_q + DimW'(1) : cw_q;
+      end
+      default: ;
+    endcase
+  end
+
+  // -------------------------------------------------------------- products
+  // p = min(a * b, T + 1) with a clipped to T + 1 at the load, b walked two
+  // bits a step from the top: p = min(4 p + digit * a, T + 1). The last
+  // step's saturation is the product's "above T". A chained product takes
+  // the last one's p as its a (already clipped to the same bound).
+  localparam logic [PW-1:0] ExactT1 = PW'(ExactT + 1);
+  localparam logic [PW-1:0] InT1    = PW'(InBufElems + 1);
+  localparam logic [PW-1:0] OutT1   = PW'(OutBufElems + 1);
+  localparam logic [PW-1:0] WgtT1   = PW'(WgtBufElems + 1);
+  localparam logic [PW-1:0] AvgT1   = PW'(AvgNMax + 1);
+
+  logic [PW-1:0]    p_q, a_q, a3_q, t1_q; // product so far, a, 3 a, T + 1
+  logic [BW-1:0]    b_q;                  // b, its next digit at the top
+  logic [HaloW-1:0] ihp_q, iwp_q;         // (tr - 1) * stride, (tc - 1) * stride
+  logic             in_large_q, out_large_q, wgt_large_q, pk_large_q;
+  logic [HaloW-1:0] ih, iw;               // input rows, cols one tile reads
+  logic [31:0]      mu_a;                 // this product's a, b (left-aligned), T + 1 and steps
+  logic [BW-1:0]    mu_b;
+  logic [PW-1:0]    mu_t1;
+  logic [3:0]       mu_steps;
+  logic [PW-1:0]    mu_add, mu_sum, mu_p;
+  logic             mu_sat;
+
+  always_comb begin
+    // golden.isa.tile_footprint, in_tile_dims
+    ih = is_pool ? HaloW'(f_tr) : ihp_q + HaloW'(f_k);
+    iw = is_pool ? HaloW'(f_tc) : iwp_q + HaloW'(f_k);
+    mu_a = '0;
+    mu_b = '0;
+    mu_t1 = ExactT1;
+    mu_steps = '0;
+    unique case (mp_q)
+      MpIh:   begin mu_a = 32'(f_tr - 16'd1); mu_b = BW'(f_stride) << 16; mu_steps = 4'd1; end
+      MpIw:   begin mu_a = 32'(f_tc - 16'd1); mu_b = BW'(f_stride) << 16; mu_steps = 4'd1; end
+      // in_fp = ti * ih * iw
+      MpIn1:  begin mu_a = 32'(ih);  mu_b = BW'(f_ti) << 4; mu_t1 = InT1; mu_steps = 4'd7; end
+      MpIn:   begin mu_a = 32'(p_q); mu_b = BW'(iw);        mu_t1 = InT1; mu_steps = 4'd9; end
+      // out_fp = to * tr * tc
+      MpOut1: begin mu_a = 32'(f_to); mu_b = BW'(f_tr) << 4; mu_t1 = OutT1; mu_steps = 4'd7; end
+      MpOut:  begin mu_a = 32'(p_q);  mu_b = BW'(f_tc) << 4; mu_t1 = OutT1; mu_steps = 4'd7; end
+      // wgt_fp = to * ti * k * k, depthwise to * dw_wvec
+      MpWgt1: begin mu_a = dw ? dw_wvec : 32'(f_ti); mu_b = BW'(f_to) << 4; mu_t1 = WgtT1; mu_steps = 4'd7; end
+      MpWgt:  begin mu_a = 32'(p_q); mu_b = (dw ? BW'(1) : BW'(k2)) << 12; mu_t1 = WgtT1; mu_steps = 4'd3; end
+      // the cells an average pool divides by
+      MpCells: begin mu_a = 32'(pk_h_q); mu_b = BW'(pk_w_q) << 2; mu_t1 = AvgT1; mu_steps = 4'd8; end
+      default: ;
+    endcase
+    unique case (b_q[BW-1 -: 2])
+      2'd0:    mu_add = '0;
+      2'd1:    mu_add = a_q;
+      2'd2:    mu_add = {a_q[PW-2:0], 1'b0};
+      default: mu_add = a3_q;
+    endcase
+    mu_sum = {p_q[PW-3:0], 2'b00} + mu_add;
+    mu_sat = mu_sum >= t1_q;
+    mu_p   = mu_sat ? t1_q : mu_sum;
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (mu_q == MuIdle && start) mp_q <= MpIh;
+    unique case (mu_q)
+      MuLoad: begin
+        a_q    <= (mu_a >= 32'(mu_t1)) ? mu_t1 : PW'(mu_a);
+        b_q    <= mu_b;
+        t1_q   <= mu_t1;
+        mcnt_q <= mu_steps;
+      end
+      MuPrep: begin
+        a3_q <= a_q + {a_q[PW-2:0], 1'b0};
+        p_q  <= '0;
+      end
+      MuRun: begin
+        p_q    <= mu_p;
+        b_q    <= {b_q[BW-3:0], 2'b00};
+        mcnt_q <= mcnt_q - 4'd1;
+        if (mcnt_q == '0) begin
+          mp_q <= mp_q + 4'd1;
+          unique case (mp_q)
+            MpIh:    ihp_q       <= HaloW'(mu_p);
+            MpIw:    iwp_q       <= HaloW'(mu_p);
+            MpIn:    in_large_q  <= mu_sat;
+            MpOut:   out_large_q <= mu_sat;
+            MpWgt:   wgt_large_q <= mu_sat;
+            MpCells: pk_large_q  <= mu_sat;
+            default: ;
+          endcase
+        end
+      end
+      default: ;
+    endcase
+  end
+
+  // ------------------------------------------------ codes in the code mask
+  logic [31:0] pop_q;
+  logic [5:0]  n_ones_q;
+  assign pop_done = pop_q == '0;
+  always_ff @(posedge clk_i) begin
+    if (start) begin
+      pop_q    <= f_code_mask;
+      n_ones_q <= '0;
+    end else if (!pop_done) begin
+      pop_q    <= pop_q >> 1;
+      n_ones_q <= n_ones_q + 6'(pop_q[0]);
+    end
+  end
+
+  // ---------------------------------------------------------------- checks
+  // One flag per error code, the checks of golden.isa.check, from the fields
+  // and the registered results above.
+  logic c_magic, c_kind, c_unsup, c_zero, c_kernel, c_stride, c_pad, c_ktl, c_pool;
+  logic c_shape, c_tile, c_shift, c_codes, c_align, c_large;
+  always_comb begin
     c_magic  = f_magic != DescMagic;
     c_kind   = !(is_conv || is_fc || is_pool);
     // of the grouped convolutions only depthwise runs (the compiler lowers
@@ -283,29 +578,29 @@ module uz_desc_check #(
     c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
     c_stride = !is_pool && (f_stride == 3'd0 || f_stride > 3'd4 || (is_fc && f_stride != 3'd1));
     c_pad    = !is_pool && (f_pad_t >= f_k || f_pad_b >= f_k || f_pad_l >= f_k || f_pad_r >= f_k);
-    c_ktl    = !is_pool && (DimW'(f_k) > pad_h || DimW'(f_k) > pad_w);
+    c_ktl    = !is_pool && (DimW'(f_k) > pad_h_q || DimW'(f_k) > pad_w_q);
     c_pool   = (is_fc && f_pool) ||
                (pooled && !f_pool_global &&
                 ((f_pool_kh == '0 && f_pool_kw == '0 && !(f_pool_k == 2'd2 || f_pool_k == 2'd3)) ||
-                 pk_h == '0 || pk_w == '0 || f_pool_s == 2'd0 ||
-                 DimW'(pp_t) >= pk_h || DimW'(pp_b) >= pk_h || DimW'(pp_l) >= pk_w || DimW'(pp_r) >= pk_w ||
-                 pk_h > ph || pk_w > pw)) ||
+                 pk_h_q == '0 || pk_w_q == '0 || f_pool_s == 2'd0 ||
+                 DimW'(pp_t) >= pk_h_q || DimW'(pp_b) >= pk_h_q || DimW'(pp_l) >= pk_w_q ||
+                 DimW'(pp_r) >= pk_w_q || pk_h_q > ph_q || pk_w_q > pw_q)) ||
                // only a POOL layer averages, over at most AVG_N_MAX cells
-               (pooled && f_pool_avg && (!is_pool || pk_cells > (2*DimW)'(AvgNMax)));
+               (pooled && f_pool_avg && (!is_pool || pk_large_q));
     c_shape  = (is_pool && f_out_c != f_in_c) ||
                (dw && !is_conv) ||
                (is_pool && f_res) ||
                // a channel slice inside its tensor
                in_c_end > 17'(in_c_all) || out_c_end > 17'(out_c_all) ||
-               DimW'(f_out_h) != eh || DimW'(f_out_w) != ew ||
+               DimW'(f_out_h) != eh_q || DimW'(f_out_w) != ew_q ||
                (is_fc && (f_in_h != 16'd1 || f_in_w != 16'd1));
     c_tile   = f_tr == '0 || f_tc == '0 || f_ti == '0 || f_to == '0 ||
-               tr_wide > ch || tc_wide > cw ||
+               tr_wide > ch_q || tc_wide > cw_q ||
                // A tiled pool must not straddle tiles.
-               (pooled && (tr_wide < ch || tc_wide < cw) &&
-                (pk_h != DimW'(f_pool_s) || pk_w != DimW'(f_pool_s) || pp_any || f_pool_global ||
-                 (tr_wide < ch && not_multiple(f_tr, f_pool_s)) ||
-                 (tc_wide < cw && not_multiple(f_tc, f_pool_s)))) ||
+               (pooled && (tr_wide < ch_q || tc_wide < cw_q) &&
+                (pk_h_q != DimW'(f_pool_s) || pk_w_q != DimW'(f_pool_s) || pp_any || f_pool_global ||
+                 (tr_wide < ch_q && not_multiple(f_tr, f_pool_s)) ||
+                 (tc_wide < cw_q && not_multiple(f_tc, f_pool_s)))) ||
                (dw ? f_ti != f_to : 32'(f_ti) > in_c_up) || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
                (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up));
@@ -320,28 +615,68 @@ module uz_desc_check #(
     c_codes  = f_ovsf && (is_pool || ovsf_l != 32'(OvsfLen) ||
                           (f_code_mask >> OvsfLen) != '0 ||
                           f_n_codes == '0 || 32'(f_n_codes) > 32'(OvsfLen) ||
-                          n_ones != f_n_codes);
+                          n_ones_q != f_n_codes);
     c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0 ||
                (f_res && (f_res_addr & BusMask) != '0) ||
                ((f_in_c_off | f_out_c_off) & PnMask16) != '0;
-    c_large  = in_fp > FpW'(InBufElems) || out_fp > FpW'(OutBufElems) ||
-               (!is_pool && wgt_fp > FpW'(WgtBufElems));
-
-    if      (c_magic)  err_o = ErrBadMagic;
-    else if (c_kind)   err_o = ErrBadKind;
-    else if (c_unsup)  err_o = ErrUnsupported;
-    else if (c_zero)   err_o = ErrZeroDim;
-    else if (c_kernel) err_o = ErrBadKernel;
-    else if (c_stride) err_o = ErrBadStride;
-    else if (c_pad)    err_o = ErrBadPad;
-    else if (c_ktl)    err_o = ErrKernelTooLarge;
-    else if (c_pool)   err_o = ErrBadPool;
-    else if (c_shape)  err_o = ErrShapeMismatch;
-    else if (c_tile)   err_o = ErrBadTile;
-    else if (c_shift)  err_o = ErrBadShift;
-    else if (c_codes)  err_o = ErrBadCodes;
-    else if (c_align)  err_o = ErrBadAlign;
-    else if (c_large)  err_o = ErrTooLarge;
-    else               err_o = ErrNone;
+    c_large  = in_large_q || out_large_q || (!is_pool && wgt_large_q);
   end
+
+  // The flags registered, then the first failing one.
+  logic [15:1] flags_q;                   // bit i: the check of code i fails
+  uz_err_e     err_q;
+  always_ff @(posedge clk_i) begin
+    if (ck_q == CkFlags)
+      flags_q <= {c_large, c_align, c_codes, c_shift, c_tile, c_shape, c_pool, c_ktl, c_pad, c_stride,
+                  c_kernel, c_zero, c_unsup, c_kind, c_magic};
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      err_q <= ErrNone;
+    end else if (ck_q == CkCode) begin
+      if      (flags_q[1])  err_q <= ErrBadMagic;
+      else if (flags_q[2])  err_q <= ErrBadKind;
+      else if (flags_q[3])  err_q <= ErrUnsupported;
+      else if (flags_q[4])  err_q <= ErrZeroDim;
+      else if (flags_q[5])  err_q <= ErrBadKernel;
+      else if (flags_q[6])  err_q <= ErrBadStride;
+      else if (flags_q[7])  err_q <= ErrBadPad;
+      else if (flags_q[8])  err_q <= ErrKernelTooLarge;
+      else if (flags_q[9])  err_q <= ErrBadPool;
+      else if (flags_q[10]) err_q <= ErrShapeMismatch;
+      else if (flags_q[11]) err_q <= ErrBadTile;
+      else if (flags_q[12]) err_q <= ErrBadShift;
+      else if (flags_q[13]) err_q <= ErrBadCodes;
+      else if (flags_q[14]) err_q <= ErrBadAlign;
+      else if (flags_q[15]) err_q <= ErrTooLarge;
+      else                  err_q <= ErrNone;
+    end
+  end
+
+  assign done_o = ck_q == CkDone;
+  assign err_o  = err_q;
+
+  // ------------------------------------------------------------ assertions
+  `include "uz_assert.svh"
+`ifndef UZ_NO_ASSERT
+  logic                sh_check_q;
+  logic [DescBits-1:0] sh_desc_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      sh_check_q <= 1'b0;
+      sh_desc_q  <= '0;
+    end else begin
+      sh_check_q <= check_i;
+      sh_desc_q  <= desc_i;
+    end
+  end
+  // the descriptor holds while it is checked
+  `ASSERT(DescHeldWhileChecked_A, !(sh_check_q && check_i) || desc_i == sh_desc_q, clk_i, rst_ni)
+  // a check starts with every unit idle
+  `ASSERT(UnitsIdleAtStart_A, !start || (dm_q == DmIdle && mu_q == MuIdle), clk_i, rst_ni)
+  // the code mask is counted before the flags are taken
+  `ASSERT(PopDoneBeforeFlags_A, ck_q != CkFlags || pop_done, clk_i, rst_ni)
+  `ASSERT_KNOWN(DoneKnown_A, done_o, clk_i, rst_ni)
+  `ASSERT_KNOWN(ErrKnownWhenDone_A, done_o ? err_o : ErrNone, clk_i, rst_ni)
+`endif
 endmodule

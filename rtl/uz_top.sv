@@ -165,6 +165,7 @@ module uz_top
   // ------------------------------------------------------- controller
   logic [DescBits-1:0]   desc;
   uz_err_e               desc_err;
+  logic                  desc_check, desc_done;
   logic                  layer_start, layer_abort, layer_done, mac_step, mem_stall, gen_busy;
   logic                  fetch;
   logic                  c_rd_cmd_valid, c_rd_data_ready;
@@ -178,7 +179,7 @@ module uz_top
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
     .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .MaxK(MaxK)
   ) u_desc_check (
-    .desc_i(desc), .err_o(desc_err)
+    .clk_i, .rst_ni, .check_i(desc_check), .desc_i(desc), .done_o(desc_done), .err_o(desc_err)
   );
 
   uz_ctrl #(.AxiDataWidth(AxiDataWidth), .BeatsWidth(BeatsWidth)) u_ctrl (
@@ -193,7 +194,8 @@ module uz_top
     .rd_data_valid_i(rd_data_valid), .rd_data_ready_o(c_rd_data_ready), .rd_data_i(rd_data),
     .rd_data_last_i(rd_data_last), .rd_err_i(rd_err), .rd_idle_i(rd_idle), .rd_err_clear_o(rd_err_clear),
     .wr_err_i(wr_err), .wr_idle_i(wr_idle), .wr_err_clear_o(wr_err_clear), .dma_abort_o(dma_abort),
-    .desc_o(desc), .desc_err_i(8'(desc_err)), .layer_start_o(layer_start), .layer_abort_o(layer_abort),
+    .desc_o(desc), .desc_check_o(desc_check), .desc_done_i(desc_done), .desc_err_i(8'(desc_err)),
+    .layer_start_o(layer_start), .layer_abort_o(layer_abort),
     .layer_done_i(layer_done), .mac_step_i(mac_step), .mem_stall_i(mem_stall), .gen_busy_i(gen_busy)
   );
 

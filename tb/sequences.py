@@ -692,8 +692,9 @@ class AbortSeq(uvm_sequence):
             await self.start_item(whole)
             await self.finish_item(whole)
             cycles = whole.result[3]
-            # early (fetch, check) or anywhere, up to just after the end
-            at = random.choice([random.randrange(0, 40), random.randrange(0, cycles + 20)])
+            # early (fetch, check: uz_desc_check takes 82 cycles) or anywhere,
+            # up to just after the end
+            at = random.choice([random.randrange(0, 130), random.randrange(0, cycles + 20)])
             item = make_program(spec, cfg, f"{what}{i} at cycle {at}", stall=_stall())
             if self.reset:
                 item.reset_after = at

@@ -1,5 +1,10 @@
 """cocotb test of uz_desc_check against golden.isa.validate.
 
+The check is sequential: each vector is driven on desc_i with check_i high
+until done_o, then check_i drops for a cycle. Now and then a check is
+abandoned part way (check_i falls early, as on an abort) before the real one,
+and done_o and err_o are watched for a few cycles after done_o to hold.
+
 The DUT's parameters give the EngineConfig. The vectors, each compared with
 validate(desc, cfg):
   * bases: every descriptor the compiler emits for example5, a handmade
@@ -29,7 +34,9 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import Timer
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
 
 from golden import compiler, isa
 from golden.config import EngineConfig
@@ -553,6 +560,29 @@ def _fields_str(raw: int) -> str:
 
 # ------------------------------------------------------------ the test
 
+#: The check's latency in cycles is bounded by this (a hang fails the test).
+MAX_CYCLES = 200
+PERIOD_NS = 10
+
+
+async def check(dut, raw: int) -> tuple:
+    """One check of raw: (the error code, or None if err_o is unknown;
+    cycles from check_i to done_o). check_i stays high at return."""
+    dut.desc_i.value = raw
+    dut.check_i.value = 1
+    t0 = get_sim_time("ns")
+    await with_timeout(RisingEdge(dut.done_o), MAX_CYCLES * PERIOD_NS, "ns")
+    await FallingEdge(dut.clk_i)
+    cycles = round((get_sim_time("ns") - t0) / PERIOD_NS)
+    val = dut.err_o.value
+    return (int(val) if val.is_resolvable else None), cycles
+
+
+async def release(dut):
+    """check_i low for one rising edge: the checker returns to idle."""
+    dut.check_i.value = 0
+    await RisingEdge(dut.clk_i)
+
 @cocotb.test()
 async def desc_check_matches_golden(dut):
     cfg = cfg_of(dut)
@@ -588,25 +618,47 @@ async def desc_check_matches_golden(dut):
     vectors += [(random_fields(rng), "random fields") for _ in range(count["random fields"])]
     vectors = [(v if isinstance(v, int) else _raw(v), origin) for v, origin in vectors]
 
-    errors, hist = 0, {}
-    for raw, origin in vectors:
-        dut.desc_i.value = raw
-        await Timer(1, unit="ns")
+    Clock(dut.clk_i, PERIOD_NS, unit="ns").start()
+    dut.check_i.value = 0
+    dut.desc_i.value = 0
+    dut.rst_ni.value = 0
+    await ClockCycles(dut.clk_i, 3)
+    dut.rst_ni.value = 1
+    await RisingEdge(dut.clk_i)
+
+    errors, hist, latency, abandoned, held = 0, {}, set(), 0, 0
+    for n, (raw, origin) in enumerate(vectors):
+        if n % 37 == 5:
+            # a check abandoned part way (an abort), on another descriptor
+            dut.desc_i.value = vectors[int(rng.integers(len(vectors)))][0]
+            dut.check_i.value = 1
+            await ClockCycles(dut.clk_i, int(rng.integers(1, 60)))
+            await release(dut)
+            abandoned += 1
+        got, cycles = await check(dut, raw)
+        latency.add(cycles)
+        if n % 53 == 7:
+            # done_o and err_o hold while check_i stays high
+            await ClockCycles(dut.clk_i, 3, rising=False)
+            val = dut.err_o.value
+            assert int(dut.done_o.value) == 1 and val.is_resolvable and int(val) == got, \
+                f"done_o/err_o did not hold after done: {_fields_str(raw)}"
+            held += 1
+        await release(dut)
         exp = isa.validate(isa.decode(raw.to_bytes(isa.DESC_BYTES, "little")), cfg)
         if origin == "compiled":
             assert exp == Err.NONE, f"the compiler emitted an illegal descriptor ({exp.name}): {_fields_str(raw)}"
         hist[exp.name] = hist.get(exp.name, 0) + 1
         if mutate and exp == Err.NONE:
             exp = Err.BAD_TILE
-        val = dut.err_o.value
-        got = int(val) if val.is_resolvable else None
         if got != exp:
             errors += 1
             if errors <= 5:
                 gname = Err(got).name if got in set(Err) else got
                 dut._log.error(f"{origin}: expected {exp.name}, got {gname}: {_fields_str(raw)}")
     dut._log.info(f"{cfg}: {len(vectors)} vectors ({len(compiled)} compiled, {len(bases)} bases, "
-                  f"{count}), expected codes {hist}")
+                  f"{count}), expected codes {hist}; latency {min(latency)}..{max(latency)} cycles, "
+                  f"{abandoned} checks abandoned, {held} held after done")
     missing = [e.name for e in Err if e < Err.AXI_READ and e.name not in hist]
     assert errors == 0, f"{errors} of {len(vectors)} descriptors differ from golden.isa.validate"
     assert not missing, f"no vector expects {missing}"

@@ -705,7 +705,10 @@ def port_reg_wrapper(ports: list, block: str = "blk", name: str = "uz_ooc_wrap")
     would go untimed. With it such a path starts at a flip-flop: its part
     inside the block is timed, the neighbour's part (a RAM's clock-to-out)
     is not."""
-    decl, regs, conns, seq = [], [], [".clk_i(clk_i)", ".rst_ni(rst_ni)"], []
+    # A block without a clock or reset (a RAM has no reset, a combinational
+    # block neither) gets none; the wrapper's registers still have both.
+    decl, regs, seq = [], [], []
+    conns = [f".{n}({n})" for n in ("clk_i", "rst_ni") if any(p[0] == n for p in ports)]
     for n, d, w in ports:
         if n in ("clk_i", "rst_ni"):
             continue
@@ -791,7 +794,9 @@ def ecp5_ooc_job(cfg: str, out: Path, block: Block, timeout: float, seed: int, f
             t_syn = yosys(ecp5_ooc_script(il.name, wrap and wrap.name), d / f"{block.name}.ooc.log", timeout, d,
                           f"{cfg}: synth_ecp5 of block {block.name}")
         cells = ecp5_resources(parse_stat_json(stat.read_text()))
-        if REUSE and log.exists() and "Max frequency for clock" in log.read_text(errors="replace"):
+        # A routed log only: a run stopped while routing has the placement
+        # estimate's Fmax line already.
+        if REUSE and log.exists() and "Critical path report for clock" in log.read_text(errors="replace"):
             t_pnr = None
         else:
             try:

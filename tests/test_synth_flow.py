@@ -394,3 +394,8 @@ def test_port_reg_wrapper_registers_every_port():
                         "output reg [15:0] q_o);")
     assert "a_i_r <= a_i;" in v and "en_i_r <= en_i;" in v and "q_o <= q_o_w;" in v
     assert "blk u_blk (.clk_i(clk_i), .rst_ni(rst_ni), .a_i(a_i_r), .en_i(en_i_r), .q_o(q_o_w));" in v
+    # a RAM has no reset, a combinational block no clock: not connected
+    v = sf.port_reg_wrapper([("clk_i", "input", 1), ("a_i", "input", 2), ("q_o", "output", 1)])
+    assert "blk u_blk (.clk_i(clk_i), .a_i(a_i_r), .q_o(q_o_w));" in v and "input rst_ni" in v
+    v = sf.port_reg_wrapper([("a_i", "input", 2), ("q_o", "output", 1)])
+    assert "blk u_blk (.a_i(a_i_r), .q_o(q_o_w));" in v

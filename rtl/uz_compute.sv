@@ -823,8 +823,12 @@ module uz_compute
   assign acc_rd_en_o    = pe_live && pe_tag.last_t && !pe_tag.init;
   assign acc_half_o     = pe_valid ? pe_tag.ho : a1_tag_q.ho;
   assign acc_rd_addr_o  = pe_tag.acc_addr;
-  assign bias_rd_en_o   = pe_live && pe_tag.last_t && pe_tag.init;
-  assign bias_rd_addr_o = BiasAw'({pe_tag.hw, pe_tag.bias_word});
+  // The bias is read as its step enters the PE array (stage 1), not as it
+  // leaves: its alignment (a run-time shift, rounding and saturation) then
+  // gets a cycle of its own, and the aligned words wait in a PeLatency-deep
+  // line for A1, instead of adding to the accumulator write in A1.
+  assign bias_rd_en_o   = s1_valid_q && s1_tag_q.last_t && s1_tag_q.init;
+  assign bias_rd_addr_o = BiasAw'({s1_tag_q.hw, s1_tag_q.bias_word});
 
   // Bias onto the accumulator's fractional length: the shared shift.
   logic [PM*AccWidth-1:0] bias_aligned;
@@ -836,10 +840,17 @@ module uz_compute
     );
   end
 
+  // bias_al_q[i]: aligned in the cycle after stage 1, i + 1 cycles ago.
+  logic [PM*AccWidth-1:0] bias_al_q [PeLatency];
+  always_ff @(posedge clk_i) begin
+    bias_al_q[0] <= bias_aligned;
+    for (int i = 1; i < PeLatency; i++) bias_al_q[i] <= bias_al_q[i-1];
+  end
+
   logic [PM*AccWidth-1:0] a1_base;
   logic [PM*AccWidth-1:0] acc_wr_data_q;  // last word written, for forwarding
   always_comb begin
-    if (a1_tag_q.init)  a1_base = bias_en_i ? bias_aligned : '0;
+    if (a1_tag_q.init)  a1_base = bias_en_i ? bias_al_q[PeLatency-1] : '0;
     else if (a1_fwd_q)  a1_base = acc_wr_data_q;
     else                a1_base = acc_rd_data_i;
   end

@@ -191,7 +191,8 @@ module uz_compute
   localparam int LogReads = $clog2(InReads);
   logic [15:0] gl_q, py_q, u_q;            // ci-group, output row, first column of the group
   logic [3:0]  ky_q, kxc_q;                // input row; column in the pixel (skip mode)
-  logic [15:0] ng_tile, nq_tile, ucols;
+  logic [15:0] ng_tile, nq_tile, ucols_d;
+  logic [15:0] ucols_q, nr_m1_q, ng_m1_q;  // registered: see below
   logic        skip_cols;                  // stride above K: columns go singly, unused ones skipped
   logic [15:0] u_adv;                      // the next group's first column
   logic [LogReads:0] ncols;                // columns in this group (1 .. InReads)
@@ -206,12 +207,27 @@ module uz_compute
   assign nq_tile   = no >> $clog2(PM);
   assign skip_cols = 16'(stride_i) > 16'(k_i);
   // (nc - 1) * s + K: a stride of at most 7, shift-and-add
-  assign ucols     = 16'(mul_stride(32'(nc) - 1, stride_i)) + 16'(k_i);
+  assign ucols_d   = 16'(mul_stride(32'(nc) - 1, stride_i)) + 16'(k_i);
+  // The row's column count and the tile's last row and ci-group come from
+  // the iterator's sizes through subtract, compare and shift-add chains;
+  // on the fetcher's step enable they made the block's longest path. They
+  // change only when the iterator moves, and the fetcher reads them in
+  // FeFetch only, which it enters at least a cycle later (from FeWaitTile):
+  // registered, they are always current there (UcolsCurrent_A).
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ucols_q <= '0; nr_m1_q <= '0; ng_m1_q <= '0;
+    end else begin
+      ucols_q <= ucols_d;
+      nr_m1_q <= nr - 16'd1;
+      ng_m1_q <= ng_tile - 16'd1;
+    end
+  end
   assign ncols     = skip_cols ? (LogReads+1)'(1) :
-                     (32'(ucols) - 32'(u_q) >= InReads) ? (LogReads+1)'(InReads) : (LogReads+1)'(ucols - u_q);
+                     (32'(ucols_q) - 32'(u_q) >= InReads) ? (LogReads+1)'(InReads) : (LogReads+1)'(ucols_q - u_q);
   assign u_adv     = !skip_cols ? u_q + 16'(InReads) :
                      (kxc_q == k_i - 1) ? u_q + 16'(stride_i) - 16'(k_i) + 16'd1 : u_q + 16'd1;
-  assign row_done  = (u_adv >= ucols);
+  assign row_done  = (u_adv >= ucols_q);
 
   // Incremental addresses and coordinates: the word read this cycle is
   // raddr_q = gl*IH*IW + (py*s + ky)*IW + u (tile-relative), at input row
@@ -277,7 +293,7 @@ module uz_compute
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     new_meta.init       = it_first_ti && (dw_i || gl_q == '0);
-    new_meta.last_row   = (py_q == nr - 1) && (gl_q == ng_tile - 1);
+    new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
     new_meta.nq         = dw_i ? 16'd1 : nq_tile;
@@ -315,7 +331,7 @@ module uz_compute
   assign slot_free = !cp_full_q[fslot_q] && !(wr_pending_q && wr_slot_q == fslot_q && !wr_last_q) ||
                      (slot_pop && cslot_q == fslot_q);
   assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free);
-  assign it_last_unit = row_done && (py_q == nr - 1) && (gl_q == ng_tile - 1);
+  assign it_last_unit = row_done && (py_q == nr_m1_q) && (gl_q == ng_m1_q);
 
   // A half's full flag stays set until the issue stage releases the tile in
   // it, so with tiles of one or two windows the fetcher could come back to
@@ -415,7 +431,7 @@ module uz_compute
           end else begin
             u_q <= '0; kxc_q <= '0;
             x_q <= x_tile;
-            if (py_q != nr - 1) begin
+            if (py_q != nr_m1_q) begin
               py_q      <= py_q + 1'b1;
               pix_row_q <= pix_row_q + OutAw'(tc_i);
               rbase_q   <= rbase_q + s_iw_q;
@@ -427,7 +443,7 @@ module uz_compute
               pix_row_q <= '0;
               ybase_q   <= y_tile;
               y_q       <= y_tile;
-              if (gl_q != ng_tile - 1) begin
+              if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
                 wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
                 accg_q  <= accg_q + trtc_i;
@@ -807,8 +823,12 @@ module uz_compute
   assign acc_rd_en_o    = pe_live && pe_tag.last_t && !pe_tag.init;
   assign acc_half_o     = pe_valid ? pe_tag.ho : a1_tag_q.ho;
   assign acc_rd_addr_o  = pe_tag.acc_addr;
-  assign bias_rd_en_o   = pe_live && pe_tag.last_t && pe_tag.init;
-  assign bias_rd_addr_o = BiasAw'({pe_tag.hw, pe_tag.bias_word});
+  // The bias is read as its step enters the PE array (stage 1), not as it
+  // leaves: its alignment (a run-time shift, rounding and saturation) then
+  // gets a cycle of its own, and the aligned words wait in a PeLatency-deep
+  // line for A1, instead of adding to the accumulator write in A1.
+  assign bias_rd_en_o   = s1_valid_q && s1_tag_q.last_t && s1_tag_q.init;
+  assign bias_rd_addr_o = BiasAw'({s1_tag_q.hw, s1_tag_q.bias_word});
 
   // Bias onto the accumulator's fractional length: the shared shift.
   logic [PM*AccWidth-1:0] bias_aligned;
@@ -820,10 +840,17 @@ module uz_compute
     );
   end
 
+  // bias_al_q[i]: aligned in the cycle after stage 1, i + 1 cycles ago.
+  logic [PM*AccWidth-1:0] bias_al_q [PeLatency];
+  always_ff @(posedge clk_i) begin
+    bias_al_q[0] <= bias_aligned;
+    for (int i = 1; i < PeLatency; i++) bias_al_q[i] <= bias_al_q[i-1];
+  end
+
   logic [PM*AccWidth-1:0] a1_base;
   logic [PM*AccWidth-1:0] acc_wr_data_q;  // last word written, for forwarding
   always_comb begin
-    if (a1_tag_q.init)  a1_base = bias_en_i ? bias_aligned : '0;
+    if (a1_tag_q.init)  a1_base = bias_en_i ? bias_al_q[PeLatency-1] : '0;
     else if (a1_fwd_q)  a1_base = acc_wr_data_q;
     else                a1_base = acc_rd_data_i;
   end
@@ -878,6 +905,10 @@ module uz_compute
   `ASSERT(SlotNoOverwrite_A, !wr_pending_q || !cp_full_q[wr_slot_q], clk_i, rst_ni)
   `ASSERT(SlotRowInRange_A, !wr_pending_q || (wr_ky_q < k_i && 32'(k_i) <= MaxK), clk_i, rst_ni)
   `ASSERT(NeedInRange_A, need_q <= k_i || !busy_o, clk_i, rst_ni)
+  // the registered row and tile sizes are current whenever the fetcher reads them
+  logic sizes_current;
+  assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
+  `ASSERT(UcolsCurrent_A, fe_state_q != FeFetch || sizes_current, clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
   `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == k_i, clk_i, rst_ni)

@@ -224,7 +224,10 @@ module uz_post
   wire q_last   = (q_q == (no >> LogPM) - 1);
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
-  logic [1:0] cnt_q;  // pixels in the queue before the serializer
+  // Pixel queue entries: a pixel may be in stage 2 and one in stage 3 when
+  // the next window's last word is read, and one is being sent.
+  localparam int PixQueue = 4;
+  logic [2:0] cnt_q;  // pixels in the queue before the serializer
   logic pix_in;       // a finished pixel enters the queue this cycle
   logic pix_out;      // the serializer sends a pixel's last beat
   logic rd_fire;
@@ -239,10 +242,14 @@ module uz_post
   assign acc_half_o    = hp_q;
   assign acc_rd_addr_o = OutAw'(a_row_q + a_col_q);
 
-  // Stage 2: the word arrives; the residual add, ReLU, the shared data
-  // shift, the clip, running max.
+  // Stage 2: the word arrives; the residual add. Stage 3: ReLU, the shared
+  // data shift, the clip, running max. In one stage the chain from the
+  // accumulator RAM's read data to the running max (alignment, add,
+  // saturation, shift, rounding, two compares) was the block's longest.
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
-  logic [WordWidth-1:0]    s2_val, s2_clip, max_q, max_next;
+  logic                    s3_valid_q, s3_first_q, s3_last_q, s3_pos_valid_q;
+  logic [PM*AccWidth-1:0]  s3_acc_q;               // s2_acc, registered
+  logic [WordWidth-1:0]    s3_val, s3_clip, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
   logic [PM*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
   // the aligned residual, for the testbench's residual probe
@@ -254,12 +261,20 @@ module uz_post
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0;
+      s3_valid_q <= 1'b0; s3_first_q <= 1'b0; s3_last_q <= 1'b0; s3_pos_valid_q <= 1'b0;
     end else begin
       s2_valid_q     <= rd_fire && !abort_i;
       s2_first_q     <= (dy_q == '0) && (dx_q == '0);
       s2_last_q      <= win_last;
       s2_pos_valid_q <= pos_valid;
+      s3_valid_q     <= s2_valid_q && !abort_i;
+      s3_first_q     <= s2_first_q;
+      s3_last_q      <= s2_last_q;
+      s3_pos_valid_q <= s2_pos_valid_q;
     end
+  end
+  always_ff @(posedge clk_i) begin
+    if (s2_valid_q) s3_acc_q <= s2_acc;
   end
 
   // ------------------------------------------------- average pool
@@ -281,7 +296,7 @@ module uz_post
   `ASSERT_INIT(AvgQuotientWholeCycles_A, (QBits % 4) == 0)
   logic [PM*SumW-1:0] sum_q, sum_next;
   logic [NW-1:0]      ncell_q, ncell_next;                // real cells so far
-  assign ncell_next = (s2_first_q ? '0 : ncell_q) + NW'(s2_pos_valid_q);
+  assign ncell_next = (s3_first_q ? '0 : ncell_q) + NW'(s3_pos_valid_q);
 
   // DvIdle: takes a finished window (its sum and divisor); DvStart: the
   // numerators and the divisor's multiples; DvDiv: DivCycles cycles of
@@ -295,10 +310,10 @@ module uz_post
   logic                 dv_in, dv_push;
   logic [NW-1:0]        dv_n_in;                          // the divisor of the pixel coming in
   logic [WordWidth-1:0] dv_y;
-  assign dv_in   = avg && s2_valid_q && s2_last_q;
+  assign dv_in   = avg && s3_valid_q && s3_last_q;
   // uz_desc_check bounds an average window to AVG_N_MAX cells
   assign dv_n_in = pool_incl_pad_i ? NW'(win_cells_q) : ncell_next;
-  assign dv_push = (dv_q == DvOut) && ((cnt_q != 2'd2) || pix_out);
+  assign dv_push = (dv_q == DvOut) && ((cnt_q != 3'(PixQueue)) || pix_out);
 
   always_comb begin
     dv_d = dv_q;
@@ -322,7 +337,7 @@ module uz_post
     end else begin
       dv_q <= dv_d;
       if (!(abort_i || start_i)) begin
-        if (s2_valid_q) ncell_q <= ncell_next;
+        if (s3_valid_q) ncell_q <= ncell_next;
         if (dv_q == DvIdle && dv_in) dv_n_q <= dv_n_in;
         if (dv_q == DvStart) begin
           dv_d1_q  <= (DvW+2)'({dv_n_q, 1'b0});
@@ -336,7 +351,7 @@ module uz_post
     end
   end
   always_ff @(posedge clk_i) begin
-    if (s2_valid_q) sum_q <= sum_next;
+    if (s3_valid_q) sum_q <= sum_next;
     if (dv_in && dv_q == DvIdle) dv_sum_q <= sum_next;
   end
 
@@ -351,8 +366,8 @@ module uz_post
     logic [QBits-1:0]       low_d;
     logic [DataWidth-1:0]   avg_val, avg_r;
     // the accumulator of a POOL layer holds an input value: its low bits
-    assign cell_val = s2_pos_valid_q ? $signed(s2_acc[p*AccWidth +: SumW]) : '0;
-    assign sum_next[p*SumW +: SumW] = (s2_first_q ? '0 : sum_q[p*SumW +: SumW]) + cell_val;
+    assign cell_val = s3_pos_valid_q ? $signed(s3_acc_q[p*AccWidth +: SumW]) : '0;
+    assign sum_next[p*SumW +: SumW] = (s3_first_q ? '0 : sum_q[p*SumW +: SumW]) + cell_val;
     // N = 2S + n; a = N, or d - 1 - N for a negative N (then y = -(a / d))
     logic signed [NumW-1:0] sum_ext;
     assign sum_ext = NumW'($signed(dv_sum_q[p*SumW +: SumW]));
@@ -416,64 +431,68 @@ module uz_post
         (sum[AccWidth] == sum[AccWidth-1]) ? sum[AccWidth-1:0]
                                            : {sum[AccWidth], {(AccWidth-1){!sum[AccWidth]}}};
     logic [AccWidth-1:0] relu_acc;
-    assign relu_acc = (relu_i && s2_acc[p*AccWidth + AccWidth-1]) ? '0 : s2_acc[p*AccWidth +: AccWidth];
+    assign relu_acc = (relu_i && s3_acc_q[p*AccWidth + AccWidth-1]) ? '0 : s3_acc_q[p*AccWidth +: AccWidth];
     uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(8)) u_data_shift (
-      .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s2_val[p*DataWidth +: DataWidth])
+      .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s3_val[p*DataWidth +: DataWidth])
     );
     // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip)
     always_comb begin
       logic signed [DataWidth-1:0] v;
-      v = $signed(s2_val[p*DataWidth +: DataWidth]);
-      if (!clip_i)                       s2_clip[p*DataWidth +: DataWidth] = v;
-      else if (v < 0)                    s2_clip[p*DataWidth +: DataWidth] = '0;
-      else if ($unsigned(v) > clip_hi_i) s2_clip[p*DataWidth +: DataWidth] = clip_hi_i;
-      else                               s2_clip[p*DataWidth +: DataWidth] = v;
+      v = $signed(s3_val[p*DataWidth +: DataWidth]);
+      if (!clip_i)                       s3_clip[p*DataWidth +: DataWidth] = v;
+      else if (v < 0)                    s3_clip[p*DataWidth +: DataWidth] = '0;
+      else if ($unsigned(v) > clip_hi_i) s3_clip[p*DataWidth +: DataWidth] = clip_hi_i;
+      else                               s3_clip[p*DataWidth +: DataWidth] = v;
     end
     always_comb begin
       logic signed [DataWidth-1:0] cur, best;
-      cur  = $signed(s2_clip[p*DataWidth +: DataWidth]);
+      cur  = $signed(s3_clip[p*DataWidth +: DataWidth]);
       best = $signed(max_q[p*DataWidth +: DataWidth]);
-      if (!s2_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s2_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
-      else if (s2_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;
+      if (!s3_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s3_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
+      else if (s3_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;
       else                         max_next[p*DataWidth +: DataWidth] = best;
     end
   end
 
   always_ff @(posedge clk_i) begin
-    if (s2_valid_q) max_q <= max_next;
+    if (s3_valid_q) max_q <= max_next;
   end
 
   // ------------------------------------------------------ serializer
-  // A two-entry pixel queue in front of the beat serializer keeps one window
-  // read in flight while the previous pixel is sent.
-  logic [WordWidth-1:0]    fifo_q [2];
-  logic                    rd_ptr_q, wr_ptr_q;
+  // A pixel queue (PixQueue entries) in front of the beat serializer keeps
+  // window reads in flight while earlier pixels are sent.
+  logic [WordWidth-1:0]    fifo_q [PixQueue];
+  logic [1:0]              rd_ptr_q, wr_ptr_q;
   logic [$clog2(WordBeats+1)-1:0] beat_q;
-  assign pix_in  = avg ? dv_push : (s2_valid_q && s2_last_q);
+  logic                    s2_pix;     // stage 2 holds a window's last word: a pixel in two cycles
+  assign s2_pix  = s2_valid_q && s2_last_q;
+  assign pix_in  = avg ? dv_push : (s3_valid_q && s3_last_q);
   assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
-  // The word of a window's last position becomes a pixel the next cycle and
-  // cannot wait there: read it only when the queue (the divider, for an
-  // average) will have room; the divider will be idle next cycle when it is
-  // idle now with nothing coming in, or hands its pixel over now.
-  assign pix_stall = win_last && (avg ? !((dv_q == DvIdle && !dv_in) || dv_push)
-                                      : ((32'(cnt_q) + 32'(pix_in) - 32'(pix_out)) >= 2));
+  // The word of a window's last position becomes a pixel two cycles later
+  // and cannot wait there: read it only when the queue (the divider, for an
+  // average) will have room. The queue then holds at most what it holds
+  // now, plus the pixels entering now and in stage 2, less the one leaving
+  // now. The divider will be idle in two cycles when it is idle now with
+  // nothing coming in, or hands its pixel over now, and stage 2 holds none.
+  assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push) && !s2_pix)
+                                      : ((32'(cnt_q) + 32'(pix_in) + 32'(s2_pix) - 32'(pix_out)) >= PixQueue));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      cnt_q <= '0; rd_ptr_q <= 1'b0; wr_ptr_q <= 1'b0; beat_q <= '0;
+      cnt_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
     end else if (abort_i || start_i) begin
-      cnt_q <= '0; rd_ptr_q <= 1'b0; wr_ptr_q <= 1'b0; beat_q <= '0;
+      cnt_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
     end else begin
       if ((cnt_q != '0) && wr_data_ready_i) beat_q <= pix_out ? '0 : beat_q + 1'b1;
-      if (pix_in)  wr_ptr_q <= !wr_ptr_q;
-      if (pix_out) rd_ptr_q <= !rd_ptr_q;
-      cnt_q <= cnt_q + 2'(pix_in) - 2'(pix_out);
+      if (pix_in)  wr_ptr_q <= wr_ptr_q + 1'b1;
+      if (pix_out) rd_ptr_q <= rd_ptr_q + 1'b1;
+      cnt_q <= cnt_q + 3'(pix_in) - 3'(pix_out);
     end
   end
   always_ff @(posedge clk_i) begin
     if (pix_in) fifo_q[wr_ptr_q] <= avg ? dv_y : max_next;
   end
-  `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == 2'd2), clk_i, rst_ni)
+  `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == 3'(PixQueue)), clk_i, rst_ni)
   assign wr_data_valid_o = (cnt_q != '0);
   assign wr_data_o       = fifo_q[rd_ptr_q][32'(beat_q) * AxiDataWidth +: AxiDataWidth];
 
@@ -638,7 +657,7 @@ module uz_post
           clk_i, rst_ni)
   `ASSERT(WrCmdBeatsNonZero_A, !wr_cmd_valid_o || wr_cmd_beats_o != '0, clk_i, rst_ni)
   `ASSERT(PixelQueueNoUnderflow_A, !pix_out || cnt_q != '0, clk_i, rst_ni)
-  `ASSERT(PixelQueueDepth_A, cnt_q <= 2'd2, clk_i, rst_ni)
+  `ASSERT(PixelQueueDepth_A, cnt_q <= 3'(PixQueue), clk_i, rst_ni)
   // the divider takes a pixel only when idle (pix_stall), and its divisor is
   // one its widths cover (uz_desc_check bounds the window)
   `ASSERT(AvgPixelIntoIdleDivider_A, !dv_in || dv_q == DvIdle, clk_i, rst_ni)

@@ -2,7 +2,8 @@
 """Synthesis, place and route and resource report of the engine (`make synth`).
 
     python scripts/synth.py [--configs default,small] [--sweep] [--families xc7,xcup]
-                            [--ecp5 ecp5|small|none] [--netlist-sim] [--timeout S] [--jobs N]
+                            [--ecp5 ecp5|small|none] [--ecp5-ooc ecp5|none] [--netlist-sim] [--timeout S]
+                            [--jobs N]
 
 Per configuration, build/synth/<config>/report.json and report.md:
 Xilinx 7-series and UltraScale+ resources (synth_xilinx, per block and
@@ -13,6 +14,11 @@ summary.md gather every configuration reported so far (also those of
 earlier runs), the linear resource model fitted to them
 (build/synth/resource_model.json) and the throughput table from the
 benchmark results (build/bench/results.json, `make bench`).
+
+--ecp5-ooc places and routes each block of a configuration alone on the ECP5
+(nextpnr-ecp5 --out-of-context): per-block Fmax and worst path in report.json
+("ecp5_ooc") and report.md; the glue blocks (top, layer) are skipped, their
+sub-blocks being black boxes there. Logs: blocks/<block>.ecp5.log, .nextpnr.log.
 
 --sweep adds the sweep configurations (SWEEP below) on 7-series only.
 --netlist-sim synthesises the small configuration to a gate netlist and runs
@@ -157,6 +163,10 @@ def main(argv=None) -> int:
     ap.add_argument("--families", default="xc7,xcup", help="Xilinx families (xc7, xcup)")
     ap.add_argument("--ecp5", default="ecp5", help="configuration to place and route on ECP5 (default: ecp5, the "
                     "one that fits the LFE5UM-85F), or none")
+    ap.add_argument("--ecp5-ooc", default="none", help="configuration whose blocks are each placed and routed on "
+                    "ECP5 out of context (nextpnr-ecp5 --out-of-context): per-block Fmax and worst path; none (default)")
+    ap.add_argument("--ooc-timeout", type=float, default=1200,
+                    help="seconds per block step of --ecp5-ooc (default 1200); a block over it is reported as skipped")
     ap.add_argument("--reuse", action="store_true",
                     help="read the results of steps already in the output folder instead of rerunning them")
     ap.add_argument("--report-only", action="store_true",
@@ -194,22 +204,25 @@ def main(argv=None) -> int:
     names = [n for n in args.configs.split(",") if n]
     if args.sweep:
         names += [n for n in SWEEP if n not in names]
-    for n in names + ([args.ecp5] if args.ecp5 != "none" else []):
+    for n in names + [c for c in (args.ecp5, args.ecp5_ooc) if c != "none"]:
         if n not in CONFIGS:
             ap.error(f"unknown configuration {n!r} (known: {', '.join(CONFIGS)})")
     fams = [f for f in args.families.split(",") if f]
     for f in fams:
         if f not in sf.XILINX_FAMILIES:
             ap.error(f"unknown family {f!r} (known: {', '.join(sf.XILINX_FAMILIES)})")
-    if args.ecp5 != "none" and args.ecp5 not in names:
-        names.append(args.ecp5)
+    for c in (args.ecp5, args.ecp5_ooc):
+        if c != "none" and c not in names:
+            names.append(c)
     jobs, elab = [], {}
     for n in names:
         params = simenv.engine_parameters(CONFIGS[n])
         cfams = ["xc7"] if n in SWEEP else fams
         ecp5 = {"seed": args.seed, "freq": args.freq, "router": args.router} if n == args.ecp5 else None
+        ooc = ({"seed": args.seed, "freq": args.freq, "router": args.router, "timeout": args.ooc_timeout}
+               if n == args.ecp5_ooc else None)
         try:
-            mods, blks, js = sf.config_jobs(n, params, out / n, cfams, args.timeout, progress, ecp5=ecp5)
+            mods, blks, js = sf.config_jobs(n, params, out / n, cfams, args.timeout, progress, ecp5=ecp5, ooc=ooc)
         except sf.SynthError as e:
             print(f"synth: {e}", file=sys.stderr)
             return 1
@@ -217,7 +230,7 @@ def main(argv=None) -> int:
         skip = {b for b in args.skip.split(",") if b}
         # With --reuse a skipped block still reports the result it has.
         jobs += [j for j in js if j.name not in skip or
-                 (sf.REUSE and (out / n / "blocks" / f"{j.name}.{j.kind}.stat.json").exists())]
+                 (sf.REUSE and (out / n / "blocks" / f"{j.name}.{'ooc' if j.kind == 'ecp5-ooc' else j.kind}.stat.json").exists())]
     progress(f"{len(jobs)} steps on {args.jobs} processes")
     results = sf.run_jobs(jobs, args.jobs, progress)
     failed = 0

@@ -298,6 +298,7 @@ class UzBfm:
         bias_o0 = {}            # (half, word) -> first output channel the loader put there
         pending_bias = None     # identity of a bias read, resolved next cycle
         pending_shift = None
+        pending_clip = None     # the shift sample's clipped value: post's stage 3, a cycle later
         bias_half_shift = (2 * (cfg.out_buf_elems // pm) - 1).bit_length() - 1
         while True:
             # Mid-cycle: every register and wire holds this cycle's value in
@@ -311,10 +312,13 @@ class UzBfm:
                 o0 = bias_o0.get((half, word), -1)
                 self.probes.bias.append(BiasSample(layer, o0, _lanes(int(compute.bias_aligned.value), pm, ab)))
                 pending_bias = None
+            if pending_clip is not None:
+                self.probes.shift.append(ShiftSample(*pending_clip, _lanes(int(post.s3_clip.value), pm, db)))
+                pending_clip = None
             if pending_shift is not None:
                 o0, y, x = pending_shift
                 acc = _lanes(int(post.s2_acc.value), pm, ab)
-                self.probes.shift.append(ShiftSample(layer, o0, y, x, acc, _lanes(int(post.s2_clip.value), pm, db)))
+                pending_clip = (layer, o0, y, x, acc)
                 if int(post.res_i.value):
                     self.res_queue.put_nowait(ResidualSample(
                         layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),

@@ -380,6 +380,7 @@ _FMAX = re.compile(r"^(?:Info|Warning|ERROR): Max frequency for clock +'(?P<clk>
 _CP_HEAD = re.compile(r"^Info: Critical path report for clock '(?P<clk>[^']+)' \((?P<edges>[^)]*)\):")
 _CP_STEP = re.compile(r"^Info: +(?P<type>[a-z-]+) +(?P<curr>-?[0-9.]+) +(?P<total>-?[0-9.]+) +"
                       r"(?P<kind>Source|Net) (?P<name>\S+)")
+_CP_CROSS = re.compile(r"^Info: Critical path report for cross-domain path '(?P<a>[^']*)' -> '(?P<b>[^']*)':")
 _CP_SUM = re.compile(r"^Info: (?P<logic>[0-9.]+) ns logic, (?P<routing>[0-9.]+) ns routing")
 _CP_SINK = re.compile(r"^Info: +Sink (?P<name>\S+)")
 _CP_DEFINED = re.compile(r"^Info: +Defined in:")
@@ -407,7 +408,7 @@ def parse_nextpnr_log(text: str) -> dict:
     """Fmax per clock (the last report: after routing), the critical path of
     each clock (its steps, source and sink cells), and the device utilisation
     from a nextpnr log. A log without a routed timing report is an error."""
-    fmax, paths, util, cur = {}, {}, {}, None
+    fmax, paths, cross, util, cur = {}, {}, {}, {}, None
     in_util = False
     for line in text.splitlines():
         m = _FMAX.match(line)
@@ -418,8 +419,15 @@ def parse_nextpnr_log(text: str) -> dict:
         if m:
             cur = paths[m["clk"]] = {"edges": m["edges"], "steps": []}
             continue
+        m = _CP_CROSS.match(line)
+        if m:
+            # A cross-domain path: not a clock's own. Out of context these
+            # are the block's port paths (a port to a flip-flop, or on to a
+            # port), kept apart from the clock's.
+            cur = cross[f"{m['a']} -> {m['b']}"] = {"edges": "cross-domain", "steps": []}
+            continue
         if line.startswith("Info: Critical path report for"):
-            cur = None              # a cross-domain path: not a clock's own
+            cur = None
             continue
         if cur is not None:
             m = _CP_STEP.match(line)
@@ -456,17 +464,25 @@ def parse_nextpnr_log(text: str) -> dict:
     if not fmax:
         raise SynthError("nextpnr log has no 'Max frequency for clock' line: placement or routing did not finish")
     for clk, p in paths.items():
-        srcs = [s["source"] for s in p["steps"] if "source" in s]
-        if not srcs or "logic_ns" not in p:
+        if not _path_summary(p):
             raise SynthError(f"nextpnr critical path of clock {clk} is incomplete")
-        p["from"], p["to"] = srcs[0], srcs[-1]
-        p["total_ns"] = p["steps"][-1]["total_ns"]
-        p["logic_steps"] = sum(1 for s in p["steps"] if s["type"] == "logic")
-        # The RTL lines name the logic on the path; the cell and net names
-        # after synth_ecp5's autoname come from a neighbour and mislead.
-        p["rtl_lines"] = list(dict.fromkeys(x for s in p["steps"] for x in s.get("src", []) if x.startswith("rtl/")))
-        p["blocks"] = list(dict.fromkeys(Path(x.split(":")[0]).stem for x in p["rtl_lines"]))
-    return {"fmax": fmax, "critical_paths": paths, "utilisation": util}
+    # A cross-domain report cut short is left out: it is not the clock's.
+    cross = {k: p for k, p in cross.items() if _path_summary(p)}
+    return {"fmax": fmax, "critical_paths": paths, "port_paths": cross, "utilisation": util}
+
+
+def _path_summary(p: dict) -> bool:
+    srcs = [s["source"] for s in p["steps"] if "source" in s]
+    if not srcs or "logic_ns" not in p:
+        return False
+    p["from"], p["to"] = srcs[0], srcs[-1]
+    p["total_ns"] = p["steps"][-1]["total_ns"]
+    p["logic_steps"] = sum(1 for s in p["steps"] if s["type"] == "logic")
+    # The RTL lines name the logic on the path; the cell and net names
+    # after synth_ecp5's autoname come from a neighbour and mislead.
+    p["rtl_lines"] = list(dict.fromkeys(x for s in p["steps"] for x in s.get("src", []) if x.startswith("rtl/")))
+    p["blocks"] = list(dict.fromkeys(Path(x.split(":")[0]).stem for x in p["rtl_lines"]))
+    return True
 
 
 # --------------------------------------------------------------------------
@@ -682,6 +698,124 @@ def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
             f"write_json {json_out}\n")
 
 
+def port_reg_wrapper(ports: list, block: str = "blk", name: str = "uz_ooc_wrap") -> str:
+    """A Verilog wrapper with the block's own ports, each registered (inputs
+    before the block, outputs after it): out of context nextpnr times only
+    register-to-register paths, so without it a path from an input port
+    (a RAM's read data, a neighbour's output) through the block's logic
+    would go untimed. With it such a path starts at a flip-flop: its part
+    inside the block is timed, the neighbour's part (a RAM's clock-to-out)
+    is not."""
+    # A block without a clock or reset (a RAM has no reset, a combinational
+    # block neither) gets none; the wrapper's registers still have both.
+    decl, regs, seq = [], [], []
+    conns = [f".{n}({n})" for n in ("clk_i", "rst_ni") if any(p[0] == n for p in ports)]
+    for n, d, w in ports:
+        if n in ("clk_i", "rst_ni"):
+            continue
+        rng = f"[{w - 1}:0] " if w > 1 else ""
+        if d == "input":
+            decl.append(f"input {rng}{n}")
+            regs.append(f"  reg {rng}{n}_r;")
+            seq.append(f"{n}_r <= {n};")
+            conns.append(f".{n}({n}_r)")
+        else:
+            decl.append(f"output reg {rng}{n}")
+            regs.append(f"  wire {rng}{n}_w;")
+            seq.append(f"{n} <= {n}_w;")
+            conns.append(f".{n}({n}_w)")
+    lines = [f"module {name} (input clk_i, input rst_ni" + "".join(f", {x}" for x in decl) + ");"]
+    lines += regs + ["  always @(posedge clk_i) begin " + " ".join(seq) + " end",
+                     f"  {block} u_blk ({', '.join(conns)});", "endmodule"]
+    return "\n".join(lines) + "\n"
+
+
+def ecp5_ooc_script(il: str, wrapper: str | None = None, top: str = "blk") -> str:
+    """synth_ecp5 of one block alone (blocks/<name>.il) for out-of-context
+    place and route: no IO buffers; with ``wrapper`` (port_reg_wrapper,
+    its top uz_ooc_wrap) the block's ports are registered."""
+    stem = Path(il).stem
+    if wrapper:
+        rd, top = f"read_rtlil {il}\nread_verilog {wrapper}\n", "uz_ooc_wrap"
+    else:
+        rd = f"read_rtlil {il}\n"
+    return (f"{rd}hierarchy -top {top}\n"
+            f"synth_ecp5 -top {top} -run begin:coarse\n" + "".join(c + "\n" for c in _ECP5_COARSE)
+            + f"synth_ecp5 -top {top} -run map_ram:check\nautoname\n"
+            f"tee -q -o {stem}.ooc.stat.json stat -json\nblackbox =A:whitebox\n"
+            f"write_json {stem}.ooc.json\n")
+
+
+def ecp5_ooc_argv(json_in: str, seed: int, freq: float, router: str, report: str) -> list:
+    """nextpnr-ecp5 out of context (--out-of-context: no IO buffers, the
+    ports are left unplaced), so a block with hundreds of port bits fits."""
+    return [nextpnr_binary(), "--85k", "--speed", "8", "--package", "CABGA381", "--out-of-context",
+            "--timing-allow-fail", "--json", json_in, "--freq", f"{freq:g}", "--seed", str(seed),
+            "--router", router, "--report", report]
+
+
+def ooc_block_result(r: dict) -> dict:
+    """A block's Fmax and worst path from its parsed out-of-context nextpnr
+    log: the slowest clock's critical path (register to register), and the
+    longest port path (a port to a flip-flop, or port to port) apart: in
+    the engine a port path continues in the neighbouring block."""
+    if not r["fmax"]:
+        raise SynthError("out-of-context nextpnr log has no Fmax")
+    clk = min(r["fmax"], key=lambda c: r["fmax"][c]["mhz"])
+    keep = ("total_ns", "logic_ns", "routing_ns", "logic_steps", "from", "to", "rtl_lines", "blocks")
+    cp = r["critical_paths"].get(clk)
+    port = max(r["port_paths"].values(), key=lambda p: p["total_ns"], default=None)
+    return {"clock": clk, "mhz": r["fmax"][clk]["mhz"], "worst": cp and {k: cp[k] for k in keep},
+            "worst_steps": cp and cp["steps"],
+            "worst_port_path": port and {k: port[k] for k in keep},
+            "lut_ff": {k: r["utilisation"].get(k, {}).get("used") for k in ("TRELLIS_COMB", "TRELLIS_FF",
+                                                                          "DP16KD", "MULT18X18D", "TRELLIS_RAMW")}}
+
+
+def ecp5_ooc_job(cfg: str, out: Path, block: Block, timeout: float, seed: int, freq: float,
+                 router: str = "router2", ports: list | None = None) -> Job:
+    """One block of a configuration placed and routed on the ECP5 alone
+    (out of context): its own Fmax and worst path. nextpnr names only the
+    worst path of a clock; block by block, each block's own is named."""
+    def run(progress):
+        d = out / "blocks"
+        il = d / f"{block.name}.il"
+        if block.glue:
+            # Its sub-blocks are black boxes, which nextpnr cannot place.
+            return {"skipped": "glue logic: its sub-blocks are black boxes here (placed in the whole engine only)"}
+        stat, js, log = (d / f"{block.name}.ooc.stat.json", d / f"{block.name}.ooc.json",
+                         d / f"{block.name}.ooc.nextpnr.log")
+        wrap = None
+        if ports is not None:
+            wrap = d / f"{block.name}.ooc_wrap.v"
+            wrap.write_text(port_reg_wrapper(ports))
+        if REUSE and stat.exists() and js.exists():
+            t_syn = None
+        else:
+            t_syn = yosys(ecp5_ooc_script(il.name, wrap and wrap.name), d / f"{block.name}.ooc.log", timeout, d,
+                          f"{cfg}: synth_ecp5 of block {block.name}")
+        cells = ecp5_resources(parse_stat_json(stat.read_text()))
+        # A routed log only: a run stopped while routing has the placement
+        # estimate's Fmax line already.
+        if REUSE and log.exists() and "Critical path report for clock" in log.read_text(errors="replace"):
+            t_pnr = None
+        else:
+            try:
+                t_pnr = run_tool(ecp5_ooc_argv(js.name, seed, freq, router, f"{block.name}.ooc.nextpnr.json"), log,
+                                 timeout, d, f"{cfg}: nextpnr-ecp5 --out-of-context of block {block.name}")
+            except SynthError as e:
+                if "timeout" in str(e):
+                    return {"skipped": f"nextpnr did not finish in {timeout:.0f} s (--ooc-timeout)",
+                            "synth_cells": cells, "synth_seconds": t_syn and round(t_syn, 1)}
+                raise
+        r = ooc_block_result(parse_nextpnr_log(log.read_text(errors="replace")))
+        r.update(synth_cells=cells, synth_seconds=t_syn and round(t_syn, 1), pnr_seconds=t_pnr and round(t_pnr, 1),
+                 log=os.path.relpath(log, simenv.ROOT), ports_registered=wrap is not None)
+        return r
+    weight = {"compute": 60, "loader": 55, "post": 50}.get(block.name, 5)
+    return Job(cfg, "ecp5-ooc", block.name, run, weight)
+
+
 #: Generic synth's "coarse" step without `check` (see _XILINX_PREPARE) and
 #: without `share`: SAT-based sharing ran for over ten minutes on the
 #: flattened engine, and saves area a simulation netlist does not need.
@@ -813,7 +947,7 @@ def run_netlist_tests(netlist: Path, cases: list, cfg, out: Path, progress, extr
 
 
 def config_jobs(name: str, params: dict, out: Path, families: list, timeout: float, progress,
-                ecp5: dict | None = None, netlist: bool = False) -> tuple:
+                ecp5: dict | None = None, netlist: bool = False, ooc: dict | None = None) -> tuple:
     """Elaborate one configuration, split it into blocks, and return
     (the elaborated modules, the blocks, its synthesis jobs)."""
     if REUSE and (out / "elab.il").exists():
@@ -832,6 +966,10 @@ def config_jobs(name: str, params: dict, out: Path, families: list, timeout: flo
         jobs += [xilinx_job(name, out, b, fam, timeout, mem) for fam in families]
     if ecp5:
         jobs.append(ecp5_job(name, out, mods, timeout, **ecp5))
+    if ooc:
+        o = dict(ooc)
+        t = o.pop("timeout", timeout)
+        jobs += [ecp5_ooc_job(name, out, b, t, **o, ports=port_list(mods[b.module])) for b in blks]
     if netlist:
         jobs.append(netlist_job(name, out, timeout, mods))
     return mods, blks, jobs
@@ -875,6 +1013,9 @@ def config_report(name: str, params: dict, mods: dict, blks: list, families: lis
     e = results.get((name, "ecp5", "place and route"))
     if e:
         rep["ecp5"] = e["result"] if e["ok"] else {"error": e["error"]}
+    ooc = {b.name: results[(name, "ecp5-ooc", b.name)] for b in blks if (name, "ecp5-ooc", b.name) in results}
+    if ooc:
+        rep["ecp5_ooc"] = {b: (r["result"] if r["ok"] else {"error": r["error"]}) for b, r in ooc.items()}
     n = results.get((name, "netlist", "generic synth"))
     if n:
         rep["netlist"] = n["result"] if n["ok"] else {"error": n["error"]}
@@ -896,6 +1037,40 @@ def _fmt(v):
 def _table(head: list, rows: list) -> list:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
         ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+
+
+def ooc_markdown(ooc: dict) -> list:
+    """The per-block ECP5 table (out-of-context place and route), slowest
+    first, then each block's worst path with its RTL lines."""
+    done = sorted(((b, r) for b, r in ooc.items() if "mhz" in r), key=lambda br: br[1]["mhz"])
+    out = ["## Lattice ECP5 per block (out of context)", "",
+           "Each block synthesised alone (synth_ecp5) and placed and routed with `nextpnr-ecp5 --out-of-context` "
+           "(no IO buffers), every port registered in a wrapper (`blocks/<block>.ooc_wrap.v`), so a path from or to "
+           "a port is timed from or to that register: in the engine a RAM's read data comes later (a DP16KD's "
+           "clock-to-out is longer than a flip-flop's) and a neighbour's logic adds to it. COMB and FF include "
+           "the port registers.", ""]
+    rows = []
+    for b, r in done:
+        w, p, u = r["worst"] or {}, r["worst_port_path"] or {}, r["lut_ff"]
+        rows.append([b, r["mhz"], w.get("total_ns"), w.get("logic_ns"), w.get("routing_ns"), w.get("logic_steps"),
+                     p.get("total_ns"), u.get("TRELLIS_COMB"), u.get("TRELLIS_FF"), r.get("pnr_seconds")])
+    out += _table(["block", "Fmax (MHz)", "worst ns", "logic ns", "routing ns", "logic steps",
+                   "port path ns (if reported)", "COMB", "FF", "nextpnr s"], rows)
+    out.append("")
+    for b, r in ooc.items():
+        if "mhz" not in r:
+            out.append(f"- **{b}**: " + (f"skipped: {r['skipped']}" if "skipped" in r else f"failed: "
+                                           f"{r['error'].splitlines()[0]}"))
+    out.append("")
+    for b, r in done:
+        w = r["worst"]
+        if not w:
+            continue
+        out += [f"- **{b}** {r['mhz']:.1f} MHz: `{w['from']}` -> `{w['to']}`, {w['total_ns']:.2f} ns "
+                f"({w['logic_ns']:.2f} logic + {w['routing_ns']:.2f} routing, {w['logic_steps']} logic steps)"
+                + (f"; RTL: {', '.join(w['rtl_lines'])}" if w["rtl_lines"] else "")]
+    out.append("")
+    return out
 
 
 def config_markdown(rep: dict) -> str:
@@ -963,6 +1138,8 @@ def config_markdown(rep: dict) -> str:
                           [[k, v["used"], v["available"], 100 * v["used"] / v["available"]] for k, v in u.items()
                            if v["used"]])
             out += ["", f"synth_ecp5 {_fmt(e['synth_seconds'])} s, nextpnr {_fmt(e['pnr_seconds'])} s", ""]
+    if rep.get("ecp5_ooc"):
+        out += ooc_markdown(rep["ecp5_ooc"])
     n = rep.get("netlist")
     if n:
         out += ["## Netlist regression (Verilator)", ""]

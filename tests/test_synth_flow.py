@@ -313,3 +313,91 @@ def test_stat_json_with_yosys_time_stamps():
     """Under yosys -t the JSON that `tee -o` writes has a stamp on each line."""
     stamped = "\n".join(f"[00008.{i:06d}] {ln}" for i, ln in enumerate(STAT_JSON.splitlines()))
     assert sf.parse_stat_json(stamped) == sf.parse_stat_json(STAT_JSON)
+
+
+OOC_LOG = """Info: Max frequency for clock 'clk_i': 60.00 MHz (FAIL at 125.00 MHz)
+
+Info: Critical path report for clock 'clk_i' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source s1_x_q_TRELLIS_FF_Q.Q
+Info:    routing  2.00  2.52 Net s1_x_q[3] (10,10) -> (12,12)
+Info:                          Sink prod_MULT18X18D_P.A3
+Info:                          Defined in:
+Info:                               rtl/uz_compute.sv:640.7-640.13
+Info:      logic  4.00  6.52 Source prod_MULT18X18D_P.P4
+Info:    routing  1.00  7.52 Net prod[4] (12,12) -> (13,13)
+Info:                          Sink prod_q_TRELLIS_FF_Q.M
+Info:                          Defined in:
+Info:                               rtl/uz_pe_array.sv:103.11-103.17
+Info:      setup  0.10  7.62 Source prod_q_TRELLIS_FF_Q.M
+Info: 4.62 ns logic, 3.00 ns routing
+
+Info: Critical path report for cross-domain path '<async>' -> 'posedge clk_i':
+Info:       type curr  total name
+Info:     source  0.00  0.00 Source wgt_rd_data_i[7]
+Info:    routing  3.00  3.00 Net wgt_rd_data_i[7] (0,0) -> (12,12)
+Info:      logic  4.00  7.00 Source prod_MULT18X18D_P.P4
+Info:    routing  1.00  8.00 Net prod[4] (12,12) -> (13,13)
+Info:      setup  0.10  8.10 Source prod_q_TRELLIS_FF_Q.M
+Info: 4.10 ns logic, 4.00 ns routing
+
+Info: Critical path report for cross-domain path 'posedge clk_i' -> '<async>':
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source acc_q_TRELLIS_FF_Q.Q
+Info:    routing  1.00  1.52 Net acc_q[0] (1,1) -> (0,0)
+Info: 0.52 ns logic, 1.00 ns routing
+
+Info: Max frequency for clock 'clk_i': 131.23 MHz (PASS at 125.00 MHz)
+"""
+
+
+def test_ooc_block_result_names_worst_and_port_paths():
+    """Out of context the block's ports have no clock: the clock's critical
+    path is the block's own, the cross-domain ones are its port paths."""
+    r = sf.parse_nextpnr_log(OOC_LOG)
+    assert list(r["critical_paths"]) == ["clk_i"]
+    assert set(r["port_paths"]) == {"<async> -> posedge clk_i", "posedge clk_i -> <async>"}
+    b = sf.ooc_block_result(r)
+    assert b["mhz"] == 131.23 and b["clock"] == "clk_i"
+    w = b["worst"]
+    assert (w["total_ns"], w["logic_ns"], w["routing_ns"], w["logic_steps"]) == (7.62, 4.62, 3.0, 1)
+    assert w["from"] == "s1_x_q_TRELLIS_FF_Q.Q" and w["to"] == "prod_q_TRELLIS_FF_Q.M"
+    assert w["blocks"] == ["uz_compute", "uz_pe_array"]
+    p = b["worst_port_path"]
+    assert p["from"] == "wgt_rd_data_i[7]" and p["total_ns"] == 8.1
+    md = "\n".join(sf.ooc_markdown({"compute": b, "top": {"skipped": "glue logic"},
+                                   "post": {"error": "post: exit status 1\n  details"}}))
+    assert "| compute | 131.2 | 7.62 |" in md
+    assert "**top**: skipped: glue logic" in md and "**post**: failed: post: exit status 1" in md
+    assert "rtl/uz_pe_array.sv:103.11-103.17" in md
+
+
+def test_ooc_flow_commands():
+    """The out-of-context script has no pin wrapper and nextpnr gets
+    --out-of-context; glue blocks (black-boxed children) are not placed."""
+    ys = sf.ecp5_ooc_script("compute.il")
+    assert "read_rtlil compute.il" in ys and "read_verilog" not in ys and "-top blk" in ys
+    assert "write_json compute.ooc.json" in ys and "compute.ooc.stat.json" in ys
+    assert "\ncheck" not in ys
+    ys = sf.ecp5_ooc_script("compute.il", "compute.ooc_wrap.v")
+    assert "read_verilog compute.ooc_wrap.v" in ys and "-top uz_ooc_wrap" in ys
+    argv = sf.ecp5_ooc_argv("compute.ecp5.json", 1, 125.0, "router2", "r.json")
+    assert "--out-of-context" in argv and "--timing-allow-fail" in argv and "--textcfg" not in argv
+    from pathlib import Path
+    job = sf.ecp5_ooc_job("c", Path("/nonexistent"), sf.Block("layer", "m", True, "uz_top.u_layer"), 10, 1, 125.0)
+    assert job.kind == "ecp5-ooc" and "glue" in job.run(print)["skipped"]
+
+
+def test_port_reg_wrapper_registers_every_port():
+    ports = [("clk_i", "input", 1), ("rst_ni", "input", 1), ("a_i", "input", 8), ("en_i", "input", 1),
+             ("q_o", "output", 16)]
+    v = sf.port_reg_wrapper(ports)
+    assert v.startswith("module uz_ooc_wrap (input clk_i, input rst_ni, input [7:0] a_i, input en_i, "
+                        "output reg [15:0] q_o);")
+    assert "a_i_r <= a_i;" in v and "en_i_r <= en_i;" in v and "q_o <= q_o_w;" in v
+    assert "blk u_blk (.clk_i(clk_i), .rst_ni(rst_ni), .a_i(a_i_r), .en_i(en_i_r), .q_o(q_o_w));" in v
+    # a RAM has no reset, a combinational block no clock: not connected
+    v = sf.port_reg_wrapper([("clk_i", "input", 1), ("a_i", "input", 2), ("q_o", "output", 1)])
+    assert "blk u_blk (.clk_i(clk_i), .a_i(a_i_r), .q_o(q_o_w));" in v and "input rst_ni" in v
+    v = sf.port_reg_wrapper([("a_i", "input", 2), ("q_o", "output", 1)])
+    assert "blk u_blk (.a_i(a_i_r), .q_o(q_o_w));" in v

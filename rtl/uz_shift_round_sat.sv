@@ -32,7 +32,10 @@ module uz_shift_round_sat #(
   logic [TWidth-1:0]        t;
   // {z, 0}: the extra low bit brings out z[t-1], the rounding bit (0 for
   // t = 0 and for every left shift, whose low bits of z are zero)
-  logic signed [ZWidth:0]   z_ext, w_ext;
+  logic signed [ZWidth:0]   z_ext;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic signed [ZWidth:0]   w_ext;        // its low OutWidth + 1 bits are the result
+  /* verilator lint_on UNUSEDSIGNAL */
   logic                     sign, fits, rbit;
   logic [OutWidth-1:0]      w, sum;
 

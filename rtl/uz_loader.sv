@@ -521,33 +521,49 @@ module uz_loader
   logic [GenBlkWidth-1:0]        gen_w_blocks;
   logic [GenLanes*OvsfLen*DataWidth-1:0] gen_w;
   logic [31:0] blocks_left_q;   // blocks still to be written this tile
-  logic [31:0] aq_rem, aq_left;
+  logic [QCntWidth-1:0]          aq_rem, aq_left;
   logic [QAlphas*AlphaWidth-1:0] aq_after;
   logic        aq_room;
 
+  // jn[j] = j * n_codes, the queue alphas of j blocks: a chain of adds (no
+  // multiplier; n_codes is a layer constant)
+  logic [15:0] jn [GenLanes+1];
+  always_comb begin
+    jn[0] = '0;
+    for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
+  end
   always_comb begin
     iss_blocks = '0;
     for (int j = 1; j <= GenLanes; j++) begin
-      if (32'(j) * 32'(n_codes_i) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
+      if (32'(jn[j]) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
         iss_blocks = GenBlkWidth'(j);
     end
   end
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
   assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
   assign gen_take  = gen_valid && alpha_ready;
-  // Block j starts at alpha j * n_codes of the queue.
+  // Block j starts at alpha j * n_codes of the queue: for each code count n
+  // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
+  // is an n_codes-way select, not a barrel shifter. A lane whose block does
+  // not fit the queue is not issued (its value is don't-care).
+  localparam int BlkBits = OvsfLen * AlphaWidth;
   for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
-    // the block's OvsfLen alphas are the low part of the shifted queue
-    /* verilator lint_off UNUSEDSIGNAL */
-    logic [QAlphas*AlphaWidth-1:0] sh;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign sh = aq_q >> (32'(j) * 32'(n_codes_i) * AlphaWidth);
-    assign gen_alpha[j*OvsfLen*AlphaWidth +: OvsfLen*AlphaWidth] = sh[OvsfLen*AlphaWidth-1:0];
+    logic [BlkBits-1:0] blk;
+    always_comb begin
+      blk = '0;
+      for (int n = 1; n <= OvsfLen; n++) begin
+        if (32'(n_codes_i) == n && j * n < QAlphas) begin
+          blk = BlkBits'(aq_q >> (j * n * AlphaWidth));
+        end
+      end
+    end
+    assign gen_alpha[j*BlkBits +: BlkBits] = blk;
   end
-  assign aq_rem   = gen_take ? 32'(iss_blocks) * 32'(n_codes_i) : '0;
-  assign aq_left  = 32'(aq_cnt_q) - aq_rem;
-  assign aq_after = aq_q >> (aq_rem * AlphaWidth);
-  assign aq_room  = aq_left + BeatAlphas <= QAlphas;
+  // alphas taken this cycle: at most what the queue holds
+  assign aq_rem   = gen_take ? QCntWidth'(jn[iss_blocks]) : '0;
+  assign aq_left  = aq_cnt_q - aq_rem;
+  assign aq_after = aq_q >> (32'(aq_rem) * AlphaWidth);
+  assign aq_room  = 32'(aq_left) + BeatAlphas <= QAlphas;
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -890,7 +906,7 @@ module uz_loader
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
       if (ovsf_i) begin
-        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (aq_left * AlphaWidth))
+        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (32'(aq_left) * AlphaWidth))
                              : aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));

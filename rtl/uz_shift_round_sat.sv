@@ -37,6 +37,7 @@ module uz_shift_round_sat #(
   logic signed [ZWidth:0]   w_ext;        // its low OutWidth + 1 bits are the result
   /* verilator lint_on UNUSEDSIGNAL */
   logic                     sign, fits, rbit;
+  logic [ZWidth-1:0]        hi_mask;      // bits OutWidth-1+t and up
   logic [OutWidth-1:0]      w, sum;
 
   always_comb begin
@@ -51,10 +52,10 @@ module uz_shift_round_sat #(
     w     = w_ext[OutWidth:1];
     rbit  = w_ext[0];
     // bits OutWidth-1+t and up of z (z_ext one higher) all equal the sign
-    fits = 1'b1;
-    for (int j = 0; j < ZWidth; j++) begin
-      if (32'(j) >= 32'(OutWidth - 1) + 32'(t) && z_ext[j+1] != sign) fits = 1'b0;
-    end
+    // (vector operations, not a loop over the bits: Icarus is ten times
+    // faster on them)
+    hi_mask = {ZWidth{1'b1}} << (32'(OutWidth - 1) + 32'(t));
+    fits    = ((z_ext[ZWidth:1] ^ {ZWidth{sign}}) & hi_mask) == '0;
     sum = w + OutWidth'(rbit);
     if (!fits)                  data_o = sign ? OutMin : OutMax;
     // rounding up past the largest value (w = OutMax, rbit = 1)

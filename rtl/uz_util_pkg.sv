@@ -9,20 +9,28 @@ package uz_util_pkg;
   // descriptor check has already failed; they return v. One assignment per
   // arm (no return inside the case): Verilator's line coverage does not count
   // arms that return.
+  //
+  // No bit or part selects of the arguments or locals: Icarus 11 puts a
+  // selected function variable into the sensitivity of every always_comb
+  // that calls the function, so two such processes (uz_layer's and
+  // uz_desc_check's) retrigger each other forever at one simulation time.
+  // Shifts and masks instead; the division runs only for a stride of 3.
   function automatic logic [16:0] div_stride(logic [16:0] v, logic [2:0] s);
-    logic [16:0] q, q3;
-    logic [1:0]  r;
-    logic [2:0]  x;
-    r  = '0;
-    q3 = '0;
-    for (int i = 16; i >= 0; i--) begin
-      x     = {r, v[i]};             // 0..5: remainder so far, next bit
-      q3[i] = (x >= 3'd3);
-      r     = q3[i] ? 2'(x - 3'd3) : x[1:0];
-    end
+    logic [16:0] q;
+    logic [2:0]  x;                  // remainder so far (0..2), then with the next bit (0..5)
+    logic        ge;
     case (s)
       3'd2:    q = v >> 1;
-      3'd3:    q = q3;
+      3'd3: begin
+        q = '0;
+        x = '0;
+        for (int i = 16; i >= 0; i--) begin
+          x  = (x << 1) | 3'((v >> i) & 17'd1);
+          ge = (x >= 3'd3);
+          q  = (q << 1) | 17'(ge);
+          x  = ge ? x - 3'd3 : x;
+        end
+      end
       3'd4:    q = v >> 2;
       default: q = v;
     endcase

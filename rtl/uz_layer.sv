@@ -69,9 +69,11 @@ module uz_layer
   assign d = desc_i;
 
   // ---------------------------------------------------------- geometry
-  // x * stride for a stride below 8: shifts and adds, no multiplier
+  // x * stride for a stride below 8: shifts and adds, no multiplier (masks,
+  // not bit selects of the arguments: see uz_util_pkg::div_stride on Icarus)
   function automatic logic [15:0] mul_stride(input logic [15:0] x, input logic [2:0] st);
-    mul_stride = (st[0] ? x : 16'd0) + (st[1] ? x << 1 : 16'd0) + (st[2] ? x << 2 : 16'd0);
+    mul_stride = (((st & 3'd1) != '0) ? x : 16'd0) + (((st & 3'd2) != '0) ? x << 1 : 16'd0) +
+                 (((st & 3'd4) != '0) ? x << 2 : 16'd0);
   endfunction
   logic        pool_kind, pool_en, dw;
   logic [3:0]  k;
@@ -148,7 +150,7 @@ module uz_layer
   logic [31:0] in_base_q, out_base_q;
   logic [31:0] kc_a, kc_p;
   logic [15:0] kc_b;
-  logic        kc_done;
+  logic        kc_done, kc_req;
   always_comb begin
     unique case (kc_q)
       KcTrtc:    begin kc_a = 32'(d.tr);                      kc_b = d.tc;    end
@@ -158,8 +160,11 @@ module uz_layer
       default:   begin kc_a = out_rows_q;                     kc_b = d.out_w; end
     endcase
   end
+  // An enum label in a port connection becomes an undriven implicit net
+  // under Icarus 11 (KcDone read as z): compare in an assign instead.
+  assign kc_req = kc_run_q && kc_q != KcDone;
   uz_seq_mul u_kc_mul (
-    .clk_i, .rst_ni, .clear_i(start_i || abort_i), .req_i(kc_run_q && kc_q != KcDone),
+    .clk_i, .rst_ni, .clear_i(start_i || abort_i), .req_i(kc_req),
     .a_i(kc_a), .b_i(kc_b), .done_o(kc_done), .p_o(kc_p)
   );
   always_ff @(posedge clk_i or negedge rst_ni) begin

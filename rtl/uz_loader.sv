@@ -545,19 +545,21 @@ module uz_loader
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
   // is an n_codes-way select, not a barrel shifter. A lane whose block does
-  // not fit the queue is not issued (its value is don't-care).
+  // not fit the queue is not issued (its value is don't-care). Continuous
+  // assignments of constant slices: Icarus 11 ran this wrong as a loop (in an
+  // always_comb or a function), and OVSF layers never finished there.
   localparam int BlkBits = OvsfLen * AlphaWidth;
   for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
-    logic [BlkBits-1:0] blk;
-    always_comb begin
-      blk = '0;
-      for (int n = 1; n <= OvsfLen; n++) begin
-        if (32'(n_codes_i) == n && j * n < QAlphas) begin
-          blk = BlkBits'(aq_q >> (j * n * AlphaWidth));
-        end
+    wire [OvsfLen*BlkBits-1:0] cand;    // slice n-1: the block at alpha j * n
+    for (genvar n = 1; n <= OvsfLen; n++) begin : g_n
+      if (j * n < QAlphas) begin : g_in
+        assign cand[(n-1)*BlkBits +: BlkBits] = BlkBits'(aq_q >> (j * n * AlphaWidth));
+      end else begin : g_out
+        assign cand[(n-1)*BlkBits +: BlkBits] = '0;
       end
     end
-    assign gen_alpha[j*BlkBits +: BlkBits] = blk;
+    assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ?
+                                             cand[(32'(n_codes_i) - 1)*BlkBits +: BlkBits] : '0;
   end
   // alphas taken this cycle: at most what the queue holds
   assign aq_rem   = gen_take ? QCntWidth'(jn[iss_blocks]) : '0;

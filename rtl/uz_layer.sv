@@ -69,6 +69,12 @@ module uz_layer
   assign d = desc_i;
 
   // ---------------------------------------------------------- geometry
+  // x * stride for a stride below 8: shifts and adds, no multiplier (masks,
+  // not bit selects of the arguments: see uz_util_pkg::div_stride on Icarus)
+  function automatic logic [15:0] mul_stride(input logic [15:0] x, input logic [2:0] st);
+    mul_stride = (((st & 3'd1) != '0) ? x : 16'd0) + (((st & 3'd2) != '0) ? x << 1 : 16'd0) +
+                 (((st & 3'd4) != '0) ? x << 2 : 16'd0);
+  endfunction
   logic        pool_kind, pool_en, dw;
   logic [3:0]  k;
   logic [6:0]  k2, wsteps;
@@ -96,14 +102,8 @@ module uz_layer
     cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
     conv_h    = 16'(div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride)) + 1'b1;
     conv_w    = 16'(div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride)) + 1'b1;
-    ih_t      = 16'((d.tr - 1'b1) * stride) + 16'(k);
-    iw_t      = 16'((d.tc - 1'b1) * stride) + 16'(k);
-  end
-  // tr * tc, the accumulator words of a channel group: a layer constant,
-  // registered (valid from the cycle after start_i, before any tile is issued).
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) trtc <= '0;
-    else         trtc <= 32'(d.tr) * 32'(d.tc);
+    ih_t      = mul_stride(d.tr - 1'b1, stride) + 16'(k);
+    iw_t      = mul_stride(d.tc - 1'b1, stride) + 16'(k);
   end
 
   // The pool window (golden.isa.pool_window): the legacy square window and
@@ -132,29 +132,59 @@ module uz_layer
   // (off / PN) channel groups of H x W words into the tensor at in_addr /
   // out_addr (golden.funcmodel.slice_addr; off is a multiple of PN, which
   // uz_desc_check enforces) and are laid out like whole tensors of in_c /
-  // out_c channels from there. The bases are computed in two registered
-  // steps of one multiply each from the descriptor (valid from start_i and
-  // stable while the layer runs), which keeps the multiplies out of the
-  // loader's and the write-back's address paths; those use them from the
-  // second cycle after start_i on (the loader's first LdPlan, the
-  // write-back's first tile).
-  localparam int ActWordBytes = PN * DataWidth / 8;
+  // out_c channels from there.
+  //
+  // Layer constants: tr * tc (the accumulator words of a channel group) and
+  // the two slice bases, products of descriptor fields (stable while the
+  // layer runs). One shared multiplier (uz_seq_mul) forms them one after the
+  // other from start_i, two cycles each; consts_valid rises after the last.
+  // Nothing reads them before: the loader plans no tile until consts_valid
+  // (its own layer products take longer anyway), the compute and the
+  // write-back start on filled tiles (ConstsBeforeTiles_A).
+  localparam int LogWordBytes = $clog2(PN * DataWidth / 8);
   localparam int LogPNl       = $clog2(PN);
+  typedef enum logic [2:0] {KcTrtc, KcInRows, KcInOff, KcOutRows, KcOutOff, KcDone} kc_step_e;
+  logic [2:0]  kc_q;                 // a kc_step_e (plain, so it can count)
+  logic        kc_run_q, consts_valid;
   logic [31:0] in_rows_q, out_rows_q;       // rows of the channel groups before the slice
   logic [31:0] in_base_q, out_base_q;
+  logic [31:0] kc_a, kc_p;
+  logic [15:0] kc_b;
+  logic        kc_done, kc_req;
+  always_comb begin
+    unique case (kc_q)
+      KcTrtc:    begin kc_a = 32'(d.tr);                      kc_b = d.tc;    end
+      KcInRows:  begin kc_a = 32'(d.in_c_off >> LogPNl);      kc_b = d.in_h;  end
+      KcInOff:   begin kc_a = in_rows_q;                      kc_b = d.in_w;  end
+      KcOutRows: begin kc_a = 32'(d.out_c_off >> LogPNl);     kc_b = d.out_h; end
+      default:   begin kc_a = out_rows_q;                     kc_b = d.out_w; end
+    endcase
+  end
+  // An enum label in a port connection becomes an undriven implicit net
+  // under Icarus 11 (KcDone read as z): compare in an assign instead.
+  assign kc_req = kc_run_q && kc_q != KcDone;
+  uz_seq_mul u_kc_mul (
+    .clk_i, .rst_ni, .clear_i(start_i || abort_i), .req_i(kc_req),
+    .a_i(kc_a), .b_i(kc_b), .done_o(kc_done), .p_o(kc_p)
+  );
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      in_rows_q  <= '0;
-      out_rows_q <= '0;
-      in_base_q  <= '0;
-      out_base_q <= '0;
-    end else begin
-      in_rows_q  <= 32'(d.in_c_off >> LogPNl) * 32'(d.in_h);
-      out_rows_q <= 32'(d.out_c_off >> LogPNl) * 32'(d.out_h);
-      in_base_q  <= d.in_addr + in_rows_q * 32'(d.in_w) * ActWordBytes;
-      out_base_q <= d.out_addr + out_rows_q * 32'(d.out_w) * ActWordBytes;
+      kc_q <= KcTrtc; kc_run_q <= 1'b0;
+      trtc <= '0; in_rows_q <= '0; out_rows_q <= '0; in_base_q <= '0; out_base_q <= '0;
+    end else if (start_i || abort_i) begin
+      kc_q <= KcTrtc; kc_run_q <= start_i;
+    end else if (kc_done) begin
+      unique case (kc_q)
+        KcTrtc:    trtc       <= kc_p;
+        KcInRows:  in_rows_q  <= kc_p;
+        KcInOff:   in_base_q  <= d.in_addr + (kc_p << LogWordBytes);
+        KcOutRows: out_rows_q <= kc_p;
+        default:   out_base_q <= d.out_addr + (kc_p << LogWordBytes);
+      endcase
+      kc_q <= kc_q + 3'd1;
     end
   end
+  assign consts_valid = kc_run_q && kc_q == KcDone;
 
   // ---------------------------------------------------- hand-off flags
   logic [1:0] tile_full_q, tile_filled, tile_release;
@@ -177,6 +207,7 @@ module uz_layer
       res_full_q  <= (res_full_q | res_filled) & ~out_release;
     end
   end
+  `ASSERT(ConstsBeforeTiles_A, tile_full_q == '0 || consts_valid, clk_i, rst_ni)
   `ASSERT(NoFillOfFullHalf_A, (tile_filled & tile_full_q) == '0, clk_i, rst_ni)
   `ASSERT(NoReleaseOfEmptyHalf_A, (tile_release & ~tile_full_q) == '0, clk_i, rst_ni)
   `ASSERT(NoDoneOfFullOut_A, (out_done & out_full_q) == '0, clk_i, rst_ni)
@@ -262,7 +293,7 @@ module uz_layer
     .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
     .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(OutBufWords)
   ) u_loader (
-    .clk_i, .rst_ni, .start_i, .abort_i,
+    .clk_i, .rst_ni, .start_i, .abort_i, .consts_valid_i(consts_valid), .trtc_i(trtc),
     .kind_i(d.kind), .ovsf_i(d.ovsf), .dw_i(dw), .wsteps_i(wsteps), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
     .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),

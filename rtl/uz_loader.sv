@@ -38,6 +38,13 @@ module uz_loader
   input  logic                         rst_ni,
   input  logic                         start_i,
   input  logic                         abort_i,
+  // uz_layer's products below are valid (some cycles after start_i): no tile
+  // is planned before
+  input  logic                         consts_valid_i,
+  // tr * tc (its low bits: the residual buffer's words of a group)
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  logic [31:0]                  trtc_i,
+  /* verilator lint_on UNUSEDSIGNAL */
   // layer constants
   input  logic [3:0]                   kind_i,
   input  logic                         ovsf_i,
@@ -184,10 +191,10 @@ module uz_loader
   assign wgt_held = pool_kind || (wtag_valid_q[hc_q] && wtag_o0_q[hc_q] == ca_o0 && wtag_i0_q[hc_q] == ca_i0);
 
   // ------------------------------------------------- layer constants
-  // Products of the layer's constants, registered: the inputs are stable
-  // while the layer runs and valid from start_i, so these are valid from the
-  // cycle after, before the first tile is planned. They keep the multiplies
-  // out of the per-cycle address paths.
+  // Products of the layer's constants and of each tile's position and size
+  // come from one shared multiplier (uz_seq_mul, two cycles a product; see
+  // "products" below): the layer's once after start_i, a tile's while the
+  // command side waits to plan it.
   function automatic logic [15:0] w_chans(logic [15:0] c, logic ovsf);
     w_chans = ovsf ? (c >> LogL) : c;
   endfunction
@@ -197,33 +204,27 @@ module uz_loader
   // Weights are counted in units: elements (raw) or alphas (OVSF). An OVSF
   // channel of c input channels has (c / L) * wsteps blocks of n_codes
   // alphas (c is a multiple of PN, so of L); a raw one c * wsteps elements.
-  logic [12:0] wunit;               // units per (L or 1) channels and step
-  assign wunit = ovsf_i ? 13'(wsteps_i) * 13'(n_codes_i) : 13'(wsteps_i);
+  logic [31:0] lc_wunit_q;           // units per (L or 1) channels and step
   logic [31:0] lc_wper_o_q;          // units per output channel
-  logic [12:0] lc_wunit_q;
   logic [31:0] lc_plane_q;           // words of an input plane
-  logic [InAw-2:0] lc_ibuf_grp_q;    // input-buffer words of a tile's channel group
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] lc_ibuf_grp_wide_q;   // input-buffer words of a tile's channel group (low bits)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [31:0] lc_res_plane_q;       // words of an output (residual) plane
-  logic [ResAw-2:0] lc_trtc_q;       // residual-buffer words of a tile's group
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      lc_wper_o_q <= '0; lc_wunit_q <= '0; lc_plane_q <= '0; lc_ibuf_grp_q <= '0;
-      lc_res_plane_q <= '0; lc_trtc_q <= '0;
-    end else begin
-      lc_wper_o_q    <= 32'(w_chans(w_cin_pad, ovsf_i)) * 32'(wunit);
-      lc_wunit_q     <= wunit;
-      lc_plane_q     <= 32'(in_h_i) * 32'(in_w_i);
-      lc_ibuf_grp_q  <= (InAw-1)'(32'(ih_t_i) * 32'(iw_t_i));
-      lc_res_plane_q <= 32'(conv_h_i) * 32'(conv_w_i);
-      lc_trtc_q      <= (ResAw-1)'(32'(tr_i) * 32'(tc_i));
-    end
-  end
+  logic [InAw-2:0] lc_ibuf_grp;
+  logic [ResAw-2:0] lc_trtc;         // residual-buffer words of a tile's group
+  assign lc_ibuf_grp = (InAw-1)'(lc_ibuf_grp_wide_q);
+  assign lc_trtc     = (ResAw-1)'(trtc_i);
+  localparam int LogWordBytes  = $clog2(WordBytes);
+  localparam int LogWordBeats  = $clog2(WordBeats);
+  localparam int LogElemBytes  = $clog2(ElemBytes);
+  localparam int LogAlphaBytes = $clog2(AlphaBytes);
   // Byte pitches: constant multiples (powers of two).
   logic [31:0] in_row_bytes, in_plane_bytes, res_row_bytes, res_plane_bytes;
-  assign in_row_bytes    = 32'(in_w_i) * WordBytes;
-  assign in_plane_bytes  = lc_plane_q * WordBytes;
-  assign res_row_bytes   = 32'(conv_w_i) * WordBytes;
-  assign res_plane_bytes = lc_res_plane_q * WordBytes;
+  assign in_row_bytes    = 32'(in_w_i) << LogWordBytes;
+  assign in_plane_bytes  = lc_plane_q << LogWordBytes;
+  assign res_row_bytes   = 32'(conv_w_i) << LogWordBytes;
+  assign res_plane_bytes = lc_res_plane_q << LogWordBytes;
 
   // ------------------------------------------------ tile geometry
   // The input rows and columns a tile's windows touch, clipped to the plane
@@ -251,14 +252,11 @@ module uz_loader
     halo = {ylo, yhi, xlo, xhi, 4'($signed({4'b0, ylo}) - y0), 4'($signed({4'b0, xlo}) - x0)};
   endfunction
 
-  // Stage A: registered every cycle from each side's tile, which holds from
-  // that side's wait state to its tile's end: valid from its plan state on.
-  // Each product takes one multiply by a layer constant.
-  // Command side: the commands' geometry.
+  // Stage A: the command side's tile geometry, registered every cycle from
+  // its tile, which holds from its wait state to its tile's end: valid from
+  // the second cycle of the wait state on.
   logic [15:0] ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q;
   logic        ga_full_rows_q, ga_whole_plane_q;
-  logic [31:0] ga_wo_off_q, ga_wi_off_q, ga_wn_q, ga_in_grp_q, ga_ng_plane_q;
-  logic [31:0] ga_rs_grp_q, ga_rs_row_q, ga_rs_nrnc_q, ga_rs_ngplane_q;
   logic [15:0] ca_ng, ca_w_i0, ca_w_ni;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [71:0] hl;                    // the skips serve the data side only
@@ -271,8 +269,6 @@ module uz_loader
     if (!rst_ni) begin
       ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0;
       ga_full_rows_q <= 1'b0; ga_whole_plane_q <= 1'b0;
-      ga_wo_off_q <= '0; ga_wi_off_q <= '0; ga_wn_q <= '0; ga_in_grp_q <= '0; ga_ng_plane_q <= '0;
-      ga_rs_grp_q <= '0; ga_rs_row_q <= '0; ga_rs_nrnc_q <= '0; ga_rs_ngplane_q <= '0;
     end else begin
       {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q} <= hl[71:8];
       // The tile holds whole rows, or whole planes: its channel groups lie
@@ -282,18 +278,107 @@ module uz_loader
       ga_full_rows_q   <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1);
       ga_whole_plane_q <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1) &&
                           (hl[71:56] == '0) && (hl[55:40] == in_h_i - 1'b1);
-      // Weight units: the tile's offset is o0 channels of the whole layer
-      // plus no channels of the ti-tiles before it (docs: tiled layout).
-      ga_wo_off_q     <= 32'(ca_o0) * lc_wper_o_q;
-      ga_wi_off_q     <= 32'(w_chans(ca_w_i0, ovsf_i)) * 32'(lc_wunit_q);
-      ga_wn_q         <= 32'(w_chans(ca_w_ni, ovsf_i)) * 32'(lc_wunit_q);
-      ga_in_grp_q     <= 32'(ca_i0 >> LogPN) * lc_plane_q;
-      ga_ng_plane_q   <= 32'(ca_ng) * lc_plane_q;
+    end
+  end
+
+  // ------------------------------------------------------------ products
+  // One step per product, in this order: the layer's (once after start_i),
+  // then the command side's tile's (again after each CsNext), each a * b on
+  // uz_seq_mul. A step reads only registers written by earlier steps, the
+  // layer's inputs and the command side's tile (held in CsWait), and the
+  // stage-A geometry no earlier than its second cycle (step 2 on). CsWait
+  // plans the tile once the last step is done (PlanAfterProducts_A): about
+  // 2 cycles a step, while the command side usually still waits for the
+  // data side anyway.
+  typedef enum logic [4:0] {
+    PsWunit, PsWperO, PsPlane, PsIbufGrp, PsResPlane,                   // the layer's
+    PsWoOff, PsWiOff, PsUnitsOff, PsWn, PsUnits, PsInGrp, PsNgPlane,    // the tile's
+    PsRowOff, PsRowsWords, PsRsGrp, PsRsRow, PsRsNrNc, PsRsNgPlane, PsBlk, PsBlocks,
+    PsDone
+  } ps_step_e;
+  logic [4:0]  ps_q;                 // a ps_step_e (plain, so it can count)
+  logic        ps_done;              // the tile's products are ready
+  logic [31:0] ps_a, ps_p;
+  logic [15:0] ps_b;
+  logic        ps_req, ps_ack;
+  // the tile's products (command side)
+  logic [31:0] ga_wo_off_q, ga_wi_off_q, ga_wn_q, ga_units_off_q, ga_units_q, ga_in_grp_q, ga_ng_plane_q;
+  logic [31:0] ga_row_off_q, ga_rows_words_q;
+  logic [31:0] ga_rs_grp_q, ga_rs_row_q, ga_rs_nrnc_q, ga_rs_ngplane_q, ga_blk_q, ga_blocks_q;
+  assign ps_done = (ps_q == PsDone);
+  always_comb begin
+    ps_a = '0;
+    ps_b = '0;
+    unique case (ps_q)
+      PsWunit:     begin ps_a = 32'(wsteps_i);        ps_b = ovsf_i ? 16'(n_codes_i) : 16'd1; end
+      PsWperO:     begin ps_a = lc_wunit_q;           ps_b = w_chans(w_cin_pad, ovsf_i);      end
+      PsPlane:     begin ps_a = 32'(in_h_i);          ps_b = in_w_i;                          end
+      PsIbufGrp:   begin ps_a = 32'(ih_t_i);          ps_b = iw_t_i;                          end
+      PsResPlane:  begin ps_a = 32'(conv_h_i);        ps_b = conv_w_i;                        end
+      // weight units: the tile's offset is o0 channels of the whole layer
+      // plus no channels of the ti-tiles before it (docs: tiled layout)
+      PsWoOff:     begin ps_a = lc_wper_o_q;          ps_b = ca_o0;                           end
+      PsWiOff:     begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_i0, ovsf_i);        end
+      PsUnitsOff:  begin ps_a = ga_wi_off_q;          ps_b = ca_no;                           end
+      PsWn:        begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_ni, ovsf_i);        end
+      PsUnits:     begin ps_a = ga_wn_q;              ps_b = ca_no;                           end
+      // input words: the groups before the tile's, its rows
+      PsInGrp:     begin ps_a = lc_plane_q;           ps_b = ca_i0 >> LogPN;                  end
+      PsNgPlane:   begin ps_a = lc_plane_q;           ps_b = ca_ng;                           end
+      PsRowOff:    begin ps_a = 32'(in_w_i);          ps_b = ga_ylo_q;                        end
+      PsRowsWords: begin ps_a = 32'(in_w_i);          ps_b = ga_yhi_q - ga_ylo_q + 16'd1;     end
       // the residual tile: [group][row][col] of the output plane
-      ga_rs_grp_q     <= 32'(ca_o0 >> LogPM) * lc_res_plane_q;
-      ga_rs_row_q     <= 32'(ca_r0) * 32'(conv_w_i);
-      ga_rs_nrnc_q    <= 32'(ca_nr) * 32'(ca_nc);
-      ga_rs_ngplane_q <= 32'(ca_no >> LogPM) * lc_res_plane_q;
+      PsRsGrp:     begin ps_a = lc_res_plane_q;       ps_b = ca_o0 >> LogPM;                  end
+      PsRsRow:     begin ps_a = 32'(conv_w_i);        ps_b = ca_r0;                           end
+      PsRsNrNc:    begin ps_a = 32'(ca_nr);           ps_b = ca_nc;                           end
+      PsRsNgPlane: begin ps_a = lc_res_plane_q;       ps_b = ca_no >> LogPM;                  end
+      // OVSF blocks of the tile, for the data side
+      PsBlk:       begin ps_a = 32'(wsteps_i);        ps_b = w_chans(ca_w_ni, 1'b1);          end
+      PsBlocks:    begin ps_a = ga_blk_q;             ps_b = ca_no;                           end
+      default: ;
+    endcase
+  end
+  assign ps_req = !ps_done && (ps_q < PsWoOff || (cs_q == CsWait && ca_valid));
+  uz_seq_mul u_mul (
+    .clk_i, .rst_ni, .clear_i(start_i || abort_i || ca_next), .req_i(ps_req),
+    .a_i(ps_a), .b_i(ps_b), .done_o(ps_ack), .p_o(ps_p)
+  );
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ps_q <= PsWunit;
+      lc_wunit_q <= '0; lc_wper_o_q <= '0; lc_plane_q <= '0; lc_ibuf_grp_wide_q <= '0; lc_res_plane_q <= '0;
+      ga_wo_off_q <= '0; ga_wi_off_q <= '0; ga_wn_q <= '0; ga_units_off_q <= '0; ga_units_q <= '0;
+      ga_in_grp_q <= '0; ga_ng_plane_q <= '0; ga_row_off_q <= '0; ga_rows_words_q <= '0;
+      ga_rs_grp_q <= '0; ga_rs_row_q <= '0; ga_rs_nrnc_q <= '0; ga_rs_ngplane_q <= '0;
+      ga_blk_q <= '0; ga_blocks_q <= '0;
+    end else if (start_i || abort_i) begin
+      ps_q <= PsWunit;
+    end else if (ca_next) begin
+      ps_q <= PsWoOff;
+    end else if (ps_ack) begin
+      unique case (ps_q)
+        PsWunit:     lc_wunit_q         <= ps_p;
+        PsWperO:     lc_wper_o_q        <= ps_p;
+        PsPlane:     lc_plane_q         <= ps_p;
+        PsIbufGrp:   lc_ibuf_grp_wide_q <= ps_p;
+        PsResPlane:  lc_res_plane_q     <= ps_p;
+        PsWoOff:     ga_wo_off_q        <= ps_p;
+        PsWiOff:     ga_wi_off_q        <= ps_p;
+        PsUnitsOff:  ga_units_off_q     <= ga_wo_off_q + ps_p;
+        PsWn:        ga_wn_q            <= ps_p;
+        PsUnits:     ga_units_q         <= ps_p;
+        PsInGrp:     ga_in_grp_q        <= ps_p;
+        PsNgPlane:   ga_ng_plane_q      <= ps_p;
+        PsRowOff:    ga_row_off_q       <= ps_p;
+        PsRowsWords: ga_rows_words_q    <= ps_p;
+        PsRsGrp:     ga_rs_grp_q        <= ps_p;
+        PsRsRow:     ga_rs_row_q        <= ps_p;
+        PsRsNrNc:    ga_rs_nrnc_q       <= ps_p;
+        PsRsNgPlane: ga_rs_ngplane_q    <= ps_p;
+        PsBlk:       ga_blk_q           <= ps_p;
+        default:     ga_blocks_q        <= ps_p;
+      endcase
+      ps_q <= ps_q + 5'd1;
     end
   end
   logic full_rows, whole_plane;
@@ -303,17 +388,16 @@ module uz_loader
   // Data side: where the words go.
   logic [15:0] gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q;
   logic [3:0]  gb_yskip_q, gb_xskip_q;
-  logic [31:0] gb_blk_q;              // OVSF blocks per output channel of the tile
+  // OVSF blocks of each half's tile, from the command side's plan
+  logic [31:0] blocks_h_q [2];
   logic [15:0] ng_tile;
   assign ng_tile = ni >> LogPN;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       gb_ylo_q <= '0; gb_yhi_q <= '0; gb_xlo_q <= '0; gb_xhi_q <= '0; gb_yskip_q <= '0; gb_xskip_q <= '0;
-      gb_blk_q <= '0;
     end else begin
       {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} <=
           halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
-      gb_blk_q <= 32'(w_chans(dw_i ? 16'(PN) : ni, 1'b1)) * 32'(wsteps_i);
     end
   end
 
@@ -357,19 +441,25 @@ module uz_loader
   assign in_fire   = rd_cmd_ready_i && !bias_cmd_left_q && !wgt_cmd_left_q && in_cmd_left_q;
   assign res_fire  = rd_cmd_ready_i && !bias_cmd_left_q && !wgt_cmd_left_q && !in_cmd_left_q && rs_cmd_left_q;
 
-  // Stage B, in CsPlan: the tile's commands from the stage-A products (one
-  // multiply each, registered).
+  // Stage B, in CsPlan: the tile's commands from its products.
   logic [31:0] wgt_units_off, wgt_units, in_row_off, in_rows_words;
   logic [BeatsWidth-1:0] in_beats;
-  assign wgt_units_off = ga_wo_off_q + 32'(ca_no) * ga_wi_off_q;
-  assign wgt_units     = 32'(ca_no) * ga_wn_q;
-  assign in_row_off    = 32'(ga_ylo_q) * 32'(in_w_i);
-  assign in_rows_words = (32'(ga_yhi_q) - 32'(ga_ylo_q) + 32'd1) * 32'(in_w_i);
-  assign in_beats      = whole_plane ? BeatsWidth'(ga_ng_plane_q * WordBeats) :
-                         full_rows   ? BeatsWidth'(in_rows_words * WordBeats)
-                                     : BeatsWidth'((32'(ga_xhi_q) - 32'(ga_xlo_q) + 32'd1) * WordBeats);
+  assign wgt_units_off = ga_units_off_q;
+  assign wgt_units     = ga_units_q;
+  assign in_row_off    = ga_row_off_q;
+  assign in_rows_words = ga_rows_words_q;
+  assign in_beats      = whole_plane ? BeatsWidth'(ga_ng_plane_q << LogWordBeats) :
+                         full_rows   ? BeatsWidth'(in_rows_words << LogWordBeats)
+                                     : BeatsWidth'((32'(ga_xhi_q) - 32'(ga_xlo_q) + 32'd1) << LogWordBeats);
+  // the first word's place in the input buffer: yskip rows (at most 15) and
+  // xskip columns into the tile; shifts and adds
   logic [InAw-2:0] ib_start;
-  assign ib_start = (InAw-1)'(32'(gb_yskip_q) * 32'(iw_t_i) + 32'(gb_xskip_q));
+  always_comb begin
+    ib_start = (InAw-1)'(gb_xskip_q);
+    for (int b = 0; b < 4; b++) begin
+      if (gb_yskip_q[b]) ib_start = ib_start + ((InAw-1)'(iw_t_i) << b);
+    end
+  end
   // The residual tile's commands: whole planes, whole rows, or rows.
   logic ca_rs_full_rows, ca_rs_whole_plane;
   assign ca_rs_full_rows   = (ca_nc == conv_w_i);
@@ -431,33 +521,51 @@ module uz_loader
   logic [GenBlkWidth-1:0]        gen_w_blocks;
   logic [GenLanes*OvsfLen*DataWidth-1:0] gen_w;
   logic [31:0] blocks_left_q;   // blocks still to be written this tile
-  logic [31:0] aq_rem, aq_left;
+  logic [QCntWidth-1:0]          aq_rem, aq_left;
   logic [QAlphas*AlphaWidth-1:0] aq_after;
   logic        aq_room;
 
+  // jn[j] = j * n_codes, the queue alphas of j blocks: a chain of adds (no
+  // multiplier; n_codes is a layer constant)
+  logic [15:0] jn [GenLanes+1];
+  always_comb begin
+    jn[0] = '0;
+    for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
+  end
   always_comb begin
     iss_blocks = '0;
     for (int j = 1; j <= GenLanes; j++) begin
-      if (32'(j) * 32'(n_codes_i) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
+      if (32'(jn[j]) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
         iss_blocks = GenBlkWidth'(j);
     end
   end
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
   assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
   assign gen_take  = gen_valid && alpha_ready;
-  // Block j starts at alpha j * n_codes of the queue.
+  // Block j starts at alpha j * n_codes of the queue: for each code count n
+  // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
+  // is an n_codes-way select, not a barrel shifter. A lane whose block does
+  // not fit the queue is not issued (its value is don't-care). Continuous
+  // assignments of constant slices: Icarus 11 ran this wrong as a loop (in an
+  // always_comb or a function), and OVSF layers never finished there.
+  localparam int BlkBits = OvsfLen * AlphaWidth;
   for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
-    // the block's OvsfLen alphas are the low part of the shifted queue
-    /* verilator lint_off UNUSEDSIGNAL */
-    logic [QAlphas*AlphaWidth-1:0] sh;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign sh = aq_q >> (32'(j) * 32'(n_codes_i) * AlphaWidth);
-    assign gen_alpha[j*OvsfLen*AlphaWidth +: OvsfLen*AlphaWidth] = sh[OvsfLen*AlphaWidth-1:0];
+    wire [OvsfLen*BlkBits-1:0] cand;    // slice n-1: the block at alpha j * n
+    for (genvar n = 1; n <= OvsfLen; n++) begin : g_n
+      if (j * n < QAlphas) begin : g_in
+        assign cand[(n-1)*BlkBits +: BlkBits] = BlkBits'(aq_q >> (j * n * AlphaWidth));
+      end else begin : g_out
+        assign cand[(n-1)*BlkBits +: BlkBits] = '0;
+      end
+    end
+    assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ?
+                                             cand[(32'(n_codes_i) - 1)*BlkBits +: BlkBits] : '0;
   end
-  assign aq_rem   = gen_take ? 32'(iss_blocks) * 32'(n_codes_i) : '0;
-  assign aq_left  = 32'(aq_cnt_q) - aq_rem;
-  assign aq_after = aq_q >> (aq_rem * AlphaWidth);
-  assign aq_room  = aq_left + BeatAlphas <= QAlphas;
+  // alphas taken this cycle: at most what the queue holds
+  assign aq_rem   = gen_take ? QCntWidth'(jn[iss_blocks]) : '0;
+  assign aq_left  = aq_cnt_q - aq_rem;
+  assign aq_after = aq_q >> (32'(aq_rem) * AlphaWidth);
+  assign aq_room  = 32'(aq_left) + BeatAlphas <= QAlphas;
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -490,8 +598,8 @@ module uz_loader
       CsIdle: ;
       // the walk's tile reaches the stage-A registers
       CsWait: begin
-        if (!ca_valid)              cs_d = CsIdle;
-        else if (planned_q < 2'd2)  cs_d = CsPlan;
+        if (!ca_valid)                                          cs_d = CsIdle;
+        else if (planned_q < 2'd2 && ps_done && consts_valid_i) cs_d = CsPlan;
       end
       CsPlan:  cs_d = CsIssue;
       CsIssue: begin
@@ -585,7 +693,7 @@ module uz_loader
       hc_q <= 1'b0;
       planned_q <= '0;
       for (int b = 0; b < 2; b++) begin
-        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0;
+        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0; blocks_h_q[b] <= '0;
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
         itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
@@ -651,10 +759,11 @@ module uz_loader
             wtag_o0_q[hc_q]    <= ca_o0;
             wtag_i0_q[hc_q]    <= ca_i0;
           end
-          bias_cmd_addr_q  <= bias_addr_i + 32'(ca_o0) * ElemBytes;
+          bias_cmd_addr_q  <= bias_addr_i + (32'(ca_o0) << LogElemBytes);
           bias_cmd_beats_q <= BeatsWidth'((32'(ca_no) * DataWidth) / AxiDataWidth);
-          wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off * AlphaBytes : wgt_units_off * ElemBytes);
+          wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off << LogAlphaBytes : wgt_units_off << LogElemBytes);
           wgt_cmd_beats_q  <= ovsf_i ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
+          blocks_h_q[hc_q] <= ga_blocks_q;
           in_cmd_left_q    <= !in_held;
           if (!in_held) begin
             itag_valid_q[hc_q] <= 1'b1;
@@ -662,19 +771,19 @@ module uz_loader
             itag_r0_q[hc_q]    <= ca_r0;
             itag_c0_q[hc_q]    <= ca_c0;
           end
-          in_grp_addr_q  <= in_addr_i + (ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) * WordBytes;
-          in_cmd_addr_q  <= in_addr_i + (ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) * WordBytes;
+          in_grp_addr_q  <= in_addr_i + ((ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) << LogWordBytes);
+          in_cmd_addr_q  <= in_addr_i + ((ga_in_grp_q + in_row_off + 32'(ga_xlo_q)) << LogWordBytes);
           in_cmd_beats_q <= in_beats;
           cgl_q <= '0; cy_q <= ga_ylo_q;
         end
         CsRes: begin
           rc_g_q <= '0; rc_y_q <= '0;
           rs_cmd_left_q <= 1'b1;
-          rc_grp_addr_q <= res_addr_i + (ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) * WordBytes;
-          rc_addr_q     <= res_addr_i + (ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) * WordBytes;
-          rs_cmd_beats_q <= ca_rs_whole_plane ? BeatsWidth'(ga_rs_ngplane_q * WordBeats) :
-                            ca_rs_full_rows   ? BeatsWidth'(ga_rs_nrnc_q * WordBeats)
-                                              : BeatsWidth'(32'(ca_nc) * WordBeats);
+          rc_grp_addr_q <= res_addr_i + ((ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) << LogWordBytes);
+          rc_addr_q     <= res_addr_i + ((ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) << LogWordBytes);
+          rs_cmd_beats_q <= ca_rs_whole_plane ? BeatsWidth'(ga_rs_ngplane_q << LogWordBeats) :
+                            ca_rs_full_rows   ? BeatsWidth'(ga_rs_nrnc_q << LogWordBeats)
+                                              : BeatsWidth'(32'(ca_nc) << LogWordBeats);
         end
         CsNext: hc_q <= !hc_q;
         default: ;
@@ -709,7 +818,7 @@ module uz_loader
         LdPlan: begin
           words_left_q  <= 32'(no) >> LogPM;
           bias_word_q   <= '0;
-          blocks_left_q <= 32'(no) * gb_blk_q;
+          blocks_left_q <= blocks_h_q[h_q];
           wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
           gl_q <= '0; y_q <= gb_ylo_q; x_q <= gb_xlo_q;
           ib_grp_q <= ib_start; ib_row_q <= ib_start; ib_addr_q <= ib_start;
@@ -758,9 +867,9 @@ module uz_loader
               end else if (gl_q != ng_tile - 1'b1) begin
                 gl_q      <= gl_q + 1'b1;
                 y_q       <= gb_ylo_q;
-                ib_grp_q  <= ib_grp_q + lc_ibuf_grp_q;
-                ib_row_q  <= ib_grp_q + lc_ibuf_grp_q;
-                ib_addr_q <= ib_grp_q + lc_ibuf_grp_q;
+                ib_grp_q  <= ib_grp_q + lc_ibuf_grp;
+                ib_row_q  <= ib_grp_q + lc_ibuf_grp;
+                ib_addr_q <= ib_grp_q + lc_ibuf_grp;
               end
             end
           end
@@ -787,8 +896,8 @@ module uz_loader
               end else if (rs_g_q != rs_ng_q - 1'b1) begin
                 rs_g_q <= rs_g_q + 1'b1;
                 rs_y_q <= '0;
-                rs_grp_base_q <= rs_grp_base_q + lc_trtc_q;
-                rs_row_base_q <= rs_grp_base_q + lc_trtc_q;
+                rs_grp_base_q <= rs_grp_base_q + lc_trtc;
+                rs_row_base_q <= rs_grp_base_q + lc_trtc;
               end else begin
                 rh_q <= !rh_q;
               end
@@ -799,7 +908,7 @@ module uz_loader
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
       if (ovsf_i) begin
-        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (aq_left * AlphaWidth))
+        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (32'(aq_left) * AlphaWidth))
                              : aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
@@ -924,6 +1033,8 @@ module uz_loader
   `ASSERT_NEVER(LdFillOnlyPlanned_A, state_q == LdDone && planned_q == '0, clk_i, rst_ni)
   `ASSERT(LdPlannedBound_A, planned_q <= 2'd2, clk_i, rst_ni)
   `ASSERT_NEVER(LdCmdOnlyInIssue_A, cmds_left && cs_q != CsIssue, clk_i, rst_ni)
+  // a tile is planned only with its products and uz_layer's constants ready
+  `ASSERT_NEVER(PlanAfterProducts_A, cs_q == CsPlan && !(ps_done && consts_valid_i), clk_i, rst_ni)
   `ASSERT_NEVER(LdResCmdOnlyInIssue_A, rs_cmd_left_q && cs_q != CsResIssue, clk_i, rst_ni)
   `ASSERT_KNOWN(CsStateKnown_A, cs_q, clk_i, rst_ni)
   `ASSERT(CsStateLegal_A, 32'(cs_q) <= 32'(CsNext), clk_i, rst_ni)

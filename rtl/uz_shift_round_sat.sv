@@ -2,6 +2,18 @@
 // shift_round_sat): a signed right shift with round-half-up, or a left shift
 // for negative amounts, then saturation to OutWidth. Used for the bias shift,
 // the data shift and the generator shift. Purely combinational.
+//
+// Built for size: the OVSF generator has one per generated weight. Both
+// directions are one arithmetic right shift of z = x * 2^OutWidth by
+//   t = clamp(shift + OutWidth, 0, InWidth + OutWidth)
+// (a left shift by l is a right shift of z by OutWidth - l; amounts past
+// InWidth round every value to 0, past -OutWidth saturate every non-zero
+// value, so clamping changes nothing). Round-half-up adds the bit shifted out
+// last: floor((x + 2^(r-1)) / 2^r) = floor(x / 2^r) + x[r-1]. The value
+// fits OutWidth bits iff the bits of z from position OutWidth-1+t up all equal
+// its sign: a mask that depends on the shift only, so every instance fed the
+// same shift shares it after flattening. No adder wider than OutWidth and no
+// comparison of the wide value.
 module uz_shift_round_sat #(
   parameter int InWidth    = 48,
   parameter int OutWidth   = 16,
@@ -11,36 +23,43 @@ module uz_shift_round_sat #(
   input  logic [ShiftWidth-1:0] shift_i,  // two's complement right-shift amount
   output logic [OutWidth-1:0]   data_o    // two's complement, saturated
 );
-  // Wide enough for x << OutWidth and for x + rounding constant.
-  localparam int WideWidth = InWidth + OutWidth + 1;
+  localparam int ZWidth = InWidth + OutWidth;     // z = x * 2^OutWidth
+  localparam int TWidth = $clog2(ZWidth + 1);     // t in 0..ZWidth
+  localparam logic [OutWidth-1:0] OutMax = {1'b0, {(OutWidth-1){1'b1}}};
+  localparam logic [OutWidth-1:0] OutMin = {1'b1, {(OutWidth-1){1'b0}}};
 
-  logic signed [WideWidth-1:0] x_wide, rounded, shifted;
-  logic signed [ShiftWidth-1:0] shift;
-  logic [ShiftWidth-1:0] rmag, lmag;
-  logic signed [WideWidth-1:0] out_max, out_min;
+  logic signed [31:0]       s_wide, t_wide;
+  logic [TWidth-1:0]        t;
+  // {z, 0}: the extra low bit brings out z[t-1], the rounding bit (0 for
+  // t = 0 and for every left shift, whose low bits of z are zero)
+  logic signed [ZWidth:0]   z_ext;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic signed [ZWidth:0]   w_ext;        // its low OutWidth + 1 bits are the result
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic                     sign, fits, rbit;
+  logic [ZWidth-1:0]        hi_mask;      // bits OutWidth-1+t and up
+  logic [OutWidth-1:0]      w, sum;
 
   always_comb begin
-    x_wide  = WideWidth'($signed(data_i));
-    shift   = $signed(shift_i);
-    out_max = (WideWidth'(1) <<< (OutWidth - 1)) - WideWidth'(1);
-    out_min = -out_max - WideWidth'(1);
-    rmag    = '0;
-    lmag    = '0;
-    rounded = x_wide;
-    shifted = x_wide;
-    if (shift > 0) begin
-      // Beyond InWidth every value rounds to 0; capping keeps the constant small.
-      rmag = (shift > $signed(ShiftWidth'(InWidth))) ? ShiftWidth'(InWidth) : shift_i;
-      rounded = x_wide + (WideWidth'(1) <<< (rmag - 1'b1));
-      shifted = rounded >>> rmag;
-    end else if (shift < 0) begin
-      // Beyond OutWidth every non-zero value saturates anyway.
-      lmag = ShiftWidth'(-shift);
-      if (lmag > ShiftWidth'(OutWidth)) lmag = ShiftWidth'(OutWidth);
-      shifted = x_wide <<< lmag;
-    end
-    if (shifted > out_max)      data_o = out_max[OutWidth-1:0];
-    else if (shifted < out_min) data_o = out_min[OutWidth-1:0];
-    else                        data_o = shifted[OutWidth-1:0];
+    s_wide = 32'($signed(shift_i));
+    t_wide = s_wide + 32'(OutWidth);
+    if (t_wide < 0)                   t = '0;
+    else if (t_wide > 32'(ZWidth))    t = TWidth'(ZWidth);
+    else                              t = TWidth'(t_wide);
+    z_ext = {data_i, {OutWidth{1'b0}}, 1'b0};
+    sign  = data_i[InWidth-1];
+    w_ext = z_ext >>> t;
+    w     = w_ext[OutWidth:1];
+    rbit  = w_ext[0];
+    // bits OutWidth-1+t and up of z (z_ext one higher) all equal the sign
+    // (vector operations, not a loop over the bits: Icarus is ten times
+    // faster on them)
+    hi_mask = {ZWidth{1'b1}} << (32'(OutWidth - 1) + 32'(t));
+    fits    = ((z_ext[ZWidth:1] ^ {ZWidth{sign}}) & hi_mask) == '0;
+    sum = w + OutWidth'(rbit);
+    if (!fits)                  data_o = sign ? OutMin : OutMax;
+    // rounding up past the largest value (w = OutMax, rbit = 1)
+    else if (sum[OutWidth-1] && !w[OutWidth-1]) data_o = OutMax;
+    else                        data_o = sum;
   end
 endmodule

@@ -92,6 +92,11 @@ def test_engine_case_compiles_for_every_regression_config(case):
     """The nightly runs every smoke case on each configuration it builds:
     a case's forced tiles must be legal on all of them (a tile of 8 output
     channels is not at PM = 16)."""
+    from golden import isa
     from tb.regressions import CONFIGS
-    for name, cfg in CONFIGS.items():
+    # every configuration the regression tool runs (it refuses one whose MaxK
+    # is below the kernels its tests draw: ecp5 is for synthesis and the bench)
+    runnable = [cfg for cfg in CONFIGS.values() if cfg.max_k == max(isa.KERNELS)]
+    assert len(runnable) >= 3
+    for cfg in runnable:
         engine_cases.build(case, cfg)

@@ -104,11 +104,13 @@ def summary(out: Path, args) -> dict:
             clock, kind = min(f["mhz"] for f in ecp5["fmax"].values()), "measured (ECP5, nextpnr)"
             # the multipliers of the device that clock was measured on
             dsps = (ecp5.get("synth_cells") or {}).get("mult18", dsps)
+            dsp_kind = "ECP5 MULT18X18D"
         else:
             clock, kind = args.clock_mhz, "assumed"
+            dsp_kind = "7-series DSP48E1"
         s["throughput"] = {"bench": str(bench_file.relative_to(ROOT)) if bench_file.is_relative_to(ROOT) else
                            bench_file.name, "config": name or "a configuration not reported here",
-                           "clock_mhz": clock, "clock": kind, "dsps": dsps,
+                           "clock_mhz": clock, "clock": kind, "dsps": dsps, "dsp_kind": dsp_kind,
                            "rows": sf.throughput_rows(bench, clock, kind, dsps)}
     (out / "summary.json").write_text(json.dumps(s, indent=1))
     (out / "summary.md").write_text(summary_markdown(s))
@@ -144,7 +146,7 @@ def summary_markdown(s: dict) -> str:
                    "without them.")
     else:
         out += [f"Benchmark {th['bench']} on configuration {th['config']}; clock {th['clock_mhz']:g} MHz "
-                f"({th['clock']}); DSPs (7-series, as used): {_or(th['dsps'])}.", ""]
+                f"({th['clock']}); DSPs ({th.get('dsp_kind', 'DSP')}, counted as used): {_or(th['dsps'])}.", ""]
         out += sf._table(["layer", "rho", "selection", "bus", "MACs", "cycles", "clock MHz", "clock", "GOP/s",
                           "MACs/DSP/cycle"],
                          [[r["layer"], r["rho"], r["selection"], r["bus_bits"], r["macs"], r["cycles"], r["clock_mhz"],

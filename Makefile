@@ -18,11 +18,12 @@ WAVES ?=
 REGRESS_ARGS = --jobs $(JOBS) $(if $(SIM),--sim $(SIM)) $(if $(TEST),--test '$(TEST)') \
 	$(if $(SEED),--seed $(SEED)) $(if $(CONFIG),--config $(CONFIG)) $(if $(filter 1,$(WAVES)),--waves)
 
-.PHONY: help venv test sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl \
+.PHONY: help venv test test-slow sim regress fuzz isa lint clean coverage bench accuracy vgg models resnet squeezenet digits-rtl \
         mobilenetv2 shufflenet synth synth-sim
 
 help:
 	@echo "make test   - the test suite (pytest, both cores)"
+	@echo "make test-slow - the tests marked slow (scripts end to end; CI runs them too)"
 	@echo "make sim    - functional-model regression, then the RTL smoke regression (Verilator;"
 	@echo "              SIM=icarus, TEST= SEED= CONFIG= narrow or replay one run, WAVES=1)"
 	@echo "make regress - the nightly RTL regression (same variables)"
@@ -65,7 +66,12 @@ $(STAMP): requirements.txt pyproject.toml
 # coverage tools (Debian's verilator_coverage, genhtml) are installed first:
 # the suite tests the coverage flow with them, never skipping it.
 test: $(STAMP) coverage-deps
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) tests
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+# The tests marked slow (the bench and VGG scripts end to end, an extra engine
+# configuration's build): kept out of make test's ten minutes; CI runs them.
+test-slow: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m slow tests
 
 # The functional-model regression takes a second and checks the compiler
 # and golden model the RTL is compared against: it goes first, unless one

@@ -144,6 +144,7 @@ def test_bench_failures_are_reported(tmp_path):
     assert not slow["passed"] and slow["timeout"] and not slow["done"], slow
 
 
+@pytest.mark.slow
 def test_bench_script_writes_its_report(tmp_path, capsys):
     """scripts/bench.py on one quick layer: the table, the JSON, both plots;
     the run is bit exact and the model agrees with the RTL to within 10%."""

@@ -61,6 +61,7 @@ def test_graph_case_uses_its_features(case):
             assert (y == d.clip_hi).any(), f"{case}: the clip at {d.clip_hi} never binds"
 
 
+@pytest.mark.slow
 def test_engine_gen_lanes_not_dividing_pm_and_two_reads():
     """Three generator lanes on eight banks: rows of blocks end between
     lanes, and odd n_codes leave partial blocks in the alpha queue. The same

@@ -25,6 +25,7 @@ def _script():
     return mod
 
 
+@pytest.mark.slow
 def test_vgg19_golden_end_to_end(tmp_path, capsys):
     vgg = _script()
     assert vgg.main(["--size", "32", "--rtl", "none", "--out", str(tmp_path)]) == 0
@@ -37,6 +38,7 @@ def test_vgg19_golden_end_to_end(tmp_path, capsys):
     assert "| n0 | CONV | 3x32x32 | 64x32x32 |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_vgg19_layer_alone_on_the_rtl(tmp_path):
     """A layer cut out of the compiled network (layer_program) runs on the
     RTL from the golden model's input of that layer, bit exact."""

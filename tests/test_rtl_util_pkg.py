@@ -1,6 +1,6 @@
-"""uz_util_pkg's stride division, which uz_layer, uz_post and uz_desc_check
-share: every 17-bit value at every stride 1..4, under both simulators,
-against the testbench's own division."""
+"""uz_util_pkg's stride division, which uz_layer and uz_post share (uz_desc_check
+divides serially, bit for bit the same): every 17-bit value at every stride
+1..4, under both simulators, against the testbench's own division."""
 import subprocess
 
 import pytest

@@ -493,6 +493,12 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
     for why, need, have in tile_footprint(d, cfg):
         if need > have:
             fail(Err.TOO_LARGE, f"{why} of tr={d.tr} tc={d.tc} ti={d.ti} to={d.to} needs {need} elements, the buffer holds {have}", "tr")
+    if kind != Kind.POOL:
+        # the engine counts a layer's convolution rows and columns in 16 bits;
+        # only a fused pool brings a larger result back to 16-bit out_h/out_w
+        ch, cw = conv_dims(d)
+        if max(ch, cw) > 0xFFFF:
+            fail(Err.TOO_LARGE, f"convolution result {ch}x{cw} before the pool exceeds the engine's 16-bit sizes", "in_h")
 
 
 def validate(d, cfg: EngineConfig, engine: bool = True) -> Err:

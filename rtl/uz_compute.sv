@@ -24,6 +24,7 @@
 // ceil(K*K/PN) steps per window (docs/architecture.md, "Depthwise").
 module uz_compute
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 #(
   parameter int PM          = 16,
   parameter int PN          = 16,
@@ -117,11 +118,8 @@ module uz_compute
     endcase
   endfunction
   localparam int NumK = (MaxK >= 11) ? 5 : (MaxK >= 7) ? 4 : (MaxK >= 5) ? 3 : (MaxK >= 3) ? 2 : 1;
-  // v * stride (stride <= 7) and v * K*K (K one of the kernels above) by
-  // shifts and adds: no multiplier on an address or lane-count path.
-  function automatic logic [31:0] mul_stride(logic [31:0] v, logic [2:0] st);
-    mul_stride = (st[0] ? v : 32'd0) + (st[1] ? v << 1 : 32'd0) + (st[2] ? v << 2 : 32'd0);
-  endfunction
+  // v * stride (uz_util_pkg::mul_stride) and v * K*K (K one of the kernels
+  // above) by shifts and adds: no multiplier on an address or lane-count path.
   function automatic logic [31:0] mul_k2(logic [31:0] v, logic [3:0] k);
     case (k)
       4'd3:    mul_k2 = (v << 3) + v;                       // 9

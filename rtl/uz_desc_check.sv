@@ -39,9 +39,13 @@ module uz_desc_check #(
   input  logic                            check_i,   // run the check; desc_i holds until it falls
   input  logic [uz_isa_pkg::DescBits-1:0] desc_i,
   output logic                            done_o,    // err_o valid, until check_i falls
-  output uz_isa_pkg::uz_err_e             err_o
+  output uz_isa_pkg::uz_err_e             err_o,
+  // the geometry found on the way, for the layer: valid from done_o with
+  // ErrNone until the next check starts
+  output logic [uz_util_pkg::CheckGeomBits-1:0] geom_o   // a uz_check_geom_t
 );
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 
   // The checks rely on these (golden.config.EngineConfig enforces the same).
   // Spelled out as ASSERT_INIT expands, so the file needs no include path;
@@ -122,9 +126,8 @@ module uz_desc_check #(
     not_multiple = r;
   endfunction
 
-  // The divisor of uz_util_pkg::div_stride's cases: 2, 3 and 4 divide, any
-  // other stride returns v (only where a check has already failed), i.e.
-  // divides by 1.
+  // The divisor of a stride: 2, 3 and 4 divide; any other stride (only
+  // where a check has already failed) divides by 1.
   function automatic logic [2:0] divisor(input logic [2:0] s);
     divisor = (s == 3'd2 || s == 3'd3 || s == 3'd4) ? s : 3'd1;
   endfunction
@@ -385,11 +388,11 @@ module uz_desc_check #(
   end
 
   // ------------------------------------------------------------------ dims
-  // golden.isa.conv_dims, pool_out: ch = div_stride(pad_h - k, stride) + 1,
-  // eh = div_stride(ph - pk_h, pk_s) + 1. The division is restoring, one
-  // quotient bit a cycle from the top, for h and w side by side: the
-  // dividend shifts out of dq at the top as the quotient shifts in at the
-  // bottom, the remainder (below the divisor, at most 3) in rm.
+  // golden.isa.conv_dims, pool_out: ch = (pad_h - k) / stride + 1,
+  // eh = (ph - pk_h) / pk_s + 1. The division is restoring, one quotient bit
+  // a cycle from the top (uz_util_pkg::div_step), for h and w side by side:
+  // the dividend shifts out of dq at the top as the quotient shifts in at
+  // the bottom, the remainder (below the divisor, at most 3) in rm.
   logic [DimW-1:0] pad_h_q, pad_w_q;      // padded input height, width
   logic [DimW-1:0] ch_q, cw_q;            // convolution result (POOL: its input)
   logic [DimW-1:0] pk_h_q, pk_w_q;        // the pool window (golden.isa.pool_window)
@@ -399,16 +402,11 @@ module uz_desc_check #(
   logic [1:0]      rm_h_q, rm_w_q;
   logic [2:0]      dv_q;                  // the divisor, 1..4
 
-  function automatic logic [DimW+1:0] div_step(input logic [DimW-1:0] dq, input logic [1:0] rm,
-                                               input logic [2:0] dv);
-    logic [2:0] x;
-    logic [1:0] r;
-    logic       ge;
-    x  = {rm, dq[DimW-1]};
-    ge = x >= dv;
-    r  = ge ? 2'(x - dv) : x[1:0];    // below dv <= 4
-    div_step = {r, dq[DimW-2:0], ge};
-  endfunction
+  // one step of each lane (uz_util_pkg::div_step), on the top bit of dq
+  logic       qb_h, qb_w;
+  logic [1:0] rn_h, rn_w;
+  assign {qb_h, rn_h} = div_step(rm_h_q, dq_h_q[DimW-1], dv_q);
+  assign {qb_w, rn_w} = div_step(rm_w_q, dq_w_q[DimW-1], dv_q);
 
   // datapath: each register is read only in the states after its write
   always_ff @(posedge clk_i) begin
@@ -426,8 +424,8 @@ module uz_desc_check #(
         dcnt_q <= 5'(DimW - 1);
       end
       DmConvDiv, DmPoolDiv: begin
-        {rm_h_q, dq_h_q} <= div_step(dq_h_q, rm_h_q, dv_q);
-        {rm_w_q, dq_w_q} <= div_step(dq_w_q, rm_w_q, dv_q);
+        {rm_h_q, dq_h_q} <= {rn_h, dq_h_q[DimW-2:0], qb_h};
+        {rm_w_q, dq_w_q} <= {rn_w, dq_w_q[DimW-2:0], qb_w};
         dcnt_q <= dcnt_q - 5'd1;
       end
       DmConvEnd: begin
@@ -619,7 +617,9 @@ module uz_desc_check #(
     c_align  = ((f_in_addr | f_out_addr | f_wgt_addr | f_bias_addr) & BusMask) != '0 ||
                (f_res && (f_res_addr & BusMask) != '0) ||
                ((f_in_c_off | f_out_c_off) & PnMask16) != '0;
-    c_large  = in_large_q || out_large_q || (!is_pool && wgt_large_q);
+    // the layer counts convolution rows and columns in 16 bits
+    c_large  = in_large_q || out_large_q || (!is_pool && wgt_large_q) || (ch_q >> 16) != '0 ||
+               (cw_q >> 16) != '0;
   end
 
   // The flags registered, then the first failing one.
@@ -655,6 +655,11 @@ module uz_desc_check #(
 
   assign done_o = ck_q == CkDone;
   assign err_o  = err_q;
+  // A legal descriptor's sizes fit 16 bits (c_large; a tile's input rows and
+  // columns are below its buffer's size).
+  // (a concatenation in member order: Icarus 11 takes no named assignment
+  // pattern)
+  assign geom_o = {16'(ch_q), 16'(cw_q), 16'(ih), 16'(iw)};
 
   // ------------------------------------------------------------ assertions
   `include "uz_assert.svh"

@@ -25,6 +25,7 @@ module uz_layer
   input  logic                      start_i,
   input  logic                      abort_i,
   input  logic [DescBits-1:0]       desc_i,      // stable while the layer runs
+  input  logic [CheckGeomBits-1:0]  geom_i,      // its sizes (uz_check_geom_t) from uz_desc_check; stable likewise
   output logic                      done_o,      // pulse: every tile written back
   // read DMA
   output logic                      rd_cmd_valid_o,
@@ -67,19 +68,17 @@ module uz_layer
   uz_desc_t d;
   /* verilator lint_on UNUSEDSIGNAL */
   assign d = desc_i;
+  uz_check_geom_t geom;
+  assign geom = geom_i;
 
   // ---------------------------------------------------------- geometry
-  // x * stride for a stride below 8: shifts and adds, no multiplier (masks,
-  // not bit selects of the arguments: see uz_util_pkg::div_stride on Icarus)
-  function automatic logic [15:0] mul_stride(input logic [15:0] x, input logic [2:0] st);
-    mul_stride = (((st & 3'd1) != '0) ? x : 16'd0) + (((st & 3'd2) != '0) ? x << 1 : 16'd0) +
-                 (((st & 3'd4) != '0) ? x << 2 : 16'd0);
-  endfunction
+  // The sizes that take a division or a product by the stride come from the
+  // descriptor check, which works them out serially (uz_check_geom_t).
   logic        pool_kind, pool_en, dw;
   logic [3:0]  k;
   logic [6:0]  k2, wsteps;
   logic [2:0]  stride;
-  logic [3:0]  pad_t, pad_b, pad_l, pad_r;
+  logic [3:0]  pad_t, pad_l;
   logic [15:0] cin_pad, cout_pad, conv_h, conv_w, ih_t, iw_t;
   logic [31:0] trtc;
 
@@ -90,9 +89,7 @@ module uz_layer
     k         = pool_kind ? 4'd1 : d.k;
     stride    = pool_kind ? 3'd1 : d.stride;
     pad_t     = pool_kind ? '0 : d.pad_t;
-    pad_b     = pool_kind ? '0 : d.pad_b;
     pad_l     = pool_kind ? '0 : d.pad_l;
-    pad_r     = pool_kind ? '0 : d.pad_r;
     k2        = 7'(k * k);
     // Depthwise (golden.isa.depthwise): each output channel convolves its own
     // input channel; its K*K weights are packed into ceil(K*K/PN) words.
@@ -100,10 +97,10 @@ module uz_layer
     wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
     cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
     cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
-    conv_h    = 16'(div_stride(17'(d.in_h) + 17'(pad_t) + 17'(pad_b) - 17'(k), stride)) + 1'b1;
-    conv_w    = 16'(div_stride(17'(d.in_w) + 17'(pad_l) + 17'(pad_r) - 17'(k), stride)) + 1'b1;
-    ih_t      = mul_stride(d.tr - 1'b1, stride) + 16'(k);
-    iw_t      = mul_stride(d.tc - 1'b1, stride) + 16'(k);
+    conv_h    = geom.conv_h;
+    conv_w    = geom.conv_w;
+    ih_t      = geom.in_rows;
+    iw_t      = geom.in_cols;
   end
 
   // The pool window (golden.isa.pool_window): the legacy square window and
@@ -375,4 +372,19 @@ module uz_layer
     end
   end
   assign done_o = active_q && !started_q && !start_i && !loader_busy && !compute_busy && !post_busy;
+
+`ifndef UZ_NO_ASSERT
+  // The check's sizes are the descriptor's (golden.isa.conv_dims,
+  // in_tile_dims), divided and multiplied here the plain way.
+  logic [31:0] ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols;
+  always_comb begin
+    ref_conv_h  = pool_kind ? 32'(d.in_h) : (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - 32'(k)) / 32'(stride) + 1;
+    ref_conv_w  = pool_kind ? 32'(d.in_w) : (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - 32'(k)) / 32'(stride) + 1;
+    ref_in_rows = (32'(d.tr) - 1) * 32'(stride) + 32'(k);
+    ref_in_cols = (32'(d.tc) - 1) * 32'(stride) + 32'(k);
+  end
+  `ASSERT(GeomFromCheck_A, !active_q || (32'(geom.conv_h) == ref_conv_h && 32'(geom.conv_w) == ref_conv_w &&
+                                         32'(geom.in_rows) == ref_in_rows && 32'(geom.in_cols) == ref_in_cols),
+          clk_i, rst_ni)
+`endif
 endmodule

@@ -16,6 +16,7 @@
 // comes back when the compute releases it.
 module uz_loader
   import uz_isa_pkg::*;
+  import uz_util_pkg::*;
 #(
   parameter int PM           = 16,
   parameter int PN           = 16,
@@ -230,10 +231,6 @@ module uz_loader
   // The input rows and columns a tile's windows touch, clipped to the plane
   // ({y_lo, y_hi, x_lo, x_hi}), and how many of them lie in the padding
   // before it ({y_skip, x_skip}, at most the padding).
-  // x * stride, stride <= 7: shift and add.
-  function automatic logic [19:0] mul_stride(logic [15:0] v, logic [2:0] st);
-    mul_stride = (st[0] ? 20'(v) : 20'd0) + (st[1] ? 20'(v) << 1 : 20'd0) + (st[2] ? 20'(v) << 2 : 20'd0);
-  endfunction
   // Every signal it reads is an argument: Icarus re-evaluates a continuous
   // assignment only when an argument of its function changes.
   function automatic logic [71:0] halo(logic [15:0] r, logic [15:0] c, logic [2:0] st, logic [3:0] pt,
@@ -241,8 +238,8 @@ module uz_loader
                                        logic [15:0] ih, logic [15:0] iw);
     logic signed [19:0] y0, x0, yh, xh;
     logic [15:0] ylo, yhi, xlo, xhi;
-    y0  = $signed(mul_stride(r, st)) - $signed({16'b0, pt});
-    x0  = $signed(mul_stride(c, st)) - $signed({16'b0, pl});
+    y0  = $signed(20'(mul_stride(32'(r), st))) - $signed({16'b0, pt});
+    x0  = $signed(20'(mul_stride(32'(c), st))) - $signed({16'b0, pl});
     yh  = y0 + $signed({4'b0, iht}) - 20'sd1;
     xh  = x0 + $signed({4'b0, iwt}) - 20'sd1;
     ylo = (y0 < 0) ? '0 : y0[15:0];

@@ -126,22 +126,55 @@ module uz_post
     else         lc_ps_tc_q <= OutAwW'((ps[0] ? 32'(tc_i) : 32'd0) + (ps[1] ? 32'(tc_i) << 1 : 32'd0));
   end
 
-  // Output rows/cols of this tile: tiles split only pools with pk == ps and
-  // no padding, on stride multiples (golden.isa.check), so the division is
-  // exact. Registered in PoPlan, the cycle after the iterator moves (valid
-  // from PoWait until PoTileEnd).
-  logic [15:0] pr_lo_q, pr_end_q, pc_lo_q, pc_end_q;   // [lo, end)
-  logic [16:0] r_end, c_end;
-  assign r_end = {1'b0, r0} + {1'b0, nr};
-  assign c_end = {1'b0, c0} + {1'b0, nc};
+  // Output rows/cols of this tile, [lo, end): tiles split only pools with
+  // pk == ps and no padding, on stride multiples (golden.isa.check), so a
+  // tile's pooled rows are its band's row / ps onwards. No division per tile:
+  // the layer's tr / ps and tc / ps come from a serial division at its start
+  // (uz_util_pkg::div_step, a quotient bit a cycle), and each tile's bounds
+  // step from the last tile's in the iterator's order (c0, then r0, then
+  // o0): a tile at c0 = 0 starts a band (at r0 = 0 a new channel tile).
+  // lo in PoPlan, the cycle after the iterator moves; end in PoWait once the
+  // division is done (valid from the tile's go until PoTileEnd).
+  logic [15:0] pr_lo_q, pr_end_q, pc_lo_q, pc_end_q;
+  logic [15:0] tr_p, tc_p;                 // tr / ps, tc / ps (for a split pool)
+  logic [15:0] dq_r_q, dq_c_q;             // dividends, quotient bits shifting in
+  logic [1:0]  rm_r_q, rm_c_q;             // their remainders
+  logic [4:0]  pdiv_cnt_q;                 // division steps left
+  logic        pdiv_done_q, bounds_q;      // tr_p, tc_p valid; this tile's ends valid
+  logic        last_band_q, last_col_q;    // the tile reaches the last conv row, col
+  logic        qb_r, qb_c;
+  logic [1:0]  rn_r, rn_c;
+  assign {qb_r, rn_r} = div_step(rm_r_q, dq_r_q[15], {1'b0, ps});
+  assign {qb_c, rn_c} = div_step(rm_c_q, dq_c_q[15], {1'b0, ps});
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      dq_r_q <= '0; dq_c_q <= '0; rm_r_q <= '0; rm_c_q <= '0; pdiv_cnt_q <= '0; pdiv_done_q <= 1'b0;
+    end else if (start_i) begin
+      dq_r_q <= tr_i; dq_c_q <= tc_i; rm_r_q <= '0; rm_c_q <= '0;
+      pdiv_cnt_q <= 5'd16; pdiv_done_q <= 1'b0;
+    end else if (pdiv_cnt_q != '0) begin
+      dq_r_q <= {dq_r_q[14:0], qb_r}; rm_r_q <= rn_r;
+      dq_c_q <= {dq_c_q[14:0], qb_c}; rm_c_q <= rn_c;
+      pdiv_cnt_q  <= pdiv_cnt_q - 5'd1;
+      pdiv_done_q <= pdiv_cnt_q == 5'd1;
+    end
+  end
+  assign tr_p = dq_r_q;
+  assign tc_p = dq_c_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       pr_lo_q <= '0; pr_end_q <= '0; pc_lo_q <= '0; pc_end_q <= '0;
-    end else begin
-      pr_lo_q   <= 16'(div_stride({1'b0, r0}, {1'b0, ps}));
-      pc_lo_q   <= 16'(div_stride({1'b0, c0}, {1'b0, ps}));
-      pr_end_q  <= (r_end == {1'b0, conv_h_i}) ? out_h_i : 16'(div_stride(r_end, {1'b0, ps}));
-      pc_end_q  <= (c_end == {1'b0, conv_w_i}) ? out_w_i : 16'(div_stride(c_end, {1'b0, ps}));
+      last_band_q <= 1'b0; last_col_q <= 1'b0; bounds_q <= 1'b0;
+    end else if (state_q == PoPlan) begin
+      pc_lo_q     <= (c0 == '0) ? '0 : pc_lo_q + tc_p;
+      pr_lo_q     <= (c0 != '0) ? pr_lo_q : (r0 == '0) ? '0 : pr_lo_q + tr_p;
+      last_band_q <= ({1'b0, r0} + {1'b0, nr}) == {1'b0, conv_h_i};
+      last_col_q  <= ({1'b0, c0} + {1'b0, nc}) == {1'b0, conv_w_i};
+      bounds_q    <= 1'b0;
+    end else if (state_q == PoWait && pdiv_done_q) begin
+      pr_end_q <= last_band_q ? out_h_i : pr_lo_q + tr_p;
+      pc_end_q <= last_col_q ? out_w_i : pc_lo_q + tc_p;
+      bounds_q <= 1'b1;
     end
   end
   logic        hp_q;                       // accumulator half being written back
@@ -149,10 +182,6 @@ module uz_post
   logic [15:0] dy_q, dx_q;
 
   // ------------------------------------------------ window position read
-  // x * ps, ps <= 3: shift and add.
-  function automatic logic [19:0] mul_ps(logic [15:0] v, logic [1:0] st);
-    mul_ps = (st[0] ? 20'(v) : 20'd0) + (st[1] ? 20'(v) << 1 : 20'd0);
-  endfunction
 
   // ------------------------------------------ products, on one multiplier
   // The layer's output plane and average window (once a layer), then each
@@ -185,7 +214,7 @@ module uz_post
       MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
-      MpAccRow: begin mul_a = 32'(mul_ps(pr_lo_q, ps)) - 32'(ppt) - 32'(r0); mul_b = tc_i; end
+      MpAccRow: begin mul_a = mul_stride(32'(pr_lo_q), {1'b0, ps}) - 32'(ppt) - 32'(r0); mul_b = tc_i; end
       default: ;
     endcase
   end
@@ -214,8 +243,8 @@ module uz_post
   end
   logic signed [19:0] cy, cx;
   logic               pos_valid;
-  assign cy = $signed(mul_ps(pr_q, ps)) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
-  assign cx = $signed(mul_ps(pc_q, ps)) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
+  assign cy = $signed(20'(mul_stride(32'(pr_q), {1'b0, ps}))) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
+  assign cx = $signed(20'(mul_stride(32'(pc_q), {1'b0, ps}))) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
   assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
                      (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
   wire win_last = (dy_q == pkh - 1'b1) && (dx_q == pkw - 1'b1);
@@ -511,11 +540,11 @@ module uz_post
   logic              tile_go;
   logic [31:0]       wc_start;
   logic [OutAwW-1:0] a_row_start, a_col_start;
-  assign tile_go     = (state_q == PoWait) && it_valid && (mp_q == MpDone) && out_full_i[hp_q] &&
+  assign tile_go     = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
                        (!res_i || res_full_i[hp_q]);
   assign wc_start    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
   assign a_row_start = a_row_start_q;
-  assign a_col_start = OutAwW'(32'(mul_ps(pc_lo_q, ps)) - 32'(ppl) - 32'(c0));
+  assign a_col_start = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
 
   always_comb begin
     state_d = state_q;

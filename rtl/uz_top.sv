@@ -166,6 +166,7 @@ module uz_top
   logic [DescBits-1:0]   desc;
   uz_err_e               desc_err;
   logic                  desc_check, desc_done;
+  logic [uz_util_pkg::CheckGeomBits-1:0] desc_geom;   // the layer's sizes, from the check
   logic                  layer_start, layer_abort, layer_done, mac_step, mem_stall, gen_busy;
   logic                  fetch;
   logic                  c_rd_cmd_valid, c_rd_data_ready;
@@ -179,7 +180,8 @@ module uz_top
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
     .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .MaxK(MaxK)
   ) u_desc_check (
-    .clk_i, .rst_ni, .check_i(desc_check), .desc_i(desc), .done_o(desc_done), .err_o(desc_err)
+    .clk_i, .rst_ni, .check_i(desc_check), .desc_i(desc), .done_o(desc_done), .err_o(desc_err),
+    .geom_o(desc_geom)
   );
 
   uz_ctrl #(.AxiDataWidth(AxiDataWidth), .BeatsWidth(BeatsWidth)) u_ctrl (
@@ -212,7 +214,7 @@ module uz_top
     .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .BeatsWidth(BeatsWidth), .MaxK(MaxK),
     .InReads(InReads)
   ) u_layer (
-    .clk_i, .rst_ni, .start_i(layer_start), .abort_i(layer_abort), .desc_i(desc), .done_o(layer_done),
+    .clk_i, .rst_ni, .start_i(layer_start), .abort_i(layer_abort), .desc_i(desc), .geom_i(desc_geom), .done_o(layer_done),
     .rd_cmd_valid_o(l_rd_cmd_valid), .rd_cmd_ready_i(rd_cmd_ready && !fetch), .rd_cmd_addr_o(l_rd_cmd_addr),
     .rd_cmd_beats_o(l_rd_cmd_beats), .rd_data_valid_i(rd_data_valid && !fetch),
     .rd_data_ready_o(l_rd_data_ready), .rd_data_i(rd_data), .rd_data_last_i(rd_data_last),

@@ -1,40 +1,44 @@
-// Helpers shared by several blocks of the engine.
+// Helpers shared by several blocks of the engine: the one definition of the
+// engine's stride arithmetic.
+//
+// No bit or part selects of a function's arguments or locals: Icarus 11 puts
+// a selected function variable into the sensitivity of every always_comb
+// that calls the function, so two such processes retrigger each other
+// forever at one simulation time. Shifts and masks instead.
 package uz_util_pkg;
 
-  // v / s for a stride s of 1..4 without a divider or a multiplier: halving
-  // and quartering are shifts; a third is a long division by 3, one bit at a
-  // time from the top, with a remainder of two bits (a chain of 3-input
-  // steps that maps onto a few LUTs per bit; a multiply by the reciprocal
-  // would take a DSP at every use). Other strides only occur where a
-  // descriptor check has already failed; they return v. One assignment per
-  // arm (no return inside the case): Verilator's line coverage does not count
-  // arms that return.
-  //
-  // No bit or part selects of the arguments or locals: Icarus 11 puts a
-  // selected function variable into the sensitivity of every always_comb
-  // that calls the function, so two such processes (uz_layer's and
-  // uz_desc_check's) retrigger each other forever at one simulation time.
-  // Shifts and masks instead; the division runs only for a stride of 3.
-  function automatic logic [16:0] div_stride(logic [16:0] v, logic [2:0] s);
-    logic [16:0] q;
-    logic [2:0]  x;                  // remainder so far (0..2), then with the next bit (0..5)
-    logic        ge;
-    case (s)
-      3'd2:    q = v >> 1;
-      3'd3: begin
-        q = '0;
-        x = '0;
-        for (int i = 16; i >= 0; i--) begin
-          x  = (x << 1) | 3'((v >> i) & 17'd1);
-          ge = (x >= 3'd3);
-          q  = (q << 1) | 17'(ge);
-          x  = ge ? x - 3'd3 : x;
-        end
-      end
-      3'd4:    q = v >> 2;
-      default: q = v;
-    endcase
-    div_stride = q;
+  // v * st for a stride st below 8: shifts and adds, no multiplier. Callers
+  // narrow the result to the width they need.
+  function automatic logic [31:0] mul_stride(logic [31:0] v, logic [2:0] st);
+    mul_stride = (((st & 3'd1) != '0) ? v : 32'd0) + (((st & 3'd2) != '0) ? v << 1 : 32'd0) +
+                 (((st & 3'd4) != '0) ? v << 2 : 32'd0);
   endfunction
+
+  // One step of a restoring division by a stride d of 1..4, one quotient bit
+  // from the top: the remainder so far rm (below d) takes the dividend's
+  // next bit b; returns {quotient bit, new remainder}. Every division by a
+  // stride in the engine is this step, one per cycle (uz_desc_check: the
+  // convolution and pool output sizes; uz_post: a tile's pooled rows and
+  // columns), so none is a combinational chain on a clocked path.
+  function automatic logic [2:0] div_step(logic [1:0] rm, logic b, logic [2:0] d);
+    logic [2:0] x;
+    logic       ge;
+    x  = {rm, b};
+    ge = x >= d;
+    div_step = {ge, ge ? 2'(x - d) : 2'(x)};
+  endfunction
+
+  // The geometry uz_desc_check works out while it checks a descriptor,
+  // which the layer then runs on (valid from the check's done until the
+  // next check starts, i.e. for the whole layer).
+  typedef struct packed {
+    logic [15:0] conv_h;    // convolution output rows (POOL: its input's)
+    logic [15:0] conv_w;    // convolution output columns
+    logic [15:0] in_rows;   // input rows one tile reads, (tr - 1) * stride + k (POOL: tr)
+    logic [15:0] in_cols;   // input columns one tile reads
+  } uz_check_geom_t;
+  // Ports carry it as a plain vector (Icarus 11 fails to elaborate a port of
+  // a package's struct type).
+  localparam int CheckGeomBits = $bits(uz_check_geom_t);
 
 endpackage : uz_util_pkg

@@ -299,7 +299,8 @@ def crafted(cfg: EngineConfig) -> list:
         add(out_c=2 * to, to=to)
     to = cfg.pm * max(1, cfg.wgt_buf_elems // (9 * cfg.pn * cfg.pm))
     add(k=3, pad_t=1, pad_b=1, pad_l=1, pad_r=1, out_c=2 * to, to=to)
-    # 16-bit extremes: a conv result of 65545 rows that only a pool brings back.
+    # 16-bit extremes: a conv result of 65545 rows that a pool brings back to
+    # 16 bits (TOO_LARGE: the layer counts conv rows in 16 bits).
     add(k=11, pad_t=10, pad_b=10, pad_l=10, pad_r=10, in_h=65535, in_w=65535, pool=1, pool_k=2, pool_s=2,
         out_h=32772, out_w=32772, tr=2, tc=2)
     add(k=11, pad_t=10, pad_b=10, pad_l=10, pad_r=10, in_h=65535, out_h=65535, out_w=11, tr=1)  # 65545 rows

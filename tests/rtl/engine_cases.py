@@ -84,13 +84,16 @@ GRAPH_CASES = {
         {"name": "cat", "type": "concat", "inputs": ["a", "b"]},
         {"name": "cons", "type": "conv", "out_channels": 6, "kernel": 3, "pad": 1}]},
     # ReLU6 at saturation: an input scaled up so that the clip at 6 binds,
-    # fused into a conv, and into a conv with a fused max pool.
-    "relu6": {"input_shape": [5, 8, 8], "weights": {"seed": 11}, "input_scale": 8.0, "layers": [
+    # fused into a conv, and into a conv with a fused 3x3/3 max pool whose
+    # tiles split the plane into row bands and column tiles (the write-back
+    # steps each tile's pooled bounds from the last's, by tr/3 and tc/3).
+    "relu6": {"input_shape": [5, 9, 12], "weights": {"seed": 11}, "input_scale": 8.0,
+              "tiles": {"c2": {"tr": 3, "tc": 6}}, "layers": [
         {"name": "c1", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1},
         {"name": "r1", "type": "relu6"},
         {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 3, "pad": 1},
         {"name": "r2", "type": "relu6"},
-        {"name": "p2", "type": "maxpool", "kernel": 2, "stride": 2}]},
+        {"name": "p2", "type": "maxpool", "kernel": 3, "stride": 3}]},
     # One-cell POOL layers (isa.identity_pool): the network input copied into
     # its concat slot (the input region is not a slice of anything), and a
     # ReLU6 on a concat, which no single producer can take.

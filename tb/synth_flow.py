@@ -290,10 +290,18 @@ def yosys_share() -> Path:
 XILINX_FAMILIES = {"xc7": "Xilinx 7-series (XC7Z045 family)", "xcup": "Xilinx UltraScale+ (ZCU104 family)"}
 
 
+#: read_slang turns every always block into cells itself, so its RTLIL has no
+#: processes (elaborate_config refuses one that has) and Yosys's `proc` has
+#: nothing to do; but its proc_dlatch pass still indexes every mux of a
+#: module, and on the default configuration's compute (PM = PN = 16, MaxK =
+#: 11) the WebAssembly build dies there. In its place, the one thing `proc
+#: -latches error` guarded: no latch in the design.
+NO_LATCH = "select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr"
+
 #: synth_xilinx's "prepare" step without its two `check` passes: on the
 #: compute block `check` alone ran for tens of minutes (single-threaded
 #: WebAssembly) and it only diagnoses; the mapped result is the same.
-_XILINX_PREPARE = ("proc", "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean", "opt -nodffe -nosdff",
+_XILINX_PREPARE = (NO_LATCH, "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean", "opt -nodffe -nosdff",
                    "fsm", "opt", "wreduce", "peepopt", "opt_clean", "pmux2shiftx", "clean", "sort")
 
 
@@ -598,7 +606,10 @@ def elaborate_config(name: str, params: dict, out: Path, timeout: float) -> dict
     cmd = slang_read_command(params).replace("--top", "--keep-hierarchy --top")
     script = f"{cmd}\nhierarchy -check -top uz_top\nwrite_rtlil {os.path.relpath(out / 'elab.il', simenv.ROOT)}\n"
     yosys(script, out / "elab.log", timeout, simenv.ROOT, f"{name}: elaboration")
-    return parse_rtlil((out / "elab.il").read_text())
+    text = (out / "elab.il").read_text()
+    if re.search(r"^\s*process ", text, re.M):
+        raise SynthError(f"{name}: the elaborated design has processes; the flow runs no `proc` (see NO_LATCH)")
+    return parse_rtlil(text)
 
 
 def buffer_bits(mods: dict) -> dict:
@@ -681,7 +692,7 @@ def ecp5_job(cfg: str, out: Path, mods: dict, timeout: float, seed: int, freq: f
 
 #: synth_ecp5's "coarse" step without `check` (see _XILINX_PREPARE), with
 #: its ECP5 multiplier rule (18x18 blocks).
-_ECP5_COARSE = ("proc -latches error", "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean",
+_ECP5_COARSE = (NO_LATCH, "flatten", "tribuf -logic", "deminout", "opt_expr", "opt_clean",
                 "opt -nodffe -nosdff", "fsm", "opt", "wreduce", "peepopt", "opt_clean", "share",
                 "techmap -map +/cmp2lut.v -D LUT_WIDTH=4", "opt_expr", "opt_clean",
                 "techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH=2 "
@@ -819,7 +830,7 @@ def ecp5_ooc_job(cfg: str, out: Path, block: Block, timeout: float, seed: int, f
 #: Generic synth's "coarse" step without `check` (see _XILINX_PREPARE) and
 #: without `share`: SAT-based sharing ran for over ten minutes on the
 #: flattened engine, and saves area a simulation netlist does not need.
-_GENERIC_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
+_GENERIC_COARSE = (NO_LATCH, "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", "wreduce",
                    "peepopt", "opt_clean", "alumacc", "opt", "memory -nomap", "opt_clean")
 #: synth's "fine" step without memory_map (the RAMs stay arrays, which
 #: write_verilog writes as such) and without abc (logic minimisation, slow
@@ -870,7 +881,7 @@ def netlist_job(cfg: str, out: Path, timeout: float, mods: dict | None = None, r
             (d / "gates_part.il").write_text("\n".join(lines) + "\n")
             (d / "rtl_part.il").write_text("\n".join(ln for n in mods if n in rtl for ln in mods[n].lines) + "\n")
             src = "gates_part.il"
-            secs = yosys("read_rtlil rtl_part.il\nproc\nwrite_verilog -noattr rtl_part.v\n", d / "rtl_part.log",
+            secs = yosys("read_rtlil rtl_part.il\nwrite_verilog -noattr rtl_part.v\n", d / "rtl_part.log",
                          timeout, d, f"{cfg}: behavioural Verilog of {', '.join(rtl_blocks)}")
             res["rtl_blocks"] = sorted(rtl_blocks)
             res["rtl_part"] = os.path.relpath(d / "rtl_part.v", simenv.ROOT)

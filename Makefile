@@ -64,9 +64,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 # One BLAS thread per worker: two workers already fill the two cores. The
 # coverage tools (Debian's verilator_coverage, genhtml) are installed first:
-# the suite tests the coverage flow with them, never skipping it.
+# the suite tests the coverage flow with them, never skipping it. The
+# slowest tests are listed at the end: the whole suite has ten minutes.
 test: $(STAMP) coverage-deps
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not slow" tests
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not slow" --durations=15 tests
 
 # The tests marked slow (the bench and VGG scripts end to end, an extra engine
 # configuration's build): kept out of make test's ten minutes; CI runs them.

@@ -511,7 +511,7 @@ module uz_loader
   // of one block index: one weight-buffer address. Beats go into a queue of
   // alphas; each cycle the first up-to-GenLanes whole blocks of the queue,
   // never past the end of a row, go to the generator together.
-  logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; zero from aq_cnt_q up
+  logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; don't-care from aq_cnt_q up
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
   logic [GenBlkWidth-1:0]        iss_blocks;
@@ -521,26 +521,61 @@ module uz_loader
   logic [GenBlkWidth-1:0]        gen_w_blocks;
   logic [GenLanes*OvsfLen*DataWidth-1:0] gen_w;
   logic [31:0] blocks_left_q;   // blocks still to be written this tile
-  logic [QCntWidth-1:0]          aq_rem, aq_left;
+  logic [QCntWidth-1:0]          aq_left;
   logic [QAlphas*AlphaWidth-1:0] aq_after;
   logic        aq_room;
 
-  // jn[j] = j * n_codes, the queue alphas of j blocks: a chain of adds (no
-  // multiplier; n_codes is a layer constant)
+  // Layer constants of the queue, registered from n_codes_i (a descriptor
+  // field, stable through the layer; the queue holds nothing before the
+  // first coefficient beat, many cycles after start_i): jn_q[j] = j * n_codes,
+  // the queue alphas of j blocks (a chain of adds, no multiplier);
+  // rlim_q[j] = OvsfLen + j * n_codes, the most alphas the queue may hold
+  // for a beat to fit once j blocks leave (QAlphas - BeatAlphas + j * n);
+  // nh_q, n_codes one-hot (bit 0: none, n_codes 0).
   logic [15:0] jn [GenLanes+1];
+  logic [15:0] jn_q [GenLanes+1];
+  logic [15:0] rlim_q [GenLanes+1];
+  logic [OvsfLen:0] nh_q;
   always_comb begin
     jn[0] = '0;
     for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
   end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      for (int j = 0; j <= GenLanes; j++) begin
+        jn_q[j]   <= '0;
+        rlim_q[j] <= '0;
+      end
+      nh_q <= '0;
+    end else begin
+      for (int j = 0; j <= GenLanes; j++) begin
+        jn_q[j]   <= jn[j];
+        rlim_q[j] <= jn[j] + 16'(OvsfLen);
+      end
+      for (int n = 0; n <= OvsfLen; n++) nh_q[n] <= (32'(n_codes_i) == n);
+    end
+  end
+  // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
+  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot.
+  logic [GenLanes+1:0] fits;
+  logic [GenLanes:0]   blk_oh;
+  assign fits[0]          = 1'b1;
+  assign fits[GenLanes+1] = 1'b0;
+  for (genvar j = 1; j <= GenLanes; j++) begin : gen_fits
+    assign fits[j] = (32'(jn_q[j]) <= 32'(aq_cnt_q)) && (j <= PM - 32'(iss_m_q));
+  end
+  for (genvar j = 0; j <= GenLanes; j++) begin : gen_blk_oh
+    assign blk_oh[j] = fits[j] && !fits[j+1];
+  end
   always_comb begin
     iss_blocks = '0;
     for (int j = 1; j <= GenLanes; j++) begin
-      if (32'(jn[j]) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
-        iss_blocks = GenBlkWidth'(j);
+      if (blk_oh[j]) iss_blocks = iss_blocks | GenBlkWidth'(j);
     end
   end
+
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
+  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && fits[1];
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -561,11 +596,65 @@ module uz_loader
     assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ?
                                              cand[(32'(n_codes_i) - 1)*BlkBits +: BlkBits] : '0;
   end
-  // alphas taken this cycle: at most what the queue holds
-  assign aq_rem   = gen_take ? QCntWidth'(jn[iss_blocks]) : '0;
-  assign aq_left  = aq_cnt_q - aq_rem;
-  assign aq_after = aq_q >> (32'(aq_rem) * AlphaWidth);
-  assign aq_room  = 32'(aq_left) + BeatAlphas <= QAlphas;
+  // The queue's next value: a beat goes in at the end of what the queue
+  // holds (aq_cnt_q, a register: a (BeatAlphas+1)-way select per alpha), the
+  // blocks taken leave from the front. Alphas from the count up are
+  // don't-care (a beat not taken leaves its alphas there). The front is cut
+  // by one of GenLanes + 1 candidates, each the merged queue shifted by a
+  // fixed j * n alphas, n by the registered one-hot nh_q (no run-time barrel
+  // shift): the late signal, the blocks taken (sel), picks one of them.
+  localparam int QBits = QAlphas * AlphaWidth;
+  localparam int WAlphas = QAlphas + BeatAlphas;
+  localparam int WBits = WAlphas * AlphaWidth;
+  wire [WBits-1:0] aq_w;   // the queue with a beat behind its alphas
+  for (genvar p = 0; p < WAlphas; p++) begin : gen_aq_w
+    wire [(BeatAlphas+1)*AlphaWidth-1:0] acc;   // beat alpha b at p, if aq_cnt_q == p - b
+    if (p < QAlphas) begin : g_q
+      assign acc[0 +: AlphaWidth] = aq_q[p*AlphaWidth +: AlphaWidth] & {AlphaWidth{32'(aq_cnt_q) > p}};
+    end else begin : g_nq
+      assign acc[0 +: AlphaWidth] = '0;
+    end
+    for (genvar b = 0; b < BeatAlphas; b++) begin : g_b
+      if (p - b >= 0 && p - b <= QAlphas) begin : g_in
+        assign acc[(b+1)*AlphaWidth +: AlphaWidth] = acc[b*AlphaWidth +: AlphaWidth] |
+            (rd_data_i[b*AlphaWidth +: AlphaWidth] & {AlphaWidth{32'(aq_cnt_q) == p - b}});
+      end else begin : g_out
+        assign acc[(b+1)*AlphaWidth +: AlphaWidth] = acc[b*AlphaWidth +: AlphaWidth];
+      end
+    end
+    assign aq_w[p*AlphaWidth +: AlphaWidth] = acc[BeatAlphas*AlphaWidth +: AlphaWidth];
+  end
+  // aq_s slice j: the merged queue without its first j blocks
+  wire [(GenLanes+1)*QBits-1:0] aq_s;
+  assign aq_s[0 +: QBits] = aq_w[0 +: QBits];
+  for (genvar j = 1; j <= GenLanes; j++) begin : gen_aq_s
+    wire [(OvsfLen+1)*QBits-1:0] acc;   // over n
+    assign acc[0 +: QBits] = nh_q[0] ? aq_w[0 +: QBits] : '0;
+    for (genvar n = 1; n <= OvsfLen; n++) begin : g_n
+      if (j * n < WAlphas) begin : g_in
+        assign acc[n*QBits +: QBits] = acc[(n-1)*QBits +: QBits] |
+                                       (nh_q[n] ? QBits'(aq_w >> (j * n * AlphaWidth)) : '0);
+      end else begin : g_out
+        assign acc[n*QBits +: QBits] = acc[(n-1)*QBits +: QBits];
+      end
+    end
+    assign aq_s[j*QBits +: QBits] = acc[OvsfLen*QBits +: QBits];
+  end
+  // sel: the blocks taken this cycle (none unless gen_take), one-hot
+  logic [GenLanes:0] sel;
+  assign sel = gen_take ? blk_oh : (GenLanes+1)'(1);
+  always_comb begin
+    aq_after = '0;
+    aq_left  = '0;
+    aq_room  = 1'b0;
+    for (int j = 0; j <= GenLanes; j++) begin
+      if (sel[j]) begin
+        aq_after = aq_after | aq_s[j*QBits +: QBits];
+        aq_left  = aq_left | QCntWidth'(aq_cnt_q - QCntWidth'(jn_q[j]));
+        aq_room  = aq_room | (32'(aq_cnt_q) <= 32'(rlim_q[j]));
+      end
+    end
+  end
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -908,8 +997,7 @@ module uz_loader
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
       if (ovsf_i) begin
-        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (32'(aq_left) * AlphaWidth))
-                             : aq_after;
+        aq_q     <= aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
       end

@@ -6,7 +6,8 @@
 // it, instead of a multiplier of its own per product.
 //
 //   cycle 0   req_i, in idle: a_i[15:0] * b_i is registered
-//   cycle 1   done_o: p_o = that + (a_i[31:16] * b_i) * 2^16
+//   cycle 1   done_o: p_o = that + (a_i[31:16] * b_i) * 2^16, from
+//             a_i[31:16] and b_i registered in cycle 0
 //
 // clear_i drops a product under way (a new layer, an abort).
 module uz_seq_mul (
@@ -21,11 +22,16 @@ module uz_seq_mul (
 );
   logic        hi_q;       // second cycle of a product
   logic [31:0] lo_q;       // a_i[15:0] * b_i
-  logic [15:0] mul_a;
+  // The second cycle's operands, registered in the first (they hold from
+  // req_i to done_o anyway): the second product and the sum after it start
+  // at registers, not at the user's operand selection.
+  logic [15:0] a_hi_q, b_q;
+  logic [15:0] mul_a, mul_b;
   logic [31:0] prod;
 
-  assign mul_a = hi_q ? a_i[31:16] : a_i[15:0];
-  assign prod  = 32'(mul_a) * 32'(b_i);
+  assign mul_a = hi_q ? a_hi_q : a_i[15:0];
+  assign mul_b = hi_q ? b_q : b_i;
+  assign prod  = 32'(mul_a) * 32'(mul_b);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -38,7 +44,11 @@ module uz_seq_mul (
   end
   // datapath: read only with hi_q
   always_ff @(posedge clk_i) begin
-    if (!hi_q) lo_q <= prod;
+    if (!hi_q) begin
+      lo_q   <= prod;
+      a_hi_q <= a_i[31:16];
+      b_q    <= b_i;
+    end
   end
 
   assign done_o = hi_q;

@@ -114,9 +114,11 @@ module uz_tile_iter #(
   assign last_ti_o  = i_end;
   assign last_o     = i_end && c_end && r_end && o_end;
 
-  // The registered sizes are those of the tile (the layer's fields held).
+  // The registered sizes are those of the tile (the layer's fields held
+  // from start_i on), checked as the user moves on from a tile: after an
+  // abort the walk stays valid while the next layer's fields arrive, unused.
   `include "uz_assert.svh"
-  `ASSERT(TileSizesCurrent_A, !valid_q || (no_q == min16(to_i, cout_i - o0_q) &&
+  `ASSERT(TileSizesCurrent_A, !(valid_q && next_i && !start_i) || (no_q == min16(to_i, cout_i - o0_q) &&
           nr_q == min16(tr_i, rows_i - r0_q) && nc_q == min16(tc_i, cols_i - c0_q) &&
           ni_q == min16(ti_i, cin_i - i0_q)), clk_i, rst_ni)
 endmodule

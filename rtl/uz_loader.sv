@@ -364,7 +364,7 @@ module uz_loader
         PsResPlane:  lc_res_plane_q     <= ps_p;
         PsWoOff:     ga_wo_off_q        <= ps_p;
         PsWiOff:     ga_wi_off_q        <= ps_p;
-        PsUnitsOff:  ga_units_off_q     <= ga_wo_off_q + ps_p;
+        PsUnitsOff:  ga_units_off_q     <= ps_p;   // + ga_wo_off_q in CsPlan
         PsWn:        ga_wn_q            <= ps_p;
         PsUnits:     ga_units_q         <= ps_p;
         PsInGrp:     ga_in_grp_q        <= ps_p;
@@ -444,7 +444,7 @@ module uz_loader
   // Stage B, in CsPlan: the tile's commands from its products.
   logic [31:0] wgt_units_off, wgt_units, in_row_off, in_rows_words;
   logic [BeatsWidth-1:0] in_beats;
-  assign wgt_units_off = ga_units_off_q;
+  assign wgt_units_off = ga_wo_off_q + ga_units_off_q;   // the layer's o0 channels, the tile's ti-tiles
   assign wgt_units     = ga_units_q;
   assign in_row_off    = ga_row_off_q;
   assign in_rows_words = ga_rows_words_q;

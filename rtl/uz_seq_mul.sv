@@ -52,7 +52,8 @@ module uz_seq_mul (
   end
 
   assign done_o = hi_q;
-  assign p_o    = lo_q + {prod[15:0], 16'b0};
+  // the second product adds to the high half only
+  assign p_o    = {lo_q[31:16] + prod[15:0], lo_q[15:0]};
 
   `include "uz_assert.svh"
 `ifndef UZ_NO_ASSERT

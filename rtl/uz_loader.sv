@@ -486,8 +486,8 @@ module uz_loader
     word_next = word_q;
     word_next[32'(word_cnt_q) * AxiDataWidth +: AxiDataWidth] = rd_data_i;
   end
-  logic beat_in;  // a beat is consumed this cycle
-  assign word_done = beat_in && (32'(word_cnt_q) == WordBeats - 1);
+  logic word_beat;  // a beat of a word (bias, input, residual) is consumed
+  assign word_done = word_beat && (32'(word_cnt_q) == WordBeats - 1);
 
   // ---------------------------------------------------- raw weights
   // Position of the next element: output channel in tile, ci-group, f in group.
@@ -533,10 +533,13 @@ module uz_loader
   // the queue alphas of j blocks (a chain of adds, no multiplier);
   // rlim_q[j] = OvsfLen + j * n_codes, the most alphas the queue may hold
   // for a beat to fit once j blocks leave (QAlphas - BeatAlphas + j * n);
-  // nh_q, n_codes one-hot (bit 0: none, n_codes 0).
+  // nh_q, n_codes one-hot (bit 0: none, n_codes 0). The first two are
+  // capped at QAlphas + 1 and QAlphas (narrow compares with the count, which
+  // never passes QAlphas: AlphaQueueBound_A).
+  localparam int QSatWidth = QCntWidth + 1;
   logic [15:0] jn [GenLanes+1];
-  logic [15:0] jn_q [GenLanes+1];
-  logic [15:0] rlim_q [GenLanes+1];
+  logic [QSatWidth-1:0] jn_q [GenLanes+1];
+  logic [QSatWidth-1:0] rlim_q [GenLanes+1];
   logic [OvsfLen:0] nh_q;
   always_comb begin
     jn[0] = '0;
@@ -551,8 +554,8 @@ module uz_loader
       nh_q <= '0;
     end else begin
       for (int j = 0; j <= GenLanes; j++) begin
-        jn_q[j]   <= jn[j];
-        rlim_q[j] <= jn[j] + 16'(OvsfLen);
+        jn_q[j]   <= (32'(jn[j]) > QAlphas) ? QSatWidth'(QAlphas + 1) : QSatWidth'(jn[j]);
+        rlim_q[j] <= (32'(jn[j]) + OvsfLen >= QAlphas) ? QSatWidth'(QAlphas) : QSatWidth'(32'(jn[j]) + OvsfLen);
       end
       for (int n = 0; n <= OvsfLen; n++) nh_q[n] <= (32'(n_codes_i) == n);
     end
@@ -669,13 +672,19 @@ module uz_loader
   logic [31:0] words_left_q;          // bias words still expected
   logic [15:0] bias_word_q;
 
-  assign rd_data_ready_o =
-      (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData) ||
-      (state_q == LdWgtData && !ovsf_i) ||
-      (state_q == LdWgtData && ovsf_i && aq_room);
-  assign beat_in = rd_data_valid_i && rd_data_ready_o;
+  // Beats by kind, each from its own ready term: only the coefficient
+  // beats wait on the queue's room (a late signal), so the word registers'
+  // enables do not.
+  logic ready_word, ready_raw, ready_alpha;
+  assign ready_word  = (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData);
+  assign ready_raw   = (state_q == LdWgtData) && !ovsf_i;
+  assign ready_alpha = (state_q == LdWgtData) && ovsf_i && aq_room;
+  assign rd_data_ready_o = ready_word || ready_raw || ready_alpha;
+  logic raw_beat;  // a beat of raw weights
   logic abeat_in;  // a coefficient beat into the alpha queue
-  assign abeat_in = beat_in && (state_q == LdWgtData);
+  assign word_beat = rd_data_valid_i && ready_word;
+  assign raw_beat  = rd_data_valid_i && ready_raw;
+  assign abeat_in  = rd_data_valid_i && ready_alpha;
 
   // ---- command side: plan a tile (tags, what to load), send its commands,
   // then its residual's after an output tile's last ti-tile, and move on. At
@@ -715,7 +724,7 @@ module uz_loader
   // ---- data side: the last word or beat of each part of a tile
   logic bias_last, wgt_last, in_last, res_last;
   assign bias_last = (state_q == LdBiasData) && word_done && words_left_q == 32'd1;
-  assign wgt_last  = (state_q == LdWgtData) && beat_in && rd_data_last_i;
+  assign wgt_last  = (raw_beat || abeat_in) && rd_data_last_i;
   assign in_last   = (state_q == LdInData) && word_done && x_q == gb_xhi_q && y_q == gb_yhi_q &&
                      gl_q == ng_tile - 1'b1;
   assign res_last  = (state_q == LdResData) && word_done && rs_x_q == rs_nc_q - 1'b1 &&
@@ -901,7 +910,7 @@ module uz_loader
       word_cnt_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
     end else begin
-      if (beat_in && state_q != LdWgtData) begin
+      if (word_beat) begin
         word_q     <= word_next;
         word_cnt_q <= word_done ? '0 : word_cnt_q + 1'b1;
       end
@@ -921,7 +930,7 @@ module uz_loader
           end
         end
         LdWgtData: begin
-          if (!ovsf_i && beat_in) begin
+          if (raw_beat) begin
             // advance by one beat of elements through (channel, group, f)
             if (wf_q + BeatElems == group_len) begin
               wf_q <= '0;
@@ -1060,7 +1069,7 @@ module uz_loader
     wgt_wr_addr_o    = {h_q, wgt_word_addr};
     wgt_wr_data_o    = '0;
     if (!ovsf_i) begin
-      wgt_wr_en_o      = (state_q == LdWgtData) && beat_in;
+      wgt_wr_en_o      = raw_beat;
       wgt_wr_lane_en_o = LaneMaskRaw << lane_first;
       // lane l takes element l mod BeatElems: lanes start on a beat boundary
       for (int l = 0; l < PM * PN; l++)

@@ -2,13 +2,14 @@
 // (address bases, pitches, tile sizes): a_i * b_i modulo 2^32 on one 16 x 16
 // multiplier (a single DSP), the low half of a_i in the first cycle, the high
 // half in the second, when done_o pulses with the product; or, with TwoMul,
-// on two (two DSPs), both halves in the first cycle. Its user holds
+// on two (two DSPs), both halves in the second cycle from registered operands. Its user holds
 // the operands from req_i until done_o and sequences its products through
 // it, instead of a multiplier of its own per product.
 //
-//   cycle 0   req_i, in idle: a_i[15:0] * b_i is registered (with TwoMul,
-//             a_i[31:16] * b_i too; else a_i[31:16] and b_i)
-//   cycle 1   done_o: p_o = that + (a_i[31:16] * b_i) * 2^16
+//   cycle 0   req_i, in idle: a_i[15:0] * b_i is registered, and a_i[31:16]
+//             and b_i (with TwoMul: a_i and b_i, no product)
+//   cycle 1   done_o: p_o = that + (a_i[31:16] * b_i) * 2^16 (with TwoMul:
+//             both halves' products of the registered operands, summed)
 //
 // clear_i drops a product under way (a new layer, an abort).
 module uz_seq_mul #(
@@ -25,7 +26,6 @@ module uz_seq_mul #(
   output logic [31:0] p_o
 );
   logic        hi_q;       // second cycle of a product
-  logic [31:0] lo_q;       // a_i[15:0] * b_i
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -39,26 +39,30 @@ module uz_seq_mul #(
   assign done_o = hi_q;
 
   if (TwoMul) begin : gen_two
-    // Both halves' products registered in the first cycle: the second
-    // cycle's sum starts at registers. (One multiplier shared by the two
-    // cycles leaves the user's operand selection, the multiplier and the sum
-    // on one timed path, though the second cycle reads registered operands.)
-    logic [15:0] hi_lo16;  // a_i[31:16] * b_i mod 2^16
+    // The operands are registered in the first cycle and both halves'
+    // products formed from them in the second: the user's operand selection
+    // ends at a register, the multipliers start at one. (One multiplier
+    // shared by the two cycles leaves the operand selection, the multiplier
+    // and the sum on one timed path, though the second cycle reads
+    // registered operands.)
+    logic [31:0] a_q;
+    logic [15:0] b_q;
     logic [31:0] prod_lo;
-    logic [15:0] prod_hi;
-    assign prod_lo = 32'(a_i[15:0]) * 32'(b_i);
-    assign prod_hi = 16'(32'(a_i[31:16]) * 32'(b_i));
+    logic [15:0] prod_hi;  // a[31:16] * b mod 2^16
     // datapath: read only with hi_q
     always_ff @(posedge clk_i) begin
       if (!hi_q) begin
-        lo_q    <= prod_lo;
-        hi_lo16 <= prod_hi;
+        a_q <= a_i;
+        b_q <= b_i;
       end
     end
-    assign p_o = {lo_q[31:16] + hi_lo16, lo_q[15:0]};
+    assign prod_lo = 32'(a_q[15:0]) * 32'(b_q);
+    assign prod_hi = 16'(32'(a_q[31:16]) * 32'(b_q));
+    assign p_o     = {prod_lo[31:16] + prod_hi, prod_lo[15:0]};
   end else begin : gen_one
     // The second cycle's operands, registered in the first (they hold from
     // req_i to done_o anyway).
+    logic [31:0] lo_q;     // a_i[15:0] * b_i
     logic [15:0] a_hi_q, b_q;
     logic [15:0] mul_a, mul_b;
     logic [31:0] prod;

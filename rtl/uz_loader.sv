@@ -533,14 +533,14 @@ module uz_loader
   // the queue alphas of j blocks (a chain of adds, no multiplier);
   // rlim_q[j] = OvsfLen + j * n_codes, the most alphas the queue may hold
   // for a beat to fit once j blocks leave (QAlphas - BeatAlphas + j * n);
-  // nh_q, n_codes one-hot (bit 0: none, n_codes 0). The first two are
-  // capped at QAlphas + 1 and QAlphas (narrow compares with the count, which
-  // never passes QAlphas: AlphaQueueBound_A).
+  // both capped at QAlphas + 1 and QAlphas (narrow compares with the count,
+  // which never passes QAlphas: AlphaQueueBound_A); jn_oh_q[j], j * n_codes
+  // one-hot (none above QAlphas).
   localparam int QSatWidth = QCntWidth + 1;
   logic [15:0] jn [GenLanes+1];
   logic [QSatWidth-1:0] jn_q [GenLanes+1];
   logic [QSatWidth-1:0] rlim_q [GenLanes+1];
-  logic [OvsfLen:0] nh_q;
+  logic [QAlphas:0] jn_oh_q [GenLanes+1];
   always_comb begin
     jn[0] = '0;
     for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
@@ -550,14 +550,14 @@ module uz_loader
       for (int j = 0; j <= GenLanes; j++) begin
         jn_q[j]   <= '0;
         rlim_q[j] <= '0;
+        jn_oh_q[j] <= '0;
       end
-      nh_q <= '0;
     end else begin
       for (int j = 0; j <= GenLanes; j++) begin
         jn_q[j]   <= (32'(jn[j]) > QAlphas) ? QSatWidth'(QAlphas + 1) : QSatWidth'(jn[j]);
         rlim_q[j] <= (32'(jn[j]) + OvsfLen >= QAlphas) ? QSatWidth'(QAlphas) : QSatWidth'(32'(jn[j]) + OvsfLen);
+        for (int k = 0; k <= QAlphas; k++) jn_oh_q[j][k] <= (32'(jn[j]) == k);
       end
-      for (int n = 0; n <= OvsfLen; n++) nh_q[n] <= (32'(n_codes_i) == n);
     end
   end
   // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
@@ -605,9 +605,9 @@ module uz_loader
   // holds (aq_cnt_q, a register: a (BeatAlphas+1)-way select per alpha), the
   // blocks taken leave from the front. Alphas from the count up are
   // don't-care (a beat not taken leaves its alphas there). The front is cut
-  // by one of GenLanes + 1 candidates, each the merged queue shifted by a
-  // fixed j * n alphas, n by the registered one-hot nh_q (no run-time barrel
-  // shift): the late signal, the blocks taken (sel), picks one of them.
+  // by a one-hot select of QAlphas + 1 fixed slices, not a run-time barrel
+  // shift: the late signal, the blocks taken (sel), picks the registered
+  // one-hot of j * n_codes.
   localparam int QBits = QAlphas * AlphaWidth;
   localparam int WAlphas = QAlphas + BeatAlphas;
   localparam int WBits = WAlphas * AlphaWidth;
@@ -629,37 +629,30 @@ module uz_loader
     end
     assign aq_w[p*AlphaWidth +: AlphaWidth] = acc[BeatAlphas*AlphaWidth +: AlphaWidth];
   end
-  // aq_s slice j: the merged queue without its first j blocks
-  wire [(GenLanes+1)*QBits-1:0] aq_s;
-  assign aq_s[0 +: QBits] = aq_w[0 +: QBits];
-  for (genvar j = 1; j <= GenLanes; j++) begin : gen_aq_s
-    wire [(OvsfLen+1)*QBits-1:0] acc;   // over n
-    assign acc[0 +: QBits] = nh_q[0] ? aq_w[0 +: QBits] : '0;
-    for (genvar n = 1; n <= OvsfLen; n++) begin : g_n
-      if (j * n < WAlphas) begin : g_in
-        assign acc[n*QBits +: QBits] = acc[(n-1)*QBits +: QBits] |
-                                       (nh_q[n] ? QBits'(aq_w >> (j * n * AlphaWidth)) : '0);
-      end else begin : g_out
-        assign acc[n*QBits +: QBits] = acc[(n-1)*QBits +: QBits];
-      end
-    end
-    assign aq_s[j*QBits +: QBits] = acc[OvsfLen*QBits +: QBits];
-  end
   // sel: the blocks taken this cycle (none unless gen_take), one-hot
   logic [GenLanes:0] sel;
   assign sel = gen_take ? blk_oh : (GenLanes+1)'(1);
+  logic [QAlphas:0] rem_oh;   // alphas taken this cycle, one-hot
   always_comb begin
-    aq_after = '0;
+    rem_oh   = '0;
     aq_left  = '0;
     aq_room  = 1'b0;
     for (int j = 0; j <= GenLanes; j++) begin
       if (sel[j]) begin
-        aq_after = aq_after | aq_s[j*QBits +: QBits];
+        rem_oh   = rem_oh | jn_oh_q[j];
         aq_left  = aq_left | QCntWidth'(aq_cnt_q - QCntWidth'(jn_q[j]));
         aq_room  = aq_room | (32'(aq_cnt_q) <= 32'(rlim_q[j]));
       end
     end
   end
+  // cut k: the merged queue without its first k alphas, if k are taken
+  wire [(QAlphas+2)*QBits-1:0] cut;
+  assign cut[0 +: QBits] = '0;
+  for (genvar k = 0; k <= QAlphas; k++) begin : gen_cut
+    assign cut[(k+1)*QBits +: QBits] = cut[k*QBits +: QBits] |
+                                       (rem_oh[k] ? QBits'(aq_w >> (k * AlphaWidth)) : '0);
+  end
+  assign aq_after = cut[(QAlphas+1)*QBits +: QBits];
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,

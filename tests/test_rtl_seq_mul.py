@@ -12,8 +12,11 @@ def _run(sim, two_mul=0, **env):
     return simenv.run("uz_seq_mul", SOURCES, "cocotb_seq_mul", {"TwoMul": two_mul}, sim=sim, extra_env=env)
 
 
-@pytest.mark.parametrize("sim", simenv.SIMULATORS)
-@pytest.mark.parametrize("two_mul", [0, 1])
+# TwoMul under Verilator is a second Verilator build (about 15 s): make
+# test-slow runs it (the loader's, TwoMul, runs in every engine test).
+@pytest.mark.parametrize("sim, two_mul", [
+    pytest.param(s, t, marks=[pytest.mark.slow] if (s, t) == ("verilator", 1) else [])
+    for t in (0, 1) for s in simenv.SIMULATORS])
 def test_seq_mul(sim, two_mul):
     _run(sim, two_mul)
 

@@ -336,7 +336,9 @@ module uz_loader
     endcase
   end
   assign ps_req = !ps_done && (ps_q < PsWoOff || (cs_q == CsWait && ca_valid));
-  uz_seq_mul u_mul (
+  // two multipliers: the operand selection below, one multiplier and the
+  // sum of the halves would be one path (16.9 ns on ECP5)
+  uz_seq_mul #(.TwoMul(1'b1)) u_mul (
     .clk_i, .rst_ni, .clear_i(start_i || abort_i || ca_next), .req_i(ps_req),
     .a_i(ps_a), .b_i(ps_b), .done_o(ps_ack), .p_o(ps_p)
   );
@@ -361,7 +363,7 @@ module uz_loader
         PsResPlane:  lc_res_plane_q     <= ps_p;
         PsWoOff:     ga_wo_off_q        <= ps_p;
         PsWiOff:     ga_wi_off_q        <= ps_p;
-        PsUnitsOff:  ga_units_off_q     <= ga_wo_off_q + ps_p;
+        PsUnitsOff:  ga_units_off_q     <= ps_p;   // + ga_wo_off_q in CsPlan
         PsWn:        ga_wn_q            <= ps_p;
         PsUnits:     ga_units_q         <= ps_p;
         PsInGrp:     ga_in_grp_q        <= ps_p;
@@ -441,7 +443,7 @@ module uz_loader
   // Stage B, in CsPlan: the tile's commands from its products.
   logic [31:0] wgt_units_off, wgt_units, in_row_off, in_rows_words;
   logic [BeatsWidth-1:0] in_beats;
-  assign wgt_units_off = ga_units_off_q;
+  assign wgt_units_off = ga_wo_off_q + ga_units_off_q;   // the layer's o0 channels, the tile's ti-tiles
   assign wgt_units     = ga_units_q;
   assign in_row_off    = ga_row_off_q;
   assign in_rows_words = ga_rows_words_q;
@@ -481,8 +483,8 @@ module uz_loader
     word_next = word_q;
     word_next[32'(word_cnt_q) * AxiDataWidth +: AxiDataWidth] = rd_data_i;
   end
-  logic beat_in;  // a beat is consumed this cycle
-  assign word_done = beat_in && (32'(word_cnt_q) == WordBeats - 1);
+  logic word_beat;  // a beat of a word (bias, input, residual) is consumed
+  assign word_done = word_beat && (32'(word_cnt_q) == WordBeats - 1);
 
   // ---------------------------------------------------- raw weights
   // Position of the next element: output channel in tile, ci-group, f in group.
@@ -508,7 +510,7 @@ module uz_loader
   // of one block index: one weight-buffer address. Beats go into a queue of
   // alphas; each cycle the first up-to-GenLanes whole blocks of the queue,
   // never past the end of a row, go to the generator together.
-  logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; zero from aq_cnt_q up
+  logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; don't-care from aq_cnt_q up
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
   logic [GenBlkWidth-1:0]        iss_blocks;
@@ -518,26 +520,64 @@ module uz_loader
   logic [GenBlkWidth-1:0]        gen_w_blocks;
   logic [GenLanes*OvsfLen*DataWidth-1:0] gen_w;
   logic [31:0] blocks_left_q;   // blocks still to be written this tile
-  logic [QCntWidth-1:0]          aq_rem, aq_left;
+  logic [QCntWidth-1:0]          aq_left;
   logic [QAlphas*AlphaWidth-1:0] aq_after;
   logic        aq_room;
 
-  // jn[j] = j * n_codes, the queue alphas of j blocks: a chain of adds (no
-  // multiplier; n_codes is a layer constant)
+  // Layer constants of the queue, registered from n_codes_i (a descriptor
+  // field, stable through the layer; the queue holds nothing before the
+  // first coefficient beat, many cycles after start_i): jn_q[j] = j * n_codes,
+  // the queue alphas of j blocks (a chain of adds, no multiplier);
+  // rlim_q[j] = OvsfLen + j * n_codes, the most alphas the queue may hold
+  // for a beat to fit once j blocks leave (QAlphas - BeatAlphas + j * n);
+  // both capped at QAlphas + 1 and QAlphas (narrow compares with the count,
+  // which never passes QAlphas: AlphaQueueBound_A); jn_oh_q[j], j * n_codes
+  // one-hot (none above QAlphas).
+  localparam int QSatWidth = QCntWidth + 1;
   logic [15:0] jn [GenLanes+1];
+  logic [QSatWidth-1:0] jn_q [GenLanes+1];
+  logic [QSatWidth-1:0] rlim_q [GenLanes+1];
+  logic [QAlphas:0] jn_oh_q [GenLanes+1];
   always_comb begin
     jn[0] = '0;
     for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
   end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      for (int j = 0; j <= GenLanes; j++) begin
+        jn_q[j]   <= '0;
+        rlim_q[j] <= '0;
+        jn_oh_q[j] <= '0;
+      end
+    end else begin
+      for (int j = 0; j <= GenLanes; j++) begin
+        jn_q[j]   <= (32'(jn[j]) > QAlphas) ? QSatWidth'(QAlphas + 1) : QSatWidth'(jn[j]);
+        rlim_q[j] <= (32'(jn[j]) + OvsfLen >= QAlphas) ? QSatWidth'(QAlphas) : QSatWidth'(32'(jn[j]) + OvsfLen);
+        for (int k = 0; k <= QAlphas; k++) jn_oh_q[j][k] <= (32'(jn[j]) == k);
+      end
+    end
+  end
+  // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
+  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot.
+  logic [GenLanes+1:0] fits;
+  logic [GenLanes:0]   blk_oh;
+  assign fits[0]          = 1'b1;
+  assign fits[GenLanes+1] = 1'b0;
+  for (genvar j = 1; j <= GenLanes; j++) begin : gen_fits
+    assign fits[j] = (32'(jn_q[j]) <= 32'(aq_cnt_q)) && (j <= PM - 32'(iss_m_q));
+  end
+  for (genvar j = 0; j <= GenLanes; j++) begin : gen_blk_oh
+    assign blk_oh[j] = fits[j] && !fits[j+1];
+  end
   always_comb begin
     iss_blocks = '0;
     for (int j = 1; j <= GenLanes; j++) begin
-      if (32'(jn[j]) <= 32'(aq_cnt_q) && 32'(j) <= PM - 32'(iss_m_q))
-        iss_blocks = GenBlkWidth'(j);
+      if (blk_oh[j]) iss_blocks = iss_blocks | GenBlkWidth'(j);
     end
   end
+
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && (iss_blocks != '0);
+  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && fits[1];
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -558,11 +598,58 @@ module uz_loader
     assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ?
                                              cand[(32'(n_codes_i) - 1)*BlkBits +: BlkBits] : '0;
   end
-  // alphas taken this cycle: at most what the queue holds
-  assign aq_rem   = gen_take ? QCntWidth'(jn[iss_blocks]) : '0;
-  assign aq_left  = aq_cnt_q - aq_rem;
-  assign aq_after = aq_q >> (32'(aq_rem) * AlphaWidth);
-  assign aq_room  = 32'(aq_left) + BeatAlphas <= QAlphas;
+  // The queue's next value: a beat goes in at the end of what the queue
+  // holds (aq_cnt_q, a register: a (BeatAlphas+1)-way select per alpha), the
+  // blocks taken leave from the front. Alphas from the count up are
+  // don't-care (a beat not taken leaves its alphas there). The front is cut
+  // by a one-hot select of QAlphas + 1 fixed slices, not a run-time barrel
+  // shift: the late signal, the blocks taken (sel), picks the registered
+  // one-hot of j * n_codes.
+  localparam int QBits = QAlphas * AlphaWidth;
+  localparam int WAlphas = QAlphas + BeatAlphas;
+  localparam int WBits = WAlphas * AlphaWidth;
+  wire [WBits-1:0] aq_w;   // the queue with a beat behind its alphas
+  for (genvar p = 0; p < WAlphas; p++) begin : gen_aq_w
+    wire [(BeatAlphas+1)*AlphaWidth-1:0] acc;   // beat alpha b at p, if aq_cnt_q == p - b
+    if (p < QAlphas) begin : g_q
+      assign acc[0 +: AlphaWidth] = aq_q[p*AlphaWidth +: AlphaWidth] & {AlphaWidth{32'(aq_cnt_q) > p}};
+    end else begin : g_nq
+      assign acc[0 +: AlphaWidth] = '0;
+    end
+    for (genvar b = 0; b < BeatAlphas; b++) begin : g_b
+      if (p - b >= 0 && p - b <= QAlphas) begin : g_in
+        assign acc[(b+1)*AlphaWidth +: AlphaWidth] = acc[b*AlphaWidth +: AlphaWidth] |
+            (rd_data_i[b*AlphaWidth +: AlphaWidth] & {AlphaWidth{32'(aq_cnt_q) == p - b}});
+      end else begin : g_out
+        assign acc[(b+1)*AlphaWidth +: AlphaWidth] = acc[b*AlphaWidth +: AlphaWidth];
+      end
+    end
+    assign aq_w[p*AlphaWidth +: AlphaWidth] = acc[BeatAlphas*AlphaWidth +: AlphaWidth];
+  end
+  // sel: the blocks taken this cycle (none unless gen_take), one-hot
+  logic [GenLanes:0] sel;
+  assign sel = gen_take ? blk_oh : (GenLanes+1)'(1);
+  logic [QAlphas:0] rem_oh;   // alphas taken this cycle, one-hot
+  always_comb begin
+    rem_oh   = '0;
+    aq_left  = '0;
+    aq_room  = 1'b0;
+    for (int j = 0; j <= GenLanes; j++) begin
+      if (sel[j]) begin
+        rem_oh   = rem_oh | jn_oh_q[j];
+        aq_left  = aq_left | QCntWidth'(aq_cnt_q - QCntWidth'(jn_q[j]));
+        aq_room  = aq_room | (32'(aq_cnt_q) <= 32'(rlim_q[j]));
+      end
+    end
+  end
+  // cut k: the merged queue without its first k alphas, if k are taken
+  wire [(QAlphas+2)*QBits-1:0] cut;
+  assign cut[0 +: QBits] = '0;
+  for (genvar k = 0; k <= QAlphas; k++) begin : gen_cut
+    assign cut[(k+1)*QBits +: QBits] = cut[k*QBits +: QBits] |
+                                       (rem_oh[k] ? QBits'(aq_w >> (k * AlphaWidth)) : '0);
+  end
+  assign aq_after = cut[(QAlphas+1)*QBits +: QBits];
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -575,13 +662,19 @@ module uz_loader
   logic [31:0] words_left_q;          // bias words still expected
   logic [15:0] bias_word_q;
 
-  assign rd_data_ready_o =
-      (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData) ||
-      (state_q == LdWgtData && !ovsf_i) ||
-      (state_q == LdWgtData && ovsf_i && aq_room);
-  assign beat_in = rd_data_valid_i && rd_data_ready_o;
+  // Beats by kind, each from its own ready term: only the coefficient
+  // beats wait on the queue's room (a late signal), so the word registers'
+  // enables do not.
+  logic ready_word, ready_raw, ready_alpha;
+  assign ready_word  = (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData);
+  assign ready_raw   = (state_q == LdWgtData) && !ovsf_i;
+  assign ready_alpha = (state_q == LdWgtData) && ovsf_i && aq_room;
+  assign rd_data_ready_o = ready_word || ready_raw || ready_alpha;
+  logic raw_beat;  // a beat of raw weights
   logic abeat_in;  // a coefficient beat into the alpha queue
-  assign abeat_in = beat_in && (state_q == LdWgtData);
+  assign word_beat = rd_data_valid_i && ready_word;
+  assign raw_beat  = rd_data_valid_i && ready_raw;
+  assign abeat_in  = rd_data_valid_i && ready_alpha;
 
   // ---- command side: plan a tile (tags, what to load), send its commands,
   // then its residual's after an output tile's last ti-tile, and move on. At
@@ -621,7 +714,7 @@ module uz_loader
   // ---- data side: the last word or beat of each part of a tile
   logic bias_last, wgt_last, in_last, res_last;
   assign bias_last = (state_q == LdBiasData) && word_done && words_left_q == 32'd1;
-  assign wgt_last  = (state_q == LdWgtData) && beat_in && rd_data_last_i;
+  assign wgt_last  = (raw_beat || abeat_in) && rd_data_last_i;
   assign in_last   = (state_q == LdInData) && word_done && x_q == gb_xhi_q && y_q == gb_yhi_q &&
                      gl_q == ng_tile - 1'b1;
   assign res_last  = (state_q == LdResData) && word_done && rs_x_q == rs_nc_q - 1'b1 &&
@@ -807,7 +900,7 @@ module uz_loader
       word_cnt_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
     end else begin
-      if (beat_in && state_q != LdWgtData) begin
+      if (word_beat) begin
         word_q     <= word_next;
         word_cnt_q <= word_done ? '0 : word_cnt_q + 1'b1;
       end
@@ -827,7 +920,7 @@ module uz_loader
           end
         end
         LdWgtData: begin
-          if (!ovsf_i && beat_in) begin
+          if (raw_beat) begin
             // advance by one beat of elements through (channel, group, f)
             if (wf_q + BeatElems == group_len) begin
               wf_q <= '0;
@@ -905,8 +998,7 @@ module uz_loader
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
       if (ovsf_i) begin
-        aq_q     <= abeat_in ? aq_after | ((QAlphas*AlphaWidth)'(rd_data_i) << (32'(aq_left) * AlphaWidth))
-                             : aq_after;
+        aq_q     <= aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
       end
@@ -967,7 +1059,7 @@ module uz_loader
     wgt_wr_addr_o    = {h_q, wgt_word_addr};
     wgt_wr_data_o    = '0;
     if (!ovsf_i) begin
-      wgt_wr_en_o      = (state_q == LdWgtData) && beat_in;
+      wgt_wr_en_o      = raw_beat;
       wgt_wr_lane_en_o = LaneMaskRaw << lane_first;
       // lane l takes element l mod BeatElems: lanes start on a beat boundary
       for (int l = 0; l < PM * PN; l++)

@@ -1,5 +1,5 @@
 """uz_seq_mul (the shared two-cycle multiplier of the address paths) under
-both simulators: products against Python's, the can-fail check, and its
+both simulators: products against Python's (one multiplier and TwoMul), the can-fail check, and its
 operands-held assertion firing."""
 import pytest
 
@@ -8,13 +8,17 @@ from tb import simenv
 SOURCES = simenv.rtl_sources("uz_seq_mul")
 
 
-def _run(sim, **env):
-    return simenv.run("uz_seq_mul", SOURCES, "cocotb_seq_mul", {}, sim=sim, extra_env=env)
+def _run(sim, two_mul=0, **env):
+    return simenv.run("uz_seq_mul", SOURCES, "cocotb_seq_mul", {"TwoMul": two_mul}, sim=sim, extra_env=env)
 
 
-@pytest.mark.parametrize("sim", simenv.SIMULATORS)
-def test_seq_mul(sim):
-    _run(sim)
+# TwoMul under Verilator is a second Verilator build (about 15 s): make
+# test-slow runs it (the loader's, TwoMul, runs in every engine test).
+@pytest.mark.parametrize("sim, two_mul", [
+    pytest.param(s, t, marks=[pytest.mark.slow] if (s, t) == ("verilator", 1) else [])
+    for t in (0, 1) for s in simenv.SIMULATORS])
+def test_seq_mul(sim, two_mul):
+    _run(sim, two_mul)
 
 
 @pytest.mark.parametrize("sim", simenv.SIMULATORS)

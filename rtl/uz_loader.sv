@@ -586,17 +586,22 @@ module uz_loader
   // assignments of constant slices: Icarus 11 ran this wrong as a loop (in an
   // always_comb or a function), and OVSF layers never finished there.
   localparam int BlkBits = OvsfLen * AlphaWidth;
+  // The selects index arrays by narrow values: a 32-bit index into a packed
+  // vector makes Yosys build a 33-stage shifter over the whole vector, which
+  // exhausted the WebAssembly Yosys at the default configuration.
+  localparam int LogOvsf = (OvsfLen > 1) ? $clog2(OvsfLen) : 1;
+  logic [LogOvsf-1:0] n_sel;            // n_codes - 1
+  assign n_sel = LogOvsf'(n_codes_i - 6'd1);
   for (genvar j = 0; j < GenLanes; j++) begin : gen_alpha_blk
-    wire [OvsfLen*BlkBits-1:0] cand;    // slice n-1: the block at alpha j * n
+    wire [BlkBits-1:0] cand [OvsfLen];   // cand[n-1]: the block at alpha j * n
     for (genvar n = 1; n <= OvsfLen; n++) begin : g_n
       if (j * n < QAlphas) begin : g_in
-        assign cand[(n-1)*BlkBits +: BlkBits] = BlkBits'(aq_q >> (j * n * AlphaWidth));
+        assign cand[n-1] = BlkBits'(aq_q >> (j * n * AlphaWidth));
       end else begin : g_out
-        assign cand[(n-1)*BlkBits +: BlkBits] = '0;
+        assign cand[n-1] = '0;
       end
     end
-    assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ?
-                                             cand[(32'(n_codes_i) - 1)*BlkBits +: BlkBits] : '0;
+    assign gen_alpha[j*BlkBits +: BlkBits] = (n_codes_i != '0 && 32'(n_codes_i) <= OvsfLen) ? cand[n_sel] : '0;
   end
   // The queue's next value: a beat goes in at the end of what the queue
   // holds (aq_cnt_q, a register: a (BeatAlphas+1)-way select per alpha), the
@@ -1053,6 +1058,18 @@ module uz_loader
   assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_word_q)});
   assign bias_wr_data_o = word_next;
 
+  // Bank m takes block m - wo of the generator's output, a narrow index (see
+  // gen_alpha_blk): below GenLanes wherever the bank is written.
+  localparam int LogGen = (GenLanes > 1) ? $clog2(GenLanes) : 1;
+  logic [OvsfLen*DataWidth-1:0] gen_blk [GenLanes];
+  logic [LogGen-1:0]            bank_blk [PM];
+  for (genvar j = 0; j < GenLanes; j++) begin : gen_blk_split
+    assign gen_blk[j] = gen_w[j*OvsfLen*DataWidth +: OvsfLen*DataWidth];
+  end
+  for (genvar m = 0; m < PM; m++) begin : gen_bank_blk
+    assign bank_blk[m] = LogGen'(LogPM'(m) - wo_q[LogPM-1:0]);
+  end
+
   always_comb begin
     wgt_wr_en_o      = 1'b0;
     wgt_wr_lane_en_o = '0;
@@ -1074,7 +1091,7 @@ module uz_loader
           wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
           for (int p = 0; p < PN; p++)
             wgt_wr_data_o[(m*PN + p)*DataWidth +: DataWidth] =
-              gen_w[((32'(m) - 32'(wo_q[LogPM-1:0])) * OvsfLen + (p % OvsfLen))*DataWidth +: DataWidth];
+              gen_blk[bank_blk[m]][(p % OvsfLen)*DataWidth +: DataWidth];
         end
       end
     end

@@ -174,15 +174,18 @@ module uz_compute
     logic             last_row;      // last row of the last ci-group of the tile
     logic             out_last;      // the tile completes its output tile
     logic [15:0]      gl;
-    logic [15:0]      nq;            // oc-groups each window serves
+    logic [15:0]      nq_m1;         // oc-groups each window serves, less one
+    logic             nq_one;        // just one
     logic [15:0]      q0;            // the first of them (depthwise: the window's own)
     logic [15:0]      ng;            // ci-groups in the tile
-    logic [15:0]      nc;            // pixels in the row
+    logic [15:0]      nc_m1;         // pixels in the row, less one
+    logic             nc_one;        // just one
     logic [OutAw-1:0] pix_row;       // py * tc: the row's first pixel in the output tile
     logic [31:0]      wbase;         // weight word of (q0, gl, step 0)
     logic [31:0]      wq_step;       // weight words from one oc-group to the next
     logic [31:0]      acc0;          // accumulator word of (q0, pixel 0)
-    logic [7:0]       steps;
+    logic [7:0]       steps_m1;      // steps per window and oc-group, less one
+    logic             steps_one;     // just one
     logic [WinAw:0]   lane_limit;    // f values below this are real
   } row_meta_t;
 
@@ -286,6 +289,10 @@ module uz_compute
   end
 
   row_meta_t new_meta;
+  logic [15:0] meta_nq;
+  logic [7:0]  meta_steps;
+  assign meta_nq    = dw_i ? 16'd1 : nq_tile;
+  assign meta_steps = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   always_comb begin
     new_meta            = '0;
     new_meta.hw         = hw_q;
@@ -294,16 +301,19 @@ module uz_compute
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
-    new_meta.nq         = dw_i ? 16'd1 : nq_tile;
+    new_meta.nq_m1      = meta_nq - 16'd1;
+    new_meta.nq_one     = (meta_nq == 16'd1);
     new_meta.q0         = dw_i ? gl_q : '0;
     new_meta.ng         = ng_tile;
-    new_meta.nc         = nc;
+    new_meta.nc_m1      = nc - 16'd1;
+    new_meta.nc_one     = (nc == 16'd1);
     new_meta.pix_row    = pix_row_q;
     new_meta.wbase      = wgl_q;
     new_meta.wq_step    = wq_step_q;
     new_meta.acc0       = dw_i ? accg_q : '0;
     new_meta.lane_limit = lane_limit;
-    new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
+    new_meta.steps_m1   = meta_steps - 8'd1;
+    new_meta.steps_one  = (meta_steps == 8'd1);
   end
 
   // Column slots: two, so one fills while the window takes the other.
@@ -501,32 +511,55 @@ module uz_compute
   logic [3:0]      need_q, need_d, need_base;  // columns still to shift in
   logic            wfull_q;                    // the window holds a whole pixel
   logic [15:0]     px_q;                       // its pixel in the row
-  row_meta_t       rmeta_q;                    // its row
+  // its row (its nc_one is read from the slot, as the row loads)
+  /* verilator lint_off UNUSEDSIGNAL */
+  row_meta_t       rmeta_q;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic            win_consumed;               // issue stage: the pixel's last step
   logic            row_last_px;
   logic [3:0]      need_next_px;
+  logic            need_nz_q;                  // need_q != 0
+  logic            row_load;                   // a row's first column shifts in
+  // the meta of the slot the window takes from (only its flags are read)
+  /* verilator lint_off UNUSEDSIGNAL */
+  row_meta_t       cmeta;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign cmeta = cp_meta_q[cslot_q];
 
-  assign row_last_px  = (px_q == rmeta_q.nc - 1);
+  // The window's shift enable reaches every window flip-flop: it is made of
+  // registered flags only (row_last_px_q, the issue stage's last_t_q and
+  // last_q_q, need_nz_q), not of compares against the row's sizes. A
+  // consumed window always needs a new column (K and the stride are at
+  // least 1: NeedNextNonZero_A), so need_base != 0 is
+  // win_consumed || need_q != 0.
+  logic            row_last_px_q;              // px_q == rmeta_q.nc_m1
+  assign row_last_px  = row_last_px_q;
   assign need_next_px = skip_cols ? k_i : 4'(stride_i);
   assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
-  assign win_shift    = cp_full_q[cslot_q] && (need_base != '0);
+  assign win_shift    = cp_full_q[cslot_q] && (win_consumed || need_nz_q);
   assign need_d       = need_base - 4'(win_shift);
   assign slot_pop     = win_shift && (ccol_q == cp_ncols_q[cslot_q] - 1'b1);
+  assign row_load     = win_shift && cp_first_q[cslot_q] && (ccol_q == '0);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      need_q <= '0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
-      rmeta_q <= '0;
+      need_q <= '0; need_nz_q <= 1'b0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
+      rmeta_q <= '0; row_last_px_q <= 1'b1;
     end else if (abort_i || start_i) begin
-      need_q <= k_i; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
+      need_q <= k_i; need_nz_q <= (k_i != '0); wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
     end else begin
-      need_q  <= need_d;
-      wfull_q <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
-      if (win_consumed && !row_last_px) px_q <= px_q + 1'b1;
+      need_q    <= need_d;
+      need_nz_q <= (need_d != '0);
+      wfull_q   <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
+      if (win_consumed && !row_last_px) begin
+        px_q          <= px_q + 1'b1;
+        row_last_px_q <= (px_q + 16'd1 == rmeta_q.nc_m1);
+      end
       if (win_shift) begin
-        if (cp_first_q[cslot_q] && ccol_q == '0) begin
-          rmeta_q <= cp_meta_q[cslot_q];
-          px_q    <= '0;
+        if (row_load) begin
+          rmeta_q       <= cp_meta_q[cslot_q];
+          px_q          <= '0;
+          row_last_px_q <= cmeta.nc_one;
         end
         if (slot_pop) begin
           cslot_q <= !cslot_q;
@@ -555,14 +588,14 @@ module uz_compute
     logic        tile_last;     // last window of the tile
     logic        out_last;
     logic [15:0] gl;
-    logic [15:0] nq;
+    logic [15:0] nq_m1;
     logic [15:0] q0;
     logic [15:0] ng;
     logic [OutAw-1:0] pix;      // pixel index in the output tile
     logic [31:0] wbase;
     logic [31:0] wq_step;
     logic [31:0] acc0;
-    logic [7:0]  steps;
+    logic [7:0]  steps_m1;
     logic [WinAw:0] lane_limit;
   } win_meta_t;
   win_meta_t m;
@@ -574,11 +607,11 @@ module uz_compute
     m.tile_last  = rmeta_q.last_row && row_last_px;
     m.out_last   = rmeta_q.out_last;
     m.gl         = rmeta_q.gl;
-    m.nq         = rmeta_q.nq;
+    m.nq_m1      = rmeta_q.nq_m1;
     m.q0         = rmeta_q.q0;
     m.ng         = rmeta_q.ng;
     m.pix        = rmeta_q.pix_row + OutAw'(px_q);
-    m.steps      = rmeta_q.steps;
+    m.steps_m1   = rmeta_q.steps_m1;
     m.wbase      = rmeta_q.wbase;
     m.wq_step    = rmeta_q.wq_step;
     m.acc0       = rmeta_q.acc0;
@@ -649,34 +682,55 @@ module uz_compute
   logic [15:0] q_q;
   logic        issue;
   assign issue = wfull_q;
-  wire   last_t = (t_q == m.steps - 1);
-  wire   last_q = (q_q == m.nq - 1);
+  // "Last step" and "last oc-group" are flags kept with t_q and q_q (compared
+  // one step ahead), and "first oc-group" likewise: the compares against the
+  // window's sizes, through win_consumed to the window's shift enable, were
+  // the block's longest path (18.9 ns on ECP5). A row's first column loads
+  // the flags of its sizes; the issue stage is then at its first step
+  // (IssueFlagsCurrent_A checks the flags wherever they are read).
+  logic  last_t_q, last_q_q, q_first_q;
+  wire   last_t = last_t_q;
+  wire   last_q = last_q_q;
   assign win_consumed = issue && last_t && last_q;
   logic [15:0] q_abs;       // oc-group in the tile
   assign q_abs = q_q + m.q0;
   // Weight and accumulator words of oc-group q: counters from the window's
   // bases, stepped when q advances.
   logic [31:0] wq_q, accq_q, wq_base, accq_base;
-  assign wq_base   = (q_q == '0) ? m.wbase : wq_q;
-  assign accq_base = (q_q == '0) ? m.acc0 : accq_q;
+  assign wq_base   = q_first_q ? m.wbase : wq_q;
+  assign accq_base = q_first_q ? m.acc0 : accq_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       q_q <= '0; t_q <= '0; wq_q <= '0; accq_q <= '0;
+      last_t_q <= 1'b1; last_q_q <= 1'b1; q_first_q <= 1'b1;
     end else if (abort_i || start_i) begin
-      q_q <= '0; t_q <= '0;
-    end else if (issue) begin
-      if (!last_t) begin
-        t_q <= t_q + 1'b1;
-      end else begin
-        t_q <= '0;
-        if (!last_q) begin
-          q_q    <= q_q + 1'b1;
-          wq_q   <= wq_base + m.wq_step;
-          accq_q <= accq_base + trtc_i;
+      q_q <= '0; t_q <= '0; q_first_q <= 1'b1;
+    end else begin
+      if (issue) begin
+        if (!last_t) begin
+          t_q      <= t_q + 1'b1;
+          last_t_q <= (t_q + 8'd1 == m.steps_m1);
         end else begin
-          q_q <= '0;
+          t_q      <= '0;
+          last_t_q <= rmeta_q.steps_one;
+          if (!last_q) begin
+            q_q       <= q_q + 1'b1;
+            last_q_q  <= (q_q + 16'd1 == m.nq_m1);
+            q_first_q <= 1'b0;
+            wq_q      <= wq_base + m.wq_step;
+            accq_q    <= accq_base + trtc_i;
+          end else begin
+            q_q       <= '0;
+            last_q_q  <= rmeta_q.nq_one;
+            q_first_q <= 1'b1;
+          end
         end
+      end
+      // a new row's sizes (its first window issues at least a cycle later)
+      if (row_load) begin
+        last_t_q <= cmeta.steps_one;
+        last_q_q <= cmeta.nq_one;
       end
     end
   end
@@ -828,12 +882,26 @@ module uz_compute
   assign bias_rd_en_o   = s1_valid_q && s1_tag_q.last_t && s1_tag_q.init;
   assign bias_rd_addr_o = BiasAw'({s1_tag_q.hw, s1_tag_q.bias_word});
 
-  // Bias onto the accumulator's fractional length: the shared shift.
+  // Bias onto the accumulator's fractional length: the shared shift, its
+  // amount decoded once (uz_shift_round_sat's t = clamp(shift + AccWidth, 0,
+  // DataWidth + AccWidth)) and registered: a layer constant, read at the
+  // first bias read, long after the start (BiasShiftDecodeCurrent_A).
+  localparam int BsZw = DataWidth + AccWidth;
+  localparam int BsTw = $clog2(BsZw + 1);
+  logic signed [31:0] bias_t_wide;
+  logic [BsTw-1:0]    bias_t_d, bias_t_q;
+  assign bias_t_wide = 32'($signed(bias_shift_i)) + 32'(AccWidth);
+  assign bias_t_d    = (bias_t_wide < 0) ? '0 : (bias_t_wide > 32'(BsZw)) ? BsTw'(BsZw) : BsTw'(bias_t_wide);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) bias_t_q <= '0;
+    else         bias_t_q <= bias_t_d;
+  end
   logic [PM*AccWidth-1:0] bias_aligned;
   for (genvar p = 0; p < PM; p++) begin : gen_bias
-    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(8)) u_bias_shift (
+    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(BsTw), .PreDecoded(1'b1))
+        u_bias_shift (
       .data_i (bias_rd_data_i[p*DataWidth +: DataWidth]),
-      .shift_i(bias_shift_i),
+      .shift_i(bias_t_q),
       .data_o (bias_aligned[p*AccWidth +: AccWidth])
     );
   end
@@ -925,5 +993,18 @@ module uz_compute
   `ASSERT_NEVER(StartWhileSquashing_A, start_i && squash_q != '0, clk_i, rst_ni)
   `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
+  // the issue and window flags equal the compares they replace wherever read
+  `ASSERT(IssueFlagsCurrent_A, !issue || (last_t_q == (t_q == m.steps_m1) && last_q_q == (q_q == m.nq_m1) &&
+          q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc_m1)), clk_i, rst_ni)
+  `ASSERT(NeedNzCurrent_A, !busy_o || need_nz_q == (need_q != '0), clk_i, rst_ni)
+  `ASSERT(NeedNextNonZero_A, !win_consumed || need_base != '0, clk_i, rst_ni)
+  // a row's sizes load only while the issue stage is at (or going to) its first step
+  `ASSERT(RowLoadAtFirstStep_A, !row_load || win_consumed || (!issue && t_q == '0 && q_q == '0), clk_i, rst_ni)
+  logic bias_rd_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) bias_rd_q <= 1'b0;
+    else         bias_rd_q <= bias_rd_en_o;
+  end
+  `ASSERT(BiasShiftDecodeCurrent_A, !bias_rd_q || bias_t_q == bias_t_d, clk_i, rst_ni)
 `endif
 endmodule

@@ -174,18 +174,15 @@ module uz_compute
     logic             last_row;      // last row of the last ci-group of the tile
     logic             out_last;      // the tile completes its output tile
     logic [15:0]      gl;
-    logic [15:0]      nq_m1;         // oc-groups each window serves, less one
-    logic             nq_one;        // just one
+    logic [15:0]      nq;            // oc-groups each window serves
     logic [15:0]      q0;            // the first of them (depthwise: the window's own)
     logic [15:0]      ng;            // ci-groups in the tile
-    logic [15:0]      nc_m1;         // pixels in the row, less one
-    logic             nc_one;        // just one
+    logic [15:0]      nc;            // pixels in the row
     logic [OutAw-1:0] pix_row;       // py * tc: the row's first pixel in the output tile
     logic [31:0]      wbase;         // weight word of (q0, gl, step 0)
     logic [31:0]      wq_step;       // weight words from one oc-group to the next
     logic [31:0]      acc0;          // accumulator word of (q0, pixel 0)
-    logic [7:0]       steps_m1;      // steps per window and oc-group, less one
-    logic             steps_one;     // just one
+    logic [7:0]       steps;
     logic [WinAw:0]   lane_limit;    // f values below this are real
   } row_meta_t;
 
@@ -274,25 +271,24 @@ module uz_compute
     end
   end
 
-  // Real channels of this group (input selection packs only these).
+  // Real channels of this group (input selection packs only these): of the
+  // channels from the group's first, i0 + gl*PN, up to in_c. The count left,
+  // in_c - i0 - gl*PN, is a register (set as the tile starts, less PN a
+  // ci-group): the add and compares from gl_q were on the path to the slot's
+  // step count (ChanLeftCurrent_A).
+  logic signed [17:0] chan_left_q;
   logic [15:0]    cg;
   logic [WinAw:0] lane_limit;
   always_comb begin
-    logic [16:0] first_c;
-    first_c = {1'b0, i0} + {1'b0, gl_q << LogPN};
-    if (first_c >= {1'b0, in_c_i})                cg = '0;
-    else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
-    else                                          cg = in_c_i - first_c[15:0];
+    if (chan_left_q <= 18'sd0)                  cg = '0;
+    else if (chan_left_q >= $signed(18'(PN)))   cg = 16'(PN);
+    else                                   cg = 16'(chan_left_q);
     if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
     else if (insel_i) lane_limit = (WinAw+1)'(mul_k2(32'(cg), k_i));
     else              lane_limit = (WinAw+1)'(PN * 32'(k2_i));
   end
 
   row_meta_t new_meta;
-  logic [15:0] meta_nq;
-  logic [7:0]  meta_steps;
-  assign meta_nq    = dw_i ? 16'd1 : nq_tile;
-  assign meta_steps = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   always_comb begin
     new_meta            = '0;
     new_meta.hw         = hw_q;
@@ -301,19 +297,16 @@ module uz_compute
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
-    new_meta.nq_m1      = meta_nq - 16'd1;
-    new_meta.nq_one     = (meta_nq == 16'd1);
+    new_meta.nq         = dw_i ? 16'd1 : nq_tile;
     new_meta.q0         = dw_i ? gl_q : '0;
     new_meta.ng         = ng_tile;
-    new_meta.nc_m1      = nc - 16'd1;
-    new_meta.nc_one     = (nc == 16'd1);
+    new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
     new_meta.wbase      = wgl_q;
     new_meta.wq_step    = wq_step_q;
     new_meta.acc0       = dw_i ? accg_q : '0;
     new_meta.lane_limit = lane_limit;
-    new_meta.steps_m1   = meta_steps - 8'd1;
-    new_meta.steps_one  = (meta_steps == 8'd1);
+    new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   end
 
   // Column slots: two, so one fills while the window takes the other.
@@ -389,7 +382,7 @@ module uz_compute
       gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
-      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0;
+      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
@@ -410,6 +403,7 @@ module uz_compute
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
         wq_step_q <= mul_k2(32'(ng_tile), k_i);
+        chan_left_q <= $signed({2'b0, in_c_i}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
@@ -453,6 +447,7 @@ module uz_compute
               y_q       <= y_tile;
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
+                chan_left_q <= chan_left_q - $signed(18'(PN));
                 wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
                 accg_q  <= accg_q + trtc_i;
                 gbase_q <= gbase_q + plane_q;
@@ -511,10 +506,7 @@ module uz_compute
   logic [3:0]      need_q, need_d, need_base;  // columns still to shift in
   logic            wfull_q;                    // the window holds a whole pixel
   logic [15:0]     px_q;                       // its pixel in the row
-  // its row (its nc_one is read from the slot, as the row loads)
-  /* verilator lint_off UNUSEDSIGNAL */
-  row_meta_t       rmeta_q;
-  /* verilator lint_on UNUSEDSIGNAL */
+  row_meta_t       rmeta_q;                    // its row
   logic            win_consumed;               // issue stage: the pixel's last step
   logic            row_last_px;
   logic [3:0]      need_next_px;
@@ -524,7 +516,11 @@ module uz_compute
   /* verilator lint_off UNUSEDSIGNAL */
   row_meta_t       cmeta;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign cmeta = cp_meta_q[cslot_q];
+  logic            c_nq_one, c_nc_one, c_steps_one;   // the row's sizes are 1
+  assign cmeta       = cp_meta_q[cslot_q];
+  assign c_nq_one    = (cmeta.nq == 16'd1);
+  assign c_nc_one    = (cmeta.nc == 16'd1);
+  assign c_steps_one = (cmeta.steps == 8'd1);
 
   // The window's shift enable reaches every window flip-flop: it is made of
   // registered flags only (row_last_px_q, the issue stage's last_t_q and
@@ -532,7 +528,7 @@ module uz_compute
   // consumed window always needs a new column (K and the stride are at
   // least 1: NeedNextNonZero_A), so need_base != 0 is
   // win_consumed || need_q != 0.
-  logic            row_last_px_q;              // px_q == rmeta_q.nc_m1
+  logic            row_last_px_q;              // px_q == rmeta_q.nc - 1
   assign row_last_px  = row_last_px_q;
   assign need_next_px = skip_cols ? k_i : 4'(stride_i);
   assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
@@ -553,13 +549,13 @@ module uz_compute
       wfull_q   <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
       if (win_consumed && !row_last_px) begin
         px_q          <= px_q + 1'b1;
-        row_last_px_q <= (px_q + 16'd1 == rmeta_q.nc_m1);
+        row_last_px_q <= (px_q + 16'd2 == rmeta_q.nc);
       end
       if (win_shift) begin
         if (row_load) begin
           rmeta_q       <= cp_meta_q[cslot_q];
           px_q          <= '0;
-          row_last_px_q <= cmeta.nc_one;
+          row_last_px_q <= c_nc_one;
         end
         if (slot_pop) begin
           cslot_q <= !cslot_q;
@@ -588,14 +584,14 @@ module uz_compute
     logic        tile_last;     // last window of the tile
     logic        out_last;
     logic [15:0] gl;
-    logic [15:0] nq_m1;
+    logic [15:0] nq;
     logic [15:0] q0;
     logic [15:0] ng;
     logic [OutAw-1:0] pix;      // pixel index in the output tile
     logic [31:0] wbase;
     logic [31:0] wq_step;
     logic [31:0] acc0;
-    logic [7:0]  steps_m1;
+    logic [7:0]  steps;
     logic [WinAw:0] lane_limit;
   } win_meta_t;
   win_meta_t m;
@@ -607,11 +603,11 @@ module uz_compute
     m.tile_last  = rmeta_q.last_row && row_last_px;
     m.out_last   = rmeta_q.out_last;
     m.gl         = rmeta_q.gl;
-    m.nq_m1      = rmeta_q.nq_m1;
+    m.nq         = rmeta_q.nq;
     m.q0         = rmeta_q.q0;
     m.ng         = rmeta_q.ng;
     m.pix        = rmeta_q.pix_row + OutAw'(px_q);
-    m.steps_m1   = rmeta_q.steps_m1;
+    m.steps      = rmeta_q.steps;
     m.wbase      = rmeta_q.wbase;
     m.wq_step    = rmeta_q.wq_step;
     m.acc0       = rmeta_q.acc0;
@@ -710,27 +706,27 @@ module uz_compute
       if (issue) begin
         if (!last_t) begin
           t_q      <= t_q + 1'b1;
-          last_t_q <= (t_q + 8'd1 == m.steps_m1);
+          last_t_q <= (t_q + 8'd2 == m.steps);
         end else begin
           t_q      <= '0;
-          last_t_q <= rmeta_q.steps_one;
+          last_t_q <= (rmeta_q.steps == 8'd1);
           if (!last_q) begin
             q_q       <= q_q + 1'b1;
-            last_q_q  <= (q_q + 16'd1 == m.nq_m1);
+            last_q_q  <= (q_q + 16'd2 == m.nq);
             q_first_q <= 1'b0;
             wq_q      <= wq_base + m.wq_step;
             accq_q    <= accq_base + trtc_i;
           end else begin
             q_q       <= '0;
-            last_q_q  <= rmeta_q.nq_one;
+            last_q_q  <= (rmeta_q.nq == 16'd1);
             q_first_q <= 1'b1;
           end
         end
       end
       // a new row's sizes (its first window issues at least a cycle later)
       if (row_load) begin
-        last_t_q <= cmeta.steps_one;
-        last_q_q <= cmeta.nq_one;
+        last_t_q <= c_steps_one;
+        last_q_q <= c_nq_one;
       end
     end
   end
@@ -975,6 +971,9 @@ module uz_compute
   logic sizes_current;
   assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
   `ASSERT(UcolsCurrent_A, fe_state_q != FeFetch || sizes_current, clk_i, rst_ni)
+  `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||
+          chan_left_q == $signed({2'b0, in_c_i}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
+          clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
   `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == k_i, clk_i, rst_ni)
@@ -994,8 +993,8 @@ module uz_compute
   `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
   // the issue and window flags equal the compares they replace wherever read
-  `ASSERT(IssueFlagsCurrent_A, !issue || (last_t_q == (t_q == m.steps_m1) && last_q_q == (q_q == m.nq_m1) &&
-          q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc_m1)), clk_i, rst_ni)
+  `ASSERT(IssueFlagsCurrent_A, !issue || (last_t_q == (t_q == m.steps - 8'd1) && last_q_q == (q_q == m.nq - 16'd1) &&
+          q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc - 16'd1)), clk_i, rst_ni)
   `ASSERT(NeedNzCurrent_A, !busy_o || need_nz_q == (need_q != '0), clk_i, rst_ni)
   `ASSERT(NeedNextNonZero_A, !win_consumed || need_base != '0, clk_i, rst_ni)
   // a row's sizes load only while the issue stage is at (or going to) its first step

@@ -997,8 +997,6 @@ module uz_compute
           q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc - 16'd1)), clk_i, rst_ni)
   `ASSERT(NeedNzCurrent_A, !busy_o || need_nz_q == (need_q != '0), clk_i, rst_ni)
   `ASSERT(NeedNextNonZero_A, !win_consumed || need_base != '0, clk_i, rst_ni)
-  // a row's sizes load only while the issue stage is at (or going to) its first step
-  `ASSERT(RowLoadAtFirstStep_A, !row_load || win_consumed || (!issue && t_q == '0 && q_q == '0), clk_i, rst_ni)
   logic bias_rd_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) bias_rd_q <= 1'b0;

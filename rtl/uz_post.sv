@@ -204,6 +204,16 @@ module uz_post
   logic [31:0]       pr_row_q;         // words of its first output row in a plane
   logic [OutAwW-1:0] a_row_start_q;    // accumulator word of its first window row
   assign mul_req = (state_q == PoWait) && it_valid && (mp_q != MpDone);
+  // The first window row's operand, registered: its shift-add and two
+  // subtracts ahead of the multiplier made the block's longest path (18.3 ns
+  // on ECP5). pr_lo_q and r0 are set in PoPlan; MpAccRow comes at least
+  // four cycles into PoWait (MulOperandCurrent_A).
+  logic [31:0] acc_row_a_d, acc_row_a_q;
+  assign acc_row_a_d = mul_stride(32'(pr_lo_q), {1'b0, ps}) - 32'(ppt) - 32'(r0);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) acc_row_a_q <= '0;
+    else         acc_row_a_q <= acc_row_a_d;
+  end
   always_comb begin
     mul_a = '0;
     mul_b = '0;
@@ -214,7 +224,7 @@ module uz_post
       MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
-      MpAccRow: begin mul_a = mul_stride(32'(pr_lo_q), {1'b0, ps}) - 32'(ppt) - 32'(r0); mul_b = tc_i; end
+      MpAccRow: begin mul_a = acc_row_a_q;      mul_b = tc_i; end
       default: ;
     endcase
   end
@@ -249,10 +259,10 @@ module uz_post
                      (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
   // The walk's last positions, compared with registered bounds: the
   // subtracts were on the read-enable and counter-enable paths. The bounds
-  // change only with the layer (pkh, pkw) or as the iterator moves (no,
-  // pr_end_q, pc_end_q: from PoPlan); the walk reads them in PoPix only,
-  // several cycles into PoWait (the tile's products), so one cycle of lag is
-  // never seen (LoopBoundsCurrent_A).
+  // change only with the layer (pkh, pkw), as the iterator moves (no) or
+  // before the tile's go (pr_end_q, pc_end_q: in PoWait, bounds_q); the walk
+  // reads them in PoPix only, at least two cycles after the go, so one cycle
+  // of lag is never seen (LoopBoundsCurrent_A).
   logic [15:0] pkh_m1_q, pkw_m1_q, pc_end_m1_q, pr_end_m1_q, nq_m1_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -592,14 +602,25 @@ module uz_post
   assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
 
   // The tile's first words, as it starts (from the products above).
+  // The write address and the first column's word are registered as well
+  // (three adds each): their inputs settle in PoPlan (pc_lo_q, c0) and with
+  // MpRow's product (pr_row_q), at least two cycles before the tile may
+  // start (TileStartCurrent_A).
   logic              tile_go;
-  logic [31:0]       wc_start;
-  logic [OutAwW-1:0] a_row_start, a_col_start;
-  assign tile_go     = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
-                       (!res_i || res_full_i[hp_q]);
-  assign wc_start    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
+  logic [31:0]       wc_start, wc_start_d;
+  logic [OutAwW-1:0] a_row_start, a_col_start, a_col_start_d;
+  assign tile_go       = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
+                         (!res_i || res_full_i[hp_q]);
+  assign wc_start_d    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
+  assign a_col_start_d = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      wc_start <= '0; a_col_start <= '0;
+    end else begin
+      wc_start <= wc_start_d; a_col_start <= a_col_start_d;
+    end
+  end
   assign a_row_start = a_row_start_q;
-  assign a_col_start = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
 
   always_comb begin
     state_d = state_q;
@@ -754,6 +775,8 @@ module uz_post
   // the registered shift decodes and loop bounds are current wherever read
   `ASSERT(ShiftDecodeCurrent_A, !(s2_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
   `ASSERT(DataShiftDecodeCurrent_A, !s3_valid_q || data_t_q == data_t_d, clk_i, rst_ni)
+  `ASSERT(MulOperandCurrent_A, !(mul_req && mp_q == MpAccRow) || acc_row_a_q == acc_row_a_d, clk_i, rst_ni)
+  `ASSERT(TileStartCurrent_A, !tile_go || (wc_start == wc_start_d && a_col_start == a_col_start_d), clk_i, rst_ni)
   `ASSERT(LoopBoundsCurrent_A, state_q != PoPix ||
           (pkh_m1_q == pkh - 16'd1 && pkw_m1_q == pkw - 16'd1 && pc_end_m1_q == pc_end_q - 16'd1 &&
            pr_end_m1_q == pr_end_q - 16'd1 && nq_m1_q == (no >> LogPM) - 16'd1), clk_i, rst_ni)

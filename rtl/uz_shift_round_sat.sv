@@ -61,8 +61,9 @@ module uz_shift_round_sat #(
     rbit  = w_ext[0];
     // bits OutWidth-1+t and up of z (z_ext one higher) all equal the sign
     // (vector operations, not a loop over the bits: Icarus is ten times
-    // faster on them)
-    hi_mask = {ZWidth{1'b1}} << (32'(OutWidth - 1) + 32'(t));
+    // faster on them). A constant shifted by t: a decode of t, no adder
+    // between t and the mask.
+    hi_mask = ({ZWidth{1'b1}} << (OutWidth - 1)) << t;
     fits    = ((z_ext[ZWidth:1] ^ {ZWidth{sign}}) & hi_mask) == '0;
     sum = w + OutWidth'(rbit);
     if (!fits)                  data_o = sign ? OutMin : OutMax;

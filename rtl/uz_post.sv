@@ -525,13 +525,33 @@ module uz_post
         u_data_shift (
       .data_i(relu_acc), .shift_i(data_t_q), .data_o(s3_val[p*DataWidth +: DataWidth])
     );
-    // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip)
+    // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip). Its compare
+    // with clip_hi is made from the shift's own terms (uz_shift_round_sat: w
+    // = z >> t, the round bit, the saturation test; the same cells, merged
+    // in synthesis), beside the rounding add instead of after it: for y >= 0,
+    // y > clip_hi iff the shift saturates, or w >= 0 and w + rbit > clip_hi.
+    // Rounding add, saturation and compare in a row were the block's
+    // longest path (16.1 ns on ECP5).
+    localparam int DsZw = AccWidth + DataWidth;
+    logic signed [DsZw:0]  ds_z;
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic signed [DsZw:0]  ds_w;     // its low DataWidth + 1 bits: w and the round bit
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [DsZw-1:0]       ds_mask;
+    logic [DataWidth-1:0]  ds_wv;
+    logic                  ds_fits, ds_gt;
+    assign ds_z    = {relu_acc, {DataWidth{1'b0}}, 1'b0};
+    assign ds_w    = ds_z >>> data_t_q;
+    assign ds_wv   = ds_w[DataWidth:1];
+    assign ds_mask = ({DsZw{1'b1}} << (DataWidth - 1)) << data_t_q;
+    assign ds_fits = ((ds_z[DsZw:1] ^ {DsZw{relu_acc[AccWidth-1]}}) & ds_mask) == '0;
+    assign ds_gt   = !ds_fits || (!ds_wv[DataWidth-1] && (ds_w[0] ? (ds_wv >= clip_hi_i) : (ds_wv > clip_hi_i)));
     always_comb begin
       logic signed [DataWidth-1:0] v;
       v = $signed(s3_val[p*DataWidth +: DataWidth]);
       if (!clip_i)                       s3_clip[p*DataWidth +: DataWidth] = v;
       else if (v < 0)                    s3_clip[p*DataWidth +: DataWidth] = '0;
-      else if ($unsigned(v) > clip_hi_i) s3_clip[p*DataWidth +: DataWidth] = clip_hi_i;
+      else if (ds_gt)                    s3_clip[p*DataWidth +: DataWidth] = clip_hi_i;
       else                               s3_clip[p*DataWidth +: DataWidth] = v;
     end
     always_comb begin

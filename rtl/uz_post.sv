@@ -323,6 +323,7 @@ module uz_post
     if (!rst_ni) begin
       s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0;
       s3_valid_q <= 1'b0; s3_first_q <= 1'b0; s3_last_q <= 1'b0; s3_pos_valid_q <= 1'b0;
+      s4_valid_q <= 1'b0; s4_first_q <= 1'b0; s4_last_q <= 1'b0; s4_pos_valid_q <= 1'b0;
     end else begin
       s2_valid_q     <= rd_fire && !abort_i;
       s2_first_q     <= (dy_q == '0) && (dx_q == '0);

@@ -100,9 +100,11 @@ class Overheads:
     tile_drain: int = 8      # compute: last issue to the last accumulator write
     gen_latency: int = 4     # OVSF generator pipeline
     # descriptor fetch, start and flush beyond the memory latency (30), the
-    # sequential descriptor check (82) and the layer's products on its shared
-    # two-cycle multiplier (40)
-    layer: int = 152
+    # sequential descriptor check (82), the layer's products on its shared
+    # two-cycle multiplier (40) and the write-back's fourth stage, the running
+    # max after the data shift (1: the last pixel reaches the write a cycle
+    # later; an average pool's divider skips it)
+    layer: int = 153
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
     avg_divide: int = 3      # average pool: a pixel's division takes data_bits / 4 + avg_divide cycles
     read_issue: int = 2      # cycles between back-to-back read commands of one stream

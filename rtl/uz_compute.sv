@@ -271,15 +271,18 @@ module uz_compute
     end
   end
 
-  // Real channels of this group (input selection packs only these).
+  // Real channels of this group (input selection packs only these): of the
+  // channels from the group's first, i0 + gl*PN, up to in_c. The count left,
+  // in_c - i0 - gl*PN, is a register (set as the tile starts, less PN a
+  // ci-group): the add and compares from gl_q were on the path to the slot's
+  // step count (ChanLeftCurrent_A).
+  logic signed [17:0] chan_left_q;
   logic [15:0]    cg;
   logic [WinAw:0] lane_limit;
   always_comb begin
-    logic [16:0] first_c;
-    first_c = {1'b0, i0} + {1'b0, gl_q << LogPN};
-    if (first_c >= {1'b0, in_c_i})                cg = '0;
-    else if ({1'b0, in_c_i} - first_c >= 17'(PN)) cg = 16'(PN);
-    else                                          cg = in_c_i - first_c[15:0];
+    if (chan_left_q <= 18'sd0)                  cg = '0;
+    else if (chan_left_q >= $signed(18'(PN)))   cg = 16'(PN);
+    else                                   cg = 16'(chan_left_q);
     if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
     else if (insel_i) lane_limit = (WinAw+1)'(mul_k2(32'(cg), k_i));
     else              lane_limit = (WinAw+1)'(PN * 32'(k2_i));
@@ -379,7 +382,7 @@ module uz_compute
       gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
-      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0;
+      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
@@ -400,6 +403,7 @@ module uz_compute
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
         wq_step_q <= mul_k2(32'(ng_tile), k_i);
+        chan_left_q <= $signed({2'b0, in_c_i}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
@@ -443,6 +447,7 @@ module uz_compute
               y_q       <= y_tile;
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
+                chan_left_q <= chan_left_q - $signed(18'(PN));
                 wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
                 accg_q  <= accg_q + trtc_i;
                 gbase_q <= gbase_q + plane_q;
@@ -505,28 +510,52 @@ module uz_compute
   logic            win_consumed;               // issue stage: the pixel's last step
   logic            row_last_px;
   logic [3:0]      need_next_px;
+  logic            need_nz_q;                  // need_q != 0
+  logic            row_load;                   // a row's first column shifts in
+  // the meta of the slot the window takes from (only its flags are read)
+  /* verilator lint_off UNUSEDSIGNAL */
+  row_meta_t       cmeta;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic            c_nq_one, c_nc_one, c_steps_one;   // the row's sizes are 1
+  assign cmeta       = cp_meta_q[cslot_q];
+  assign c_nq_one    = (cmeta.nq == 16'd1);
+  assign c_nc_one    = (cmeta.nc == 16'd1);
+  assign c_steps_one = (cmeta.steps == 8'd1);
 
-  assign row_last_px  = (px_q == rmeta_q.nc - 1);
+  // The window's shift enable reaches every window flip-flop: it is made of
+  // registered flags only (row_last_px_q, the issue stage's last_t_q and
+  // last_q_q, need_nz_q), not of compares against the row's sizes. A
+  // consumed window always needs a new column (K and the stride are at
+  // least 1: NeedNextNonZero_A), so need_base != 0 is
+  // win_consumed || need_q != 0.
+  logic            row_last_px_q;              // px_q == rmeta_q.nc - 1
+  assign row_last_px  = row_last_px_q;
   assign need_next_px = skip_cols ? k_i : 4'(stride_i);
   assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
-  assign win_shift    = cp_full_q[cslot_q] && (need_base != '0);
+  assign win_shift    = cp_full_q[cslot_q] && (win_consumed || need_nz_q);
   assign need_d       = need_base - 4'(win_shift);
   assign slot_pop     = win_shift && (ccol_q == cp_ncols_q[cslot_q] - 1'b1);
+  assign row_load     = win_shift && cp_first_q[cslot_q] && (ccol_q == '0);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      need_q <= '0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
-      rmeta_q <= '0;
+      need_q <= '0; need_nz_q <= 1'b0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
+      rmeta_q <= '0; row_last_px_q <= 1'b1;
     end else if (abort_i || start_i) begin
-      need_q <= k_i; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
+      need_q <= k_i; need_nz_q <= (k_i != '0); wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
     end else begin
-      need_q  <= need_d;
-      wfull_q <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
-      if (win_consumed && !row_last_px) px_q <= px_q + 1'b1;
+      need_q    <= need_d;
+      need_nz_q <= (need_d != '0);
+      wfull_q   <= (need_d == '0) && (win_shift || (wfull_q && !win_consumed));
+      if (win_consumed && !row_last_px) begin
+        px_q          <= px_q + 1'b1;
+        row_last_px_q <= (px_q + 16'd2 == rmeta_q.nc);
+      end
       if (win_shift) begin
-        if (cp_first_q[cslot_q] && ccol_q == '0) begin
-          rmeta_q <= cp_meta_q[cslot_q];
-          px_q    <= '0;
+        if (row_load) begin
+          rmeta_q       <= cp_meta_q[cslot_q];
+          px_q          <= '0;
+          row_last_px_q <= c_nc_one;
         end
         if (slot_pop) begin
           cslot_q <= !cslot_q;
@@ -649,34 +678,55 @@ module uz_compute
   logic [15:0] q_q;
   logic        issue;
   assign issue = wfull_q;
-  wire   last_t = (t_q == m.steps - 1);
-  wire   last_q = (q_q == m.nq - 1);
+  // "Last step" and "last oc-group" are flags kept with t_q and q_q (compared
+  // one step ahead), and "first oc-group" likewise: the compares against the
+  // window's sizes, through win_consumed to the window's shift enable, were
+  // the block's longest path (18.9 ns on ECP5). A row's first column loads
+  // the flags of its sizes; the issue stage is then at its first step
+  // (IssueFlagsCurrent_A checks the flags wherever they are read).
+  logic  last_t_q, last_q_q, q_first_q;
+  wire   last_t = last_t_q;
+  wire   last_q = last_q_q;
   assign win_consumed = issue && last_t && last_q;
   logic [15:0] q_abs;       // oc-group in the tile
   assign q_abs = q_q + m.q0;
   // Weight and accumulator words of oc-group q: counters from the window's
   // bases, stepped when q advances.
   logic [31:0] wq_q, accq_q, wq_base, accq_base;
-  assign wq_base   = (q_q == '0) ? m.wbase : wq_q;
-  assign accq_base = (q_q == '0) ? m.acc0 : accq_q;
+  assign wq_base   = q_first_q ? m.wbase : wq_q;
+  assign accq_base = q_first_q ? m.acc0 : accq_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       q_q <= '0; t_q <= '0; wq_q <= '0; accq_q <= '0;
+      last_t_q <= 1'b1; last_q_q <= 1'b1; q_first_q <= 1'b1;
     end else if (abort_i || start_i) begin
-      q_q <= '0; t_q <= '0;
-    end else if (issue) begin
-      if (!last_t) begin
-        t_q <= t_q + 1'b1;
-      end else begin
-        t_q <= '0;
-        if (!last_q) begin
-          q_q    <= q_q + 1'b1;
-          wq_q   <= wq_base + m.wq_step;
-          accq_q <= accq_base + trtc_i;
+      q_q <= '0; t_q <= '0; q_first_q <= 1'b1;
+    end else begin
+      if (issue) begin
+        if (!last_t) begin
+          t_q      <= t_q + 1'b1;
+          last_t_q <= (t_q + 8'd2 == m.steps);
         end else begin
-          q_q <= '0;
+          t_q      <= '0;
+          last_t_q <= (rmeta_q.steps == 8'd1);
+          if (!last_q) begin
+            q_q       <= q_q + 1'b1;
+            last_q_q  <= (q_q + 16'd2 == m.nq);
+            q_first_q <= 1'b0;
+            wq_q      <= wq_base + m.wq_step;
+            accq_q    <= accq_base + trtc_i;
+          end else begin
+            q_q       <= '0;
+            last_q_q  <= (rmeta_q.nq == 16'd1);
+            q_first_q <= 1'b1;
+          end
         end
+      end
+      // a new row's sizes (its first window issues at least a cycle later)
+      if (row_load) begin
+        last_t_q <= c_steps_one;
+        last_q_q <= c_nq_one;
       end
     end
   end
@@ -828,12 +878,26 @@ module uz_compute
   assign bias_rd_en_o   = s1_valid_q && s1_tag_q.last_t && s1_tag_q.init;
   assign bias_rd_addr_o = BiasAw'({s1_tag_q.hw, s1_tag_q.bias_word});
 
-  // Bias onto the accumulator's fractional length: the shared shift.
+  // Bias onto the accumulator's fractional length: the shared shift, its
+  // amount decoded once (uz_shift_round_sat's t = clamp(shift + AccWidth, 0,
+  // DataWidth + AccWidth)) and registered: a layer constant, read at the
+  // first bias read, long after the start (BiasShiftDecodeCurrent_A).
+  localparam int BsZw = DataWidth + AccWidth;
+  localparam int BsTw = $clog2(BsZw + 1);
+  logic signed [31:0] bias_t_wide;
+  logic [BsTw-1:0]    bias_t_d, bias_t_q;
+  assign bias_t_wide = 32'($signed(bias_shift_i)) + 32'(AccWidth);
+  assign bias_t_d    = (bias_t_wide < 0) ? '0 : (bias_t_wide > 32'(BsZw)) ? BsTw'(BsZw) : BsTw'(bias_t_wide);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) bias_t_q <= '0;
+    else         bias_t_q <= bias_t_d;
+  end
   logic [PM*AccWidth-1:0] bias_aligned;
   for (genvar p = 0; p < PM; p++) begin : gen_bias
-    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(8)) u_bias_shift (
+    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(BsTw), .PreDecoded(1'b1))
+        u_bias_shift (
       .data_i (bias_rd_data_i[p*DataWidth +: DataWidth]),
-      .shift_i(bias_shift_i),
+      .shift_i(bias_t_q),
       .data_o (bias_aligned[p*AccWidth +: AccWidth])
     );
   end
@@ -907,6 +971,9 @@ module uz_compute
   logic sizes_current;
   assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
   `ASSERT(UcolsCurrent_A, fe_state_q != FeFetch || sizes_current, clk_i, rst_ni)
+  `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||
+          chan_left_q == $signed({2'b0, in_c_i}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
+          clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
   `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == k_i, clk_i, rst_ni)
@@ -925,5 +992,16 @@ module uz_compute
   `ASSERT_NEVER(StartWhileSquashing_A, start_i && squash_q != '0, clk_i, rst_ni)
   `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
+  // the issue and window flags equal the compares they replace wherever read
+  `ASSERT(IssueFlagsCurrent_A, !issue || (last_t_q == (t_q == m.steps - 8'd1) && last_q_q == (q_q == m.nq - 16'd1) &&
+          q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc - 16'd1)), clk_i, rst_ni)
+  `ASSERT(NeedNzCurrent_A, !busy_o || need_nz_q == (need_q != '0), clk_i, rst_ni)
+  `ASSERT(NeedNextNonZero_A, !win_consumed || need_base != '0, clk_i, rst_ni)
+  logic bias_rd_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) bias_rd_q <= 1'b0;
+    else         bias_rd_q <= bias_rd_en_o;
+  end
+  `ASSERT(BiasShiftDecodeCurrent_A, !bias_rd_q || bias_t_q == bias_t_d, clk_i, rst_ni)
 `endif
 endmodule

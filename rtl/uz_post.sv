@@ -204,6 +204,16 @@ module uz_post
   logic [31:0]       pr_row_q;         // words of its first output row in a plane
   logic [OutAwW-1:0] a_row_start_q;    // accumulator word of its first window row
   assign mul_req = (state_q == PoWait) && it_valid && (mp_q != MpDone);
+  // The first window row's operand, registered: its shift-add and two
+  // subtracts ahead of the multiplier made the block's longest path (18.3 ns
+  // on ECP5). pr_lo_q and r0 are set in PoPlan; MpAccRow comes at least
+  // four cycles into PoWait (MulOperandCurrent_A).
+  logic [31:0] acc_row_a_d, acc_row_a_q;
+  assign acc_row_a_d = mul_stride(32'(pr_lo_q), {1'b0, ps}) - 32'(ppt) - 32'(r0);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) acc_row_a_q <= '0;
+    else         acc_row_a_q <= acc_row_a_d;
+  end
   always_comb begin
     mul_a = '0;
     mul_b = '0;
@@ -214,7 +224,7 @@ module uz_post
       MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
-      MpAccRow: begin mul_a = mul_stride(32'(pr_lo_q), {1'b0, ps}) - 32'(ppt) - 32'(r0); mul_b = tc_i; end
+      MpAccRow: begin mul_a = acc_row_a_q;      mul_b = tc_i; end
       default: ;
     endcase
   end
@@ -247,14 +257,34 @@ module uz_post
   assign cx = $signed(20'(mul_stride(32'(pc_q), {1'b0, ps}))) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
   assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
                      (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
-  wire win_last = (dy_q == pkh - 1'b1) && (dx_q == pkw - 1'b1);
-  wire pc_last  = (pc_q == pc_end_q - 1);
-  wire pr_last  = (pr_q == pr_end_q - 1);
-  wire q_last   = (q_q == (no >> LogPM) - 1);
+  // The walk's last positions, compared with registered bounds: the
+  // subtracts were on the read-enable and counter-enable paths. The bounds
+  // change only with the layer (pkh, pkw), as the iterator moves (no) or
+  // before the tile's go (pr_end_q, pc_end_q: in PoWait, bounds_q); the walk
+  // reads them in PoPix only, at least two cycles after the go, so one cycle
+  // of lag is never seen (LoopBoundsCurrent_A).
+  logic [15:0] pkh_m1_q, pkw_m1_q, pc_end_m1_q, pr_end_m1_q, nq_m1_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      pkh_m1_q <= '0; pkw_m1_q <= '0; pc_end_m1_q <= '0; pr_end_m1_q <= '0; nq_m1_q <= '0;
+    end else begin
+      pkh_m1_q    <= pkh - 16'd1;
+      pkw_m1_q    <= pkw - 16'd1;
+      pc_end_m1_q <= pc_end_q - 16'd1;
+      pr_end_m1_q <= pr_end_q - 16'd1;
+      nq_m1_q     <= (no >> LogPM) - 16'd1;
+    end
+  end
+  logic dx_last;
+  assign dx_last = (dx_q == pkw_m1_q);
+  wire win_last = (dy_q == pkh_m1_q) && dx_last;
+  wire pc_last  = (pc_q == pc_end_m1_q);
+  wire pr_last  = (pr_q == pr_end_m1_q);
+  wire q_last   = (q_q == nq_m1_q);
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
-  // Pixel queue entries: a pixel may be in stage 2 and one in stage 3 when
-  // the next window's last word is read, and one is being sent.
+  // Pixel queue entries: a pixel may be in each of stages 2 to 4 when the
+  // next window's last word is read, and one is being sent.
   localparam int PixQueue = 4;
   logic [2:0] cnt_q;  // pixels in the queue before the serializer
   logic pix_in;       // a finished pixel enters the queue this cycle
@@ -272,13 +302,15 @@ module uz_post
   assign acc_rd_addr_o = OutAw'(a_row_q + a_col_q);
 
   // Stage 2: the word arrives; the residual add. Stage 3: ReLU, the shared
-  // data shift, the clip, running max. In one stage the chain from the
-  // accumulator RAM's read data to the running max (alignment, add,
-  // saturation, shift, rounding, two compares) was the block's longest.
+  // data shift, the clip. Stage 4: running max. In one stage the chain from
+  // the accumulator RAM's read data to the running max (alignment, add,
+  // saturation, shift, rounding, two compares) was the block's longest; then
+  // stage 3's shift, rounding, saturation, clip and max (30.5 ns on ECP5).
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
   logic                    s3_valid_q, s3_first_q, s3_last_q, s3_pos_valid_q;
+  logic                    s4_valid_q, s4_first_q, s4_last_q, s4_pos_valid_q;
   logic [PM*AccWidth-1:0]  s3_acc_q;               // s2_acc, registered
-  logic [WordWidth-1:0]    s3_val, s3_clip, max_q, max_next;
+  logic [WordWidth-1:0]    s3_val, s3_clip, s4_clip_q, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
   logic [PM*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
   // the aligned residual, for the testbench's residual probe
@@ -291,6 +323,7 @@ module uz_post
     if (!rst_ni) begin
       s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0;
       s3_valid_q <= 1'b0; s3_first_q <= 1'b0; s3_last_q <= 1'b0; s3_pos_valid_q <= 1'b0;
+      s4_valid_q <= 1'b0; s4_first_q <= 1'b0; s4_last_q <= 1'b0; s4_pos_valid_q <= 1'b0;
     end else begin
       s2_valid_q     <= rd_fire && !abort_i;
       s2_first_q     <= (dy_q == '0) && (dx_q == '0);
@@ -300,10 +333,37 @@ module uz_post
       s3_first_q     <= s2_first_q;
       s3_last_q      <= s2_last_q;
       s3_pos_valid_q <= s2_pos_valid_q;
+      s4_valid_q     <= s3_valid_q && !abort_i;
+      s4_first_q     <= s3_first_q;
+      s4_last_q      <= s3_last_q;
+      s4_pos_valid_q <= s3_pos_valid_q;
     end
   end
   always_ff @(posedge clk_i) begin
-    if (s2_valid_q) s3_acc_q <= s2_acc;
+    if (s2_valid_q) s3_acc_q  <= s2_acc;
+    if (s3_valid_q) s4_clip_q <= s3_clip;
+  end
+
+  // The layer's shifts, decoded once (uz_shift_round_sat's t = clamp(shift +
+  // OutWidth, 0, InWidth + OutWidth); both shifts here have InWidth +
+  // OutWidth = AccWidth + DataWidth) and registered: the barrel shifters'
+  // selects and saturation masks come from flip-flops. They change only
+  // with the layer; the stages read them several cycles after the start
+  // (ShiftDecodeCurrent_A).
+  localparam int ShZw = AccWidth + DataWidth;
+  localparam int ShTw = $clog2(ShZw + 1);
+  logic signed [31:0] res_t_wide, data_t_wide;
+  logic [ShTw-1:0]    res_t_d, data_t_d, res_t_q, data_t_q;
+  assign res_t_wide  = 32'($signed(res_shift_i)) + 32'(AccWidth);
+  assign data_t_wide = 32'($signed(data_shift_i)) + 32'(DataWidth);
+  assign res_t_d  = (res_t_wide < 0) ? '0 : (res_t_wide > 32'(ShZw)) ? ShTw'(ShZw) : ShTw'(res_t_wide);
+  assign data_t_d = (data_t_wide < 0) ? '0 : (data_t_wide > 32'(ShZw)) ? ShTw'(ShZw) : ShTw'(data_t_wide);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      res_t_q <= '0; data_t_q <= '0;
+    end else begin
+      res_t_q <= res_t_d; data_t_q <= data_t_d;
+    end
   end
 
   // ------------------------------------------------- average pool
@@ -446,8 +506,9 @@ module uz_post
     // residual: align_to_acc (shift_round_sat onto the accumulator's fl),
     // then add_sat at the accumulator's width (golden.arith)
     logic [AccWidth-1:0] res_al;
-    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(8)) u_res_align (
-      .data_i(s2_res[p*DataWidth +: DataWidth]), .shift_i(res_shift_i), .data_o(res_al)
+    uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(ShTw), .PreDecoded(1'b1))
+        u_res_align (
+      .data_i(s2_res[p*DataWidth +: DataWidth]), .shift_i(res_t_q), .data_o(res_al)
     );
     logic [AccWidth-1:0] res_op;
     logic [AccWidth:0]   sum;
@@ -461,30 +522,51 @@ module uz_post
                                            : {sum[AccWidth], {(AccWidth-1){!sum[AccWidth]}}};
     logic [AccWidth-1:0] relu_acc;
     assign relu_acc = (relu_i && s3_acc_q[p*AccWidth + AccWidth-1]) ? '0 : s3_acc_q[p*AccWidth +: AccWidth];
-    uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(8)) u_data_shift (
-      .data_i(relu_acc), .shift_i(data_shift_i), .data_o(s3_val[p*DataWidth +: DataWidth])
+    uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(ShTw), .PreDecoded(1'b1))
+        u_data_shift (
+      .data_i(relu_acc), .shift_i(data_t_q), .data_o(s3_val[p*DataWidth +: DataWidth])
     );
-    // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip)
+    // clip: y = min(max(y, 0), clip_hi) (golden.arith.clip). Its compare
+    // with clip_hi is made from the shift's own terms (uz_shift_round_sat: w
+    // = z >> t, the round bit, the saturation test; the same cells, merged
+    // in synthesis), beside the rounding add instead of after it: for y >= 0,
+    // y > clip_hi iff the shift saturates, or w >= 0 and w + rbit > clip_hi.
+    // Rounding add, saturation and compare in a row were the block's
+    // longest path (16.1 ns on ECP5).
+    localparam int DsZw = AccWidth + DataWidth;
+    logic signed [DsZw:0]  ds_z;
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic signed [DsZw:0]  ds_w;     // its low DataWidth + 1 bits: w and the round bit
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [DsZw-1:0]       ds_mask;
+    logic [DataWidth-1:0]  ds_wv;
+    logic                  ds_fits, ds_gt;
+    assign ds_z    = {relu_acc, {DataWidth{1'b0}}, 1'b0};
+    assign ds_w    = ds_z >>> data_t_q;
+    assign ds_wv   = ds_w[DataWidth:1];
+    assign ds_mask = ({DsZw{1'b1}} << (DataWidth - 1)) << data_t_q;
+    assign ds_fits = ((ds_z[DsZw:1] ^ {DsZw{relu_acc[AccWidth-1]}}) & ds_mask) == '0;
+    assign ds_gt   = !ds_fits || (!ds_wv[DataWidth-1] && (ds_w[0] ? (ds_wv >= clip_hi_i) : (ds_wv > clip_hi_i)));
     always_comb begin
       logic signed [DataWidth-1:0] v;
       v = $signed(s3_val[p*DataWidth +: DataWidth]);
       if (!clip_i)                       s3_clip[p*DataWidth +: DataWidth] = v;
       else if (v < 0)                    s3_clip[p*DataWidth +: DataWidth] = '0;
-      else if ($unsigned(v) > clip_hi_i) s3_clip[p*DataWidth +: DataWidth] = clip_hi_i;
+      else if (ds_gt)                    s3_clip[p*DataWidth +: DataWidth] = clip_hi_i;
       else                               s3_clip[p*DataWidth +: DataWidth] = v;
     end
     always_comb begin
       logic signed [DataWidth-1:0] cur, best;
-      cur  = $signed(s3_clip[p*DataWidth +: DataWidth]);
+      cur  = $signed(s4_clip_q[p*DataWidth +: DataWidth]);
       best = $signed(max_q[p*DataWidth +: DataWidth]);
-      if (!s3_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s3_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
-      else if (s3_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;
+      if (!s4_pos_valid_q)         max_next[p*DataWidth +: DataWidth] = s4_first_q ? {1'b1, {(DataWidth-1){1'b0}}} : best;
+      else if (s4_first_q || cur > best) max_next[p*DataWidth +: DataWidth] = cur;
       else                         max_next[p*DataWidth +: DataWidth] = best;
     end
   end
 
   always_ff @(posedge clk_i) begin
-    if (s3_valid_q) max_q <= max_next;
+    if (s4_valid_q) max_q <= max_next;
   end
 
   // ------------------------------------------------------ serializer
@@ -493,18 +575,22 @@ module uz_post
   logic [WordWidth-1:0]    fifo_q [PixQueue];
   logic [1:0]              rd_ptr_q, wr_ptr_q;
   logic [$clog2(WordBeats+1)-1:0] beat_q;
-  logic                    s2_pix;     // stage 2 holds a window's last word: a pixel in two cycles
+  logic                    s2_pix;     // stage 2 holds a window's last word: a pixel in three cycles
+  logic                    s3_pix;     // stage 3 holds one: a pixel in two cycles (not for an average)
   assign s2_pix  = s2_valid_q && s2_last_q;
-  assign pix_in  = avg ? dv_push : (s3_valid_q && s3_last_q);
+  assign s3_pix  = !avg && s3_valid_q && s3_last_q;
+  assign pix_in  = avg ? dv_push : (s4_valid_q && s4_last_q);
   assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
-  // The word of a window's last position becomes a pixel two cycles later
-  // and cannot wait there: read it only when the queue (the divider, for an
-  // average) will have room. The queue then holds at most what it holds
-  // now, plus the pixels entering now and in stage 2, less the one leaving
-  // now. The divider will be idle in two cycles when it is idle now with
-  // nothing coming in, or hands its pixel over now, and stage 2 holds none.
+  // The word of a window's last position becomes a pixel three cycles later
+  // (an average's window sum two cycles later) and cannot wait there: read it
+  // only when the queue (the divider, for an average) will have room. The
+  // queue then holds at most what it holds now, plus the pixels entering now
+  // and in stages 3 and 2, less the one leaving now. The divider will be
+  // idle in two cycles when it is idle now with nothing coming in, or hands
+  // its pixel over now, and stage 2 holds none.
   assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push) && !s2_pix)
-                                      : ((32'(cnt_q) + 32'(pix_in) + 32'(s2_pix) - 32'(pix_out)) >= PixQueue));
+                                      : ((32'(cnt_q) + 32'(pix_in) + 32'(s3_pix) + 32'(s2_pix) - 32'(pix_out))
+                                         >= PixQueue));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -537,14 +623,25 @@ module uz_post
   assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
 
   // The tile's first words, as it starts (from the products above).
+  // The write address and the first column's word are registered as well
+  // (three adds each): their inputs settle in PoPlan (pc_lo_q, c0) and with
+  // MpRow's product (pr_row_q), at least two cycles before the tile may
+  // start (TileStartCurrent_A).
   logic              tile_go;
-  logic [31:0]       wc_start;
-  logic [OutAwW-1:0] a_row_start, a_col_start;
-  assign tile_go     = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
-                       (!res_i || res_full_i[hp_q]);
-  assign wc_start    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
+  logic [31:0]       wc_start, wc_start_d;
+  logic [OutAwW-1:0] a_row_start, a_col_start, a_col_start_d;
+  assign tile_go       = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
+                         (!res_i || res_full_i[hp_q]);
+  assign wc_start_d    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
+  assign a_col_start_d = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      wc_start <= '0; a_col_start <= '0;
+    end else begin
+      wc_start <= wc_start_d; a_col_start <= a_col_start_d;
+    end
+  end
   assign a_row_start = a_row_start_q;
-  assign a_col_start = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
 
   always_comb begin
     state_d = state_q;
@@ -604,7 +701,7 @@ module uz_post
         a_col0_q <= a_col_start; a_pcol_q <= a_col_start; a_col_q <= a_col_start;
       end else if (state_q == PoPix && !pix_stall) begin
         if (!win_last) begin
-          if (dx_q == pkw - 1'b1) begin
+          if (dx_last) begin
             dx_q    <= '0;
             dy_q    <= dy_q + 1'b1;
             a_row_q <= a_row_q + OutAwW'(tc_i);
@@ -696,5 +793,13 @@ module uz_post
   `ASSERT_KNOWN(WrCmdValidKnown_A, wr_cmd_valid_o, clk_i, rst_ni)
   `ASSERT_KNOWN(WrDataValidKnown_A, wr_data_valid_o, clk_i, rst_ni)
   `ASSERT_KNOWN(WrDataKnown_A, wr_data_valid_o ? wr_data_o : '0, clk_i, rst_ni)
+  // the registered shift decodes and loop bounds are current wherever read
+  `ASSERT(ShiftDecodeCurrent_A, !(s2_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
+  `ASSERT(DataShiftDecodeCurrent_A, !s3_valid_q || data_t_q == data_t_d, clk_i, rst_ni)
+  `ASSERT(MulOperandCurrent_A, !(mul_req && mp_q == MpAccRow) || acc_row_a_q == acc_row_a_d, clk_i, rst_ni)
+  `ASSERT(TileStartCurrent_A, !tile_go || (wc_start == wc_start_d && a_col_start == a_col_start_d), clk_i, rst_ni)
+  `ASSERT(LoopBoundsCurrent_A, state_q != PoPix ||
+          (pkh_m1_q == pkh - 16'd1 && pkw_m1_q == pkw - 16'd1 && pc_end_m1_q == pc_end_q - 16'd1 &&
+           pr_end_m1_q == pr_end_q - 16'd1 && nq_m1_q == (no >> LogPM) - 16'd1), clk_i, rst_ni)
 `endif
 endmodule

@@ -14,13 +14,20 @@
 // its sign: a mask that depends on the shift only, so every instance fed the
 // same shift shares it after flattening. No adder wider than OutWidth and no
 // comparison of the wide value.
+//
+// PreDecoded = 1: shift_i already holds t (unsigned, ShiftWidth >= the bits
+// of InWidth + OutWidth), so the clamp (a 32-bit add and two compares) is
+// off the data path. For a per-layer shift the user registers t once
+// (uz_post, uz_compute): the barrel shift's selects and the saturation mask
+// then come straight from flip-flops.
 module uz_shift_round_sat #(
   parameter int InWidth    = 48,
   parameter int OutWidth   = 16,
-  parameter int ShiftWidth = 8
+  parameter int ShiftWidth = 8,
+  parameter bit PreDecoded = 1'b0
 ) (
   input  logic [InWidth-1:0]    data_i,   // two's complement
-  input  logic [ShiftWidth-1:0] shift_i,  // two's complement right-shift amount
+  input  logic [ShiftWidth-1:0] shift_i,  // two's complement right-shift amount (PreDecoded: t)
   output logic [OutWidth-1:0]   data_o    // two's complement, saturated
 );
   localparam int ZWidth = InWidth + OutWidth;     // z = x * 2^OutWidth
@@ -43,7 +50,8 @@ module uz_shift_round_sat #(
   always_comb begin
     s_wide = 32'($signed(shift_i));
     t_wide = s_wide + 32'(OutWidth);
-    if (t_wide < 0)                   t = '0;
+    if (PreDecoded)                   t = TWidth'(shift_i);
+    else if (t_wide < 0)              t = '0;
     else if (t_wide > 32'(ZWidth))    t = TWidth'(ZWidth);
     else                              t = TWidth'(t_wide);
     z_ext = {data_i, {OutWidth{1'b0}}, 1'b0};
@@ -53,8 +61,9 @@ module uz_shift_round_sat #(
     rbit  = w_ext[0];
     // bits OutWidth-1+t and up of z (z_ext one higher) all equal the sign
     // (vector operations, not a loop over the bits: Icarus is ten times
-    // faster on them)
-    hi_mask = {ZWidth{1'b1}} << (32'(OutWidth - 1) + 32'(t));
+    // faster on them). A constant shifted by t: a decode of t, no adder
+    // between t and the mask.
+    hi_mask = ({ZWidth{1'b1}} << (OutWidth - 1)) << t;
     fits    = ((z_ext[ZWidth:1] ^ {ZWidth{sign}}) & hi_mask) == '0;
     sum = w + OutWidth'(rbit);
     if (!fits)                  data_o = sign ? OutMin : OutMax;

@@ -702,7 +702,8 @@ _ECP5_COARSE = (NO_LATCH, "flatten", "tribuf -logic", "deminout", "opt_expr", "o
 
 
 def ecp5_script(il: str, wrapper: str, top: str, json_out: str) -> str:
-    return (f"read_rtlil {il}\nread_verilog {wrapper}\nhierarchy -top {top}\n"
+    # the wrapper comes from read_verilog, which leaves processes: proc on it alone
+    return (f"read_rtlil {il}\nread_verilog {wrapper}\nhierarchy -top {top}\nproc {top}\n"
             f"synth_ecp5 -top {top} -run begin:coarse\n" + "".join(c + "\n" for c in _ECP5_COARSE)
             + f"synth_ecp5 -top {top} -run map_ram:check\nautoname\n"
             "tee -q -o ecp5.stat.json stat -json\nblackbox =A:whitebox\n"
@@ -747,10 +748,11 @@ def ecp5_ooc_script(il: str, wrapper: str | None = None, top: str = "blk") -> st
     its top uz_ooc_wrap) the block's ports are registered."""
     stem = Path(il).stem
     if wrapper:
-        rd, top = f"read_rtlil {il}\nread_verilog {wrapper}\n", "uz_ooc_wrap"
+        # the wrapper comes from read_verilog, which leaves processes
+        rd, top, proc = f"read_rtlil {il}\nread_verilog {wrapper}\n", "uz_ooc_wrap", "proc uz_ooc_wrap\n"
     else:
-        rd = f"read_rtlil {il}\n"
-    return (f"{rd}hierarchy -top {top}\n"
+        rd, proc = f"read_rtlil {il}\n", ""
+    return (f"{rd}hierarchy -top {top}\n{proc}"
             f"synth_ecp5 -top {top} -run begin:coarse\n" + "".join(c + "\n" for c in _ECP5_COARSE)
             + f"synth_ecp5 -top {top} -run map_ram:check\nautoname\n"
             f"tee -q -o {stem}.ooc.stat.json stat -json\nblackbox =A:whitebox\n"

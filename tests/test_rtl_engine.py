@@ -30,7 +30,15 @@ def run_case(case, sim, cfg=engine_cases.SMALL, insel="auto", mutate=False, corr
 ICARUS_NIGHTLY_ONLY = {"res_block", "ovsf_rho"}
 
 
-@pytest.mark.parametrize("case, sim", [(c, s) for c in engine_cases.SMOKE for s in simenv.SIMULATORS
+#: The next longest under Icarus (40 to 140 s each since the loader's alpha
+#: queue became fixed slices, which Icarus re-evaluates every beat) run in
+#: make test-slow, which CI runs after make test, and in the nightly.
+ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6"}
+
+
+@pytest.mark.parametrize("case, sim", [pytest.param(c, s, marks=[pytest.mark.slow] if (s == "icarus" and c in ICARUS_SLOW)
+                                                    else [])
+                                       for c in engine_cases.SMOKE for s in simenv.SIMULATORS
                                        if not (s == "icarus" and c in ICARUS_NIGHTLY_ONLY)])
 def test_engine(case, sim):
     run_case(case, sim)

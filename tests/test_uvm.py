@@ -33,5 +33,6 @@ def test_uvm_random_graphs():
     run("RandomGraphTest", "verilator", seed=3)
 
 
+@pytest.mark.slow   # 90 s under Icarus: make test-slow (CI) and the nightly run it
 def test_uvm_bus_error_icarus():
     run("BusErrorTest", "icarus")

@@ -100,6 +100,7 @@ def bench_case(case, tmp_path, bw, latency=bench_sim.DEFAULT_LATENCY, cfg=engine
     return res, outs
 
 
+@pytest.mark.slow   # about 45 s: make test-slow (CI)
 def test_bench_end_to_end(tmp_path):
     """Two layers with pooling: bit exact at full bandwidth and at 2 bytes
     per cycle with a longer latency, which takes more cycles for the same

@@ -38,6 +38,7 @@ def test_fuzz_verilator(tmp_path):
     assert s["resets"] and s["aborts"] and s["bus_errors_planned"] and s["legal_mutants"]
 
 
+@pytest.mark.slow   # about 50 s: make test-slow (CI) and the nightly's fuzz run it
 def test_fuzz_icarus(tmp_path):
     count = 8
     s = fuzz(tmp_path, "fuzz_icarus", "icarus", count, stall="none")

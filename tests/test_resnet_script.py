@@ -99,7 +99,7 @@ def _small_graph(residual: bool):
     return prog, xq
 
 
-@pytest.mark.parametrize("residual", [pytest.param(False, marks=pytest.mark.slow), True], ids=["plain", "residual"])
+@pytest.mark.parametrize("residual", [pytest.param(False, marks=pytest.mark.slow), pytest.param(True, marks=pytest.mark.slow)], ids=["plain", "residual"])
 def test_a_layer_alone_on_the_rtl_is_bit_exact_and_mismatches_are_caught(residual, tmp_path):
     rs = _script()
     from golden import perf

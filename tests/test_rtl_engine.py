@@ -33,7 +33,7 @@ ICARUS_NIGHTLY_ONLY = {"res_block", "ovsf_rho"}
 #: The next longest under Icarus (40 to 140 s each since the loader's alpha
 #: queue became fixed slices, which Icarus re-evaluates every beat) run in
 #: make test-slow, which CI runs after make test, and in the nightly.
-ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6"}
+ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6", "two_layer_pool"}
 
 
 @pytest.mark.parametrize("case, sim", [pytest.param(c, s, marks=[pytest.mark.slow] if (s == "icarus" and c in ICARUS_SLOW)

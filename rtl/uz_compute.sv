@@ -884,10 +884,12 @@ module uz_compute
   // first bias read, long after the start (BiasShiftDecodeCurrent_A).
   localparam int BsZw = DataWidth + AccWidth;
   localparam int BsTw = $clog2(BsZw + 1);
-  logic signed [31:0] bias_t_wide;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]        bias_t_dec;   // whole, then narrowed (Icarus 11 casts no call)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [BsTw-1:0]    bias_t_d, bias_t_q;
-  assign bias_t_wide = 32'($signed(bias_shift_i)) + 32'(AccWidth);
-  assign bias_t_d    = (bias_t_wide < 0) ? '0 : (bias_t_wide > 32'(BsZw)) ? BsTw'(BsZw) : BsTw'(bias_t_wide);
+  assign bias_t_dec = uz_util_pkg::shift_decode(32'($signed(bias_shift_i)), AccWidth, BsZw);
+  assign bias_t_d   = BsTw'(bias_t_dec);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) bias_t_q <= '0;
     else         bias_t_q <= bias_t_d;

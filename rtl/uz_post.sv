@@ -352,12 +352,14 @@ module uz_post
   // (ShiftDecodeCurrent_A).
   localparam int ShZw = AccWidth + DataWidth;
   localparam int ShTw = $clog2(ShZw + 1);
-  logic signed [31:0] res_t_wide, data_t_wide;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]        res_t_dec, data_t_dec;   // whole, then narrowed (Icarus 11 casts no call)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [ShTw-1:0]    res_t_d, data_t_d, res_t_q, data_t_q;
-  assign res_t_wide  = 32'($signed(res_shift_i)) + 32'(AccWidth);
-  assign data_t_wide = 32'($signed(data_shift_i)) + 32'(DataWidth);
-  assign res_t_d  = (res_t_wide < 0) ? '0 : (res_t_wide > 32'(ShZw)) ? ShTw'(ShZw) : ShTw'(res_t_wide);
-  assign data_t_d = (data_t_wide < 0) ? '0 : (data_t_wide > 32'(ShZw)) ? ShTw'(ShZw) : ShTw'(data_t_wide);
+  assign res_t_dec  = uz_util_pkg::shift_decode(32'($signed(res_shift_i)), AccWidth, ShZw);
+  assign data_t_dec = uz_util_pkg::shift_decode(32'($signed(data_shift_i)), DataWidth, ShZw);
+  assign res_t_d    = ShTw'(res_t_dec);
+  assign data_t_d   = ShTw'(data_t_dec);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       res_t_q <= '0; data_t_q <= '0;

@@ -35,7 +35,9 @@ module uz_shift_round_sat #(
   localparam logic [OutWidth-1:0] OutMax = {1'b0, {(OutWidth-1){1'b1}}};
   localparam logic [OutWidth-1:0] OutMin = {1'b1, {(OutWidth-1){1'b0}}};
 
-  logic signed [31:0]       s_wide, t_wide;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]              t_dec;        // whole, then narrowed (Icarus 11 casts no call)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [TWidth-1:0]        t;
   // {z, 0}: the extra low bit brings out z[t-1], the rounding bit (0 for
   // t = 0 and for every left shift, whose low bits of z are zero)
@@ -48,12 +50,8 @@ module uz_shift_round_sat #(
   logic [OutWidth-1:0]      w, sum;
 
   always_comb begin
-    s_wide = 32'($signed(shift_i));
-    t_wide = s_wide + 32'(OutWidth);
-    if (PreDecoded)                   t = TWidth'(shift_i);
-    else if (t_wide < 0)              t = '0;
-    else if (t_wide > 32'(ZWidth))    t = TWidth'(ZWidth);
-    else                              t = TWidth'(t_wide);
+    t_dec = uz_util_pkg::shift_decode(32'($signed(shift_i)), OutWidth, ZWidth);
+    t     = PreDecoded ? TWidth'(shift_i) : TWidth'(t_dec);
     z_ext = {data_i, {OutWidth{1'b0}}, 1'b0};
     sign  = data_i[InWidth-1];
     w_ext = z_ext >>> t;

@@ -1,5 +1,5 @@
 // Helpers shared by several blocks of the engine: the one definition of the
-// engine's stride arithmetic.
+// engine's stride arithmetic and of the shift-amount decode.
 //
 // No bit or part selects of a function's arguments or locals: Icarus 11 puts
 // a selected function variable into the sensitivity of every always_comb
@@ -26,6 +26,22 @@ package uz_util_pkg;
     x  = {rm, b};
     ge = x >= d;
     div_step = {ge, ge ? 2'(x - d) : 2'(x)};
+  endfunction
+
+  // The amount uz_shift_round_sat shifts z = x * 2^out_width right by, for
+  // a two's complement right-shift amount `shift` (negative: left):
+  //   t = clamp(shift + out_width, 0, z_width),  z_width = in + out width.
+  // Amounts past either end round every value to 0 or saturate every
+  // non-zero one, so the clamp changes nothing. uz_shift_round_sat decodes
+  // with it when not PreDecoded; post and compute decode their layer
+  // shifts with it once into a register and pass t (PreDecoded).
+  function automatic logic [31:0] shift_decode(logic signed [31:0] shift, int out_width,
+                                               int z_width);
+    logic signed [31:0] t;
+    t = shift + 32'(out_width);
+    if (t < 0)                      shift_decode = '0;
+    else if (t > 32'(z_width))      shift_decode = 32'(z_width);
+    else                            shift_decode = t;
   endfunction
 
   // The geometry uz_desc_check works out while it checks a descriptor,

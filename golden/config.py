@@ -16,7 +16,8 @@ class EngineConfig:
     data_bits: int = 16
     #: Accumulator width. The compiler rejects a layer that could overflow it.
     acc_bits: int = 48
-    #: PEs = output channels computed in parallel.
+    #: PEs = output channels computed in parallel; a multiple of pn (an
+    #: output pixel word of the accumulators is pm/pn layout groups).
     pm: int = 16
     #: Lanes per PE = reduction parallelism; also the channel-group size of the
     #: activation layout in memory (one buffer word = one pixel of pn channels).
@@ -70,6 +71,10 @@ class EngineConfig:
                 raise UzError(f"{name} must be a power of two, not {getattr(self, name)}")
         if not 2 <= self.ovsf_len <= 32:
             raise UzError(f"ovsf_len must be in 2..32, not {self.ovsf_len}")
+        if self.pm % self.pn:
+            # An output pixel of PM channels is PM/PN whole channel groups of
+            # the layout (the write-back writes them group by group).
+            raise UzError(f"pm {self.pm} must be a multiple of pn {self.pn}")
         if self.ovsf_len > self.pn:
             # A block must not straddle a channel group of the weight buffer.
             raise UzError(f"ovsf_len {self.ovsf_len} must divide pn {self.pn}")

@@ -446,20 +446,20 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         # are its outputs' channels, as in a POOL layer
         if d.ti != d.to:
             fail(Err.BAD_TILE, f"depthwise layer with ti={d.ti} != to={d.to}", "ti")
-    elif d.ti > _round_up(cin, cfg.pn):
+    elif kind != Kind.POOL and d.ti > _round_up(cin, cfg.pn):
+        # (a POOL's ti is its to, bounded by out_c = in_c rounded up to PM below)
         fail(Err.BAD_TILE, f"ti={d.ti} exceeds in_c={cin} rounded up to PN={cfg.pn}", "ti")
     if d.ti % cfg.pn:
         fail(Err.BAD_TILE, f"ti={d.ti} not a multiple of PN={cfg.pn}", "ti")
-    if kind == Kind.POOL:
-        if d.to != d.ti:
-            fail(Err.BAD_TILE, f"pool layer with to={d.to} != ti={d.ti}", "to")
-    else:
-        if d.to % cfg.pm:
-            fail(Err.BAD_TILE, f"to={d.to} not a multiple of PM={cfg.pm}", "to")
-        if d.to > _round_up(cout, cfg.pm):
-            fail(Err.BAD_TILE, f"to={d.to} exceeds out_c={cout}", "to")
-        # OVSF blocks never straddle ti-tiles: ti is a multiple of PN, which
-        # EngineConfig requires to be a multiple of the block length.
+    if kind == Kind.POOL and d.to != d.ti:
+        fail(Err.BAD_TILE, f"pool layer with to={d.to} != ti={d.ti}", "to")
+    # every kind, a POOL too: the compute runs oc-groups of PM
+    if d.to % cfg.pm:
+        fail(Err.BAD_TILE, f"to={d.to} not a multiple of PM={cfg.pm}", "to")
+    if d.to > _round_up(cout, cfg.pm):
+        fail(Err.BAD_TILE, f"to={d.to} exceeds out_c={cout}", "to")
+    # OVSF blocks never straddle ti-tiles: ti is a multiple of PN, which
+    # EngineConfig requires to be a multiple of the block length.
     for name in ("bias_shift", "data_shift", "gen_shift"):
         v = getattr(d, name)
         if not SHIFT_MIN <= v <= SHIFT_MAX:

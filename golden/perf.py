@@ -242,7 +242,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     word_beats = pn * cfg.data_bits // cfg.axi_data_bits          # a pixel word of PN channels
     cpb = mem.beat_cycles(beat)
     cin_pad = _ceil(d.in_c, pn) * pn
-    cout_pad = _ceil(d.out_c, pm) * pm
+    cout_pad = _ceil(d.out_c, pm) * pm       # oc-groups of PM computed
+    cout_wr = _ceil(d.out_c, pn) * pn        # channel groups of PN written (the layout's)
     if pool:
         k, stride, pads = 1, 1, (0, 0, 0, 0)
         conv_h, conv_w = d.in_h, d.in_w
@@ -349,7 +350,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return t + ov.tile_start + ov.tile_drain, mac
 
     def writeback_time(no, r0, nr, c0, nc):
-        nq = no // pm
+        """(cycles, bytes) of an output tile's write-back: PN-channel pixel
+        words, group by group, of the channels the layout holds."""
+        nq = no // pn
         if fused_pool:
             kh, kw, ps, _ = fused_pool
             # a split plane has non-overlapping, unpadded windows on tile
@@ -360,7 +363,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             reads = kh * kw
         else:
             prow, pcol, reads = nr, nc, 1
-        wbeats = pm * cfg.data_bits // cfg.axi_data_bits
+        wbeats = word_beats
         # the next window's reads run while the divider works, all but the
         # last (it takes one pixel at a time)
         per_pix = max(reads, wbeats * cpb, avg_period)
@@ -368,9 +371,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return t, nq * prow * pcol * wbeats * beat
 
     def residual_time(no, nr, nc):
-        """(cycles, bytes) of an output tile's residual: PM-channel pixels."""
-        nq = no // pm
-        rbeats = pm * cfg.data_bits // cfg.axi_data_bits
+        """(cycles, bytes) of an output tile's residual: PN-channel pixels."""
+        nq = no // pn
+        rbeats = word_beats
         if nr == conv_h and nc == conv_w:
             cmds, beats = 1, nq * nr * nc * rbeats          # the groups' whole planes are contiguous
         elif nc == conv_w:
@@ -401,7 +404,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 out_tile += 1
                 for ii in range(n_ti):
                     i0 = ii * ti if not follow else o0   # a POOL/depthwise tile reads its own channels
-                    ni = min(ti, cin_pad - i0) if not follow else no
+                    ni = min(ti if not follow else no, cin_pad - i0)
                     h = t_idx % 2
                     need_w = half_tag[h] != (o0, i0)
                     half_tag[h] = (o0, i0)
@@ -420,7 +423,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         # the residual half of this output tile is free once
                         # output tile t-2 is written
                         rs = max(loader_free, wb_end[out_tile - 2] if out_tile >= 2 else 0.0)
-                        rt, rrd = residual_time(no, nr, nc)
+                        rt, rrd = residual_time(min(no, cout_wr - o0), nr, nc)
                         loader_free = rs + rt
                         if shared is not None:
                             loader_free = max(loader_free, shared.place(rs + ov.command + mem.latency, rrd))
@@ -439,7 +442,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     rd_bytes += rd
                     mac_total += mac
                     t_idx += 1
-                wt, wr = writeback_time(no, r0, nr, c0, nc)
+                wt, wr = writeback_time(min(no, cout_wr - o0), r0, nr, c0, nc)
                 ws = max(comp_end[-1], wb_free, res_end[-1] if d.res else 0.0)
                 wb_free = ws + wt
                 if shared is not None:
@@ -486,7 +489,7 @@ def layer_macs(d) -> int:
 def compulsory_bytes(d, cfg: EngineConfig) -> dict:
     """Bytes a layer must move at least, each once: the descriptor, the
     input, the weights (raw, or the OVSF coefficients) and the bias, the
-    residual (res=1: out_c channels of the convolution's plane, PM-channel
+    residual (res=1: out_c channels of the convolution's plane, PN-channel
     words) and the output. Padding channels count as the engine stores them
     (whole PN/PM words)."""
     if not isinstance(d, isa.Descriptor):
@@ -508,7 +511,7 @@ def compulsory_bytes(d, cfg: EngineConfig) -> dict:
         out["bias"] = cout_pad * eb
         if d.res:
             ch, cw = isa.conv_dims(d)
-            out["residual"] = cout_pad * ch * cw * eb
+            out["residual"] = _ceil(d.out_c, cfg.pn) * cfg.pn * ch * cw * eb
     out["total"] = sum(out.values())
     return out
 

@@ -107,6 +107,10 @@ module uz_compute
   localparam int WinLen  = PN * MaxK2;
   localparam int WinAw   = $clog2(WinLen);
   localparam int LogPN   = $clog2(PN);
+  // ci-groups of PN per oc-group of PM: a depthwise or POOL oc-group takes
+  // its channels from Ratio windows, one after the other.
+  localparam int Ratio    = PM / PN;
+  localparam int LogRatio = $clog2(Ratio);
   // The kernel sizes uz_desc_check admits (golden.isa.KERNELS) up to MaxK.
   function automatic int kval(input int i);
     case (i)
@@ -293,12 +297,13 @@ module uz_compute
     new_meta            = '0;
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
-    new_meta.init       = it_first_ti && (dw_i || gl_q == '0);
+    // depthwise: the first of the Ratio windows of an oc-group starts it
+    new_meta.init       = it_first_ti && (dw_i ? (32'(gl_q) % Ratio == 0) : (gl_q == '0));
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
     new_meta.gl         = gl_q;
     new_meta.nq         = dw_i ? 16'd1 : nq_tile;
-    new_meta.q0         = dw_i ? gl_q : '0;
+    new_meta.q0         = dw_i ? (gl_q >> LogRatio) : '0;
     new_meta.ng         = ng_tile;
     new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
@@ -448,8 +453,12 @@ module uz_compute
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
                 chan_left_q <= chan_left_q - $signed(18'(PN));
-                wgl_q   <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
-                accg_q  <= accg_q + trtc_i;
+                // depthwise: the oc-group's weights and accumulators move
+                // on after its Ratio windows
+                if (!dw_i || 32'(gl_q) % Ratio == Ratio - 1) begin
+                  wgl_q  <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
+                  accg_q <= accg_q + trtc_i;
+                end
                 gbase_q <= gbase_q + plane_q;
                 rbase_q <= gbase_q + plane_q;
                 raddr_q <= gbase_q + plane_q;
@@ -658,18 +667,22 @@ module uz_compute
         logic [DataWidth-1:0] cand [2**Aw];
         for (genvar t = 0; t < 2**Aw; t++) begin : gen_t
           localparam int Tap = t * PN + j;
-          if (t < Steps && Tap < K2 && p < PN) begin : gen_tap
-            assign cand[t] = win_q[Tap / K][MaxK - K + Tap % K][p * DataWidth +: DataWidth];
+          if (t < Steps && Tap < K2) begin : gen_tap
+            assign cand[t] = win_q[Tap / K][MaxK - K + Tap % K][(p % PN) * DataWidth +: DataWidth];
           end else begin : gen_off    // lanes past the taps are off
             assign cand[t] = '0;
           end
         end
         assign per_k[ki] = (32'(t_q) < Steps) ? cand[Aw'(t_q)] : '0;
       end
+      // PE p serves the window's channel p mod PN when the window is the
+      // (p / PN)-th of its oc-group; otherwise it adds nothing
+      logic pe_on;
+      assign pe_on = (32'(m.gl) % Ratio) == p / PN;
       always_comb begin
         op_dw[(p*PN+j)*DataWidth +: DataWidth] = '0;
         for (int ki = 0; ki < NumK; ki++) begin
-          if (32'(k_i) == kval(ki)) op_dw[(p*PN+j)*DataWidth +: DataWidth] = per_k[ki];
+          if (32'(k_i) == kval(ki) && pe_on) op_dw[(p*PN+j)*DataWidth +: DataWidth] = per_k[ki];
         end
       end
     end
@@ -788,7 +801,7 @@ module uz_compute
   end
 
   // A POOL layer multiplies by the identity: output channel q*PM+p takes
-  // input channel gl*PN+j, nothing is loaded.
+  // input channel gl*PN+j when the two are equal, nothing is loaded.
   logic [PM*PN*DataWidth-1:0] s1_w;
   always_comb begin
     s1_w = wgt_rd_data_i;
@@ -796,7 +809,7 @@ module uz_compute
       for (int p = 0; p < PM; p++) begin
         for (int j = 0; j < PN; j++) begin
           s1_w[(p*PN+j)*DataWidth +: DataWidth] =
-            ((s1_q_q == s1_gl_q) && (p == j)) ? DataWidth'(1) : '0;
+            ((32'(s1_q_q) * Ratio + p / PN == 32'(s1_gl_q)) && (p % PN == j)) ? DataWidth'(1) : '0;
         end
       end
     end

@@ -599,9 +599,10 @@ module uz_desc_check #(
                 (pk_h_q != DimW'(f_pool_s) || pk_w_q != DimW'(f_pool_s) || pp_any || f_pool_global ||
                  (tr_wide < ch_q && not_multiple(f_tr, f_pool_s)) ||
                  (tc_wide < cw_q && not_multiple(f_tc, f_pool_s)))) ||
-               (dw ? f_ti != f_to : 32'(f_ti) > in_c_up) || (32'(f_ti) & PnMask) != '0 ||
+               (dw ? f_ti != f_to : (!is_pool && 32'(f_ti) > in_c_up)) || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
-               (!is_pool && ((32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up));
+               // every kind: the compute runs oc-groups of PM (a POOL's too)
+               (32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up;
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||
                32'($signed(f_data_shift)) < ShiftMin || 32'($signed(f_data_shift)) > ShiftMax ||
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||

@@ -57,10 +57,13 @@ module uz_layer
   localparam int WgtAw  = $clog2(2 * WgtBufWords);
   localparam int OutAw  = $clog2(OutBufWords);
   localparam int BiasAw = $clog2(2 * BiasWords);
-  localparam int ResAw  = $clog2(2 * OutBufWords);
+  // residual words hold PN channels (a pixel word of the layout): PM / PN
+  // of them per accumulator word
+  localparam int ResWords = OutBufWords * (PM / PN);
+  localparam int ResAw  = $clog2(2 * ResWords);
 
   `include "uz_assert.svh"
-  `ASSERT_INIT(PmEqualsPn_A, PM == PN)
+  `ASSERT_INIT(PmMultipleOfPn_A, PM % PN == 0)
 
   // The controller and the checker read the rest of the descriptor (magic,
   // layer id, the code mask above OvsfLen).
@@ -79,7 +82,7 @@ module uz_layer
   logic [6:0]  k2, wsteps;
   logic [2:0]  stride;
   logic [3:0]  pad_t, pad_l;
-  logic [15:0] cin_pad, cout_pad, conv_h, conv_w, ih_t, iw_t;
+  logic [15:0] cin_pad, cout_pad, cout_wr, conv_h, conv_w, ih_t, iw_t;
   logic [31:0] trtc;
 
   // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
@@ -96,7 +99,8 @@ module uz_layer
     dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
     wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
     cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
-    cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);
+    cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);   // computed: oc-groups of PM
+    cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
     conv_h    = geom.conv_h;
     conv_w    = geom.conv_w;
     ih_t      = geom.in_rows;
@@ -236,8 +240,9 @@ module uz_layer
   logic                     bias_wr_en, bias_rd_en;
   logic [BiasAw-1:0]        bias_wr_addr, bias_rd_addr;
   logic [PM*DataWidth-1:0]  bias_wr_data, bias_rd_data;
-  uz_ram #(.Lanes(1), .LaneWidth(PM*DataWidth), .Depth(2*BiasWords)) u_bias_buf (
-    .clk_i, .wr_en_i(bias_wr_en), .wr_lane_en_i(1'b1), .wr_addr_i(bias_wr_addr), .wr_data_i(bias_wr_data),
+  logic [PM/PN-1:0]         bias_wr_lane_en;   // biases arrive PN channels at a time
+  uz_ram #(.Lanes(PM/PN), .LaneWidth(PN*DataWidth), .Depth(2*BiasWords)) u_bias_buf (
+    .clk_i, .wr_en_i(bias_wr_en), .wr_lane_en_i(bias_wr_lane_en), .wr_addr_i(bias_wr_addr), .wr_data_i(bias_wr_data),
     .rd_en_i(bias_rd_en), .rd_addr_i(bias_rd_addr), .rd_data_o(bias_rd_data)
   );
 
@@ -273,11 +278,12 @@ module uz_layer
   logic                    res_en;     // a CONV/FC layer with a residual add
   logic                    res_wr_en, res_rd_en;
   logic [ResAw-1:0]        res_wr_addr, res_rd_addr;
-  logic [PM*DataWidth-1:0] res_wr_data, res_rd_data;
+  logic [PN*DataWidth-1:0] res_wr_data, res_rd_data;
+  logic [ResAw-2:0]        p_res_addr;
   assign res_en      = d.res && !pool_kind;
   assign res_rd_en   = p_rd_en && res_en;
-  assign res_rd_addr = {p_half, p_rd_addr};
-  uz_ram #(.Lanes(1), .LaneWidth(PM*DataWidth), .Depth(2*OutBufWords)) u_res_buf (
+  assign res_rd_addr = {p_half, p_res_addr};
+  uz_ram #(.Lanes(1), .LaneWidth(PN*DataWidth), .Depth(2*ResWords)) u_res_buf (
     .clk_i, .wr_en_i(res_wr_en), .wr_lane_en_i(1'b1), .wr_addr_i(res_wr_addr), .wr_data_i(res_wr_data),
     .rd_en_i(res_rd_en), .rd_addr_i(res_rd_addr), .rd_data_o(res_rd_data)
   );
@@ -288,11 +294,11 @@ module uz_layer
   uz_loader #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
     .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
-    .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(OutBufWords)
+    .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(ResWords)
   ) u_loader (
     .clk_i, .rst_ni, .start_i, .abort_i, .consts_valid_i(consts_valid), .trtc_i(trtc),
     .kind_i(d.kind), .ovsf_i(d.ovsf), .dw_i(dw), .wsteps_i(wsteps), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
-    .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
+    .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .cout_wr_i(cout_wr),
     .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
     .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
@@ -304,7 +310,8 @@ module uz_layer
     .inb_wr_en_o(inb_wr_en), .inb_wr_addr_o(inb_wr_addr), .inb_wr_data_o(inb_wr_data),
     .wgt_wr_en_o(wgt_wr_en), .wgt_wr_lane_en_o(wgt_wr_lane_en), .wgt_wr_addr_o(wgt_wr_addr),
     .wgt_wr_data_o(wgt_wr_data),
-    .bias_wr_en_o(bias_wr_en), .bias_wr_addr_o(bias_wr_addr), .bias_wr_data_o(bias_wr_data),
+    .bias_wr_en_o(bias_wr_en), .bias_wr_addr_o(bias_wr_addr), .bias_wr_lane_en_o(bias_wr_lane_en),
+    .bias_wr_data_o(bias_wr_data),
     .res_wr_en_o(res_wr_en), .res_wr_addr_o(res_wr_addr), .res_wr_data_o(res_wr_data),
     .busy_o(loader_busy), .gen_busy_o
   );
@@ -344,8 +351,9 @@ module uz_layer
     // uz_desc_check rejects a clip_hi above the largest data value, so its
     // low DataWidth bits hold it
     .clip_hi_i(d.clip_hi[DataWidth-1:0]),
-    .res_i(res_en), .res_shift_i(d.res_shift), .res_full_i(res_full_q), .res_rd_data_i(res_rd_data),
-    .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .conv_h_i(conv_h), .conv_w_i(conv_w),
+    .res_i(res_en), .res_shift_i(d.res_shift), .res_full_i(res_full_q), .res_rd_addr_o(p_res_addr),
+    .res_rd_data_i(res_rd_data),
+    .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .cout_wr_i(cout_wr), .conv_h_i(conv_h), .conv_w_i(conv_w),
     .out_h_i(d.out_h), .out_w_i(d.out_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
     .trtc_i(trtc), .out_addr_i(out_base_q),
     .out_full_i(out_full_q), .out_release_o(out_release),

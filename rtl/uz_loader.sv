@@ -30,7 +30,7 @@ module uz_loader
   parameter int BiasWords    = 2048,
   parameter int BeatsWidth   = 24,
   localparam int InAw   = $clog2(2 * InBufWords),
-  parameter int ResWords     = 2048,  // residual words per half (the accumulator words)
+  parameter int ResWords     = 2048,  // residual words (PN channels) per half
   localparam int WgtAw  = $clog2(2 * WgtBufWords),
   localparam int BiasAw = $clog2(2 * BiasWords),
   localparam int ResAw  = $clog2(2 * ResWords)
@@ -58,6 +58,7 @@ module uz_loader
   input  logic [15:0]                  in_w_i,
   input  logic [15:0]                  cin_pad_i,
   input  logic [15:0]                  cout_pad_i,
+  input  logic [15:0]                  cout_wr_i,     // channels the output (and residual) holds: out_c up to PN
   input  logic [15:0]                  conv_h_i,
   input  logic [15:0]                  conv_w_i,
   input  logic [15:0]                  to_i,
@@ -98,10 +99,11 @@ module uz_loader
   output logic [PM*PN*DataWidth-1:0]   wgt_wr_data_o,
   output logic                         bias_wr_en_o,
   output logic [BiasAw-1:0]            bias_wr_addr_o,
+  output logic [PM/PN-1:0]             bias_wr_lane_en_o, // the PN-channel part of a PM word
   output logic [PM*DataWidth-1:0]      bias_wr_data_o,
   output logic                         res_wr_en_o,
   output logic [ResAw-1:0]             res_wr_addr_o,
-  output logic [PM*DataWidth-1:0]      res_wr_data_o,
+  output logic [PN*DataWidth-1:0]      res_wr_data_o,
   // status
   output logic                         busy_o,
   output logic                         gen_busy_o
@@ -115,6 +117,10 @@ module uz_loader
   localparam int BeatAlphas = AxiDataWidth / AlphaWidth;
   localparam int LogPN      = $clog2(PN);
   localparam int LogPM      = $clog2(PM);
+  // Bias and residual arrive as PN-channel words (a pixel word's size):
+  // Ratio of them fill one bias word of PM channels.
+  localparam int Ratio      = PM / PN;
+  localparam int LogRatio   = $clog2(Ratio);
   localparam int LogL       = $clog2(OvsfLen);
   // Alpha queue: a beat must fit beside the part of a block left over.
   localparam int QAlphas    = OvsfLen + BeatAlphas;
@@ -167,6 +173,12 @@ module uz_loader
     .no_o(ca_no), .nr_o(ca_nr), .nc_o(ca_nc), .ni_o(ca_ni),
     .first_ti_o(ca_first_ti), .last_ti_o(ca_last_ti), .last_o(ca_last)
   );
+
+  // A residual tile's channels the residual tensor holds (the last oc-group
+  // of PM may pass out_c rounded up to PN).
+  logic [15:0] no_wr, ca_no_wr;
+  assign no_wr    = (32'(o0) + 32'(no) > 32'(cout_wr_i)) ? cout_wr_i - o0 : no;
+  assign ca_no_wr = (32'(ca_o0) + 32'(ca_no) > 32'(cout_wr_i)) ? cout_wr_i - ca_o0 : ca_no;
 
   typedef enum logic [3:0] {
     LdIdle, LdWait, LdPlan, LdBiasData, LdWgtData, LdGenDrain, LdInData, LdDone, LdResWait, LdResData
@@ -325,10 +337,10 @@ module uz_loader
       PsRowOff:    begin ps_a = 32'(in_w_i);          ps_b = ga_ylo_q;                        end
       PsRowsWords: begin ps_a = 32'(in_w_i);          ps_b = ga_yhi_q - ga_ylo_q + 16'd1;     end
       // the residual tile: [group][row][col] of the output plane
-      PsRsGrp:     begin ps_a = lc_res_plane_q;       ps_b = ca_o0 >> LogPM;                  end
+      PsRsGrp:     begin ps_a = lc_res_plane_q;       ps_b = ca_o0 >> LogPN;                  end
       PsRsRow:     begin ps_a = 32'(conv_w_i);        ps_b = ca_r0;                           end
       PsRsNrNc:    begin ps_a = 32'(ca_nr);           ps_b = ca_nc;                           end
-      PsRsNgPlane: begin ps_a = lc_res_plane_q;       ps_b = ca_no >> LogPM;                  end
+      PsRsNgPlane: begin ps_a = lc_res_plane_q;       ps_b = ca_no_wr >> LogPN;               end
       // OVSF blocks of the tile, for the data side
       PsBlk:       begin ps_a = 32'(wsteps_i);        ps_b = w_chans(ca_w_ni, 1'b1);          end
       PsBlocks:    begin ps_a = ga_blk_q;             ps_b = ca_no;                           end
@@ -834,7 +846,7 @@ module uz_loader
           rc_addr_q <= rc_addr_q + res_row_bytes;
         end else begin
           rc_y_q <= '0;
-          if (rc_g_q == (ca_no >> LogPM) - 1'b1) begin
+          if (rc_g_q == (ca_no_wr >> LogPN) - 1'b1) begin
             rs_cmd_left_q <= 1'b0;
           end else begin
             rc_g_q        <= rc_g_q + 1'b1;
@@ -911,7 +923,7 @@ module uz_loader
       end
       unique case (state_q)
         LdPlan: begin
-          words_left_q  <= 32'(no) >> LogPM;
+          words_left_q  <= 32'(no) >> LogPN;
           bias_word_q   <= '0;
           blocks_left_q <= blocks_h_q[h_q];
           wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
@@ -972,7 +984,7 @@ module uz_loader
         LdDone: begin
           h_q <= !h_q;
           if (res_i && it_last_ti) begin
-            rs_ng_q <= no >> LogPM; rs_nr_q <= nr; rs_nc_q <= nc;
+            rs_ng_q <= no_wr >> LogPN; rs_nr_q <= nr; rs_nc_q <= nc;
           end
         end
         LdResWait: begin
@@ -1055,8 +1067,12 @@ module uz_loader
   end
 
   assign bias_wr_en_o   = (state_q == LdBiasData) && word_done;
-  assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_word_q)});
-  assign bias_wr_data_o = word_next;
+  assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_word_q >> LogRatio)});
+  assign bias_wr_data_o = {Ratio{word_next}};
+  always_comb begin
+    bias_wr_lane_en_o = '0;
+    bias_wr_lane_en_o[32'(bias_word_q) % Ratio] = 1'b1;
+  end
 
   // Bank m takes block m - wo of the generator's output, a narrow index (see
   // gen_alpha_blk): below GenLanes wherever the bank is written.

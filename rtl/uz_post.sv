@@ -1,6 +1,7 @@
 // Write-back of one layer: for each output tile whose accumulators are
-// complete (and whose residual is loaded), for each channel group and output
-// row, one write command; for each output pixel the max over its pool window
+// complete (and whose residual is loaded), for each channel group of PN (the
+// layout's; an accumulator word holds PM / PN of them) and output row, one
+// write command; for each output pixel the max over its pool window
 // (1x1 without a pool) of clip(shift_round_sat(ReLU(acc'), data_shift)),
 // acc' = add_sat(acc, align_to_acc(residual, res_shift)) with a residual and
 // acc without — the order of docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
@@ -20,7 +21,9 @@ module uz_post
   parameter int AxiDataWidth = 128,
   parameter int OutBufWords  = 2048,
   parameter int BeatsWidth   = 24,
-  localparam int OutAw = $clog2(OutBufWords)
+  localparam int OutAw = $clog2(OutBufWords),
+  // the residual buffer holds PN-channel words: PM / PN per accumulator word
+  localparam int ResHalfAw = $clog2(OutBufWords * (PM / PN))
 ) (
   input  logic                      clk_i,
   input  logic                      rst_ni,
@@ -44,9 +47,11 @@ module uz_post
   input  logic                      res_i,         // add the residual (CONV/FC)
   input  logic [7:0]                res_shift_i,   // its alignment onto the accumulator (signed)
   input  logic [1:0]                res_full_i,    // the residual half of a tile is loaded
-  input  logic [PM*DataWidth-1:0]   res_rd_data_i, // residual word, read with the accumulator word
+  output logic [ResHalfAw-1:0]      res_rd_addr_o, // residual word (PN channels) in its half,
+  input  logic [PN*DataWidth-1:0]   res_rd_data_i, // read with the accumulator word
   input  logic [15:0]               cin_pad_i,
   input  logic [15:0]               cout_pad_i,
+  input  logic [15:0]               cout_wr_i,     // channels the output holds: out_c rounded up to PN
   input  logic [15:0]               conv_h_i,
   input  logic [15:0]               conv_w_i,
   input  logic [15:0]               out_h_i,
@@ -77,13 +82,18 @@ module uz_post
   output logic [AxiDataWidth-1:0]   wr_data_o,
   output logic                      busy_o
 );
-  localparam int WordWidth = PM * DataWidth;   // one output pixel of a group
+  localparam int WordWidth = PN * DataWidth;   // one output pixel of a channel group
   localparam int WordBeats = WordWidth / AxiDataWidth;
   localparam int WordBytes = WordWidth / 8;
-  localparam int LogPM     = $clog2(PM);
+  localparam int LogPN     = $clog2(PN);
+  // Channel groups of PN per accumulator word of PM: the write-back's lanes
+  // are PN (a pixel word of the layout), so it takes an accumulator word
+  // PM / PN times, one group's slice at a time.
+  localparam int Ratio     = PM / PN;
+  localparam int SubW      = (Ratio > 1) ? $clog2(Ratio) : 1;
 
   `include "uz_assert.svh"
-  `ASSERT_INIT(PmEqualsPn_A, PM == PN)
+  `ASSERT_INIT(PmMultipleOfPn_A, PM % PN == 0 && Ratio >= 1)
 
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid;
@@ -220,7 +230,7 @@ module uz_post
     unique case (mp_q)
       MpPlane:  begin mul_a = 32'(out_h_i);      mul_b = out_w_i; end
       MpCells:  begin mul_a = 32'(pkh);          mul_b = pkw; end
-      MpGroup:  begin mul_a = lc_out_plane_q;    mul_b = 16'(o0 >> LogPM); end
+      MpGroup:  begin mul_a = lc_out_plane_q;    mul_b = 16'(o0 >> LogPN); end
       MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
@@ -264,6 +274,10 @@ module uz_post
   // reads them in PoPix only, at least two cycles after the go, so one cycle
   // of lag is never seen (LoopBoundsCurrent_A).
   logic [15:0] pkh_m1_q, pkw_m1_q, pc_end_m1_q, pr_end_m1_q, nq_m1_q;
+  // the tile's channels the output holds (the last oc-group of PM may pass
+  // out_c rounded up to PN: those groups are computed, never written)
+  logic [15:0] no_wr;
+  assign no_wr = (32'(o0) + 32'(no) > 32'(cout_wr_i)) ? cout_wr_i - o0 : no;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       pkh_m1_q <= '0; pkw_m1_q <= '0; pc_end_m1_q <= '0; pr_end_m1_q <= '0; nq_m1_q <= '0;
@@ -272,7 +286,7 @@ module uz_post
       pkw_m1_q    <= pkw - 16'd1;
       pc_end_m1_q <= pc_end_q - 16'd1;
       pr_end_m1_q <= pr_end_q - 16'd1;
-      nq_m1_q     <= (no >> LogPM) - 16'd1;
+      nq_m1_q     <= (no_wr >> LogPN) - 16'd1;
     end
   end
   logic dx_last;
@@ -300,6 +314,11 @@ module uz_post
   assign acc_rd_en_o   = rd_fire && pos_valid;
   assign acc_half_o    = hp_q;
   assign acc_rd_addr_o = OutAw'(a_row_q + a_col_q);
+  // The residual word of (q, pixel) is q * tr * tc + pixel: the accumulator
+  // word's (q / Ratio) * tr * tc + pixel plus res_off_q, which gains tr * tc
+  // at each group step that stays in the same accumulator word.
+  logic [ResHalfAw-1:0] res_off_q;
+  assign res_rd_addr_o = ResHalfAw'(acc_rd_addr_o) + res_off_q;
 
   // Stage 2: the word arrives; the residual add. Stage 3: ReLU, the shared
   // data shift, the clip. Stage 4: running max. In one stage the chain from
@@ -309,24 +328,29 @@ module uz_post
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
   logic                    s3_valid_q, s3_first_q, s3_last_q, s3_pos_valid_q;
   logic                    s4_valid_q, s4_first_q, s4_last_q, s4_pos_valid_q;
-  logic [PM*AccWidth-1:0]  s3_acc_q;               // s2_acc, registered
+  logic [PN*AccWidth-1:0]  s3_acc_q;               // s2_acc, registered
   logic [WordWidth-1:0]    s3_val, s3_clip, s4_clip_q, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
-  logic [PM*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
+  logic [PN*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
   // the aligned residual, for the testbench's residual probe
   /* verilator lint_off UNUSEDSIGNAL */
-  logic [PM*AccWidth-1:0]  s2_res_al;
+  logic [PN*AccWidth-1:0]  s2_res_al;
   /* verilator lint_on UNUSEDSIGNAL */
   assign s2_res = res_rd_data_i;
+  // the group's slice of the accumulator word read (q mod PM / PN)
+  logic [SubW-1:0]         sub_q, s2_sub_q;
+  logic [PN*AccWidth-1:0]  s2_conv;
+  assign s2_conv = acc_rd_data_i[32'(s2_sub_q) * (PN*AccWidth) +: PN*AccWidth];
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0;
+      s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0; s2_sub_q <= '0;
       s3_valid_q <= 1'b0; s3_first_q <= 1'b0; s3_last_q <= 1'b0; s3_pos_valid_q <= 1'b0;
       s4_valid_q <= 1'b0; s4_first_q <= 1'b0; s4_last_q <= 1'b0; s4_pos_valid_q <= 1'b0;
     end else begin
       s2_valid_q     <= rd_fire && !abort_i;
       s2_first_q     <= (dy_q == '0) && (dx_q == '0);
+      s2_sub_q       <= sub_q;
       s2_last_q      <= win_last;
       s2_pos_valid_q <= pos_valid;
       s3_valid_q     <= s2_valid_q && !abort_i;
@@ -372,7 +396,7 @@ module uz_post
   // Window sums, the divisor, and a divider per lane (golden.arith.avg_divide):
   // y = round_half_up(S / n) = floor((2S + n) / (2n)), by restoring long
   // division in radix 4, two digits a cycle, with the divisor's multiples
-  // d, 2d, 3d (d = 2n) shared by the PM lanes: no multiplier.
+  // d, 2d, 3d (d = 2n) shared by the PN lanes: no multiplier.
   // A negative numerator N divides as -floor((d - 1 - N) / d), so the
   // quotient u stays unsigned; |y| <= 2**(DataWidth-1) needs DataWidth
   // quotient bits, and the partial remainder stays below d.
@@ -385,7 +409,7 @@ module uz_post
   localparam int DivCycles = QBits / 4;                   // two radix-4 digits a cycle
   localparam int DvCntW   = $clog2(DivCycles + 1);
   `ASSERT_INIT(AvgQuotientWholeCycles_A, (QBits % 4) == 0)
-  logic [PM*SumW-1:0] sum_q, sum_next;
+  logic [PN*SumW-1:0] sum_q, sum_next;
   logic [NW-1:0]      ncell_q, ncell_next;                // real cells so far
   assign ncell_next = (s3_first_q ? '0 : ncell_q) + NW'(s3_pos_valid_q);
 
@@ -394,7 +418,7 @@ module uz_post
   // digits; DvOut: the quotients wait for room in the pixel queue.
   typedef enum logic [1:0] {DvIdle, DvStart, DvDiv, DvOut} dv_state_e;
   dv_state_e            dv_q, dv_d;
-  logic [PM*SumW-1:0]   dv_sum_q;
+  logic [PN*SumW-1:0]   dv_sum_q;
   logic [NW-1:0]        dv_n_q;
   logic [DvW+1:0]       dv_d1_q, dv_d2_q, dv_d3_q;        // d, 2d, 3d
   logic [DvCntW-1:0]    dv_cnt_q;
@@ -446,7 +470,7 @@ module uz_post
     if (dv_in && dv_q == DvIdle) dv_sum_q <= sum_next;
   end
 
-  for (genvar p = 0; p < PM; p++) begin : gen_avg
+  for (genvar p = 0; p < PN; p++) begin : gen_avg
     logic signed [SumW-1:0] cell_val;
     logic signed [NumW-1:0] num;
     logic [NumW-1:0]        a;           // the unsigned dividend
@@ -504,7 +528,7 @@ module uz_post
     end
   end
 
-  for (genvar p = 0; p < PM; p++) begin : gen_lane
+  for (genvar p = 0; p < PN; p++) begin : gen_lane
     // residual: align_to_acc (shift_round_sat onto the accumulator's fl),
     // then add_sat at the accumulator's width (golden.arith)
     logic [AccWidth-1:0] res_al;
@@ -517,7 +541,7 @@ module uz_post
     assign res_op = res_i ? res_al : '0;
     assign s2_res_al[p*AccWidth +: AccWidth] = res_op;
     // one bit wider: the sum's top two bits differ exactly when it overflows
-    assign sum = {acc_rd_data_i[p*AccWidth + AccWidth-1], acc_rd_data_i[p*AccWidth +: AccWidth]} +
+    assign sum = {s2_conv[p*AccWidth + AccWidth-1], s2_conv[p*AccWidth +: AccWidth]} +
                  {res_op[AccWidth-1], res_op};
     assign s2_acc[p*AccWidth +: AccWidth] =
         (sum[AccWidth] == sum[AccWidth-1]) ? sum[AccWidth-1:0]
@@ -688,6 +712,7 @@ module uz_post
       q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
       wc_addr_q <= '0; wc_grp_addr_q <= '0;
       a_qrow_q <= '0; a_prow_q <= '0; a_row_q <= '0; a_col0_q <= '0; a_pcol_q <= '0; a_col_q <= '0;
+      sub_q <= '0; res_off_q <= '0;
     end else begin
       state_q <= state_d;
       if (abort_i || start_i) begin
@@ -695,6 +720,7 @@ module uz_post
         q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
       end else if (tile_go) begin
         q_q  <= '0;
+        sub_q <= '0; res_off_q <= '0;
         pr_q <= pr_lo_q;
         pc_q <= pc_lo_q;
         dy_q <= '0; dx_q <= '0;
@@ -732,9 +758,19 @@ module uz_post
               pr_q <= pr_lo_q;
               if (!q_last) begin
                 q_q           <= q_q + 1'b1;
-                a_qrow_q      <= a_qrow_q + OutAwW'(trtc_i);
-                a_prow_q      <= a_qrow_q + OutAwW'(trtc_i);
-                a_row_q       <= a_qrow_q + OutAwW'(trtc_i);
+                if (32'(sub_q) == Ratio - 1) begin
+                  // the next accumulator word
+                  sub_q    <= '0;
+                  a_qrow_q <= a_qrow_q + OutAwW'(trtc_i);
+                  a_prow_q <= a_qrow_q + OutAwW'(trtc_i);
+                  a_row_q  <= a_qrow_q + OutAwW'(trtc_i);
+                end else begin
+                  // the next slice of the same word
+                  sub_q     <= sub_q + 1'b1;
+                  a_prow_q  <= a_qrow_q;
+                  a_row_q   <= a_qrow_q;
+                  res_off_q <= res_off_q + ResHalfAw'(trtc_i);
+                end
                 wc_grp_addr_q <= wc_grp_addr_q + out_plane_bytes;
                 wc_addr_q     <= wc_grp_addr_q + out_plane_bytes;
               end
@@ -802,6 +838,6 @@ module uz_post
   `ASSERT(TileStartCurrent_A, !tile_go || (wc_start == wc_start_d && a_col_start == a_col_start_d), clk_i, rst_ni)
   `ASSERT(LoopBoundsCurrent_A, state_q != PoPix ||
           (pkh_m1_q == pkh - 16'd1 && pkw_m1_q == pkw - 16'd1 && pc_end_m1_q == pc_end_q - 16'd1 &&
-           pr_end_m1_q == pr_end_q - 16'd1 && nq_m1_q == (no >> LogPM) - 16'd1), clk_i, rst_ni)
+           pr_end_m1_q == pr_end_q - 16'd1 && nq_m1_q == (no_wr >> LogPN) - 16'd1), clk_i, rst_ni)
 `endif
 endmodule

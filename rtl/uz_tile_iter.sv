@@ -2,7 +2,8 @@
 // write-back all follow (docs/architecture.md):
 //   for o0 (to-tiles) / for r0 (row tiles) / for c0 (col tiles) / for i0 (ti-tiles)
 // A layer whose output channels each read their own input channel (POOL,
-// depthwise CONV) has a single ti-tile per to-tile: its own channels (i0 = o0).
+// depthwise CONV) has a single ti-tile per to-tile: its own channels (i0 = o0),
+// as many as the input has (a to-tile counts in PM, the input in PN).
 // With OuterOnly the ti loop is skipped (the write-back walks output tiles).
 module uz_tile_iter #(
   parameter bit OuterOnly = 1'b0
@@ -36,6 +37,7 @@ module uz_tile_iter #(
   // min(t, rem - t) = (rem < 2t) ? rem - t : t (a step means x0 + t < total,
   // so rem > t). The layer's fields are stable from start_i on.
   logic [15:0] no_q, nr_q, nc_q, ni_q;
+  logic [15:0] nf_q;                 // chan_follow: min(no, cin - o0), the tile's own inputs
   logic [15:0] o_rem_q, r_rem_q, c_rem_q, i_rem_q;
 
   function automatic logic [15:0] min16(logic [15:0] a, logic [15:0] b);
@@ -62,12 +64,13 @@ module uz_tile_iter #(
     if (!rst_ni) begin
       valid_q <= 1'b0;
       o0_q <= '0; r0_q <= '0; c0_q <= '0; i0_q <= '0;
-      no_q <= '0; nr_q <= '0; nc_q <= '0; ni_q <= '0;
+      no_q <= '0; nr_q <= '0; nc_q <= '0; ni_q <= '0; nf_q <= '0;
       o_rem_q <= '0; r_rem_q <= '0; c_rem_q <= '0; i_rem_q <= '0;
     end else if (start_i) begin
       valid_q <= 1'b1;
       o0_q <= '0; r0_q <= '0; c0_q <= '0; i0_q <= '0;
       no_q <= min16(to_i, cout_i); nr_q <= min16(tr_i, rows_i);
+      nf_q <= min16(min16(to_i, cout_i), cin_i);
       nc_q <= min16(tc_i, cols_i); ni_q <= min16(ti_i, cin_i);
       o_rem_q <= cout_i; r_rem_q <= rows_i; c_rem_q <= cols_i; i_rem_q <= cin_i;
     end else if (next_i && valid_q) begin
@@ -92,6 +95,7 @@ module uz_tile_iter #(
             if (!o_end) begin
               o0_q <= o_next[15:0];
               no_q <= step_n(o_rem_q, to_i); o_rem_q <= o_rem_q - to_i;
+              nf_q <= min16(step_n(o_rem_q, to_i), cin_i - o_next[15:0]);
             end else begin
               valid_q <= 1'b0;
             end
@@ -109,7 +113,7 @@ module uz_tile_iter #(
   assign no_o       = no_q;
   assign nr_o       = nr_q;
   assign nc_o       = nc_q;
-  assign ni_o       = chan_follow_i ? no_q : ni_q;
+  assign ni_o       = chan_follow_i ? nf_q : ni_q;
   assign first_ti_o = chan_follow_i || OuterOnly || (i0_q == '0);
   assign last_ti_o  = i_end;
   assign last_o     = i_end && c_end && r_end && o_end;
@@ -120,5 +124,5 @@ module uz_tile_iter #(
   `include "uz_assert.svh"
   `ASSERT(TileSizesCurrent_A, !(valid_q && next_i && !start_i) || (no_q == min16(to_i, cout_i - o0_q) &&
           nr_q == min16(tr_i, rows_i - r0_q) && nc_q == min16(tc_i, cols_i - c0_q) &&
-          ni_q == min16(ti_i, cin_i - i0_q)), clk_i, rst_ni)
+          ni_q == min16(ti_i, cin_i - i0_q) && nf_q == min16(no_q, cin_i - o0_q)), clk_i, rst_ni)
 endmodule

@@ -16,13 +16,18 @@ def main() -> int:
     srcs = [str(s) for s in simenv.rtl_sources(*simenv.ENGINE_RTL)]
     root = simenv.setup_verilator()
     rc = 0
-    v = subprocess.run([f"{root}/bin/verilator", "--lint-only", "-Wall", f"-I{ROOT / 'rtl'}", *srcs,
-                        "--top-module", "uz_top"], capture_output=True, text=True)
-    out = (v.stdout + v.stderr).strip()
-    print(f"verilator --lint-only -Wall: {'clean' if v.returncode == 0 else 'FAILED'}")
-    if v.returncode:
-        print(out)
-        rc = 1
+    # the default parameters, and PM = 2 PN (whose widths differ: the
+    # write-back's lanes, the residual words, the bias lane enables)
+    from tb.regressions import CONFIGS
+    for name, params in (("default", {}), ("pm8_pn4", simenv.engine_parameters(CONFIGS["pm8_pn4"]))):
+        gen = [f"-G{k}={v}" for k, v in params.items()]
+        v = subprocess.run([f"{root}/bin/verilator", "--lint-only", "-Wall", f"-I{ROOT / 'rtl'}", *srcs,
+                            "--top-module", "uz_top", *gen], capture_output=True, text=True)
+        out = (v.stdout + v.stderr).strip()
+        print(f"verilator --lint-only -Wall ({name}): {'clean' if v.returncode == 0 else 'FAILED'}")
+        if v.returncode:
+            print(out)
+            rc = 1
     build = ROOT / "build" / "lint"
     build.mkdir(parents=True, exist_ok=True)
     i = subprocess.run(["iverilog", "-g2012", f"-I{ROOT / 'rtl'}", "-s", "uz_top", "-o", str(build / "uz_top.vvp"),

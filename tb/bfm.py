@@ -79,7 +79,7 @@ class BiasSample:
 @dataclass
 class ShiftSample:
     layer: int
-    o0: int           # first of the PM output channels
+    o0: int           # first of the PN output channels of a write-back group
     y: int
     x: int
     acc: list         # accumulators before ReLU and the data shift (after any residual add)
@@ -89,7 +89,7 @@ class ShiftSample:
 @dataclass
 class ResidualSample:
     layer: int
-    o0: int           # first of the PM output channels
+    o0: int           # first of the PN output channels of a write-back group
     y: int
     x: int
     acc: list         # the accumulator read, before the add (convolution + bias)
@@ -313,16 +313,16 @@ class UzBfm:
                 self.probes.bias.append(BiasSample(layer, o0, _lanes(int(compute.bias_aligned.value), pm, ab)))
                 pending_bias = None
             if pending_clip is not None:
-                self.probes.shift.append(ShiftSample(*pending_clip, _lanes(int(post.s3_clip.value), pm, db)))
+                self.probes.shift.append(ShiftSample(*pending_clip, _lanes(int(post.s3_clip.value), pn, db)))
                 pending_clip = None
             if pending_shift is not None:
                 o0, y, x = pending_shift
-                acc = _lanes(int(post.s2_acc.value), pm, ab)
+                acc = _lanes(int(post.s2_acc.value), pn, ab)
                 pending_clip = (layer, o0, y, x, acc)
                 if int(post.res_i.value):
                     self.res_queue.put_nowait(ResidualSample(
-                        layer, o0, y, x, _lanes(int(post.acc_rd_data_i.value), pm, ab),
-                        _lanes(int(post.s2_res.value), pm, db), _lanes(int(post.s2_res_al.value), pm, ab), acc))
+                        layer, o0, y, x, _lanes(int(post.s2_conv.value), pn, ab),
+                        _lanes(int(post.s2_res.value), pn, db), _lanes(int(post.s2_res_al.value), pn, ab), acc))
                 pending_shift = None
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f
@@ -342,7 +342,7 @@ class UzBfm:
                 pending_bias = (addr >> bias_half_shift, addr & ((1 << bias_half_shift) - 1))
             if int(post.acc_rd_en_o.value):
                 q = int(post.q_q.value)
-                pending_shift = (int(post.o0.value) + q * pm, _signed(int(post.cy.value), 20),
+                pending_shift = (int(post.o0.value) + q * pn, _signed(int(post.cy.value), 20),
                                  _signed(int(post.cx.value), 20))
             if int(ctrl.perf_valid_o.value):
                 self.probes.layer_done.append(int(ctrl.perf_layer_o.value))

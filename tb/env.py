@@ -73,7 +73,7 @@ class ProgramItem(uvm_sequence_item):
 
 
 class ResidualAdd(uvm_sequence_item):
-    """One residual add of the write-back stage: PM lanes of one pixel, the
+    """One residual add of the write-back stage: PN lanes of one pixel, the
     accumulator before the add, the residual as read and as aligned, and the
     sum (tb.bfm.ResidualSample), of the program ``item``."""
 
@@ -567,18 +567,19 @@ def _pooled_spans(d, h: int, w: int):
 
 
 def _write_back_pixels(item, only=lambda d: True) -> set:
-    """(program, layer, first channel of a PE group, y, x) of every
-    accumulator word the write-back reads in the layers ``only`` accepts:
-    every pixel of every PE group (those some pool window covers, under a
-    pool)."""
-    pm = item.prog.cfg.pm
+    """(program, layer, first channel of a write-back group, y, x) of every
+    accumulator slice the write-back reads in the layers ``only`` accepts:
+    every pixel of every channel group of PN the output holds (those some
+    pool window covers, under a pool)."""
+    pn = item.prog.cfg.pn
     keys = set()
     for i, (d, t) in enumerate(zip(item.descs, item.traces)):
         if not only(d):
             continue
-        c, h, w = t.acc.shape
+        _, h, w = t.acc.shape
         rows, cols = _pooled_spans(d, h, w)
-        keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pm) for y in rows for x in cols)
+        c = -(-d.out_c // pn) * pn
+        keys.update((id(item), i, o0, y, x) for o0 in range(0, c, pn) for y in rows for x in cols)
     return keys
 
 

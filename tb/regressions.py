@@ -49,6 +49,12 @@ CONFIGS: dict[str, EngineConfig] = {
     # small's buffers and MaxK = 3 (the compute's window grows most with MaxK).
     "ecp5": dataclasses.replace(engine_cases.SMALL, pm=4, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096,
                                 wgt_buf_elems=4096, out_buf_elems=2048, max_k=3),
+    # PM = 2 PN: twice the PEs of the lanes (Qiu's and unzipFPGA's DSP budgets
+    # need PM != PN). An accumulator word is two channel groups of the layout:
+    # the write-back, the residual and the bias take them a group at a time,
+    # and a depthwise or POOL oc-group reads two windows.
+    "pm8_pn4": dataclasses.replace(engine_cases.SMALL, pm=8, pn=4, ovsf_len=4, axi_data_bits=64,
+                                   in_buf_elems=4096, wgt_buf_elems=4096, out_buf_elems=2048),
 }
 
 
@@ -190,8 +196,18 @@ REGRESSIONS: dict[str, list[Entry]] = {
                  env={"UZ_COUNT": "50", "UZ_STALL": "light"}),
            Entry("FuzzTest", name="fuzz_icarus", seeds=range(1, 3), sims=("icarus",), env={"UZ_COUNT": "6"}),
            Entry("FuzzCheckerFailsTest", env={"UZ_COUNT": "6"})]
-        + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8"), sims=simenv.SIMULATORS)
+        + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8") + (() if c == "ovsf_rho" else ("pm8_pn4",)),
+                  sims=simenv.SIMULATORS)
            for c in engine_cases.SMOKE]
+        + [engine(c, seeds=ENGINE_SEEDS, configs=("pm8_pn4",), sims=simenv.SIMULATORS)
+           for c in engine_cases.PM_CASES]
+        # random layers, graphs and fuzzed programs on PM = 2 PN
+        + [Entry("RandomLayerTest", name="RandomLayerTest_pm8_pn4", seeds=range(1, 21), configs=("pm8_pn4",),
+                 env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("RandomGraphTest", name="RandomGraphTest_pm8_pn4", seeds=range(1, 6), configs=("pm8_pn4",),
+                 env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
+           Entry("FuzzTest", name="fuzz_pm8_pn4", seeds=range(1, 4), configs=("pm8_pn4",),
+                 env={"UZ_COUNT": "50", "UZ_STALL": "light"})]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",))
            for c in engine_cases.SMOKE for insel in ("on", "off")]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",), timeout=1200)

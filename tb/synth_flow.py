@@ -509,8 +509,8 @@ def model_features(cfg_params: dict, buffer_bits: int) -> list:
 def fit_resource_model(points: list) -> dict:
     """Least squares of each resource on MODEL_FEATURES. ``points``: dicts
     with "name", "features" and "resources". With fewer points than
-    features, or collinear features (PM = PN today makes PM and PM·PN move
-    together), numpy's minimum-norm solution is kept and the rank says so."""
+    features, or collinear features (with only PM = PN points, PM and PM·PN
+    move together), numpy's minimum-norm solution is kept and the rank says so."""
     import numpy as np
     if len(points) < 2:
         raise SynthError(f"a resource model needs at least two configurations, got {len(points)}")

@@ -331,6 +331,25 @@ def test_ovsf_blocks_cannot_straddle_tiles():
         EngineConfig(pn=8, ovsf_len=16)
 
 
+def test_pm_a_multiple_of_pn():
+    # An accumulator word of PM channels is whole channel groups of the layout.
+    with pytest.raises(UzError, match="pm 8 must be a multiple of pn 16"):
+        EngineConfig(pm=8, pn=16)
+    EngineConfig(pm=32, pn=16)
+
+
+def test_pool_tile_in_oc_groups_of_pm():
+    # The compute runs a POOL's channels in oc-groups of PM as well.
+    cfg = EngineConfig(pm=8, pn=4, ovsf_len=4, axi_data_bits=64)
+    d = isa.Descriptor(dict(kind=int(isa.Kind.POOL), in_c=12, out_c=12, in_h=4, in_w=4, out_h=2, out_w=2,
+                            pool=1, pool_k=2, pool_s=2, tr=4, tc=4, ti=4, to=4))
+    with pytest.raises(UzError) as e:
+        isa.check(d, cfg)
+    assert e.value.code == isa.Err.BAD_TILE and "multiple of PM=8" in str(e.value)
+    isa.check(d.set(ti=8, to=8), cfg)
+    isa.check(d.set(ti=16, to=16), cfg)         # to = 16 > 12 rounded up to PN, within PM's 16
+
+
 def test_gen_lanes_at_most_pm_and_automatic_by_default():
     # Blocks generated together go to distinct weight-buffer banks.
     with pytest.raises(UzError, match="gen_lanes"):

@@ -18,7 +18,7 @@ CONFIGS = {
     # PM != PN != OvsfLen, so that a check using the wrong one shows; 8-bit
     # data, so that the clip bound's limit differs; a window of 7, so that
     # kernels of 11 are refused.
-    "pm8_pn16_l8_bus64_k7": EngineConfig(pm=8, pn=16, ovsf_len=8, axi_data_bits=64, in_buf_elems=16384,
+    "pm16_pn8_l4_bus64_k7": EngineConfig(pm=16, pn=8, ovsf_len=4, axi_data_bits=64, in_buf_elems=16384,
                                          wgt_buf_elems=16384, out_buf_elems=4096, data_bits=8, max_k=7),
 }
 

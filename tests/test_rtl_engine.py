@@ -96,16 +96,33 @@ def test_engine_illegal_descriptor_stops(corrupt, sim):
     run_case("two_layer_pool", sim, corrupt=corrupt)
 
 
-@pytest.mark.parametrize("case", engine_cases.SMOKE)
+@pytest.mark.parametrize("case", engine_cases.SMOKE + list(engine_cases.PM_CASES))
 def test_engine_case_compiles_for_every_regression_config(case):
-    """The nightly runs every smoke case on each configuration it builds:
-    a case's forced tiles must be legal on all of them (a tile of 8 output
-    channels is not at PM = 16)."""
-    from golden import isa
+    """The nightly runs the engine cases on several configurations: a case's
+    forced tiles must be legal on each it runs on (a tile of 8 output
+    channels is not at PM = 16), and every smoke case runs on small, bits8
+    and the PM = 2 PN engine (but ovsf_rho, whose rho of 3/8 needs L = 8)."""
+    from tb.regressions import CONFIGS, REGRESSIONS
+    configs = {c for e in REGRESSIONS["nightly"] if e.module == "cocotb_engine" and e.env["UZ_CASE"] == case
+               for c in e.configs}
+    want = {"small", "bits8", "pm8_pn4"} if case in engine_cases.SMOKE else {"pm8_pn4"}
+    assert want - ({"pm8_pn4"} if case == "ovsf_rho" else set()) <= configs
+    for name in configs:
+        engine_cases.build(case, CONFIGS[name])
+
+
+#: Engine cases on the PM = 2 PN configuration in make test (Verilator): the
+#: write-back, residual and bias a channel group at a time, POOL and
+#: depthwise oc-groups over two windows, channels past the output's groups
+#: computed and not written. Icarus runs pm_groups in make test-slow, and the
+#: nightly every case on both simulators.
+PM_NE_PN_CASES = ("pm_groups", "res_block", "dw_block", "avg_pools")
+
+
+@pytest.mark.parametrize("case, sim", [(c, "verilator") for c in PM_NE_PN_CASES]
+                         + [pytest.param("pm_groups", "icarus", marks=pytest.mark.slow)])
+def test_engine_pm_twice_pn(case, sim):
     from tb.regressions import CONFIGS
-    # every configuration the regression tool runs (it refuses one whose MaxK
-    # is below the kernels its tests draw: ecp5 is for synthesis and the bench)
-    runnable = [cfg for cfg in CONFIGS.values() if cfg.max_k == max(isa.KERNELS)]
-    assert len(runnable) >= 3
-    for cfg in runnable:
-        engine_cases.build(case, cfg)
+    cfg = CONFIGS["pm8_pn4"]
+    assert cfg.pm == 2 * cfg.pn
+    run_case(case, sim, cfg=cfg)

@@ -80,7 +80,7 @@ def tiles(kind, conv_h, conv_w, cin, cout, k, stride, cfg: EngineConfig, ovsf_on
     if ovsf_on:
         unit_i = max(cfg.pn, cfg.ovsf_len)
     if kind == isa.Kind.POOL:
-        ti = to = cfg.pn
+        ti = to = cfg.pm        # the compute runs a POOL's channels in oc-groups of PM
     else:
         to = cfg.pm
         ti = cin_pad

@@ -22,7 +22,9 @@ def walk(cout, cin, rows, cols, to, ti, tr, tc, follow, outer_only):
                 its = [o0] if (follow or outer_only) else list(range(0, cin, ti))
                 for n, i0 in enumerate(its):
                     no = min(to, cout - o0)
-                    ni = no if follow else min(ti, cin - (0 if outer_only else i0))
+                    # a POOL or depthwise tile reads its own channels, as
+                    # many as the input has (16-bit, as the RTL subtracts)
+                    ni = min(no, (cin - o0) & 0xFFFF) if follow else min(ti, cin - (0 if outer_only else i0))
                     yield dict(o0=o0, r0=r0, c0=c0, i0=i0 if not outer_only or follow else 0,
                                no=no, nr=min(tr, rows - r0), nc=min(tc, cols - c0), ni=ni,
                                first_ti=int(n == 0), last_ti=int(n == len(its) - 1))

@@ -173,6 +173,30 @@ GRAPH_CASES = {
         {"name": "add7", "type": "add", "inputs": ["dw7_r", "add5"]},
         {"name": "head", "type": "conv", "out_channels": 10, "kernel": 1}]},
 }
+#: Networks for engines with more PEs than lanes (PM = 2 PN and up: an
+#: accumulator word holds several channel groups of the layout). Legal on
+#: every configuration; at PM = 8, PN = 4 each layer's channels stop inside
+#: the last oc-group of PM, so the engine computes channels the output does
+#: not hold and must not write: a standalone max pool of the 12-channel
+#: input (its last oc-group reads one window, not two), a 4-channel conv
+#: whose concat neighbour starts right after it (writing its whole oc-group
+#: would overwrite the neighbour's first group), a residual add of 12
+#: channels (the residual read group by group) and a 12-channel depthwise
+#: layer with its residual.
+PM_CASES = {
+    "pm_groups": {"input_shape": [12, 8, 10], "weights": {"seed": 16}, "layers": [
+        {"name": "p0", "type": "maxpool", "kernel": 2, "stride": 2, "inputs": ["input"]},
+        {"name": "b", "type": "conv", "out_channels": 12, "kernel": 1, "inputs": ["p0"]},
+        {"name": "b_r", "type": "relu"},
+        {"name": "a", "type": "conv", "out_channels": 4, "kernel": 3, "pad": 1, "inputs": ["p0"]},
+        {"name": "cat", "type": "concat", "inputs": ["a", "b_r"]},
+        {"name": "c", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1},
+        {"name": "add", "type": "add", "inputs": ["c", "p0"]},
+        {"name": "dw", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1, "groups": 12},
+        {"name": "dw_add", "type": "add", "inputs": ["dw", "add"]},
+        {"name": "head", "type": "conv", "out_channels": 10, "kernel": 1}]},
+}
+
 #: The cases using graph features, and the descriptor fields each must use
 #: (test_rtl_engine checks the compiled program really does).
 GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",),
@@ -189,7 +213,7 @@ PERF_CASES = {
         {"name": "conv", "type": "conv", "out_channels": 32, "kernel": 3, "pad": 1}]},
 }
 SMOKE = list(CASES) + list(GRAPH_CASES)
-ALL_CASES = {**CASES, **GRAPH_CASES, **PERF_CASES}
+ALL_CASES = {**CASES, **GRAPH_CASES, **PM_CASES, **PERF_CASES}
 CASES.update(PERF_CASES)
 
 

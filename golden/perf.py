@@ -101,10 +101,12 @@ class Overheads:
     gen_latency: int = 4     # OVSF generator pipeline
     # descriptor fetch, start and flush beyond the memory latency (30), the
     # sequential descriptor check (82), the layer's products on its shared
-    # two-cycle multiplier (40) and the write-back's fourth stage, the running
-    # max after the data shift (1: the last pixel reaches the write a cycle
-    # later; an average pool's divider skips it)
-    layer: int = 153
+    # two-cycle multiplier (40) and the write-back's stages past the read
+    # (3: a stage for the running max after the data shift, and the RAM's
+    # words registered before the residual's alignment, which has a stage
+    # of its own before the add; each puts a layer's last pixel a cycle
+    # later, measured on the engine cases)
+    layer: int = 155
     write_ack: int = 4       # last write beat to its response, beyond the memory latency
     avg_divide: int = 3      # average pool: a pixel's division takes data_bits / 4 + avg_divide cycles
     read_issue: int = 2      # cycles between back-to-back read commands of one stream

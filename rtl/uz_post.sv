@@ -298,9 +298,12 @@ module uz_post
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
   // Pixel queue entries: a pixel may be in each of stages 2 to 4 when the
-  // next window's last word is read, and one is being sent.
-  localparam int PixQueue = 4;
-  logic [2:0] cnt_q;  // pixels in the queue before the serializer
+  // next window's last word is read, and one is being sent (six; a power
+  // of two for the pointers).
+  localparam int PixQueue = 8;
+  localparam int CntW     = $clog2(PixQueue + 1);
+  localparam int PtrW     = $clog2(PixQueue);
+  logic [CntW-1:0] cnt_q;  // pixels in the queue before the serializer
   logic pix_in;       // a finished pixel enters the queue this cycle
   logic pix_out;      // the serializer sends a pixel's last beat
   logic rd_fire;
@@ -320,22 +323,27 @@ module uz_post
   logic [ResHalfAw-1:0] res_off_q;
   assign res_rd_addr_o = ResHalfAw'(acc_rd_addr_o) + res_off_q;
 
-  // Stage 2: the word arrives; the residual add. Stage 3: ReLU, the shared
-  // data shift, the clip. Stage 4: running max. In one stage the chain from
-  // the accumulator RAM's read data to the running max (alignment, add,
-  // saturation, shift, rounding, two compares) was the block's longest; then
-  // stage 3's shift, rounding, saturation, clip and max (30.5 ns on ECP5).
+  // Stage 2: the words arrive from the RAMs and are registered as they
+  // leave. Stage 2a: the residual's alignment. Stage 2b: the residual add
+  // and its saturation. Stage 3: ReLU, the shared data shift, the clip.
+  // Stage 4: running max. The RAM's read, the alignment and the add in one
+  // stage were the engine's longest path on ECP5 (19.0 ns, 5.9 of them the
+  // block RAM's output); before that the chain from the read data to the
+  // running max was one stage, then stage 3's shift, rounding, saturation,
+  // clip and max (30.5 ns).
   logic                    s2_valid_q, s2_first_q, s2_last_q, s2_pos_valid_q;
+  logic                    s2a_valid_q, s2a_first_q, s2a_last_q, s2a_pos_valid_q;
+  logic                    s2b_valid_q, s2b_first_q, s2b_last_q, s2b_pos_valid_q;
   logic                    s3_valid_q, s3_first_q, s3_last_q, s3_pos_valid_q;
   logic                    s4_valid_q, s4_first_q, s4_last_q, s4_pos_valid_q;
-  logic [PN*AccWidth-1:0]  s3_acc_q;               // s2_acc, registered
+  logic [PN*AccWidth-1:0]  s3_acc_q;               // s2b_acc, registered
   logic [WordWidth-1:0]    s3_val, s3_clip, s4_clip_q, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
-  logic [PN*AccWidth-1:0]  s2_acc;                 // accumulator after the residual add
-  // the aligned residual, for the testbench's residual probe
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [PN*AccWidth-1:0]  s2_res_al;
-  /* verilator lint_on UNUSEDSIGNAL */
+  logic [WordWidth-1:0]    s2a_res_q;              // registered
+  logic [PN*AccWidth-1:0]  s2a_conv_q, s2b_conv_q; // the accumulators read, registered
+  logic [PN*AccWidth-1:0]  s2a_res_al;             // the residual aligned (0 without one)
+  logic [PN*AccWidth-1:0]  s2b_res_al_q;           // registered
+  logic [PN*AccWidth-1:0]  s2b_acc;                // accumulator after the residual add
   assign s2_res = res_rd_data_i;
   // the group's slice of the accumulator word read (q mod PM / PN)
   logic [SubW-1:0]         sub_q, s2_sub_q;
@@ -345,6 +353,8 @@ module uz_post
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       s2_valid_q <= 1'b0; s2_first_q <= 1'b0; s2_last_q <= 1'b0; s2_pos_valid_q <= 1'b0; s2_sub_q <= '0;
+      s2a_valid_q <= 1'b0; s2a_first_q <= 1'b0; s2a_last_q <= 1'b0; s2a_pos_valid_q <= 1'b0;
+      s2b_valid_q <= 1'b0; s2b_first_q <= 1'b0; s2b_last_q <= 1'b0; s2b_pos_valid_q <= 1'b0;
       s3_valid_q <= 1'b0; s3_first_q <= 1'b0; s3_last_q <= 1'b0; s3_pos_valid_q <= 1'b0;
       s4_valid_q <= 1'b0; s4_first_q <= 1'b0; s4_last_q <= 1'b0; s4_pos_valid_q <= 1'b0;
     end else begin
@@ -353,18 +363,37 @@ module uz_post
       s2_sub_q       <= sub_q;
       s2_last_q      <= win_last;
       s2_pos_valid_q <= pos_valid;
-      s3_valid_q     <= s2_valid_q && !abort_i;
-      s3_first_q     <= s2_first_q;
-      s3_last_q      <= s2_last_q;
-      s3_pos_valid_q <= s2_pos_valid_q;
+      s2a_valid_q     <= s2_valid_q && !abort_i;
+      s2a_first_q     <= s2_first_q;
+      s2a_last_q      <= s2_last_q;
+      s2a_pos_valid_q <= s2_pos_valid_q;
+      s2b_valid_q     <= s2a_valid_q && !abort_i;
+      s2b_first_q     <= s2a_first_q;
+      s2b_last_q      <= s2a_last_q;
+      s2b_pos_valid_q <= s2a_pos_valid_q;
+      s3_valid_q      <= s2b_valid_q && !abort_i;
+      s3_first_q      <= s2b_first_q;
+      s3_last_q       <= s2b_last_q;
+      s3_pos_valid_q  <= s2b_pos_valid_q;
       s4_valid_q     <= s3_valid_q && !abort_i;
       s4_first_q     <= s3_first_q;
       s4_last_q      <= s3_last_q;
       s4_pos_valid_q <= s3_pos_valid_q;
     end
   end
+  // a word still on its way to the pixel queue or the divider
+  logic pipe_busy;
+  assign pipe_busy = s2_valid_q || s2a_valid_q || s2b_valid_q || s3_valid_q || s4_valid_q;
   always_ff @(posedge clk_i) begin
-    if (s2_valid_q) s3_acc_q  <= s2_acc;
+    if (s2_valid_q) begin
+      s2a_conv_q <= s2_conv;
+      s2a_res_q  <= s2_res;
+    end
+    if (s2a_valid_q) begin
+      s2b_conv_q   <= s2a_conv_q;
+      s2b_res_al_q <= s2a_res_al;
+    end
+    if (s2b_valid_q) s3_acc_q <= s2b_acc;
     if (s3_valid_q) s4_clip_q <= s3_clip;
   end
 
@@ -428,7 +457,7 @@ module uz_post
   assign dv_in   = avg && s3_valid_q && s3_last_q;
   // uz_desc_check bounds an average window to AVG_N_MAX cells
   assign dv_n_in = pool_incl_pad_i ? NW'(win_cells_q) : ncell_next;
-  assign dv_push = (dv_q == DvOut) && ((cnt_q != 3'(PixQueue)) || pix_out);
+  assign dv_push = (dv_q == DvOut) && ((cnt_q != CntW'(PixQueue)) || pix_out);
 
   always_comb begin
     dv_d = dv_q;
@@ -534,16 +563,16 @@ module uz_post
     logic [AccWidth-1:0] res_al;
     uz_shift_round_sat #(.InWidth(DataWidth), .OutWidth(AccWidth), .ShiftWidth(ShTw), .PreDecoded(1'b1))
         u_res_align (
-      .data_i(s2_res[p*DataWidth +: DataWidth]), .shift_i(res_t_q), .data_o(res_al)
+      .data_i(s2a_res_q[p*DataWidth +: DataWidth]), .shift_i(res_t_q), .data_o(res_al)
     );
     logic [AccWidth-1:0] res_op;
     logic [AccWidth:0]   sum;
-    assign res_op = res_i ? res_al : '0;
-    assign s2_res_al[p*AccWidth +: AccWidth] = res_op;
+    assign s2a_res_al[p*AccWidth +: AccWidth] = res_i ? res_al : '0;
+    assign res_op = s2b_res_al_q[p*AccWidth +: AccWidth];
     // one bit wider: the sum's top two bits differ exactly when it overflows
-    assign sum = {s2_conv[p*AccWidth + AccWidth-1], s2_conv[p*AccWidth +: AccWidth]} +
+    assign sum = {s2b_conv_q[p*AccWidth + AccWidth-1], s2b_conv_q[p*AccWidth +: AccWidth]} +
                  {res_op[AccWidth-1], res_op};
-    assign s2_acc[p*AccWidth +: AccWidth] =
+    assign s2b_acc[p*AccWidth +: AccWidth] =
         (sum[AccWidth] == sum[AccWidth-1]) ? sum[AccWidth-1:0]
                                            : {sum[AccWidth], {(AccWidth-1){!sum[AccWidth]}}};
     logic [AccWidth-1:0] relu_acc;
@@ -599,41 +628,50 @@ module uz_post
   // A pixel queue (PixQueue entries) in front of the beat serializer keeps
   // window reads in flight while earlier pixels are sent.
   logic [WordWidth-1:0]    fifo_q [PixQueue];
-  logic [1:0]              rd_ptr_q, wr_ptr_q;
+  logic [PtrW-1:0]         rd_ptr_q, wr_ptr_q;
   logic [$clog2(WordBeats+1)-1:0] beat_q;
-  logic                    s2_pix;     // stage 2 holds a window's last word: a pixel in three cycles
+  logic                    s2_pix;     // stage 2 holds a window's last word: a pixel in five cycles
+  logic                    s2a_pix;    // stage 2a holds one: a pixel in four cycles
+  logic                    s2b_pix;    // stage 2b holds one: a pixel in three cycles
   logic                    s3_pix;     // stage 3 holds one: a pixel in two cycles (not for an average)
   assign s2_pix  = s2_valid_q && s2_last_q;
+  assign s2a_pix = s2a_valid_q && s2a_last_q;
+  assign s2b_pix = s2b_valid_q && s2b_last_q;
   assign s3_pix  = !avg && s3_valid_q && s3_last_q;
   assign pix_in  = avg ? dv_push : (s4_valid_q && s4_last_q);
   assign pix_out = (cnt_q != '0) && wr_data_ready_i && (32'(beat_q) == WordBeats - 1);
-  // The word of a window's last position becomes a pixel three cycles later
-  // (an average's window sum two cycles later) and cannot wait there: read it
-  // only when the queue (the divider, for an average) will have room. The
-  // queue then holds at most what it holds now, plus the pixels entering now
-  // and in stages 3 and 2, less the one leaving now. The divider will be
-  // idle in two cycles when it is idle now with nothing coming in, or hands
-  // its pixel over now, and stage 2 holds none.
-  assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push) && !s2_pix)
-                                      : ((32'(cnt_q) + 32'(pix_in) + 32'(s3_pix) + 32'(s2_pix) - 32'(pix_out))
-                                         >= PixQueue));
+  // The word of a window's last position becomes a pixel five cycles later
+  // (an average's window sum four cycles later) and cannot wait there: read
+  // it only when the queue (the divider, for an average) will have room.
+  // occ_q counts the queue's places taken: the pixels in it and those in
+  // stages 2 to 4 (a register, not the sum of the stages' flags, which with
+  // the pixel leaving now was the block's longest path, from the write
+  // port's ready to every counter's enable). A pixel leaving this cycle
+  // frees its place a cycle late. The divider will be idle in four cycles
+  // when it is idle now with nothing coming in, or hands its pixel over
+  // now, and stages 2 to 2b hold none.
+  logic [CntW-1:0] occ_q;
+  assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push) &&
+                                           !s2_pix && !s2a_pix && !s2b_pix)
+                                      : (occ_q >= CntW'(PixQueue)));
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      cnt_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
+      cnt_q <= '0; occ_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
     end else if (abort_i || start_i) begin
-      cnt_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
+      cnt_q <= '0; occ_q <= '0; rd_ptr_q <= '0; wr_ptr_q <= '0; beat_q <= '0;
     end else begin
+      occ_q <= occ_q + CntW'(rd_fire && win_last && !avg) - CntW'(pix_out && !avg);
       if ((cnt_q != '0) && wr_data_ready_i) beat_q <= pix_out ? '0 : beat_q + 1'b1;
       if (pix_in)  wr_ptr_q <= wr_ptr_q + 1'b1;
       if (pix_out) rd_ptr_q <= rd_ptr_q + 1'b1;
-      cnt_q <= cnt_q + 3'(pix_in) - 3'(pix_out);
+      cnt_q <= cnt_q + CntW'(pix_in) - CntW'(pix_out);
     end
   end
   always_ff @(posedge clk_i) begin
     if (pix_in) fifo_q[wr_ptr_q] <= avg ? dv_y : max_next;
   end
-  `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == 3'(PixQueue)), clk_i, rst_ni)
+  `ASSERT(PixelQueueNoOverflow_A, !(pix_in && !pix_out && cnt_q == CntW'(PixQueue)), clk_i, rst_ni)
   assign wr_data_valid_o = (cnt_q != '0);
   assign wr_data_o       = fifo_q[rd_ptr_q][32'(beat_q) * AxiDataWidth +: AxiDataWidth];
 
@@ -677,7 +715,7 @@ module uz_post
       PoPlan: state_d = PoWait;
       PoWait: begin
         if (!it_valid) begin
-          if (cnt_q == '0 && dv_q == DvIdle) state_d = PoIdle;
+          if (cnt_q == '0 && dv_q == DvIdle && !pipe_busy) state_d = PoIdle;
         end else if (tile_go) begin
           // A tile may hold only convolution rows or columns the pool's
           // floor rule drops: nothing to write, hand the half back.
@@ -787,7 +825,7 @@ module uz_post
     out_release_o = '0;
     if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
   end
-  assign busy_o = (state_q != PoIdle) || (cnt_q != '0) || (dv_q != DvIdle);
+  assign busy_o = (state_q != PoIdle) || (cnt_q != '0) || (dv_q != DvIdle) || pipe_busy;
 
   // ---------------------------------------------------------------------------
   // Assertions (tests/testplan.md, "RTL assertions"): legal state, the write
@@ -821,7 +859,10 @@ module uz_post
           clk_i, rst_ni)
   `ASSERT(WrCmdBeatsNonZero_A, !wr_cmd_valid_o || wr_cmd_beats_o != '0, clk_i, rst_ni)
   `ASSERT(PixelQueueNoUnderflow_A, !pix_out || cnt_q != '0, clk_i, rst_ni)
-  `ASSERT(PixelQueueDepth_A, cnt_q <= 3'(PixQueue), clk_i, rst_ni)
+  `ASSERT(PixelQueueDepth_A, cnt_q <= CntW'(PixQueue), clk_i, rst_ni)
+  // the places taken are the pixels queued and on their way (max or no pool)
+  `ASSERT(PixelPlacesCurrent_A, avg || 32'(occ_q) == 32'(cnt_q) + 32'(pix_in) + 32'(s3_pix) + 32'(s2b_pix) +
+          32'(s2a_pix) + 32'(s2_pix), clk_i, rst_ni)
   // the divider takes a pixel only when idle (pix_stall), and its divisor is
   // one its widths cover (uz_desc_check bounds the window)
   `ASSERT(AvgPixelIntoIdleDivider_A, !dv_in || dv_q == DvIdle, clk_i, rst_ni)
@@ -832,7 +873,7 @@ module uz_post
   `ASSERT_KNOWN(WrDataValidKnown_A, wr_data_valid_o, clk_i, rst_ni)
   `ASSERT_KNOWN(WrDataKnown_A, wr_data_valid_o ? wr_data_o : '0, clk_i, rst_ni)
   // the registered shift decodes and loop bounds are current wherever read
-  `ASSERT(ShiftDecodeCurrent_A, !(s2_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
+  `ASSERT(ShiftDecodeCurrent_A, !(s2a_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
   `ASSERT(DataShiftDecodeCurrent_A, !s3_valid_q || data_t_q == data_t_d, clk_i, rst_ni)
   `ASSERT(MulOperandCurrent_A, !(mul_req && mp_q == MpAccRow) || acc_row_a_q == acc_row_a_d, clk_i, rst_ni)
   `ASSERT(TileStartCurrent_A, !tile_go || (wc_start == wc_start_d && a_col_start == a_col_start_d), clk_i, rst_ni)

@@ -297,7 +297,12 @@ class UzBfm:
         ctrl = dut.u_ctrl
         bias_o0 = {}            # (half, word) -> first output channel the loader put there
         pending_bias = None     # identity of a bias read, resolved next cycle
-        pending_shift = None
+        # A write-back read walks post's stages: its words arrive in stage 2
+        # (the residual as read), the aligned residual and the sum are in
+        # stage 2b two cycles later, the clipped value in stage 3 after that.
+        pending_shift = None    # the read, its words in stage 2 next cycle
+        pending_2a = None       # its words in stage 2a
+        pending_2b = None       # its aligned residual and sum in stage 2b
         pending_clip = None     # the shift sample's clipped value: post's stage 3, a cycle later
         bias_half_shift = (2 * (cfg.out_buf_elems // pm) - 1).bit_length() - 1
         while True:
@@ -315,14 +320,21 @@ class UzBfm:
             if pending_clip is not None:
                 self.probes.shift.append(ShiftSample(*pending_clip, _lanes(int(post.s3_clip.value), pn, db)))
                 pending_clip = None
-            if pending_shift is not None:
-                o0, y, x = pending_shift
-                acc = _lanes(int(post.s2_acc.value), pn, ab)
+            if pending_2b is not None:
+                o0, y, x, res = pending_2b
+                acc = _lanes(int(post.s2b_acc.value), pn, ab)
                 pending_clip = (layer, o0, y, x, acc)
                 if int(post.res_i.value):
                     self.res_queue.put_nowait(ResidualSample(
-                        layer, o0, y, x, _lanes(int(post.s2_conv.value), pn, ab),
-                        _lanes(int(post.s2_res.value), pn, db), _lanes(int(post.s2_res_al.value), pn, ab), acc))
+                        layer, o0, y, x, _lanes(int(post.s2b_conv_q.value), pn, ab),
+                        res, _lanes(int(post.s2b_res_al_q.value), pn, ab), acc))
+                pending_2b = None
+            if pending_2a is not None:
+                pending_2b, pending_2a = pending_2a, None
+            if pending_shift is not None:
+                # (the residual buffer is read only for a layer with a residual)
+                res = _lanes(int(post.s2_res.value), pn, db) if int(post.res_i.value) else None
+                pending_2a = (*pending_shift, res)
                 pending_shift = None
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f

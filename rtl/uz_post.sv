@@ -336,7 +336,7 @@ module uz_post
   logic                    s2b_valid_q, s2b_first_q, s2b_last_q, s2b_pos_valid_q;
   logic                    s3_valid_q, s3_first_q, s3_last_q, s3_pos_valid_q;
   logic                    s4_valid_q, s4_first_q, s4_last_q, s4_pos_valid_q;
-  logic [PN*AccWidth-1:0]  s3_acc_q;               // s2b_acc, registered
+  logic [PN*AccWidth-1:0]  s3_acc_q;               // s2b_relu, registered
   logic [WordWidth-1:0]    s3_val, s3_clip, s4_clip_q, max_q, max_next;
   logic [WordWidth-1:0]    s2_res;                 // the residual word as read
   logic [WordWidth-1:0]    s2a_res_q;              // registered
@@ -344,6 +344,7 @@ module uz_post
   logic [PN*AccWidth-1:0]  s2a_res_al;             // the residual aligned (0 without one)
   logic [PN*AccWidth-1:0]  s2b_res_al_q;           // registered
   logic [PN*AccWidth-1:0]  s2b_acc;                // accumulator after the residual add
+  logic [PN*AccWidth-1:0]  s2b_relu;               // and after ReLU (not before an average)
   assign s2_res = res_rd_data_i;
   // the group's slice of the accumulator word read (q mod PM / PN)
   logic [SubW-1:0]         sub_q, s2_sub_q;
@@ -393,7 +394,7 @@ module uz_post
       s2b_conv_q   <= s2a_conv_q;
       s2b_res_al_q <= s2a_res_al;
     end
-    if (s2b_valid_q) s3_acc_q <= s2b_acc;
+    if (s2b_valid_q) s3_acc_q <= s2b_relu;
     if (s3_valid_q) s4_clip_q <= s3_clip;
   end
 
@@ -575,8 +576,15 @@ module uz_post
     assign s2b_acc[p*AccWidth +: AccWidth] =
         (sum[AccWidth] == sum[AccWidth-1]) ? sum[AccWidth-1:0]
                                            : {sum[AccWidth], {(AccWidth-1){!sum[AccWidth]}}};
+    // ReLU at the end of stage 2b, so that stage 3 starts its shift from a
+    // register (ReLU's layer-wide enable ahead of the shift, clip and max,
+    // fanning out to every bit, was the block's longest path, 13.5 ns, most
+    // of it routing). An average takes its cells as they are and applies
+    // ReLU after the division.
+    assign s2b_relu[p*AccWidth +: AccWidth] = (relu_i && !avg && s2b_acc[p*AccWidth + AccWidth-1]) ? '0 :
+                                              s2b_acc[p*AccWidth +: AccWidth];
     logic [AccWidth-1:0] relu_acc;
-    assign relu_acc = (relu_i && s3_acc_q[p*AccWidth + AccWidth-1]) ? '0 : s3_acc_q[p*AccWidth +: AccWidth];
+    assign relu_acc = s3_acc_q[p*AccWidth +: AccWidth];
     uz_shift_round_sat #(.InWidth(AccWidth), .OutWidth(DataWidth), .ShiftWidth(ShTw), .PreDecoded(1'b1))
         u_data_shift (
       .data_i(relu_acc), .shift_i(data_t_q), .data_o(s3_val[p*DataWidth +: DataWidth])

@@ -249,32 +249,57 @@ module uz_loader
     halo = {ylo, yhi, xlo, xhi, 4'($signed({4'b0, ylo}) - y0), 4'($signed({4'b0, xlo}) - x0)};
   endfunction
 
-  // Stage A: the command side's tile geometry, registered every cycle from
-  // its tile, which holds from its wait state to its tile's end: valid from
-  // the second cycle of the wait state on.
+  // Stage A: the command side's tile geometry, from its tile, which holds
+  // from its wait state to its tile's end. Three register stages, each loaded
+  // every cycle (one stage was the loader's longest path: stride product,
+  // pad, window end, clip and whole-row compares): the stride products; the
+  // windows' first and last input row and column; the clipped bounds, the
+  // skips and the whole-row flags. Valid from the fourth cycle of the wait
+  // state on; the first reader, the product PsRowOff, comes at least 14
+  // cycles in (GeomCurrent_A).
+  logic signed [19:0] ga_ys_q, ga_xs_q;                    // r0 * s, c0 * s
+  logic signed [19:0] ga_y0_q, ga_x0_q, ga_yh_q, ga_xh_q;  // window rows, cols (unclipped)
+  logic signed [19:0] lc_yh_off_q, lc_xh_off_q;            // ih_t - 1 - pad_t, iw_t - 1 - pad_l
   logic [15:0] ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q;
+  logic [3:0]  ga_yskip_q, ga_xskip_q;
   logic        ga_full_rows_q, ga_whole_plane_q;
   logic [15:0] ca_ng, ca_w_i0, ca_w_ni;
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [71:0] hl;                    // the skips serve the data side only
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign hl      = halo(ca_r0, ca_c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  logic        ga_ylo0, ga_yhi_max, ga_xlo0, ga_xhi_max;  // the clipped bounds are the plane's
   assign ca_ng   = ca_ni >> LogPN;
   assign ca_w_i0 = dw_i ? '0 : ca_i0;
   assign ca_w_ni = dw_i ? 16'(PN) : ca_ni;
+  // halo()'s compares of the clipped bounds, on the unclipped ones
+  assign ga_ylo0    = (ga_y0_q < 0) || (ga_y0_q[15:0] == '0);
+  assign ga_xlo0    = (ga_x0_q < 0) || (ga_x0_q[15:0] == '0);
+  assign ga_yhi_max = (ga_yh_q >= $signed({4'b0, in_h_i})) || (ga_yh_q[15:0] == in_h_i - 1'b1);
+  assign ga_xhi_max = (ga_xh_q >= $signed({4'b0, in_w_i})) || (ga_xh_q[15:0] == in_w_i - 1'b1);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0;
+      ga_ys_q <= '0; ga_xs_q <= '0; ga_y0_q <= '0; ga_x0_q <= '0; ga_yh_q <= '0; ga_xh_q <= '0;
+      lc_yh_off_q <= '0; lc_xh_off_q <= '0;
+      ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0; ga_yskip_q <= '0; ga_xskip_q <= '0;
       ga_full_rows_q <= 1'b0; ga_whole_plane_q <= 1'b0;
     end else begin
-      {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q} <= hl[71:8];
+      ga_ys_q     <= $signed(20'(mul_stride(32'(ca_r0), stride_i)));
+      ga_xs_q     <= $signed(20'(mul_stride(32'(ca_c0), stride_i)));
+      lc_yh_off_q <= $signed({4'b0, ih_t_i}) - 20'sd1 - $signed({16'b0, pad_t_i});
+      lc_xh_off_q <= $signed({4'b0, iw_t_i}) - 20'sd1 - $signed({16'b0, pad_l_i});
+      ga_y0_q     <= ga_ys_q - $signed({16'b0, pad_t_i});
+      ga_x0_q     <= ga_xs_q - $signed({16'b0, pad_l_i});
+      ga_yh_q     <= ga_ys_q + lc_yh_off_q;
+      ga_xh_q     <= ga_xs_q + lc_xh_off_q;
+      ga_ylo_q    <= (ga_y0_q < 0) ? '0 : ga_y0_q[15:0];
+      ga_xlo_q    <= (ga_x0_q < 0) ? '0 : ga_x0_q[15:0];
+      ga_yhi_q    <= (ga_yh_q >= $signed({4'b0, in_h_i})) ? in_h_i - 1'b1 : ga_yh_q[15:0];
+      ga_xhi_q    <= (ga_xh_q >= $signed({4'b0, in_w_i})) ? in_w_i - 1'b1 : ga_xh_q[15:0];
+      ga_yskip_q  <= (ga_y0_q < 0) ? 4'(-ga_y0_q) : '0;
+      ga_xskip_q  <= (ga_x0_q < 0) ? 4'(-ga_x0_q) : '0;
       // The tile holds whole rows, or whole planes: its channel groups lie
       // back to back in memory ([C/G][H][W][G]), so one command reads them
       // all (an FC layer's 1x1 planes would otherwise cost a memory latency
       // per group).
-      ga_full_rows_q   <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1);
-      ga_whole_plane_q <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1) &&
-                          (hl[71:56] == '0) && (hl[55:40] == in_h_i - 1'b1);
+      ga_full_rows_q   <= ga_xlo0 && ga_xhi_max;
+      ga_whole_plane_q <= ga_xlo0 && ga_xhi_max && ga_ylo0 && ga_yhi_max;
     end
   end
 
@@ -283,7 +308,7 @@ module uz_loader
   // then the command side's tile's (again after each CsNext), each a * b on
   // uz_seq_mul. A step reads only registers written by earlier steps, the
   // layer's inputs and the command side's tile (held in CsWait), and the
-  // stage-A geometry no earlier than its second cycle (step 2 on). CsWait
+  // stage-A geometry no earlier than its fourth cycle (PsRowOff on). CsWait
   // plans the tile once the last step is done (PlanAfterProducts_A): about
   // 2 cycles a step, while the command side usually still waits for the
   // data side anyway.
@@ -384,9 +409,14 @@ module uz_loader
   assign full_rows   = ga_full_rows_q;
   assign whole_plane = ga_whole_plane_q;
 
-  // Data side: where the words go.
+  // Data side: where the words go. Its tile's geometry is the command
+  // side's, kept per half as the tile is planned (as blocks_h_q), and
+  // registered every cycle from its half: current from LdPlan on, which
+  // comes at least a cycle after the plan and after h_q moves
+  // (GeomFromPlanCurrent_A).
   logic [15:0] gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q;
   logic [3:0]  gb_yskip_q, gb_xskip_q;
+  logic [71:0] geom_h_q [2];           // {ylo, yhi, xlo, xhi, yskip, xskip} of each half's tile
   // OVSF blocks of each half's tile, from the command side's plan
   logic [31:0] blocks_h_q [2];
   logic [15:0] ng_tile;
@@ -395,8 +425,7 @@ module uz_loader
     if (!rst_ni) begin
       gb_ylo_q <= '0; gb_yhi_q <= '0; gb_xlo_q <= '0; gb_xhi_q <= '0; gb_yskip_q <= '0; gb_xskip_q <= '0;
     end else begin
-      {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} <=
-          halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+      {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} <= geom_h_q[h_q];
     end
   end
 
@@ -788,7 +817,7 @@ module uz_loader
       hc_q <= 1'b0;
       planned_q <= '0;
       for (int b = 0; b < 2; b++) begin
-        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0; blocks_h_q[b] <= '0;
+        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0; blocks_h_q[b] <= '0; geom_h_q[b] <= '0;
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
         itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
@@ -859,6 +888,7 @@ module uz_loader
           wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off << LogAlphaBytes : wgt_units_off << LogElemBytes);
           wgt_cmd_beats_q  <= ovsf_i ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
           blocks_h_q[hc_q] <= ga_blocks_q;
+          geom_h_q[hc_q]   <= {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q};
           in_cmd_left_q    <= !in_held;
           if (!in_held) begin
             itag_valid_q[hc_q] <= 1'b1;
@@ -1141,6 +1171,19 @@ module uz_loader
   `ASSERT_NEVER(LdCmdOnlyInIssue_A, cmds_left && cs_q != CsIssue, clk_i, rst_ni)
   // a tile is planned only with its products and uz_layer's constants ready
   `ASSERT_NEVER(PlanAfterProducts_A, cs_q == CsPlan && !(ps_done && consts_valid_i), clk_i, rst_ni)
+  // The pipelined tile geometry is halo()'s of the tile wherever it is read:
+  // the command side's (products, plan, commands), the data side's (plan, input).
+  logic [71:0] ga_chk, gb_chk;
+  assign ga_chk = halo(ca_r0, ca_c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  assign gb_chk = halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  `ASSERT(GeomCurrent_A, !(cs_q == CsPlan || cs_q == CsIssue ||
+          (ps_req && (ps_q == 5'(PsRowOff) || ps_q == 5'(PsRowsWords)))) ||
+          ({ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q} == ga_chk &&
+           ga_full_rows_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1) &&
+           ga_whole_plane_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1 &&
+                                ga_chk[71:56] == '0 && ga_chk[55:40] == in_h_i - 1'b1)), clk_i, rst_ni)
+  `ASSERT(GeomFromPlanCurrent_A, !(state_q == LdPlan || state_q == LdInData) ||
+          {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} == gb_chk, clk_i, rst_ni)
   `ASSERT_NEVER(LdResCmdOnlyInIssue_A, rs_cmd_left_q && cs_q != CsResIssue, clk_i, rst_ni)
   `ASSERT_KNOWN(CsStateKnown_A, cs_q, clk_i, rst_ni)
   `ASSERT(CsStateLegal_A, 32'(cs_q) <= 32'(CsNext), clk_i, rst_ni)

@@ -542,6 +542,7 @@ module uz_loader
   logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; don't-care from aq_cnt_q up
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
+  logic [LogPM-1:0]              iss_m_d;  // its next value (for the queue slots' copies)
   logic [GenBlkWidth-1:0]        iss_blocks;
   logic                          alpha_ready, gen_valid, gen_take;
   logic [GenLanes*OvsfLen*AlphaWidth-1:0] gen_alpha;
@@ -587,13 +588,18 @@ module uz_loader
     end
   end
   // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
-  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot.
+  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot. The
+  // count is compared as a thermometer, cnt_th_q[k] = (aq_cnt_q >= k), set
+  // along with it (CntThermoCurrent_A): against the one-hot j * n_codes an
+  // AND-OR, no compare chain on the queue's take decision, which was the
+  // head of the loader's longest path (the count, the take, the queue cut).
+  logic [QAlphas:0]    cnt_th_q, cnt_th_d;
   logic [GenLanes+1:0] fits;
   logic [GenLanes:0]   blk_oh;
   assign fits[0]          = 1'b1;
   assign fits[GenLanes+1] = 1'b0;
   for (genvar j = 1; j <= GenLanes; j++) begin : gen_fits
-    assign fits[j] = (32'(jn_q[j]) <= 32'(aq_cnt_q)) && (j <= PM - 32'(iss_m_q));
+    assign fits[j] = ((jn_oh_q[j] & cnt_th_q) != '0) && (j <= PM - 32'(iss_m_q));
   end
   for (genvar j = 0; j <= GenLanes; j++) begin : gen_blk_oh
     assign blk_oh[j] = fits[j] && !fits[j+1];
@@ -606,7 +612,7 @@ module uz_loader
   end
 
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && fits[1];
+  assign gen_valid = ovsf_i && cnt_th_q[1] && fits[1];   // cnt_th_q[1]: aq_cnt_q != 0
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -639,7 +645,6 @@ module uz_loader
   // by a one-hot select of QAlphas + 1 fixed slices, not a run-time barrel
   // shift: the late signal, the blocks taken (sel), picks the registered
   // one-hot of j * n_codes.
-  localparam int QBits = QAlphas * AlphaWidth;
   localparam int WAlphas = QAlphas + BeatAlphas;
   localparam int WBits = WAlphas * AlphaWidth;
   wire [WBits-1:0] aq_w;   // the queue with a beat behind its alphas
@@ -663,27 +668,69 @@ module uz_loader
   // sel: the blocks taken this cycle (none unless gen_take), one-hot
   logic [GenLanes:0] sel;
   assign sel = gen_take ? blk_oh : (GenLanes+1)'(1);
-  logic [QAlphas:0] rem_oh;   // alphas taken this cycle, one-hot
   always_comb begin
-    rem_oh   = '0;
     aq_left  = '0;
     aq_room  = 1'b0;
     for (int j = 0; j <= GenLanes; j++) begin
       if (sel[j]) begin
-        rem_oh   = rem_oh | jn_oh_q[j];
         aq_left  = aq_left | QCntWidth'(aq_cnt_q - QCntWidth'(jn_q[j]));
         aq_room  = aq_room | (32'(aq_cnt_q) <= 32'(rlim_q[j]));
       end
     end
   end
-  // cut k: the merged queue without its first k alphas, if k are taken
-  wire [(QAlphas+2)*QBits-1:0] cut;
-  assign cut[0 +: QBits] = '0;
-  for (genvar k = 0; k <= QAlphas; k++) begin : gen_cut
-    assign cut[(k+1)*QBits +: QBits] = cut[k*QBits +: QBits] |
-                                       (rem_oh[k] ? QBits'(aq_w >> (k * AlphaWidth)) : '0);
+  // The cut, per queue alpha p: the merged queue's alpha p + k, k the
+  // alphas taken this cycle. Each slot makes the take decision (fits, sel,
+  // k one-hot) itself, from its own (* keep *) copies of the count's
+  // thermometer, the bank and the one-hot j * n_codes, all loaded with the
+  // originals (AqSlotCopiesCurrent_A): one decision fanned out to every
+  // alpha of the queue, spread over the device, was most of the loader's
+  // longest path.
+  for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot
+    logic [QAlphas:0]    th_q;
+    logic [LogPM-1:0]    ism_q;
+    logic [QAlphas:0]    oh_q [GenLanes+1];
+    logic [GenLanes+1:0] f;
+    logic [GenLanes:0]   s;
+    logic [QAlphas:0]    r;       // alphas taken, one-hot
+    (* keep *)
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        th_q  <= (QAlphas+1)'(1);
+        ism_q <= '0;
+        for (int j = 0; j <= GenLanes; j++) oh_q[j] <= '0;
+      end else begin
+        th_q  <= cnt_th_d;
+        ism_q <= iss_m_d;
+        for (int j = 0; j <= GenLanes; j++)
+          for (int k = 0; k <= QAlphas; k++) oh_q[j][k] <= (32'(jn[j]) == k);
+      end
+    end
+    assign f[0]          = 1'b1;
+    assign f[GenLanes+1] = 1'b0;
+    for (genvar j = 1; j <= GenLanes; j++) begin : g_f
+      assign f[j] = ((oh_q[j] & th_q) != '0) && (j <= PM - 32'(ism_q));
+    end
+    for (genvar j = 0; j <= GenLanes; j++) begin : g_s
+      assign s[j] = (ovsf_i && th_q[1] && f[1] && alpha_ready) ? (f[j] && !f[j+1]) : (j == 0);
+    end
+    always_comb begin
+      r = '0;
+      for (int j = 0; j <= GenLanes; j++) begin
+        if (s[j]) r = r | oh_q[j];
+      end
+    end
+    wire [(QAlphas+2)*AlphaWidth-1:0] acc;
+    assign acc[0 +: AlphaWidth] = '0;
+    for (genvar k = 0; k <= QAlphas; k++) begin : g_k
+      if (p + k < WAlphas) begin : g_in
+        assign acc[(k+1)*AlphaWidth +: AlphaWidth] = acc[k*AlphaWidth +: AlphaWidth] |
+            (r[k] ? aq_w[(p+k)*AlphaWidth +: AlphaWidth] : '0);
+      end else begin : g_out
+        assign acc[(k+1)*AlphaWidth +: AlphaWidth] = acc[k*AlphaWidth +: AlphaWidth];
+      end
+    end
+    assign aq_after[p*AlphaWidth +: AlphaWidth] = acc[(QAlphas+1)*AlphaWidth +: AlphaWidth];
   end
-  assign aq_after = cut[(QAlphas+1)*QBits +: QBits];
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -709,6 +756,19 @@ module uz_loader
   assign word_beat = rd_data_valid_i && ready_word;
   assign raw_beat  = rd_data_valid_i && ready_raw;
   assign abeat_in  = rd_data_valid_i && ready_alpha;
+  // the thermometer's and the bank's next values (as the data side sets them)
+  always_comb begin
+    cnt_th_d = cnt_th_q;
+    iss_m_d  = iss_m_q;
+    if (abort_i || start_i) begin
+      cnt_th_d = (QAlphas+1)'(1);
+      iss_m_d  = '0;
+    end else if (ovsf_i) begin
+      for (int k = 0; k <= QAlphas; k++)
+        cnt_th_d[k] = 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
+      if (gen_take) iss_m_d = LogPM'(32'(iss_m_q) + 32'(iss_blocks));
+    end
+  end
 
   // ---- command side: plan a tile (tags, what to load), send its commands,
   // then its residual's after an output tile's last ti-tile, and move on. At
@@ -927,13 +987,13 @@ module uz_loader
       gl_q <= '0; y_q <= '0; x_q <= '0;
       ib_grp_q <= '0; ib_row_q <= '0; ib_addr_q <= '0;
       wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
-      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
       blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
     end else if (abort_i || start_i) begin
       h_q <= 1'b0;
       rh_q <= 1'b0;
       word_cnt_q <= '0;
-      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
     end else begin
       if (word_beat) begin
         word_q     <= word_next;
@@ -1035,6 +1095,8 @@ module uz_loader
       if (ovsf_i) begin
         aq_q     <= aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
+        for (int k = 0; k <= QAlphas; k++)
+          cnt_th_q[k] <= 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
       end
       // generated blocks land in the weight buffer: along a row of banks,
@@ -1130,6 +1192,21 @@ module uz_loader
   // The queue never holds more than it can, and a tile's blocks are whole
   // rows, so it is empty and at bank 0 when the tile's weights are done.
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
+`ifndef UZ_NO_ASSERT
+  // The count's thermometer is the count's (fits and gen_valid read it every cycle).
+  `ASSERT(CntThermoZeroCurrent_A, cnt_th_q[0], clk_i, rst_ni)
+  for (genvar k = 1; k <= QAlphas; k++) begin : gen_th_chk
+    `ASSERT(CntThermoCurrent_A, cnt_th_q[k] == (32'(aq_cnt_q) >= k), clk_i, rst_ni)
+  end
+  // Each queue slot's copies are the originals (its cut reads them every cycle).
+  for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot_chk
+    `ASSERT(AqSlotCopiesCurrent_A, gen_aq_slot[p].th_q == cnt_th_q && gen_aq_slot[p].ism_q == iss_m_q,
+            clk_i, rst_ni)
+    for (genvar j = 0; j <= GenLanes; j++) begin : g_oh
+      `ASSERT(AqSlotOneHotCurrent_A, gen_aq_slot[p].oh_q[j] == jn_oh_q[j], clk_i, rst_ni)
+    end
+  end
+`endif
   // Blocks are generated only while a tile's weights load.
   `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
   `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||

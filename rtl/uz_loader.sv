@@ -261,32 +261,57 @@ module uz_loader
     halo = {ylo, yhi, xlo, xhi, 4'($signed({4'b0, ylo}) - y0), 4'($signed({4'b0, xlo}) - x0)};
   endfunction
 
-  // Stage A: the command side's tile geometry, registered every cycle from
-  // its tile, which holds from its wait state to its tile's end: valid from
-  // the second cycle of the wait state on.
+  // Stage A: the command side's tile geometry, from its tile, which holds
+  // from its wait state to its tile's end. Three register stages, each loaded
+  // every cycle (one stage was the loader's longest path: stride product,
+  // pad, window end, clip and whole-row compares): the stride products; the
+  // windows' first and last input row and column; the clipped bounds, the
+  // skips and the whole-row flags. Valid from the fourth cycle of the wait
+  // state on; the first reader, the product PsRowOff, comes at least 14
+  // cycles in (GeomCurrent_A).
+  logic signed [19:0] ga_ys_q, ga_xs_q;                    // r0 * s, c0 * s
+  logic signed [19:0] ga_y0_q, ga_x0_q, ga_yh_q, ga_xh_q;  // window rows, cols (unclipped)
+  logic signed [19:0] lc_yh_off_q, lc_xh_off_q;            // ih_t - 1 - pad_t, iw_t - 1 - pad_l
   logic [15:0] ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q;
+  logic [3:0]  ga_yskip_q, ga_xskip_q;
   logic        ga_full_rows_q, ga_whole_plane_q;
   logic [15:0] ca_ng, ca_w_i0, ca_w_ni;
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [71:0] hl;                    // the skips serve the data side only
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign hl      = halo(ca_r0, ca_c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  logic        ga_ylo0, ga_yhi_max, ga_xlo0, ga_xhi_max;  // the clipped bounds are the plane's
   assign ca_ng   = ca_ni >> LogPN;
   assign ca_w_i0 = dw_i ? '0 : ca_i0;
   assign ca_w_ni = dw_i ? 16'(PN) : ca_ni;
+  // halo()'s compares of the clipped bounds, on the unclipped ones
+  assign ga_ylo0    = (ga_y0_q < 0) || (ga_y0_q[15:0] == '0);
+  assign ga_xlo0    = (ga_x0_q < 0) || (ga_x0_q[15:0] == '0);
+  assign ga_yhi_max = (ga_yh_q >= $signed({4'b0, in_h_i})) || (ga_yh_q[15:0] == in_h_i - 1'b1);
+  assign ga_xhi_max = (ga_xh_q >= $signed({4'b0, in_w_i})) || (ga_xh_q[15:0] == in_w_i - 1'b1);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0;
+      ga_ys_q <= '0; ga_xs_q <= '0; ga_y0_q <= '0; ga_x0_q <= '0; ga_yh_q <= '0; ga_xh_q <= '0;
+      lc_yh_off_q <= '0; lc_xh_off_q <= '0;
+      ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0; ga_yskip_q <= '0; ga_xskip_q <= '0;
       ga_full_rows_q <= 1'b0; ga_whole_plane_q <= 1'b0;
     end else begin
-      {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q} <= hl[71:8];
+      ga_ys_q     <= $signed(20'(mul_stride(32'(ca_r0), stride_i)));
+      ga_xs_q     <= $signed(20'(mul_stride(32'(ca_c0), stride_i)));
+      lc_yh_off_q <= $signed({4'b0, ih_t_i}) - 20'sd1 - $signed({16'b0, pad_t_i});
+      lc_xh_off_q <= $signed({4'b0, iw_t_i}) - 20'sd1 - $signed({16'b0, pad_l_i});
+      ga_y0_q     <= ga_ys_q - $signed({16'b0, pad_t_i});
+      ga_x0_q     <= ga_xs_q - $signed({16'b0, pad_l_i});
+      ga_yh_q     <= ga_ys_q + lc_yh_off_q;
+      ga_xh_q     <= ga_xs_q + lc_xh_off_q;
+      ga_ylo_q    <= (ga_y0_q < 0) ? '0 : ga_y0_q[15:0];
+      ga_xlo_q    <= (ga_x0_q < 0) ? '0 : ga_x0_q[15:0];
+      ga_yhi_q    <= (ga_yh_q >= $signed({4'b0, in_h_i})) ? in_h_i - 1'b1 : ga_yh_q[15:0];
+      ga_xhi_q    <= (ga_xh_q >= $signed({4'b0, in_w_i})) ? in_w_i - 1'b1 : ga_xh_q[15:0];
+      ga_yskip_q  <= (ga_y0_q < 0) ? 4'(-ga_y0_q) : '0;
+      ga_xskip_q  <= (ga_x0_q < 0) ? 4'(-ga_x0_q) : '0;
       // The tile holds whole rows, or whole planes: its channel groups lie
       // back to back in memory ([C/G][H][W][G]), so one command reads them
       // all (an FC layer's 1x1 planes would otherwise cost a memory latency
       // per group).
-      ga_full_rows_q   <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1);
-      ga_whole_plane_q <= (hl[39:24] == '0) && (hl[23:8] == in_w_i - 1'b1) &&
-                          (hl[71:56] == '0) && (hl[55:40] == in_h_i - 1'b1);
+      ga_full_rows_q   <= ga_xlo0 && ga_xhi_max;
+      ga_whole_plane_q <= ga_xlo0 && ga_xhi_max && ga_ylo0 && ga_yhi_max;
     end
   end
 
@@ -295,7 +320,7 @@ module uz_loader
   // then the command side's tile's (again after each CsNext), each a * b on
   // uz_seq_mul. A step reads only registers written by earlier steps, the
   // layer's inputs and the command side's tile (held in CsWait), and the
-  // stage-A geometry no earlier than its second cycle (step 2 on). CsWait
+  // stage-A geometry no earlier than its fourth cycle (PsRowOff on). CsWait
   // plans the tile once the last step is done (PlanAfterProducts_A): about
   // 2 cycles a step, while the command side usually still waits for the
   // data side anyway.
@@ -396,9 +421,14 @@ module uz_loader
   assign full_rows   = ga_full_rows_q;
   assign whole_plane = ga_whole_plane_q;
 
-  // Data side: where the words go.
+  // Data side: where the words go. Its tile's geometry is the command
+  // side's, kept per half as the tile is planned (as blocks_h_q), and
+  // registered every cycle from its half: current from LdPlan on, which
+  // comes at least a cycle after the plan and after h_q moves
+  // (GeomFromPlanCurrent_A).
   logic [15:0] gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q;
   logic [3:0]  gb_yskip_q, gb_xskip_q;
+  logic [71:0] geom_h_q [2];           // {ylo, yhi, xlo, xhi, yskip, xskip} of each half's tile
   // OVSF blocks of each half's tile, from the command side's plan
   logic [31:0] blocks_h_q [2];
   logic [15:0] ng_tile;
@@ -407,8 +437,7 @@ module uz_loader
     if (!rst_ni) begin
       gb_ylo_q <= '0; gb_yhi_q <= '0; gb_xlo_q <= '0; gb_xhi_q <= '0; gb_yskip_q <= '0; gb_xskip_q <= '0;
     end else begin
-      {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} <=
-          halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+      {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} <= geom_h_q[h_q];
     end
   end
 
@@ -525,6 +554,7 @@ module uz_loader
   logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; don't-care from aq_cnt_q up
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
+  logic [LogPM-1:0]              iss_m_d;  // its next value (for the queue slots' copies)
   logic [GenBlkWidth-1:0]        iss_blocks;
   logic                          alpha_ready, gen_valid, gen_take;
   logic [GenLanes*OvsfLen*AlphaWidth-1:0] gen_alpha;
@@ -570,13 +600,18 @@ module uz_loader
     end
   end
   // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
-  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot.
+  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot. The
+  // count is compared as a thermometer, cnt_th_q[k] = (aq_cnt_q >= k), set
+  // along with it (CntThermoCurrent_A): against the one-hot j * n_codes an
+  // AND-OR, no compare chain on the queue's take decision, which was the
+  // head of the loader's longest path (the count, the take, the queue cut).
+  logic [QAlphas:0]    cnt_th_q, cnt_th_d;
   logic [GenLanes+1:0] fits;
   logic [GenLanes:0]   blk_oh;
   assign fits[0]          = 1'b1;
   assign fits[GenLanes+1] = 1'b0;
   for (genvar j = 1; j <= GenLanes; j++) begin : gen_fits
-    assign fits[j] = (32'(jn_q[j]) <= 32'(aq_cnt_q)) && (j <= PM - 32'(iss_m_q));
+    assign fits[j] = ((jn_oh_q[j] & cnt_th_q) != '0) && (j <= PM - 32'(iss_m_q));
   end
   for (genvar j = 0; j <= GenLanes; j++) begin : gen_blk_oh
     assign blk_oh[j] = fits[j] && !fits[j+1];
@@ -589,7 +624,7 @@ module uz_loader
   end
 
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = ovsf_i && (aq_cnt_q != '0) && fits[1];
+  assign gen_valid = ovsf_i && cnt_th_q[1] && fits[1];   // cnt_th_q[1]: aq_cnt_q != 0
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -622,7 +657,6 @@ module uz_loader
   // by a one-hot select of QAlphas + 1 fixed slices, not a run-time barrel
   // shift: the late signal, the blocks taken (sel), picks the registered
   // one-hot of j * n_codes.
-  localparam int QBits = QAlphas * AlphaWidth;
   localparam int WAlphas = QAlphas + BeatAlphas;
   localparam int WBits = WAlphas * AlphaWidth;
   wire [WBits-1:0] aq_w;   // the queue with a beat behind its alphas
@@ -646,27 +680,69 @@ module uz_loader
   // sel: the blocks taken this cycle (none unless gen_take), one-hot
   logic [GenLanes:0] sel;
   assign sel = gen_take ? blk_oh : (GenLanes+1)'(1);
-  logic [QAlphas:0] rem_oh;   // alphas taken this cycle, one-hot
   always_comb begin
-    rem_oh   = '0;
     aq_left  = '0;
     aq_room  = 1'b0;
     for (int j = 0; j <= GenLanes; j++) begin
       if (sel[j]) begin
-        rem_oh   = rem_oh | jn_oh_q[j];
         aq_left  = aq_left | QCntWidth'(aq_cnt_q - QCntWidth'(jn_q[j]));
         aq_room  = aq_room | (32'(aq_cnt_q) <= 32'(rlim_q[j]));
       end
     end
   end
-  // cut k: the merged queue without its first k alphas, if k are taken
-  wire [(QAlphas+2)*QBits-1:0] cut;
-  assign cut[0 +: QBits] = '0;
-  for (genvar k = 0; k <= QAlphas; k++) begin : gen_cut
-    assign cut[(k+1)*QBits +: QBits] = cut[k*QBits +: QBits] |
-                                       (rem_oh[k] ? QBits'(aq_w >> (k * AlphaWidth)) : '0);
+  // The cut, per queue alpha p: the merged queue's alpha p + k, k the
+  // alphas taken this cycle. Each slot makes the take decision (fits, sel,
+  // k one-hot) itself, from its own (* keep *) copies of the count's
+  // thermometer, the bank and the one-hot j * n_codes, all loaded with the
+  // originals (AqSlotCopiesCurrent_A): one decision fanned out to every
+  // alpha of the queue, spread over the device, was most of the loader's
+  // longest path.
+  for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot
+    logic [QAlphas:0]    th_q;
+    logic [LogPM-1:0]    ism_q;
+    logic [QAlphas:0]    oh_q [GenLanes+1];
+    logic [GenLanes+1:0] f;
+    logic [GenLanes:0]   s;
+    logic [QAlphas:0]    r;       // alphas taken, one-hot
+    (* keep *)
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        th_q  <= (QAlphas+1)'(1);
+        ism_q <= '0;
+        for (int j = 0; j <= GenLanes; j++) oh_q[j] <= '0;
+      end else begin
+        th_q  <= cnt_th_d;
+        ism_q <= iss_m_d;
+        for (int j = 0; j <= GenLanes; j++)
+          for (int k = 0; k <= QAlphas; k++) oh_q[j][k] <= (32'(jn[j]) == k);
+      end
+    end
+    assign f[0]          = 1'b1;
+    assign f[GenLanes+1] = 1'b0;
+    for (genvar j = 1; j <= GenLanes; j++) begin : g_f
+      assign f[j] = ((oh_q[j] & th_q) != '0) && (j <= PM - 32'(ism_q));
+    end
+    for (genvar j = 0; j <= GenLanes; j++) begin : g_s
+      assign s[j] = (ovsf_i && th_q[1] && f[1] && alpha_ready) ? (f[j] && !f[j+1]) : (j == 0);
+    end
+    always_comb begin
+      r = '0;
+      for (int j = 0; j <= GenLanes; j++) begin
+        if (s[j]) r = r | oh_q[j];
+      end
+    end
+    wire [(QAlphas+2)*AlphaWidth-1:0] acc;
+    assign acc[0 +: AlphaWidth] = '0;
+    for (genvar k = 0; k <= QAlphas; k++) begin : g_k
+      if (p + k < WAlphas) begin : g_in
+        assign acc[(k+1)*AlphaWidth +: AlphaWidth] = acc[k*AlphaWidth +: AlphaWidth] |
+            (r[k] ? aq_w[(p+k)*AlphaWidth +: AlphaWidth] : '0);
+      end else begin : g_out
+        assign acc[(k+1)*AlphaWidth +: AlphaWidth] = acc[k*AlphaWidth +: AlphaWidth];
+      end
+    end
+    assign aq_after[p*AlphaWidth +: AlphaWidth] = acc[(QAlphas+1)*AlphaWidth +: AlphaWidth];
   end
-  assign aq_after = cut[(QAlphas+1)*QBits +: QBits];
 
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
@@ -692,6 +768,19 @@ module uz_loader
   assign word_beat = rd_data_valid_i && ready_word;
   assign raw_beat  = rd_data_valid_i && ready_raw;
   assign abeat_in  = rd_data_valid_i && ready_alpha;
+  // the thermometer's and the bank's next values (as the data side sets them)
+  always_comb begin
+    cnt_th_d = cnt_th_q;
+    iss_m_d  = iss_m_q;
+    if (abort_i || start_i) begin
+      cnt_th_d = (QAlphas+1)'(1);
+      iss_m_d  = '0;
+    end else if (ovsf_i) begin
+      for (int k = 0; k <= QAlphas; k++)
+        cnt_th_d[k] = 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
+      if (gen_take) iss_m_d = LogPM'(32'(iss_m_q) + 32'(iss_blocks));
+    end
+  end
 
   // ---- command side: plan a tile (tags, what to load), send its commands,
   // then its residual's after an output tile's last ti-tile, and move on. At
@@ -800,7 +889,7 @@ module uz_loader
       hc_q <= 1'b0;
       planned_q <= '0;
       for (int b = 0; b < 2; b++) begin
-        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0; blocks_h_q[b] <= '0;
+        need_w_q[b] <= 1'b0; need_in_q[b] <= 1'b0; blocks_h_q[b] <= '0; geom_h_q[b] <= '0;
         wtag_valid_q[b] <= 1'b0; wtag_o0_q[b] <= '0; wtag_i0_q[b] <= '0;
         itag_valid_q[b] <= 1'b0; itag_i0_q[b] <= '0; itag_r0_q[b] <= '0; itag_c0_q[b] <= '0;
       end
@@ -871,6 +960,7 @@ module uz_loader
           wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off << LogAlphaBytes : wgt_units_off << LogElemBytes);
           wgt_cmd_beats_q  <= ovsf_i ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
           blocks_h_q[hc_q] <= ga_blocks_q;
+          geom_h_q[hc_q]   <= {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q};
           in_cmd_left_q    <= !in_held;
           if (!in_held) begin
             itag_valid_q[hc_q] <= 1'b1;
@@ -909,13 +999,13 @@ module uz_loader
       gl_q <= '0; y_q <= '0; x_q <= '0;
       ib_grp_q <= '0; ib_row_q <= '0; ib_addr_q <= '0;
       wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
-      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
       blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
     end else if (abort_i || start_i) begin
       h_q <= 1'b0;
       rh_q <= 1'b0;
       word_cnt_q <= '0;
-      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0;
+      aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
     end else begin
       if (word_beat) begin
         word_q     <= word_next;
@@ -1017,6 +1107,8 @@ module uz_loader
       if (ovsf_i) begin
         aq_q     <= aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
+        for (int k = 0; k <= QAlphas; k++)
+          cnt_th_q[k] <= 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
         if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
       end
       // generated blocks land in the weight buffer: along a row of banks,
@@ -1116,6 +1208,21 @@ module uz_loader
   // The queue never holds more than it can, and a tile's blocks are whole
   // rows, so it is empty and at bank 0 when the tile's weights are done.
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
+`ifndef UZ_NO_ASSERT
+  // The count's thermometer is the count's (fits and gen_valid read it every cycle).
+  `ASSERT(CntThermoZeroCurrent_A, cnt_th_q[0], clk_i, rst_ni)
+  for (genvar k = 1; k <= QAlphas; k++) begin : gen_th_chk
+    `ASSERT(CntThermoCurrent_A, cnt_th_q[k] == (32'(aq_cnt_q) >= k), clk_i, rst_ni)
+  end
+  // Each queue slot's copies are the originals (its cut reads them every cycle).
+  for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot_chk
+    `ASSERT(AqSlotCopiesCurrent_A, gen_aq_slot[p].th_q == cnt_th_q && gen_aq_slot[p].ism_q == iss_m_q,
+            clk_i, rst_ni)
+    for (genvar j = 0; j <= GenLanes; j++) begin : g_oh
+      `ASSERT(AqSlotOneHotCurrent_A, gen_aq_slot[p].oh_q[j] == jn_oh_q[j], clk_i, rst_ni)
+    end
+  end
+`endif
   // Blocks are generated only while a tile's weights load.
   `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
   `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||
@@ -1157,6 +1264,19 @@ module uz_loader
   `ASSERT_NEVER(LdCmdOnlyInIssue_A, cmds_left && cs_q != CsIssue, clk_i, rst_ni)
   // a tile is planned only with its products and uz_layer's constants ready
   `ASSERT_NEVER(PlanAfterProducts_A, cs_q == CsPlan && !(ps_done && consts_valid_i), clk_i, rst_ni)
+  // The pipelined tile geometry is halo()'s of the tile wherever it is read:
+  // the command side's (products, plan, commands), the data side's (plan, input).
+  logic [71:0] ga_chk, gb_chk;
+  assign ga_chk = halo(ca_r0, ca_c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  assign gb_chk = halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  `ASSERT(GeomCurrent_A, !(cs_q == CsPlan || cs_q == CsIssue ||
+          (ps_req && (ps_q == 5'(PsRowOff) || ps_q == 5'(PsRowsWords)))) ||
+          ({ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q} == ga_chk &&
+           ga_full_rows_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1) &&
+           ga_whole_plane_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1 &&
+                                ga_chk[71:56] == '0 && ga_chk[55:40] == in_h_i - 1'b1)), clk_i, rst_ni)
+  `ASSERT(GeomFromPlanCurrent_A, !(state_q == LdPlan || state_q == LdInData) ||
+          {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} == gb_chk, clk_i, rst_ni)
   `ASSERT_NEVER(LdResCmdOnlyInIssue_A, rs_cmd_left_q && cs_q != CsResIssue, clk_i, rst_ni)
   `ASSERT_KNOWN(CsStateKnown_A, cs_q, clk_i, rst_ni)
   `ASSERT(CsStateLegal_A, 32'(cs_q) <= 32'(CsNext), clk_i, rst_ni)

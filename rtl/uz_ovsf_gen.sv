@@ -84,6 +84,18 @@ module uz_ovsf_gen #(
   `ASSERT_INIT(DataWidthLegal_A, DataWidth == 8 || DataWidth == 16)
   `ASSERT_INIT(BlocksLegal_A, Blocks >= 1)
 
+  // The generator shift as uz_shift_round_sat's PreDecoded amount t =
+  // clamp(shift + DataWidth, 0, SumWidth + DataWidth), TWidth bits.
+  localparam int ZWidth = SumWidth + DataWidth;
+  localparam int TWidth = $clog2(ZWidth + 1);
+  function automatic logic [TWidth-1:0] shift_t(logic [7:0] shift);
+    logic signed [31:0] tw;
+    tw = 32'($signed(shift)) + 32'(DataWidth);
+    if (tw < 0)                 shift_t = '0;
+    else if (tw > 32'(ZWidth))  shift_t = TWidth'(ZWidth);
+    else                        shift_t = TWidth'(tw);
+  endfunction
+
   //////////////////////////
   // Handshake            //
   //////////////////////////
@@ -119,7 +131,7 @@ module uz_ovsf_gen #(
 
   // a[b][j] at [(b*OvsfLen+j)*AlphaWidth +: AlphaWidth]
   logic [Blocks*OvsfLen*AlphaWidth-1:0] spread_d, spread_q;
-  logic [7:0]                           s1_shift_q;
+  logic [TWidth-1:0]                    s1_t_q;   // the shift, decoded (shift_t)
   logic [BlkWidth-1:0]                  s1_blocks_q, s2_blocks_q, s3_blocks_q;
 
   for (genvar j = 0; j < OvsfLen; j++) begin : gen_code
@@ -142,10 +154,13 @@ module uz_ovsf_gen #(
   end
 
   // Datapath flops carry no reset: they are only read along with a valid bit.
+  // Stage 1's load whenever the stage may move, valid or not: alpha_valid_i,
+  // the loader's late queue decision, enabled every spread flop (its longest
+  // path). In the loader (w_ready_i = 1) they load every cycle.
   always_ff @(posedge clk_i) begin
-    if (s1_ready && alpha_valid_i) begin
+    if (s1_ready) begin
       spread_q    <= spread_d;
-      s1_shift_q  <= gen_shift_i;
+      s1_t_q      <= shift_t(gen_shift_i);
       s1_blocks_q <= alpha_blocks_i;
     end
   end
@@ -156,7 +171,6 @@ module uz_ovsf_gen #(
 
   // Sum (b, i) at index b*OvsfLen+i.
   logic [Blocks*OvsfLen-1:0][SumWidth-1:0] sum_d, sum_q;
-  logic [7:0]                              s2_shift_q;
 
   for (genvar b = 0; b < Blocks; b++) begin : gen_blk
     // Level 0: the spread alphas, sign-extended. Level l: butterflies of
@@ -184,7 +198,6 @@ module uz_ovsf_gen #(
   always_ff @(posedge clk_i) begin
     if (s2_ready && s1_valid_q) begin
       sum_q       <= sum_d;
-      s2_shift_q  <= s1_shift_q;
       s2_blocks_q <= s1_blocks_q;
     end
   end
@@ -195,14 +208,24 @@ module uz_ovsf_gen #(
 
   logic [Blocks*OvsfLen-1:0][DataWidth-1:0] w_d, w_q;
 
+  // The shift reaches stage 3 decoded (PreDecoded: no clamp on the data
+  // path), one copy per lane: a single register fanned out to every lane's
+  // barrel shifter and saturation mask was the loader's longest path, nearly
+  // all routing. keep stops Yosys merging the identical copies.
   for (genvar i = 0; i < Blocks * OvsfLen; i++) begin : gen_shift
+    logic [TWidth-1:0] s2_t_q;
+    (* keep *)
+    always_ff @(posedge clk_i) begin
+      if (s2_ready && s1_valid_q) s2_t_q <= s1_t_q;
+    end
     uz_shift_round_sat #(
       .InWidth   (SumWidth),
       .OutWidth  (DataWidth),
-      .ShiftWidth(8)
+      .ShiftWidth(TWidth),
+      .PreDecoded(1'b1)
     ) u_shift_round_sat (
       .data_i (sum_q[i]),
-      .shift_i(s2_shift_q),
+      .shift_i(s2_t_q),
       .data_o (w_d[i])
     );
   end
@@ -228,5 +251,18 @@ module uz_ovsf_gen #(
           (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
   `ASSERT(BlocksInRange_A, !alpha_valid_i ||
           (alpha_blocks_i >= BlkWidth'(1) && 32'(alpha_blocks_i) <= Blocks), clk_i, rst_ni)
+
+`ifndef UZ_NO_ASSERT
+  // Each lane's decoded shift is that of the transfer in stage 2 (the raw
+  // shift followed down the pipeline here), wherever stage 3 takes it.
+  logic [7:0] sh_s1_shift_q, sh_s2_shift_q;
+  always_ff @(posedge clk_i) begin
+    if (s1_ready)               sh_s1_shift_q <= gen_shift_i;
+    if (s2_ready && s1_valid_q) sh_s2_shift_q <= sh_s1_shift_q;
+  end
+  for (genvar i = 0; i < Blocks * OvsfLen; i++) begin : gen_shift_chk
+    `ASSERT(GenShiftCurrent_A, !s2_valid_q || gen_shift[i].s2_t_q == shift_t(sh_s2_shift_q), clk_i, rst_ni)
+  end
+`endif
 
 endmodule

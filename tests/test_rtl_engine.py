@@ -114,12 +114,14 @@ def test_engine_case_compiles_for_every_regression_config(case):
 #: Engine cases on the PM = 2 PN configuration in make test (Verilator): the
 #: write-back, residual and bias a channel group at a time, POOL and
 #: depthwise oc-groups over two windows, channels past the output's groups
-#: computed and not written. Icarus runs pm_groups in make test-slow, and the
-#: nightly every case on both simulators.
-PM_NE_PN_CASES = ("pm_groups", "res_block", "dw_block", "avg_pools")
+#: computed and not written. make test-slow adds two more and pm_groups under
+#: Icarus; the nightly runs every case on both simulators.
+PM_NE_PN_CASES = ("pm_groups", "dw_block")
+PM_NE_PN_SLOW = ("res_block", "avg_pools")
 
 
 @pytest.mark.parametrize("case, sim", [(c, "verilator") for c in PM_NE_PN_CASES]
+                         + [pytest.param(c, "verilator", marks=pytest.mark.slow) for c in PM_NE_PN_SLOW]
                          + [pytest.param("pm_groups", "icarus", marks=pytest.mark.slow)])
 def test_engine_pm_twice_pn(case, sim):
     from tb.regressions import CONFIGS

@@ -177,8 +177,8 @@ module uz_loader
   // A residual tile's channels the residual tensor holds (the last oc-group
   // of PM may pass out_c rounded up to PN).
   logic [15:0] no_wr, ca_no_wr;
-  assign no_wr    = (32'(o0) + 32'(no) > 32'(cout_wr_i)) ? cout_wr_i - o0 : no;
-  assign ca_no_wr = (32'(ca_o0) + 32'(ca_no) > 32'(cout_wr_i)) ? cout_wr_i - ca_o0 : ca_no;
+  assign no_wr    = uz_util_pkg::chans_held(o0, no, cout_wr_i);
+  assign ca_no_wr = uz_util_pkg::chans_held(ca_o0, ca_no, cout_wr_i);
 
   typedef enum logic [3:0] {
     LdIdle, LdWait, LdPlan, LdBiasData, LdWgtData, LdGenDrain, LdInData, LdDone, LdResWait, LdResData

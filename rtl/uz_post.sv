@@ -277,7 +277,7 @@ module uz_post
   // the tile's channels the output holds (the last oc-group of PM may pass
   // out_c rounded up to PN: those groups are computed, never written)
   logic [15:0] no_wr;
-  assign no_wr = (32'(o0) + 32'(no) > 32'(cout_wr_i)) ? cout_wr_i - o0 : no;
+  assign no_wr = chans_held(o0, no, cout_wr_i);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       pkh_m1_q <= '0; pkw_m1_q <= '0; pc_end_m1_q <= '0; pr_end_m1_q <= '0; nq_m1_q <= '0;

@@ -44,6 +44,14 @@ package uz_util_pkg;
     else                            shift_decode = t;
   endfunction
 
+  // The channels of an output tile (from o0, no of them, oc-groups of PM)
+  // that the output tensor holds, cout_wr = out_c rounded up to PN: the last
+  // tile may pass them (PM > PN). The write-back writes these and the
+  // loader reads the residual's (golden.perf.layer_cycles: the same rule).
+  function automatic logic [15:0] chans_held(logic [15:0] o0, logic [15:0] no, logic [15:0] cout_wr);
+    chans_held = ({1'b0, o0} + {1'b0, no} > {1'b0, cout_wr}) ? cout_wr - o0 : no;
+  endfunction
+
   // The geometry uz_desc_check works out while it checks a descriptor,
   // which the layer then runs on (valid from the check's done until the
   // next check starts, i.e. for the whole layer).

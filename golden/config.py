@@ -17,7 +17,8 @@ class EngineConfig:
     #: Accumulator width. The compiler rejects a layer that could overflow it.
     acc_bits: int = 48
     #: PEs = output channels computed in parallel; a multiple of pn (an
-    #: output pixel word of the accumulators is pm/pn layout groups).
+    #: output pixel word of the accumulators is pm/pn layout groups), not
+    #: necessarily a power of two (48 x 16 fills a ZC706's DSPs).
     pm: int = 16
     #: Lanes per PE = reduction parallelism; also the channel-group size of the
     #: activation layout in memory (one buffer word = one pixel of pn channels).
@@ -66,12 +67,12 @@ class EngineConfig:
             # 53: accumulations stay exact in float64, which the golden model's
             # fast convolution relies on.
             raise UzError(f"acc_bits must be in [{2 * self.data_bits}, 53], not {self.acc_bits}")
-        for name in ("pm", "pn", "ovsf_len"):
+        for name in ("pn", "ovsf_len"):
             if not pow2(getattr(self, name)):
                 raise UzError(f"{name} must be a power of two, not {getattr(self, name)}")
         if not 2 <= self.ovsf_len <= 32:
             raise UzError(f"ovsf_len must be in 2..32, not {self.ovsf_len}")
-        if self.pm % self.pn:
+        if self.pm % self.pn or self.pm < self.pn:
             # An output pixel of PM channels is PM/PN whole channel groups of
             # the layout (the write-back writes them group by group).
             raise UzError(f"pm {self.pm} must be a multiple of pn {self.pn}")
@@ -103,6 +104,19 @@ class EngineConfig:
     @property
     def bus_bytes(self) -> int:
         return self.axi_data_bits // 8
+
+    def rtl_buildable(self) -> None:
+        """The RTL's extra rule: each buffer half holds a power of two of its
+        words (an address is {half, word}), so in_buf_elems / pn,
+        wgt_buf_elems / (pm * pn) and out_buf_elems / pm are powers of two.
+        The compiler and the analytical model take any sizes."""
+        for name, word in (("in_buf_elems", self.pn), ("wgt_buf_elems", self.pm * self.pn),
+                           ("out_buf_elems", self.pm)):
+            elems = getattr(self, name)
+            words = elems // word
+            if elems % word or words & (words - 1):
+                raise UzError(f"{name} {elems} is not a power of two of {word}-element words: "
+                              "the RTL addresses a buffer half as {half, word}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -110,7 +110,11 @@ module uz_compute
   // ci-groups of PN per oc-group of PM: a depthwise or POOL oc-group takes
   // its channels from Ratio windows, one after the other.
   localparam int Ratio    = PM / PN;
-  localparam int LogRatio = $clog2(Ratio);
+  localparam int SubW     = (Ratio > 1) ? $clog2(Ratio) : 1;
+  // PM need not be a power of two: a tile's oc-groups are no / PM by a
+  // product with the reciprocal (a shift when it is one).
+  localparam int PmDivShift = 17 + $clog2(PM);
+  localparam logic [63:0] PmDivMagic = uz_util_pkg::div_magic(PM, 17);
   // The kernel sizes uz_desc_check admits (golden.isa.KERNELS) up to MaxK.
   function automatic int kval(input int i);
     case (i)
@@ -177,7 +181,8 @@ module uz_compute
     logic             init;          // first contribution: start from the bias
     logic             last_row;      // last row of the last ci-group of the tile
     logic             out_last;      // the tile completes its output tile
-    logic [15:0]      gl;
+    logic [15:0]      gquo;          // gl / Ratio: the oc-group a depthwise or POOL window feeds
+    logic [SubW-1:0]  gsub;          // gl mod Ratio: which PN-slice of it
     logic [15:0]      nq;            // oc-groups each window serves
     logic [15:0]      q0;            // the first of them (depthwise: the window's own)
     logic [15:0]      ng;            // ci-groups in the tile
@@ -192,6 +197,9 @@ module uz_compute
 
   localparam int LogReads = $clog2(InReads);
   logic [15:0] gl_q, py_q, u_q;            // ci-group, output row, first column of the group
+  // gl_q as gl / Ratio and gl mod Ratio, counted (Ratio need not be a power of two)
+  logic [15:0]     gquo_q;
+  logic [SubW-1:0] gsub_q;
   logic [3:0]  ky_q, kxc_q;                // input row; column in the pixel (skip mode)
   logic [15:0] ng_tile, nq_tile, ucols_d;
   logic [15:0] ucols_q, nr_m1_q, ng_m1_q;  // registered: see below
@@ -206,7 +214,11 @@ module uz_compute
   logic [31:0]      wgl_q, accg_q, wq_step_q;
 
   assign ng_tile   = ni >> LogPN;
-  assign nq_tile   = no >> $clog2(PM);
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] nq_div;     // the quotient's 32 bits: Icarus 11 cannot size-cast a function call
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign nq_div    = uz_util_pkg::div_by_magic(32'(no), PmDivMagic, PmDivShift);
+  assign nq_tile   = nq_div[15:0];
   assign skip_cols = 16'(stride_i) > 16'(k_i);
   // (nc - 1) * s + K: a stride of at most 7, shift-and-add
   assign ucols_d   = 16'(mul_stride(32'(nc) - 1, stride_i)) + 16'(k_i);
@@ -298,12 +310,13 @@ module uz_compute
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     // depthwise: the first of the Ratio windows of an oc-group starts it
-    new_meta.init       = it_first_ti && (dw_i ? (32'(gl_q) % Ratio == 0) : (gl_q == '0));
+    new_meta.init       = it_first_ti && (dw_i ? (gsub_q == '0) : (gl_q == '0));
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
-    new_meta.gl         = gl_q;
+    new_meta.gquo       = gquo_q;
+    new_meta.gsub       = gsub_q;
     new_meta.nq         = dw_i ? 16'd1 : nq_tile;
-    new_meta.q0         = dw_i ? (gl_q >> LogRatio) : '0;
+    new_meta.q0         = dw_i ? gquo_q : '0;
     new_meta.ng         = ng_tile;
     new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
@@ -385,6 +398,7 @@ module uz_compute
     if (!rst_ni) begin
       fe_state_q <= FeIdle;
       gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
+      gquo_q <= '0; gsub_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
       wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0;
@@ -404,6 +418,7 @@ module uz_compute
       wr_pending_q <= fe_step;
       if (fe_state_q == FeWaitTile && tile_go) begin
         gl_q <= '0; py_q <= '0; u_q <= '0; ky_q <= '0; kxc_q <= '0;
+        gquo_q <= '0; gsub_q <= '0;
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
@@ -452,10 +467,16 @@ module uz_compute
               y_q       <= y_tile;
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
+                if (32'(gsub_q) == Ratio - 1) begin
+                  gsub_q <= '0;
+                  gquo_q <= gquo_q + 1'b1;
+                end else begin
+                  gsub_q <= gsub_q + 1'b1;
+                end
                 chan_left_q <= chan_left_q - $signed(18'(PN));
                 // depthwise: the oc-group's weights and accumulators move
                 // on after its Ratio windows
-                if (!dw_i || 32'(gl_q) % Ratio == Ratio - 1) begin
+                if (!dw_i || 32'(gsub_q) == Ratio - 1) begin
                   wgl_q  <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
                   accg_q <= accg_q + trtc_i;
                 end
@@ -465,6 +486,7 @@ module uz_compute
               end else begin
                 // tile done: on to the next one (other half)
                 gl_q <= '0;
+                gquo_q <= '0; gsub_q <= '0;
                 hw_q <= !hw_q;
                 if (it_last_ti) ho_q <= !ho_q;
               end
@@ -592,7 +614,8 @@ module uz_compute
     logic        init;
     logic        tile_last;     // last window of the tile
     logic        out_last;
-    logic [15:0] gl;
+    logic [15:0] gquo;
+    logic [SubW-1:0] gsub;
     logic [15:0] nq;
     logic [15:0] q0;
     logic [15:0] ng;
@@ -611,7 +634,8 @@ module uz_compute
     m.init       = rmeta_q.init;
     m.tile_last  = rmeta_q.last_row && row_last_px;
     m.out_last   = rmeta_q.out_last;
-    m.gl         = rmeta_q.gl;
+    m.gquo       = rmeta_q.gquo;
+    m.gsub       = rmeta_q.gsub;
     m.nq         = rmeta_q.nq;
     m.q0         = rmeta_q.q0;
     m.ng         = rmeta_q.ng;
@@ -678,7 +702,7 @@ module uz_compute
       // PE p serves the window's channel p mod PN when the window is the
       // (p / PN)-th of its oc-group; otherwise it adds nothing
       logic pe_on;
-      assign pe_on = (32'(m.gl) % Ratio) == p / PN;
+      assign pe_on = 32'(m.gsub) == p / PN;
       always_comb begin
         op_dw[(p*PN+j)*DataWidth +: DataWidth] = '0;
         for (int ki = 0; ki < NumK; ki++) begin
@@ -770,7 +794,8 @@ module uz_compute
   logic [PN-1:0]            s1_en_q;
   tag_t                     s1_tag_q;
   logic                     s1_pool_q;
-  logic [15:0]              s1_q_q, s1_gl_q;
+  logic [15:0]              s1_q_q, s1_gquo_q;
+  logic [SubW-1:0]          s1_gsub_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -796,12 +821,15 @@ module uz_compute
       s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
       s1_pool_q <= pool_kind_i;
       s1_q_q    <= q_q;
-      s1_gl_q   <= m.gl;
+      s1_gquo_q <= m.gquo;
+      s1_gsub_q <= m.gsub;
     end
   end
 
   // A POOL layer multiplies by the identity: output channel q*PM+p takes
-  // input channel gl*PN+j when the two are equal, nothing is loaded.
+  // input channel gl*PN+j when the two are equal, nothing is loaded. That
+  // is q = gl / Ratio, p / PN = gl mod Ratio and j = p mod PN: compares of
+  // counters, no product on the path into the multipliers.
   logic [PM*PN*DataWidth-1:0] s1_w;
   always_comb begin
     s1_w = wgt_rd_data_i;
@@ -809,7 +837,7 @@ module uz_compute
       for (int p = 0; p < PM; p++) begin
         for (int j = 0; j < PN; j++) begin
           s1_w[(p*PN+j)*DataWidth +: DataWidth] =
-            ((32'(s1_q_q) * Ratio + p / PN == 32'(s1_gl_q)) && (p % PN == j)) ? DataWidth'(1) : '0;
+            ((s1_q_q == s1_gquo_q) && (32'(s1_gsub_q) == p / PN) && (p % PN == j)) ? DataWidth'(1) : '0;
         end
       end
     end
@@ -986,6 +1014,8 @@ module uz_compute
   logic sizes_current;
   assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
   `ASSERT(UcolsCurrent_A, fe_state_q != FeFetch || sizes_current, clk_i, rst_ni)
+  `ASSERT(GlSplitCurrent_A, 32'(gquo_q) * Ratio + 32'(gsub_q) == 32'(gl_q) && 32'(gsub_q) < Ratio,
+          clk_i, rst_ni)
   `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||
           chan_left_q == $signed({2'b0, in_c_i}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
           clk_i, rst_ni)

@@ -52,8 +52,8 @@ module uz_desc_check #(
   // out of synthesis like every other check (uz_assert.svh).
 `ifndef SYNTHESIS
   initial begin : ParamsLegal_A
-    if (!(PM > 0 && (PM & (PM - 1)) == 0))
-      $fatal(1, "uz_desc_check: PM=%0d is not a power of two", PM);
+    if (!(PM >= PN && PM % PN == 0))
+      $fatal(1, "uz_desc_check: PM=%0d is not a multiple of PN=%0d", PM, PN);
     if (!(PN > 0 && (PN & (PN - 1)) == 0))
       $fatal(1, "uz_desc_check: PN=%0d is not a power of two", PN);
     if (!(OvsfLen >= 2 && OvsfLen <= 32 && (OvsfLen & (OvsfLen - 1)) == 0))
@@ -77,7 +77,10 @@ module uz_desc_check #(
   localparam int HaloW = 19;
   localparam int BusBytes = AxiDataWidth / 8;
 
-  localparam logic [31:0] PmMask  = 32'(PM - 1);
+  // PM need not be a power of two: sizes divide by it as a product with its
+  // reciprocal (uz_util_pkg::div_magic), exact for 17-bit values.
+  localparam int PmDivShift = 17 + $clog2(PM);
+  localparam logic [63:0] PmDivMagic = uz_util_pkg::div_magic(PM, 17);
   localparam logic [31:0] PnMask  = 32'(PN - 1);
   localparam logic [31:0] BusMask = 32'(BusBytes - 1);
   localparam logic [15:0] PnMask16 = 16'(PN - 1);
@@ -255,6 +258,7 @@ module uz_desc_check #(
   logic            pp_any;
   logic [DimW-1:0] tr_wide, tc_wide;    // widened to compare with dims
   logic [31:0] in_c_up, out_c_up;       // in_c, out_c rounded up to PN, PM
+  logic [31:0] oc_groups, to_groups;    // out_c in oc-groups of PM (rounded up), to's (down)
   logic [31:0] ovsf_l;                  // 2**log2_l
   logic [16:0] in_c_end, out_c_end;     // channel after a slice's last
   logic [15:0] in_c_all, out_c_all;     // channels of the whole tensor (max(total, c))
@@ -287,7 +291,9 @@ module uz_desc_check #(
     tr_wide   = DimW'(f_tr);
     tc_wide   = DimW'(f_tc);
     in_c_up   = (32'(f_in_c) + PnMask) & ~PnMask;
-    out_c_up  = (32'(f_out_c) + PmMask) & ~PmMask;
+    oc_groups = uz_util_pkg::div_by_magic(32'(f_out_c) + 32'(PM - 1), PmDivMagic, PmDivShift);
+    to_groups = uz_util_pkg::div_by_magic(32'(f_to), PmDivMagic, PmDivShift);
+    out_c_up  = oc_groups * PM;
     ovsf_l    = 32'd1 << f_log2_l;
     in_c_end  = 17'(f_in_c_off) + 17'(f_in_c);
     out_c_end = 17'(f_out_c_off) + 17'(f_out_c);
@@ -602,7 +608,7 @@ module uz_desc_check #(
                (dw ? f_ti != f_to : (!is_pool && 32'(f_ti) > in_c_up)) || (32'(f_ti) & PnMask) != '0 ||
                (is_pool && f_to != f_ti) ||
                // every kind: the compute runs oc-groups of PM (a POOL's too)
-               (32'(f_to) & PmMask) != '0 || 32'(f_to) > out_c_up;
+               to_groups * PM != 32'(f_to) || 32'(f_to) > out_c_up;
     c_shift  = 32'($signed(f_bias_shift)) < ShiftMin || 32'($signed(f_bias_shift)) > ShiftMax ||
                32'($signed(f_data_shift)) < ShiftMin || 32'($signed(f_data_shift)) > ShiftMax ||
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||

@@ -58,12 +58,18 @@ module uz_layer
   localparam int OutAw  = $clog2(OutBufWords);
   localparam int BiasAw = $clog2(2 * BiasWords);
   // residual words hold PN channels (a pixel word of the layout): PM / PN
-  // of them per accumulator word
-  localparam int ResWords = OutBufWords * (PM / PN);
+  // of them per accumulator word, a half rounded up to a power of two of
+  // words (its address is {half, word}; PM / PN need not be one)
+  localparam int ResWords = 1 << $clog2(OutBufWords * (PM / PN));
   localparam int ResAw  = $clog2(2 * ResWords);
 
   `include "uz_assert.svh"
   `ASSERT_INIT(PmMultipleOfPn_A, PM % PN == 0)
+  // a buffer half is addressed as {half, word}: a power of two of words
+  // (golden.config.EngineConfig.rtl_buildable)
+  `ASSERT_INIT(BufWordsPow2_A, (InBufWords & (InBufWords - 1)) == 0 && (WgtBufWords & (WgtBufWords - 1)) == 0 &&
+                               (OutBufWords & (OutBufWords - 1)) == 0 && InBufWords * PN == InBufElems &&
+                               WgtBufWords * PM * PN == WgtBufElems && OutBufWords * PM == OutBufElems)
 
   // The controller and the checker read the rest of the descriptor (magic,
   // layer id, the code mask above OvsfLen).
@@ -84,6 +90,9 @@ module uz_layer
   logic [3:0]  pad_t, pad_l;
   logic [15:0] cin_pad, cout_pad, cout_wr, conv_h, conv_w, ih_t, iw_t;
   logic [31:0] trtc;
+  logic [31:0] oc_groups;
+  localparam int PmDivShift = 17 + $clog2(PM);
+  localparam logic [63:0] PmDivMagic = uz_util_pkg::div_magic(PM, 17);
 
   // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
   always_comb begin
@@ -99,7 +108,9 @@ module uz_layer
     dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
     wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
     cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
-    cout_pad  = (d.out_c + 16'(PM - 1)) & ~16'(PM - 1);   // computed: oc-groups of PM
+    // computed: oc-groups of PM (PM need not be a power of two)
+    oc_groups = uz_util_pkg::div_by_magic(32'(d.out_c) + 32'(PM - 1), PmDivMagic, PmDivShift);
+    cout_pad  = 16'(oc_groups * PM);
     cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
     conv_h    = geom.conv_h;
     conv_w    = geom.conv_w;

@@ -120,7 +120,7 @@ module uz_loader
   // Bias and residual arrive as PN-channel words (a pixel word's size):
   // Ratio of them fill one bias word of PM channels.
   localparam int Ratio      = PM / PN;
-  localparam int LogRatio   = $clog2(Ratio);
+  localparam int SubW       = (Ratio > 1) ? $clog2(Ratio) : 1;
   localparam int LogL       = $clog2(OvsfLen);
   // Alpha queue: a beat must fit beside the part of a block left over.
   localparam int QAlphas    = OvsfLen + BeatAlphas;
@@ -529,7 +529,9 @@ module uz_loader
 
   // ---------------------------------------------------- raw weights
   // Position of the next element: output channel in tile, ci-group, f in group.
-  logic [15:0] wo_q, wg_q;
+  // wo_m_q: the output channel's bank, o mod PM (PM need not be a power of two)
+  logic [LogPM-1:0] wo_m_q;
+  logic [15:0]      wg_q;
   logic [31:0] wf_q;
   logic [31:0] group_len;       // PN * wsteps elements per (channel, group)
   assign group_len = 32'(wsteps_i) << LogPN;
@@ -543,7 +545,7 @@ module uz_loader
   localparam logic [PM*PN-1:0] LaneMaskRaw = {{(PM*PN-BeatElems){1'b0}}, {BeatElems{1'b1}}};
   localparam logic [PN-1:0]    LaneMaskGen = {{(PN-OvsfLen){1'b0}}, {OvsfLen{1'b1}}};
   logic [31:0] lane_first;
-  assign lane_first = 32'(wo_q[LogPM-1:0]) * PN + (wf_q & (PN - 1));
+  assign lane_first = 32'(wo_m_q) * PN + (wf_q & (PN - 1));
 
   // ------------------------------------------------ OVSF coefficients
   // Memory holds a tile's blocks as [oc-group][block][o mod PM] (docs/ovsf.md),
@@ -555,7 +557,9 @@ module uz_loader
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
   logic [LogPM-1:0]              iss_m_d;  // its next value (for the queue slots' copies)
+  logic [LogPM-1:0]              iss_m_next;  // after the blocks taken: a row ends at bank PM
   logic [GenBlkWidth-1:0]        iss_blocks;
+  assign iss_m_next = (32'(iss_m_q) + 32'(iss_blocks) == PM) ? '0 : LogPM'(32'(iss_m_q) + 32'(iss_blocks));
   logic                          alpha_ready, gen_valid, gen_take;
   logic [GenLanes*OvsfLen*AlphaWidth-1:0] gen_alpha;
   logic                          gen_w_valid;
@@ -753,7 +757,10 @@ module uz_loader
 
   // ------------------------------------------------------------- FSMs
   logic [31:0] words_left_q;          // bias words still expected
-  logic [15:0] bias_word_q;
+  // the bias word written and its PN-channel part, counted (Ratio need not
+  // be a power of two)
+  logic [15:0]     bias_addr_q;
+  logic [SubW-1:0] bias_sub_q;
 
   // Beats by kind, each from its own ready term: only the coefficient
   // beats wait on the queue's room (a late signal), so the word registers'
@@ -778,7 +785,7 @@ module uz_loader
     end else if (ovsf_i) begin
       for (int k = 0; k <= QAlphas; k++)
         cnt_th_d[k] = 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
-      if (gen_take) iss_m_d = LogPM'(32'(iss_m_q) + 32'(iss_blocks));
+      if (gen_take) iss_m_d = iss_m_next;
     end
   end
 
@@ -998,9 +1005,9 @@ module uz_loader
       word_q <= '0; word_cnt_q <= '0;
       gl_q <= '0; y_q <= '0; x_q <= '0;
       ib_grp_q <= '0; ib_row_q <= '0; ib_addr_q <= '0;
-      wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
+      wo_m_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
-      blocks_left_q <= '0; words_left_q <= '0; bias_word_q <= '0;
+      blocks_left_q <= '0; words_left_q <= '0; bias_addr_q <= '0; bias_sub_q <= '0;
     end else if (abort_i || start_i) begin
       h_q <= 1'b0;
       rh_q <= 1'b0;
@@ -1014,15 +1021,21 @@ module uz_loader
       unique case (state_q)
         LdPlan: begin
           words_left_q  <= 32'(no) >> LogPN;
-          bias_word_q   <= '0;
+          bias_addr_q   <= '0;
+          bias_sub_q    <= '0;
           blocks_left_q <= blocks_h_q[h_q];
-          wo_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
+          wo_m_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
           gl_q <= '0; y_q <= gb_ylo_q; x_q <= gb_xlo_q;
           ib_grp_q <= ib_start; ib_row_q <= ib_start; ib_addr_q <= ib_start;
         end
         LdBiasData: begin
           if (word_done) begin
-            bias_word_q  <= bias_word_q + 1'b1;
+            if (32'(bias_sub_q) == Ratio - 1) begin
+              bias_sub_q  <= '0;
+              bias_addr_q <= bias_addr_q + 1'b1;
+            end else begin
+              bias_sub_q  <= bias_sub_q + 1'b1;
+            end
             words_left_q <= words_left_q - 1'b1;
           end
         end
@@ -1033,11 +1046,12 @@ module uz_loader
               wf_q <= '0;
               if (wg_q == w_ng - 1) begin
                 wg_q <= '0;
-                wo_q <= wo_q + 1'b1;
-                if (wo_q[LogPM-1:0] == LogPM'(PM - 1)) begin   // the next oc-group
+                if (wo_m_q == LogPM'(PM - 1)) begin   // the next oc-group
+                  wo_m_q    <= '0;
                   wbase_q   <= wbase_q + (WgtAw-1)'(wsteps_i);
                   wq_base_q <= wbase_q + (WgtAw-1)'(wsteps_i);
                 end else begin
+                  wo_m_q    <= wo_m_q + 1'b1;
                   wbase_q   <= wq_base_q;
                 end
               end else begin
@@ -1109,21 +1123,20 @@ module uz_loader
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         for (int k = 0; k <= QAlphas; k++)
           cnt_th_q[k] <= 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
-        if (gen_take) iss_m_q <= LogPM'(32'(iss_m_q) + 32'(iss_blocks));
+        if (gen_take) iss_m_q <= iss_m_next;
       end
       // generated blocks land in the weight buffer: along a row of banks,
       // then L elements further in f (channel-group order), then the next
       // oc-group, whose word follows the last group's
       if (gen_w_valid && state_q != LdIdle) begin
         blocks_left_q <= blocks_left_q - 32'(gen_w_blocks);
-        if (32'(wo_q[LogPM-1:0]) + 32'(gen_w_blocks) == PM) begin
-          wo_q <= {wo_q[15:LogPM], {LogPM{1'b0}}};
+        if (32'(wo_m_q) + 32'(gen_w_blocks) == PM) begin
+          wo_m_q <= '0;
           if (wf_q + OvsfLen == group_len) begin
             wf_q    <= '0;
             wbase_q <= wbase_q + (WgtAw-1)'(wsteps_i);
             if (wg_q == w_ng - 1) begin
               wg_q <= '0;
-              wo_q <= {wo_q[15:LogPM] + 1'b1, {LogPM{1'b0}}};
             end else begin
               wg_q <= wg_q + 1'b1;
             end
@@ -1131,7 +1144,7 @@ module uz_loader
             wf_q <= wf_q + OvsfLen;
           end
         end else begin
-          wo_q <= wo_q + 16'(gen_w_blocks);
+          wo_m_q <= wo_m_q + LogPM'(gen_w_blocks);
         end
       end
     end
@@ -1159,11 +1172,11 @@ module uz_loader
   end
 
   assign bias_wr_en_o   = (state_q == LdBiasData) && word_done;
-  assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_word_q >> LogRatio)});
+  assign bias_wr_addr_o = BiasAw'({h_q, (BiasAw-1)'(bias_addr_q)});
   assign bias_wr_data_o = {Ratio{word_next}};
   always_comb begin
     bias_wr_lane_en_o = '0;
-    bias_wr_lane_en_o[32'(bias_word_q) % Ratio] = 1'b1;
+    bias_wr_lane_en_o[bias_sub_q] = 1'b1;
   end
 
   // Bank m takes block m - wo of the generator's output, a narrow index (see
@@ -1175,7 +1188,7 @@ module uz_loader
     assign gen_blk[j] = gen_w[j*OvsfLen*DataWidth +: OvsfLen*DataWidth];
   end
   for (genvar m = 0; m < PM; m++) begin : gen_bank_blk
-    assign bank_blk[m] = LogGen'(LogPM'(m) - wo_q[LogPM-1:0]);
+    assign bank_blk[m] = LogGen'(LogPM'(m) - wo_m_q);
   end
 
   always_comb begin
@@ -1195,7 +1208,7 @@ module uz_loader
       // (bank m takes block j = m - wo: one GenLanes-way select per bank;
       // j wraps past GenLanes for banks below wo)
       for (int m = 0; m < PM; m++) begin
-        if (32'(m) - 32'(wo_q[LogPM-1:0]) < 32'(gen_w_blocks)) begin
+        if (32'(m) - 32'(wo_m_q) < 32'(gen_w_blocks)) begin
           wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
           for (int p = 0; p < PN; p++)
             wgt_wr_data_o[(m*PN + p)*DataWidth +: DataWidth] =

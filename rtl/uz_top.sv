@@ -92,7 +92,7 @@ module uz_top
   `ASSERT_INIT(AlphaWidthLegal_A, AlphaWidth == 8 || AlphaWidth == 16)
   `ASSERT_INIT(AccWidthLegal_A, AccWidth >= 2 * DataWidth && AccWidth <= 53)
   `ASSERT_INIT(PnPowerOfTwo_A, PN >= 2 && (PN & (PN - 1)) == 0)
-  `ASSERT_INIT(PmPowerOfTwoMultipleOfPn_A, PM >= PN && (PM & (PM - 1)) == 0 && (PM % PN) == 0)
+  `ASSERT_INIT(PmMultipleOfPn_A, PM >= PN && (PM % PN) == 0)
   `ASSERT_INIT(MaxKLegal_A, MaxK == 1 || MaxK == 3 || MaxK == 5 || MaxK == 7 || MaxK == 11)
   `ASSERT_INIT(InReadsLegal_A, InReads == 2 || InReads == 4 || InReads == 8)
   `ASSERT_INIT(OvsfLenDividesPn_A, OvsfLen >= 2 && OvsfLen <= PN && (PN % OvsfLen) == 0)

@@ -1,5 +1,6 @@
 // Helpers shared by several blocks of the engine: the one definition of the
-// engine's stride arithmetic and of the shift-amount decode.
+// engine's stride arithmetic, of division by a constant and of the
+// shift-amount decode.
 //
 // No bit or part selects of a function's arguments or locals: Icarus 11 puts
 // a selected function variable into the sensitivity of every always_comb
@@ -26,6 +27,18 @@ package uz_util_pkg;
     x  = {rm, b};
     ge = x >= d;
     div_step = {ge, ge ? 2'(x - d) : 2'(x)};
+  endfunction
+
+  // Division by a constant d that need not be a power of two (PM, PM / PN)
+  // of a value below 2^n, as a product with the rounded-up reciprocal
+  // m = ceil(2^s / d), s = n + ceil(log2 d): exact for every such value
+  // (Granlund and Montgomery). Callers keep m and s as localparams; a power
+  // of two d gives m = 2^n, and the product is a shift.
+  function automatic logic [63:0] div_magic(int unsigned d, int unsigned n);
+    div_magic = ((64'd1 << (n + $clog2(d))) + 64'(d) - 64'd1) / 64'(d);
+  endfunction
+  function automatic logic [31:0] div_by_magic(logic [31:0] x, logic [63:0] m, int unsigned s);
+    div_by_magic = 32'((64'(x) * m) >> s);
   endfunction
 
   // The amount uz_shift_round_sat shifts z = x * 2^out_width right by, for

@@ -16,10 +16,12 @@ def main() -> int:
     srcs = [str(s) for s in simenv.rtl_sources(*simenv.ENGINE_RTL)]
     root = simenv.setup_verilator()
     rc = 0
-    # the default parameters, and PM = 2 PN (whose widths differ: the
-    # write-back's lanes, the residual words, the bias lane enables)
+    # the default parameters, PM = 2 PN (whose widths differ: the
+    # write-back's lanes, the residual words, the bias lane enables) and
+    # PM = 3 PN (a PM that is not a power of two)
     from tb.regressions import CONFIGS
-    for name, params in (("default", {}), ("pm8_pn4", simenv.engine_parameters(CONFIGS["pm8_pn4"]))):
+    for name, params in (("default", {}), ("pm8_pn4", simenv.engine_parameters(CONFIGS["pm8_pn4"])),
+                         ("pm12_pn4", simenv.engine_parameters(CONFIGS["pm12_pn4"]))):
         gen = [f"-G{k}={v}" for k, v in params.items()]
         v = subprocess.run([f"{root}/bin/verilator", "--lint-only", "-Wall", f"-I{ROOT / 'rtl'}", *srcs,
                             "--top-module", "uz_top", *gen], capture_output=True, text=True)

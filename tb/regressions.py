@@ -55,7 +55,15 @@ CONFIGS: dict[str, EngineConfig] = {
     # and a depthwise or POOL oc-group reads two windows.
     "pm8_pn4": dataclasses.replace(engine_cases.SMALL, pm=8, pn=4, ovsf_len=4, axi_data_bits=64,
                                    in_buf_elems=4096, wgt_buf_elems=4096, out_buf_elems=2048),
+    # PM = 3 PN: a PM that is not a power of two (48 x 16 fills Qiu's ZC706,
+    # 108 x 16 unzipFPGA's ZCU104). Buffers of a power of two words a half
+    # (3072 / 12 accumulator words, 6144 / 48 weight words).
+    "pm12_pn4": dataclasses.replace(engine_cases.SMALL, pm=12, pn=4, ovsf_len=4, axi_data_bits=64,
+                                    in_buf_elems=4096, wgt_buf_elems=6144, out_buf_elems=3072),
 }
+
+#: The configurations with more PEs than lanes the nightly runs everything on.
+PM_CONFIGS = ("pm8_pn4", "pm12_pn4")
 
 
 @dataclass(frozen=True)
@@ -196,18 +204,18 @@ REGRESSIONS: dict[str, list[Entry]] = {
                  env={"UZ_COUNT": "50", "UZ_STALL": "light"}),
            Entry("FuzzTest", name="fuzz_icarus", seeds=range(1, 3), sims=("icarus",), env={"UZ_COUNT": "6"}),
            Entry("FuzzCheckerFailsTest", env={"UZ_COUNT": "6"})]
-        + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8") + (() if c == "ovsf_rho" else ("pm8_pn4",)),
+        + [engine(c, seeds=ENGINE_SEEDS, configs=("small", "bits8") + (() if c == "ovsf_rho" else PM_CONFIGS),
                   sims=simenv.SIMULATORS)
            for c in engine_cases.SMOKE]
-        + [engine(c, seeds=ENGINE_SEEDS, configs=("pm8_pn4",), sims=simenv.SIMULATORS)
+        + [engine(c, seeds=ENGINE_SEEDS, configs=PM_CONFIGS, sims=simenv.SIMULATORS)
            for c in engine_cases.PM_CASES]
-        # random layers, graphs and fuzzed programs on PM = 2 PN
-        + [Entry("RandomLayerTest", name="RandomLayerTest_pm8_pn4", seeds=range(1, 21), configs=("pm8_pn4",),
-                 env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
-           Entry("RandomGraphTest", name="RandomGraphTest_pm8_pn4", seeds=range(1, 6), configs=("pm8_pn4",),
-                 env={"UZ_COUNT": "3", "UZ_STALL": "light"}),
-           Entry("FuzzTest", name="fuzz_pm8_pn4", seeds=range(1, 4), configs=("pm8_pn4",),
-                 env={"UZ_COUNT": "50", "UZ_STALL": "light"})]
+        # random layers, graphs and fuzzed programs on PM = 2 PN and 3 PN
+        + [Entry(test, name=f"{name}_{cfg}", seeds=seeds, configs=(cfg,),
+                 env={"UZ_COUNT": count, "UZ_STALL": "light"})
+           for cfg in PM_CONFIGS
+           for test, name, seeds, count in (("RandomLayerTest", "RandomLayerTest", range(1, 21), "3"),
+                                            ("RandomGraphTest", "RandomGraphTest", range(1, 6), "3"),
+                                            ("FuzzTest", "fuzz", range(1, 4), "50"))]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",))
            for c in engine_cases.SMOKE for insel in ("on", "off")]
         + [engine(c, insel, seeds=ENGINE_SEEDS, configs=("small",), timeout=1200)

@@ -42,7 +42,8 @@ def setup_verilator() -> str:
 
 
 def engine_parameters(cfg) -> dict:
-    """uz_top's parameters for a golden.config.EngineConfig."""
+    """uz_top's parameters for a golden.config.EngineConfig (one the RTL builds)."""
+    cfg.rtl_buildable()
     return {"DataWidth": cfg.data_bits, "AccWidth": cfg.acc_bits, "PM": cfg.pm, "PN": cfg.pn,
             "OvsfLen": cfg.ovsf_len, "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
             "GenLanes": cfg.gen_blocks, "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems,

@@ -304,7 +304,7 @@ def bad(tmp_path_factory):
         (d / f"net_{name}.json").write_text(json.dumps(dict(TINY, weights=f"{name}.npz")))
     for name, cfg in {"cfg_list": [8, 8], "cfg_null": None, "cfg_text": {"pm": "8"}, "cfg_float": {"pm": 8.5},
                       "cfg_bool": {"pn": True}, "cfg_negative": {"in_buf_elems": -5},
-                      "cfg_zero": {"out_buf_elems": 0}, "cfg_pm3": {"pm": 3, "pn": 3},
+                      "cfg_zero": {"out_buf_elems": 0}, "cfg_pn3": {"pm": 3, "pn": 3},
                       "cfg_bits12": {"data_bits": 12}}.items():
         (d / f"{name}.json").write_text(json.dumps(cfg))
     (d / "cfg_truncated.json").write_text('{"pm": 8,')
@@ -363,7 +363,7 @@ ROBUST = [
     (["compile", "tiny.json", "--config", "cfg_bool.json"], ["pn must be an integer", "True"]),
     (["compile", "tiny.json", "--config", "cfg_negative.json"], ["in_buf_elems must be positive", "-5"]),
     (["compile", "tiny.json", "--config", "cfg_zero.json"], ["out_buf_elems must be positive", "0"]),
-    (["compile", "tiny.json", "--config", "cfg_pm3.json"], ["pm must be a power of two", "3"]),
+    (["compile", "tiny.json", "--config", "cfg_pn3.json"], ["pn must be a power of two", "3"]),
     (["compile", "tiny.json", "--config", "cfg_bits12.json"], ["data_bits must be 8 or 16", "12"]),
     (["compile", "tiny.json", "--config", "cfg_truncated.json"], ["cfg_truncated.json", "cannot read"]),
 ]

@@ -2,6 +2,7 @@
 generated from it (rtl/uz_isa_pkg.sv, docs/isa.md)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -336,6 +337,18 @@ def test_pm_a_multiple_of_pn():
     with pytest.raises(UzError, match="pm 8 must be a multiple of pn 16"):
         EngineConfig(pm=8, pn=16)
     EngineConfig(pm=32, pn=16)
+    EngineConfig(pm=48, pn=16)    # any multiple: a ZC706's 768 of 900 DSPs
+
+
+def test_rtl_buffers_whole_power_of_two_words():
+    # The RTL addresses a buffer half as {half, word}; the compiler takes any size.
+    cfg = EngineConfig(pm=12, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096, wgt_buf_elems=6144,
+                       out_buf_elems=3072)
+    cfg.rtl_buildable()
+    for field, elems, word in (("out_buf_elems", 4096, 12), ("wgt_buf_elems", 4096, 48),
+                               ("in_buf_elems", 6000, 4)):
+        with pytest.raises(UzError, match=f"{field} {elems} is not a power of two of {word}-element words"):
+            dataclasses.replace(cfg, **{field: elems}).rtl_buildable()
 
 
 def test_pool_tile_in_oc_groups_of_pm():

@@ -116,7 +116,8 @@ def test_real_regressions_expand():
     assert {r.name for r in smoke} <= nightly
     # the fuzz: its make target splits N over the seeds of the "fuzz" entry
     fuzz = {e.label: e for e in R.REGRESSIONS["nightly"] if e.test in ("FuzzTest", "FuzzCheckerFailsTest")}
-    assert set(fuzz) == {"fuzz", "fuzz_bits8", "fuzz_icarus", "fuzz_pm8_pn4", "FuzzCheckerFailsTest"}
+    assert set(fuzz) == {"fuzz", "fuzz_bits8", "fuzz_icarus", "fuzz_pm8_pn4", "fuzz_pm12_pn4",
+                         "FuzzCheckerFailsTest"}
     assert fuzz["fuzz"].env["UZ_COUNT"] == str(R.FUZZ_CHUNK)
     assert fuzz["fuzz_icarus"].sims == ("icarus",)
     # every configuration is one the RTL's elaboration checks accept

@@ -107,30 +107,35 @@ def test_engine_case_compiles_for_every_regression_config(case):
     """The nightly runs the engine cases on several configurations: a case's
     forced tiles must be legal on each it runs on (a tile of 8 output
     channels is not at PM = 16), and every smoke case runs on small, bits8
-    and the PM = 2 PN engine (but ovsf_rho, whose rho of 3/8 needs L = 8)."""
+    and the PM = 2 PN and 3 PN engines (but ovsf_rho, whose rho of 3/8
+    needs L = 8)."""
     from tb.regressions import CONFIGS, REGRESSIONS
     configs = {c for e in REGRESSIONS["nightly"] if e.module == "cocotb_engine" and e.env["UZ_CASE"] == case
                for c in e.configs}
-    want = {"small", "bits8", "pm8_pn4"} if case in engine_cases.SMOKE else {"pm8_pn4"}
-    assert want - ({"pm8_pn4"} if case == "ovsf_rho" else set()) <= configs
+    pm = {"pm8_pn4", "pm12_pn4"}
+    want = ({"small", "bits8"} | pm) if case in engine_cases.SMOKE else pm
+    assert want - (pm if case == "ovsf_rho" else set()) <= configs
     for name in configs:
         engine_cases.build(case, CONFIGS[name])
 
 
-#: Engine cases on the PM = 2 PN configuration in make test (Verilator): the
-#: write-back, residual and bias a channel group at a time, POOL and
-#: depthwise oc-groups over two windows, channels past the output's groups
-#: computed and not written. make test-slow adds three more and pm_groups
-#: under Icarus; the nightly runs every case on both simulators.
-PM_NE_PN_CASES = ("pm_groups",)
-PM_NE_PN_SLOW = ("dw_block", "res_block", "avg_pools")
+#: Engine cases with more PEs than lanes (PM = r PN): the write-back,
+#: residual and bias a channel group at a time, POOL and depthwise
+#: oc-groups over r windows, channels past the output's groups computed and
+#: not written. make test runs pm_groups at PM = 3 PN (pm12_pn4: r not a
+#: power of two, so every division by PM or r is the general one) under
+#: Verilator; make test-slow adds more cases on both configurations and
+#: pm_groups under Icarus; the nightly runs every case on both simulators.
+PM_NE_PN = ([("pm_groups", "pm12_pn4", "verilator", False)]
+            + [(c, "pm8_pn4", "verilator", True) for c in ("pm_groups", "dw_block", "res_block", "avg_pools")]
+            + [(c, "pm12_pn4", "verilator", True) for c in ("dw_block", "res_block", "avg_pools")]
+            + [("pm_groups", cfg, "icarus", True) for cfg in ("pm8_pn4", "pm12_pn4")])
 
 
-@pytest.mark.parametrize("case, sim", [(c, "verilator") for c in PM_NE_PN_CASES]
-                         + [pytest.param(c, "verilator", marks=pytest.mark.slow) for c in PM_NE_PN_SLOW]
-                         + [pytest.param("pm_groups", "icarus", marks=pytest.mark.slow)])
-def test_engine_pm_twice_pn(case, sim):
+@pytest.mark.parametrize("case, config, sim", [pytest.param(c, cfg, s, marks=[pytest.mark.slow] if slow else [])
+                                               for c, cfg, s, slow in PM_NE_PN])
+def test_engine_pm_multiple_of_pn(case, config, sim):
     from tb.regressions import CONFIGS
-    cfg = CONFIGS["pm8_pn4"]
-    assert cfg.pm == 2 * cfg.pn
+    cfg = CONFIGS[config]
+    assert cfg.pm % cfg.pn == 0 and cfg.pm > cfg.pn
     run_case(case, sim, cfg=cfg)

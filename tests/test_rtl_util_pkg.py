@@ -1,8 +1,9 @@
 """uz_util_pkg, the one definition of the engine's stride arithmetic: the
 division step (uz_desc_check's output sizes and uz_post's pooled tile sizes
 divide with it, a bit a cycle) carried through every 17-bit dividend at every
-stride 1..4, and the product by a stride for every 16-bit value at every
-stride 0..7, against the testbench's own arithmetic: every value under
+stride 1..4, the product by a stride for every 16-bit value at every
+stride 0..7, and the division by a constant of every 17-bit value by the
+engine's kinds of divisor (powers of two and not), against the testbench's own arithmetic: every value under
 Verilator; under Icarus (about 40 times slower here) the lowest and the
 highest 4096 of each range."""
 import subprocess
@@ -18,6 +19,15 @@ module uz_util_pkg_tb;
   logic [16:0] q;
   logic [1:0]  rm;
   logic [2:0]  st;
+  int d;
+  // the divisors tried (Icarus 11 takes no unpacked array initialiser)
+  function automatic int divisor(int i);
+    case (i)
+      0: return 1;   1: return 2;   2: return 3;   3: return 4;
+      4: return 5;   5: return 6;   6: return 7;   7: return 12;
+      8: return 16;  9: return 48;  10: return 108; default: return 255;
+    endcase
+  endfunction
   // the values tried: [0, Edge) and [2**n - Edge, 2**n), every value when Edge = 2**n / 2
   function automatic int next_value(int v, int n);
     return (v == EDGE - 1 && (1 << n) - EDGE > EDGE) ? (1 << n) - EDGE : v + 1;
@@ -44,6 +54,17 @@ module uz_util_pkg_tb;
       for (int v = 0; v < (1 << 16); v = next_value(v, 16)) begin
         if (mul_stride(32'(v), 3'(s)) != 32'(v * s)) begin
           if (errors < 10) $display("MISMATCH %0d * %0d: %0d", v, s, mul_stride(32'(v), 3'(s)));
+          errors++;
+        end
+      end
+    end
+    // division by a constant (PM, PM / PN) of every 17-bit value
+    for (int i = 0; i < 12; i++) begin
+      d = divisor(i);
+      for (int v = 0; v < (1 << 17); v = next_value(v, 17)) begin
+        if (div_by_magic(32'(v), div_magic(d, 17), 17 + $clog2(d)) != 32'(v / d)) begin
+          if (errors < 15) $display("MISMATCH %0d / %0d: %0d", v, d,
+                                    div_by_magic(32'(v), div_magic(d, 17), 17 + $clog2(d)));
           errors++;
         end
       end
@@ -85,6 +106,8 @@ def test_stride_arithmetic_exact(sim, tmp_path):
     ("ge = x >= d;", "ge = x > d;"),
     # the product forgets the stride's top bit
     ("(((st & 3'd4) != '0) ? v << 2 : 32'd0)", "32'd0"),
+    # the reciprocal rounded down, not up
+    ("+ 64'(d) - 64'd1) / 64'(d)", ") / 64'(d)"),
 ])
 def test_stride_arithmetic_check_can_fail(wrong, right, tmp_path):
     text = (simenv.RTL / "uz_util_pkg.sv").read_text()

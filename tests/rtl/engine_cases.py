@@ -217,12 +217,31 @@ ALL_CASES = {**CASES, **GRAPH_CASES, **PM_CASES, **PERF_CASES}
 CASES.update(PERF_CASES)
 
 
+def _fit_tiles(tiles, cfg: EngineConfig):
+    """A forced ``to`` that is not a multiple of PM (16 at PM = 12) becomes
+    the largest multiple of PM not above it, at least PM, and a depthwise
+    tile's equal ``ti`` with it: the case keeps several to-tiles on every
+    configuration it runs on."""
+    if not tiles:
+        return tiles
+    fitted = {}
+    for name, t in tiles.items():
+        t = dict(t)
+        if "to" in t and t["to"] % cfg.pm:
+            to = max(cfg.pm, t["to"] // cfg.pm * cfg.pm)
+            if t.get("ti") == t["to"]:
+                t["ti"] = to
+            t["to"] = to
+        fitted[name] = t
+    return fitted
+
+
 def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "auto"):
     """Compile a case; return (program, quantized input, golden outputs per layer)."""
     spec = dict(ALL_CASES[case], name=case)
     force_ovsf = spec.pop("force_ovsf", False)
     scale = spec.pop("input_scale", 1.0)
-    tiles = spec.pop("tiles", None)
+    tiles = _fit_tiles(spec.pop("tiles", None), cfg)
     net = load_network(spec)
     x = scale * np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
     prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf, tiles=tiles)

@@ -793,9 +793,7 @@ module uz_compute
   logic [PM*PN*DataWidth-1:0] s1_x_q;
   logic [PN-1:0]            s1_en_q;
   tag_t                     s1_tag_q;
-  logic                     s1_pool_q;
-  logic [15:0]              s1_q_q, s1_gquo_q;
-  logic [SubW-1:0]          s1_gsub_q;
+  logic [PM-1:0]            s1_pool_one_q;   // POOL: PE p's lane p mod PN takes weight 1
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -819,26 +817,31 @@ module uz_compute
       s1_tag_q.out_last  <= m.out_last;
       s1_tag_q.acc_addr  <= OutAw'(accq_base + 32'(m.pix));
       s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
-      s1_pool_q <= pool_kind_i;
-      s1_q_q    <= q_q;
-      s1_gquo_q <= m.gquo;
-      s1_gsub_q <= m.gsub;
+      for (int p = 0; p < PM; p++)
+        s1_pool_one_q[p] <= (q_q == m.gquo) && (32'(m.gsub) == p / PN);
     end
   end
 
   // A POOL layer multiplies by the identity: output channel q*PM+p takes
   // input channel gl*PN+j when the two are equal, nothing is loaded. That
   // is q = gl / Ratio, p / PN = gl mod Ratio and j = p mod PN: compares of
-  // counters, no product on the path into the multipliers.
+  // counters, made at issue (s1_pool_one_q). The POOL flag has a kept copy
+  // per PE lane: one register selecting all PM*PN*DataWidth weight bits was
+  // the compute's longest path on ECP5, nearly all routing.
   logic [PM*PN*DataWidth-1:0] s1_w;
-  always_comb begin
-    s1_w = wgt_rd_data_i;
-    if (s1_pool_q) begin
-      for (int p = 0; p < PM; p++) begin
-        for (int j = 0; j < PN; j++) begin
-          s1_w[(p*PN+j)*DataWidth +: DataWidth] =
-            ((s1_q_q == s1_gquo_q) && (32'(s1_gsub_q) == p / PN) && (p % PN == j)) ? DataWidth'(1) : '0;
-        end
+  for (genvar p = 0; p < PM; p++) begin : gen_pool_pe
+    for (genvar j = 0; j < PN; j++) begin : gen_pool_lane
+      logic pool_q;
+      (* keep *)
+      always_ff @(posedge clk_i) begin
+        if (issue) pool_q <= pool_kind_i;
+      end
+      if (p % PN == j) begin : gen_one
+        assign s1_w[(p*PN+j)*DataWidth +: DataWidth] =
+          pool_q ? DataWidth'(s1_pool_one_q[p]) : wgt_rd_data_i[(p*PN+j)*DataWidth +: DataWidth];
+      end else begin : gen_zero
+        assign s1_w[(p*PN+j)*DataWidth +: DataWidth] =
+          pool_q ? '0 : wgt_rd_data_i[(p*PN+j)*DataWidth +: DataWidth];
       end
     end
   end

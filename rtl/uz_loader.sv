@@ -1221,6 +1221,8 @@ module uz_loader
   // The queue never holds more than it can, and a tile's blocks are whole
   // rows, so it is empty and at bank 0 when the tile's weights are done.
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
+  // the banks wrap at PM, which need not be a power of two
+  `ASSERT(BanksInRange_A, 32'(iss_m_q) < PM && 32'(wo_m_q) < PM && 32'(bias_sub_q) < Ratio, clk_i, rst_ni)
 `ifndef UZ_NO_ASSERT
   // The count's thermometer is the count's (fits and gen_valid read it every cycle).
   `ASSERT(CntThermoZeroCurrent_A, cnt_th_q[0], clk_i, rst_ni)

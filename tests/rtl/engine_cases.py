@@ -182,9 +182,12 @@ GRAPH_CASES = {
 #: whose concat neighbour starts right after it (writing its whole oc-group
 #: would overwrite the neighbour's first group), a residual add of 12
 #: channels (the residual read group by group) and a 12-channel depthwise
-#: layer with its residual.
+#: layer with its residual. Then a 24-channel conv and depthwise layer, two
+#: or three oc-groups in one tile (at PM = 12, r = 3: the weight banks and the
+#: depthwise windows' oc-group wrap where PM is not a power of two).
 PM_CASES = {
-    "pm_groups": {"input_shape": [12, 8, 10], "weights": {"seed": 16}, "layers": [
+    "pm_groups": {"input_shape": [12, 8, 10], "weights": {"seed": 16},
+                  "tiles": {"wide_dw": {"to": 24, "ti": 24}}, "layers": [
         {"name": "p0", "type": "maxpool", "kernel": 2, "stride": 2, "inputs": ["input"]},
         {"name": "b", "type": "conv", "out_channels": 12, "kernel": 1, "inputs": ["p0"]},
         {"name": "b_r", "type": "relu"},
@@ -194,6 +197,8 @@ PM_CASES = {
         {"name": "add", "type": "add", "inputs": ["c", "p0"]},
         {"name": "dw", "type": "conv", "out_channels": 12, "kernel": 3, "pad": 1, "groups": 12},
         {"name": "dw_add", "type": "add", "inputs": ["dw", "add"]},
+        {"name": "wide", "type": "conv", "out_channels": 24, "kernel": 1},
+        {"name": "wide_dw", "type": "conv", "out_channels": 24, "kernel": 3, "pad": 1, "groups": 24},
         {"name": "head", "type": "conv", "out_channels": 10, "kernel": 1}]},
 }
 

@@ -17,7 +17,7 @@
 //                   updates of the same word
 // Input selection (insel) packs only a group's real channels into the lanes:
 // ceil(Cg*K*K/PN) steps instead of K*K.
-// Depthwise (dw_i): output channel o reads input channel o only. The window
+// Depthwise (g.dw): output channel o reads input channel o only. The window
 // of ci-group g then serves the one oc-group g, and each PE takes its own
 // channel's taps into its lanes (per-PE operand selection): PE p lane j at
 // step t multiplies win[p*K*K + t*PN + j], so PM channels run at once in
@@ -45,30 +45,9 @@ module uz_compute
   input  logic                         rst_ni,
   input  logic                         start_i,
   input  logic                         abort_i,
-  // layer constants, stable while the layer runs
-  input  logic [3:0]                   k_i,
-  input  logic [6:0]                   k2_i,
-  input  logic [2:0]                   stride_i,
-  input  logic [3:0]                   pad_t_i,
-  input  logic [3:0]                   pad_l_i,
-  input  logic [15:0]                  in_c_i,
-  input  logic [15:0]                  in_h_i,
-  input  logic [15:0]                  in_w_i,
-  input  logic [15:0]                  cin_pad_i,
-  input  logic [15:0]                  cout_pad_i,
-  input  logic [15:0]                  conv_h_i,
-  input  logic [15:0]                  conv_w_i,
-  input  logic [15:0]                  to_i,
-  input  logic [15:0]                  ti_i,
-  input  logic [15:0]                  tr_i,
-  input  logic [15:0]                  tc_i,
-  input  logic [15:0]                  iw_t_i,      // input tile width with halo
-  input  logic [15:0]                  ih_t_i,      // input tile height with halo
-  input  logic [31:0]                  trtc_i,      // tr * tc
-  input  logic                         pool_kind_i,
-  input  logic                         insel_i,
-  input  logic                         dw_i,        // depthwise CONV (golden.isa.depthwise)
-  input  logic [6:0]                   wsteps_i,    // weight words per (channel, ci-group)
+  // layer constants, stable while the layer runs: the geometry (a
+  // uz_util_pkg::uz_layer_geom_t), then the bias
+  input  logic [uz_util_pkg::LayerGeomBits-1:0] geom_i,
   input  logic                         bias_en_i,
   input  logic [7:0]                   bias_shift_i,
   // tile hand-off with the loader (one flag per buffer half)
@@ -126,6 +105,13 @@ module uz_compute
     endcase
   endfunction
   localparam int NumK = (MaxK >= 11) ? 5 : (MaxK >= 7) ? 4 : (MaxK >= 5) ? 3 : (MaxK >= 3) ? 2 : 1;
+  // The layer's geometry, one struct from uz_layer (a plain vector on the
+  // port: Icarus 11). Each block reads only part of it.
+  /* verilator lint_off UNUSEDSIGNAL */
+  uz_layer_geom_t g;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign g = geom_i;
+
   // v * stride (uz_util_pkg::mul_stride) and v * K*K (K one of the kernels
   // above) by shifts and adds: no multiplier on an address or lane-count path.
   function automatic logic [31:0] mul_k2(logic [31:0] v, logic [3:0] k);
@@ -149,9 +135,9 @@ module uz_compute
   /* verilator lint_on UNUSEDSIGNAL */
 
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind_i || dw_i),
-    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
-    .to_i, .ti_i, .tr_i, .tc_i,
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(g.pool_kind || g.dw),
+    .cout_i(g.cout_pad), .cin_i(g.cin_pad), .rows_i(g.conv_h), .cols_i(g.conv_w),
+    .to_i(g.to), .ti_i(g.ti), .tr_i(g.tr), .tc_i(g.tc),
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
     .no_o(no), .nr_o(nr), .nc_o(nc), .ni_o(ni),
     .first_ti_o(it_first_ti), .last_ti_o(it_last_ti), .last_o(it_last)
@@ -219,9 +205,9 @@ module uz_compute
   /* verilator lint_on UNUSEDSIGNAL */
   assign nq_div    = uz_util_pkg::div_by_magic(32'(no), PmDivMagic, PmDivShift);
   assign nq_tile   = nq_div[15:0];
-  assign skip_cols = 16'(stride_i) > 16'(k_i);
+  assign skip_cols = 16'(g.stride) > 16'(g.k);
   // (nc - 1) * s + K: a stride of at most 7, shift-and-add
-  assign ucols_d   = 16'(mul_stride(32'(nc) - 1, stride_i)) + 16'(k_i);
+  assign ucols_d   = 16'(mul_stride(32'(nc) - 1, g.stride)) + 16'(g.k);
   // The row's column count and the tile's last row and ci-group come from
   // the iterator's sizes through subtract, compare and shift-add chains;
   // on the fetcher's step enable they made the block's longest path. They
@@ -240,7 +226,7 @@ module uz_compute
   assign ncols     = skip_cols ? (LogReads+1)'(1) :
                      (32'(ucols_q) - 32'(u_q) >= InReads) ? (LogReads+1)'(InReads) : (LogReads+1)'(ucols_q - u_q);
   assign u_adv     = !skip_cols ? u_q + 16'(InReads) :
-                     (kxc_q == k_i - 1) ? u_q + 16'(stride_i) - 16'(k_i) + 16'd1 : u_q + 16'd1;
+                     (kxc_q == g.k - 1) ? u_q + 16'(g.stride) - 16'(g.k) + 16'd1 : u_q + 16'd1;
   assign row_done  = (u_adv >= ucols_q);
 
   // Incremental addresses and coordinates: the word read this cycle is
@@ -258,7 +244,7 @@ module uz_compute
   assign plane_req = !plane_ok_q && (fe_state_q == FeWaitTile);
   uz_seq_mul u_plane_mul (
     .clk_i, .rst_ni, .clear_i(abort_i || start_i), .req_i(plane_req),
-    .a_i(32'(ih_t_i)), .b_i(iw_t_i), .done_o(plane_done), .p_o(plane_p)
+    .a_i(32'(g.ih_t)), .b_i(g.iw_t), .done_o(plane_done), .p_o(plane_p)
   );
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -272,18 +258,18 @@ module uz_compute
     end
   end
   always_ff @(posedge clk_i) begin
-    s_iw_q <= mul_stride(32'(iw_t_i), stride_i);
+    s_iw_q <= mul_stride(32'(g.iw_t), g.stride);
   end
-  assign y_tile = $signed({4'b0, 16'(mul_stride(32'(r0), stride_i))}) - $signed({16'b0, pad_t_i});
-  assign x_tile = $signed({4'b0, 16'(mul_stride(32'(c0), stride_i))}) - $signed({16'b0, pad_l_i});
+  assign y_tile = $signed({4'b0, 16'(mul_stride(32'(r0), g.stride))}) - $signed({16'b0, g.pad_t});
+  assign x_tile = $signed({4'b0, 16'(mul_stride(32'(c0), g.stride))}) - $signed({16'b0, g.pad_l});
 
   // Column i of the group is read when it exists and lies inside the input
   // (else it is padding: zeros).
   logic [InReads-1:0] col_read;
   always_comb begin
     for (int i = 0; i < InReads; i++) begin
-      col_read[i] = (i < 32'(ncols)) && (y_q >= 0) && (y_q < $signed({4'b0, in_h_i})) &&
-                    (x_q + 20'(i) >= 0) && (x_q + 20'(i) < $signed({4'b0, in_w_i}));
+      col_read[i] = (i < 32'(ncols)) && (y_q >= 0) && (y_q < $signed({4'b0, g.in_h})) &&
+                    (x_q + 20'(i) >= 0) && (x_q + 20'(i) < $signed({4'b0, g.in_w}));
     end
   end
 
@@ -299,9 +285,9 @@ module uz_compute
     if (chan_left_q <= 18'sd0)                  cg = '0;
     else if (chan_left_q >= $signed(18'(PN)))   cg = 16'(PN);
     else                                   cg = 16'(chan_left_q);
-    if (dw_i)         lane_limit = (WinAw+1)'(k2_i);
-    else if (insel_i) lane_limit = (WinAw+1)'(mul_k2(32'(cg), k_i));
-    else              lane_limit = (WinAw+1)'(PN * 32'(k2_i));
+    if (g.dw)         lane_limit = (WinAw+1)'(g.k2);
+    else if (g.insel) lane_limit = (WinAw+1)'(mul_k2(32'(cg), g.k));
+    else              lane_limit = (WinAw+1)'(PN * 32'(g.k2));
   end
 
   row_meta_t new_meta;
@@ -310,19 +296,19 @@ module uz_compute
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     // depthwise: the first of the Ratio windows of an oc-group starts it
-    new_meta.init       = it_first_ti && (dw_i ? (gsub_q == '0) : (gl_q == '0));
+    new_meta.init       = it_first_ti && (g.dw ? (gsub_q == '0) : (gl_q == '0));
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
     new_meta.out_last   = it_last_ti;
     new_meta.gquo       = gquo_q;
     new_meta.gsub       = gsub_q;
-    new_meta.nq         = dw_i ? 16'd1 : nq_tile;
-    new_meta.q0         = dw_i ? gquo_q : '0;
+    new_meta.nq         = g.dw ? 16'd1 : nq_tile;
+    new_meta.q0         = g.dw ? gquo_q : '0;
     new_meta.ng         = ng_tile;
     new_meta.nc         = nc;
     new_meta.pix_row    = pix_row_q;
     new_meta.wbase      = wgl_q;
     new_meta.wq_step    = wq_step_q;
-    new_meta.acc0       = dw_i ? accg_q : '0;
+    new_meta.acc0       = g.dw ? accg_q : '0;
     new_meta.lane_limit = lane_limit;
     new_meta.steps      = 8'((lane_limit + (WinAw+1)'(PN - 1)) >> LogPN);
   end
@@ -386,7 +372,7 @@ module uz_compute
       FeIdle:     ;
       FeWaitTile: if (!it_valid) fe_state_d = FeIdle;
                   else if (tile_go) fe_state_d = FeFetch;
-      FeFetch:    if (fe_step && ky_q == k_i - 1 && it_last_unit) fe_state_d = FeWaitTile;
+      FeFetch:    if (fe_step && ky_q == g.k - 1 && it_last_unit) fe_state_d = FeWaitTile;
       // unreachable: every encoding of the state is an arm above
       /* verilator coverage_off */
       default:    fe_state_d = FeIdle;
@@ -422,8 +408,8 @@ module uz_compute
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
-        wq_step_q <= mul_k2(32'(ng_tile), k_i);
-        chan_left_q <= $signed({2'b0, in_c_i}) - $signed({2'b0, i0});
+        wq_step_q <= mul_k2(32'(ng_tile), g.k);
+        chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
@@ -435,10 +421,10 @@ module uz_compute
         wr_slot_q  <= fslot_q;
         wr_ky_q    <= ky_q;
         wr_read_q  <= col_read;
-        wr_last_q  <= (ky_q == k_i - 1);
-        if (ky_q != k_i - 1) begin
+        wr_last_q  <= (ky_q == g.k - 1);
+        if (ky_q != g.k - 1) begin
           ky_q    <= ky_q + 1'b1;
-          raddr_q <= raddr_q + 32'(iw_t_i);
+          raddr_q <= raddr_q + 32'(g.iw_t);
           y_q     <= y_q + 20'sd1;
         end else begin
           // the group is read: on to the next group, row, ci-group or tile
@@ -447,7 +433,7 @@ module uz_compute
           y_q     <= ybase_q;
           if (!row_done) begin
             u_q     <= u_adv;
-            kxc_q   <= (kxc_q == k_i - 1) ? '0 : kxc_q + 1'b1;
+            kxc_q   <= (kxc_q == g.k - 1) ? '0 : kxc_q + 1'b1;
             raddr_q <= rbase_q + 32'(u_adv);
             x_q     <= x_tile + $signed({4'b0, u_adv});
           end else begin
@@ -455,11 +441,11 @@ module uz_compute
             x_q <= x_tile;
             if (py_q != nr_m1_q) begin
               py_q      <= py_q + 1'b1;
-              pix_row_q <= pix_row_q + OutAw'(tc_i);
+              pix_row_q <= pix_row_q + OutAw'(g.tc);
               rbase_q   <= rbase_q + s_iw_q;
               raddr_q   <= rbase_q + s_iw_q;
-              ybase_q   <= ybase_q + $signed({17'b0, stride_i});
-              y_q       <= ybase_q + $signed({17'b0, stride_i});
+              ybase_q   <= ybase_q + $signed({17'b0, g.stride});
+              y_q       <= ybase_q + $signed({17'b0, g.stride});
             end else begin
               py_q      <= '0;
               pix_row_q <= '0;
@@ -476,9 +462,9 @@ module uz_compute
                 chan_left_q <= chan_left_q - $signed(18'(PN));
                 // depthwise: the oc-group's weights and accumulators move
                 // on after its Ratio windows
-                if (!dw_i || 32'(gsub_q) == Ratio - 1) begin
-                  wgl_q  <= wgl_q + 32'(dw_i ? wsteps_i : k2_i);
-                  accg_q <= accg_q + trtc_i;
+                if (!g.dw || 32'(gsub_q) == Ratio - 1) begin
+                  wgl_q  <= wgl_q + 32'(g.dw ? g.wsteps : g.k2);
+                  accg_q <= accg_q + g.trtc;
                 end
                 gbase_q <= gbase_q + plane_q;
                 rbase_q <= gbase_q + plane_q;
@@ -496,7 +482,7 @@ module uz_compute
       end
     end
   end
-  assign it_next = fe_step && (ky_q == k_i - 1) && it_last_unit;
+  assign it_next = fe_step && (ky_q == g.k - 1) && it_last_unit;
 
   assign inb_rd_en_o   = fe_step ? col_read : '0;
   assign inb_rd_addr_o = InAw'({hw_q, (InAw-1)'(raddr_q)});
@@ -561,8 +547,8 @@ module uz_compute
   // win_consumed || need_q != 0.
   logic            row_last_px_q;              // px_q == rmeta_q.nc - 1
   assign row_last_px  = row_last_px_q;
-  assign need_next_px = skip_cols ? k_i : 4'(stride_i);
-  assign need_base    = !win_consumed ? need_q : row_last_px ? k_i : need_next_px;
+  assign need_next_px = skip_cols ? g.k : 4'(g.stride);
+  assign need_base    = !win_consumed ? need_q : row_last_px ? g.k : need_next_px;
   assign win_shift    = cp_full_q[cslot_q] && (win_consumed || need_nz_q);
   assign need_d       = need_base - 4'(win_shift);
   assign slot_pop     = win_shift && (ccol_q == cp_ncols_q[cslot_q] - 1'b1);
@@ -573,7 +559,7 @@ module uz_compute
       need_q <= '0; need_nz_q <= 1'b0; wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
       rmeta_q <= '0; row_last_px_q <= 1'b1;
     end else if (abort_i || start_i) begin
-      need_q <= k_i; need_nz_q <= (k_i != '0); wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
+      need_q <= g.k; need_nz_q <= (g.k != '0); wfull_q <= 1'b0; px_q <= '0; cslot_q <= 1'b0; ccol_q <= '0;
     end else begin
       need_q    <= need_d;
       need_nz_q <= (need_d != '0);
@@ -676,7 +662,7 @@ module uz_compute
     always_comb begin
       op_dense[j*DataWidth +: DataWidth] = '0;
       for (int ki = 0; ki < NumK; ki++) begin
-        if (32'(k_i) == kval(ki)) op_dense[j*DataWidth +: DataWidth] = per_k[ki];
+        if (32'(g.k) == kval(ki)) op_dense[j*DataWidth +: DataWidth] = per_k[ki];
       end
     end
   end
@@ -706,7 +692,7 @@ module uz_compute
       always_comb begin
         op_dw[(p*PN+j)*DataWidth +: DataWidth] = '0;
         for (int ki = 0; ki < NumK; ki++) begin
-          if (32'(k_i) == kval(ki) && pe_on) op_dw[(p*PN+j)*DataWidth +: DataWidth] = per_k[ki];
+          if (32'(g.k) == kval(ki) && pe_on) op_dw[(p*PN+j)*DataWidth +: DataWidth] = per_k[ki];
         end
       end
     end
@@ -752,7 +738,7 @@ module uz_compute
             last_q_q  <= (q_q + 16'd2 == m.nq);
             q_first_q <= 1'b0;
             wq_q      <= wq_base + m.wq_step;
-            accq_q    <= accq_base + trtc_i;
+            accq_q    <= accq_base + g.trtc;
           end else begin
             q_q       <= '0;
             last_q_q  <= (rmeta_q.nq == 16'd1);
@@ -772,7 +758,7 @@ module uz_compute
   logic [31:0] wgt_word;  // computed in 32 bits; the buffer uses the low bits
   /* verilator lint_on UNUSEDSIGNAL */
   assign wgt_word      = wq_base + 32'(t_q);
-  assign wgt_rd_en_o   = issue && !pool_kind_i;
+  assign wgt_rd_en_o   = issue && !g.pool_kind;
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
 
   // Stage 1: operands registered, weights arrive from the buffer.
@@ -807,7 +793,7 @@ module uz_compute
       for (int j = 0; j < PN; j++) begin
         s1_en_q[j] <= ((WinAw+1)'(32'(t_q) * PN + j) < m.lane_limit);
       end
-      s1_x_q <= dw_i ? op_dw : {PM{op_dense}};
+      s1_x_q <= g.dw ? op_dw : {PM{op_dense}};
       s1_tag_q.first_t   <= (t_q == '0);
       s1_tag_q.last_t    <= last_t;
       s1_tag_q.init      <= m.init;
@@ -834,7 +820,7 @@ module uz_compute
       logic pool_q;
       (* keep *)
       always_ff @(posedge clk_i) begin
-        if (issue) pool_q <= pool_kind_i;
+        if (issue) pool_q <= g.pool_kind;
       end
       if (p % PN == j) begin : gen_one
         assign s1_w[(p*PN+j)*DataWidth +: DataWidth] =
@@ -1011,8 +997,8 @@ module uz_compute
   `ASSERT(FeStateLegal_A, 32'(fe_state_q) <= 32'(FeFetch), clk_i, rst_ni)
   // a column group never lands in a slot the window has not emptied
   `ASSERT(SlotNoOverwrite_A, !wr_pending_q || !cp_full_q[wr_slot_q], clk_i, rst_ni)
-  `ASSERT(SlotRowInRange_A, !wr_pending_q || (wr_ky_q < k_i && 32'(k_i) <= MaxK), clk_i, rst_ni)
-  `ASSERT(NeedInRange_A, need_q <= k_i || !busy_o, clk_i, rst_ni)
+  `ASSERT(SlotRowInRange_A, !wr_pending_q || (wr_ky_q < g.k && 32'(g.k) <= MaxK), clk_i, rst_ni)
+  `ASSERT(NeedInRange_A, need_q <= g.k || !busy_o, clk_i, rst_ni)
   // the registered row and tile sizes are current whenever the fetcher reads them
   logic sizes_current;
   assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
@@ -1020,20 +1006,20 @@ module uz_compute
   `ASSERT(GlSplitCurrent_A, 32'(gquo_q) * Ratio + 32'(gsub_q) == 32'(gl_q) && 32'(gsub_q) < Ratio,
           clk_i, rst_ni)
   `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||
-          chan_left_q == $signed({2'b0, in_c_i}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
+          chan_left_q == $signed({2'b0, g.in_c}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
           clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
-  `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == k_i, clk_i, rst_ni)
+  `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == g.k, clk_i, rst_ni)
   // every word of a read lies inside the half
   for (genvar i = 0; i < InReads; i++) begin : gen_rd_check
     `ASSERT(InbRdInHalf_A, !inb_rd_en_o[i] || raddr_q + i < 32'(InBufWords), clk_i, rst_ni)
   end
   `ASSERT(WgtRdInHalf_A, !wgt_rd_en_o || wgt_word < 32'(WgtBufWords), clk_i, rst_ni)
   `ASSERT(BiasRdInHalf_A, !issue || 32'(q_abs) < 32'(BiasWords), clk_i, rst_ni)
-  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_abs) * trtc_i + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
+  `ASSERT(AccAddrInHalf_A, !issue || 32'(q_abs) * g.trtc + 32'(m.pix) < 32'(OutBufWords), clk_i, rst_ni)
   // a depthwise window serves its own oc-group, which the tile holds
-  `ASSERT(DwGroupInTile_A, !(issue && dw_i) || m.q0 < m.ng, clk_i, rst_ni)
+  `ASSERT(DwGroupInTile_A, !(issue && g.dw) || m.q0 < m.ng, clk_i, rst_ni)
   `ASSERT(PixInTile_A, !issue || 32'(rmeta_q.pix_row) + 32'(px_q) < 32'(OutBufWords), clk_i, rst_ni)
   `ASSERT_NEVER(ReleaseBothHalves_A, tile_release_o == 2'b11, clk_i, rst_ni)
   `ASSERT_INIT(SquashCoversPe_A, PeLatency <= 7)

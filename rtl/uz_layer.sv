@@ -81,61 +81,63 @@ module uz_layer
   assign geom = geom_i;
 
   // ---------------------------------------------------------- geometry
-  // The sizes that take a division or a product by the stride come from the
-  // descriptor check, which works them out serially (uz_check_geom_t).
-  logic        pool_kind, pool_en, dw;
-  logic [3:0]  k;
-  logic [6:0]  k2, wsteps;
-  logic [2:0]  stride;
-  logic [3:0]  pad_t, pad_l;
-  logic [15:0] cin_pad, cout_pad, cout_wr, conv_h, conv_w, ih_t, iw_t;
-  logic [31:0] trtc;
-  logic [31:0] oc_groups;
+  // Decoded once here for the loader, compute and write-back (one struct,
+  // uz_layer_geom_t). The sizes that take a division or a product by the
+  // stride come from the descriptor check, which works them out serially
+  // (uz_check_geom_t); tr * tc from the layer constants below.
+  uz_layer_geom_t lgeom;
+  logic [31:0]    trtc_q;
+  logic [31:0]    oc_groups;   // out_c in oc-groups of PM, rounded up
   localparam int PmDivShift = 17 + $clog2(PM);
   localparam logic [63:0] PmDivMagic = uz_util_pkg::div_magic(PM, 17);
-
-  // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
   always_comb begin
-    pool_kind = (d.kind == KindPool);
-    pool_en   = pool_kind || (d.kind == KindConv && d.pool);
-    k         = pool_kind ? 4'd1 : d.k;
-    stride    = pool_kind ? 3'd1 : d.stride;
-    pad_t     = pool_kind ? '0 : d.pad_t;
-    pad_l     = pool_kind ? '0 : d.pad_l;
-    k2        = 7'(k * k);
+    // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
+    lgeom.pool_kind = (d.kind == KindPool);
+    lgeom.pool_en   = lgeom.pool_kind || (d.kind == KindConv && d.pool);
     // Depthwise (golden.isa.depthwise): each output channel convolves its own
     // input channel; its K*K weights are packed into ceil(K*K/PN) words.
-    dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
-    wsteps    = dw ? 7'((8'(k2) + 8'(PN - 1)) >> $clog2(PN)) : k2;
-    cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
+    lgeom.dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
+    lgeom.ovsf      = d.ovsf;
+    lgeom.insel     = d.insel;
+    lgeom.k         = lgeom.pool_kind ? 4'd1 : d.k;
+    lgeom.k2        = 7'(lgeom.k * lgeom.k);
+    lgeom.wsteps    = lgeom.dw ? 7'((8'(lgeom.k2) + 8'(PN - 1)) >> $clog2(PN)) : lgeom.k2;
+    lgeom.stride    = lgeom.pool_kind ? 3'd1 : d.stride;
+    lgeom.pad_t     = lgeom.pool_kind ? '0 : d.pad_t;
+    lgeom.pad_l     = lgeom.pool_kind ? '0 : d.pad_l;
+    lgeom.in_c      = d.in_c;
+    lgeom.in_h      = d.in_h;
+    lgeom.in_w      = d.in_w;
+    lgeom.cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
     // computed: oc-groups of PM (PM need not be a power of two)
-    oc_groups = uz_util_pkg::div_by_magic(32'(d.out_c) + 32'(PM - 1), PmDivMagic, PmDivShift);
-    cout_pad  = 16'(oc_groups * PM);
-    cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
-    conv_h    = geom.conv_h;
-    conv_w    = geom.conv_w;
-    ih_t      = geom.in_rows;
-    iw_t      = geom.in_cols;
-  end
-
-  // The pool window (golden.isa.pool_window): the legacy square window and
-  // symmetric pad, or the graph fields; a global pool's window is the plane.
-  logic [15:0] pool_kh, pool_kw;
-  logic [1:0]  pool_s;
-  logic [3:0]  pool_pt, pool_pl;
-  always_comb begin
+    oc_groups       = uz_util_pkg::div_by_magic(32'(d.out_c) + 32'(PM - 1), PmDivMagic, PmDivShift);
+    lgeom.cout_pad  = 16'(oc_groups * PM);
+    lgeom.cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
+    lgeom.conv_h    = geom.conv_h;
+    lgeom.conv_w    = geom.conv_w;
+    lgeom.out_h     = d.out_h;
+    lgeom.out_w     = d.out_w;
+    lgeom.to        = d.to;
+    lgeom.ti        = d.ti;
+    lgeom.tr        = d.tr;
+    lgeom.tc        = d.tc;
+    lgeom.ih_t      = geom.in_rows;
+    lgeom.iw_t      = geom.in_cols;
+    lgeom.trtc      = trtc_q;
+    // The pool window (golden.isa.pool_window): the legacy square window and
+    // symmetric pad, or the graph fields; a global pool's window is the plane.
     if (d.pool_global) begin
-      pool_kh = conv_h;
-      pool_kw = conv_w;
-      pool_s  = 2'd1;
-      pool_pt = '0;
-      pool_pl = '0;
+      lgeom.pool_kh = geom.conv_h;
+      lgeom.pool_kw = geom.conv_w;
+      lgeom.pool_s  = 2'd1;
+      lgeom.pool_pt = '0;
+      lgeom.pool_pl = '0;
     end else begin
-      pool_kh = (d.pool_kh != '0) ? 16'(d.pool_kh) : 16'(d.pool_k);
-      pool_kw = (d.pool_kw != '0) ? 16'(d.pool_kw) : 16'(d.pool_k);
-      pool_s  = d.pool_s;
-      pool_pt = 4'(d.pool_pad);
-      pool_pl = d.pool_asym ? d.pool_pad_l : 4'(d.pool_pad);
+      lgeom.pool_kh = (d.pool_kh != '0) ? 16'(d.pool_kh) : 16'(d.pool_k);
+      lgeom.pool_kw = (d.pool_kw != '0) ? 16'(d.pool_kw) : 16'(d.pool_k);
+      lgeom.pool_s  = d.pool_s;
+      lgeom.pool_pt = 4'(d.pool_pad);
+      lgeom.pool_pl = d.pool_asym ? d.pool_pad_l : 4'(d.pool_pad);
     end
   end
 
@@ -182,12 +184,12 @@ module uz_layer
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       kc_q <= KcTrtc; kc_run_q <= 1'b0;
-      trtc <= '0; in_rows_q <= '0; out_rows_q <= '0; in_base_q <= '0; out_base_q <= '0;
+      trtc_q <= '0; in_rows_q <= '0; out_rows_q <= '0; in_base_q <= '0; out_base_q <= '0;
     end else if (start_i || abort_i) begin
       kc_q <= KcTrtc; kc_run_q <= start_i;
     end else if (kc_done) begin
       unique case (kc_q)
-        KcTrtc:    trtc       <= kc_p;
+        KcTrtc:    trtc_q     <= kc_p;
         KcInRows:  in_rows_q  <= kc_p;
         KcInOff:   in_base_q  <= d.in_addr + (kc_p << LogWordBytes);
         KcOutRows: out_rows_q <= kc_p;
@@ -291,7 +293,7 @@ module uz_layer
   logic [ResAw-1:0]        res_wr_addr, res_rd_addr;
   logic [PN*DataWidth-1:0] res_wr_data, res_rd_data;
   logic [ResAw-2:0]        p_res_addr;
-  assign res_en      = d.res && !pool_kind;
+  assign res_en      = d.res && !lgeom.pool_kind;
   assign res_rd_en   = p_rd_en && res_en;
   assign res_rd_addr = {p_half, p_res_addr};
   uz_ram #(.Lanes(1), .LaneWidth(PN*DataWidth), .Depth(2*ResWords)) u_res_buf (
@@ -307,11 +309,8 @@ module uz_layer
     .AxiDataWidth(AxiDataWidth), .GenLanes(GenLanes), .InBufWords(InBufWords), .WgtBufWords(WgtBufWords),
     .BiasWords(BiasWords), .BeatsWidth(BeatsWidth), .ResWords(ResWords)
   ) u_loader (
-    .clk_i, .rst_ni, .start_i, .abort_i, .consts_valid_i(consts_valid), .trtc_i(trtc),
-    .kind_i(d.kind), .ovsf_i(d.ovsf), .dw_i(dw), .wsteps_i(wsteps), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
-    .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .cout_wr_i(cout_wr),
-    .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
-    .ih_t_i(ih_t), .iw_t_i(iw_t), .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
+    .clk_i, .rst_ni, .start_i, .abort_i, .consts_valid_i(consts_valid), .geom_i(lgeom),
+    .in_addr_i(in_base_q), .wgt_addr_i(d.wgt_addr), .bias_addr_i(d.bias_addr),
     .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
     .res_i(res_en), .res_addr_i(d.res_addr),
     .tile_full_i(tile_full_q), .tile_filled_o(tile_filled),
@@ -332,12 +331,8 @@ module uz_layer
     .InReads(InReads), .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)
   ) u_compute (
     .clk_i, .rst_ni, .start_i, .abort_i,
-    .k_i(k), .k2_i(k2), .stride_i(stride), .pad_t_i(pad_t), .pad_l_i(pad_l),
-    .in_c_i(d.in_c), .in_h_i(d.in_h), .in_w_i(d.in_w), .cin_pad_i(cin_pad), .cout_pad_i(cout_pad),
-    .conv_h_i(conv_h), .conv_w_i(conv_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
-    .iw_t_i(iw_t), .ih_t_i(ih_t), .trtc_i(trtc), .pool_kind_i(pool_kind), .insel_i(d.insel),
-    .dw_i(dw), .wsteps_i(wsteps),
-    .bias_en_i(d.bias && !pool_kind), .bias_shift_i(d.bias_shift),  // a POOL has no bias
+    .geom_i(lgeom),
+    .bias_en_i(d.bias && !lgeom.pool_kind), .bias_shift_i(d.bias_shift),  // a POOL has no bias
     .tile_full_i(tile_full_q), .tile_release_o(tile_release),
     .out_full_i(out_full_q), .out_done_o(out_done),
     .inb_rd_en_o(inb_rd_en), .inb_rd_addr_o(inb_rd_addr), .inb_rd_data_i(inb_rd_data),
@@ -354,9 +349,8 @@ module uz_layer
     .OutBufWords(OutBufWords), .BeatsWidth(BeatsWidth)
   ) u_post (
     .clk_i, .rst_ni, .start_i, .abort_i,
-    .pool_kind_i(pool_kind), .pool_en_i(pool_en), .pool_kh_i(pool_kh), .pool_kw_i(pool_kw),
-    .pool_s_i(pool_s), .pool_pt_i(pool_pt), .pool_pl_i(pool_pl),
-    .pool_avg_i(d.pool_avg && pool_kind), .pool_incl_pad_i(d.pool_incl_pad),
+    .geom_i(lgeom),
+    .pool_avg_i(d.pool_avg && lgeom.pool_kind), .pool_incl_pad_i(d.pool_incl_pad),
     .relu_i(d.relu), .data_shift_i(d.data_shift),
     .clip_i(d.clip),
     // uz_desc_check rejects a clip_hi above the largest data value, so its
@@ -364,9 +358,7 @@ module uz_layer
     .clip_hi_i(d.clip_hi[DataWidth-1:0]),
     .res_i(res_en), .res_shift_i(d.res_shift), .res_full_i(res_full_q), .res_rd_addr_o(p_res_addr),
     .res_rd_data_i(res_rd_data),
-    .cin_pad_i(cin_pad), .cout_pad_i(cout_pad), .cout_wr_i(cout_wr), .conv_h_i(conv_h), .conv_w_i(conv_w),
-    .out_h_i(d.out_h), .out_w_i(d.out_w), .to_i(d.to), .ti_i(d.ti), .tr_i(d.tr), .tc_i(d.tc),
-    .trtc_i(trtc), .out_addr_i(out_base_q),
+    .out_addr_i(out_base_q),
     .out_full_i(out_full_q), .out_release_o(out_release),
     .acc_rd_en_o(p_rd_en), .acc_half_o(p_half), .acc_rd_addr_o(p_rd_addr),
     .acc_rd_data_i(p_half_q ? out_rd_data1 : out_rd_data0),
@@ -397,10 +389,12 @@ module uz_layer
   // in_tile_dims), divided and multiplied here the plain way.
   logic [31:0] ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols;
   always_comb begin
-    ref_conv_h  = pool_kind ? 32'(d.in_h) : (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - 32'(k)) / 32'(stride) + 1;
-    ref_conv_w  = pool_kind ? 32'(d.in_w) : (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - 32'(k)) / 32'(stride) + 1;
-    ref_in_rows = (32'(d.tr) - 1) * 32'(stride) + 32'(k);
-    ref_in_cols = (32'(d.tc) - 1) * 32'(stride) + 32'(k);
+    ref_conv_h  = lgeom.pool_kind ? 32'(d.in_h) :
+                  (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
+    ref_conv_w  = lgeom.pool_kind ? 32'(d.in_w) :
+                  (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
+    ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
+    ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
   end
   `ASSERT(GeomFromCheck_A, !active_q || (32'(geom.conv_h) == ref_conv_h && 32'(geom.conv_w) == ref_conv_w &&
                                          32'(geom.in_rows) == ref_in_rows && 32'(geom.in_cols) == ref_in_cols),

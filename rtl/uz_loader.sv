@@ -42,31 +42,10 @@ module uz_loader
   // uz_layer's products below are valid (some cycles after start_i): no tile
   // is planned before
   input  logic                         consts_valid_i,
-  // tr * tc (its low bits: the residual buffer's words of a group)
-  /* verilator lint_off UNUSEDSIGNAL */
-  input  logic [31:0]                  trtc_i,
-  /* verilator lint_on UNUSEDSIGNAL */
+  // the layer's geometry (a uz_util_pkg::uz_layer_geom_t; its trtc from
+  // consts_valid_i), stable while the layer runs
+  input  logic [uz_util_pkg::LayerGeomBits-1:0] geom_i,
   // layer constants
-  input  logic [3:0]                   kind_i,
-  input  logic                         ovsf_i,
-  input  logic                         dw_i,          // depthwise CONV (golden.isa.depthwise)
-  input  logic [6:0]                   wsteps_i,      // weight words per (channel, ci-group): k2, or ceil(k2/PN) for dw
-  input  logic [2:0]                   stride_i,
-  input  logic [3:0]                   pad_t_i,
-  input  logic [3:0]                   pad_l_i,
-  input  logic [15:0]                  in_h_i,
-  input  logic [15:0]                  in_w_i,
-  input  logic [15:0]                  cin_pad_i,
-  input  logic [15:0]                  cout_pad_i,
-  input  logic [15:0]                  cout_wr_i,     // channels the output (and residual) holds: out_c up to PN
-  input  logic [15:0]                  conv_h_i,
-  input  logic [15:0]                  conv_w_i,
-  input  logic [15:0]                  to_i,
-  input  logic [15:0]                  ti_i,
-  input  logic [15:0]                  tr_i,
-  input  logic [15:0]                  tc_i,
-  input  logic [15:0]                  ih_t_i,
-  input  logic [15:0]                  iw_t_i,
   input  logic [31:0]                  in_addr_i,
   input  logic [31:0]                  wgt_addr_i,
   input  logic [31:0]                  bias_addr_i,
@@ -134,14 +113,18 @@ module uz_loader
   // Blocks generated together go to distinct banks (bank = o mod PM).
   `ASSERT_INIT(GenLanesLegal_A, GenLanes >= 1 && GenLanes <= PM)
 
+  // The layer's geometry, one struct from uz_layer (a plain vector on the
+  // port: Icarus 11). Each block reads only part of it.
+  /* verilator lint_off UNUSEDSIGNAL */
+  uz_layer_geom_t g;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign g = geom_i;
+
   // ------------------------------------------------------------ tiles
   // Two walks of the same tiles: the command side plans a tile and sends its
   // read commands, up to a tile ahead of the data side, which fills the
   // buffer half as the data arrives (data comes back in command order). The
   // data side's walk keeps the plain names (o0, i0, ...).
-  logic        pool_kind;
-  assign pool_kind = (kind_i == KindPool);
-
   logic        it_next, it_valid;
   logic [15:0] r0, c0, no, ni, nr, nc;
   logic        it_last_ti;
@@ -152,9 +135,9 @@ module uz_loader
   logic        it_first_ti, it_last;
   /* verilator lint_on UNUSEDSIGNAL */
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind || dw_i),
-    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
-    .to_i, .ti_i, .tr_i, .tc_i,
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(g.pool_kind || g.dw),
+    .cout_i(g.cout_pad), .cin_i(g.cin_pad), .rows_i(g.conv_h), .cols_i(g.conv_w),
+    .to_i(g.to), .ti_i(g.ti), .tr_i(g.tr), .tc_i(g.tc),
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
     .no_o(no), .nr_o(nr), .nc_o(nc), .ni_o(ni),
     .first_ti_o(it_first_ti), .last_ti_o(it_last_ti), .last_o(it_last)
@@ -166,9 +149,9 @@ module uz_loader
   logic        ca_first_ti, ca_last;
   /* verilator lint_on UNUSEDSIGNAL */
   uz_tile_iter #(.OuterOnly(1'b0)) u_iter_cmd (
-    .clk_i, .rst_ni, .start_i, .next_i(ca_next), .chan_follow_i(pool_kind || dw_i),
-    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
-    .to_i, .ti_i, .tr_i, .tc_i,
+    .clk_i, .rst_ni, .start_i, .next_i(ca_next), .chan_follow_i(g.pool_kind || g.dw),
+    .cout_i(g.cout_pad), .cin_i(g.cin_pad), .rows_i(g.conv_h), .cols_i(g.conv_w),
+    .to_i(g.to), .ti_i(g.ti), .tr_i(g.tr), .tc_i(g.tc),
     .valid_o(ca_valid), .o0_o(ca_o0), .r0_o(ca_r0), .c0_o(ca_c0), .i0_o(ca_i0),
     .no_o(ca_no), .nr_o(ca_nr), .nc_o(ca_nc), .ni_o(ca_ni),
     .first_ti_o(ca_first_ti), .last_ti_o(ca_last_ti), .last_o(ca_last)
@@ -177,8 +160,8 @@ module uz_loader
   // A residual tile's channels the residual tensor holds (the last oc-group
   // of PM may pass out_c rounded up to PN).
   logic [15:0] no_wr, ca_no_wr;
-  assign no_wr    = uz_util_pkg::chans_held(o0, no, cout_wr_i);
-  assign ca_no_wr = uz_util_pkg::chans_held(ca_o0, ca_no, cout_wr_i);
+  assign no_wr    = uz_util_pkg::chans_held(o0, no, g.cout_wr);
+  assign ca_no_wr = uz_util_pkg::chans_held(ca_o0, ca_no, g.cout_wr);
 
   typedef enum logic [3:0] {
     LdIdle, LdWait, LdPlan, LdBiasData, LdWgtData, LdGenDrain, LdInData, LdDone, LdResWait, LdResData
@@ -201,7 +184,7 @@ module uz_loader
   logic        in_held, wgt_held;
   assign in_held  = itag_valid_q[hc_q] && itag_i0_q[hc_q] == ca_i0 && itag_r0_q[hc_q] == ca_r0 &&
                     itag_c0_q[hc_q] == ca_c0;
-  assign wgt_held = pool_kind || (wtag_valid_q[hc_q] && wtag_o0_q[hc_q] == ca_o0 && wtag_i0_q[hc_q] == ca_i0);
+  assign wgt_held = g.pool_kind || (wtag_valid_q[hc_q] && wtag_o0_q[hc_q] == ca_o0 && wtag_i0_q[hc_q] == ca_i0);
 
   // ------------------------------------------------- layer constants
   // Products of the layer's constants and of each tile's position and size
@@ -212,8 +195,8 @@ module uz_loader
     w_chans = ovsf ? (c >> LogL) : c;
   endfunction
   logic [15:0] w_cin_pad, w_ng;
-  assign w_cin_pad = dw_i ? 16'(PN) : cin_pad_i;
-  assign w_ng      = (dw_i ? 16'(PN) : ni) >> LogPN;     // the data side's tile
+  assign w_cin_pad = g.dw ? 16'(PN) : g.cin_pad;
+  assign w_ng      = (g.dw ? 16'(PN) : ni) >> LogPN;     // the data side's tile
   // Weights are counted in units: elements (raw) or alphas (OVSF). An OVSF
   // channel of c input channels has (c / L) * wsteps blocks of n_codes
   // alphas (c is a multiple of PN, so of L); a raw one c * wsteps elements.
@@ -227,16 +210,16 @@ module uz_loader
   logic [InAw-2:0] lc_ibuf_grp;
   logic [ResAw-2:0] lc_trtc;         // residual-buffer words of a tile's group
   assign lc_ibuf_grp = (InAw-1)'(lc_ibuf_grp_wide_q);
-  assign lc_trtc     = (ResAw-1)'(trtc_i);
+  assign lc_trtc     = (ResAw-1)'(g.trtc);
   localparam int LogWordBytes  = $clog2(WordBytes);
   localparam int LogWordBeats  = $clog2(WordBeats);
   localparam int LogElemBytes  = $clog2(ElemBytes);
   localparam int LogAlphaBytes = $clog2(AlphaBytes);
   // Byte pitches: constant multiples (powers of two).
   logic [31:0] in_row_bytes, in_plane_bytes, res_row_bytes, res_plane_bytes;
-  assign in_row_bytes    = 32'(in_w_i) << LogWordBytes;
+  assign in_row_bytes    = 32'(g.in_w) << LogWordBytes;
   assign in_plane_bytes  = lc_plane_q << LogWordBytes;
-  assign res_row_bytes   = 32'(conv_w_i) << LogWordBytes;
+  assign res_row_bytes   = 32'(g.conv_w) << LogWordBytes;
   assign res_plane_bytes = lc_res_plane_q << LogWordBytes;
 
   // ------------------------------------------------ tile geometry
@@ -278,13 +261,13 @@ module uz_loader
   logic [15:0] ca_ng, ca_w_i0, ca_w_ni;
   logic        ga_ylo0, ga_yhi_max, ga_xlo0, ga_xhi_max;  // the clipped bounds are the plane's
   assign ca_ng   = ca_ni >> LogPN;
-  assign ca_w_i0 = dw_i ? '0 : ca_i0;
-  assign ca_w_ni = dw_i ? 16'(PN) : ca_ni;
+  assign ca_w_i0 = g.dw ? '0 : ca_i0;
+  assign ca_w_ni = g.dw ? 16'(PN) : ca_ni;
   // halo()'s compares of the clipped bounds, on the unclipped ones
   assign ga_ylo0    = (ga_y0_q < 0) || (ga_y0_q[15:0] == '0);
   assign ga_xlo0    = (ga_x0_q < 0) || (ga_x0_q[15:0] == '0);
-  assign ga_yhi_max = (ga_yh_q >= $signed({4'b0, in_h_i})) || (ga_yh_q[15:0] == in_h_i - 1'b1);
-  assign ga_xhi_max = (ga_xh_q >= $signed({4'b0, in_w_i})) || (ga_xh_q[15:0] == in_w_i - 1'b1);
+  assign ga_yhi_max = (ga_yh_q >= $signed({4'b0, g.in_h})) || (ga_yh_q[15:0] == g.in_h - 1'b1);
+  assign ga_xhi_max = (ga_xh_q >= $signed({4'b0, g.in_w})) || (ga_xh_q[15:0] == g.in_w - 1'b1);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       ga_ys_q <= '0; ga_xs_q <= '0; ga_y0_q <= '0; ga_x0_q <= '0; ga_yh_q <= '0; ga_xh_q <= '0;
@@ -292,18 +275,18 @@ module uz_loader
       ga_ylo_q <= '0; ga_yhi_q <= '0; ga_xlo_q <= '0; ga_xhi_q <= '0; ga_yskip_q <= '0; ga_xskip_q <= '0;
       ga_full_rows_q <= 1'b0; ga_whole_plane_q <= 1'b0;
     end else begin
-      ga_ys_q     <= $signed(20'(mul_stride(32'(ca_r0), stride_i)));
-      ga_xs_q     <= $signed(20'(mul_stride(32'(ca_c0), stride_i)));
-      lc_yh_off_q <= $signed({4'b0, ih_t_i}) - 20'sd1 - $signed({16'b0, pad_t_i});
-      lc_xh_off_q <= $signed({4'b0, iw_t_i}) - 20'sd1 - $signed({16'b0, pad_l_i});
-      ga_y0_q     <= ga_ys_q - $signed({16'b0, pad_t_i});
-      ga_x0_q     <= ga_xs_q - $signed({16'b0, pad_l_i});
+      ga_ys_q     <= $signed(20'(mul_stride(32'(ca_r0), g.stride)));
+      ga_xs_q     <= $signed(20'(mul_stride(32'(ca_c0), g.stride)));
+      lc_yh_off_q <= $signed({4'b0, g.ih_t}) - 20'sd1 - $signed({16'b0, g.pad_t});
+      lc_xh_off_q <= $signed({4'b0, g.iw_t}) - 20'sd1 - $signed({16'b0, g.pad_l});
+      ga_y0_q     <= ga_ys_q - $signed({16'b0, g.pad_t});
+      ga_x0_q     <= ga_xs_q - $signed({16'b0, g.pad_l});
       ga_yh_q     <= ga_ys_q + lc_yh_off_q;
       ga_xh_q     <= ga_xs_q + lc_xh_off_q;
       ga_ylo_q    <= (ga_y0_q < 0) ? '0 : ga_y0_q[15:0];
       ga_xlo_q    <= (ga_x0_q < 0) ? '0 : ga_x0_q[15:0];
-      ga_yhi_q    <= (ga_yh_q >= $signed({4'b0, in_h_i})) ? in_h_i - 1'b1 : ga_yh_q[15:0];
-      ga_xhi_q    <= (ga_xh_q >= $signed({4'b0, in_w_i})) ? in_w_i - 1'b1 : ga_xh_q[15:0];
+      ga_yhi_q    <= (ga_yh_q >= $signed({4'b0, g.in_h})) ? g.in_h - 1'b1 : ga_yh_q[15:0];
+      ga_xhi_q    <= (ga_xh_q >= $signed({4'b0, g.in_w})) ? g.in_w - 1'b1 : ga_xh_q[15:0];
       ga_yskip_q  <= (ga_y0_q < 0) ? 4'(-ga_y0_q) : '0;
       ga_xskip_q  <= (ga_x0_q < 0) ? 4'(-ga_x0_q) : '0;
       // The tile holds whole rows, or whole planes: its channel groups lie
@@ -344,30 +327,30 @@ module uz_loader
     ps_a = '0;
     ps_b = '0;
     unique case (ps_q)
-      PsWunit:     begin ps_a = 32'(wsteps_i);        ps_b = ovsf_i ? 16'(n_codes_i) : 16'd1; end
-      PsWperO:     begin ps_a = lc_wunit_q;           ps_b = w_chans(w_cin_pad, ovsf_i);      end
-      PsPlane:     begin ps_a = 32'(in_h_i);          ps_b = in_w_i;                          end
-      PsIbufGrp:   begin ps_a = 32'(ih_t_i);          ps_b = iw_t_i;                          end
-      PsResPlane:  begin ps_a = 32'(conv_h_i);        ps_b = conv_w_i;                        end
+      PsWunit:     begin ps_a = 32'(g.wsteps);        ps_b = g.ovsf ? 16'(n_codes_i) : 16'd1; end
+      PsWperO:     begin ps_a = lc_wunit_q;           ps_b = w_chans(w_cin_pad, g.ovsf);      end
+      PsPlane:     begin ps_a = 32'(g.in_h);          ps_b = g.in_w;                          end
+      PsIbufGrp:   begin ps_a = 32'(g.ih_t);          ps_b = g.iw_t;                          end
+      PsResPlane:  begin ps_a = 32'(g.conv_h);        ps_b = g.conv_w;                        end
       // weight units: the tile's offset is o0 channels of the whole layer
       // plus no channels of the ti-tiles before it (docs: tiled layout)
       PsWoOff:     begin ps_a = lc_wper_o_q;          ps_b = ca_o0;                           end
-      PsWiOff:     begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_i0, ovsf_i);        end
+      PsWiOff:     begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_i0, g.ovsf);        end
       PsUnitsOff:  begin ps_a = ga_wi_off_q;          ps_b = ca_no;                           end
-      PsWn:        begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_ni, ovsf_i);        end
+      PsWn:        begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_ni, g.ovsf);        end
       PsUnits:     begin ps_a = ga_wn_q;              ps_b = ca_no;                           end
       // input words: the groups before the tile's, its rows
       PsInGrp:     begin ps_a = lc_plane_q;           ps_b = ca_i0 >> LogPN;                  end
       PsNgPlane:   begin ps_a = lc_plane_q;           ps_b = ca_ng;                           end
-      PsRowOff:    begin ps_a = 32'(in_w_i);          ps_b = ga_ylo_q;                        end
-      PsRowsWords: begin ps_a = 32'(in_w_i);          ps_b = ga_yhi_q - ga_ylo_q + 16'd1;     end
+      PsRowOff:    begin ps_a = 32'(g.in_w);          ps_b = ga_ylo_q;                        end
+      PsRowsWords: begin ps_a = 32'(g.in_w);          ps_b = ga_yhi_q - ga_ylo_q + 16'd1;     end
       // the residual tile: [group][row][col] of the output plane
       PsRsGrp:     begin ps_a = lc_res_plane_q;       ps_b = ca_o0 >> LogPN;                  end
-      PsRsRow:     begin ps_a = 32'(conv_w_i);        ps_b = ca_r0;                           end
+      PsRsRow:     begin ps_a = 32'(g.conv_w);        ps_b = ca_r0;                           end
       PsRsNrNc:    begin ps_a = 32'(ca_nr);           ps_b = ca_nc;                           end
       PsRsNgPlane: begin ps_a = lc_res_plane_q;       ps_b = ca_no_wr >> LogPN;               end
       // OVSF blocks of the tile, for the data side
-      PsBlk:       begin ps_a = 32'(wsteps_i);        ps_b = w_chans(ca_w_ni, 1'b1);          end
+      PsBlk:       begin ps_a = 32'(g.wsteps);        ps_b = w_chans(ca_w_ni, 1'b1);          end
       PsBlocks:    begin ps_a = ga_blk_q;             ps_b = ca_no;                           end
       default: ;
     endcase
@@ -497,13 +480,13 @@ module uz_loader
   always_comb begin
     ib_start = (InAw-1)'(gb_xskip_q);
     for (int b = 0; b < 4; b++) begin
-      if (gb_yskip_q[b]) ib_start = ib_start + ((InAw-1)'(iw_t_i) << b);
+      if (gb_yskip_q[b]) ib_start = ib_start + ((InAw-1)'(g.iw_t) << b);
     end
   end
   // The residual tile's commands: whole planes, whole rows, or rows.
   logic ca_rs_full_rows, ca_rs_whole_plane;
-  assign ca_rs_full_rows   = (ca_nc == conv_w_i);
-  assign ca_rs_whole_plane = ca_rs_full_rows && (ca_nr == conv_h_i);
+  assign ca_rs_full_rows   = (ca_nc == g.conv_w);
+  assign ca_rs_whole_plane = ca_rs_full_rows && (ca_nr == g.conv_h);
 
   // ------------------------------------------------------- residual
   // The data side's output tile it belongs to, kept from its last ti-tile
@@ -534,7 +517,7 @@ module uz_loader
   logic [15:0]      wg_q;
   logic [31:0] wf_q;
   logic [31:0] group_len;       // PN * wsteps elements per (channel, group)
-  assign group_len = 32'(wsteps_i) << LogPN;
+  assign group_len = 32'(g.wsteps) << LogPN;
   // Buffer word ((wo / PM) * w_ng + wg) * wsteps + wf / PN, stepped: a
   // (channel, group) is wsteps words after the one before; the next channel
   // of the same oc-group starts again at the oc-group's word.
@@ -628,7 +611,7 @@ module uz_loader
   end
 
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = ovsf_i && cnt_th_q[1] && fits[1];   // cnt_th_q[1]: aq_cnt_q != 0
+  assign gen_valid = g.ovsf && cnt_th_q[1] && fits[1];   // cnt_th_q[1]: aq_cnt_q != 0
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -727,7 +710,7 @@ module uz_loader
       assign f[j] = ((oh_q[j] & th_q) != '0) && (j <= PM - 32'(ism_q));
     end
     for (genvar j = 0; j <= GenLanes; j++) begin : g_s
-      assign s[j] = (ovsf_i && th_q[1] && f[1] && alpha_ready) ? (f[j] && !f[j+1]) : (j == 0);
+      assign s[j] = (g.ovsf && th_q[1] && f[1] && alpha_ready) ? (f[j] && !f[j+1]) : (j == 0);
     end
     always_comb begin
       r = '0;
@@ -767,8 +750,8 @@ module uz_loader
   // enables do not.
   logic ready_word, ready_raw, ready_alpha;
   assign ready_word  = (state_q == LdBiasData) || (state_q == LdInData) || (state_q == LdResData);
-  assign ready_raw   = (state_q == LdWgtData) && !ovsf_i;
-  assign ready_alpha = (state_q == LdWgtData) && ovsf_i && aq_room;
+  assign ready_raw   = (state_q == LdWgtData) && !g.ovsf;
+  assign ready_alpha = (state_q == LdWgtData) && g.ovsf && aq_room;
   assign rd_data_ready_o = ready_word || ready_raw || ready_alpha;
   logic raw_beat;  // a beat of raw weights
   logic abeat_in;  // a coefficient beat into the alpha queue
@@ -782,7 +765,7 @@ module uz_loader
     if (abort_i || start_i) begin
       cnt_th_d = (QAlphas+1)'(1);
       iss_m_d  = '0;
-    end else if (ovsf_i) begin
+    end else if (g.ovsf) begin
       for (int k = 0; k <= QAlphas; k++)
         cnt_th_d[k] = 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
       if (gen_take) iss_m_d = iss_m_next;
@@ -852,7 +835,7 @@ module uz_loader
       LdBiasData: if (bias_last) state_d = LdWgtData;
       LdWgtData: begin
         if (wgt_last) begin
-          if (ovsf_i)              state_d = LdGenDrain;
+          if (g.ovsf)              state_d = LdGenDrain;
           else if (need_in_q[h_q]) state_d = LdInData;
           else                     state_d = LdDone;
         end
@@ -964,8 +947,8 @@ module uz_loader
           end
           bias_cmd_addr_q  <= bias_addr_i + (32'(ca_o0) << LogElemBytes);
           bias_cmd_beats_q <= BeatsWidth'((32'(ca_no) * DataWidth) / AxiDataWidth);
-          wgt_cmd_addr_q   <= wgt_addr_i + (ovsf_i ? wgt_units_off << LogAlphaBytes : wgt_units_off << LogElemBytes);
-          wgt_cmd_beats_q  <= ovsf_i ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
+          wgt_cmd_addr_q   <= wgt_addr_i + (g.ovsf ? wgt_units_off << LogAlphaBytes : wgt_units_off << LogElemBytes);
+          wgt_cmd_beats_q  <= g.ovsf ? BeatsWidth'(wgt_units / BeatAlphas) : BeatsWidth'(wgt_units / BeatElems);
           blocks_h_q[hc_q] <= ga_blocks_q;
           geom_h_q[hc_q]   <= {ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q};
           in_cmd_left_q    <= !in_held;
@@ -1048,15 +1031,15 @@ module uz_loader
                 wg_q <= '0;
                 if (wo_m_q == LogPM'(PM - 1)) begin   // the next oc-group
                   wo_m_q    <= '0;
-                  wbase_q   <= wbase_q + (WgtAw-1)'(wsteps_i);
-                  wq_base_q <= wbase_q + (WgtAw-1)'(wsteps_i);
+                  wbase_q   <= wbase_q + (WgtAw-1)'(g.wsteps);
+                  wq_base_q <= wbase_q + (WgtAw-1)'(g.wsteps);
                 end else begin
                   wo_m_q    <= wo_m_q + 1'b1;
                   wbase_q   <= wq_base_q;
                 end
               end else begin
                 wg_q    <= wg_q + 1'b1;
-                wbase_q <= wbase_q + (WgtAw-1)'(wsteps_i);
+                wbase_q <= wbase_q + (WgtAw-1)'(g.wsteps);
               end
             end else begin
               wf_q <= wf_q + BeatElems;
@@ -1073,8 +1056,8 @@ module uz_loader
               x_q <= gb_xlo_q;
               if (y_q != gb_yhi_q) begin
                 y_q       <= y_q + 1'b1;
-                ib_row_q  <= ib_row_q + (InAw-1)'(iw_t_i);
-                ib_addr_q <= ib_row_q + (InAw-1)'(iw_t_i);
+                ib_row_q  <= ib_row_q + (InAw-1)'(g.iw_t);
+                ib_addr_q <= ib_row_q + (InAw-1)'(g.iw_t);
               end else if (gl_q != ng_tile - 1'b1) begin
                 gl_q      <= gl_q + 1'b1;
                 y_q       <= gb_ylo_q;
@@ -1103,7 +1086,7 @@ module uz_loader
               rs_x_q <= '0;
               if (rs_y_q != rs_nr_q - 1'b1) begin
                 rs_y_q <= rs_y_q + 1'b1;
-                rs_row_base_q <= rs_row_base_q + (ResAw-1)'(tc_i);
+                rs_row_base_q <= rs_row_base_q + (ResAw-1)'(g.tc);
               end else if (rs_g_q != rs_ng_q - 1'b1) begin
                 rs_g_q <= rs_g_q + 1'b1;
                 rs_y_q <= '0;
@@ -1118,7 +1101,7 @@ module uz_loader
         default: ;
       endcase
       // the alpha queue: blocks out to the generator, a beat in behind them
-      if (ovsf_i) begin
+      if (g.ovsf) begin
         aq_q     <= aq_after;
         aq_cnt_q <= QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0));
         for (int k = 0; k <= QAlphas; k++)
@@ -1134,7 +1117,7 @@ module uz_loader
           wo_m_q <= '0;
           if (wf_q + OvsfLen == group_len) begin
             wf_q    <= '0;
-            wbase_q <= wbase_q + (WgtAw-1)'(wsteps_i);
+            wbase_q <= wbase_q + (WgtAw-1)'(g.wsteps);
             if (wg_q == w_ng - 1) begin
               wg_q <= '0;
             end else begin
@@ -1196,7 +1179,7 @@ module uz_loader
     wgt_wr_lane_en_o = '0;
     wgt_wr_addr_o    = {h_q, wgt_word_addr};
     wgt_wr_data_o    = '0;
-    if (!ovsf_i) begin
+    if (!g.ovsf) begin
       wgt_wr_en_o      = raw_beat;
       wgt_wr_lane_en_o = LaneMaskRaw << lane_first;
       // lane l takes element l mod BeatElems: lanes start on a beat boundary
@@ -1282,14 +1265,14 @@ module uz_loader
   // The pipelined tile geometry is halo()'s of the tile wherever it is read:
   // the command side's (products, plan, commands), the data side's (plan, input).
   logic [71:0] ga_chk, gb_chk;
-  assign ga_chk = halo(ca_r0, ca_c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
-  assign gb_chk = halo(r0, c0, stride_i, pad_t_i, pad_l_i, ih_t_i, iw_t_i, in_h_i, in_w_i);
+  assign ga_chk = halo(ca_r0, ca_c0, g.stride, g.pad_t, g.pad_l, g.ih_t, g.iw_t, g.in_h, g.in_w);
+  assign gb_chk = halo(r0, c0, g.stride, g.pad_t, g.pad_l, g.ih_t, g.iw_t, g.in_h, g.in_w);
   `ASSERT(GeomCurrent_A, !(cs_q == CsPlan || cs_q == CsIssue ||
           (ps_req && (ps_q == 5'(PsRowOff) || ps_q == 5'(PsRowsWords)))) ||
           ({ga_ylo_q, ga_yhi_q, ga_xlo_q, ga_xhi_q, ga_yskip_q, ga_xskip_q} == ga_chk &&
-           ga_full_rows_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1) &&
-           ga_whole_plane_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == in_w_i - 1'b1 &&
-                                ga_chk[71:56] == '0 && ga_chk[55:40] == in_h_i - 1'b1)), clk_i, rst_ni)
+           ga_full_rows_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == g.in_w - 1'b1) &&
+           ga_whole_plane_q == (ga_chk[39:24] == '0 && ga_chk[23:8] == g.in_w - 1'b1 &&
+                                ga_chk[71:56] == '0 && ga_chk[55:40] == g.in_h - 1'b1)), clk_i, rst_ni)
   `ASSERT(GeomFromPlanCurrent_A, !(state_q == LdPlan || state_q == LdInData) ||
           {gb_ylo_q, gb_yhi_q, gb_xlo_q, gb_xhi_q, gb_yskip_q, gb_xskip_q} == gb_chk, clk_i, rst_ni)
   `ASSERT_NEVER(LdResCmdOnlyInIssue_A, rs_cmd_left_q && cs_q != CsResIssue, clk_i, rst_ni)

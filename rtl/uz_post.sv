@@ -29,15 +29,9 @@ module uz_post
   input  logic                      rst_ni,
   input  logic                      start_i,
   input  logic                      abort_i,
-  // layer constants
-  input  logic                      pool_kind_i,
-  input  logic                      pool_en_i,     // CONV with fused pool, or POOL
-  // the pool window (golden.isa.pool_window; a global pool's is the plane)
-  input  logic [15:0]               pool_kh_i,
-  input  logic [15:0]               pool_kw_i,
-  input  logic [1:0]                pool_s_i,
-  input  logic [3:0]                pool_pt_i,     // padding top and left (cells past the
-  input  logic [3:0]                pool_pl_i,     // plane's far edges never count)
+  // layer constants: the geometry (a uz_util_pkg::uz_layer_geom_t; the pool
+  // window among it), then the pool's arithmetic and the quantisation
+  input  logic [uz_util_pkg::LayerGeomBits-1:0] geom_i,
   input  logic                      pool_avg_i,    // POOL: average (else maximum)
   input  logic                      pool_incl_pad_i, // average: padded cells count in the divisor
   input  logic                      relu_i,
@@ -49,21 +43,6 @@ module uz_post
   input  logic [1:0]                res_full_i,    // the residual half of a tile is loaded
   output logic [ResHalfAw-1:0]      res_rd_addr_o, // residual word (PN channels) in its half,
   input  logic [PN*DataWidth-1:0]   res_rd_data_i, // read with the accumulator word
-  input  logic [15:0]               cin_pad_i,
-  input  logic [15:0]               cout_pad_i,
-  input  logic [15:0]               cout_wr_i,     // channels the output holds: out_c rounded up to PN
-  input  logic [15:0]               conv_h_i,
-  input  logic [15:0]               conv_w_i,
-  input  logic [15:0]               out_h_i,
-  input  logic [15:0]               out_w_i,
-  input  logic [15:0]               to_i,
-  input  logic [15:0]               ti_i,
-  input  logic [15:0]               tr_i,
-  input  logic [15:0]               tc_i,
-  // tr * tc: only its low OutAw bits step the accumulator address
-  /* verilator lint_off UNUSEDSIGNAL */
-  input  logic [31:0]               trtc_i,
-  /* verilator lint_on UNUSEDSIGNAL */
   input  logic [31:0]               out_addr_i,
   // accumulator hand-off and read port
   input  logic [1:0]                out_full_i,
@@ -95,6 +74,13 @@ module uz_post
   `include "uz_assert.svh"
   `ASSERT_INIT(PmMultipleOfPn_A, PM % PN == 0 && Ratio >= 1)
 
+  // The layer's geometry, one struct from uz_layer (a plain vector on the
+  // port: Icarus 11). Each block reads only part of it.
+  /* verilator lint_off UNUSEDSIGNAL */
+  uz_layer_geom_t g;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign g = geom_i;
+
   // ------------------------------------------------------------ tiles
   logic        it_next, it_valid;
   logic [15:0] o0, r0, c0, no, nr, nc;
@@ -104,9 +90,9 @@ module uz_post
   logic [15:0] i0, ni;
   /* verilator lint_on UNUSEDSIGNAL */
   uz_tile_iter #(.OuterOnly(1'b1)) u_iter (
-    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(pool_kind_i),
-    .cout_i(cout_pad_i), .cin_i(cin_pad_i), .rows_i(conv_h_i), .cols_i(conv_w_i),
-    .to_i, .ti_i, .tr_i, .tc_i,
+    .clk_i, .rst_ni, .start_i, .next_i(it_next), .chan_follow_i(g.pool_kind),
+    .cout_i(g.cout_pad), .cin_i(g.cin_pad), .rows_i(g.conv_h), .cols_i(g.conv_w),
+    .to_i(g.to), .ti_i(g.ti), .tr_i(g.tr), .tc_i(g.tc),
     .valid_o(it_valid), .o0_o(o0), .r0_o(r0), .c0_o(c0), .i0_o(i0),
     .no_o(no), .nr_o(nr), .nc_o(nc), .ni_o(ni),
     .first_ti_o(it_first_ti), .last_ti_o(it_last_ti), .last_o(it_last)
@@ -117,12 +103,12 @@ module uz_post
   logic [1:0]  ps;
   logic [3:0]  ppt, ppl;
   logic        avg;
-  assign pkh = pool_en_i ? pool_kh_i : 16'd1;
-  assign pkw = pool_en_i ? pool_kw_i : 16'd1;
-  assign ps  = pool_en_i ? pool_s_i : 2'd1;
-  assign ppt = pool_en_i ? pool_pt_i : 4'd0;
-  assign ppl = pool_en_i ? pool_pl_i : 4'd0;
-  assign avg = pool_en_i && pool_avg_i;
+  assign pkh = g.pool_en ? g.pool_kh : 16'd1;
+  assign pkw = g.pool_en ? g.pool_kw : 16'd1;
+  assign ps  = g.pool_en ? g.pool_s : 2'd1;
+  assign ppt = g.pool_en ? g.pool_pt : 4'd0;
+  assign ppl = g.pool_en ? g.pool_pl : 4'd0;
+  assign avg = g.pool_en && pool_avg_i;
 
   typedef enum logic [2:0] {PoIdle, PoPlan, PoWait, PoRowCmd, PoPix, PoDrain, PoTileEnd} po_state_e;
   po_state_e   state_q, state_d;
@@ -133,7 +119,7 @@ module uz_post
   logic [OutAwW-1:0] lc_ps_tc_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) lc_ps_tc_q <= '0;
-    else         lc_ps_tc_q <= OutAwW'((ps[0] ? 32'(tc_i) : 32'd0) + (ps[1] ? 32'(tc_i) << 1 : 32'd0));
+    else         lc_ps_tc_q <= OutAwW'((ps[0] ? 32'(g.tc) : 32'd0) + (ps[1] ? 32'(g.tc) << 1 : 32'd0));
   end
 
   // Output rows/cols of this tile, [lo, end): tiles split only pools with
@@ -160,7 +146,7 @@ module uz_post
     if (!rst_ni) begin
       dq_r_q <= '0; dq_c_q <= '0; rm_r_q <= '0; rm_c_q <= '0; pdiv_cnt_q <= '0; pdiv_done_q <= 1'b0;
     end else if (start_i) begin
-      dq_r_q <= tr_i; dq_c_q <= tc_i; rm_r_q <= '0; rm_c_q <= '0;
+      dq_r_q <= g.tr; dq_c_q <= g.tc; rm_r_q <= '0; rm_c_q <= '0;
       pdiv_cnt_q <= 5'd16; pdiv_done_q <= 1'b0;
     end else if (pdiv_cnt_q != '0) begin
       dq_r_q <= {dq_r_q[14:0], qb_r}; rm_r_q <= rn_r;
@@ -178,12 +164,12 @@ module uz_post
     end else if (state_q == PoPlan) begin
       pc_lo_q     <= (c0 == '0) ? '0 : pc_lo_q + tc_p;
       pr_lo_q     <= (c0 != '0) ? pr_lo_q : (r0 == '0) ? '0 : pr_lo_q + tr_p;
-      last_band_q <= ({1'b0, r0} + {1'b0, nr}) == {1'b0, conv_h_i};
-      last_col_q  <= ({1'b0, c0} + {1'b0, nc}) == {1'b0, conv_w_i};
+      last_band_q <= ({1'b0, r0} + {1'b0, nr}) == {1'b0, g.conv_h};
+      last_col_q  <= ({1'b0, c0} + {1'b0, nc}) == {1'b0, g.conv_w};
       bounds_q    <= 1'b0;
     end else if (state_q == PoWait && pdiv_done_q) begin
-      pr_end_q <= last_band_q ? out_h_i : pr_lo_q + tr_p;
-      pc_end_q <= last_col_q ? out_w_i : pc_lo_q + tc_p;
+      pr_end_q <= last_band_q ? g.out_h : pr_lo_q + tr_p;
+      pc_end_q <= last_col_q ? g.out_w : pc_lo_q + tc_p;
       bounds_q <= 1'b1;
     end
   end
@@ -228,13 +214,13 @@ module uz_post
     mul_a = '0;
     mul_b = '0;
     unique case (mp_q)
-      MpPlane:  begin mul_a = 32'(out_h_i);      mul_b = out_w_i; end
+      MpPlane:  begin mul_a = 32'(g.out_h);      mul_b = g.out_w; end
       MpCells:  begin mul_a = 32'(pkh);          mul_b = pkw; end
       MpGroup:  begin mul_a = lc_out_plane_q;    mul_b = 16'(o0 >> LogPN); end
-      MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = out_w_i; end
+      MpRow:    begin mul_a = 32'(pr_lo_q);      mul_b = g.out_w; end
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
-      MpAccRow: begin mul_a = acc_row_a_q;      mul_b = tc_i; end
+      MpAccRow: begin mul_a = acc_row_a_q;      mul_b = g.tc; end
       default: ;
     endcase
   end
@@ -265,8 +251,8 @@ module uz_post
   logic               pos_valid;
   assign cy = $signed(20'(mul_stride(32'(pr_q), {1'b0, ps}))) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
   assign cx = $signed(20'(mul_stride(32'(pc_q), {1'b0, ps}))) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
-  assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, conv_h_i})) &&
-                     (cx >= 0) && (cx < $signed({4'b0, conv_w_i}));
+  assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, g.conv_h})) &&
+                     (cx >= 0) && (cx < $signed({4'b0, g.conv_w}));
   // The walk's last positions, compared with registered bounds: the
   // subtracts were on the read-enable and counter-enable paths. The bounds
   // change only with the layer (pkh, pkw), as the iterator moves (no) or
@@ -277,7 +263,7 @@ module uz_post
   // the tile's channels the output holds (the last oc-group of PM may pass
   // out_c rounded up to PN: those groups are computed, never written)
   logic [15:0] no_wr;
-  assign no_wr = chans_held(o0, no, cout_wr_i);
+  assign no_wr = chans_held(o0, no, g.cout_wr);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       pkh_m1_q <= '0; pkw_m1_q <= '0; pc_end_m1_q <= '0; pr_end_m1_q <= '0; nq_m1_q <= '0;
@@ -688,7 +674,7 @@ module uz_post
   // by a plane from the tile's first, set up as the tile starts.
   logic [31:0] wc_addr_q, wc_grp_addr_q;
   logic [31:0] out_row_bytes, out_plane_bytes;
-  assign out_row_bytes   = 32'(out_w_i) * WordBytes;
+  assign out_row_bytes   = 32'(g.out_w) * WordBytes;
   assign out_plane_bytes = lc_out_plane_q * WordBytes;
   assign wr_cmd_valid_o = (state_q == PoRowCmd);
   assign wr_cmd_addr_o  = wc_addr_q;
@@ -778,7 +764,7 @@ module uz_post
           if (dx_last) begin
             dx_q    <= '0;
             dy_q    <= dy_q + 1'b1;
-            a_row_q <= a_row_q + OutAwW'(tc_i);
+            a_row_q <= a_row_q + OutAwW'(g.tc);
             a_col_q <= a_pcol_q;
           end else begin
             dx_q    <= dx_q + 1'b1;
@@ -807,15 +793,15 @@ module uz_post
                 if (32'(sub_q) == Ratio - 1) begin
                   // the next accumulator word
                   sub_q    <= '0;
-                  a_qrow_q <= a_qrow_q + OutAwW'(trtc_i);
-                  a_prow_q <= a_qrow_q + OutAwW'(trtc_i);
-                  a_row_q  <= a_qrow_q + OutAwW'(trtc_i);
+                  a_qrow_q <= a_qrow_q + OutAwW'(g.trtc);
+                  a_prow_q <= a_qrow_q + OutAwW'(g.trtc);
+                  a_row_q  <= a_qrow_q + OutAwW'(g.trtc);
                 end else begin
                   // the next slice of the same word
                   sub_q     <= sub_q + 1'b1;
                   a_prow_q  <= a_qrow_q;
                   a_row_q   <= a_qrow_q;
-                  res_off_q <= res_off_q + ResHalfAw'(trtc_i);
+                  res_off_q <= res_off_q + ResHalfAw'(g.trtc);
                 end
                 wc_grp_addr_q <= wc_grp_addr_q + out_plane_bytes;
                 wc_addr_q     <= wc_grp_addr_q + out_plane_bytes;

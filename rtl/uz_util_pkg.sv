@@ -1,6 +1,6 @@
 // Helpers shared by several blocks of the engine: the one definition of the
 // engine's stride arithmetic, of division by a constant and of the
-// shift-amount decode.
+// shift-amount decode, and the layer geometry the blocks pass each other.
 //
 // No bit or part selects of a function's arguments or locals: Icarus 11 puts
 // a selected function variable into the sensitivity of every always_comb
@@ -77,5 +77,49 @@ package uz_util_pkg;
   // Ports carry it as a plain vector (Icarus 11 fails to elaborate a port of
   // a package's struct type).
   localparam int CheckGeomBits = $bits(uz_check_geom_t);
+
+  // The layer's geometry as the loader, the compute and the write-back run
+  // it: uz_layer decodes it once from the descriptor and the check's sizes
+  // and passes it whole (each block reads the part it needs). Stable while
+  // the layer runs, but for trtc, a product uz_layer forms after start (valid
+  // from its consts_valid: no tile is planned before). Members stay unsigned
+  // (Icarus 11 loses a signed member's sign): callers sign-extend at the use.
+  typedef struct packed {
+    logic        pool_kind;  // a POOL layer: runs as a 1x1 convolution of stride 1 without padding
+    logic        pool_en;    // a pool follows: CONV with fused pool, or POOL
+    logic        dw;         // depthwise CONV (golden.isa.depthwise)
+    logic        ovsf;       // weights generated from OVSF coefficients (else raw)
+    logic        insel;      // input selection: only a group's real channels fill the lanes
+    logic [3:0]  k;          // kernel size (POOL: 1)
+    logic [6:0]  k2;         // k * k
+    logic [6:0]  wsteps;     // weight words per (channel, ci-group): k2, or ceil(k2/PN) for dw
+    logic [2:0]  stride;     // (POOL: 1)
+    logic [3:0]  pad_t;      // padding top and left (POOL: 0)
+    logic [3:0]  pad_l;
+    logic [15:0] in_c;       // input channels, rows, columns
+    logic [15:0] in_h;
+    logic [15:0] in_w;
+    logic [15:0] cin_pad;    // in_c rounded up to PN
+    logic [15:0] cout_pad;   // out_c rounded up to PM: the channels computed
+    logic [15:0] cout_wr;    // out_c rounded up to PN: the channels the output (and residual) holds
+    logic [15:0] conv_h;     // convolution output rows and columns (uz_check_geom_t)
+    logic [15:0] conv_w;
+    logic [15:0] out_h;      // output rows and columns as written, after any fused pool
+    logic [15:0] out_w;
+    logic [15:0] to;         // tile: output channels, input channels, rows, columns
+    logic [15:0] ti;
+    logic [15:0] tr;
+    logic [15:0] tc;
+    logic [15:0] ih_t;       // input tile rows and columns with the halo (uz_check_geom_t)
+    logic [15:0] iw_t;
+    logic [31:0] trtc;       // tr * tc (from uz_layer's consts_valid)
+    logic [15:0] pool_kh;    // the pool window (golden.isa.pool_window; a global pool's is the plane)
+    logic [15:0] pool_kw;
+    logic [1:0]  pool_s;
+    logic [3:0]  pool_pt;    // pool padding top and left (cells past the plane's far edges never count)
+    logic [3:0]  pool_pl;
+  } uz_layer_geom_t;
+  // A plain vector on ports, as uz_check_geom_t.
+  localparam int LayerGeomBits = $bits(uz_layer_geom_t);
 
 endpackage : uz_util_pkg

@@ -49,6 +49,7 @@ SMALL = engine_cases.SMALL
 #: apart from each other (sweep_pm8_pn4: PM away from PM·PN's square root).
 SWEEP = {
     "sweep_pm8_pn4": regressions.CONFIGS["pm8_pn4"],
+    "sweep_pm12_pn4": regressions.CONFIGS["pm12_pn4"],   # PM not a power of two
     "sweep_p4": dataclasses.replace(SMALL, pm=4, pn=4, ovsf_len=4, axi_data_bits=64, in_buf_elems=4096,
                                     wgt_buf_elems=4096, out_buf_elems=2048),
     "sweep_p8_bus256": dataclasses.replace(SMALL, axi_data_bits=256),

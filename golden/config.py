@@ -106,10 +106,18 @@ class EngineConfig:
         return self.axi_data_bits // 8
 
     def rtl_buildable(self) -> None:
-        """The RTL's extra rule: each buffer half holds a power of two of its
-        words (an address is {half, word}), so in_buf_elems / pn,
-        wgt_buf_elems / (pm * pn) and out_buf_elems / pm are powers of two.
-        The compiler and the analytical model take any sizes."""
+        """The RTL's extra rules (uz_top's and uz_layer's elaboration checks):
+        a pixel word (pn elements) and a row of pm alphas are whole bus
+        beats, and each buffer half holds a power of two of its words (an
+        address is {half, word}), so in_buf_elems / pn, wgt_buf_elems /
+        (pm * pn) and out_buf_elems / pm are powers of two. The compiler and
+        the analytical model take any sizes."""
+        if (self.pn * self.data_bits) % self.axi_data_bits:
+            raise UzError(f"a pixel word of pn {self.pn} x {self.data_bits} bits is not whole "
+                          f"{self.axi_data_bits}-bit bus beats")
+        if (self.pm * self.alpha_bits) % self.axi_data_bits:
+            raise UzError(f"a row of pm {self.pm} alphas of {self.alpha_bits} bits is not whole "
+                          f"{self.axi_data_bits}-bit bus beats")
         for name, word in (("in_buf_elems", self.pn), ("wgt_buf_elems", self.pm * self.pn),
                            ("out_buf_elems", self.pm)):
             elems = getattr(self, name)

@@ -349,6 +349,10 @@ def test_rtl_buffers_whole_power_of_two_words():
                                ("in_buf_elems", 6000, 4)):
         with pytest.raises(UzError, match=f"{field} {elems} is not a power of two of {word}-element words"):
             dataclasses.replace(cfg, **{field: elems}).rtl_buildable()
+    with pytest.raises(UzError, match="pixel word of pn 4 x 16 bits is not whole 128-bit bus beats"):
+        dataclasses.replace(cfg, axi_data_bits=128).rtl_buildable()
+    with pytest.raises(UzError, match="row of pm 12 alphas of 8 bits is not whole 64-bit bus beats"):
+        dataclasses.replace(cfg, alpha_bits=8, pm=12, pn=4).rtl_buildable()
 
 
 def test_pool_tile_in_oc_groups_of_pm():

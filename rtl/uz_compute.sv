@@ -228,6 +228,19 @@ module uz_compute
   assign u_adv     = !skip_cols ? u_q + 16'(InReads) :
                      (kxc_q == g.k - 1) ? u_q + 16'(g.stride) - 16'(g.k) + 16'd1 : u_q + 16'd1;
   assign row_done  = (u_adv >= ucols_q);
+  // row_done, kept in a register (RowDoneCurrent_A): the compare of the next
+  // group's first column with the row's columns, fanned out to every enable
+  // of the fetcher, was the block's longest path on ECP5. It is set as a
+  // group becomes current: a row's first group from the column count (as a
+  // tile starts from ucols_d, current there while ucols_q may still hold the
+  // last tile's), a row's next group from u_adv advanced once more.
+  logic        row_done_q;
+  logic [3:0]  kxc_adv;                    // kxc_q after this group
+  logic [15:0] first_adv, u_adv2;          // the columns after a row's first group, after the next
+  assign kxc_adv   = (kxc_q == g.k - 1) ? '0 : kxc_q + 1'b1;
+  assign first_adv = !skip_cols ? 16'(InReads) : (g.k == 4'd1) ? 16'(g.stride) : 16'd1;
+  assign u_adv2    = !skip_cols ? u_adv + 16'(InReads) :
+                     (kxc_adv == g.k - 1) ? u_adv + 16'(g.stride) - 16'(g.k) + 16'd1 : u_adv + 16'd1;
 
   // Incremental addresses and coordinates: the word read this cycle is
   // raddr_q = gl*IH*IW + (py*s + ky)*IW + u (tile-relative), at input row
@@ -336,7 +349,7 @@ module uz_compute
   assign slot_free = !cp_full_q[fslot_q] && !(wr_pending_q && wr_slot_q == fslot_q && !wr_last_q) ||
                      (slot_pop && cslot_q == fslot_q);
   assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free);
-  assign it_last_unit = row_done && (py_q == nr_m1_q) && (gl_q == ng_m1_q);
+  assign it_last_unit = row_done_q && (py_q == nr_m1_q) && (gl_q == ng_m1_q);
 
   // A half's full flag stays set until the issue stage releases the tile in
   // it, so with tiles of one or two windows the fetcher could come back to
@@ -387,7 +400,7 @@ module uz_compute
       gquo_q <= '0; gsub_q <= '0;
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
-      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0;
+      wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0; row_done_q <= 1'b0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
@@ -409,6 +422,7 @@ module uz_compute
         wgl_q <= '0; accg_q <= '0;
         // once per tile, a product of a group count and K*K (7 bits)
         wq_step_q <= mul_k2(32'(ng_tile), g.k);
+        row_done_q <= (first_adv >= ucols_d);
         chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
@@ -431,9 +445,10 @@ module uz_compute
           ky_q    <= '0;
           fslot_q <= !fslot_q;
           y_q     <= ybase_q;
-          if (!row_done) begin
+          row_done_q <= row_done_q ? (first_adv >= ucols_q) : (u_adv2 >= ucols_q);
+          if (!row_done_q) begin
             u_q     <= u_adv;
-            kxc_q   <= (kxc_q == g.k - 1) ? '0 : kxc_q + 1'b1;
+            kxc_q   <= kxc_adv;
             raddr_q <= rbase_q + 32'(u_adv);
             x_q     <= x_tile + $signed({4'b0, u_adv});
           end else begin
@@ -1003,6 +1018,7 @@ module uz_compute
   logic sizes_current;
   assign sizes_current = (ucols_q == ucols_d) && (nr_m1_q == nr - 16'd1) && (ng_m1_q == ng_tile - 16'd1);
   `ASSERT(UcolsCurrent_A, fe_state_q != FeFetch || sizes_current, clk_i, rst_ni)
+  `ASSERT(RowDoneCurrent_A, fe_state_q != FeFetch || row_done_q == row_done, clk_i, rst_ni)
   `ASSERT(GlSplitCurrent_A, 32'(gquo_q) * Ratio + 32'(gsub_q) == 32'(gl_q) && 32'(gsub_q) < Ratio,
           clk_i, rst_ni)
   `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||

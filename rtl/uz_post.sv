@@ -644,8 +644,14 @@ module uz_post
   // frees its place a cycle late. The divider will be idle in four cycles
   // when it is idle now with nothing coming in, or hands its pixel over
   // now, and stages 2 to 2b hold none.
+  // The divider's hand-over is judged without the write port's ready (a
+  // pixel leaving the full queue this cycle): that ready came from uz_axi_wr
+  // through the queue, the stall and the read enable to the accumulator
+  // RAM, the engine's longest path on ECP5. A full queue stalls a cycle more.
   logic [CntW-1:0] occ_q;
-  assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push) &&
+  logic            dv_push_early;   // dv_push, not counting a pixel leaving now
+  assign dv_push_early = (dv_q == DvOut) && (cnt_q != CntW'(PixQueue));
+  assign pix_stall = win_last && (avg ? !(((dv_q == DvIdle && !dv_in) || dv_push_early) &&
                                            !s2_pix && !s2a_pix && !s2b_pix)
                                       : (occ_q >= CntW'(PixQueue)));
 

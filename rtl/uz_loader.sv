@@ -512,8 +512,13 @@ module uz_loader
 
   // ---------------------------------------------------- raw weights
   // Position of the next element: output channel in tile, ci-group, f in group.
-  // wo_m_q: the output channel's bank, o mod PM (PM need not be a power of two)
+  // wo_m_q: the output channel's bank, o mod PM (PM need not be a power of two).
+  // wo_base_q: the tile's channel of the oc-group's bank 0, read only by the
+  // testbench (the generated weights' channel is wo_base_q + wo_m_q).
   logic [LogPM-1:0] wo_m_q;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [15:0]      wo_base_q;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [15:0]      wg_q;
   logic [31:0] wf_q;
   logic [31:0] group_len;       // PN * wsteps elements per (channel, group)
@@ -988,7 +993,7 @@ module uz_loader
       word_q <= '0; word_cnt_q <= '0;
       gl_q <= '0; y_q <= '0; x_q <= '0;
       ib_grp_q <= '0; ib_row_q <= '0; ib_addr_q <= '0;
-      wo_m_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
+      wo_m_q <= '0; wo_base_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
       aq_q <= '0; aq_cnt_q <= '0; iss_m_q <= '0; cnt_th_q <= (QAlphas+1)'(1);
       blocks_left_q <= '0; words_left_q <= '0; bias_addr_q <= '0; bias_sub_q <= '0;
     end else if (abort_i || start_i) begin
@@ -1007,7 +1012,7 @@ module uz_loader
           bias_addr_q   <= '0;
           bias_sub_q    <= '0;
           blocks_left_q <= blocks_h_q[h_q];
-          wo_m_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
+          wo_m_q <= '0; wo_base_q <= '0; wg_q <= '0; wf_q <= '0; wbase_q <= '0; wq_base_q <= '0;
           gl_q <= '0; y_q <= gb_ylo_q; x_q <= gb_xlo_q;
           ib_grp_q <= ib_start; ib_row_q <= ib_start; ib_addr_q <= ib_start;
         end
@@ -1031,6 +1036,7 @@ module uz_loader
                 wg_q <= '0;
                 if (wo_m_q == LogPM'(PM - 1)) begin   // the next oc-group
                   wo_m_q    <= '0;
+                  wo_base_q <= wo_base_q + 16'(PM);
                   wbase_q   <= wbase_q + (WgtAw-1)'(g.wsteps);
                   wq_base_q <= wbase_q + (WgtAw-1)'(g.wsteps);
                 end else begin
@@ -1119,7 +1125,8 @@ module uz_loader
             wf_q    <= '0;
             wbase_q <= wbase_q + (WgtAw-1)'(g.wsteps);
             if (wg_q == w_ng - 1) begin
-              wg_q <= '0;
+              wg_q      <= '0;
+              wo_base_q <= wo_base_q + 16'(PM);   // the next oc-group
             end else begin
               wg_q <= wg_q + 1'b1;
             end

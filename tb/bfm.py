@@ -338,7 +338,7 @@ class UzBfm:
                 pending_shift = None
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f
-                o = int(loader.o0.value) + int(loader.wo_q.value)
+                o = int(loader.o0.value) + int(loader.wo_base_q.value) + int(loader.wo_m_q.value)
                 g = int(loader.i0.value) // pn + int(loader.wg_q.value)
                 w = int(loader.gen_w.value)
                 for j in range(int(loader.gen_w_blocks.value)):

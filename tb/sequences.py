@@ -27,12 +27,15 @@ def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: 
     unit by default) and write an input of ``input_scale`` times that into
     its image. A larger scale than the calibration drives outputs into
     saturation. ``tiles`` replaces the
-    compiler's tiles ({layer name: {tr, tc, ti, to}}); ``shifts`` replaces
+    compiler's tiles ({layer name: {tr, tc, ti, to}}; a ``to`` that is not a
+    multiple of cfg.pm is fitted to one, engine_cases.fit_tiles); ``shifts`` replaces
     shift amounts in layer 0's descriptor ({field: value}), which is what
     another choice of fractional lengths would give. ``edits`` ({layer name:
     {field: value}}) rewrites legal fields of named layers' descriptors:
     what the compiler does not choose (a residual shift of each sign, one
     that saturates the add, a global max pool)."""
+    from .regressions import engine_cases
+    tiles = engine_cases.fit_tiles(tiles, cfg)
     net = load_network(spec)
     rng = np.random.default_rng(random.getrandbits(32))
     calib = calib_scale * rng.normal(0, 1, (2,) + tuple(net.input_shape))

@@ -169,3 +169,14 @@ def test_group_recipes_reach_their_code(code, contains, cfg_name):
         if code == E.SHAPE_MISMATCH:
             assert isa.depthwise(d) and d.kind != isa.Kind.CONV
     assert hits, f"no {contains!r} mutant"
+
+
+def test_directed_bases_compile_on_every_pm_configuration():
+    """The fuzz and GraphDirectedTest compile the directed programs, forced
+    tiles included, on the PM = r PN configurations of the nightly (a forced
+    to of 16 once stopped fuzz_pm12_pn4 at compile time)."""
+    from tb.regressions import CONFIGS, PM_CONFIGS
+    from tb.sequences import ALL_DIRECTED, engine_runs
+    for name in PM_CONFIGS:
+        for case in ("fire", "relu6", "resnet_block", "standalone_add", "avg_pools", "mobile_shuffle", "dw_block"):
+            engine_runs(ALL_DIRECTED[case], CONFIGS[name])

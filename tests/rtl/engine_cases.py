@@ -222,7 +222,7 @@ ALL_CASES = {**CASES, **GRAPH_CASES, **PM_CASES, **PERF_CASES}
 CASES.update(PERF_CASES)
 
 
-def _fit_tiles(tiles, cfg: EngineConfig):
+def fit_tiles(tiles, cfg: EngineConfig):
     """A forced ``to`` that is not a multiple of PM (16 at PM = 12) becomes
     the largest multiple of PM not above it, at least PM, and a depthwise
     tile's equal ``ti`` with it: the case keeps several to-tiles on every
@@ -246,7 +246,7 @@ def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "aut
     spec = dict(ALL_CASES[case], name=case)
     force_ovsf = spec.pop("force_ovsf", False)
     scale = spec.pop("input_scale", 1.0)
-    tiles = _fit_tiles(spec.pop("tiles", None), cfg)
+    tiles = fit_tiles(spec.pop("tiles", None), cfg)
     net = load_network(spec)
     x = scale * np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
     prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf, tiles=tiles)

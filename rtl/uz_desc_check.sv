@@ -666,7 +666,7 @@ module uz_desc_check #(
   // columns are below its buffer's size).
   // (a concatenation in member order: Icarus 11 takes no named assignment
   // pattern)
-  assign geom_o = {16'(ch_q), 16'(cw_q), 16'(ih), 16'(iw)};
+  assign geom_o = {16'(ch_q), 16'(cw_q), 16'(ih), 16'(iw), 16'(out_c_up)};
 
   // ------------------------------------------------------------ assertions
   `include "uz_assert.svh"

@@ -87,9 +87,6 @@ module uz_layer
   // (uz_check_geom_t); tr * tc from the layer constants below.
   uz_layer_geom_t lgeom;
   logic [31:0]    trtc_q;
-  logic [31:0]    oc_groups;   // out_c in oc-groups of PM, rounded up
-  localparam int PmDivShift = 17 + $clog2(PM);
-  localparam logic [63:0] PmDivMagic = uz_util_pkg::div_magic(PM, 17);
   always_comb begin
     // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
     lgeom.pool_kind = (d.kind == KindPool);
@@ -109,9 +106,7 @@ module uz_layer
     lgeom.in_h      = d.in_h;
     lgeom.in_w      = d.in_w;
     lgeom.cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
-    // computed: oc-groups of PM (PM need not be a power of two)
-    oc_groups       = uz_util_pkg::div_by_magic(32'(d.out_c) + 32'(PM - 1), PmDivMagic, PmDivShift);
-    lgeom.cout_pad  = 16'(oc_groups * PM);
+    lgeom.cout_pad  = geom.cout_pad;   // computed: oc-groups of PM, rounded by the check
     lgeom.cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
     lgeom.conv_h    = geom.conv_h;
     lgeom.conv_w    = geom.conv_w;
@@ -387,7 +382,7 @@ module uz_layer
 `ifndef UZ_NO_ASSERT
   // The check's sizes are the descriptor's (golden.isa.conv_dims,
   // in_tile_dims), divided and multiplied here the plain way.
-  logic [31:0] ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols;
+  logic [31:0] ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols, ref_cout_pad;
   always_comb begin
     ref_conv_h  = lgeom.pool_kind ? 32'(d.in_h) :
                   (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
@@ -395,9 +390,11 @@ module uz_layer
                   (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
     ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
     ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
+    ref_cout_pad = (32'(d.out_c) + PM - 1) / PM * PM;
   end
   `ASSERT(GeomFromCheck_A, !active_q || (32'(geom.conv_h) == ref_conv_h && 32'(geom.conv_w) == ref_conv_w &&
-                                         32'(geom.in_rows) == ref_in_rows && 32'(geom.in_cols) == ref_in_cols),
+                                         32'(geom.in_rows) == ref_in_rows && 32'(geom.in_cols) == ref_in_cols &&
+                                         32'(geom.cout_pad) == ref_cout_pad),
           clk_i, rst_ni)
 `endif
 endmodule

@@ -73,6 +73,7 @@ package uz_util_pkg;
     logic [15:0] conv_w;    // convolution output columns
     logic [15:0] in_rows;   // input rows one tile reads, (tr - 1) * stride + k (POOL: tr)
     logic [15:0] in_cols;   // input columns one tile reads
+    logic [15:0] cout_pad;  // out_c rounded up to PM (PM need not be a power of two)
   } uz_check_geom_t;
   // Ports carry it as a plain vector (Icarus 11 fails to elaborate a port of
   // a package's struct type).

@@ -11,6 +11,8 @@ golden.layers for the arithmetic.
     fold      BatchNorm/affine folded, SVD split, dropout removed
     fuse      engine layers naming the tensors they read and write (ReLU,
               clip, max pool, residual add fused; concats placed)
+    kernels   dense kernels above max_k become decomposed 3x3 sub-window
+              kernels (6, 9, 12); nothing changes when max_k covers them
     tile      (first the one structural change tiling forces: a fused pool
               that cannot be tiled becomes a POOL layer)
     quantise  every fractional length (Qiu et al.), the integer layers
@@ -34,7 +36,7 @@ from .config import EngineConfig
 from .errors import UzError
 from .funcmodel import read_act, slice_addr, write_act
 from .network import INPUT, Network
-from .passes import allocate, fold, fuse, quantise, tile
+from .passes import allocate, fold, fuse, kernels, quantise, tile
 from .passes.emit import DESC_REGION, build_image, descriptor_for  # noqa: F401 (re-exported)
 from .passes.fuse import PoolSpec, pool_int  # noqa: F401
 from .passes.quantise import (acc_bound, check_calib, check_fits as _check_fits,  # noqa: F401
@@ -211,6 +213,7 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
     if insel not in INSEL_MODES:
         raise UzError(f"insel must be one of {INSEL_MODES}, not {insel!r}")
     graph = fuse.fuse(fold.fold(net), cfg, 1.0 if rho is None else rho)
+    kernels.lower_kernels(graph, cfg)       # before tiling and quantise: they see the k' x k' layer
     tile.split_untileable_pools(graph, cfg)
     for L in graph.layers:
         if (L.rho != 1 or force_ovsf) and not L.synthetic:

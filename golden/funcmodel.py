@@ -73,7 +73,8 @@ class LayerTrace:
 
 def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarray:
     """The (cout_pad, cin_pad, K, K) weights of a layer, read raw or generated
-    from its OVSF coefficients. A layer with packed taps (isa.packed_taps)
+    from its OVSF coefficients (a decomposed kernel's in engine order,
+    memimage.engine_order). A layer with packed taps (isa.packed_taps)
     stores each channel's first wvec_len elements of that (c, ky, kx) vector;
     the rest read as zero."""
     if isa.packed_taps(d, cfg.pn):
@@ -90,7 +91,9 @@ def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarr
         alpha = memimage.unpack_alphas(flat, cout_pad, cin_pad, d.k, length, d.n_codes, d.to, d.ti, cfg.pm)
         codes = [j for j in range(length) if d.code_mask >> j & 1]
         blocks = ovsf.generate(alpha, codes, length, d.gen_shift, cfg.data_bits)
-        return ovsf.from_blocks(blocks, (cout_pad, cin_pad, d.k, d.k))
+        # the blocks cut each channel's engine-order vector (memimage.engine_order)
+        vec = ovsf.from_blocks(blocks, (cout_pad, cin_pad * d.k * d.k))
+        return memimage.from_engine_order(vec, cin_pad, d.k)
     n = cout_pad * cin_pad * d.k * d.k
     flat = memimage.from_bytes(img.read(d.wgt_addr, n * cfg.elem_bytes), cfg.data_bits)
     return memimage.unpack_weights(flat, (cout_pad, cin_pad, d.k, d.k), d.to, d.ti)

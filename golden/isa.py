@@ -46,7 +46,7 @@ class Err(enum.IntEnum):
     BAD_KIND = 2         # kind not a Kind
     UNSUPPORTED = 3      # a graph feature this engine does not run (unsupported_features)
     ZERO_DIM = 4         # a channel/height/width field is zero
-    BAD_KERNEL = 5       # k not in {1,3,5,7,11}, or FC with k != 1
+    BAD_KERNEL = 5       # k not in {1,3,5,7,11} (or {6,9,12}: dense CONV, max_k >= 3), beyond max_k, or FC with k != 1
     BAD_STRIDE = 6       # stride not in 1..4 (FC: must be 1)
     BAD_PAD = 7          # a pad >= k
     KERNEL_TOO_LARGE = 8  # k larger than the padded input
@@ -88,7 +88,7 @@ _FIELD_LIST = [
     Field("ovsf", 1, "weights are generated from OVSF coefficients (else read raw)"),
     Field("insel", 1, "input selection: pack kernel taps into idle lanes"),
     Field("bias", 1, "add the bias (else the accumulator starts at zero)"),
-    Field("k", 4, "kernel size K (1, 3, 5, 7, 11); FC: 1"),
+    Field("k", 4, "kernel size K (1, 3, 5, 7, 11; 6, 9, 12 run as 3x3 sub-windows); FC: 1"),
     Field("stride", 3, "convolution stride (1..4); FC: 1"),
     Field("pool_k", 2, "pool window (2 or 3); POOL and fused pool"),
     Field("pool_s", 2, "pool stride (1..3)"),
@@ -160,7 +160,14 @@ def _layout(fields):
 
 FIELDS = _layout(_FIELD_LIST)
 FIELD = {f.name: f for f in FIELDS}
+#: Kernel sizes of a network layer (golden.network, golden.onnx_import).
 KERNELS = (1, 3, 5, 7, 11)
+#: Kernel sizes the engine also runs, as S x S sub-windows of SUB_K x SUB_K
+#: that accumulate like extra input-channel groups: a window of SUB_K serves
+#: them whatever max_k. The compiler lowers a dense K x K layer with K >
+#: max_k to the next one (zero taps at the high rows/columns).
+DECOMPOSED = (6, 9, 12)
+SUB_K = 3
 STRIDES = (1, 2, 3, 4)
 #: Legal range of a shift field: covers any pair of legal fractional lengths.
 SHIFT_MIN, SHIFT_MAX = -64, 63
@@ -237,6 +244,18 @@ def conv_dims(d) -> tuple[int, int]:
     """(height, width) of the convolution result before any fused pool."""
     return (conv_out(d.in_h, d.k, d.stride, d.pad_t, d.pad_b),
             conv_out(d.in_w, d.k, d.stride, d.pad_l, d.pad_r))
+
+
+def sub_windows(k: int) -> int:
+    """Sub-windows per side S of a kernel: k / SUB_K for a decomposed k
+    (DECOMPOSED), else 1. Its S*S sub-windows, a the row and b the column of
+    sub = a*S + b, cover taps [SUB_K*a, SUB_K*a + SUB_K) x [SUB_K*b, ...)."""
+    return k // SUB_K if k in DECOMPOSED else 1
+
+
+def window_k(k: int) -> int:
+    """The window the compute slides for kernel k: SUB_K for a decomposed k, else k."""
+    return SUB_K if k in DECOMPOSED else k
 
 
 def pool_out(size: int, k: int, s: int, pad: int) -> int:
@@ -345,12 +364,22 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         if getattr(d, name) == 0:
             fail(Err.ZERO_DIM, f"{name} is zero", name)
     if kind != Kind.POOL:
-        if d.k not in KERNELS:
-            fail(Err.BAD_KERNEL, f"kernel size k={d.k} not supported (supported: {KERNELS})", "k")
-        if d.k > cfg.max_k:
+        if d.k not in KERNELS + DECOMPOSED:
+            fail(Err.BAD_KERNEL, f"kernel size k={d.k} not supported (supported: {KERNELS}, and {DECOMPOSED} "
+                 f"as {SUB_K}x{SUB_K} sub-windows)", "k")
+        # a decomposed kernel runs on a SUB_K window whatever max_k
+        if d.k not in DECOMPOSED and d.k > cfg.max_k:
             fail(Err.BAD_KERNEL, f"kernel size k={d.k} larger than the engine's window (max_k={cfg.max_k})", "k")
+        if d.k in DECOMPOSED and cfg.max_k < SUB_K:
+            fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} runs as {SUB_K}x{SUB_K} sub-windows, larger than the "
+                 f"engine's window (max_k={cfg.max_k})", "k")
         if kind == Kind.FC and d.k != 1:
             fail(Err.BAD_KERNEL, f"FC layer with kernel size k={d.k} (must be 1)", "k")
+        # sub-windows accumulate like input-channel groups: dense layers only
+        if d.k in DECOMPOSED and d.groups > 1:
+            fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} on a {'depthwise' if depthwise(d) else 'grouped'} "
+                 f"layer (groups={d.groups}); "
+                 f"sub-windows run dense convolutions only", "k")
         if d.stride not in STRIDES:
             fail(Err.BAD_STRIDE, f"stride {d.stride} not supported (supported: 1..4)", "stride")
         if kind == Kind.FC and d.stride != 1:

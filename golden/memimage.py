@@ -13,13 +13,21 @@ Layouts (all elements little-endian two's complement, ``data_bits`` wide):
   Cout' = roundup(Cout, PM) and Cin' = roundup(Cin, PN) and stored tile by
   tile, ``for to-tile: for ti-tile: [o in tile][ci in tile][ky][kx]``, so each
   weight tile is one contiguous burst.
+  A decomposed kernel (isa.DECOMPOSED, k = 3S) stores each output
+  channel's weights of a tile in the engine order (engine_order):
+  ``[sub = a*S + b][ci in tile][ky][kx]`` = w[o, ci, 3a+ky, 3b+kx], the
+  order its 3x3 sub-windows consume them; every other kernel keeps
+  ``[ci][ky][kx]``.
 * OVSF coefficients: the same tile order; inside a tile, per oc-group of PM
   output channels, per block of the tile's segment of a channel's
-  (ci, ky, kx) vector, the PM channels' blocks in channel order, and per
+  engine-order vector, the PM channels' blocks in channel order, and per
   block its n_codes alphas in increasing code index (``alpha_bits`` wide).
   Consecutive blocks thus belong to different channels, i.e. to different
   banks of the weight buffer (bank = o mod PM), so the engine can generate
-  several in one cycle and write them at one address.
+  several in one cycle and write them at one address. The blocks cut the
+  whole engine-order vector (over Cin'); a decomposed layer's ti-tile
+  covers one block range per sub-window (alpha_tile_ranges), taken in sub
+  order as the tile's blocks: [q][b over the ranges][o mod PM][code].
 * Bias: Cout' elements (zero past Cout).
 """
 from __future__ import annotations
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import isa
 from .config import EngineConfig
 from .errors import MemoryLayoutError
 
@@ -169,10 +178,41 @@ def pad_weights(w: np.ndarray, cfg: EngineConfig) -> np.ndarray:
     return out
 
 
+def engine_perm(cin: int, k: int) -> np.ndarray:
+    """One output channel's weights in the engine's order, as indices into
+    its (cin, k, k) row-major vector: for a decomposed k (S = k/3 sub-windows
+    per side), [sub = a*S + b][c][ky][kx] reads w[c, 3a+ky, 3b+kx]; else the
+    identity."""
+    s = isa.sub_windows(k)
+    idx = np.arange(cin * k * k)
+    if s == 1:
+        return idx
+    w = isa.SUB_K
+    return idx.reshape(cin, s, w, s, w).transpose(1, 3, 0, 2, 4).reshape(-1)
+
+
+def engine_order(w: np.ndarray) -> np.ndarray:
+    """(Cout, Cin, K, K) -> (Cout, Cin*K*K), each channel's vector in engine order."""
+    cout, cin, k, _ = w.shape
+    return np.asarray(w).reshape(cout, -1)[:, engine_perm(cin, k)]
+
+
+def from_engine_order(v: np.ndarray, cin: int, k: int) -> np.ndarray:
+    """Inverse of engine_order: (Cout, Cin*K*K) engine-order vectors -> (Cout, Cin, K, K)."""
+    v = np.asarray(v)
+    if v.ndim != 2 or v.shape[1] != cin * k * k:
+        raise MemoryLayoutError(f"engine-order weights of shape {v.shape} do not hold {cin}x{k}x{k} "
+                                f"weights per output channel")
+    out = np.zeros_like(v)
+    out[:, engine_perm(cin, k)] = v
+    return out.reshape(v.shape[0], cin, k, k)
+
+
 def pack_weights(w_pad: np.ndarray, to: int, ti: int) -> np.ndarray:
-    """Padded (Cout', Cin', K, K) -> flat vector in tile order."""
+    """Padded (Cout', Cin', K, K) -> flat vector in tile order (each channel's
+    tile segment in engine order)."""
     cout, cin = w_pad.shape[:2]
-    parts = [w_pad[o0:o1, i0:i1].reshape(-1)
+    parts = [engine_order(w_pad[o0:o1, i0:i1]).reshape(-1)
              for o0, o1 in tile_ranges(cout, to) for i0, i1 in tile_ranges(cin, ti)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
@@ -184,29 +224,47 @@ def unpack_weights(flat: np.ndarray, shape_pad, to: int, ti: int) -> np.ndarray:
     for o0, o1 in tile_ranges(cout, to):
         for i0, i1 in tile_ranges(cin, ti):
             n = (o1 - o0) * (i1 - i0) * k * k
-            w[o0:o1, i0:i1] = np.asarray(flat[pos:pos + n]).reshape(o1 - o0, i1 - i0, k, k)
+            w[o0:o1, i0:i1] = from_engine_order(np.asarray(flat[pos:pos + n]).reshape(o1 - o0, -1), i1 - i0, k)
             pos += n
     return w
 
 
 def alpha_tile_blocks(i0: int, i1: int, k: int, length: int):
-    """Block indices (within a channel's vector) covered by input channels i0..i1."""
+    """Block indices (within a channel's vector) covered by input channels
+    i0..i1 of a kernel that is not decomposed (see alpha_tile_ranges)."""
+    if isa.sub_windows(k) > 1:
+        raise MemoryLayoutError(f"a decomposed k={k} tile covers one block range per sub-window: "
+                                f"use alpha_tile_ranges")
     b0 = (i0 * k * k) // length
     b1 = -(-(i1 * k * k) // length)
     return b0, b1
 
 
+def alpha_tile_ranges(i0: int, i1: int, k: int, length: int, cin_pad: int) -> list:
+    """The block ranges [(b0, b1), ...] of a channel's engine-order vector
+    that input channels i0..i1 cover, in the order the tile stores them: one
+    range for an ordinary kernel, one per sub-window (sub order) for a
+    decomposed one, whose vector is [sub][c in 0..cin_pad-1][ky][kx]."""
+    s = isa.sub_windows(k)
+    if s == 1:
+        return [alpha_tile_blocks(i0, i1, k, length)]
+    w2 = isa.SUB_K * isa.SUB_K
+    return [((sub * cin_pad * w2 + i0 * w2) // length, -(-(sub * cin_pad * w2 + i1 * w2) // length))
+            for sub in range(s * s)]
+
+
 def pack_alphas(alpha: np.ndarray, cin_pad: int, k: int, length: int, to: int, ti: int,
                 pm: int) -> np.ndarray:
     """alpha (Cout', nblocks, n_codes) -> flat vector in tile order, blocks of
-    the pm channels of an oc-group interleaved: [q][b][o mod pm][code]."""
+    the pm channels of an oc-group interleaved: [q][b][o mod pm][code], b
+    the tile's blocks (alpha_tile_ranges, in order)."""
     cout = alpha.shape[0]
     parts = []
     for o0, o1 in tile_ranges(cout, to):
         for i0, i1 in tile_ranges(cin_pad, ti):
-            b0, b1 = alpha_tile_blocks(i0, i1, k, length)
-            a = alpha[o0:o1, b0:b1]
-            parts.append(a.reshape((o1 - o0) // pm, pm, b1 - b0, -1).transpose(0, 2, 1, 3).reshape(-1))
+            a = np.concatenate([alpha[o0:o1, b0:b1] for b0, b1 in alpha_tile_ranges(i0, i1, k, length, cin_pad)],
+                               axis=1)
+            parts.append(a.reshape((o1 - o0) // pm, pm, a.shape[1], -1).transpose(0, 2, 1, 3).reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -217,9 +275,14 @@ def unpack_alphas(flat: np.ndarray, cout: int, cin_pad: int, k: int, length: int
     pos = 0
     for o0, o1 in tile_ranges(cout, to):
         for i0, i1 in tile_ranges(cin_pad, ti):
-            b0, b1 = alpha_tile_blocks(i0, i1, k, length)
-            n = (o1 - o0) * (b1 - b0) * n_codes
-            a = np.asarray(flat[pos:pos + n]).reshape((o1 - o0) // pm, b1 - b0, pm, n_codes)
-            alpha[o0:o1, b0:b1] = a.transpose(0, 2, 1, 3).reshape(o1 - o0, b1 - b0, n_codes)
+            ranges = alpha_tile_ranges(i0, i1, k, length, cin_pad)
+            nb = sum(b1 - b0 for b0, b1 in ranges)
+            n = (o1 - o0) * nb * n_codes
+            a = np.asarray(flat[pos:pos + n]).reshape((o1 - o0) // pm, nb, pm, n_codes)
+            a = a.transpose(0, 2, 1, 3).reshape(o1 - o0, nb, n_codes)
+            at = 0
+            for b0, b1 in ranges:
+                alpha[o0:o1, b0:b1] = a[:, at:at + b1 - b0]
+                at += b1 - b0
             pos += n
     return alpha

@@ -24,6 +24,9 @@ only when the to/ti tile changes):
            serves only its own oc-group (NQ = 1) in ceil(K*K/PN) steps, and
            its tile reads its own channels (one ti-tile, like a POOL), its
            weights wvec_len = ceil(K*K/PN)*PN elements per channel;
+           a decomposed kernel (k = 6, 9, 12) runs its S*S sub-windows one
+           after another, each as a K = 3 layer over the tile's groups (its
+           load reads the input rows of k, its MACs count k*k);
 - write-back: per output pixel and channel group max(pool reads, beats out),
            one write command per (group, row); an average pool's divider
            takes data_bits / 4 + 3 cycles a pixel, overlapped with the next
@@ -253,6 +256,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         k, stride, pads = d.k, d.stride, (d.pad_t, d.pad_b, d.pad_l, d.pad_r)
         conv_h, conv_w = isa.conv_dims(d)
     k2 = k * k
+    # the window the compute slides: 3 for a decomposed kernel (S*S sub-windows), else k
+    wk, subs = isa.window_k(k), isa.sub_windows(k) ** 2
+    wk2 = wk * wk
     fused_pool = None
     if pool or d.pool:
         # (kh, kw, stride, (top, bottom, left, right)); a one-cell POOL included
@@ -338,13 +344,15 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             steps_of = [_ceil(k2, pn)] * ng
             issue_of = steps_of
         else:
+            # a decomposed kernel: each of its S*S sub-windows runs like a
+            # K = 3 layer over the tile's ci-groups (wk = 3), one after another
             cg_last = min(pn, d.in_c - (ng - 1) * pn) if d.insel else pn
-            last_steps = k2 if not d.insel else _ceil(cg_last * k2, pn)
-            steps_of = [k2] * (ng - 1) + [last_steps]
+            last_steps = wk2 if not d.insel else _ceil(cg_last * wk2, pn)
+            steps_of = ([wk2] * (ng - 1) + [last_steps]) * subs
             issue_of = [nq * s for s in steps_of]
         fetch = window = 0
         for issue in issue_of:
-            f, w = row_cycles(k, stride, nc, issue, cfg.in_reads)
+            f, w = row_cycles(wk, stride, nc, issue, cfg.in_reads)
             fetch += nr * f
             window += nr * w
         t = max(fetch, window)

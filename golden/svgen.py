@@ -137,6 +137,10 @@ def render_sv_package() -> str:
         f"  localparam int ShiftMin = {isa.SHIFT_MIN};",
         f"  localparam int ShiftMax = {isa.SHIFT_MAX};",
         "",
+        f"  // Decomposed kernels k = {', '.join(map(str, isa.DECOMPOSED))} run as (k/SubK)^2 sub-windows of",
+        "  // SubK x SubK (golden.isa.sub_windows, window_k).",
+        f"  localparam int SubK = {isa.SUB_K};",
+        "",
         "  // Layer kinds (field kind).",
         f"  typedef enum logic [{kind_bits - 1}:0] {{",
     ]
@@ -381,6 +385,14 @@ def render_isa_md() -> str:
           "  real cell.",
           "- A tile reads the input rows and columns its outputs need, halo included,",
           "  and must fit the on-chip buffers (`TOO_LARGE` otherwise).",
+          f"- **Decomposed kernels.** `k` in {_code(str(isa.DECOMPOSED))} (dense CONV only, `max_k` >= {isa.SUB_K})",
+          f"  is an ordinary k x k convolution that the engine runs as S x S sub-windows of",
+          f"  {isa.SUB_K} x {isa.SUB_K} (S = k / {isa.SUB_K}), accumulated like extra input-channel groups, so",
+          "  a window of `max_k` = 3 serves it. Only its weight order differs: per output",
+          "  channel `[sub = a*S + b][ci][ky][kx]` = w[o, ci, 3a+ky, 3b+kx] (raw weights per",
+          "  tile, and the vector OVSF blocks cut; `golden.memimage.engine_order`). The",
+          "  compiler lowers a dense K x K layer with K > `max_k` to k = 3*ceil(K/3), zero",
+          "  taps at the bottom and right, `pad_b` and `pad_r` grown by k - K.",
           "",
           "## Tensors: slices, residuals, groups",
           "",
@@ -412,8 +424,8 @@ def render_isa_md() -> str:
           "",
           "The functions of `golden/isa.py` that state these rules:",
           ""]
-    for fn in (isa.conv_out, isa.conv_dims, isa.pool_out, isa.pool_window, isa.pool_dims, isa.in_tile_dims,
-               isa.tile_footprint, isa._round_up):
+    for fn in (isa.conv_out, isa.conv_dims, isa.sub_windows, isa.window_k, isa.pool_out, isa.pool_window,
+               isa.pool_dims, isa.in_tile_dims, isa.tile_footprint, isa._round_up):
         L += ["```python", textwrap.dedent(inspect.getsource(fn)).rstrip(), "```", ""]
     return "\n".join(L)
 

@@ -24,6 +24,10 @@ package uz_isa_pkg;
   localparam int ShiftMin = -64;
   localparam int ShiftMax = 63;
 
+  // Decomposed kernels k = 6, 9, 12 run as (k/SubK)^2 sub-windows of
+  // SubK x SubK (golden.isa.sub_windows, window_k).
+  localparam int SubK = 3;
+
   // Layer kinds (field kind).
   typedef enum logic [3:0] {
     KindConv = 4'd1, // convolution; bias, ReLU, fused max pool and data shift optional
@@ -39,7 +43,7 @@ package uz_isa_pkg;
     ErrBadKind        = 8'd2,  // kind not a Kind
     ErrUnsupported    = 8'd3,  // a graph feature this engine does not run (unsupported_features)
     ErrZeroDim        = 8'd4,  // a channel/height/width field is zero
-    ErrBadKernel      = 8'd5,  // k not in {1,3,5,7,11}, or FC with k != 1
+    ErrBadKernel      = 8'd5,  // k not in {1,3,5,7,11} (or {6,9,12}: dense CONV, max_k >= 3), beyond max_k, or FC with k != 1
     ErrBadStride      = 8'd6,  // stride not in 1..4 (FC: must be 1)
     ErrBadPad         = 8'd7,  // a pad >= k
     ErrKernelTooLarge = 8'd8,  // k larger than the padded input
@@ -247,7 +251,7 @@ package uz_isa_pkg;
     logic [1:0]  pool_s;             // w0[27:26] pool stride (1..3)
     logic [1:0]  pool_k;             // w0[25:24] pool window (2 or 3); POOL and fused pool
     logic [2:0]  stride;             // w0[23:21] convolution stride (1..4); FC: 1
-    logic [3:0]  k;                  // w0[20:17] kernel size K (1, 3, 5, 7, 11); FC: 1
+    logic [3:0]  k;                  // w0[20:17] kernel size K (1, 3, 5, 7, 11; 6, 9, 12 run as 3x3 sub-windows); FC: 1
     logic        bias;               // w0[16] add the bias (else the accumulator starts at zero)
     logic        insel;              // w0[15] input selection: pack kernel taps into idle lanes
     logic        ovsf;               // w0[14] weights are generated from OVSF coefficients (else read raw)

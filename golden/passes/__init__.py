@@ -4,6 +4,8 @@
                              folded, the rest as depthwise 1x1 convolutions, SVD
     fuse      (fuse.py)      Network -> Graph of engine layers over tensors
                              (ReLU/clip/pool/residual add fused, concat slices)
+    kernels   (kernels.py)   dense kernels above max_k lowered to decomposed
+                             3x3 sub-window kernels (6, 9, 12)
     quantise  (quantise.py)  fractional lengths per tensor, integer layers
     allocate  (allocate.py)  activation memory: one region per buffer, or
                              liveness-based reuse

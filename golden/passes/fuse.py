@@ -184,10 +184,22 @@ class GLayer:
     notes: list = field(default_factory=list)
     band_of: Optional["GLayer"] = None    # the grouped layer this is a band of (golden.passes.groups)
     band: Optional[tuple] = None          # its groups.Band
+    k_net: int = 0                        # the network's K when lowered to a decomposed kernel (passes.kernels)
 
     @property
     def k(self) -> int:
         return 1 if self.weight is None else self.weight.shape[2]
+
+    def network_conv(self) -> tuple:
+        """(weight, pads) of the network's own convolution: for a layer
+        lowered to a decomposed kernel its K x K taps and pads (the added
+        taps are zero), so float references and formats are computed on
+        exactly the values they were before the lowering."""
+        if not self.k_net:
+            return self.weight, tuple(self.pads)
+        k, d = self.k_net, self.k - self.k_net
+        pt, pb, pl, pr = self.pads
+        return self.weight[:, :, :k, :k], (pt, pb - d, pl, pr - d)
 
 
 @dataclass
@@ -943,7 +955,8 @@ def layer_float(L: GLayer, x: np.ndarray, residual=None) -> np.ndarray:
         elif L.groups > 1:
             y = layers.conv_float(x, L.weight, L.bias, L.stride, L.pads, groups=L.groups)
         else:
-            y = layers.conv_float(x, L.weight, L.bias, L.stride, L.pads)
+            w, pads = L.network_conv()
+            y = layers.conv_float(x, w, L.bias, L.stride, pads)
         if residual is not None:
             y = y + residual
     if L.relu:

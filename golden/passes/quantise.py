@@ -176,7 +176,7 @@ def quantise(graph: Graph, calib: np.ndarray, cfg: EngineConfig, static: bool = 
     g = cfg.pn
 
     if static:
-        ws = [L.weight.ravel() for L in graph.layers if L.weight is not None and not L.synthetic]
+        ws = [L.network_conv()[0].ravel() for L in graph.layers if L.weight is not None and not L.synthetic]
         all_w = np.concatenate(ws) if ws else np.zeros(1)
         bs = [L.bias.ravel() for L in graph.layers if L.bias is not None and not L.synthetic]
         all_b = np.concatenate(bs) if bs else np.zeros(1)
@@ -250,7 +250,7 @@ def quantise(graph: Graph, calib: np.ndarray, cfg: EngineConfig, static: bool = 
         if L.identity:
             fl_w = min(max(0, fl_res - fl_in), bits - 2) if L.residual is not None else 0
         else:
-            fl_w = s_fl_w if static else fit_fl(L.weight, bits, f"layer {L.name!r}: weights")
+            fl_w = s_fl_w if static else fit_fl(L.network_conv()[0], bits, f"layer {L.name!r}: weights")
         w_q = arith.quantize(w, fl_w, bits)
         bias = L.bias if L.bias is not None else np.zeros(cout)
         fl_acc = fl_in + fl_w
@@ -263,9 +263,12 @@ def quantise(graph: Graph, calib: np.ndarray, cfg: EngineConfig, static: bool = 
         if (L.rho != 1 or force_ovsf) and not L.synthetic:
             check_rho(L.rho, cfg.ovsf_len, L.name)
             w_pad = memimage.pad_weights(w_q, cfg)
-            ov = ovsf.decompose(w_pad, fl_w, L.rho, cfg.ovsf_len, cfg.alpha_bits, bits)
+            cin_pad = w_pad.shape[1]
+            # the blocks cut each channel's vector in the engine's order (a
+            # decomposed kernel's differs from (ci, ky, kx))
+            ov = ovsf.decompose(memimage.engine_order(w_pad), fl_w, L.rho, cfg.ovsf_len, cfg.alpha_bits, bits)
             arith.check_fl(ov.fl_alpha, f"layer {L.name!r}: OVSF coefficient fractional length")
-            w_eff = ovsf.reconstruct(ov, bits)[:cout, :w.shape[1]]
+            w_eff = memimage.from_engine_order(ovsf.reconstruct(ov, bits), cin_pad, k)[:cout, :w.shape[1]]
         else:
             w_eff = w_q
         bias_shift = fl_b - fl_acc
@@ -425,8 +428,11 @@ def quantize_network(elayers: list, calib: np.ndarray, cfg: EngineConfig, static
     """The chain compiler's interface: choose formats layer by layer on
     calibration images for a list of network.EngineLayer. Returns (fl of the
     network input, [QLayer]) with tiles set."""
+    from .kernels import lower_kernels
     from .tile import tile_layers
     calib = check_calib(calib)
-    res = quantise(chain_graph(elayers, calib.shape[1:]), calib, cfg, static, force_ovsf)
+    graph = chain_graph(elayers, calib.shape[1:])
+    lower_kernels(graph, cfg)
+    res = quantise(graph, calib, cfg, static, force_ovsf)
     tile_layers(res.layers, cfg)
     return res.fl_input, res.layers

@@ -137,10 +137,6 @@ def render_sv_package() -> str:
         f"  localparam int ShiftMin = {isa.SHIFT_MIN};",
         f"  localparam int ShiftMax = {isa.SHIFT_MAX};",
         "",
-        f"  // Decomposed kernels k = {', '.join(map(str, isa.DECOMPOSED))} run as (k/SubK)^2 sub-windows of",
-        "  // SubK x SubK (golden.isa.sub_windows, window_k).",
-        f"  localparam int SubK = {isa.SUB_K};",
-        "",
         "  // Layer kinds (field kind).",
         f"  typedef enum logic [{kind_bits - 1}:0] {{",
     ]

@@ -24,10 +24,6 @@ package uz_isa_pkg;
   localparam int ShiftMin = -64;
   localparam int ShiftMax = 63;
 
-  // Decomposed kernels k = 6, 9, 12 run as (k/SubK)^2 sub-windows of
-  // SubK x SubK (golden.isa.sub_windows, window_k).
-  localparam int SubK = 3;
-
   // Layer kinds (field kind).
   typedef enum logic [3:0] {
     KindConv = 4'd1, // convolution; bias, ReLU, fused max pool and data shift optional

@@ -363,3 +363,12 @@ def test_perf_compute_is_sub_windows_of_a_3x3_layer(k):
         assert len(dec) == len(plain) and dec
         for a, b in zip(dec, plain):
             assert a - fixed == pytest.approx(s2 * (b - fixed))
+
+
+@pytest.mark.parametrize("k", isa.DECOMPOSED)
+def test_networks_still_refuse_decomposed_kernel_sizes(k):
+    """6, 9, 12 are engine kernels the compiler makes, not network kernels."""
+    spec = {"name": "n", "input_shape": [3, 16, 16], "weights": {"seed": 1},
+            "layers": [{"name": "c", "type": "conv", "out_channels": 4, "kernel": k, "pad": 1}]}
+    with pytest.raises(NetworkError, match=f"kernel size {k} not supported"):
+        load_network(spec)

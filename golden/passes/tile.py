@@ -16,6 +16,9 @@ and only a non-overlapping, unpadded pool (window = stride) may split the
 plane; an overlapping or padded pool, an average pool with pads and a global
 pool take the whole plane in one tile. ``ti`` counts one group's input
 channels (a grouped layer's weights are (out_c, in_c / groups, K, K)).
+A decomposed kernel (k' = 6, 9, 12: S*S sub-windows of 3x3) is tiled as
+any k' x k' layer: ti * S*S*9 = ti * k'^2 weights per output channel, and
+the input rows and columns of k'.
 """
 from __future__ import annotations
 

@@ -372,3 +372,20 @@ def test_networks_still_refuse_decomposed_kernel_sizes(k):
             "layers": [{"name": "c", "type": "conv", "out_channels": 4, "kernel": k, "pad": 1}]}
     with pytest.raises(NetworkError, match=f"kernel size {k} not supported"):
         load_network(spec)
+
+
+#: like tb/regressions.CONFIGS["ecp5"]: PM = PN = L = 4, a 3x3 window, small buffers
+ECP5 = EngineConfig(data_bits=16, acc_bits=48, pm=4, pn=4, ovsf_len=4, alpha_bits=16, axi_data_bits=64,
+                    in_buf_elems=4096, wgt_buf_elems=4096, out_buf_elems=2048, max_k=3)
+
+
+@pytest.mark.parametrize("rho", [1.0, 0.5])
+def test_small_engine_runs_the_big_kernels_over_several_ti_tiles(rho):
+    net = load_network(BIG)
+    calib = _calib(net, 2)
+    prog = compiler.compile_network(net, ECP5, calib, rho=rho)
+    ds = descriptors(prog)
+    assert [(d.k, d.ovsf) for d in ds] == [(k, int(rho != 1)) for k in (6, 9, 12, 3)]
+    assert any(d.k in isa.DECOMPOSED and d.ti < memimage.round_up(d.in_c, ECP5.pn) for d in ds)
+    xq = compiler.load_input(prog, calib[1])
+    assert np.array_equal(_run(prog, calib[1]), compiler.network_output_q(prog, xq))

@@ -167,6 +167,9 @@ KERNELS = (1, 3, 5, 7, 11)
 #: them whatever max_k. The compiler lowers a dense K x K layer with K >
 #: max_k to the next one (zero taps at the high rows/columns).
 DECOMPOSED = (6, 9, 12)
+#: The most input channels (rounded up to PN) times sub-windows a decomposed
+#: layer may have: the engine counts them in 16 bits.
+DECOMPOSED_CHANNELS_MAX = 65535
 SUB_K = 3
 STRIDES = (1, 2, 3, 4)
 #: Legal range of a shift field: covers any pair of legal fractional lengths.
@@ -380,6 +383,11 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
             fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} on a {'depthwise' if depthwise(d) else 'grouped'} "
                  f"layer (groups={d.groups}); "
                  f"sub-windows run dense convolutions only", "k")
+        if d.k in DECOMPOSED and _round_up(d.in_c, cfg.pn) * sub_windows(d.k) ** 2 > DECOMPOSED_CHANNELS_MAX:
+            # the loader counts the weights of a channel as in_c rounded up to
+            # PN times the sub-windows, in 16 bits
+            fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} on in_c={d.in_c}: {sub_windows(d.k) ** 2} sub-windows "
+                 f"times {_round_up(d.in_c, cfg.pn)} channels is more than {DECOMPOSED_CHANNELS_MAX}", "k")
         if d.stride not in STRIDES:
             fail(Err.BAD_STRIDE, f"stride {d.stride} not supported (supported: 1..4)", "stride")
         if kind == Kind.FC and d.stride != 1:

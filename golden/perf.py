@@ -331,7 +331,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         rd += cmds * beats * beat
         return t, rd, (waits + 1) * (ov.command + mem.latency)
 
-    def compute_time(no, ni, nr, nc):
+    def compute_time(no, i0, ni, nr, nc):
         """Rows of pixels stream through the window (fetcher and window
         side overlap through two column-pair slots): a tile takes the longer
         of its fetch and its window side."""
@@ -346,9 +346,10 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         else:
             # a decomposed kernel: each of its S*S sub-windows runs like a
             # K = 3 layer over the tile's ci-groups (wk = 3), one after another
-            cg_last = min(pn, d.in_c - (ng - 1) * pn) if d.insel else pn
-            last_steps = wk2 if not d.insel else _ceil(cg_last * wk2, pn)
-            steps_of = ([wk2] * (ng - 1) + [last_steps]) * subs
+            # Input selection packs each group's real channels: those of
+            # the tile's (from channel i0) up to in_c, at most PN a group.
+            steps_of = [_ceil(max(0, min(pn, d.in_c - i0 - g * pn)) * wk2, pn) if d.insel else wk2
+                        for g in range(ng)] * subs
             issue_of = [nq * s for s in steps_of]
         fetch = window = 0
         for issue in issue_of:
@@ -441,7 +442,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt
                         rd += rrd
-                    ct, mac = compute_time(no, ni, nr, nc)
+                    ct, mac = compute_time(no, i0, ni, nr, nc)
                     cstart = max(handed, comp_end[-1] if comp_end else 0.0)
                     if ii == 0 and out_tile >= 2:
                         cstart = max(cstart, wb_end[out_tile - 2])

@@ -249,6 +249,23 @@ module uz_compute
   logic        plane_ok_q;                 // plane_q holds this layer's
   logic [31:0] gbase_q, rbase_q, raddr_q;  // addresses of (gl), (gl, py), the read
   logic signed [19:0] y_tile, x_tile;      // the tile's first input row and column
+  // A decomposed kernel (g.ksub > 1) runs its ksub x ksub sub-windows of 3x3
+  // one after the other, each over all the tile's ci-groups, like that many
+  // more ci-groups: sub-window (a, b) reads input rows 3a + ky and columns
+  // 3b + kx of each pixel's k x k footprint, and its weights follow the
+  // previous sub-window's (golden.isa.DECOMPOSED: [sub][channel][3x3]).
+  logic [1:0]  sa_q, sb_q;                 // the sub-window's row and column (0 .. ksub-1)
+  logic [3:0]  suby_q, subx_q;             // 3a and 3b
+  logic [31:0] subrow_off_q;               // 3a * IW: the sub-window row's first word
+  logic        sub_first, sub_last, sb_last;
+  logic signed [19:0] y_sub, x_sub;        // the sub-window's first input row and column
+  logic [15:0] ng_subs;                    // the tile's ci-groups times the sub-windows
+  assign ng_subs   = uz_util_pkg::mul_subs(ng_tile, g.ksub);   // (Icarus 11 casts no call)
+  assign sb_last   = (32'(sb_q) == 32'(g.ksub) - 1);
+  assign sub_first = (sa_q == '0) && (sb_q == '0);
+  assign sub_last  = (32'(sa_q) == 32'(g.ksub) - 1) && sb_last;
+  assign y_sub     = y_tile + $signed({16'b0, suby_q});
+  assign x_sub     = x_tile + $signed({16'b0, subx_q});
   logic signed [19:0] ybase_q, y_q, x_q;
   // IH*IW on a shared two-cycle multiplier as the layer starts; the first
   // tile waits for it (the loader takes far longer to fill it).
@@ -309,8 +326,8 @@ module uz_compute
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     // depthwise: the first of the Ratio windows of an oc-group starts it
-    new_meta.init       = it_first_ti && (g.dw ? (gsub_q == '0) : (gl_q == '0));
-    new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q);
+    new_meta.init       = it_first_ti && (g.dw ? (gsub_q == '0) : (gl_q == '0) && sub_first);
+    new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
     new_meta.out_last   = it_last_ti;
     new_meta.gquo       = gquo_q;
     new_meta.gsub       = gsub_q;
@@ -349,7 +366,7 @@ module uz_compute
   assign slot_free = !cp_full_q[fslot_q] && !(wr_pending_q && wr_slot_q == fslot_q && !wr_last_q) ||
                      (slot_pop && cslot_q == fslot_q);
   assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free);
-  assign it_last_unit = row_done_q && (py_q == nr_m1_q) && (gl_q == ng_m1_q);
+  assign it_last_unit = row_done_q && (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
 
   // A half's full flag stays set until the issue stage releases the tile in
   // it, so with tiles of one or two windows the fetcher could come back to
@@ -402,6 +419,7 @@ module uz_compute
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
       wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0; row_done_q <= 1'b0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
+      sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
       wr_ky_q <= '0;
@@ -420,8 +438,10 @@ module uz_compute
         gquo_q <= '0; gsub_q <= '0;
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
         wgl_q <= '0; accg_q <= '0;
-        // once per tile, a product of a group count and K*K (7 bits)
-        wq_step_q <= mul_k2(32'(ng_tile), g.k);
+        sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
+        // once per tile, a product of a group count (of every sub-window)
+        // and K*K (7 bits)
+        wq_step_q <= mul_k2(32'(ng_subs), g.k);
         row_done_q <= (first_adv >= ucols_d);
         chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
@@ -450,10 +470,10 @@ module uz_compute
             u_q     <= u_adv;
             kxc_q   <= kxc_adv;
             raddr_q <= rbase_q + 32'(u_adv);
-            x_q     <= x_tile + $signed({4'b0, u_adv});
+            x_q     <= x_sub + $signed({4'b0, u_adv});
           end else begin
             u_q <= '0; kxc_q <= '0;
-            x_q <= x_tile;
+            x_q <= x_sub;
             if (py_q != nr_m1_q) begin
               py_q      <= py_q + 1'b1;
               pix_row_q <= pix_row_q + OutAw'(g.tc);
@@ -464,8 +484,8 @@ module uz_compute
             end else begin
               py_q      <= '0;
               pix_row_q <= '0;
-              ybase_q   <= y_tile;
-              y_q       <= y_tile;
+              ybase_q   <= y_sub;
+              y_q       <= y_sub;
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
                 if (32'(gsub_q) == Ratio - 1) begin
@@ -484,10 +504,36 @@ module uz_compute
                 gbase_q <= gbase_q + plane_q;
                 rbase_q <= gbase_q + plane_q;
                 raddr_q <= gbase_q + plane_q;
+              end else if (!sub_last) begin
+                // the next sub-window: the ci-groups again, from its
+                // corner of the footprint; its weights follow on
+                gl_q <= '0;
+                gquo_q <= '0; gsub_q <= '0;
+                chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
+                wgl_q <= wgl_q + 32'(g.k2);
+                if (sb_last) begin
+                  sa_q <= sa_q + 1'b1; sb_q <= '0;
+                  suby_q <= suby_q + 4'd3; subx_q <= '0;
+                  subrow_off_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
+                  gbase_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
+                  rbase_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
+                  raddr_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
+                  ybase_q <= y_tile + $signed({16'b0, suby_q + 4'd3});
+                  y_q     <= y_tile + $signed({16'b0, suby_q + 4'd3});
+                  x_q     <= x_tile;
+                end else begin
+                  sb_q <= sb_q + 1'b1;
+                  subx_q <= subx_q + 4'd3;
+                  gbase_q <= subrow_off_q + 32'(subx_q) + 32'd3;
+                  rbase_q <= subrow_off_q + 32'(subx_q) + 32'd3;
+                  raddr_q <= subrow_off_q + 32'(subx_q) + 32'd3;
+                  x_q     <= x_sub + 20'sd3;
+                end
               end else begin
                 // tile done: on to the next one (other half)
                 gl_q <= '0;
                 gquo_q <= '0; gsub_q <= '0;
+                sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
                 hw_q <= !hw_q;
                 if (it_last_ti) ho_q <= !ho_q;
               end
@@ -1024,6 +1070,15 @@ module uz_compute
   `ASSERT(ChanLeftCurrent_A, fe_state_q != FeFetch ||
           chan_left_q == $signed({2'b0, g.in_c}) - $signed({2'b0, i0}) - $signed({2'b0, gl_q << LogPN}),
           clk_i, rst_ni)
+  // a decomposed kernel's sub-window: in range, its corner and first word
+  // counted right, a 3x3 window; the group's base word includes the corner
+  `ASSERT(SubWindowCurrent_A, fe_state_q != FeFetch ||
+          (32'(sa_q) < 32'(g.ksub) && 32'(sb_q) < 32'(g.ksub) && 32'(suby_q) == 3 * 32'(sa_q) &&
+           32'(subx_q) == 3 * 32'(sb_q) && subrow_off_q == 32'(suby_q) * 32'(g.iw_t) &&
+           (g.ksub == 3'd1 || (g.k == 4'd3 && !g.dw && !g.pool_kind))),
+          clk_i, rst_ni)
+  `ASSERT(GroupBaseCurrent_A, fe_state_q != FeFetch ||
+          gbase_q == 32'(gl_q) * plane_q + subrow_off_q + 32'(subx_q), clk_i, rst_ni)
   `ASSERT(IssueFromWholeWindow_A, !mac_step_o || (wfull_q && need_q == '0), clk_i, rst_ni)
   // a row's first column arrives only into an empty window
   `ASSERT(RowStartsEmpty_A, !(win_shift && cp_first_q[cslot_q] && ccol_q == '0) || need_base == g.k, clk_i, rst_ni)

@@ -264,6 +264,7 @@ module uz_desc_check #(
   logic [15:0] in_c_all, out_c_all;     // channels of the whole tensor (max(total, c))
   logic        dw;                      // depthwise (golden.isa.depthwise)
   logic [7:0]  k2;                      // k * k
+  logic        k_dec;                   // a decomposed kernel (6, 9, 12)
   logic [31:0] dw_wvec;                 // its weights per channel (golden.isa.wvec_len)
 
   always_comb begin
@@ -271,8 +272,12 @@ module uz_desc_check #(
     is_fc   = f_kind == KindFc;
     is_pool = f_kind == KindPool;
     pooled  = is_pool || (is_conv && f_pool);
-    k_ok    = (f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11) &&
-              32'(f_k) <= MaxK;
+    // A decomposed kernel (6, 9, 12: golden.isa.DECOMPOSED) runs on a 3x3
+    // window whatever MaxK, in a dense convolution only.
+    k_dec   = f_k == 4'd6 || f_k == 4'd9 || f_k == 4'd12;
+    k_ok    = ((f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11) &&
+               32'(f_k) <= MaxK) ||
+              (k_dec && MaxK >= 3 && is_conv && f_groups <= 16'd1);
     // the pool window (golden.isa.pool_window); a global pool's is the conv
     // result, known only after its division (pk_h_q, pk_w_q)
     pk_hf = DimW'((f_pool_kh != '0) ? f_pool_kh : 8'(f_pool_k));
@@ -579,7 +584,11 @@ module uz_desc_check #(
     c_unsup  = (f_groups > 16'd1 && !dw) || f_in_shuffle > 8'd1;
     c_zero   = f_in_c == '0 || f_in_h == '0 || f_in_w == '0 ||
                f_out_c == '0 || f_out_h == '0 || f_out_w == '0;
-    c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1));
+    // the loader counts a decomposed layer's weights as cin_pad * (k/3)^2
+    // channels in 16 bits: cin_pad at most 65535 / (k/3)^2
+    c_kernel = !is_pool && (!k_ok || (is_fc && f_k != 4'd1) ||
+                            (f_k == 4'd6 && in_c_up > 32'd16383) || (f_k == 4'd9 && in_c_up > 32'd7281) ||
+                            (f_k == 4'd12 && in_c_up > 32'd4095));
     c_stride = !is_pool && (f_stride == 3'd0 || f_stride > 3'd4 || (is_fc && f_stride != 3'd1));
     c_pad    = !is_pool && (f_pad_t >= f_k || f_pad_b >= f_k || f_pad_l >= f_k || f_pad_r >= f_k);
     c_ktl    = !is_pool && (DimW'(f_k) > pad_h_q || DimW'(f_k) > pad_w_q);

@@ -96,7 +96,12 @@ module uz_layer
     lgeom.dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
     lgeom.ovsf      = d.ovsf;
     lgeom.insel     = d.insel;
-    lgeom.k         = lgeom.pool_kind ? 4'd1 : d.k;
+    // A decomposed kernel (k = 6, 9, 12; golden.isa.DECOMPOSED) runs as
+    // (k/3)^2 sub-windows of 3x3 that accumulate like extra ci-groups: the
+    // compute's window is 3x3, the loader sees (k/3)^2 times the channels.
+    lgeom.ksub      = (d.kind != KindConv) ? 3'd1 : (d.k == 4'd6) ? 3'd2 : (d.k == 4'd9) ? 3'd3 :
+                      (d.k == 4'd12) ? 3'd4 : 3'd1;
+    lgeom.k         = lgeom.pool_kind ? 4'd1 : (lgeom.ksub != 3'd1) ? 4'd3 : d.k;
     lgeom.k2        = 7'(lgeom.k * lgeom.k);
     lgeom.wsteps    = lgeom.dw ? 7'((8'(lgeom.k2) + 8'(PN - 1)) >> $clog2(PN)) : lgeom.k2;
     lgeom.stride    = lgeom.pool_kind ? 3'd1 : d.stride;
@@ -382,14 +387,15 @@ module uz_layer
 `ifndef UZ_NO_ASSERT
   // The check's sizes are the descriptor's (golden.isa.conv_dims,
   // in_tile_dims), divided and multiplied here the plain way.
-  logic [31:0] ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols, ref_cout_pad;
+  logic [31:0] ref_k, ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols, ref_cout_pad;
   always_comb begin
+    ref_k       = lgeom.pool_kind ? 32'd1 : 32'(d.k);   // the real kernel, not the window's
     ref_conv_h  = lgeom.pool_kind ? 32'(d.in_h) :
-                  (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
+                  (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - ref_k) / 32'(lgeom.stride) + 1;
     ref_conv_w  = lgeom.pool_kind ? 32'(d.in_w) :
-                  (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - 32'(lgeom.k)) / 32'(lgeom.stride) + 1;
-    ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
-    ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom.stride) + 32'(lgeom.k);
+                  (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - ref_k) / 32'(lgeom.stride) + 1;
+    ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom.stride) + ref_k;
+    ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom.stride) + ref_k;
     ref_cout_pad = (32'(d.out_c) + PM - 1) / PM * PM;
   end
   `ASSERT(GeomFromCheck_A, !active_q || (32'(geom.conv_h) == ref_conv_h && 32'(geom.conv_w) == ref_conv_w &&

@@ -194,9 +194,13 @@ module uz_loader
   function automatic logic [15:0] w_chans(logic [15:0] c, logic ovsf);
     w_chans = ovsf ? (c >> LogL) : c;
   endfunction
+  // A decomposed kernel's (k/3)^2 sub-windows are, to the weights, that many
+  // times the channels of a 3x3 kernel (golden.isa.DECOMPOSED): memory and
+  // the buffer hold a channel's weights as [sub-window][channel][3x3]. (The
+  // descriptor check keeps cin_pad * (k/3)^2 within 16 bits.)
   logic [15:0] w_cin_pad, w_ng;
-  assign w_cin_pad = g.dw ? 16'(PN) : g.cin_pad;
-  assign w_ng      = (g.dw ? 16'(PN) : ni) >> LogPN;     // the data side's tile
+  assign w_cin_pad = g.dw ? 16'(PN) : uz_util_pkg::mul_subs(g.cin_pad, g.ksub);
+  assign w_ng      = (g.dw ? 16'(PN) : uz_util_pkg::mul_subs(ni, g.ksub)) >> LogPN;     // the data side's tile
   // Weights are counted in units: elements (raw) or alphas (OVSF). An OVSF
   // channel of c input channels has (c / L) * wsteps blocks of n_codes
   // alphas (c is a multiple of PN, so of L); a raw one c * wsteps elements.
@@ -261,8 +265,8 @@ module uz_loader
   logic [15:0] ca_ng, ca_w_i0, ca_w_ni;
   logic        ga_ylo0, ga_yhi_max, ga_xlo0, ga_xhi_max;  // the clipped bounds are the plane's
   assign ca_ng   = ca_ni >> LogPN;
-  assign ca_w_i0 = g.dw ? '0 : ca_i0;
-  assign ca_w_ni = g.dw ? 16'(PN) : ca_ni;
+  assign ca_w_i0 = g.dw ? '0 : uz_util_pkg::mul_subs(ca_i0, g.ksub);
+  assign ca_w_ni = g.dw ? 16'(PN) : uz_util_pkg::mul_subs(ca_ni, g.ksub);
   // halo()'s compares of the clipped bounds, on the unclipped ones
   assign ga_ylo0    = (ga_y0_q < 0) || (ga_y0_q[15:0] == '0);
   assign ga_xlo0    = (ga_x0_q < 0) || (ga_x0_q[15:0] == '0);

@@ -15,6 +15,19 @@ package uz_util_pkg;
                  (((st & 3'd4) != '0) ? v << 2 : 32'd0);
   endfunction
 
+  // c * ksub^2 for the sub-windows per side of a decomposed kernel (1..4:
+  // k = 6, 9, 12 run as (k/3)^2 sub-windows of 3x3, golden.isa.DECOMPOSED):
+  // to the weights and the ci-group loop, a decomposed layer has ksub^2
+  // times the channels of a 3x3 one. Shifts and adds.
+  function automatic logic [15:0] mul_subs(logic [15:0] c, logic [2:0] ksub);
+    case (ksub)
+      3'd2:    mul_subs = c << 2;
+      3'd3:    mul_subs = (c << 3) + c;
+      3'd4:    mul_subs = c << 4;
+      default: mul_subs = c;
+    endcase
+  endfunction
+
   // One step of a restoring division by a stride d of 1..4, one quotient bit
   // from the top: the remainder so far rm (below d) takes the dividend's
   // next bit b; returns {quotient bit, new remainder}. Every division by a
@@ -91,8 +104,9 @@ package uz_util_pkg;
     logic        dw;         // depthwise CONV (golden.isa.depthwise)
     logic        ovsf;       // weights generated from OVSF coefficients (else raw)
     logic        insel;      // input selection: only a group's real channels fill the lanes
-    logic [3:0]  k;          // kernel size (POOL: 1)
-    logic [6:0]  k2;         // k * k
+    logic [3:0]  k;          // the window's kernel size: k, 3 for a decomposed k (POOL: 1)
+    logic [6:0]  k2;         // k * k of the window
+    logic [2:0]  ksub;       // sub-windows per side: k / 3 for a decomposed k (6, 9, 12), else 1
     logic [6:0]  wsteps;     // weight words per (channel, ci-group): k2, or ceil(k2/PN) for dw
     logic [2:0]  stride;     // (POOL: 1)
     logic [3:0]  pad_t;      // padding top and left (POOL: 0)

@@ -112,6 +112,10 @@ POOL_OP_BINS = ("max", "avg", "global_avg", "global_max")
 POOL_PAD_BINS = ("none", "equal", "unequal")
 GROUP_BINS = ("dense", "depthwise", "lowered")
 INSEL_BINS = ("off", "on")
+# A decomposed kernel's 3x3 sub-windows per side (k 6, 9): a 12x12 (4 a side)
+# needs 144 weight words a group, more than any regression configuration's
+# 128 (tests/test_rtl_engine.py runs one on ecp5)
+SUB_WINDOW_BINS = (2, 3)
 
 
 def _illegal_shapes():
@@ -224,13 +228,14 @@ _coverage = coverage_section(
     CoverCross(f"{GROUP}.group_k_stride_insel", items=[f"{GROUP}.{n}" for n in ("group", "k", "stride", "insel")],
                ign_bins=_not_generated_groups()),
     CoverCross(f"{GROUP}.group_weights", items=[f"{GROUP}.group", f"{GROUP}.weights"]),
+    _point("sub_windows", SUB_WINDOW_BINS),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
           "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
           "clip", "in_slice", "out_slice", "out_gap", "res", "res_shift", "res_sat", "pool_op", "pool_pads",
-          "pool_nonsquare", "pool_incl_pad", "group")
+          "pool_nonsquare", "pool_incl_pad", "group", "sub_windows")
 
 
 @_coverage
@@ -318,6 +323,9 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         "pool_nonsquare": nonsquare,
         "pool_incl_pad": incl_pad,
         "group": group,
+        # sampled from the descriptor the engine ran: a kernel the compiler
+        # decomposed (golden.isa.DECOMPOSED)
+        "sub_windows": isa.sub_windows(d.k) if kind == "CONV" and d.k in isa.DECOMPOSED else None,
     }
 
 

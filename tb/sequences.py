@@ -5,6 +5,7 @@ run's seed (COCOTB_RANDOM_SEED), so `SEED=N` replays a run exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -36,10 +37,15 @@ def make_program(spec: dict, cfg, label: str, insel: str = "auto", input_scale: 
     that saturates the add, a global max pool)."""
     from .regressions import engine_cases
     tiles = engine_cases.fit_tiles(tiles, cfg)
+    # "max_k" in a spec compiles it for a smaller window than cfg's: its
+    # kernels above that run as 3x3 sub-windows (golden.isa.DECOMPOSED), which
+    # any engine with a window of 3 or more runs
+    spec = dict(spec)
+    ccfg = dataclasses.replace(cfg, max_k=min(cfg.max_k, spec.pop("max_k", cfg.max_k)))
     net = load_network(spec)
     rng = np.random.default_rng(random.getrandbits(32))
     calib = calib_scale * rng.normal(0, 1, (2,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, calib, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
+    prog = compiler.compile_network(net, ccfg, calib, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
     compiler.load_input(prog, calib[0] * input_scale)
     if shifts:
         d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
@@ -303,6 +309,9 @@ class LayerParams(Randomized):
         self.pool_win = (2, 2, 0)
         self.group = "dense"
         self.residual = False
+        # compile a dense K > 3 conv for a 3x3 window (sub-windows): None
+        # decides by the weights' seed (one in four), True and False force it
+        self.decompose = None
         self.add_rand("kind", ["conv", "conv", "conv", "conv", "fc", "pool"])
         self.add_rand("cin", list(range(1, 3 * cfg.pn + 3)))
         self.add_rand("cout", list(range(1, 3 * cfg.pm + 3)))
@@ -392,7 +401,13 @@ class LayerParams(Randomized):
         pk, ps, pp = {"2x2s2": (2, 2, 0), "3x3s2": (3, 2, 0), "3x3s2p1": (3, 2, 1)}.get(self.pool, (0, 0, 0))
         if pk and pk <= min(oh, ow) + 2 * pp:
             lay.append({"name": "pool", "type": "maxpool", "kernel": pk, "stride": ps, "pad": pp})
-        return {"name": "rand_conv", "input_shape": [self.cin, h, w], "weights": {"seed": seed}, "layers": lay}
+        spec = {"name": "rand_conv", "input_shape": [self.cin, h, w], "weights": {"seed": seed}, "layers": lay}
+        decompose = seed % 4 == 0 if self.decompose is None else self.decompose
+        if self.group == "dense" and k > 3 and decompose and decomposable(k, self.cfg):
+            # one dense K > 3 conv in four on a 3x3 window: sub-windows. From
+            # the weights' seed, not a draw, so the other draws stay as they were
+            spec["max_k"] = 3
+        return spec
 
 
     def grouped_shape(self) -> tuple:
@@ -407,6 +422,14 @@ class LayerParams(Randomized):
         if g == self.cin and per == 1:
             per = 2
         return g * per, g
+
+
+def decomposable(k: int, cfg) -> bool:
+    """A K x K dense conv compiled for a 3x3 window fits cfg's weight buffer:
+    one ci-group's (ceil(K/3))^2 sub-windows of 9 words each, per oc-group
+    (an 11x11, 144 words, does not fit the regression configurations' 128)."""
+    s = -(-k // 3)
+    return 9 * s * s <= cfg.wgt_buf_elems // (cfg.pm * cfg.pn)
 
 
 def layer_groups() -> tuple:
@@ -532,6 +555,7 @@ class CoverageSweepSeq(RandomLayerSeq):
     async def body(self):
         cfg = _cfg()
         p = LayerParams(cfg)
+        p.decompose = False               # the K bins are the network's kernels
         rhos = [r for r in RHOS if r * cfg.ovsf_len >= 1]
         for i, (kind, k, stride, pad) in enumerate(cross_bins(cfg)):
             p.randomize()
@@ -566,6 +590,21 @@ class CoverageSweepSeq(RandomLayerSeq):
             p.rho = rhos[j % len(rhos)]
             p.ovsf_at_1 = (j // len(rhos)) % 2 == 0
             p.tiling = "split" if j % 4 == 1 else "auto"
+            p.fit()
+            await self.run_layer(p, cfg, n + j)
+        # then a dense 5x5, 7x7 and (where the weight buffer holds it) 11x11
+        # on a 3x3 window: the sub_windows bins (golden.isa.DECOMPOSED),
+        # input selection and OVSF in turn
+        n += len(group_bins())
+        p.decompose = True
+        for j, k in enumerate(k for k in (5, 7, 11) if decomposable(k, cfg)):
+            p.randomize()
+            p.kind, p.group, p.pool, p.scale, p.shifts, p.residual = "conv", "dense", "none", 1.0, "fit", False
+            p.cin, p.cout = min(p.cin, cfg.pn + 3), min(p.cout, cfg.pm + 3)
+            p.h, p.w = min(p.h, 12), min(p.w, 12)
+            p.k, p.stride, p.insel, p.pad_mode = k, 1 + j, ("on", "off", "auto")[j], "same"
+            p.rho, p.ovsf_at_1 = rhos[j % len(rhos)], j == 2
+            p.tiling = "auto"
             p.fit()
             await self.run_layer(p, cfg, n + j)
 

@@ -33,7 +33,7 @@ ICARUS_NIGHTLY_ONLY = {"res_block", "ovsf_rho"}
 #: The next longest under Icarus (40 to 140 s each since the loader's alpha
 #: queue became fixed slices, which Icarus re-evaluates every beat) run in
 #: make test-slow, which CI runs after make test, and in the nightly.
-ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6", "two_layer_pool"}
+ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6", "two_layer_pool", "big_kernels"}
 
 
 @pytest.mark.parametrize("case, sim", [pytest.param(c, s, marks=[pytest.mark.slow] if (s == "icarus" and c in ICARUS_SLOW)
@@ -139,3 +139,16 @@ def test_engine_pm_multiple_of_pn(case, config, sim):
     cfg = CONFIGS[config]
     assert cfg.pm % cfg.pn == 0 and cfg.pm > cfg.pn
     run_case(case, sim, cfg=cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(engine_cases.DECOMP_CASES))
+def test_engine_decomposed_kernels_on_a_3x3_window(case):
+    """The engine built with a 3x3 window (MaxK = 3, the ECP5 configuration)
+    runs 5x5, 7x7 and 11x11 convolutions as 2x2, 3x3 and 4x4 sub-windows
+    (golden.isa.DECOMPOSED), bit exact; make test runs big_kernels on small
+    (MaxK = 11), whose window takes the same 3x3 sub-windows."""
+    from tb.regressions import CONFIGS
+    cfg = CONFIGS["ecp5"]
+    assert cfg.max_k == 3
+    run_case(case, "verilator", cfg=cfg)

@@ -2,6 +2,8 @@
 built for (the RTL parameters come from the same EngineConfig)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from golden import compiler
@@ -202,6 +204,30 @@ PM_CASES = {
         {"name": "head", "type": "conv", "out_channels": 10, "kernel": 1}]},
 }
 
+#: Kernels above 3 compiled for a 3x3 window (max_k 3 at compile time,
+#: whatever the configuration's MaxK): the compiler pads 5, 7 and 11 to 6, 9
+#: and 12, which the engine runs as 2x2, 3x3 and 4x4 sub-windows of 3x3
+#: (golden.isa.DECOMPOSED). big_kernels: a 3-channel 7x7/2 first layer
+#: (input selection), an OVSF 5x5 of two ci-groups (the last one's real
+#: channels packed) in row tiles, a 5x5/3 split into ti-tiles (sub-windows,
+#: ci-groups and tiles all nest).
+#: kernel_11: an 11x11/4 and an OVSF 7x7, whose 144 and 81 weight words an
+#: oc-group need a weight buffer of 256 words a half (ecp5, default), twice
+#: small's.
+DECOMP_CASES = {
+    "big_kernels": {"input_shape": [3, 15, 17], "weights": {"seed": 17}, "max_k": 3,
+                    "tiles": {"c2": {"tr": 3}, "c3": {"ti": 8}}, "layers": [
+        {"name": "c1", "type": "conv", "out_channels": 12, "kernel": 7, "stride": 2, "pad": 3},
+        {"type": "relu"},
+        {"name": "c2", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "rho": 0.5},
+        {"type": "relu"},
+        {"name": "c3", "type": "conv", "out_channels": 4, "kernel": 5, "stride": 3, "pad": 1}]},
+    "kernel_11": {"input_shape": [5, 21, 23], "weights": {"seed": 18}, "max_k": 3, "layers": [
+        {"name": "c1", "type": "conv", "out_channels": 6, "kernel": 11, "stride": 4, "pad": 5},
+        {"type": "relu"},
+        {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 7, "pad": 3, "rho": 0.5}]},
+}
+
 #: The cases using graph features, and the descriptor fields each must use
 #: (test_rtl_engine checks the compiled program really does).
 GRAPH_FEATURES = {"fire": ("out_c_off", "in_c_off"), "concat_gap": ("out_c_off",), "relu6": ("clip",),
@@ -217,13 +243,14 @@ PERF_CASES = {
     "first_layer_3ch": {"input_shape": [3, 32, 32], "weights": {"seed": 6}, "layers": [
         {"name": "conv", "type": "conv", "out_channels": 32, "kernel": 3, "pad": 1}]},
 }
-SMOKE = list(CASES) + list(GRAPH_CASES)
-ALL_CASES = {**CASES, **GRAPH_CASES, **PM_CASES, **PERF_CASES}
+SMOKE = list(CASES) + list(GRAPH_CASES) + ["big_kernels"]
+ALL_CASES = {**CASES, **GRAPH_CASES, **PM_CASES, **DECOMP_CASES, **PERF_CASES}
 CASES.update(PERF_CASES)
 
 
 def fit_tiles(tiles, cfg: EngineConfig):
-    """A forced ``to`` that is not a multiple of PM (16 at PM = 12) becomes
+    """A forced ``ti`` that is not a multiple of PN becomes the next one. A
+    forced ``to`` that is not a multiple of PM (16 at PM = 12) becomes
     the largest multiple of PM not above it, at least PM, and a depthwise
     tile's equal ``ti`` with it: the case keeps several to-tiles on every
     configuration it runs on."""
@@ -232,6 +259,8 @@ def fit_tiles(tiles, cfg: EngineConfig):
     fitted = {}
     for name, t in tiles.items():
         t = dict(t)
+        if "ti" in t and t["ti"] % cfg.pn:
+            t["ti"] = -(-t["ti"] // cfg.pn) * cfg.pn     # a forced ti: whole channel groups
         if "to" in t and t["to"] % cfg.pm:
             to = max(cfg.pm, t["to"] // cfg.pm * cfg.pm)
             if t.get("ti") == t["to"]:
@@ -247,8 +276,11 @@ def build(case: str, cfg: EngineConfig = SMALL, seed: int = 0, insel: str = "aut
     force_ovsf = spec.pop("force_ovsf", False)
     scale = spec.pop("input_scale", 1.0)
     tiles = fit_tiles(spec.pop("tiles", None), cfg)
+    # compiled for a smaller window than the engine's: the program is the
+    # engine's all the same (the window bounds only which kernels it takes)
+    ccfg = dataclasses.replace(cfg, max_k=min(cfg.max_k, spec.pop("max_k", cfg.max_k)))
     net = load_network(spec)
     x = scale * np.random.default_rng(seed).normal(0, 1, (1,) + tuple(net.input_shape))
-    prog = compiler.compile_network(net, cfg, x, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
+    prog = compiler.compile_network(net, ccfg, x, insel=insel, force_ovsf=force_ovsf, tiles=tiles)
     xq = compiler.load_input(prog, x[0])
     return prog, xq, compiler.run_network(prog, xq)

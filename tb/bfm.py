@@ -67,6 +67,9 @@ class GenSample:
     group: int        # ci-group (PN channels) within the layer
     f0: int           # first flat index (c*K*K + tap) within the group
     weights: list
+    # the tile's first ci-group: a decomposed kernel's (golden.isa.DECOMPOSED)
+    # groups count (sub-window, ci-group) from it, sub-window outer
+    tile_group: int = 0
 
 
 @dataclass
@@ -339,11 +342,12 @@ class UzBfm:
             if int(loader.gen_w_valid.value):
                 # up to GenLanes blocks a cycle, for consecutive channels at one f
                 o = int(loader.o0.value) + int(loader.wo_base_q.value) + int(loader.wo_m_q.value)
-                g = int(loader.i0.value) // pn + int(loader.wg_q.value)
+                g0 = int(loader.i0.value) // pn
+                g = g0 + int(loader.wg_q.value)
                 w = int(loader.gen_w.value)
                 for j in range(int(loader.gen_w_blocks.value)):
                     self.probes.gen.append(GenSample(layer, o + j, g, int(loader.wf_q.value),
-                                                     _lanes(w >> (j * length * db), length, db)))
+                                                     _lanes(w >> (j * length * db), length, db), g0))
             if int(loader.bias_wr_en_o.value):
                 addr = int(loader.bias_wr_addr_o.value)
                 half, word = addr >> bias_half_shift, addr & ((1 << bias_half_shift) - 1)

@@ -503,10 +503,22 @@ class WeightsScoreboard(Scoreboard):
         cfg = item.prog.cfg
         k2 = d.k * d.k
         packed = isa.packed_taps(d, cfg.pn)
-        # golden's weights per output channel as the flat (c, tap) vector
-        flat = t.w.reshape(t.w.shape[0], -1)
-        base = 0 if packed else s.group * cfg.pn * k2
+        # golden's weights per output channel as the flat vector in the
+        # engine's order: (c, tap), or a decomposed kernel's (sub-window, c,
+        # 3x3 tap), whose sample group counts (sub-window, ci-group) from the
+        # tile's first ci-group
+        cin_pad = t.w.shape[1]
+        flat = memimage.engine_order(t.w)
+        subs = isa.sub_windows(d.k)
+        if subs > 1:
+            wk2 = isa.SUB_K * isa.SUB_K
+            ng_tile = min(d.ti, cin_pad - s.tile_group * cfg.pn) // cfg.pn
+            sub, gl = divmod(s.group - s.tile_group, ng_tile)
+            base = sub * cin_pad * wk2 + (s.tile_group + gl) * cfg.pn * wk2
+        else:
+            base = 0 if packed else s.group * cfg.pn * k2
         limit = isa.wvec_len(d, cfg.pn) if packed else flat.shape[1]
+        perm = memimage.engine_perm(cin_pad, d.k)
         exp = []
         for f in range(s.f0, s.f0 + len(s.weights)):
             pos = base + f
@@ -514,7 +526,8 @@ class WeightsScoreboard(Scoreboard):
                 exp.append(None)           # a weight the layer does not have
                 continue
             exp.append(int(flat[s.o, pos]))
-            self.seen.add((id(item), s.layer, s.o, pos // k2, pos % k2))
+            nat = int(perm[pos]) if not packed else pos     # its (c, tap) in the K x K kernel
+            self.seen.add((id(item), s.layer, s.o, nat // k2, nat % k2))
         self.checked += 1
         if exp != list(s.weights):
             diffs = [(i, e, g) for i, (e, g) in enumerate(zip(exp, s.weights)) if e != g]

@@ -503,7 +503,7 @@ class RandomLayerSeq(uvm_sequence):
         label = (f"layer{i}: {p.kind}{group} cin {p.cin} cout {p.cout} {p.h}x{p.w} k{p.k} s{p.stride} "
                  f"pad {p.pad_mode} pool {p.pool if p.kind != 'pool' else p.pool_win} rho {p.rho}"
                  f"{' (ovsf)' if force_ovsf else ''} insel {p.insel} scale {p.scale} tiling {p.tiling} "
-                 f"shifts {p.shifts}")
+                 f"shifts {p.shifts}{' on a 3x3 window (sub-windows)' if 'max_k' in spec else ''}")
         item = make_program(spec, cfg, label, insel=p.insel, input_scale=p.scale, stall=_stall(),
                             force_ovsf=force_ovsf)
         q = item.prog.layers[0]

@@ -56,6 +56,20 @@ def _observations(kind, item, img, clip=True):
             for o in range(t.w.shape[0]):
                 for f0 in range(0, isa.wvec_len(d, pn), length):
                     out.append((item, GenSample(i, o, o // pn, f0, [int(v) for v in flat[o, f0:f0 + length]])))
+        elif kind == "weights" and d.ovsf and isa.sub_windows(d.k) > 1:
+            # a decomposed kernel: per ti-tile, the (sub-window, ci-group)
+            # vectors of 3x3 taps in the engine's order, counted from the
+            # tile's first ci-group
+            flat, cin_pad, wk2 = memimage.engine_order(t.w), t.w.shape[1], isa.SUB_K ** 2
+            for o in range(t.w.shape[0]):
+                for i0 in range(0, cin_pad, d.ti):
+                    ng = min(d.ti, cin_pad - i0) // pn
+                    for wg in range(isa.sub_windows(d.k) ** 2 * ng):
+                        sub, gl = divmod(wg, ng)
+                        base = sub * cin_pad * wk2 + (i0 // pn + gl) * pn * wk2
+                        for f0 in range(0, pn * wk2, length):
+                            w = [int(v) for v in flat[o, base + f0:base + f0 + length]]
+                            out.append((item, GenSample(i, o, i0 // pn + wg, f0, w, i0 // pn)))
         elif kind == "weights" and d.ovsf:
             k2 = d.k * d.k
             for o in range(t.w.shape[0]):
@@ -347,6 +361,65 @@ def test_weights_scoreboard_catches_a_wrong_depthwise_weight(where):
     else:
         obs.append((item, GenSample(i, t_rows := item.traces[i].w.shape[0], 0, 0, [0] * length)))
         assert t_rows >= d.out_c
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    for o in obs:
+        sb.write(o)
+    with pytest.raises(AssertionError, match="mismatches"):
+        sb.check_phase()
+
+
+# ------------------------------------------------ decomposed kernels' weights
+
+def _decomposed_item():
+    """A 7x7 OVSF conv of 12 channels compiled for a 3x3 window (k 9: 3x3
+    sub-windows) in ti-tiles of one ci-group."""
+    random.seed(1)
+    spec = {"name": "dec", "input_shape": [12, 9, 9], "weights": {"seed": 5}, "max_k": 3, "layers": [
+        {"name": "c", "type": "conv", "out_channels": 8, "kernel": 7, "pad": 3, "rho": 0.5}]}
+    item = make_program(spec, CFG, "dec", tiles={"c": {"ti": CFG.pn}})
+    img = memimage.MemoryImage()
+    img.data = bytearray(item.prog.image.data)
+    d = isa.Descriptor.decode(img.read(item.prog.desc_addr, isa.DESC_BYTES))
+    assert d.k == 9 and d.ovsf and d.ti < d.in_c
+    item.descs.append(d)
+    item.traces.append(funcmodel.execute_descriptor(img, d, CFG))
+    item.result = (DONE, 0, 0, 100)
+    return item, img
+
+
+def test_weights_scoreboard_sees_every_decomposed_tap():
+    """Blocks of a decomposed kernel, (sub-window, ci-group) counted from the
+    tile's first ci-group, compare equal and cover every (channel, tap)."""
+    item, img = _decomposed_item()
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    for o in _observations("weights", item, img):
+        sb.write(o)
+    n_exp, missing = sb.missing()
+    assert not sb.mismatches and not missing and n_exp
+
+
+@pytest.mark.parametrize("wrong", ["weight", "natural_order", "sub_window"])
+def test_weights_scoreboard_catches_a_wrong_decomposed_block(wrong):
+    """A wrong weight; blocks in the kernel's natural (c, ky, kx) order
+    instead of the sub-windows'; a block reported one sub-window off."""
+    item, img = _decomposed_item()
+    obs = _observations("weights", item, img)
+    if wrong == "weight":
+        s = obs[len(obs) // 2][1]
+        s.weights = [s.weights[0] + 1] + s.weights[1:]
+    elif wrong == "natural_order":
+        t, pn, length = item.traces[0], CFG.pn, CFG.ovsf_len
+        nat = t.w.reshape(t.w.shape[0], -1)
+        for _, s in obs:
+            ng = min(item.descs[0].ti, t.w.shape[1] - s.tile_group * pn) // pn
+            sub, gl = divmod(s.group - s.tile_group, ng)
+            base = sub * t.w.shape[1] * 9 + (s.tile_group + gl) * pn * 9
+            s.weights = [int(v) for v in nat[s.o, base + s.f0:base + s.f0 + length]]
+    else:
+        s = next(s for _, s in obs if s.group - s.tile_group == 0)
+        s.group += 1
     sb = _board(env.WeightsScoreboard)
     sb.programs.append(item)
     for o in obs:

@@ -81,8 +81,8 @@ def _weights(img, d, cfg: EngineConfig, cout_pad: int, cin_pad: int) -> np.ndarr
         n = isa.wvec_len(d, cfg.pn)
         flat = _weights(img, _as_vector(d, n), cfg, cout_pad, n).reshape(cout_pad, n)
         w = np.zeros((cout_pad, cin_pad * d.k * d.k), dtype=np.int64)
-        w[:, :n] = flat
-        return w.reshape(cout_pad, cin_pad, d.k, d.k)
+        w[:, memimage.packed_index(cin_pad, d.in_c // max(1, d.groups), d.k, cfg.pn)] = flat
+        return memimage.from_engine_order(w, cin_pad, d.k)
     if d.ovsf:
         length = 1 << d.log2_l
         nblocks = -(-(cin_pad * d.k * d.k) // length)

@@ -324,7 +324,10 @@ def wvec_len(d, pn: int) -> int:
     d = _as_desc(d)
     cin = d.in_c // max(1, d.groups)
     if packed_taps(d, pn):
-        return _round_up(cin * d.k * d.k, pn)
+        # a decomposed kernel: each sub-window's taps packed and padded apart
+        # (the compute takes a sub-window's steps from whole words)
+        s = sub_windows(d.k)
+        return s * s * _round_up(cin * window_k(d.k) ** 2, pn)
     return _round_up(cin, pn) * d.k * d.k
 
 
@@ -378,11 +381,11 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
                  f"engine's window (max_k={cfg.max_k})", "k")
         if kind == Kind.FC and d.k != 1:
             fail(Err.BAD_KERNEL, f"FC layer with kernel size k={d.k} (must be 1)", "k")
-        # sub-windows accumulate like input-channel groups: dense layers only
-        if d.k in DECOMPOSED and d.groups > 1:
-            fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} on a {'depthwise' if depthwise(d) else 'grouped'} "
-                 f"layer (groups={d.groups}); "
-                 f"sub-windows run dense convolutions only", "k")
+        # sub-windows accumulate like input-channel groups (dense) or like a
+        # depthwise channel's further windows: not in other grouped layers
+        if d.k in DECOMPOSED and d.groups > 1 and not depthwise(d):
+            fail(Err.BAD_KERNEL, f"decomposed kernel k={d.k} on a grouped layer (groups={d.groups}); "
+                 f"sub-windows run dense and depthwise convolutions only", "k")
         if d.k in DECOMPOSED and _round_up(d.in_c, cfg.pn) * sub_windows(d.k) ** 2 > DECOMPOSED_CHANNELS_MAX:
             # the loader counts the weights of a channel as in_c rounded up to
             # PN times the sub-windows, in 16 bits

@@ -197,6 +197,18 @@ def engine_order(w: np.ndarray) -> np.ndarray:
     return np.asarray(w).reshape(cout, -1)[:, engine_perm(cin, k)]
 
 
+def packed_index(cin_pad: int, cing: int, k: int, pn: int) -> np.ndarray:
+    """Where a layer with packed taps (isa.packed_taps) takes its wvec_len
+    weights a channel from in its engine-order vector (cin_pad*k*k long):
+    the first round_up(cing*k*k, PN); a decomposed kernel's, the first
+    round_up(cing*9, PN) of each sub-window's part (cin_pad*9 long), so
+    every sub-window starts a buffer word."""
+    s = isa.sub_windows(k)
+    wk2 = isa.window_k(k) ** 2
+    chunk = -(-cing * wk2 // pn) * pn
+    return np.concatenate([sub * cin_pad * wk2 + np.arange(chunk) for sub in range(s * s)])
+
+
 def from_engine_order(v: np.ndarray, cin: int, k: int) -> np.ndarray:
     """Inverse of engine_order: (Cout, Cin*K*K) engine-order vectors -> (Cout, Cin, K, K)."""
     v = np.asarray(v)

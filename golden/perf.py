@@ -341,7 +341,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             issue_of = [max(1, nq)] * ng
         elif dw:
             # one window per oc-group: nq windows per pixel, one issue each
-            steps_of = [_ceil(k2, pn)] * ng
+            # (a decomposed kernel: a window per sub-window, one after another)
+            steps_of = [_ceil(wk2, pn)] * ng * subs
             issue_of = steps_of
         else:
             # a decomposed kernel: each of its S*S sub-windows runs like a

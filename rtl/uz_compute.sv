@@ -257,6 +257,11 @@ module uz_compute
   logic [1:0]  sa_q, sb_q;                 // the sub-window's row and column (0 .. ksub-1)
   logic [3:0]  suby_q, subx_q;             // 3a and 3b
   logic [31:0] subrow_off_q;               // 3a * IW: the sub-window row's first word
+  // depthwise: the sub-window's first weight word of a channel (its taps
+  // packed into whole words a sub-window: sub * ceil(9/PN))
+  logic [31:0] subw_q;
+  logic [31:0] dw_win_words;               // ceil(K*K/PN): a depthwise window's weight words
+  assign dw_win_words = (32'(g.k2) + 32'(PN - 1)) >> LogPN;
   logic        sub_first, sub_last, sb_last;
   logic signed [19:0] y_sub, x_sub;        // the sub-window's first input row and column
   logic [15:0] ng_subs;                    // the tile's ci-groups times the sub-windows
@@ -326,7 +331,7 @@ module uz_compute
     new_meta.hw         = hw_q;
     new_meta.ho         = ho_q;
     // depthwise: the first of the Ratio windows of an oc-group starts it
-    new_meta.init       = it_first_ti && (g.dw ? (gsub_q == '0) : (gl_q == '0) && sub_first);
+    new_meta.init       = it_first_ti && sub_first && (g.dw ? (gsub_q == '0) : (gl_q == '0));
     new_meta.last_row   = (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
     new_meta.out_last   = it_last_ti;
     new_meta.gquo       = gquo_q;
@@ -419,7 +424,7 @@ module uz_compute
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
       wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0; row_done_q <= 1'b0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
-      sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
+      sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0; subw_q <= '0;
       wr_pending_q <= 1'b0;
       wr_slot_q <= 1'b0; wr_read_q <= '0; wr_last_q <= 1'b0;
       wr_ky_q <= '0;
@@ -438,7 +443,7 @@ module uz_compute
         gquo_q <= '0; gsub_q <= '0;
         gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
         wgl_q <= '0; accg_q <= '0;
-        sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
+        sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0; subw_q <= '0;
         // once per tile, a product of a group count (of every sub-window)
         // and K*K (7 bits)
         wq_step_q <= mul_k2(32'(ng_subs), g.k);
@@ -510,7 +515,11 @@ module uz_compute
                 gl_q <= '0;
                 gquo_q <= '0; gsub_q <= '0;
                 chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
-                wgl_q <= wgl_q + 32'(g.k2);
+                // dense: the next group's weights; depthwise: the sub-window's
+                // words of the first oc-group, its accumulators from the first
+                wgl_q  <= g.dw ? subw_q + dw_win_words : wgl_q + 32'(g.k2);
+                subw_q <= subw_q + dw_win_words;
+                accg_q <= '0;
                 if (sb_last) begin
                   sa_q <= sa_q + 1'b1; sb_q <= '0;
                   suby_q <= suby_q + 4'd3; subx_q <= '0;
@@ -533,7 +542,7 @@ module uz_compute
                 // tile done: on to the next one (other half)
                 gl_q <= '0;
                 gquo_q <= '0; gsub_q <= '0;
-                sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0;
+                sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0; subw_q <= '0;
                 hw_q <= !hw_q;
                 if (it_last_ti) ho_q <= !ho_q;
               end
@@ -1075,7 +1084,7 @@ module uz_compute
   `ASSERT(SubWindowCurrent_A, fe_state_q != FeFetch ||
           (32'(sa_q) < 32'(g.ksub) && 32'(sb_q) < 32'(g.ksub) && 32'(suby_q) == 3 * 32'(sa_q) &&
            32'(subx_q) == 3 * 32'(sb_q) && subrow_off_q == 32'(suby_q) * 32'(g.iw_t) &&
-           (g.ksub == 3'd1 || (g.k == 4'd3 && !g.dw && !g.pool_kind))),
+           (g.ksub == 3'd1 || (g.k == 4'd3 && !g.pool_kind))),
           clk_i, rst_ni)
   `ASSERT(GroupBaseCurrent_A, fe_state_q != FeFetch ||
           gbase_q == 32'(gl_q) * plane_q + subrow_off_q + 32'(subx_q), clk_i, rst_ni)

@@ -265,6 +265,12 @@ module uz_desc_check #(
   logic        dw;                      // depthwise (golden.isa.depthwise)
   logic [7:0]  k2;                      // k * k
   logic        k_dec;                   // a decomposed kernel (6, 9, 12)
+  logic [2:0]  k_sub;                   // its sub-windows a side (1 for the others)
+  // a decomposed depthwise channel's weights: each sub-window's 9 taps in
+  // whole PN words (a signal: Icarus 11 casts no function call)
+  localparam logic [15:0] SubTapWords = 16'((9 + PN - 1) / PN * PN);
+  logic [15:0] dw_wvec_dec;
+  assign dw_wvec_dec = uz_util_pkg::mul_subs(SubTapWords, k_sub);
   logic [31:0] dw_wvec;                 // its weights per channel (golden.isa.wvec_len)
 
   always_comb begin
@@ -272,12 +278,14 @@ module uz_desc_check #(
     is_fc   = f_kind == KindFc;
     is_pool = f_kind == KindPool;
     pooled  = is_pool || (is_conv && f_pool);
+    dw      = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
     // A decomposed kernel (6, 9, 12: golden.isa.DECOMPOSED) runs on a 3x3
-    // window whatever MaxK, in a dense convolution only.
+    // window whatever MaxK, in a dense or depthwise convolution.
     k_dec   = f_k == 4'd6 || f_k == 4'd9 || f_k == 4'd12;
+    k_sub   = (f_k == 4'd6) ? 3'd2 : (f_k == 4'd9) ? 3'd3 : (f_k == 4'd12) ? 3'd4 : 3'd1;
     k_ok    = ((f_k == 4'd1 || f_k == 4'd3 || f_k == 4'd5 || f_k == 4'd7 || f_k == 4'd11) &&
                32'(f_k) <= MaxK) ||
-              (k_dec && MaxK >= 3 && is_conv && f_groups <= 16'd1);
+              (k_dec && MaxK >= 3 && is_conv && (f_groups <= 16'd1 || dw));
     // the pool window (golden.isa.pool_window); a global pool's is the conv
     // result, known only after its division (pk_h_q, pk_w_q)
     pk_hf = DimW'((f_pool_kh != '0) ? f_pool_kh : 8'(f_pool_k));
@@ -304,9 +312,9 @@ module uz_desc_check #(
     out_c_end = 17'(f_out_c_off) + 17'(f_out_c);
     in_c_all  = (f_in_c_total > f_in_c) ? f_in_c_total : f_in_c;
     out_c_all = (f_out_c_total > f_out_c) ? f_out_c_total : f_out_c;
-    dw        = f_groups > 16'd1 && f_groups == f_in_c && f_groups == f_out_c;
     k2        = k_squared(f_k);
-    dw_wvec   = (32'(k2) + PnMask) & ~PnMask;
+    // a decomposed kernel's sub-windows each packed into whole words
+    dw_wvec   = !k_dec ? (32'(k2) + PnMask) & ~PnMask : 32'(dw_wvec_dec);
   end
 
   // ------------------------------------------------------------ sequencing

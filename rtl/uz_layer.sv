@@ -87,6 +87,17 @@ module uz_layer
   // (uz_check_geom_t); tr * tc from the layer constants below.
   uz_layer_geom_t lgeom;
   logic [31:0]    trtc_q;
+  // A decomposed kernel's sub-windows a side, and a depthwise channel's
+  // weight words: ceil(taps / PN) a (sub-)window (signals: Icarus 11 casts
+  // no function call)
+  logic [2:0]  ksub;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [15:0] dw_words;   // at most 16 sub-windows of ceil(9/PN) words: 7 bits
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign ksub     = (d.kind != KindConv) ? 3'd1 : (d.k == 4'd6) ? 3'd2 : (d.k == 4'd9) ? 3'd3 :
+                    (d.k == 4'd12) ? 3'd4 : 3'd1;
+  assign dw_words = uz_util_pkg::mul_subs(16'((32'((ksub != 3'd1) ? 4'd3 : d.k) * 32'((ksub != 3'd1) ? 4'd3 : d.k)
+                                               + 32'(PN - 1)) >> $clog2(PN)), ksub);
   always_comb begin
     // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
     lgeom.pool_kind = (d.kind == KindPool);
@@ -99,11 +110,11 @@ module uz_layer
     // A decomposed kernel (k = 6, 9, 12; golden.isa.DECOMPOSED) runs as
     // (k/3)^2 sub-windows of 3x3 that accumulate like extra ci-groups: the
     // compute's window is 3x3, the loader sees (k/3)^2 times the channels.
-    lgeom.ksub      = (d.kind != KindConv) ? 3'd1 : (d.k == 4'd6) ? 3'd2 : (d.k == 4'd9) ? 3'd3 :
-                      (d.k == 4'd12) ? 3'd4 : 3'd1;
+    lgeom.ksub      = ksub;
     lgeom.k         = lgeom.pool_kind ? 4'd1 : (lgeom.ksub != 3'd1) ? 4'd3 : d.k;
     lgeom.k2        = 7'(lgeom.k * lgeom.k);
-    lgeom.wsteps    = lgeom.dw ? 7'((8'(lgeom.k2) + 8'(PN - 1)) >> $clog2(PN)) : lgeom.k2;
+    // depthwise: a channel's packed taps, whole words a sub-window
+    lgeom.wsteps    = lgeom.dw ? 7'(dw_words) : lgeom.k2;
     lgeom.stride    = lgeom.pool_kind ? 3'd1 : d.stride;
     lgeom.pad_t     = lgeom.pool_kind ? '0 : d.pad_t;
     lgeom.pad_l     = lgeom.pool_kind ? '0 : d.pad_l;

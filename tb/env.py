@@ -510,7 +510,7 @@ class WeightsScoreboard(Scoreboard):
         cin_pad = t.w.shape[1]
         flat = memimage.engine_order(t.w)
         subs = isa.sub_windows(d.k)
-        if subs > 1:
+        if subs > 1 and not packed:
             wk2 = isa.SUB_K * isa.SUB_K
             ng_tile = min(d.ti, cin_pad - s.tile_group * cfg.pn) // cfg.pn
             sub, gl = divmod(s.group - s.tile_group, ng_tile)
@@ -519,14 +519,17 @@ class WeightsScoreboard(Scoreboard):
             base = 0 if packed else s.group * cfg.pn * k2
         limit = isa.wvec_len(d, cfg.pn) if packed else flat.shape[1]
         perm = memimage.engine_perm(cin_pad, d.k)
+        # packed taps: the packed vector's f is this engine-order position
+        where = (memimage.packed_index(cin_pad, d.in_c // max(1, d.groups), d.k, cfg.pn) if packed
+                 else np.arange(flat.shape[1]))
         exp = []
         for f in range(s.f0, s.f0 + len(s.weights)):
             pos = base + f
             if not 0 <= s.o < flat.shape[0] or pos >= limit:
                 exp.append(None)           # a weight the layer does not have
                 continue
-            exp.append(int(flat[s.o, pos]))
-            nat = int(perm[pos]) if not packed else pos     # its (c, tap) in the K x K kernel
+            exp.append(int(flat[s.o, where[pos]]))
+            nat = int(perm[where[pos]])    # its (c, tap) in the K x K kernel
             self.seen.add((id(item), s.layer, s.o, nat // k2, nat % k2))
         self.checked += 1
         if exp != list(s.weights):

@@ -403,8 +403,8 @@ class LayerParams(Randomized):
             lay.append({"name": "pool", "type": "maxpool", "kernel": pk, "stride": ps, "pad": pp})
         spec = {"name": "rand_conv", "input_shape": [self.cin, h, w], "weights": {"seed": seed}, "layers": lay}
         decompose = seed % 4 == 0 if self.decompose is None else self.decompose
-        if self.group == "dense" and k > 3 and decompose and decomposable(k, self.cfg):
-            # one dense K > 3 conv in four on a 3x3 window: sub-windows. From
+        if self.group in ("dense", "depthwise") and k > 3 and decompose and decomposable(k, self.cfg, self.group):
+            # one dense or depthwise K > 3 conv in four on a 3x3 window: sub-windows. From
             # the weights' seed, not a draw, so the other draws stay as they were
             spec["max_k"] = 3
         return spec
@@ -424,11 +424,15 @@ class LayerParams(Randomized):
         return g * per, g
 
 
-def decomposable(k: int, cfg) -> bool:
-    """A K x K dense conv compiled for a 3x3 window fits cfg's weight buffer:
-    one ci-group's (ceil(K/3))^2 sub-windows of 9 words each, per oc-group
-    (an 11x11, 144 words, does not fit the regression configurations' 128)."""
+def decomposable(k: int, cfg, group: str = "dense") -> bool:
+    """A K x K conv compiled for a 3x3 window fits cfg's weight buffer: a
+    dense one's ci-group of (ceil(K/3))^2 sub-windows of 9 words each, per
+    oc-group (an 11x11, 144 words, does not fit the regression
+    configurations' 128); a depthwise one's oc-group of packed channels,
+    each sub-window's 9 taps in whole PN words."""
     s = -(-k // 3)
+    if group == "depthwise":
+        return cfg.pm * s * s * (-(-9 // cfg.pn) * cfg.pn) <= cfg.wgt_buf_elems
     return 9 * s * s <= cfg.wgt_buf_elems // (cfg.pm * cfg.pn)
 
 

@@ -54,14 +54,14 @@ def test_decomposed_kernel_legal_on_dense_conv_whatever_max_k(k):
 
 @pytest.mark.parametrize("k", isa.DECOMPOSED)
 def test_decomposed_kernel_refused(k):
+    # a depthwise layer takes one (its window per sub-window); a grouped one not
     dw = _conv(k, groups=16)
-    assert isa.validate(dw, CFG, engine=False) == Err.BAD_KERNEL
-    with pytest.raises(DescriptorError, match="depthwise") as e:
-        isa.check(dw, CFG, engine=False)
-    assert e.value.field == "k"
+    assert isa.validate(dw, CFG, engine=False) != Err.BAD_KERNEL
     grouped = _conv(k, groups=2, in_c=32, ti=16)
-    with pytest.raises(DescriptorError, match="grouped"):
+    assert isa.validate(grouped, CFG, engine=False) == Err.BAD_KERNEL
+    with pytest.raises(DescriptorError, match="grouped") as e:
         isa.check(grouped, CFG, engine=False)
+    assert e.value.field == "k"
     fc = _conv(k, kind=Kind.FC, in_h=1, in_w=1, out_h=1, out_w=1, pad_t=0, pad_b=0, pad_l=0, pad_r=0,
                tr=1, tc=1)
     assert isa.validate(fc, CFG) == Err.BAD_KERNEL
@@ -296,14 +296,11 @@ def test_compiler_lowers_ovsf_layers():
     assert np.array_equal(_run(prog, x), compiler.network_output_q(prog, xq))
 
 
-def test_grouped_and_depthwise_large_kernels_keep_the_error():
-    for name, layer in (("dw", {"name": "c", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2,
-                                 "groups": 8}),
-                        ("g", {"name": "c", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2,
-                               "groups": 2})):
-        net = load_network({"name": name, "input_shape": [8, 10, 10], "weights": {"seed": 1}, "layers": [layer]})
-        with pytest.raises(NetworkError, match=r"layer 'c': 5x5 kernel .*max_k=3.*grouped or depthwise"):
-            compiler.compile_network(net, K3, _calib(net, 1))
+def test_grouped_large_kernels_keep_the_error():
+    layer = {"name": "c", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2, "groups": 2}
+    net = load_network({"name": "g", "input_shape": [8, 10, 10], "weights": {"seed": 1}, "layers": [layer]})
+    with pytest.raises(NetworkError, match=r"layer 'c': 5x5 kernel .*max_k=3.*grouped layer"):
+        compiler.compile_network(net, K3, _calib(net, 1))
     # and a max_k below the sub-window lowers nothing
     net = _single(5)
     with pytest.raises(NetworkError, match=r"layer 'c': 5x5 kernel .*max_k=1.*max_k >= 3"):
@@ -389,3 +386,32 @@ def test_small_engine_runs_the_big_kernels_over_several_ti_tiles(rho):
     assert any(d.k in isa.DECOMPOSED and d.ti < memimage.round_up(d.in_c, ECP5.pn) for d in ds)
     xq = compiler.load_input(prog, calib[1])
     assert np.array_equal(_run(prog, calib[1]), compiler.network_output_q(prog, xq))
+
+
+@pytest.mark.parametrize("k, kp, rho", [(5, 6, 1.0), (7, 9, 0.5), (11, 12, 1.0)])
+def test_depthwise_large_kernel_lowers_bit_exact(k, kp, rho):
+    """A depthwise K x K above max_k runs as k' sub-windows, each sub-window's
+    taps packed into whole words (isa.wvec_len, memimage.packed_index): raw
+    weights give the K x K layer's output bit for bit (OVSF: the program
+    runs in the functional model as compiled), and the stored vector holds
+    every real tap."""
+    layer = {"name": "c", "type": "conv", "out_channels": 20, "kernel": k, "pad": k // 2, "groups": 20,
+             "rho": rho}
+    spec = {"name": "dw", "input_shape": [20, 13, 14], "weights": {"seed": 4}, "layers": [layer]}
+    net = load_network(spec)
+    x = _calib(net, 1)
+    prog = compiler.compile_network(net, K3, x, force_ovsf=rho < 1)
+    d = isa.Descriptor.decode(prog.image.read(prog.desc_addr, isa.DESC_BYTES))
+    assert d.k == kp and isa.depthwise(d)
+    assert isa.wvec_len(d, K3.pn) == isa.sub_windows(kp) ** 2 * -(-9 // K3.pn) * K3.pn
+    idx = memimage.packed_index(K3.pn, 1, kp, K3.pn)
+    assert len(idx) == isa.wvec_len(d, K3.pn)
+    # every real tap of channel 0 (engine order [sub][c][3x3]) is stored
+    real = {sub * K3.pn * 9 + t for sub in range(isa.sub_windows(kp) ** 2) for t in range(9)}
+    assert real <= set(idx.tolist())
+    xq = compiler.load_input(prog, x[0])
+    assert np.array_equal(_run(prog, x[0]), compiler.network_output_q(prog, xq))
+    if rho == 1.0:
+        ref = compiler.compile_network(net, dataclasses.replace(K3, max_k=11), x)
+        xr = compiler.load_input(ref, x[0])
+        assert np.array_equal(compiler.network_output_q(prog, xq), compiler.network_output_q(ref, xr))

@@ -51,8 +51,10 @@ def _observations(kind, item, img, clip=True):
     for i, (d, t) in enumerate(zip(item.descs, item.traces)):
         if kind == "weights" and d.ovsf and isa.packed_taps(d, pn):
             # one packed vector per output channel (depthwise): group is the
-            # tile's channel base, which the vector does not depend on
-            flat = t.w.reshape(t.w.shape[0], -1)
+            # tile's channel base, which the vector does not depend on; a
+            # decomposed kernel's holds each sub-window's taps in whole words
+            idx = memimage.packed_index(t.w.shape[1], d.in_c // d.groups, d.k, pn)
+            flat = memimage.engine_order(t.w)[:, idx]
             for o in range(t.w.shape[0]):
                 for f0 in range(0, isa.wvec_len(d, pn), length):
                     out.append((item, GenSample(i, o, o // pn, f0, [int(v) for v in flat[o, f0:f0 + length]])))
@@ -420,6 +422,41 @@ def test_weights_scoreboard_catches_a_wrong_decomposed_block(wrong):
     else:
         s = next(s for _, s in obs if s.group - s.tile_group == 0)
         s.group += 1
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    for o in obs:
+        sb.write(o)
+    with pytest.raises(AssertionError, match="mismatches"):
+        sb.check_phase()
+
+
+def test_weights_scoreboard_follows_a_decomposed_depthwise_vector():
+    """A depthwise 7x7 OVSF layer on a 3x3 window (k 9): its packed vector
+    holds each sub-window's 9 taps in whole words; blocks read in that order
+    pass and see every tap, blocks in the plain packed order fail."""
+    random.seed(1)
+    spec = {"name": "dwdec", "input_shape": [12, 9, 9], "weights": {"seed": 6}, "max_k": 3, "layers": [
+        {"name": "c", "type": "conv", "out_channels": 12, "kernel": 7, "pad": 3, "groups": 12, "rho": 0.5}]}
+    item = make_program(spec, CFG, "dwdec")
+    img = memimage.MemoryImage()
+    img.data = bytearray(item.prog.image.data)
+    d = isa.Descriptor.decode(img.read(item.prog.desc_addr, isa.DESC_BYTES))
+    assert d.k == 9 and isa.depthwise(d) and d.ovsf
+    item.descs.append(d)
+    item.traces.append(funcmodel.execute_descriptor(img, d, CFG))
+    item.result = (DONE, 0, 0, 100)
+    sb = _board(env.WeightsScoreboard)
+    sb.programs.append(item)
+    obs = _observations("weights", item, img)
+    for o in obs:
+        sb.write(o)
+    n_exp, missing = sb.missing()
+    assert not sb.mismatches and not missing and n_exp
+    # the plain packed order (each channel's first wvec_len of its (c, ky, kx) vector)
+    t, length = item.traces[0], CFG.ovsf_len
+    plain = t.w.reshape(t.w.shape[0], -1)
+    for _, s in obs:
+        s.weights = [int(v) for v in plain[s.o, s.f0:s.f0 + length]]
     sb = _board(env.WeightsScoreboard)
     sb.programs.append(item)
     for o in obs:

@@ -95,13 +95,16 @@ def weight_bytes(q, cfg: EngineConfig) -> bytes:
     t = q.tiles
     shape = {"kind": int(q.kind), "groups": getattr(q, "groups", 1), "in_c": q.in_shape[0], "k": q.k}
     if isa.packed_taps(shape, cfg.pn):
-        # each channel's first wvec_len elements of its (c, ky, kx) vector, one ti-tile
+        # each channel's wvec_len weights of its engine-order vector
+        # (memimage.packed_index), one ti-tile
         n = isa.wvec_len(shape, cfg.pn)
+        idx = memimage.packed_index(round_up(shape["in_c"] // shape["groups"], cfg.pn),
+                                    shape["in_c"] // shape["groups"], q.k, cfg.pn)
         if q.ovsf is not None:
-            alpha = q.ovsf.alpha_q[:, :n // q.ovsf.L]
+            # the blocks of those weights (runs of whole blocks of the engine-order vector)
+            alpha = q.ovsf.alpha_q[:, idx[::q.ovsf.L] // q.ovsf.L]
             return memimage.to_bytes(memimage.pack_alphas(alpha, n, 1, q.ovsf.L, t["to"], n, cfg.pm), cfg.alpha_bits)
-        w_pad = memimage.pad_weights(q.w_q, cfg)
-        w = w_pad.reshape(w_pad.shape[0], -1)[:, :n]
+        w = memimage.engine_order(memimage.pad_weights(q.w_q, cfg))[:, idx]
         return memimage.to_bytes(memimage.pack_weights(w.reshape(-1, n, 1, 1), t["to"], n), cfg.data_bits)
     if q.ovsf is not None:
         cin_pad = round_up(q.in_shape[0] // max(1, getattr(q, "groups", 1)), cfg.pn)

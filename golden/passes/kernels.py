@@ -4,7 +4,7 @@ sub-windows whatever max_k.
 
     lower_kernels(graph, cfg) -> [layer names lowered]
 
-A dense CONV (groups 1) with K in {5, 7, 11} and K > max_k takes
+A dense or depthwise CONV with K in {5, 7, 11} and K > max_k takes
 k' = 3 * ceil(K / 3) (6, 9, 12): its weights are zero-padded at the high
 taps (ky >= K or kx >= K) and pad_b, pad_r grow by k' - K, so the output
 plane and every value are those of the K x K layer. It runs before
@@ -14,7 +14,7 @@ computed on the K x K taps, bit for bit as without the lowering).
 
 Not lowered, and refused here with an error naming the layer and max_k
 (the descriptor check would refuse them later, without the layer's name):
-grouped or depthwise layers, the bands of a lowered grouped layer (their
+grouped layers that are not depthwise, the bands of a lowered grouped layer (their
 weights are cut from the grouped layer's), and any layer when max_k < 3.
 With max_k >= every kernel (the default, 11) nothing changes.
 """
@@ -37,15 +37,21 @@ def decomposed_k(k: int) -> int:
 
 def lowerable(L: GLayer, graph: Graph, cfg: EngineConfig) -> bool:
     """A dense CONV of the network above max_k with a decomposed kernel to take."""
-    return (L.kind == isa.Kind.CONV and L.groups <= 1 and L.band_of is None and L.name not in graph.lowered
-            and not L.k_net and L.k > cfg.max_k and cfg.max_k >= isa.SUB_K and decomposed_k(L.k) > 0)
+    return (L.kind == isa.Kind.CONV and (L.groups <= 1 or _depthwise(L)) and L.band_of is None
+            and L.name not in graph.lowered and not L.k_net and L.k > cfg.max_k and cfg.max_k >= isa.SUB_K
+            and decomposed_k(L.k) > 0)
+
+
+def _depthwise(L: GLayer) -> bool:
+    """A depthwise CONV (isa.depthwise): one input channel per output channel."""
+    return L.groups > 1 and L.groups == L.in_shape[0] == L.weight.shape[0]
 
 
 def _why_not(L: GLayer, graph: Graph, cfg: EngineConfig) -> str:
     if cfg.max_k < isa.SUB_K:
         return f"decomposed kernels need a window of at least {isa.SUB_K} (max_k >= {isa.SUB_K})"
     if L.groups > 1 or L.band_of is not None or L.name in graph.lowered:
-        return "a grouped or depthwise layer cannot run as decomposed 3x3 sub-windows (dense layers only)"
+        return "a grouped layer cannot run as decomposed 3x3 sub-windows (dense and depthwise layers only)"
     return f"no decomposed kernel {isa.DECOMPOSED} covers it"
 
 

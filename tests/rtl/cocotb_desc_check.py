@@ -338,7 +338,7 @@ def crafted(cfg: EngineConfig) -> list:
     add(kind=int(Kind.FC), in_c=cfg.pn + 1, out_c=cfg.pn + 1, groups=cfg.pn + 1, ti=2 * cfg.pn, to=2 * cfg.pm)
     # Decomposed kernels (6, 9, 12 as 3x3 sub-windows): in_c at the most
     # channels times sub-windows the loader counts (in_c + 1 crosses it), and
-    # a depthwise one (BAD_KERNEL).
+    # a depthwise one (its packed taps whole words a sub-window).
     for k in isa.DECOMPOSED:
         cin = isa.DECOMPOSED_CHANNELS_MAX // isa.sub_windows(k) ** 2 // cfg.pn * cfg.pn
         add(k=k, pad_t=k - 1, pad_b=k - 1, pad_l=k - 1, pad_r=k - 1, in_c=cin, ti=cfg.pn, out_h=k, out_w=k,

@@ -209,23 +209,27 @@ PM_CASES = {
 #: and 12, which the engine runs as 2x2, 3x3 and 4x4 sub-windows of 3x3
 #: (golden.isa.DECOMPOSED). big_kernels: a 3-channel 7x7/2 first layer
 #: (input selection), an OVSF 5x5 of two ci-groups (the last one's real
-#: channels packed) in row tiles, a 5x5/3 split into ti-tiles (sub-windows,
-#: ci-groups and tiles all nest).
-#: kernel_11: an 11x11/4 and an OVSF 7x7, whose 144 and 81 weight words an
+#: channels packed) in row tiles, a depthwise 5x5 (a window per sub-window,
+#: each sub-window's taps in whole words), a 5x5/3 split into ti-tiles
+#: (sub-windows, ci-groups and tiles all nest).
+#: kernel_11: an 11x11/4, an OVSF 7x7 and an OVSF depthwise 11x11/2; the first two's 144 and 81 weight words an
 #: oc-group need a weight buffer of 256 words a half (ecp5, default), twice
 #: small's.
 DECOMP_CASES = {
     "big_kernels": {"input_shape": [3, 15, 17], "weights": {"seed": 17}, "max_k": 3,
-                    "tiles": {"c2": {"tr": 3}, "c3": {"ti": 8}}, "layers": [
+                    "tiles": {"c2": {"tr": 3}, "dw": {"to": 24, "ti": 24}, "c3": {"ti": 8}}, "layers": [
         {"name": "c1", "type": "conv", "out_channels": 12, "kernel": 7, "stride": 2, "pad": 3},
         {"type": "relu"},
         {"name": "c2", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "rho": 0.5},
         {"type": "relu"},
+        {"name": "dw", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "groups": 24},
         {"name": "c3", "type": "conv", "out_channels": 4, "kernel": 5, "stride": 3, "pad": 1}]},
     "kernel_11": {"input_shape": [5, 21, 23], "weights": {"seed": 18}, "max_k": 3, "layers": [
         {"name": "c1", "type": "conv", "out_channels": 6, "kernel": 11, "stride": 4, "pad": 5},
         {"type": "relu"},
-        {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 7, "pad": 3, "rho": 0.5}]},
+        {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 7, "pad": 3, "rho": 0.5},
+        {"name": "dw", "type": "conv", "out_channels": 8, "kernel": 11, "stride": 2, "pad": 5, "groups": 8,
+         "rho": 0.5}]},
 }
 
 #: The cases using graph features, and the descriptor fields each must use
@@ -259,13 +263,13 @@ def fit_tiles(tiles, cfg: EngineConfig):
     fitted = {}
     for name, t in tiles.items():
         t = dict(t)
-        if "ti" in t and t["ti"] % cfg.pn:
-            t["ti"] = -(-t["ti"] // cfg.pn) * cfg.pn     # a forced ti: whole channel groups
+        tied = "to" in t and t.get("ti") == t["to"]      # a depthwise tile: ti = to
         if "to" in t and t["to"] % cfg.pm:
-            to = max(cfg.pm, t["to"] // cfg.pm * cfg.pm)
-            if t.get("ti") == t["to"]:
-                t["ti"] = to
-            t["to"] = to
+            t["to"] = max(cfg.pm, t["to"] // cfg.pm * cfg.pm)
+        if tied:
+            t["ti"] = t["to"]
+        elif "ti" in t and t["ti"] % cfg.pn:
+            t["ti"] = -(-t["ti"] // cfg.pn) * cfg.pn     # a forced ti: whole channel groups
         fitted[name] = t
     return fitted
 

@@ -5,7 +5,7 @@ onnxruntime (float), the whole golden model, and every distinct layer shape
 alone on the RTL.
 
     python scripts/resnet.py [--rtl distinct|none] [--only NAME] [--max-layers N]
-                             [--bw 32] [--latency 40] [--bus 256] [--bits 16]
+                             [--bw 32] [--latency 40] [--bus 256] [--bits 16] [--max-k 3]
                              [--seed 0] [--out build/resnet] [--model squeezenet --size 224]
 
 - Float: the model through onnxruntime on a seeded random image.
@@ -134,6 +134,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-layers", type=int, default=0, help="run at most this many distinct layers on the RTL")
     ap.add_argument("--bits", type=int, choices=(8, 16), default=16)
     ap.add_argument("--bus", type=int, choices=(128, 256), default=256, help="memory bus bits (default 256)")
+    ap.add_argument("--max-k", type=int, choices=(3, 5, 7, 11), default=None,
+                    help="the compute's window (default the configuration's, 11); larger kernels run as "
+                         "3x3 sub-windows")
     ap.add_argument("--bw", type=float, default=32.0, help="memory bytes per cycle for the RTL (default 32)")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")
     ap.add_argument("--seed", type=int, default=0)
@@ -164,7 +167,7 @@ def main(argv=None) -> int:
     want = sess.run(None, {sess.get_inputs()[0].name: x})[0].reshape(-1).astype(np.float64)
     say(f"onnxruntime: {args.model} float output on a {size}x{size} image")
     net = load_onnx(model, name=args.model)
-    cfg = engine_config(args.bits, args.bus)
+    cfg = engine_config(args.bits, args.bus, **({"max_k": args.max_k} if args.max_k else {}))
     prog = compiler.compile_network(net, cfg, calib)
     say(f"compiled: {len(prog.layers)} engine layers, image {len(prog.image.data) / 2**20:.0f} MiB")
     rep = report.golden_report(net, prog, x.astype(np.float64))

@@ -267,6 +267,20 @@ module uz_loader
   assign ca_ng   = ca_ni >> LogPN;
   assign ca_w_i0 = g.dw ? '0 : uz_util_pkg::mul_subs(ca_i0, g.ksub);
   assign ca_w_ni = g.dw ? 16'(PN) : uz_util_pkg::mul_subs(ca_ni, g.ksub);
+  // The weight channel counts as the shared multiplier takes them,
+  // registered: the sub-window product (an add) on the operand select was
+  // the engine's longest path on ECP5. The layer's (w_cin_pad) is read at
+  // the second product after start, the tile's at the second product after
+  // the tile is taken, each a cycle or more after its source settles
+  // (WeightChansCurrent_A).
+  logic [15:0] w_cin_pad_q, ca_w_i0_q, ca_w_ni_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      w_cin_pad_q <= '0; ca_w_i0_q <= '0; ca_w_ni_q <= '0;
+    end else begin
+      w_cin_pad_q <= w_cin_pad; ca_w_i0_q <= ca_w_i0; ca_w_ni_q <= ca_w_ni;
+    end
+  end
   // halo()'s compares of the clipped bounds, on the unclipped ones
   assign ga_ylo0    = (ga_y0_q < 0) || (ga_y0_q[15:0] == '0);
   assign ga_xlo0    = (ga_x0_q < 0) || (ga_x0_q[15:0] == '0);
@@ -332,16 +346,16 @@ module uz_loader
     ps_b = '0;
     unique case (ps_q)
       PsWunit:     begin ps_a = 32'(g.wsteps);        ps_b = g.ovsf ? 16'(n_codes_i) : 16'd1; end
-      PsWperO:     begin ps_a = lc_wunit_q;           ps_b = w_chans(w_cin_pad, g.ovsf);      end
+      PsWperO:     begin ps_a = lc_wunit_q;           ps_b = w_chans(w_cin_pad_q, g.ovsf);    end
       PsPlane:     begin ps_a = 32'(g.in_h);          ps_b = g.in_w;                          end
       PsIbufGrp:   begin ps_a = 32'(g.ih_t);          ps_b = g.iw_t;                          end
       PsResPlane:  begin ps_a = 32'(g.conv_h);        ps_b = g.conv_w;                        end
       // weight units: the tile's offset is o0 channels of the whole layer
       // plus no channels of the ti-tiles before it (docs: tiled layout)
       PsWoOff:     begin ps_a = lc_wper_o_q;          ps_b = ca_o0;                           end
-      PsWiOff:     begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_i0, g.ovsf);        end
+      PsWiOff:     begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_i0_q, g.ovsf);      end
       PsUnitsOff:  begin ps_a = ga_wi_off_q;          ps_b = ca_no;                           end
-      PsWn:        begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_ni, g.ovsf);        end
+      PsWn:        begin ps_a = lc_wunit_q;           ps_b = w_chans(ca_w_ni_q, g.ovsf);      end
       PsUnits:     begin ps_a = ga_wn_q;              ps_b = ca_no;                           end
       // input words: the groups before the tile's, its rows
       PsInGrp:     begin ps_a = lc_plane_q;           ps_b = ca_i0 >> LogPN;                  end
@@ -354,7 +368,7 @@ module uz_loader
       PsRsNrNc:    begin ps_a = 32'(ca_nr);           ps_b = ca_nc;                           end
       PsRsNgPlane: begin ps_a = lc_res_plane_q;       ps_b = ca_no_wr >> LogPN;               end
       // OVSF blocks of the tile, for the data side
-      PsBlk:       begin ps_a = 32'(g.wsteps);        ps_b = w_chans(ca_w_ni, 1'b1);          end
+      PsBlk:       begin ps_a = 32'(g.wsteps);        ps_b = w_chans(ca_w_ni_q, 1'b1);        end
       PsBlocks:    begin ps_a = ga_blk_q;             ps_b = ca_no;                           end
       default: ;
     endcase
@@ -1217,6 +1231,10 @@ module uz_loader
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
   // the banks wrap at PM, which need not be a power of two
   `ASSERT(BanksInRange_A, 32'(iss_m_q) < PM && 32'(wo_m_q) < PM && 32'(bias_sub_q) < Ratio, clk_i, rst_ni)
+  `ASSERT(WeightChansCurrent_A, !ps_req || ((ps_q != PsWperO || w_cin_pad_q == w_cin_pad) &&
+                                            (ps_q != PsWiOff || ca_w_i0_q == ca_w_i0) &&
+                                            ((ps_q != PsWn && ps_q != PsBlk) || ca_w_ni_q == ca_w_ni)),
+          clk_i, rst_ni)
 `ifndef UZ_NO_ASSERT
   // The count's thermometer is the count's (fits and gen_valid read it every cycle).
   `ASSERT(CntThermoZeroCurrent_A, cnt_th_q[0], clk_i, rst_ni)

@@ -96,8 +96,17 @@ module uz_layer
   /* verilator lint_on UNUSEDSIGNAL */
   assign ksub     = (d.kind != KindConv) ? 3'd1 : (d.k == 4'd6) ? 3'd2 : (d.k == 4'd9) ? 3'd3 :
                     (d.k == 4'd12) ? 3'd4 : 3'd1;
-  assign dw_words = uz_util_pkg::mul_subs(16'((32'((ksub != 3'd1) ? 4'd3 : d.k) * 32'((ksub != 3'd1) ? 4'd3 : d.k)
-                                               + 32'(PN - 1)) >> $clog2(PN)), ksub);
+  // ceil(K*K / PN) a window, a table of the kernels a depthwise layer takes
+  // (a product here was the engine's longest path on ECP5, on a multiplier)
+  localparam logic [15:0] DwWords1  = 16'((1 + PN - 1) / PN);
+  localparam logic [15:0] DwWords3  = 16'((9 + PN - 1) / PN);
+  localparam logic [15:0] DwWords5  = 16'((25 + PN - 1) / PN);
+  localparam logic [15:0] DwWords7  = 16'((49 + PN - 1) / PN);
+  localparam logic [15:0] DwWords11 = 16'((121 + PN - 1) / PN);
+  logic [15:0] dw_win_words;
+  assign dw_win_words = (ksub != 3'd1 || d.k == 4'd3) ? DwWords3 : (d.k == 4'd5) ? DwWords5 :
+                        (d.k == 4'd7) ? DwWords7 : (d.k == 4'd11) ? DwWords11 : DwWords1;
+  assign dw_words = uz_util_pkg::mul_subs(dw_win_words, ksub);
   always_comb begin
     // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
     lgeom.pool_kind = (d.kind == KindPool);

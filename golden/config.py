@@ -41,7 +41,7 @@ class EngineConfig:
     #: The largest kernel the compute's window holds (RTL MaxK): one of the
     #: kernel sizes the engine knows (golden.isa.KERNELS). The window and its
     #: operand selection grow with it (docs/architecture.md, "Resources").
-    max_k: int = 11
+    max_k: int = 3
     #: Neighbouring input words (columns) the compute's column fetcher reads
     #: a cycle (RTL InReads: uz_in_buf's banks): 2, 4 or 8. A row of
     #: output pixels fetches ceil(columns / in_reads) groups of K cycles.

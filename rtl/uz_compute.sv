@@ -30,7 +30,7 @@ module uz_compute
   parameter int PN          = 16,
   parameter int DataWidth   = 16,
   parameter int AccWidth    = 48,
-  parameter int MaxK        = 11,
+  parameter int MaxK        = 3,
   parameter int InBufWords  = 4096,  // per half, words of PN elements
   parameter int WgtBufWords = 4096,  // per half, words of PM*PN elements
   parameter int OutBufWords = 2048,  // per half, words of PM accumulators

@@ -32,7 +32,7 @@ module uz_desc_check #(
   parameter int InBufElems   = 64 * 1024,
   parameter int WgtBufElems  = 64 * 1024,
   parameter int OutBufElems  = 32 * 1024,
-  parameter int MaxK         = 11
+  parameter int MaxK         = 3
 ) (
   input  logic                            clk_i,
   input  logic                            rst_ni,

@@ -17,7 +17,7 @@ module uz_layer
   parameter int WgtBufElems  = 65536,
   parameter int OutBufElems  = 32768,
   parameter int BeatsWidth   = 24,
-  parameter int MaxK         = 11,
+  parameter int MaxK         = 3,
   parameter int InReads      = 4       // input words the compute's column fetcher reads a cycle
 ) (
   input  logic                      clk_i,

@@ -17,7 +17,7 @@ module uz_top
   parameter int InBufElems    = 65536,
   parameter int WgtBufElems   = 65536,
   parameter int OutBufElems   = 32768,
-  parameter int MaxK          = 11,     // largest kernel (1, 3, 5, 7 or 11): sizes the compute's window
+  parameter int MaxK          = 3,      // largest kernel (1, 3, 5, 7 or 11): sizes the compute's window
   parameter int InReads       = 4,      // input words the column fetcher reads a cycle (2, 4 or 8)
   parameter int MaxPerfLayers = 64,
   parameter int CsrAddrWidth  = 8

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bits", type=int, choices=(8, 16), default=16)
     ap.add_argument("--bus", type=int, choices=(128, 256), default=256, help="memory bus bits (default 256)")
     ap.add_argument("--max-k", type=int, choices=(3, 5, 7, 11), default=None,
-                    help="the compute's window (default the configuration's, 11); larger kernels run as "
+                    help="the compute's window (default the configuration's, 3); larger kernels run as "
                          "3x3 sub-windows")
     ap.add_argument("--bw", type=float, default=32.0, help="memory bytes per cycle for the RTL (default 32)")
     ap.add_argument("--latency", type=int, default=40, help="memory latency in cycles (default 40)")

@@ -43,7 +43,7 @@ CONFIGS: dict[str, EngineConfig] = {
     # beats (uz_top's elaboration checks), hence 16 x 16.
     # weight buffer large enough for a K=11 tile of 16 x 16 channels
     "bits8": EngineConfig(data_bits=8, acc_bits=32, pm=16, pn=16, ovsf_len=16, alpha_bits=8,
-                          axi_data_bits=128, in_buf_elems=16384, wgt_buf_elems=32768, out_buf_elems=8192),
+                          axi_data_bits=128, in_buf_elems=16384, wgt_buf_elems=32768, out_buf_elems=8192, max_k=11),
     # The configuration `make synth` places and routes on the ECP5 (LFE5UM-85F),
     # which small does not fit: 4 x 4 MACs, L = 4, a 64-bit bus, half of
     # small's buffers and MaxK = 3 (the compute's window grows most with MaxK).

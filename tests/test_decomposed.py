@@ -296,12 +296,33 @@ def test_compiler_lowers_ovsf_layers():
     assert np.array_equal(_run(prog, x), compiler.network_output_q(prog, xq))
 
 
-def test_grouped_large_kernels_keep_the_error():
-    layer = {"name": "c", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2, "groups": 2}
-    net = load_network({"name": "g", "input_shape": [8, 10, 10], "weights": {"seed": 1}, "layers": [layer]})
-    with pytest.raises(NetworkError, match=r"layer 'c': 5x5 kernel .*max_k=3.*grouped layer"):
-        compiler.compile_network(net, K3, _calib(net, 1))
-    # and a max_k below the sub-window lowers nothing
+@pytest.mark.parametrize("groups, in_c, out_c, how", [(2, 16, 16, "bands"), (4, 12, 8, "dense")])
+def test_grouped_large_kernels_lowered_bit_exact(groups, in_c, out_c, how):
+    """A grouped 5x5 (AlexNet's conv2 is one) on a 3x3 window: the group
+    lowering's dense layers (channel-slice bands cut from the grouped layer,
+    or one block-diagonal layer) become 6x6 sub-window layers, bit exact with
+    the same network on a native 5x5 window."""
+    layer = {"name": "c", "type": "conv", "out_channels": out_c, "kernel": 5, "pad": 2, "groups": groups}
+    net = load_network({"name": "g", "input_shape": [in_c, 10, 10], "weights": {"seed": 1},
+                        "layers": [layer, {"type": "relu"}]})
+    calib = _calib(net, 2)
+    wide = compiler.compile_network(net, dataclasses.replace(K3, max_k=5), calib)
+    narrow = compiler.compile_network(net, K3, calib)
+    assert narrow.graph.lowered["c"]["how"] == how
+    assert len(narrow.layers) == len(wide.layers) == (2 if how == "bands" else 1)
+    assert [d.k for d in descriptors(narrow)] == [6] * len(narrow.layers)
+    assert [d.k for d in descriptors(wide)] == [5] * len(wide.layers)
+    assert narrow.fl == wide.fl
+    for d in descriptors(narrow):
+        assert isa.validate(d, K3) == Err.NONE
+    x = calib[1]
+    xq = compiler.load_input(narrow, x)
+    got = _run(narrow, x)
+    assert np.array_equal(got, _run(wide, x))
+    assert np.array_equal(got, compiler.network_output_q(narrow, xq))
+
+
+def test_a_window_below_the_sub_window_keeps_the_error():
     net = _single(5)
     with pytest.raises(NetworkError, match=r"layer 'c': 5x5 kernel .*max_k=1.*max_k >= 3"):
         compiler.compile_network(net, dataclasses.replace(K3, max_k=1), _calib(net, 1))

@@ -19,7 +19,9 @@ from golden.errors import DescriptorError, UzError
 from golden.isa import DESC_BYTES, DESC_WORDS, FIELD, FIELDS, MAGIC, Err, Kind
 
 ROOT = Path(__file__).resolve().parent.parent
-CFG = EngineConfig()
+#: A window for every native kernel (the default holds 3x3): the kernel checks
+#: are tested up to the largest.
+CFG = EngineConfig(max_k=max(isa.KERNELS))
 REGEN = "run `python scripts/gen_isa.py`"
 
 

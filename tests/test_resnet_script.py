@@ -41,7 +41,8 @@ def test_resnet50_distinct_shapes():
     res = [prog.layers[f] for f, _ in groups if prog.layers[f].res_tensor is not None]
     assert len(res) == 7                                              # 4 expands + 3 projections
     assert sum(q.stride == 2 for q in res) == 3
-    assert rs.label(prog.layers[0]) == "conv 7x7/2 relu"
+    # the default 3x3 window runs the 7x7 stem as 3x3 sub-windows of a 9x9 (zero taps)
+    assert rs.label(prog.layers[0]) == "conv 9x9/2 relu"
     assert rs.label(res[0]) == "conv 1x1 + residual relu"
     assert rs.engine_config().axi_data_bits == 256 and rs.engine_config().in_buf_elems == 1 << 18
 

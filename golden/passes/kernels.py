@@ -12,11 +12,13 @@ quantise, so the formats, OVSF blocks, tiles and descriptors all see the
 k' x k' layer (GLayer.k_net keeps K: formats and float references are
 computed on the K x K taps, bit for bit as without the lowering).
 
-Not lowered, and refused here with an error naming the layer and max_k
-(the descriptor check would refuse them later, without the layer's name):
-grouped layers that are not depthwise, the bands of a lowered grouped layer (their
-weights are cut from the grouped layer's), and any layer when max_k < 3.
-With max_k >= every kernel (the default, 11) nothing changes.
+A grouped layer the fuse pass lowered (golden.passes.groups) is lowered
+here as the dense layers it became: its block-diagonal layer, or each of its
+channel-slice bands together with the grouped layer they are cut from
+(golden.passes.quantise quantises that one and cuts its integer weights, so
+both take the k' x k' taps). Refused here with an error naming the layer and
+max_k (the descriptor check would refuse it later, without the layer's
+name): any layer when max_k < 3. With max_k >= every kernel nothing changes.
 """
 from __future__ import annotations
 
@@ -36,10 +38,20 @@ def decomposed_k(k: int) -> int:
 
 
 def lowerable(L: GLayer, graph: Graph, cfg: EngineConfig) -> bool:
-    """A dense CONV of the network above max_k with a decomposed kernel to take."""
-    return (L.kind == isa.Kind.CONV and (L.groups <= 1 or _depthwise(L)) and L.band_of is None
-            and L.name not in graph.lowered and not L.k_net and L.k > cfg.max_k and cfg.max_k >= isa.SUB_K
-            and decomposed_k(L.k) > 0)
+    """A dense (a band too) or depthwise CONV above max_k with a decomposed
+    kernel to take."""
+    return (L.kind == isa.Kind.CONV and (L.groups <= 1 or _depthwise(L)) and not L.k_net
+            and L.k > cfg.max_k and cfg.max_k >= isa.SUB_K and decomposed_k(L.k) > 0)
+
+
+def _pad_kernel(L: GLayer, kp: int) -> None:
+    """L's K x K taps at the top left of a kp x kp kernel, the rest zero,
+    with the bottom and right padding grown to keep the output plane."""
+    k = L.k
+    w = np.zeros(L.weight.shape[:2] + (kp, kp), dtype=L.weight.dtype)
+    w[:, :, :k, :k] = L.weight
+    pt, pb, pl, pr = L.pads
+    L.weight, L.pads, L.k_net = w, (pt, pb + kp - k, pl, pr + kp - k), k
 
 
 def _depthwise(L: GLayer) -> bool:
@@ -50,7 +62,7 @@ def _depthwise(L: GLayer) -> bool:
 def _why_not(L: GLayer, graph: Graph, cfg: EngineConfig) -> str:
     if cfg.max_k < isa.SUB_K:
         return f"decomposed kernels need a window of at least {isa.SUB_K} (max_k >= {isa.SUB_K})"
-    if L.groups > 1 or L.band_of is not None or L.name in graph.lowered:
+    if L.groups > 1:
         return "a grouped layer cannot run as decomposed 3x3 sub-windows (dense and depthwise layers only)"
     return f"no decomposed kernel {isa.DECOMPOSED} covers it"
 
@@ -67,10 +79,9 @@ def lower_kernels(graph: Graph, cfg: EngineConfig) -> list:
             continue
         k = L.k
         kp = decomposed_k(k)
-        w = np.zeros(L.weight.shape[:2] + (kp, kp), dtype=L.weight.dtype)
-        w[:, :, :k, :k] = L.weight
-        pt, pb, pl, pr = L.pads
-        L.weight, L.pads, L.k_net = w, (pt, pb + kp - k, pl, pr + kp - k), k
+        _pad_kernel(L, kp)
+        if L.band_of is not None and not L.band_of.k_net:
+            _pad_kernel(L.band_of, kp)          # the grouped layer the band's weights are cut from
         graph.notes.append(f"{L.name}: {k}x{k} kernel above the engine's window (max_k={cfg.max_k}) runs as "
                            f"a {kp}x{kp} decomposed kernel ({isa.sub_windows(kp)}x{isa.sub_windows(kp)} "
                            f"sub-windows of {isa.SUB_K}x{isa.SUB_K}; zero taps at the bottom/right)")

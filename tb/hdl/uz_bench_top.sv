@@ -18,7 +18,7 @@ module uz_bench_top #(
   parameter int InBufElems       = 65536,
   parameter int WgtBufElems      = 65536,
   parameter int OutBufElems      = 32768,
-  parameter int MaxK             = 11,
+  parameter int MaxK             = 3,
   parameter int InReads          = 4,
   parameter int MaxPerfLayers    = 64,
   parameter int CsrAddrWidth     = 8,

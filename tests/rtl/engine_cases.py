@@ -13,7 +13,7 @@ from tb import simenv
 
 #: A small engine: fast to build and simulate under both simulators.
 SMALL = EngineConfig(data_bits=16, acc_bits=48, pm=8, pn=8, ovsf_len=8, alpha_bits=16,
-                     axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096)
+                     axi_data_bits=128, in_buf_elems=8192, wgt_buf_elems=8192, out_buf_elems=4096, max_k=11)
 
 
 def rtl_parameters(cfg: EngineConfig) -> dict:
@@ -210,9 +210,10 @@ PM_CASES = {
 #: (golden.isa.DECOMPOSED). big_kernels: a 3-channel 7x7/2 first layer
 #: (input selection), an OVSF 5x5 of two ci-groups (the last one's real
 #: channels packed) in row tiles, a depthwise 5x5 (a window per sub-window,
-#: each sub-window's taps in whole words), a 5x5/3 split into ti-tiles
+#: each sub-window's taps in whole words), a grouped 5x5 (lowered to three
+#: channel-slice bands, each a dense 6x6), a 5x5/3 split into ti-tiles
 #: (sub-windows, ci-groups and tiles all nest).
-#: kernel_11: an 11x11/4, an OVSF 7x7 and an OVSF depthwise 11x11/2; the first two's 144 and 81 weight words an
+#: kernel_11: an 11x11/4, an OVSF 7x7, an OVSF depthwise 11x11/2 and a grouped 5x5 (two bands); the first two's 144 and 81 weight words an
 #: oc-group need a weight buffer of 256 words a half (ecp5, default), twice
 #: small's.
 DECOMP_CASES = {
@@ -223,13 +224,15 @@ DECOMP_CASES = {
         {"name": "c2", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "rho": 0.5},
         {"type": "relu"},
         {"name": "dw", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "groups": 24},
+        {"name": "g5", "type": "conv", "out_channels": 24, "kernel": 5, "pad": 2, "groups": 3},
         {"name": "c3", "type": "conv", "out_channels": 4, "kernel": 5, "stride": 3, "pad": 1}]},
     "kernel_11": {"input_shape": [5, 21, 23], "weights": {"seed": 18}, "max_k": 3, "layers": [
         {"name": "c1", "type": "conv", "out_channels": 6, "kernel": 11, "stride": 4, "pad": 5},
         {"type": "relu"},
         {"name": "c2", "type": "conv", "out_channels": 8, "kernel": 7, "pad": 3, "rho": 0.5},
         {"name": "dw", "type": "conv", "out_channels": 8, "kernel": 11, "stride": 2, "pad": 5, "groups": 8,
-         "rho": 0.5}]},
+         "rho": 0.5},
+        {"name": "g5", "type": "conv", "out_channels": 8, "kernel": 5, "pad": 2, "groups": 2}]},
 }
 
 #: The cases using graph features, and the descriptor fields each must use

@@ -263,7 +263,13 @@ module uz_compute
   logic [31:0] dw_win_words;               // ceil(K*K/PN): a depthwise window's weight words
   assign dw_win_words = (32'(g.k2) + 32'(PN - 1)) >> LogPN;
   logic        sub_first, sub_last, sb_last;
-  logic signed [19:0] y_sub, x_sub;        // the sub-window's first input row and column
+  // The sub-window's first input row and column, and the same a cycle
+  // later: the fetcher reads the registered copies (the sum sat on the
+  // engine's longest ECP5 path, from the geometry to the issue stage). They
+  // are current wherever read: a group's end is at least a cycle after the
+  // tile starts (tile_go, which takes the tile's origin itself) and after a
+  // sub-window's (its k = 3 rows come first); SubOriginCurrent_A.
+  logic signed [19:0] y_sub, x_sub, y_sub_q, x_sub_q;
   logic [15:0] ng_subs;                    // the tile's ci-groups times the sub-windows
   assign ng_subs   = uz_util_pkg::mul_subs(ng_tile, g.ksub);   // (Icarus 11 casts no call)
   assign sb_last   = (32'(sb_q) == 32'(g.ksub) - 1);
@@ -297,6 +303,10 @@ module uz_compute
   end
   assign y_tile = $signed({4'b0, 16'(mul_stride(32'(r0), g.stride))}) - $signed({16'b0, g.pad_t});
   assign x_tile = $signed({4'b0, 16'(mul_stride(32'(c0), g.stride))}) - $signed({16'b0, g.pad_l});
+  always_ff @(posedge clk_i) begin
+    y_sub_q <= y_sub;
+    x_sub_q <= x_sub;
+  end
 
   // Column i of the group is read when it exists and lies inside the input
   // (else it is padding: zeros).
@@ -475,10 +485,10 @@ module uz_compute
             u_q     <= u_adv;
             kxc_q   <= kxc_adv;
             raddr_q <= rbase_q + 32'(u_adv);
-            x_q     <= x_sub + $signed({4'b0, u_adv});
+            x_q     <= x_sub_q + $signed({4'b0, u_adv});
           end else begin
             u_q <= '0; kxc_q <= '0;
-            x_q <= x_sub;
+            x_q <= x_sub_q;
             if (py_q != nr_m1_q) begin
               py_q      <= py_q + 1'b1;
               pix_row_q <= pix_row_q + OutAw'(g.tc);
@@ -489,8 +499,8 @@ module uz_compute
             end else begin
               py_q      <= '0;
               pix_row_q <= '0;
-              ybase_q   <= y_sub;
-              y_q       <= y_sub;
+              ybase_q   <= y_sub_q;
+              y_q       <= y_sub_q;
               if (gl_q != ng_m1_q) begin
                 gl_q    <= gl_q + 1'b1;
                 if (32'(gsub_q) == Ratio - 1) begin
@@ -527,16 +537,16 @@ module uz_compute
                   gbase_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
                   rbase_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
                   raddr_q <= subrow_off_q + mul_stride(32'(g.iw_t), 3'd3);
-                  ybase_q <= y_tile + $signed({16'b0, suby_q + 4'd3});
-                  y_q     <= y_tile + $signed({16'b0, suby_q + 4'd3});
-                  x_q     <= x_tile;
+                  ybase_q <= y_sub_q + 20'sd3;
+                  y_q     <= y_sub_q + 20'sd3;
+                  x_q     <= x_sub_q - $signed({16'b0, subx_q});
                 end else begin
                   sb_q <= sb_q + 1'b1;
                   subx_q <= subx_q + 4'd3;
                   gbase_q <= subrow_off_q + 32'(subx_q) + 32'd3;
                   rbase_q <= subrow_off_q + 32'(subx_q) + 32'd3;
                   raddr_q <= subrow_off_q + 32'(subx_q) + 32'd3;
-                  x_q     <= x_sub + 20'sd3;
+                  x_q     <= x_sub_q + 20'sd3;
                 end
               end else begin
                 // tile done: on to the next one (other half)
@@ -1085,6 +1095,9 @@ module uz_compute
           (32'(sa_q) < 32'(g.ksub) && 32'(sb_q) < 32'(g.ksub) && 32'(suby_q) == 3 * 32'(sa_q) &&
            32'(subx_q) == 3 * 32'(sb_q) && subrow_off_q == 32'(suby_q) * 32'(g.iw_t) &&
            (g.ksub == 3'd1 || (g.k == 4'd3 && !g.pool_kind))),
+          clk_i, rst_ni)
+  // the registered sub-window origin is current where a group's end reads it
+  `ASSERT(SubOriginCurrent_A, !(fe_step && ky_q == g.k - 1) || (x_sub_q == x_sub && y_sub_q == y_sub),
           clk_i, rst_ni)
   `ASSERT(GroupBaseCurrent_A, fe_state_q != FeFetch ||
           gbase_q == 32'(gl_q) * plane_q + subrow_off_q + 32'(subx_q), clk_i, rst_ni)

@@ -247,12 +247,22 @@ module uz_post
       endcase
     end
   end
-  logic signed [19:0] cy, cx;
+  // The position read, (cy, cx) = (pr * ps - ppt + dy, pc * ps - ppl + dx),
+  // kept in registers stepped with the walk, as the accumulator address is:
+  // the products and sums were on the read enable's path, the engine's
+  // longest on ECP5 (PosCurrent_A holds them to the formula). The tile's
+  // first corner comes from pr_lo_q and pc_lo_q, set in PoPlan, long before
+  // the go (mp_q reaches MpDone first).
+  logic signed [19:0] cy_lo_q, cx_lo_q;     // the tile's first window's corner
+  logic signed [19:0] cy_pix_q, cx_pix_q;   // the pixel's window's corner
+  logic signed [19:0] cy_q, cx_q;           // the position read
   logic               pos_valid;
-  assign cy = $signed(20'(mul_stride(32'(pr_q), {1'b0, ps}))) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
-  assign cx = $signed(20'(mul_stride(32'(pc_q), {1'b0, ps}))) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
-  assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, g.conv_h})) &&
-                     (cx >= 0) && (cx < $signed({4'b0, g.conv_w}));
+  always_ff @(posedge clk_i) begin
+    cy_lo_q <= $signed(20'(mul_stride(32'(pr_lo_q), {1'b0, ps}))) - $signed({16'b0, ppt});
+    cx_lo_q <= $signed(20'(mul_stride(32'(pc_lo_q), {1'b0, ps}))) - $signed({16'b0, ppl});
+  end
+  assign pos_valid = (cy_q >= 0) && (cy_q < $signed({4'b0, g.conv_h})) &&
+                     (cx_q >= 0) && (cx_q < $signed({4'b0, g.conv_w}));
   // The walk's last positions, compared with registered bounds: the
   // subtracts were on the read-enable and counter-enable paths. The bounds
   // change only with the layer (pkh, pkw), as the iterator moves (no) or
@@ -748,6 +758,7 @@ module uz_post
       state_q <= PoIdle;
       hp_q <= 1'b0;
       q_q <= '0; pr_q <= '0; pc_q <= '0; dy_q <= '0; dx_q <= '0;
+      cy_q <= '0; cx_q <= '0; cy_pix_q <= '0; cx_pix_q <= '0;
       wc_addr_q <= '0; wc_grp_addr_q <= '0;
       a_qrow_q <= '0; a_prow_q <= '0; a_row_q <= '0; a_col0_q <= '0; a_pcol_q <= '0; a_col_q <= '0;
       sub_q <= '0; res_off_q <= '0;
@@ -762,6 +773,7 @@ module uz_post
         pr_q <= pr_lo_q;
         pc_q <= pc_lo_q;
         dy_q <= '0; dx_q <= '0;
+        cy_q <= cy_lo_q; cx_q <= cx_lo_q; cy_pix_q <= cy_lo_q; cx_pix_q <= cx_lo_q;
         wc_addr_q <= wc_start; wc_grp_addr_q <= wc_start;
         a_qrow_q <= a_row_start; a_prow_q <= a_row_start; a_row_q <= a_row_start;
         a_col0_q <= a_col_start; a_pcol_q <= a_col_start; a_col_q <= a_col_start;
@@ -770,30 +782,42 @@ module uz_post
           if (dx_last) begin
             dx_q    <= '0;
             dy_q    <= dy_q + 1'b1;
+            cx_q    <= cx_pix_q;
+            cy_q    <= cy_q + 20'sd1;
             a_row_q <= a_row_q + OutAwW'(g.tc);
             a_col_q <= a_pcol_q;
           end else begin
             dx_q    <= dx_q + 1'b1;
+            cx_q    <= cx_q + 20'sd1;
             a_col_q <= a_col_q + 1'b1;
           end
         end else begin
           dy_q <= '0; dx_q <= '0;
           if (!pc_last) begin
             pc_q     <= pc_q + 1'b1;
+            cx_pix_q <= cx_pix_q + $signed({18'b0, ps});
+            cx_q     <= cx_pix_q + $signed({18'b0, ps});
+            cy_q     <= cy_pix_q;
             a_row_q  <= a_prow_q;
             a_pcol_q <= a_pcol_q + OutAwW'(ps);
             a_col_q  <= a_pcol_q + OutAwW'(ps);
           end else begin
             pc_q     <= pc_lo_q;
+            cx_pix_q <= cx_lo_q;
+            cx_q     <= cx_lo_q;
             a_pcol_q <= a_col0_q;
             a_col_q  <= a_col0_q;
             if (!pr_last) begin
+              cy_pix_q  <= cy_pix_q + $signed({18'b0, ps});
+              cy_q      <= cy_pix_q + $signed({18'b0, ps});
               pr_q      <= pr_q + 1'b1;
               a_prow_q  <= a_prow_q + lc_ps_tc_q;
               a_row_q   <= a_prow_q + lc_ps_tc_q;
               wc_addr_q <= wc_addr_q + out_row_bytes;
             end else begin
-              pr_q <= pr_lo_q;
+              pr_q     <= pr_lo_q;
+              cy_pix_q <= cy_lo_q;
+              cy_q     <= cy_lo_q;
               if (!q_last) begin
                 q_q           <= q_q + 1'b1;
                 if (32'(sub_q) == Ratio - 1) begin
@@ -876,6 +900,11 @@ module uz_post
   `ASSERT(ShiftDecodeCurrent_A, !(s2a_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
   `ASSERT(DataShiftDecodeCurrent_A, !s3_valid_q || data_t_q == data_t_d, clk_i, rst_ni)
   `ASSERT(MulOperandCurrent_A, !(mul_req && mp_q == MpAccRow) || acc_row_a_q == acc_row_a_d, clk_i, rst_ni)
+  // the walk's position registers are the formula's (cy, cx) wherever it reads
+  logic signed [19:0] sh_cy, sh_cx;
+  assign sh_cy = $signed(20'(mul_stride(32'(pr_q), {1'b0, ps}))) - $signed({16'b0, ppt}) + $signed({4'b0, dy_q});
+  assign sh_cx = $signed(20'(mul_stride(32'(pc_q), {1'b0, ps}))) - $signed({16'b0, ppl}) + $signed({4'b0, dx_q});
+  `ASSERT(PosCurrent_A, state_q != PoPix || (cy_q == sh_cy && cx_q == sh_cx), clk_i, rst_ni)
   `ASSERT(TileStartCurrent_A, !tile_go || (wc_start == wc_start_d && a_col_start == a_col_start_d), clk_i, rst_ni)
   `ASSERT(LoopBoundsCurrent_A, state_q != PoPix ||
           (pkh_m1_q == pkh - 16'd1 && pkw_m1_q == pkw - 16'd1 && pc_end_m1_q == pc_end_q - 16'd1 &&

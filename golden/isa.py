@@ -23,6 +23,7 @@ from dataclasses import dataclass, field as dc_field
 from .arith import AVG_N_MAX
 from .config import EngineConfig
 from .errors import DescriptorError
+from .ovsf import gen_shift_bounds
 
 DESC_WORDS = 32
 DESC_BYTES = DESC_WORDS * 4
@@ -113,7 +114,7 @@ _FIELD_LIST = [
     Field("bias_addr", 32, "bias, one data word per output channel"),
     Field("bias_shift", 8, "right shift of the bias onto the accumulator's fl (fl_b - fl_in - fl_w)", True),
     Field("data_shift", 8, "right shift of the accumulator onto the output fl (fl_in + fl_w - fl_out)", True),
-    Field("gen_shift", 8, "right shift of generated weights onto the weight fl (fl_alpha - fl_w)", True),
+    Field("gen_shift", 8, "right shift of generated weights onto the weight fl (fl_alpha - fl_w); ovsf=1: within gen_shift_range(cfg)", True),
     Field("log2_l", 3, "OVSF block length L = 2**log2_l"),
     Field("n_codes", 6, "OVSF codes kept per block (rho * L)"),
     Field("code_mask", 32, "OVSF: bit j set = code j kept; alphas stored in increasing j"),
@@ -174,6 +175,13 @@ SUB_K = 3
 STRIDES = (1, 2, 3, 4)
 #: Legal range of a shift field: covers any pair of legal fractional lengths.
 SHIFT_MIN, SHIFT_MAX = -64, 63
+
+
+def gen_shift_range(cfg: EngineConfig) -> tuple[int, int]:
+    """(lo, hi): the gen_shift values of an OVSF layer (ovsf=1) the engine's
+    generator shifts by, min(0, alpha_bits - data_bits) - 2 .. log2(ovsf_len);
+    the compiler never needs others (golden.ovsf.gen_shift_bounds says why)."""
+    return gen_shift_bounds(cfg.ovsf_len, cfg.alpha_bits, cfg.data_bits)
 
 
 @dataclass
@@ -510,6 +518,12 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
         fail(Err.BAD_SHIFT, f"clip bound clip_hi={d.clip_hi} above the largest {cfg.data_bits}-bit value", "clip_hi")
     if kind == Kind.POOL and d.data_shift != 0:
         fail(Err.BAD_SHIFT, f"pool layer with data_shift={d.data_shift} (must be 0)", "data_shift")
+    if d.ovsf:
+        gen_lo, gen_hi = gen_shift_range(cfg)
+        if not gen_lo <= d.gen_shift <= gen_hi:
+            fail(Err.BAD_SHIFT, f"OVSF layer with gen_shift={d.gen_shift} outside [{gen_lo}, {gen_hi}]: the weights "
+                 f"generator's shift covers only that range (alpha_bits={cfg.alpha_bits}, data_bits={cfg.data_bits}, "
+                 f"L={cfg.ovsf_len})", "gen_shift")
     if d.ovsf:
         if kind == Kind.POOL:
             fail(Err.BAD_CODES, "pool layer with OVSF weights (ovsf=1)", "ovsf")

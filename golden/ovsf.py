@@ -138,6 +138,22 @@ def gen_acc_bits(alpha_bits: int, n_codes: int) -> int:
     return int(alpha_bits) + (int(n_codes) - 1).bit_length()
 
 
+def gen_shift_bounds(L: int, alpha_bits: int, data_bits: int) -> tuple:
+    """The generator shifts ``(lo, hi)`` an engine of block length ``L`` covers.
+
+    hi = log2 L: at ``fl_alpha = fl_w + log2 L`` the alphas are exact (integer
+    sums of +-weights over L), so a larger fl_alpha adds nothing and
+    :func:`decompose` never chooses one. lo: an alpha is an average of
+    +-weights, so ``max|alpha| <= max|w|`` and the fl at which the alphas just
+    fit is at least ``fl_w + alpha_bits - data_bits``; ``best_fl`` tries down
+    to two below it. The same two below also hold the testbench's retuned
+    shifts 0, -1, -2, which provoke generator saturation. The engine's
+    generator shifts over this range only (isa.gen_shift_range, BAD_SHIFT).
+    """
+    L = _check_L(L)
+    return min(0, int(alpha_bits) - int(data_bits)) - 2, _log2(L)
+
+
 # --------------------------------------------------------------------------
 # Decomposition (compiler side)
 # --------------------------------------------------------------------------
@@ -204,6 +220,11 @@ def decompose(w_q: np.ndarray, fl_w: int, rho, L: int, alpha_bits: int, data_bit
     ``alpha_bits >= data_bits + log2(L)`` uses ``fl_w + log2(L)``, which makes
     the alphas the exact integer transform and generation lossless. An
     all-zero layer also uses ``fl_w + log2(L)``.
+
+    fl_alpha is at most ``fl_w + log2(L)``: every larger fl holds the alphas
+    exactly too (``best_fl`` picks one when the alphas' range allows), and the
+    generated weights are the same at ``fl_w + log2(L)``, so gen_shift stays
+    within :func:`gen_shift_bounds`, the range the engine's generator covers.
     """
     L = _check_L(L)
     lg = _log2(L)
@@ -230,6 +251,14 @@ def decompose(w_q: np.ndarray, fl_w: int, rho, L: int, alpha_bits: int, data_bit
         fl_alpha = fl_w + lg
     else:
         fl_alpha = best_fl(arith.dequantize(kept, fl_w + lg), alpha_bits)
+    lo, hi = gen_shift_bounds(L, alpha_bits, data_bits)
+    # Lossless: above fl_w + lg the alphas are a_int * 2**k exactly, and the
+    # generator's sum shifted k further rounds to the same weights.
+    fl_alpha = min(fl_alpha, fl_w + hi)
+    if fl_alpha - fl_w < lo:
+        # max|alpha| <= max|w| keeps best_fl's choice above this bound
+        raise UzError(f"alpha fractional length {fl_alpha} gives gen_shift={fl_alpha - fl_w} below the "
+                      f"generator's lowest shift {lo} (alpha_bits={alpha_bits}, data_bits={data_bits})")
     fl_alpha = arith.check_fl(fl_alpha, "alpha fractional length")
     # Scaling by a power of two is exact in float64, so this is the exact
     # round-half-up of alpha_real at fl_alpha.

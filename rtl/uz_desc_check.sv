@@ -28,6 +28,7 @@ module uz_desc_check #(
   parameter int PN           = 16,
   parameter int DataWidth    = 16,
   parameter int OvsfLen      = 16,
+  parameter int AlphaWidth   = 16,
   parameter int AxiDataWidth = 128,
   parameter int InBufElems   = 64 * 1024,
   parameter int WgtBufElems  = 64 * 1024,
@@ -62,6 +63,8 @@ module uz_desc_check #(
       $fatal(1, "uz_desc_check: AxiDataWidth=%0d is not a power of two in 32..512", AxiDataWidth);
     if (!(DataWidth == 8 || DataWidth == 16))
       $fatal(1, "uz_desc_check: DataWidth=%0d is not 8 or 16", DataWidth);
+    if (!(AlphaWidth == 8 || AlphaWidth == 16))
+      $fatal(1, "uz_desc_check: AlphaWidth=%0d is not 8 or 16", AlphaWidth);
     if (!(InBufElems > 0 && WgtBufElems > 0 && OutBufElems > 0))
       $fatal(1, "uz_desc_check: a buffer size is not positive");
   end
@@ -86,6 +89,9 @@ module uz_desc_check #(
   localparam logic [15:0] PnMask16 = 16'(PN - 1);
   // The largest data value: the clip bound must not exceed it.
   localparam logic [15:0] DataMax = 16'((1 << (DataWidth - 1)) - 1);
+  // The generator shifts an OVSF layer may use (golden.isa.gen_shift_range).
+  localparam int GenShiftMin = uz_util_pkg::gen_shift_min(AlphaWidth, DataWidth);
+  localparam int GenShiftMax = uz_util_pkg::gen_shift_max(OvsfLen);
   // The most cells an average pool divides by (golden.arith.AVG_N_MAX).
   localparam int AvgNMax = 4096;
 
@@ -631,7 +637,9 @@ module uz_desc_check #(
                32'($signed(f_gen_shift)) < ShiftMin || 32'($signed(f_gen_shift)) > ShiftMax ||
                (f_res && (32'($signed(f_res_shift)) < ShiftMin || 32'($signed(f_res_shift)) > ShiftMax)) ||
                (f_clip && f_clip_hi > DataMax) ||
-               (is_pool && f_data_shift != '0);
+               (is_pool && f_data_shift != '0) ||
+               // the generator shifts over this range only (uz_ovsf_gen)
+               (f_ovsf && (32'($signed(f_gen_shift)) < GenShiftMin || 32'($signed(f_gen_shift)) > GenShiftMax));
     // Once 2**log2_l equals OvsfLen, check() measures the mask and the code
     // count against OvsfLen, so the constant serves for both.
     c_codes  = f_ovsf && (is_pool || ovsf_l != 32'(OvsfLen) ||

@@ -220,7 +220,7 @@ package uz_isa_pkg;
     logic [5:0]  n_codes;            // w12[5:0] OVSF codes kept per block (rho * L)
     logic [4:0]  reserved_w11_31_27; // w11[31:27] reserved
     logic [2:0]  log2_l;             // w11[26:24] OVSF block length L = 2**log2_l
-    logic [7:0]  gen_shift;          // w11[23:16] signed: right shift of generated weights onto the weight fl (fl_alpha - fl_w)
+    logic [7:0]  gen_shift;          // w11[23:16] signed: right shift of generated weights onto the weight fl (fl_alpha - fl_w); ovsf=1: within gen_shift_range(cfg)
     logic [7:0]  data_shift;         // w11[15:8] signed: right shift of the accumulator onto the output fl (fl_in + fl_w - fl_out)
     logic [7:0]  bias_shift;         // w11[7:0] signed: right shift of the bias onto the accumulator's fl (fl_b - fl_in - fl_w)
     logic [31:0] bias_addr;          // w10[31:0] bias, one data word per output channel

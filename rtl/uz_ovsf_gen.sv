@@ -33,6 +33,11 @@ module uz_ovsf_gen #(
   parameter int AlphaWidth = 16,  // 8 or 16
   parameter int DataWidth  = 16,  // 8 or 16
   parameter int Blocks     = 1,   // blocks per transfer, >= 1
+  // The gen_shift_i values the shifters cover (two's complement, Min <= Max):
+  // by default those uz_desc_check admits, golden.isa.gen_shift_range. A
+  // narrow range keeps each lane's barrel shift a few ways.
+  parameter int GenShiftMin = uz_util_pkg::gen_shift_min(AlphaWidth, DataWidth),
+  parameter int GenShiftMax = uz_util_pkg::gen_shift_max(OvsfLen),
   // log2 L: bits of a code index
   localparam int IdxWidth  = $clog2(OvsfLen),
   // 0..L: bits of n_codes_i
@@ -57,7 +62,7 @@ module uz_ovsf_gen #(
   // Layer constants.
   input  logic [OvsfLen-1:0]              code_mask_i,  // bit j set: code j is kept
   input  logic [CntWidth-1:0]             n_codes_i,    // popcount(code_mask_i), 1..L
-  input  logic [7:0]                      gen_shift_i,  // two's complement right shift
+  input  logic [7:0]                      gen_shift_i,  // two's complement right shift, GenShiftMin..GenShiftMax
 
   // Blocks of alphas: alpha k (k < n_codes_i) of block b belongs to the k-th
   // set bit of the mask, at [(b*OvsfLen+k)*AlphaWidth +: AlphaWidth]. Lanes
@@ -83,17 +88,24 @@ module uz_ovsf_gen #(
   `ASSERT_INIT(AlphaWidthLegal_A, AlphaWidth == 8 || AlphaWidth == 16)
   `ASSERT_INIT(DataWidthLegal_A, DataWidth == 8 || DataWidth == 16)
   `ASSERT_INIT(BlocksLegal_A, Blocks >= 1)
+  `ASSERT_INIT(GenShiftRangeLegal_A, GenShiftMin <= GenShiftMax && GenShiftMin >= -128 && GenShiftMax <= 127)
 
-  // The generator shift as uz_shift_round_sat's PreDecoded amount t =
-  // clamp(shift + DataWidth, 0, SumWidth + DataWidth), TWidth bits.
+  // The generator shift as uz_shift_round_sat's amount t =
+  // clamp(shift + DataWidth, 0, SumWidth + DataWidth), which the range
+  // bounds to TMin..TMax: passed PreDecoded as t - TMin, TWidth bits.
   localparam int ZWidth = SumWidth + DataWidth;
-  localparam int TWidth = $clog2(ZWidth + 1);
+  localparam int TMin   = (GenShiftMin + DataWidth < 0) ? 0 :
+                          (GenShiftMin + DataWidth > ZWidth) ? ZWidth : GenShiftMin + DataWidth;
+  localparam int TMax   = (GenShiftMax + DataWidth < 0) ? 0 :
+                          (GenShiftMax + DataWidth > ZWidth) ? ZWidth : GenShiftMax + DataWidth;
+  localparam int TWidth = (TMax > TMin) ? $clog2(TMax - TMin + 1) : 1;
+  // A shift outside the range (GenShiftInRange_A) acts as its nearer end.
   function automatic logic [TWidth-1:0] shift_t(logic [7:0] shift);
     logic signed [31:0] tw;
     tw = 32'($signed(shift)) + 32'(DataWidth);
-    if (tw < 0)                 shift_t = '0;
-    else if (tw > 32'(ZWidth))  shift_t = TWidth'(ZWidth);
-    else                        shift_t = TWidth'(tw);
+    if (tw < 32'(TMin))         shift_t = '0;
+    else if (tw > 32'(TMax))    shift_t = TWidth'(TMax - TMin);
+    else                        shift_t = TWidth'(tw - 32'(TMin));
   endfunction
 
   //////////////////////////
@@ -222,7 +234,9 @@ module uz_ovsf_gen #(
       .InWidth   (SumWidth),
       .OutWidth  (DataWidth),
       .ShiftWidth(TWidth),
-      .PreDecoded(1'b1)
+      .PreDecoded(1'b1),
+      .TMin      (TMin),
+      .TMax      (TMax)
     ) u_shift_round_sat (
       .data_i (sum_q[i]),
       .shift_i(s2_t_q),
@@ -251,6 +265,11 @@ module uz_ovsf_gen #(
           (n_codes_i >= CntWidth'(1) && 32'(n_codes_i) == $countones(code_mask_i)), clk_i, rst_ni)
   `ASSERT(BlocksInRange_A, !alpha_valid_i ||
           (alpha_blocks_i >= BlkWidth'(1) && 32'(alpha_blocks_i) <= Blocks), clk_i, rst_ni)
+  // The shifters cover GenShiftMin..GenShiftMax only (uz_desc_check
+  // rejects other layers).
+  `ASSERT(GenShiftInRange_A, !(alpha_valid_i && alpha_ready_o) ||
+          (32'($signed(gen_shift_i)) >= GenShiftMin && 32'($signed(gen_shift_i)) <= GenShiftMax),
+          clk_i, rst_ni)
 
 `ifndef UZ_NO_ASSERT
   // Each lane's decoded shift is that of the transfer in stage 2 (the raw

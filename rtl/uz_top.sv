@@ -177,8 +177,9 @@ module uz_top
   logic [BeatsWidth-1:0] l_rd_cmd_beats;
 
   uz_desc_check #(
-    .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AxiDataWidth(AxiDataWidth),
-    .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems), .MaxK(MaxK)
+    .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
+    .AxiDataWidth(AxiDataWidth), .InBufElems(InBufElems), .WgtBufElems(WgtBufElems), .OutBufElems(OutBufElems),
+    .MaxK(MaxK)
   ) u_desc_check (
     .clk_i, .rst_ni, .check_i(desc_check), .desc_i(desc), .done_o(desc_done), .err_o(desc_err),
     .geom_o(desc_geom)

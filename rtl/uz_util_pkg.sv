@@ -70,6 +70,18 @@ package uz_util_pkg;
     else                            shift_decode = t;
   endfunction
 
+  // The generator shifts (gen_shift of an OVSF layer) the engine covers,
+  // gen_shift_min(AlphaWidth, DataWidth) .. gen_shift_max(OvsfLen); others
+  // are BAD_SHIFT (uz_desc_check), so uz_ovsf_gen's shifter spans only these.
+  // golden.isa.gen_shift_range states the rule and why the compiler never
+  // needs more.
+  function automatic int gen_shift_min(int alpha_width, int data_width);
+    gen_shift_min = ((alpha_width < data_width) ? alpha_width - data_width : 0) - 2;
+  endfunction
+  function automatic int gen_shift_max(int ovsf_len);
+    gen_shift_max = $clog2(ovsf_len);
+  endfunction
+
   // The channels of an output tile (from o0, no of them, oc-groups of PM)
   // that the output tensor holds, cout_wr = out_c rounded up to PN: the last
   // tile may pass them (PM > PN). The write-back writes these and the

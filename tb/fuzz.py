@@ -172,7 +172,12 @@ def targeted(v: dict, code: E, cfg) -> str:
             v["clip"], v["clip_hi"] = 1, random.randint(arith.qmax(cfg.data_bits) + 1, 0xFFFF)
             return f"clip_hi={v['clip_hi']}"
         f = random.choice(["bias_shift", "data_shift", "gen_shift"])
-        v[f] = random.choice([isa.SHIFT_MIN - 1, isa.SHIFT_MAX + 1, -128, 127])
+        if f == "gen_shift" and v["ovsf"]:
+            # an OVSF layer's: just past the generator's range too
+            lo, hi = isa.gen_shift_range(cfg)
+            v[f] = random.choice([isa.SHIFT_MIN - 1, isa.SHIFT_MAX + 1, lo - 1, hi + 1])
+        else:
+            v[f] = random.choice([isa.SHIFT_MIN - 1, isa.SHIFT_MAX + 1, -128, 127])
         if kind == isa.Kind.POOL and random.random() < 0.5:
             f, v["data_shift"] = "data_shift", random.choice([-1, 1, 5])
         return f"{f}={v[f]}"

@@ -221,6 +221,11 @@ LEGAL = {
                            pool_pad_r=2, out_h=4, out_w=4),
     "conv_pool_5x5": _conv(pool=1, pool_kh=5, pool_kw=5, pool_s=1, pool_pad=2, out_h=8, out_w=8),
     "pool_avg_tiled": _pool(pool_avg=1, tr=4, tc=2),
+    # the generator's shift range (-2..4 at 16-bit data and alphas, L = 16)
+    # at both ends; a layer without OVSF keeps the whole shift range
+    "conv_ovsf_gen_shift_lo": _ovsf(gen_shift=-2),
+    "conv_ovsf_gen_shift_hi": _ovsf(gen_shift=4),
+    "conv_gen_shift_far_without_ovsf": _conv(gen_shift=isa.SHIFT_MIN),
 }
 
 
@@ -286,6 +291,9 @@ BROKEN = [
     ("data_shift_high", _conv(data_shift=isa.SHIFT_MAX + 1), Err.BAD_SHIFT, "data_shift"),
     ("gen_shift_min", _conv(gen_shift=FIELD["gen_shift"].lo), Err.BAD_SHIFT, "gen_shift"),
     ("pool_data_shift", _pool(data_shift=1), Err.BAD_SHIFT, "data_shift"),
+    ("ovsf_gen_shift_below", _ovsf(gen_shift=-3), Err.BAD_SHIFT, "gen_shift"),
+    ("ovsf_gen_shift_above", _ovsf(gen_shift=5), Err.BAD_SHIFT, "gen_shift"),
+    ("ovsf_gen_shift_before_codes", _ovsf(gen_shift=5, n_codes=0), Err.BAD_SHIFT, "gen_shift"),
     ("clip_hi_over_max", _conv(clip=1, clip_hi=1 << 15), Err.BAD_SHIFT, "clip_hi"),
     ("res_on_pool", _pool(res=1), Err.SHAPE_MISMATCH, "res"),
     ("avg_fused_into_conv", _conv_pool(pool_avg=1), Err.BAD_POOL, "pool_avg"),
@@ -326,6 +334,23 @@ def test_broken_descriptor(d, code, field):
     assert e.value.code == code
     assert e.value.field == field
     assert field in str(e.value), f"message {str(e.value)!r} does not name {field}"
+
+
+@pytest.mark.parametrize("data_bits,alpha_bits,ovsf_len,lo,hi", [
+    (16, 16, 16, -2, 4), (8, 8, 2, -2, 1), (16, 8, 32, -10, 5), (8, 16, 4, -2, 2)])
+def test_gen_shift_range(data_bits, alpha_bits, ovsf_len, lo, hi):
+    cfg = EngineConfig(data_bits=data_bits, alpha_bits=alpha_bits, ovsf_len=ovsf_len, pm=32, pn=32)
+    assert isa.gen_shift_range(cfg) == (lo, hi)
+    ovsf = dict(ovsf=1, log2_l=ovsf_len.bit_length() - 1, n_codes=1, code_mask=1, in_c=32, ti=32, to=32)
+    for g in (lo, hi):
+        assert isa.validate(_conv(gen_shift=g, **ovsf), cfg) == Err.NONE
+    for g in (lo - 1, hi + 1):
+        with pytest.raises(DescriptorError) as e:
+            isa.check(_conv(gen_shift=g, **ovsf), cfg)
+        assert e.value.code == Err.BAD_SHIFT and e.value.field == "gen_shift"
+        assert f"gen_shift={g}" in str(e.value) and f"[{lo}, {hi}]" in str(e.value)
+        # only an OVSF layer's generator shifts by it
+        assert isa.validate(_conv(gen_shift=g, **{**ovsf, "ovsf": 0}), cfg) == Err.NONE
 
 
 def test_ovsf_blocks_cannot_straddle_tiles():

@@ -177,6 +177,93 @@ def test_all_zero_layer():
     assert ovsf.relative_error(w, w) == 0.0
 
 
+# ---------------------------------------------------------------- generator shift range
+
+BIT_PAIRS = [(16, 16), (16, 8), (8, 8), (8, 16)]   # (data_bits, alpha_bits)
+
+
+def extreme_weights(rng, shape, bits):
+    """Weight distributions at the corners of the alphas' range."""
+    lo, hi = arith.qmin(bits), arith.qmax(bits)
+    n = int(np.prod(shape))
+    out = {}
+    for v in (hi, lo, 1, -1):
+        w = np.zeros(n, dtype=np.int64)
+        w[int(rng.integers(n))] = v
+        out[f"single_{v}"] = w.reshape(shape)
+        out[f"all_{v}"] = np.full(shape, v, dtype=np.int64)
+    c = rng.standard_cauchy(n)
+    out["cauchy"] = np.clip(np.rint(c / np.max(np.abs(c)) * hi), lo, hi).astype(np.int64).reshape(shape)
+    out["cauchy_small"] = np.clip(np.rint(c), lo, hi).astype(np.int64).reshape(shape)
+    sparse = random_weights(rng, (n,), bits)
+    sparse[rng.random(n) < 0.95] = 0
+    out["sparse"] = sparse.reshape(shape)
+    out["uniform"] = random_weights(rng, shape, bits)
+    out["alternating"] = np.where(np.arange(n) % 2, lo, hi).astype(np.int64).reshape(shape)
+    return out
+
+
+@pytest.mark.parametrize("data_bits,alpha_bits", BIT_PAIRS)
+@pytest.mark.parametrize("L", [2, 4, 8, 16, 32])
+def test_gen_shift_within_the_generators_range(data_bits, alpha_bits, L):
+    lo, hi = ovsf.gen_shift_bounds(L, alpha_bits, data_bits)
+    rng = np.random.default_rng(data_bits * 1000 + alpha_bits * 100 + L)
+    seen = set()
+    for name, w in extreme_weights(rng, (3, 4, 3, 3), data_bits).items():
+        for fl_w in (0, data_bits - 1, 20):
+            for rho in (Fraction(1, L), Fraction(1, 2), 1):
+                layer = ovsf.decompose(w, fl_w, rho, L, alpha_bits, data_bits)
+                assert lo <= layer.gen_shift <= hi, (name, fl_w, rho, layer.gen_shift)
+                seen.add(layer.gen_shift)
+    assert hi in seen
+
+
+def test_gen_shift_bounds():
+    assert ovsf.gen_shift_bounds(16, 16, 16) == (-2, 4)
+    assert ovsf.gen_shift_bounds(32, 8, 16) == (-10, 5)
+    assert ovsf.gen_shift_bounds(2, 16, 8) == (-2, 1)
+    with pytest.raises(UzError):
+        ovsf.gen_shift_bounds(12, 16, 16)
+
+
+def test_gen_shift_below_the_range_is_an_error(monkeypatch):
+    # best_fl never goes there (max|alpha| <= max|w|); if it did, say so.
+    monkeypatch.setattr(ovsf, "best_fl", lambda values, bits: -10)
+    w = np.full((2, 16, 1, 1), 100, dtype=np.int64)
+    with pytest.raises(UzError, match=r"gen_shift=-10 below the generator's lowest shift -2"):
+        ovsf.decompose(w, 0, 0.5, 16, 16, 16)
+
+
+def _unclamped(w, fl_w, rho, L, alpha_bits, data_bits):
+    """decompose's weights with best_fl's fl_alpha as it comes, unclamped."""
+    lg = L.bit_length() - 1
+    a_int = ovsf._alpha_int(ovsf.to_blocks(w, L), L)
+    codes = ovsf.select_codes(a_int, ovsf.n_codes_for(rho, L))
+    kept = a_int[..., list(codes)]
+    fl = ovsf.best_fl(arith.dequantize(kept, fl_w + lg), alpha_bits)
+    alpha = arith.quantize(arith.dequantize(kept, fl_w + lg - fl), 0, alpha_bits)
+    return fl, ovsf.from_blocks(ovsf.generate(alpha, codes, L, fl - fl_w, data_bits), w.shape)
+
+
+@pytest.mark.parametrize("L", [2, 4, 8, 16, 32])
+def test_clamped_fl_alpha_generates_the_same_weights(L):
+    # 8-bit data, 16-bit alphas: best_fl's window lies above fl_w + log2 L,
+    # where the alphas are exact; the clamp brings fl_alpha down to it.
+    rng = np.random.default_rng(40 + L)
+    clamped = 0
+    weights = [w for _, w in sorted(extreme_weights(rng, (4, 4, 3, 3), 8).items())]
+    weights += [smooth_weights(rng, (4, 4, 3, 3), 8)[0] for _ in range(3)]
+    for w in weights:
+        for rho in (Fraction(1, L), Fraction(1, 2)):
+            for fl_w in (0, 7):
+                layer = ovsf.decompose(w, fl_w, rho, L, 16, 8)
+                fl, w_un = _unclamped(w, fl_w, rho, L, 16, 8)
+                assert layer.fl_alpha == min(fl, fl_w + L.bit_length() - 1)
+                clamped += fl != layer.fl_alpha
+                assert np.array_equal(ovsf.reconstruct(layer, 8), w_un)
+    assert clamped >= len(weights)
+
+
 # ---------------------------------------------------------------- generator
 
 @pytest.mark.parametrize("gen_shift", [-3, -1, 0, 1, 4, 5, 9])

@@ -20,11 +20,15 @@ CONFIGS = {
     # kernels of 11 are refused.
     "pm16_pn8_l4_bus64_k7": EngineConfig(pm=16, pn=8, ovsf_len=4, axi_data_bits=64, in_buf_elems=16384,
                                          wgt_buf_elems=16384, out_buf_elems=4096, data_bits=8, max_k=7),
+    # alphas narrower than the data: the generator shift's range starts
+    # lower (-10), so AlphaWidth must reach the check
+    "alpha8": EngineConfig(alpha_bits=8),
 }
 
 
 def params_for(cfg: EngineConfig) -> dict:
-    return {"PM": cfg.pm, "PN": cfg.pn, "DataWidth": cfg.data_bits, "OvsfLen": cfg.ovsf_len, "AxiDataWidth": cfg.axi_data_bits,
+    return {"PM": cfg.pm, "PN": cfg.pn, "DataWidth": cfg.data_bits, "OvsfLen": cfg.ovsf_len,
+            "AlphaWidth": cfg.alpha_bits, "AxiDataWidth": cfg.axi_data_bits,
             "InBufElems": cfg.in_buf_elems, "WgtBufElems": cfg.wgt_buf_elems, "OutBufElems": cfg.out_buf_elems,
             "MaxK": cfg.max_k}
 

@@ -50,6 +50,18 @@ def test_ovsf_gen_check_can_fail(sim):
 
 
 @pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("end", ["lo", "hi"])
+def test_ovsf_gen_shift_outside_range_asserts(sim, end, tmp_path):
+    # GenShiftInRange_A: the shifters cover GenShiftMin..GenShiftMax only
+    log = tmp_path / "sim.log"
+    with pytest.raises((SystemExit, RuntimeError)):
+        simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", OVSF_PARAMS[2], sim=sim,
+                   testcase="shift_outside_range_is_caught", extra_env={"UZ_GEN_SHIFT_OUT": end},
+                   run_name=f"shift_out_{end}", log_file=log)
+    assert "GenShiftInRange_A" in log.read_text(), "the failure is not the assertion's"
+
+
+@pytest.mark.parametrize("sim", SIMS)
 @pytest.mark.parametrize("params", PE_PARAMS, ids=lambda p: "m{PM}_n{PN}_d{DataWidth}".format(**p))
 def test_pe_array(sim, params):
     simenv.run("uz_pe_array", PE_SRC, "cocotb_pe_array", params, sim=sim)

@@ -4,7 +4,7 @@ and the fingerprint of a compiled program the test compares.
 
 ``chain_images.json`` beside this file holds the fingerprints the compiler
 gave before it became a pipeline of graph passes (commit 9f4c76f, run from a
-``git archive`` of that commit), regenerated four times on purpose since: when the
+``git archive`` of that commit), regenerated six times on purpose since: when the
 tile pass began to refine its tiles by the analytical model
 (golden.passes.tile.refine), which changed the tiles (tr, to) of 21 of the
 63 programs, their descriptors and weight layouts, and nothing else; and
@@ -19,7 +19,12 @@ window became 3x3 (EngineConfig.max_k 3: a larger kernel is compiled as 3x3
 sub-windows of a zero-padded k = 3*ceil(K/3)), which changed every program
 on a default-derived configuration with a kernel above 3 (listed by the
 commit that regenerated them); the two small-buffer cases keep a native
-5x5 window, their buffers too small for the sub-windows.
+5x5 window, their buffers too small for the sub-windows; and when the
+compiler began to cap an OVSF layer's fl_alpha at fl_w + log2 L (the
+generator's shift range, golden.isa.gen_shift_range), which changed the
+alphas' fl and gen_shift, not the generated weights, of the 2 programs with
+8-bit data and 16-bit alphas at rho < 1 (example5/ovsf8_rho0.25,
+svd_energy/8_ovsf).
 Regenerate it only on purpose, when a change of the chain programs is
 intended::
 

@@ -101,7 +101,7 @@ def _rng(*key) -> np.random.Generator:
 
 def cfg_of(dut) -> EngineConfig:
     return EngineConfig(pm=int(dut.PM.value), pn=int(dut.PN.value), data_bits=int(dut.DataWidth.value),
-                        ovsf_len=int(dut.OvsfLen.value),
+                        ovsf_len=int(dut.OvsfLen.value), alpha_bits=int(dut.AlphaWidth.value),
                         axi_data_bits=int(dut.AxiDataWidth.value), in_buf_elems=int(dut.InBufElems.value),
                         wgt_buf_elems=int(dut.WgtBufElems.value), out_buf_elems=int(dut.OutBufElems.value),
                         max_k=int(dut.MaxK.value))
@@ -253,6 +253,11 @@ def random_legal(rng, cfg: EngineConfig):
             n = int(rng.integers(1, L + 1))
             v.update(ovsf=1, log2_l=L.bit_length() - 1, n_codes=n,
                      code_mask=sum(1 << int(j) for j in rng.choice(L, n, replace=False)))
+            if rng.random() < 0.9:
+                # mostly within the generator's range and one past it, so
+                # the OVSF checks after BAD_SHIFT run
+                lo, hi = isa.gen_shift_range(cfg)
+                v["gen_shift"] = int(rng.integers(lo - 1, hi + 2))
         for name in ("in_addr", "out_addr", "wgt_addr", "bias_addr"):
             v[name] = int(rng.integers(0, (1 << 32) // cfg.bus_bytes)) * cfg.bus_bytes
         # channel slices of larger tensors (offsets on PN), and the clip
@@ -344,7 +349,21 @@ def crafted(cfg: EngineConfig) -> list:
         add(k=k, pad_t=k - 1, pad_b=k - 1, pad_l=k - 1, pad_r=k - 1, in_c=cin, ti=cfg.pn, out_h=k, out_w=k,
             tr=1, tc=1)
     add(**dict(dw, k=6, pad_t=2, pad_b=3, pad_l=2, pad_r=3))
+    # An OVSF layer's generator shift at either end of its range and one past.
+    out += [v for v, _ in gen_shift_ends(cfg)]
     return out
+
+
+def gen_shift_ends(cfg: EngineConfig) -> list:
+    """An OVSF conv with gen_shift at lo - 1, lo, hi, hi + 1 of
+    isa.gen_shift_range, and the code each must give (the shift check alone)."""
+    L = cfg.ovsf_len
+    lo, hi = isa.gen_shift_range(cfg)
+    base = dict(kind=int(Kind.CONV), k=1, stride=1, in_c=cfg.pn, in_h=1, in_w=1, out_c=cfg.pm, out_h=1,
+                out_w=1, tr=1, tc=1, ti=cfg.pn, to=cfg.pm, ovsf=1, log2_l=L.bit_length() - 1, n_codes=1,
+                code_mask=1 << (L - 1))
+    return [(isa.Descriptor(dict(base, gen_shift=g)).values, code)
+            for g, code in ((lo - 1, Err.BAD_SHIFT), (lo, Err.NONE), (hi, Err.NONE), (hi + 1, Err.BAD_SHIFT))]
 
 
 # ------------------------------------------------------------ mutations
@@ -635,6 +654,10 @@ async def desc_check_matches_golden(dut):
     dut.rst_ni.value = 1
     await RisingEdge(dut.clk_i)
 
+    # The generator shift's range: golden must reject past either end, and the RTL with it.
+    ends = {_raw(v): code for v, code in gen_shift_ends(cfg)}
+    vectors += [(raw, "gen_shift end") for raw in ends]
+
     errors, hist, latency, abandoned, held = 0, {}, set(), 0, 0
     for n, (raw, origin) in enumerate(vectors):
         if n % 37 == 5:
@@ -657,6 +680,8 @@ async def desc_check_matches_golden(dut):
         exp = isa.validate(isa.decode(raw.to_bytes(isa.DESC_BYTES, "little")), cfg)
         if origin == "compiled":
             assert exp == Err.NONE, f"the compiler emitted an illegal descriptor ({exp.name}): {_fields_str(raw)}"
+        if origin == "gen_shift end":
+            assert exp == ends[raw], f"golden gives {exp.name}, not {ends[raw].name}: {_fields_str(raw)}"
         hist[exp.name] = hist.get(exp.name, 0) + 1
         if mutate and exp == Err.NONE:
             exp = Err.BAD_TILE

@@ -43,11 +43,19 @@ class Params:
         self.B = int(dut.Blocks.value)
         self.lg = self.L.bit_length() - 1
         self.cnt_bits = len(dut.n_codes_i)
+        # The shifts the generator covers (golden's rule, the RTL's defaults).
+        self.smin, self.smax = ovsf.gen_shift_bounds(self.L, self.A, self.D)
+        assert (_signed_param(dut.GenShiftMin), _signed_param(dut.GenShiftMax)) == (self.smin, self.smax)
         assert len(dut.alpha_i) == self.B * self.L * self.A
         assert len(dut.w_o) == self.B * self.L * self.D
         assert len(dut.alpha_blocks_i) == len(dut.w_blocks_o) == self.B.bit_length()
         assert len(dut.code_mask_i) == self.L
         assert self.cnt_bits == self.L.bit_length()  # clog2(L + 1)
+
+
+def _signed_param(handle) -> int:
+    v = handle.value
+    return int(v.to_signed()) if hasattr(v, "to_signed") else int(v)
 
 
 def _pack(values, width: int) -> int:
@@ -202,14 +210,15 @@ def _random_layer_constants(rng, p: Params):
         codes = list(range(n))  # the bottom codes
     else:
         codes = sorted(int(j) for j in rng.choice(p.L, size=n, replace=False))
-    shift = int(rng.integers(-3, p.lg + 4))
+    shift = int(rng.integers(p.smin, p.smax + 1))
     return codes, shift
 
 
 @cocotb.test()
 async def random_blocks_match_generate(dut):
-    """Random masks, n_codes 1..L, extreme and random alphas, gen_shift in
-    -3..log2(L)+3; constants change between back-to-back layers."""
+    """Random masks, n_codes 1..L, extreme and random alphas, gen_shift over
+    the generator's range (GenShiftMin..GenShiftMax); constants change
+    between back-to-back layers."""
     p = Params(dut)
     rng = _rng(1)
     await _reset(dut)
@@ -223,11 +232,11 @@ async def random_blocks_match_generate(dut):
             lanes = _random_alphas(rng, p, n)
             items.append((mask, n, shift, lanes))
             expected.append(ovsf.generate(np.array(lanes[:n]), codes, p.L, shift, p.D))
-    # Every n_codes and both shift extremes at least once, with all-min alphas
-    # (the largest sums).
+    # Every n_codes and both ends of the shift range at least once, with
+    # all-min alphas (the largest sums).
     lo = arith.qmin(p.A)
     for n in range(1, p.L + 1):
-        for shift in (-3, p.lg + 3, p.lg):
+        for shift in (p.smin, p.smax, p.lg):
             codes = list(range(p.L - n, p.L))
             items.append((ovsf.codes_mask(codes), n, shift, [lo] * p.L))
             expected.append(ovsf.generate(np.full(n, lo), codes, p.L, shift, p.D))
@@ -271,7 +280,7 @@ async def whole_layers_match_generate_layer(dut):
                 w_q = arith.quantize(real / np.max(np.abs(real)) / 4, p.D - 1, p.D).astype(np.int64)
             fl_w = int(rng.integers(p.D - 4, p.D))
             layer = ovsf.decompose(w_q, fl_w, Fraction(n, p.L), p.L, p.A, p.D)
-            assert -128 <= layer.gen_shift <= 127
+            assert p.smin <= layer.gen_shift <= p.smax
             blocks = ovsf.generate_layer(layer, p.D).reshape(-1, p.L)
             alphas = layer.alpha_q.reshape(-1, layer.n_codes)
             for a, w in zip(alphas, blocks):
@@ -286,3 +295,20 @@ async def whole_layers_match_generate_layer(dut):
     for start, w_blocks in exact:
         assert np.array_equal(np.array(got[start:start + len(w_blocks)]), w_blocks), "rho = 1 not exact"
     dut._log.info(f"{len(items)} layer blocks, {len(exact)} exact layers")
+
+
+@cocotb.test(skip=os.environ.get("UZ_GEN_SHIFT_OUT") not in ("lo", "hi"))
+async def shift_outside_range_is_caught(dut):
+    """A block accepted with gen_shift one past the range (UZ_GEN_SHIFT_OUT =
+    lo or hi) must trip GenShiftInRange_A: the simulation, not this test, ends
+    the run (the pytest wrapper expects the failure)."""
+    p = Params(dut)
+    await _reset(dut)
+    shift = p.smin - 1 if os.environ["UZ_GEN_SHIFT_OUT"] == "lo" else p.smax + 1
+    dut.gen_shift_i.value = shift & 0xFF
+    dut.alpha_valid_i.value = 1
+    dut.w_ready_i.value = 1
+    await FallingEdge(dut.clk_i)
+    dut.alpha_valid_i.value = 0
+    for _ in range(LATENCY + 3):
+        await FallingEdge(dut.clk_i)

@@ -256,13 +256,16 @@ module uz_post
   logic signed [19:0] cy_lo_q, cx_lo_q;     // the tile's first window's corner
   logic signed [19:0] cy_pix_q, cx_pix_q;   // the pixel's window's corner
   logic signed [19:0] cy_q, cx_q;           // the position read
+  logic signed [19:0] cy, cx;               // the same, for the testbench's shift probe
   logic               pos_valid;
+  assign cy = cy_q;
+  assign cx = cx_q;
   always_ff @(posedge clk_i) begin
     cy_lo_q <= $signed(20'(mul_stride(32'(pr_lo_q), {1'b0, ps}))) - $signed({16'b0, ppt});
     cx_lo_q <= $signed(20'(mul_stride(32'(pc_lo_q), {1'b0, ps}))) - $signed({16'b0, ppl});
   end
-  assign pos_valid = (cy_q >= 0) && (cy_q < $signed({4'b0, g.conv_h})) &&
-                     (cx_q >= 0) && (cx_q < $signed({4'b0, g.conv_w}));
+  assign pos_valid = (cy >= 0) && (cy < $signed({4'b0, g.conv_h})) &&
+                     (cx >= 0) && (cx < $signed({4'b0, g.conv_w}));
   // The walk's last positions, compared with registered bounds: the
   // subtracts were on the read-enable and counter-enable paths. The bounds
   // change only with the layer (pkh, pkw), as the iterator moves (no) or

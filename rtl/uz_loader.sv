@@ -754,9 +754,22 @@ module uz_loader
     assign aq_after[p*AlphaWidth +: AlphaWidth] = acc[(QAlphas+1)*AlphaWidth +: AlphaWidth];
   end
 
+  // The generator's layer constants, registered beside it: from the
+  // check's registers across the device to its shift decode was the
+  // engine's longest ECP5 path. A layer's first block reaches the generator
+  // long after its constants settle (its coefficients come from memory);
+  // GenConstsSettled_A.
+  logic [OvsfLen-1:0]           gen_mask_q;
+  logic [$clog2(OvsfLen+1)-1:0] gen_ncodes_q;
+  logic [7:0]                   gen_shift_q;
+  always_ff @(posedge clk_i) begin
+    gen_mask_q   <= code_mask_i;
+    gen_ncodes_q <= n_codes_i[$clog2(OvsfLen+1)-1:0];
+    gen_shift_q  <= gen_shift_i;
+  end
   uz_ovsf_gen #(.OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth), .DataWidth(DataWidth), .Blocks(GenLanes)) u_gen (
     .clk_i, .rst_ni,
-    .code_mask_i, .n_codes_i(n_codes_i[$clog2(OvsfLen+1)-1:0]), .gen_shift_i,
+    .code_mask_i(gen_mask_q), .n_codes_i(gen_ncodes_q), .gen_shift_i(gen_shift_q),
     .alpha_valid_i(gen_valid), .alpha_ready_o(alpha_ready), .alpha_blocks_i(iss_blocks), .alpha_i(gen_alpha),
     .w_valid_o(gen_w_valid), .w_ready_i(1'b1), .w_blocks_o(gen_w_blocks), .w_o(gen_w)
   );
@@ -1250,6 +1263,9 @@ module uz_loader
     end
   end
 `endif
+  // The generator's registered layer constants are the layer's wherever a block enters it.
+  `ASSERT(GenConstsSettled_A, !gen_valid || (gen_mask_q == code_mask_i && gen_shift_q == gen_shift_i &&
+          gen_ncodes_q == n_codes_i[$clog2(OvsfLen+1)-1:0]), clk_i, rst_ni)
   // Blocks are generated only while a tile's weights load.
   `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
   `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||

@@ -20,8 +20,11 @@ SIMS = simenv.SIMULATORS
     # alphas and data (shifts -2..4), L = 8 at 16-bit alphas and 8-bit data
     # (-2..3), a single amount; and clamped into the bounds, not PreDecoded
     {"InWidth": 21, "OutWidth": 16, "ShiftWidth": 3, "PreDecoded": 1, "TMin": 14, "TMax": 20},
-    {"InWidth": 20, "OutWidth": 8, "ShiftWidth": 3, "PreDecoded": 1, "TMin": 6, "TMax": 11},
-    {"InWidth": 21, "OutWidth": 16, "ShiftWidth": 1, "PreDecoded": 1, "TMin": 17, "TMax": 17},
+    # (these two in make test-slow: a build each)
+    pytest.param({"InWidth": 20, "OutWidth": 8, "ShiftWidth": 3, "PreDecoded": 1, "TMin": 6, "TMax": 11},
+                 marks=pytest.mark.slow),
+    pytest.param({"InWidth": 21, "OutWidth": 16, "ShiftWidth": 1, "PreDecoded": 1, "TMin": 17, "TMax": 17},
+                 marks=pytest.mark.slow),
     {"InWidth": 14, "OutWidth": 16, "ShiftWidth": 8, "TMin": 6, "TMax": 19},
 ], ids=lambda p: "in{InWidth}_out{OutWidth}_sh{ShiftWidth}".format(**p) + ("_pre" if p.get("PreDecoded") else "")
    + ("_t{TMin}-{TMax}".format(**p) if "TMin" in p else ""))

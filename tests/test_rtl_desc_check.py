@@ -39,8 +39,10 @@ def _run(sim, cfg, **env):
                       params_for(cfg), sim=sim, extra_env=env)
 
 
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("name", CONFIGS)
+# alpha8 in make test-slow (a build per simulator for one rule's plumbing;
+# golden's tests check the rule itself)
+@pytest.mark.parametrize("sim, name", [pytest.param(s, n, id=f"{n}-{s}", marks=[pytest.mark.slow] if n == "alpha8" else [])
+                                       for n in CONFIGS for s in SIMS])
 def test_desc_check(sim, name):
     _run(sim, CONFIGS[name])
 

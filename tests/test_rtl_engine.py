@@ -33,7 +33,10 @@ ICARUS_NIGHTLY_ONLY = {"res_block", "ovsf_rho"}
 #: The next longest under Icarus (40 to 140 s each since the loader's alpha
 #: queue became fixed slices, which Icarus re-evaluates every beat) run in
 #: make test-slow, which CI runs after make test, and in the nightly.
-ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6", "two_layer_pool", "big_kernels"}
+# (make test's ten minutes: these run under Icarus in make test-slow, which
+# CI runs too, and under Verilator in make test)
+ICARUS_SLOW = {"dw_block", "avg_pools", "fire", "relu6", "two_layer_pool", "big_kernels", "copy_clip", "concat_gap",
+               "conv_ovsf_groups"}
 
 
 @pytest.mark.parametrize("case, sim", [pytest.param(c, s, marks=[pytest.mark.slow] if (s == "icarus" and c in ICARUS_SLOW)

@@ -26,8 +26,11 @@ PE_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("params", OVSF_PARAMS, ids=lambda p: OVSF_ID.format(**p))
+# The default's 8 blocks under Verilator (its longest build) in make test-slow.
+@pytest.mark.parametrize("sim, params", [pytest.param(s, p, id=f"{OVSF_ID.format(**p)}-{s}",
+                                                      marks=[pytest.mark.slow] if (s == "verilator" and p["Blocks"] == 8)
+                                                      else [])
+                                         for p in OVSF_PARAMS for s in SIMS])
 def test_ovsf_gen(sim, params):
     simenv.run("uz_ovsf_gen", OVSF_SRC, "cocotb_ovsf_gen", params, sim=sim)
 

@@ -20,6 +20,7 @@ def test_uvm_verilator(test):
     run(test, "verilator")
 
 
+@pytest.mark.slow      # make test-slow (CI): the env under Icarus; make test runs it under Verilator
 def test_uvm_smoke_icarus():
     run("SmokeTest", "icarus")
 

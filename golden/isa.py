@@ -524,7 +524,6 @@ def check(d, cfg: EngineConfig, engine: bool = True) -> None:
             fail(Err.BAD_SHIFT, f"OVSF layer with gen_shift={d.gen_shift} outside [{gen_lo}, {gen_hi}]: the weights "
                  f"generator's shift covers only that range (alpha_bits={cfg.alpha_bits}, data_bits={cfg.data_bits}, "
                  f"L={cfg.ovsf_len})", "gen_shift")
-    if d.ovsf:
         if kind == Kind.POOL:
             fail(Err.BAD_CODES, "pool layer with OVSF weights (ovsf=1)", "ovsf")
         length = 1 << d.log2_l

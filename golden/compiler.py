@@ -225,10 +225,12 @@ def compile_network(net: Network, cfg: EngineConfig, calib: np.ndarray, rho: Opt
         raise UzError(f"input shape {tuple(calib.shape[1:]) if calib.ndim == 4 else calib.shape} "
                       f"does not match the network input {tuple(net.input_shape)}")
     res = quantise.quantise(graph, calib, cfg, static=static, force_ovsf=force_ovsf)
-    qlayers = tile.tile_layers(res.layers, cfg, bandwidth)
-    for q in qlayers:
+    # input selection first: the tile pass judges tiles by the cycles of the
+    # layer as it will run
+    for q in res.layers:
         if q.kind != isa.Kind.POOL:
             q.insel = insel == "on" or (insel == "auto" and (q.in_shape[0] // q.groups) % cfg.pn != 0)
+    qlayers = tile.tile_layers(res.layers, cfg, bandwidth)
     for name, t in (tiles or {}).items():
         q = next((q for q in qlayers if q.name == name), None)
         if q is None:

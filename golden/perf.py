@@ -287,13 +287,21 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return ov.command + mem.latency + per + (cmds - 1) * period
 
     # --- per-stage times of one tile
+    page_beats = min(256, 4096 // beat)     # uz_axi_rd: bursts within a 4 KiB page
+
+    def tail(cmds, beats):
+        """Data cycles of a stream's last bursts in flight: its last command
+        goes out about this long before its data ends."""
+        return min(cmds * beats, READ_OUTSTANDING * min(beats, page_beats)) * cpb
+
     def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
-        """(cycles, bytes read, cycles the loader waits for memory latency
-        with nothing in flight: its bias and weight commands wait for their
-        data one at a time, the input's commands for the first)."""
+        """(cycles, bytes read, the cycles of those the stream starts wait
+        for memory latency, the data cycles of the last bursts in flight).
+        The cycles count each stream's latency; the caller overlaps them."""
         t = 0.0
         rd = 0
         waits = 0
+        last = 0.0
         if weights_needed and not pool:
             bias_beats = _ceil(no * cfg.data_bits, cfg.axi_data_bits)
             t += ov.command + mem.latency + bias_beats * cpb
@@ -310,13 +318,15 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
                 waits += 1
                 rd += a_beats * beat
+                last = tail(1, a_beats)
             else:
                 w_beats = w_elems * cfg.data_bits // cfg.axi_data_bits
                 t += ov.command + mem.latency + w_beats * cpb
                 waits += 1
                 rd += w_beats * beat
+                last = tail(1, w_beats)
         if not input_needed:
-            return t + 1, rd, waits * (ov.command + mem.latency)  # the half holds the input tile
+            return t + 1, rd, waits * (ov.command + mem.latency), last  # the half holds the input tile
         y_lo, y_hi = in_span(r0, nr, d.in_h, pads[0])
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
@@ -329,7 +339,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = groups * rows, cols * word_beats
         t += stream_time(cmds, beats)
         rd += cmds * beats * beat
-        return t, rd, (waits + 1) * (ov.command + mem.latency)
+        return t, rd, (waits + 1) * (ov.command + mem.latency), tail(cmds, beats)
 
     def compute_time(no, i0, ni, nr, nc):
         """Rows of pixels stream through the window (fetcher and window
@@ -392,7 +402,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = nq, nr * nc * rbeats
         else:
             cmds, beats = nq * nr, nc * rbeats
-        return stream_time(cmds, beats), cmds * beats * beat
+        return stream_time(cmds, beats), cmds * beats * beat, tail(cmds, beats)
 
     # --- the pipeline over tiles, in the RTL's order
     load_end = []
@@ -403,6 +413,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     half_tag = [None, None]
     half_in = [None, None]
     loader_free = 0.0
+    cmd_free = 0.0
     shared = _SharedMemory(mem.bytes_per_cycle) if mem.bytes_per_cycle < beat else None
     out_tile = -1
     wb_free = 0.0
@@ -422,23 +433,41 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     half_tag[h] = (o0, i0)
                     need_in = half_in[h] != (i0, r0, c0)
                     half_in[h] = (i0, r0, c0)
-                    lt, rd, idle = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
+                    lt, rd, idle, ahead = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
+                    # The command side sends a tile's read commands once the
+                    # tile two before is filled (at most two planned and
+                    # unfilled) and the tile before has sent its own, up to
+                    # READ_OUTSTANDING bursts ahead of their data: the first
+                    # data comes a latency after that, however busy the half.
+                    # The data side fills the half once it is free and the
+                    # tile before is in; the streams' other latencies overlap
+                    # the data before them (commands back to back).
+                    cmd_at = max(load_end[t_idx - 2] if t_idx >= 2 else 0.0, cmd_free)
                     start = max(loader_free, comp_end[t_idx - 2] if t_idx >= 2 else 0.0)
-                    loader_free = start + lt
+                    lat = ov.command + mem.latency
+                    first_data = cmd_at + lat if lt > 1 else start
+                    begin = max(start, first_data)
+                    loader_free = begin + (lt - idle)
                     if shared is not None:
                         # the memory is free for others while the loader waits for latency
-                        loader_free = max(loader_free, shared.place(start + idle, rd))
+                        loader_free = max(loader_free, shared.place(begin, rd))
+                    cmd_free = max(cmd_at + ov.command, loader_free - ahead)
                     load_end.append(loader_free)
                     handed = loader_free
                     log(("load", t_idx, start, loader_free))
                     if d.res and ii == n_ti - 1:
                         # the residual half of this output tile is free once
                         # output tile t-2 is written
+                        # Its commands follow the tile's own once those are
+                        # all out (cmd_free); its data follows the tile's.
                         rs = max(loader_free, wb_end[out_tile - 2] if out_tile >= 2 else 0.0)
-                        rt, rrd = residual_time(min(no, cout_wr - o0), nr, nc)
-                        loader_free = rs + rt
+                        rt, rrd, r_ahead = residual_time(min(no, cout_wr - o0), nr, nc)
+                        r_cmd = max(cmd_free, cmd_at + ov.command)
+                        r_begin = max(rs, r_cmd + lat)
+                        loader_free = r_begin + (rt - lat)
                         if shared is not None:
-                            loader_free = max(loader_free, shared.place(rs + ov.command + mem.latency, rrd))
+                            loader_free = max(loader_free, shared.place(r_begin, rrd))
+                        cmd_free = max(r_cmd + ov.command, loader_free - r_ahead)
                         res_end.append(loader_free)
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt

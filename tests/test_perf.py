@@ -124,9 +124,9 @@ def without_res(d):
 
 
 @pytest.mark.parametrize("tiles, cmds, streams", [
-    (None, 1, 1),                                # the whole plane: one command for every group
+    ({"tr": 12, "tc": 12, "to": 32}, 1, 1),      # the whole plane: one command for every group
     ({"tr": 4, "to": 32}, 2 * 3, 3),             # whole rows: one per group and row tile (12 = 4 + 4 + 4)
-    ({"tc": 6, "to": 16}, 2 * 2 * 12, 2 * 2),    # narrower than the plane: one per group and row
+    ({"tr": 12, "tc": 6, "to": 16}, 2 * 2 * 12, 2 * 2),    # narrower than the plane: one per group and row
 ])
 def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cmds, streams):
     d = residual_prog(32, 12, tiles)
@@ -135,14 +135,17 @@ def test_residual_reads_its_tensor_once_in_the_commands_the_rtl_issues(tiles, cm
     # every residual pixel once: 32 channels x 12 x 12 in 16-bit words
     assert res.bytes_read - raw.bytes_read == 32 * 12 * 12 * CFG.elem_bytes
     assert res.bytes_written == raw.bytes_written and res.mac_busy == raw.mac_busy
-    assert res.cycles > raw.cycles
-    if tiles is None:
-        # one tile: its residual read follows the input's, and the write-back
-        # waits for it: 1000 more cycles of latency cost exactly one more
-        # thousand per command on top of the layer without residual
+    # (the residual's commands follow the input's, so on the fast memory its
+    # data can arrive while the compute runs and cost no cycle)
+    assert res.cycles >= raw.cycles
+    if cmds == 1:
+        # one tile: its residual command follows the input's once the bursts
+        # in flight let it (uz_axi_rd keeps four), and the write-back waits
+        # for its data: 1000 more cycles of latency show on the residual, at
+        # most once per command (its latency overlaps the input's data)
         slow_res, slow_raw = perf.layer_cycles(d, CFG, mem_slow), perf.layer_cycles(without_res(d), CFG, mem_slow)
         extra = (slow_res.cycles - slow_raw.cycles) - (res.cycles - raw.cycles)
-        assert extra == 1000 * cmds
+        assert 0 < extra <= 1000 * cmds
     else:
         # an output tile's residual commands go out back to back: its
         # residual pays the latency once when the bursts in flight cover it;
@@ -162,7 +165,7 @@ def test_residual_sits_in_the_loaders_sequence_as_the_rtl_runs_it():
     the output tile two back; the next input tile waits for it, and the
     write-back waits for the residual. A fused 3x3/1 max pool makes the
     write-back the slow stage (9 reads a pixel), so the wait binds."""
-    d = residual_prog(48, 8, {"to": 16, "ti": 32})
+    d = residual_prog(48, 8, {"tr": 8, "tc": 8, "to": 16, "ti": 32})
     d.set(pool=1, pool_k=3, pool_s=1, pool_pad=1)
     ev = []
     lc = perf.layer_cycles(d, CFG, perf.Memory(64, 10), events=ev)
@@ -179,8 +182,9 @@ def test_residual_sits_in_the_loaders_sequence_as_the_rtl_runs_it():
         if o < 2:
             assert by[("load", 2 * o + 2)][0] >= re_                 # the loader goes on after it
         assert by[("writeback", o)][0] >= max(re_, by[("compute", 2 * o + 1)][1])
-        # the compute of the last ti-tile does not wait for the residual
-        assert by[("compute", 2 * o + 1)][0] < re_
+        # the compute of the last ti-tile does not wait for the residual:
+        # it starts once its input tile is in and the tile before is done
+        assert by[("compute", 2 * o + 1)][0] == max(by[("load", 2 * o + 1)][1], by[("compute", 2 * o)][1])
     # the tile-2 residual waited for the write-back of tile 0
     assert by[("residual", 2)][0] == by[("writeback", 0)][1]
 

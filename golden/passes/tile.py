@@ -214,13 +214,12 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
     # split's halo re-reads show. Judge it at half the rate.
     rate = bandwidth if bandwidth else cfg.axi_data_bits / 8 / (2 if dw else 1)
     mem = perf.Memory(rate, REFINE_LATENCY)
-    cin_g = q.in_shape[0] // max(1, q.groups)
 
     def cycles(c):
         d = isa.Descriptor(dict(
             kind=int(q.kind), k=q.k, stride=q.stride, pad_t=q.pads[0], pad_b=q.pads[1], pad_l=q.pads[2],
             pad_r=q.pads[3], in_c=q.in_shape[0], in_h=q.in_shape[1], in_w=q.in_shape[2], out_c=q.out_shape[0],
-            out_h=q.out_shape[1], out_w=q.out_shape[2], insel=int(cin_g % cfg.pn != 0), res=int(q.res_tensor is not None),
+            out_h=q.out_shape[1], out_w=q.out_shape[2], insel=int(q.insel), res=int(q.res_tensor is not None),
             groups=groups if groups > 1 else 0, **c))
         if q.ovsf is not None:
             d.set(ovsf=1, log2_l=int(q.ovsf.L).bit_length() - 1, n_codes=q.ovsf.n_codes, code_mask=q.ovsf.mask)

@@ -691,7 +691,17 @@ module uz_desc_check #(
   // columns are below its buffer's size).
   // (a concatenation in member order: Icarus 11 takes no named assignment
   // pattern)
-  assign geom_o = {16'(ch_q), 16'(cw_q), 16'(ih), 16'(iw), 16'(out_c_up)};
+  // Registered as the flags are (valid from CkCode, before done_o): the
+  // engine's consumers then start from a register, not from this block's
+  // sums (on ECP5 the check's registers through them to the loader and
+  // compute were the longest paths).
+  logic [CheckGeomBits-1:0] geom_q, geom_now;
+  assign geom_now = {16'(ch_q), 16'(cw_q), 16'(ih), 16'(iw), 16'(out_c_up)};
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)               geom_q <= '0;
+    else if (ck_q == CkFlags)  geom_q <= geom_now;
+  end
+  assign geom_o = geom_q;
 
   // ------------------------------------------------------------ assertions
   `include "uz_assert.svh"
@@ -713,6 +723,8 @@ module uz_desc_check #(
   `ASSERT(UnitsIdleAtStart_A, !start || (dm_q == DmIdle && mu_q == MuIdle), clk_i, rst_ni)
   // the code mask is counted before the flags are taken
   `ASSERT(PopDoneBeforeFlags_A, ck_q != CkFlags || pop_done, clk_i, rst_ni)
+  // the sizes handed on are those of the descriptor being checked
+  `ASSERT(GeomSettledAtDone_A, !done_o || geom_q == geom_now, clk_i, rst_ni)
   `ASSERT_KNOWN(DoneKnown_A, done_o, clk_i, rst_ni)
   `ASSERT_KNOWN(ErrKnownWhenDone_A, done_o ? err_o : ErrNone, clk_i, rst_ni)
 `endif

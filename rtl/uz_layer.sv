@@ -85,7 +85,14 @@ module uz_layer
   // uz_layer_geom_t). The sizes that take a division or a product by the
   // stride come from the descriptor check, which works them out serially
   // (uz_check_geom_t); tr * tc from the layer constants below.
-  uz_layer_geom_t lgeom;
+  // lgeom_d is worked out from the descriptor and the check's sizes;
+  // lgeom, its register, is what the three processes read: they start from
+  // a register, not from these sums (on ECP5 the paths from the check's
+  // registers through them were the engine's longest). The check's sizes are
+  // registered a cycle before its done, so lgeom holds the layer's geometry
+  // from the cycle start_i rises (LayerGeomSettled_A); trtc follows trtc_q a
+  // cycle later, long before consts_valid.
+  uz_layer_geom_t lgeom_d, lgeom;
   logic [31:0]    trtc_q;
   // A decomposed kernel's sub-windows a side, and a depthwise channel's
   // weight words: ceil(taps / PN) a (sub-)window (signals: Icarus 11 casts
@@ -109,56 +116,60 @@ module uz_layer
   assign dw_words = uz_util_pkg::mul_subs(dw_win_words, ksub);
   always_comb begin
     // A POOL layer runs as a 1x1 convolution of stride 1 without padding.
-    lgeom.pool_kind = (d.kind == KindPool);
-    lgeom.pool_en   = lgeom.pool_kind || (d.kind == KindConv && d.pool);
+    lgeom_d.pool_kind = (d.kind == KindPool);
+    lgeom_d.pool_en   = lgeom_d.pool_kind || (d.kind == KindConv && d.pool);
     // Depthwise (golden.isa.depthwise): each output channel convolves its own
     // input channel; its K*K weights are packed into ceil(K*K/PN) words.
-    lgeom.dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
-    lgeom.ovsf      = d.ovsf;
-    lgeom.insel     = d.insel;
+    lgeom_d.dw        = (d.kind == KindConv) && (d.groups > 16'd1) && (d.groups == d.in_c) && (d.groups == d.out_c);
+    lgeom_d.ovsf      = d.ovsf;
+    lgeom_d.insel     = d.insel;
     // A decomposed kernel (k = 6, 9, 12; golden.isa.DECOMPOSED) runs as
     // (k/3)^2 sub-windows of 3x3 that accumulate like extra ci-groups: the
     // compute's window is 3x3, the loader sees (k/3)^2 times the channels.
-    lgeom.ksub      = ksub;
-    lgeom.k         = lgeom.pool_kind ? 4'd1 : (lgeom.ksub != 3'd1) ? 4'd3 : d.k;
-    lgeom.k2        = 7'(lgeom.k * lgeom.k);
+    lgeom_d.ksub      = ksub;
+    lgeom_d.k         = lgeom_d.pool_kind ? 4'd1 : (lgeom_d.ksub != 3'd1) ? 4'd3 : d.k;
+    lgeom_d.k2        = 7'(lgeom_d.k * lgeom_d.k);
     // depthwise: a channel's packed taps, whole words a sub-window
-    lgeom.wsteps    = lgeom.dw ? 7'(dw_words) : lgeom.k2;
-    lgeom.stride    = lgeom.pool_kind ? 3'd1 : d.stride;
-    lgeom.pad_t     = lgeom.pool_kind ? '0 : d.pad_t;
-    lgeom.pad_l     = lgeom.pool_kind ? '0 : d.pad_l;
-    lgeom.in_c      = d.in_c;
-    lgeom.in_h      = d.in_h;
-    lgeom.in_w      = d.in_w;
-    lgeom.cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
-    lgeom.cout_pad  = geom.cout_pad;   // computed: oc-groups of PM, rounded by the check
-    lgeom.cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
-    lgeom.conv_h    = geom.conv_h;
-    lgeom.conv_w    = geom.conv_w;
-    lgeom.out_h     = d.out_h;
-    lgeom.out_w     = d.out_w;
-    lgeom.to        = d.to;
-    lgeom.ti        = d.ti;
-    lgeom.tr        = d.tr;
-    lgeom.tc        = d.tc;
-    lgeom.ih_t      = geom.in_rows;
-    lgeom.iw_t      = geom.in_cols;
-    lgeom.trtc      = trtc_q;
+    lgeom_d.wsteps    = lgeom_d.dw ? 7'(dw_words) : lgeom_d.k2;
+    lgeom_d.stride    = lgeom_d.pool_kind ? 3'd1 : d.stride;
+    lgeom_d.pad_t     = lgeom_d.pool_kind ? '0 : d.pad_t;
+    lgeom_d.pad_l     = lgeom_d.pool_kind ? '0 : d.pad_l;
+    lgeom_d.in_c      = d.in_c;
+    lgeom_d.in_h      = d.in_h;
+    lgeom_d.in_w      = d.in_w;
+    lgeom_d.cin_pad   = (d.in_c + 16'(PN - 1)) & ~16'(PN - 1);
+    lgeom_d.cout_pad  = geom.cout_pad;   // computed: oc-groups of PM, rounded by the check
+    lgeom_d.cout_wr   = (d.out_c + 16'(PN - 1)) & ~16'(PN - 1);   // written: the layout's groups of PN
+    lgeom_d.conv_h    = geom.conv_h;
+    lgeom_d.conv_w    = geom.conv_w;
+    lgeom_d.out_h     = d.out_h;
+    lgeom_d.out_w     = d.out_w;
+    lgeom_d.to        = d.to;
+    lgeom_d.ti        = d.ti;
+    lgeom_d.tr        = d.tr;
+    lgeom_d.tc        = d.tc;
+    lgeom_d.ih_t      = geom.in_rows;
+    lgeom_d.iw_t      = geom.in_cols;
+    lgeom_d.trtc      = trtc_q;
     // The pool window (golden.isa.pool_window): the legacy square window and
     // symmetric pad, or the graph fields; a global pool's window is the plane.
     if (d.pool_global) begin
-      lgeom.pool_kh = geom.conv_h;
-      lgeom.pool_kw = geom.conv_w;
-      lgeom.pool_s  = 2'd1;
-      lgeom.pool_pt = '0;
-      lgeom.pool_pl = '0;
+      lgeom_d.pool_kh = geom.conv_h;
+      lgeom_d.pool_kw = geom.conv_w;
+      lgeom_d.pool_s  = 2'd1;
+      lgeom_d.pool_pt = '0;
+      lgeom_d.pool_pl = '0;
     end else begin
-      lgeom.pool_kh = (d.pool_kh != '0) ? 16'(d.pool_kh) : 16'(d.pool_k);
-      lgeom.pool_kw = (d.pool_kw != '0) ? 16'(d.pool_kw) : 16'(d.pool_k);
-      lgeom.pool_s  = d.pool_s;
-      lgeom.pool_pt = 4'(d.pool_pad);
-      lgeom.pool_pl = d.pool_asym ? d.pool_pad_l : 4'(d.pool_pad);
+      lgeom_d.pool_kh = (d.pool_kh != '0) ? 16'(d.pool_kh) : 16'(d.pool_k);
+      lgeom_d.pool_kw = (d.pool_kw != '0) ? 16'(d.pool_kw) : 16'(d.pool_k);
+      lgeom_d.pool_s  = d.pool_s;
+      lgeom_d.pool_pt = 4'(d.pool_pad);
+      lgeom_d.pool_pl = d.pool_asym ? d.pool_pad_l : 4'(d.pool_pad);
     end
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) lgeom <= '0;
+    else         lgeom <= lgeom_d;
   end
 
   // ---------------------------------------------------- channel slices
@@ -409,18 +420,21 @@ module uz_layer
   // in_tile_dims), divided and multiplied here the plain way.
   logic [31:0] ref_k, ref_conv_h, ref_conv_w, ref_in_rows, ref_in_cols, ref_cout_pad;
   always_comb begin
-    ref_k       = lgeom.pool_kind ? 32'd1 : 32'(d.k);   // the real kernel, not the window's
-    ref_conv_h  = lgeom.pool_kind ? 32'(d.in_h) :
-                  (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - ref_k) / 32'(lgeom.stride) + 1;
-    ref_conv_w  = lgeom.pool_kind ? 32'(d.in_w) :
-                  (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - ref_k) / 32'(lgeom.stride) + 1;
-    ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom.stride) + ref_k;
-    ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom.stride) + ref_k;
+    ref_k       = lgeom_d.pool_kind ? 32'd1 : 32'(d.k);   // the real kernel, not the window's
+    ref_conv_h  = lgeom_d.pool_kind ? 32'(d.in_h) :
+                  (32'(d.in_h) + 32'(d.pad_t) + 32'(d.pad_b) - ref_k) / 32'(lgeom_d.stride) + 1;
+    ref_conv_w  = lgeom_d.pool_kind ? 32'(d.in_w) :
+                  (32'(d.in_w) + 32'(d.pad_l) + 32'(d.pad_r) - ref_k) / 32'(lgeom_d.stride) + 1;
+    ref_in_rows = (32'(d.tr) - 1) * 32'(lgeom_d.stride) + ref_k;
+    ref_in_cols = (32'(d.tc) - 1) * 32'(lgeom_d.stride) + ref_k;
     ref_cout_pad = (32'(d.out_c) + PM - 1) / PM * PM;
   end
   `ASSERT(GeomFromCheck_A, !active_q || (32'(geom.conv_h) == ref_conv_h && 32'(geom.conv_w) == ref_conv_w &&
                                          32'(geom.in_rows) == ref_in_rows && 32'(geom.in_cols) == ref_in_cols &&
                                          32'(geom.cout_pad) == ref_cout_pad),
           clk_i, rst_ni)
+  // the processes read the registered geometry: it must be the layer's when
+  // the tile walks load their first tile and once the layer's constants are in
+  `ASSERT(LayerGeomSettled_A, !(start_i || (active_q && consts_valid)) || lgeom == lgeom_d, clk_i, rst_ni)
 `endif
 endmodule

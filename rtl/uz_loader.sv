@@ -460,6 +460,10 @@ module uz_loader
   logic [31:0]           rc_addr_q, rc_grp_addr_q;  // the next residual command's address, its group's
   logic [BeatsWidth-1:0] rs_cmd_beats_q;
   logic [15:0]           rc_g_q, rc_y_q;            // the next residual command's group, row (in tile)
+  // The residual tile's last group and row, registered as its commands are
+  // set up (CsRes): the written channel count (chans_held) and the compare
+  // on it were the engine's longest ECP5 path (ResCmdEndsCurrent_A).
+  logic [15:0]           rc_ng_m1_q, rc_nr_m1_q;
   logic                  bias_fire, wgt_fire, in_fire, res_fire;
   assign rd_cmd_valid_o = bias_cmd_left_q || wgt_cmd_left_q || in_cmd_left_q || rs_cmd_left_q;
   always_comb begin
@@ -923,7 +927,7 @@ module uz_loader
       bias_cmd_addr_q <= '0; wgt_cmd_addr_q <= '0; in_cmd_addr_q <= '0; in_grp_addr_q <= '0;
       bias_cmd_beats_q <= '0; wgt_cmd_beats_q <= '0; in_cmd_beats_q <= '0;
       rc_addr_q <= '0; rc_grp_addr_q <= '0; rs_cmd_beats_q <= '0;
-      cgl_q <= '0; cy_q <= '0; rc_g_q <= '0; rc_y_q <= '0;
+      cgl_q <= '0; cy_q <= '0; rc_g_q <= '0; rc_y_q <= '0; rc_ng_m1_q <= '0; rc_nr_m1_q <= '0;
     end else if (abort_i || start_i) begin
       hc_q <= 1'b0;
       planned_q <= '0;
@@ -956,12 +960,12 @@ module uz_loader
       if (res_fire) begin
         if (ca_rs_whole_plane) begin
           rs_cmd_left_q <= 1'b0;
-        end else if (!ca_rs_full_rows && rc_y_q != ca_nr - 1'b1) begin
+        end else if (!ca_rs_full_rows && rc_y_q != rc_nr_m1_q) begin
           rc_y_q    <= rc_y_q + 1'b1;
           rc_addr_q <= rc_addr_q + res_row_bytes;
         end else begin
           rc_y_q <= '0;
-          if (rc_g_q == (ca_no_wr >> LogPN) - 1'b1) begin
+          if (rc_g_q == rc_ng_m1_q) begin
             rs_cmd_left_q <= 1'b0;
           end else begin
             rc_g_q        <= rc_g_q + 1'b1;
@@ -1001,6 +1005,8 @@ module uz_loader
         end
         CsRes: begin
           rc_g_q <= '0; rc_y_q <= '0;
+          rc_ng_m1_q <= (ca_no_wr >> LogPN) - 1'b1;
+          rc_nr_m1_q <= ca_nr - 1'b1;
           rs_cmd_left_q <= 1'b1;
           rc_grp_addr_q <= res_addr_i + ((ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) << LogWordBytes);
           rc_addr_q     <= res_addr_i + ((ga_rs_grp_q + ga_rs_row_q + 32'(ca_c0)) << LogWordBytes);
@@ -1266,6 +1272,9 @@ module uz_loader
   // The generator's registered layer constants are the layer's wherever a block enters it.
   `ASSERT(GenConstsSettled_A, !gen_valid || (gen_mask_q == code_mask_i && gen_shift_q == gen_shift_i &&
           gen_ncodes_q == n_codes_i[$clog2(OvsfLen+1)-1:0]), clk_i, rst_ni)
+  // the residual commands run on their tile's last group and row
+  `ASSERT(ResCmdEndsCurrent_A, cs_q != CsResIssue ||
+          (rc_ng_m1_q == (ca_no_wr >> LogPN) - 1'b1 && rc_nr_m1_q == ca_nr - 1'b1), clk_i, rst_ni)
   // Blocks are generated only while a tile's weights load.
   `ASSERT(GenOnlyInWeights_A, !gen_valid || state_q == LdWgtData || state_q == LdGenDrain, clk_i, rst_ni)
   `ASSERT(GenWritesOnlyInWeights_A, !gen_w_valid || state_q == LdWgtData || state_q == LdGenDrain ||

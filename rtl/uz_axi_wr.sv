@@ -256,7 +256,11 @@ module uz_axi_wr #(
   // A beat offered in the cycle the next command is accepted is kept: it
   // belongs to that command.
   assign drop_now     = abort_act | (drop_q & ~cmd_fire);
-  assign data_ready_o = drop_now | ~skid_valid_q;
+  // While beats are dropped the skid register is empty (DropSkidEmpty_A),
+  // so ready needs only the abort and the skid register: not the command
+  // handshake, whose path from the write-back's command logic through here
+  // back into the write-back's pixel queue was long on ECP5.
+  assign data_ready_o = abort_act | ~skid_valid_q;
   assign in_fire      = data_valid_i & data_ready_o;
   assign in_take      = in_fire & ~drop_now;
 
@@ -390,6 +394,8 @@ module uz_axi_wr #(
           (m_axi_awvalid && m_axi_awaddr == sh_awaddr_q && m_axi_awlen == sh_awlen_q), clk_i, rst_ni)
   `ASSERT(WStable_A, !sh_w_stall_q || (m_axi_wvalid && m_axi_wdata == sh_wdata_q &&
           m_axi_wstrb == sh_wstrb_q && m_axi_wlast == sh_wlast_q), clk_i, rst_ni)
+  // ready above leaves out the command handshake on this
+  `ASSERT(DropSkidEmpty_A, !drop_q || !skid_valid_q, clk_i, rst_ni)
   // Producer side of the stream; an abort may withdraw it.
   `ASSERT(DataInStable_A, !sh_in_stall_q || abort_act || (data_valid_i && data_i == sh_in_data_q),
           clk_i, rst_ni)

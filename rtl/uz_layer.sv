@@ -208,7 +208,11 @@ module uz_layer
   // An enum label in a port connection becomes an undriven implicit net
   // under Icarus 11 (KcDone read as z): compare in an assign instead.
   assign kc_req = kc_run_q && kc_q != KcDone;
-  uz_seq_mul u_kc_mul (
+  // Two multipliers (one more DSP): the operand selection over the
+  // descriptor's fields ends at a register (with one multiplier the
+  // selection, the multiplier and the sum were one path, the engine's
+  // longest on ECP5 once the geometry was registered).
+  uz_seq_mul #(.TwoMul(1'b1)) u_kc_mul (
     .clk_i, .rst_ni, .clear_i(start_i || abort_i), .req_i(kc_req),
     .a_i(kc_a), .b_i(kc_b), .done_o(kc_done), .p_o(kc_p)
   );

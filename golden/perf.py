@@ -295,9 +295,10 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         return min(cmds * beats, READ_OUTSTANDING * min(beats, page_beats)) * cpb
 
     def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
-        """(cycles, bytes read, the cycles of those the stream starts wait
-        for memory latency, the data cycles of the last bursts in flight).
-        The cycles count each stream's latency; the caller overlaps them."""
+        """(cycles, bytes read, the part of those cycles that is the
+        streams' memory latencies, the data cycles of the last bursts in
+        flight). The cycles count each stream's latency; the caller
+        overlaps them."""
         t = 0.0
         rd = 0
         waits = 0

@@ -115,6 +115,7 @@ def test_bench_end_to_end(tmp_path):
     assert sum(x["mem_stall"] for x in slow["layers"]) > sum(x["mem_stall"] for x in full["layers"])
 
 
+@pytest.mark.slow   # with the next test, the only make-test users of the small bench build (about 80 s): make test-slow (CI)
 def test_bench_ovsf(tmp_path):
     """Generated weights and a padded, strided convolution at 2.5 bytes per
     cycle, through run_program (a compiled Program, dumps as bytes)."""
@@ -132,6 +133,7 @@ def test_bench_ovsf(tmp_path):
     assert layers.compare(ref[0], got)[1] == 0
 
 
+@pytest.mark.slow   # shares test_bench_ovsf's build: make test-slow (CI)
 def test_bench_failures_are_reported(tmp_path):
     """A program that stops with an error, and one that outlives its
     watchdog, both come back as results with passed False (no hang)."""

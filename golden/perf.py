@@ -297,8 +297,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
     def load_time(o0, no, i0, ni, r0, nr, c0, nc, weights_needed, input_needed):
         """(cycles, bytes read, the part of those cycles that is the
         streams' memory latencies, the data cycles of the last bursts in
-        flight). The cycles count each stream's latency; the caller
-        overlaps them."""
+        flight, the input's data cycles, the share of the input the
+        compute's first row needs). The cycles count each stream's latency;
+        the caller overlaps them."""
         t = 0.0
         rd = 0
         waits = 0
@@ -327,7 +328,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 rd += w_beats * beat
                 last = tail(1, w_beats)
         if not input_needed:
-            return t + 1, rd, waits * (ov.command + mem.latency), last  # the half holds the input tile
+            return t + 1, rd, waits * (ov.command + mem.latency), last, 0.0, 1.0  # the half holds the input tile
         y_lo, y_hi = in_span(r0, nr, d.in_h, pads[0])
         x_lo, x_hi = in_span(c0, nc, d.in_w, pads[2])
         groups = ni // pn
@@ -340,7 +341,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = groups * rows, cols * word_beats
         t += stream_time(cmds, beats)
         rd += cmds * beats * beat
-        return t, rd, (waits + 1) * (ov.command + mem.latency), tail(cmds, beats)
+        # the first output row reads the first K rows of the first group
+        first = min(k, rows) / (groups * rows)
+        return t, rd, (waits + 1) * (ov.command + mem.latency), tail(cmds, beats), cmds * beats * cpb, first
 
     def compute_time(no, i0, ni, nr, nc):
         """Rows of pixels stream through the window (fetcher and window
@@ -370,7 +373,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             window += nr * w
         t = max(fetch, window)
         mac = nr * nc * sum(issue_of)
-        return t + ov.tile_start + ov.tile_drain, mac
+        return t + ov.tile_start + ov.tile_drain, mac, t / (nr * len(issue_of))
 
     def writeback_time(no, r0, nr, c0, nc):
         """(cycles, bytes) of an output tile's write-back: PN-channel pixel
@@ -405,6 +408,12 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = nq * nr, nc * rbeats
         return stream_time(cmds, beats), cmds * beats * beat, tail(cmds, beats)
 
+    # The write-back may send a row as soon as the compute has written it for
+    # good where each accumulator word is written once (uz_post early_q): a
+    # depthwise layer with PM = PN, or one ci-group, no sub-windows, no pool.
+    early_wb = (not fused_pool and subs == 1 and n_ti == 1
+                and ((dw and pm == pn) or (not dw and not pool and cin_pad == pn)))
+
     # --- the pipeline over tiles, in the RTL's order
     load_end = []
     comp_end = []
@@ -434,7 +443,8 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     half_tag[h] = (o0, i0)
                     need_in = half_in[h] != (i0, r0, c0)
                     half_in[h] = (i0, r0, c0)
-                    lt, rd, idle, ahead = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w, need_in)
+                    lt, rd, idle, ahead, in_data, in_first = load_time(o0, no, i0, ni, r0, nr, c0, nc, need_w,
+                                                                       need_in)
                     # The command side sends a tile's read commands once the
                     # tile two before is filled (at most two planned and
                     # unfilled) and the tile before has sent its own, up to
@@ -454,7 +464,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         loader_free = max(loader_free, shared.place(begin, rd))
                     cmd_free = max(cmd_at + ov.command, loader_free - ahead)
                     load_end.append(loader_free)
-                    handed = loader_free
+                    in_end = loader_free
+                    # The compute may start once the input of its first row
+                    # is in (uz_compute in_ready) and ends no earlier than a
+                    # row after the half is full.
+                    handed = loader_free - in_data * (1.0 - in_first) if need_in else loader_free
                     log(("load", t_idx, start, loader_free))
                     if d.res and ii == n_ti - 1:
                         # the residual half of this output tile is free once
@@ -473,11 +487,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt
                         rd += rrd
-                    ct, mac = compute_time(no, i0, ni, nr, nc)
+                    ct, mac, row_ct = compute_time(no, i0, ni, nr, nc)
                     cstart = max(handed, comp_end[-1] if comp_end else 0.0)
                     if ii == 0 and out_tile >= 2:
                         cstart = max(cstart, wb_end[out_tile - 2])
-                    comp_end.append(cstart + ct)
+                    comp_end.append(max(cstart + ct, in_end + row_ct + ov.tile_drain))
                     log(("compute", t_idx, cstart, cstart + ct))
                     tot["load"] += lt
                     tot["compute"] += ct
@@ -485,8 +499,19 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     mac_total += mac
                     t_idx += 1
                 wt, wr = writeback_time(min(no, cout_wr - o0), r0, nr, c0, nc)
-                ws = max(comp_end[-1], wb_free, res_end[-1] if d.res else 0.0)
-                wb_free = ws + wt
+                if early_wb:
+                    # rows as the compute finishes them: the first a row
+                    # after its start; the last after the compute's end (a
+                    # one-group layer's rows finish every channel group at
+                    # once, and the write-back sends group by group)
+                    nq_wr = max(1, min(no, cout_wr - o0) // pn)
+                    row_wt = wt / (nq_wr * nr)
+                    after = row_wt if dw else wt - (wt / nq_wr) + row_wt
+                    ws = max(cstart + row_ct + ov.tile_drain, wb_free, res_end[-1] if d.res else 0.0)
+                    wb_free = max(ws + wt, comp_end[-1] + after)
+                else:
+                    ws = max(comp_end[-1], wb_free, res_end[-1] if d.res else 0.0)
+                    wb_free = ws + wt
                 if shared is not None:
                     wb_free = max(wb_free, shared.place(ws, wr))
                     shared.forget_before(min(ws, loader_free))

@@ -53,9 +53,18 @@ module uz_compute
   // tile hand-off with the loader (one flag per buffer half)
   input  logic [1:0]                   tile_full_i,
   output logic [1:0]                   tile_release_o,
+  // the loader's input fill (uz_loader fill_*_o): a half may be started
+  // while its input arrives, each read waiting for its words
+  input  logic                         fill_valid_i,
+  input  logic                         fill_half_i,
+  input  logic [InAw-2:0]              fill_addr_i,
   // output-tile hand-off with the write-back
   input  logic [1:0]                   out_full_i,
   output logic [1:0]                   out_done_o,
+  // rows of the output tile in each accumulator half whose accumulators are
+  // final, in the fetch order (ci-group, row; half h in bits 16h + 15 .. 16h):
+  // the write-back may send a row of a layer whose words take one write each
+  output logic [31:0]                  out_rows_o,
   // input buffer read port (uz_in_buf): the word at the address and the next
   output logic [InReads-1:0]           inb_rd_en_o,
   output logic [InAw-1:0]              inb_rd_addr_o,
@@ -380,7 +389,20 @@ module uz_compute
   // word lands a cycle later.
   assign slot_free = !cp_full_q[fslot_q] && !(wr_pending_q && wr_slot_q == fslot_q && !wr_last_q) ||
                      (slot_pop && cslot_q == fslot_q);
-  assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free);
+  // The half is full, or the loader is filling its input (the tile's bias
+  // and weights are in by then): reads then wait for their words (in_ready).
+  logic filling;
+  assign filling = fill_valid_i && (fill_half_i == hw_q);
+  // The words a read takes are in: the half is full, the read is all
+  // padding, or the loader has written past them (InReads words from raddr_q,
+  // some of them perhaps padding: a wait of a few words at worst). The
+  // tile's last read waits for the full half, so the release that follows
+  // it never comes before the loader is done (a strided tile need not read
+  // its last input words).
+  logic in_ready;
+  assign in_ready  = tile_full_i[hw_q] || (!(ky_q == g.k - 1 && it_last_unit) && ((col_read == '0) ||
+                     (filling && ({1'b0, raddr_q[InAw-2:0]} + InAw'(InReads) <= {1'b0, fill_addr_i}))));
+  assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free) && in_ready;
   assign it_last_unit = row_done_q && (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
 
   // A half's full flag stays set until the issue stage releases the tile in
@@ -390,7 +412,7 @@ module uz_compute
   // has taken is therefore busy until its full flag falls (released by the
   // issue stage, or drained by the write-back).
   logic [1:0] in_busy_q, out_busy_q, tile_full_prev_q, out_full_prev_q;
-  assign tile_go = it_valid && plane_ok_q && tile_full_i[hw_q] && !in_busy_q[hw_q] &&
+  assign tile_go = it_valid && plane_ok_q && (tile_full_i[hw_q] || filling) && !in_busy_q[hw_q] &&
                    !(it_first_ti && (out_full_i[ho_q] || out_busy_q[ho_q]));
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -842,7 +864,7 @@ module uz_compute
   assign wgt_rd_addr_o = WgtAw'({m.hw, (WgtAw-1)'(wgt_word)});
 
   // Stage 1: operands registered, weights arrive from the buffer.
-  localparam int TagWidth = 1 + 1 + 1 + 1 + 1 + 1 + 1 + OutAw + BiasAw - 1;
+  localparam int TagWidth = 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + OutAw + BiasAw - 1;
   typedef struct packed {
     logic             first_t;
     logic             last_t;
@@ -850,6 +872,7 @@ module uz_compute
     logic             hw;
     logic             ho;
     logic             tile_end;   // last step of the tile
+    logic             row_end;    // last step of a row's last pixel
     logic             out_last;
     logic [OutAw-1:0] acc_addr;
     logic [BiasAw-2:0] bias_word;
@@ -880,6 +903,7 @@ module uz_compute
       s1_tag_q.hw        <= m.hw;
       s1_tag_q.ho        <= m.ho;
       s1_tag_q.tile_end  <= m.tile_last && last_t && last_q;
+      s1_tag_q.row_end   <= row_last_px && last_t && last_q;
       s1_tag_q.out_last  <= m.out_last;
       s1_tag_q.acc_addr  <= OutAw'(accq_base + 32'(m.pix));
       s1_tag_q.bias_word <= (BiasAw-1)'(q_abs);
@@ -1052,6 +1076,25 @@ module uz_compute
       if (a1_tag_q.out_last) out_done_o[a1_tag_q.ho] = 1'b1;
     end
   end
+
+  // Rows of each accumulator half written for the last time (a row's last
+  // pixel accumulated), counted from the output tile's start: the count is
+  // cleared as the write-back hands the half back (its full flag falls),
+  // before the compute may take the half again.
+  logic [15:0] out_rows_q [2];
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      out_rows_q[0] <= '0; out_rows_q[1] <= '0;
+    end else if (abort_i || start_i) begin
+      out_rows_q[0] <= '0; out_rows_q[1] <= '0;
+    end else begin
+      for (int h = 0; h < 2; h++) begin
+        if (out_full_prev_q[h] && !out_full_i[h]) out_rows_q[h] <= '0;
+        else if (a1_valid_q && a1_tag_q.row_end && a1_tag_q.ho == 1'(h)) out_rows_q[h] <= out_rows_q[h] + 1'b1;
+      end
+    end
+  end
+  assign out_rows_o = {out_rows_q[1], out_rows_q[0]};
 
   // Busy until the last tile has left the pipeline.
   logic busy_q;

@@ -338,6 +338,11 @@ module uz_layer
 
   // ---------------------------------------------------------- processes
   logic loader_busy, compute_busy, post_busy;
+  // the loader's input fill, the compute's finished rows: each consumer may
+  // start on a half before its producer is done with it
+  logic            fill_valid, fill_half;
+  logic [InAw-2:0] fill_addr;
+  logic [31:0]     out_rows;
 
   uz_loader #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .OvsfLen(OvsfLen), .AlphaWidth(AlphaWidth),
@@ -349,6 +354,7 @@ module uz_layer
     .code_mask_i(d.code_mask[OvsfLen-1:0]), .n_codes_i(d.n_codes), .gen_shift_i(d.gen_shift),
     .res_i(res_en), .res_addr_i(d.res_addr),
     .tile_full_i(tile_full_q), .tile_filled_o(tile_filled),
+    .fill_valid_o(fill_valid), .fill_half_o(fill_half), .fill_addr_o(fill_addr),
     .res_full_i(res_full_q), .res_filled_o(res_filled),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o,
     .rd_data_valid_i, .rd_data_ready_o, .rd_data_i, .rd_data_last_i,
@@ -369,7 +375,8 @@ module uz_layer
     .geom_i(lgeom),
     .bias_en_i(d.bias && !lgeom.pool_kind), .bias_shift_i(d.bias_shift),  // a POOL has no bias
     .tile_full_i(tile_full_q), .tile_release_o(tile_release),
-    .out_full_i(out_full_q), .out_done_o(out_done),
+    .fill_valid_i(fill_valid), .fill_half_i(fill_half), .fill_addr_i(fill_addr),
+    .out_full_i(out_full_q), .out_done_o(out_done), .out_rows_o(out_rows),
     .inb_rd_en_o(inb_rd_en), .inb_rd_addr_o(inb_rd_addr), .inb_rd_data_i(inb_rd_data),
     .wgt_rd_en_o(wgt_rd_en), .wgt_rd_addr_o(wgt_rd_addr), .wgt_rd_data_i(wgt_rd_data),
     .bias_rd_en_o(bias_rd_en), .bias_rd_addr_o(bias_rd_addr), .bias_rd_data_i(bias_rd_data),
@@ -394,7 +401,7 @@ module uz_layer
     .res_i(res_en), .res_shift_i(d.res_shift), .res_full_i(res_full_q), .res_rd_addr_o(p_res_addr),
     .res_rd_data_i(res_rd_data),
     .out_addr_i(out_base_q),
-    .out_full_i(out_full_q), .out_release_o(out_release),
+    .out_full_i(out_full_q), .out_release_o(out_release), .out_rows_i(out_rows),
     .acc_rd_en_o(p_rd_en), .acc_half_o(p_half), .acc_rd_addr_o(p_rd_addr),
     .acc_rd_data_i(p_half_q ? out_rd_data1 : out_rd_data0),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o,

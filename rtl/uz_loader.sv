@@ -57,6 +57,12 @@ module uz_loader
   // tile hand-off
   input  logic [1:0]                   tile_full_i,
   output logic [1:0]                   tile_filled_o,
+  // the input words of the half being filled, in address order: words below
+  // fill_addr_o are in while fill_valid_o (the tile's bias and weights are
+  // in before its input), so the compute may start on the half early
+  output logic                         fill_valid_o,
+  output logic                         fill_half_o,
+  output logic [InAw-2:0]              fill_addr_o,
   input  logic [1:0]                   res_full_i,    // residual half still in use by the write-back
   output logic [1:0]                   res_filled_o,
   // read DMA
@@ -1184,6 +1190,11 @@ module uz_loader
   end
 
   // -------------------------------------------------- buffer writes
+  // The input words land in ascending addresses of the half (group, row,
+  // column: each step is +1, a row stride or a group stride); InFillInOrder_A.
+  assign fill_valid_o  = (state_q == LdInData);
+  assign fill_half_o   = h_q;
+  assign fill_addr_o   = ib_addr_q;
   assign inb_wr_en_o   = (state_q == LdInData) && word_done;
   assign inb_wr_addr_o = {h_q, ib_addr_q};
   assign inb_wr_data_o = word_next;
@@ -1338,6 +1349,21 @@ module uz_loader
   `ASSERT(LdCmdBeatsNonZero_A, !rd_cmd_valid_o || rd_cmd_beats_o != '0, clk_i, rst_ni)
   `ASSERT(LdFillEmptyHalf_A, (tile_filled_o & tile_full_i) == '0, clk_i, rst_ni)
   `ASSERT_NEVER(LdOneWritePort_A, inb_wr_en_o && bias_wr_en_o, clk_i, rst_ni)
+  // The compute may read a half's input words below fill_addr_o as they
+  // arrive: they land in ascending addresses, each at fill_addr_o.
+  `ASSERT(InFillAtPointer_A, !inb_wr_en_o || inb_wr_addr_o == {fill_half_o, fill_addr_o}, clk_i, rst_ni)
+  logic             ld_sh_fill_valid_q;
+  logic [InAw-2:0]  ld_sh_fill_addr_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      ld_sh_fill_valid_q <= 1'b0; ld_sh_fill_addr_q <= '0;
+    end else begin
+      ld_sh_fill_valid_q <= fill_valid_o;
+      ld_sh_fill_addr_q  <= fill_addr_o;
+    end
+  end
+  `ASSERT(InFillInOrder_A, !(fill_valid_o && ld_sh_fill_valid_q) ||
+          (ld_sh_fill_addr_q <= fill_addr_o), clk_i, rst_ni)
   `ASSERT_KNOWN(LdCmdValidKnown_A, rd_cmd_valid_o, clk_i, rst_ni)
   `ASSERT_KNOWN(LdWgtWrEnKnown_A, wgt_wr_en_o, clk_i, rst_ni)
   `ASSERT_KNOWN(LdBusyKnown_A, busy_o, clk_i, rst_ni)

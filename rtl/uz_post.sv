@@ -47,6 +47,8 @@ module uz_post
   // accumulator hand-off and read port
   input  logic [1:0]                out_full_i,
   output logic [1:0]                out_release_o,
+  // uz_compute out_rows_o: rows of each half whose accumulators are final
+  input  logic [31:0]               out_rows_i,
   output logic                      acc_rd_en_o,
   output logic                      acc_half_o,
   output logic [OutAw-1:0]          acc_rd_addr_o,
@@ -688,6 +690,27 @@ module uz_post
   assign wr_data_valid_o = (cnt_q != '0);
   assign wr_data_o       = fifo_q[rd_ptr_q][32'(beat_q) * AxiDataWidth +: AxiDataWidth];
 
+  // ------------------------------------------------------ early rows
+  // Where each accumulator word is written once (one pass: a depthwise
+  // layer with PM = PN, or a layer of one ci-group, no sub-windows) and no
+  // pool joins rows, a row may be sent as soon as the compute has written
+  // it for good (out_rows_i), not when the whole output tile is done: the
+  // write-back then trails the compute by a row instead of a tile. The
+  // compute counts rows in its order, (ci-group, row): a depthwise
+  // ci-group is this walk's channel group q, so the walk counts rows the
+  // same way (row_lin_q); a one-group layer completes a row of every q at
+  // once (row_in_q, the row within q).
+  logic        early_q;
+  logic [15:0] row_lin_q, row_in_q, rows_done;
+  logic        row_ok;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) early_q <= 1'b0;
+    else         early_q <= !g.pool_en && !g.pool_kind && (g.ksub == 3'd1) &&
+                            (g.dw ? (Ratio == 1) : (g.cin_pad == 16'(PN)));
+  end
+  assign rows_done = out_rows_i[32'(hp_q) * 16 +: 16];
+  assign row_ok    = out_full_i[hp_q] || (early_q && ((g.dw ? row_lin_q : row_in_q) < rows_done));
+
   // ------------------------------------------------------------- FSM
   // Write commands: one per (group, row), the address stepped by a row and
   // by a plane from the tile's first, set up as the tile starts.
@@ -695,7 +718,7 @@ module uz_post
   logic [31:0] out_row_bytes, out_plane_bytes;
   assign out_row_bytes   = 32'(g.out_w) * WordBytes;
   assign out_plane_bytes = lc_out_plane_q * WordBytes;
-  assign wr_cmd_valid_o = (state_q == PoRowCmd);
+  assign wr_cmd_valid_o = (state_q == PoRowCmd) && row_ok;
   assign wr_cmd_addr_o  = wc_addr_q;
   assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
 
@@ -707,8 +730,12 @@ module uz_post
   logic              tile_go;
   logic [31:0]       wc_start, wc_start_d;
   logic [OutAwW-1:0] a_row_start, a_col_start, a_col_start_d;
-  assign tile_go       = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q && out_full_i[hp_q] &&
-                         (!res_i || res_full_i[hp_q]);
+  assign tile_go       = (state_q == PoWait) && it_valid && (mp_q == MpDone) && bounds_q &&
+                         (out_full_i[hp_q] || early_q) && (!res_i || res_full_i[hp_q]);
+  // The half goes back once its output tile is done (at once without
+  // early rows: the tile started with it done).
+  logic tile_end_go;
+  assign tile_end_go   = (state_q == PoTileEnd) && out_full_i[hp_q];
   assign wc_start_d    = out_addr_i + (grp_off_q + pr_row_q + 32'(pc_lo_q)) * WordBytes;
   assign a_col_start_d = OutAwW'(mul_stride(32'(pc_lo_q), {1'b0, ps}) - 32'(ppl) - 32'(c0));
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -736,7 +763,7 @@ module uz_post
           else                                            state_d = PoRowCmd;
         end
       end
-      PoRowCmd: if (wr_cmd_ready_i) state_d = PoPix;
+      PoRowCmd: if (wr_cmd_ready_i && row_ok) state_d = PoPix;
       PoPix: begin
         if (!pix_stall && win_last && pc_last) begin
           if (!pr_last || !q_last) state_d = PoRowCmd;
@@ -746,7 +773,7 @@ module uz_post
       // the last word read is still in stage 2: let it land before the
       // half goes back to the compute
       PoDrain:   state_d = PoTileEnd;
-      PoTileEnd: state_d = PoPlan;
+      PoTileEnd: if (tile_end_go) state_d = PoPlan;
       // unreachable: every encoding of the state is an arm above
       /* verilator coverage_off */
       default:   state_d = PoIdle;
@@ -842,15 +869,26 @@ module uz_post
             end
           end
         end
-      end else if (state_q == PoTileEnd) begin
+      end else if (tile_end_go) begin
         hp_q <= !hp_q;
       end
     end
   end
-  assign it_next = (state_q == PoTileEnd);
+  assign it_next = tile_end_go;
   always_comb begin
     out_release_o = '0;
-    if (state_q == PoTileEnd) out_release_o[hp_q] = 1'b1;
+    if (tile_end_go) out_release_o[hp_q] = 1'b1;
+  end
+  // the walk's rows, counted as the compute counts them (see early_q)
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      row_lin_q <= '0; row_in_q <= '0;
+    end else if (tile_go) begin
+      row_lin_q <= '0; row_in_q <= '0;
+    end else if (state_q == PoPix && !pix_stall && win_last && pc_last) begin
+      row_lin_q <= row_lin_q + 1'b1;
+      row_in_q  <= pr_last ? '0 : row_in_q + 1'b1;
+    end
   end
   assign busy_o = (state_q != PoIdle) || (cnt_q != '0) || (dv_q != DvIdle) || pipe_busy;
 

@@ -18,7 +18,8 @@ only when the to/ti tile changes):
            (READ_OUTSTANDING) cannot cover it;
 - compute: per (channel group, output row) the longer of the column
            fetch (row_cycles: K cycles per in_reads input columns) and the
-           window side (K columns to fill, then per pixel NQ * steps issues
+           window side (K columns to fill, at once when K <= in_reads, then
+           per pixel NQ * steps issues
            and the stride's new columns), steps = K*K, or
            ceil(Cg*K*K/PN) with input selection; a depthwise layer's window
            serves only its own oc-group (NQ = 1) in ceil(K*K/PN) steps, and
@@ -28,7 +29,8 @@ only when the to/ti tile changes):
            after another, each as a K = 3 layer over the tile's groups (its
            load reads the input rows of k, its MACs count k*k);
 - write-back: per output pixel and channel group max(pool reads, beats out),
-           one write command per (group, row); an average pool's divider
+           one write command per (group, row), or per group when the tile
+           holds whole rows; an average pool's divider
            takes data_bits / 4 + 3 cycles a pixel, overlapped with the next
            window's reads, so a pixel takes at least that;
 - residual (res=1): right after handing over an output tile's last
@@ -213,14 +215,18 @@ def row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int) -> tuple
     issuing ``issue`` steps: the fetcher reads ceil(U/in_reads) column
     groups of K cycles (U = (nc-1)*s + K columns; K single columns a pixel when the
     stride passes K); the window side fills K columns at the row's start
-    (one overlapping the previous pixel's last step), then issues each pixel
-    and shifts min(s, K) columns between pixels (again one overlapping)."""
+    (one overlapping the previous pixel's last step; all K at once, in that
+    cycle, when K fits a column group), then issues each pixel and shifts
+    min(s, K) columns between pixels (again one overlapping)."""
     if stride > k:
         fetch = nc * k * k
     else:
         fetch = _ceil((nc - 1) * stride + k, in_reads) * k
     shifts = min(stride, k)
-    window = (k - 1) + nc * issue + (nc - 1) * (shifts - 1)
+    # a row's first K columns load at once where its first column group
+    # holds them (uz_compute row_k_load): no fill beyond the pixels
+    fill = 0 if (1 < k <= in_reads and stride <= k) else k - 1
+    window = fill + nc * issue + (nc - 1) * (shifts - 1)
     return fetch, window
 
 
@@ -393,7 +399,11 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         # the next window's reads run while the divider works, all but the
         # last (it takes one pixel at a time)
         per_pix = max(reads, wbeats * cpb, avg_period)
-        t = nq * prow * (ov.command + pcol * per_pix)
+        if nc == conv_w:
+            # whole rows: one command a group (uz_post merged_q)
+            t = nq * (ov.command + prow * pcol * per_pix)
+        else:
+            t = nq * prow * (ov.command + pcol * per_pix)
         return t, nq * prow * pcol * wbeats * beat
 
     def residual_time(no, nr, nc):
@@ -492,7 +502,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                     if ii == 0 and out_tile >= 2:
                         cstart = max(cstart, wb_end[out_tile - 2])
                     comp_end.append(max(cstart + ct, in_end + row_ct + ov.tile_drain))
-                    log(("compute", t_idx, cstart, cstart + ct))
+                    log(("compute", t_idx, cstart, comp_end[-1]))
                     tot["load"] += lt
                     tot["compute"] += ct
                     rd_bytes += rd

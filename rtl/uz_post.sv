@@ -187,7 +187,7 @@ module uz_post
   // accumulator row, one after another on a shared multiplier in PoWait,
   // before the tile may start: a few cycles, while the compute still fills
   // the tile. They keep multiplies out of the address paths.
-  typedef enum logic [2:0] {MpPlane, MpCells, MpGroup, MpRow, MpAccRow, MpDone} mp_step_e;
+  typedef enum logic [2:0] {MpPlane, MpCells, MpGroup, MpRow, MpAccRow, MpRows, MpDone} mp_step_e;
   mp_step_e          mp_q;
   logic              mul_req, mul_done;
   logic [31:0]       mul_a, mul_p;
@@ -201,7 +201,9 @@ module uz_post
   logic [31:0]       grp_off_q;        // words of the tile's first channel group
   logic [31:0]       pr_row_q;         // words of its first output row in a plane
   logic [OutAwW-1:0] a_row_start_q;    // accumulator word of its first window row
-  assign mul_req = (state_q == PoWait) && it_valid && (mp_q != MpDone);
+  logic [31:0]       rows_words_q;     // words of its output rows (whole rows: one command a group)
+  // MpRows needs the tile's row bounds (bounds_q)
+  assign mul_req = (state_q == PoWait) && it_valid && (mp_q != MpDone) && (mp_q != MpRows || bounds_q);
   // The first window row's operand, registered: its shift-add and two
   // subtracts ahead of the multiplier made the block's longest path (18.3 ns
   // on ECP5). pr_lo_q and r0 are set in PoPlan; MpAccRow comes at least
@@ -223,6 +225,7 @@ module uz_post
       // the first window row relative to the tile (negative in the padding):
       // the product wraps as the address does
       MpAccRow: begin mul_a = acc_row_a_q;      mul_b = g.tc; end
+      MpRows:   begin mul_a = 32'(pr_end_q - pr_lo_q); mul_b = g.out_w; end
       default: ;
     endcase
   end
@@ -234,6 +237,7 @@ module uz_post
     if (!rst_ni) begin
       mp_q <= MpPlane;
       lc_out_plane_q <= '0; win_cells_q <= '0; grp_off_q <= '0; pr_row_q <= '0; a_row_start_q <= '0;
+      rows_words_q <= '0;
     end else if (abort_i || start_i) begin
       mp_q <= MpPlane;
     end else if (state_q == PoTileEnd) begin
@@ -244,7 +248,8 @@ module uz_post
         MpCells:  begin win_cells_q    <= mul_p;         mp_q <= MpGroup; end
         MpGroup:  begin grp_off_q      <= mul_p;         mp_q <= MpRow; end
         MpRow:    begin pr_row_q       <= mul_p;         mp_q <= MpAccRow; end
-        MpAccRow: begin a_row_start_q  <= OutAwW'(mul_p); mp_q <= MpDone; end
+        MpAccRow: begin a_row_start_q  <= OutAwW'(mul_p); mp_q <= MpRows; end
+        MpRows:   begin rows_words_q   <= mul_p;          mp_q <= MpDone; end
         default: ;
       endcase
     end
@@ -298,6 +303,8 @@ module uz_post
   wire q_last   = (q_q == nq_m1_q);
 
   logic pix_stall;    // the finished pixel cannot be handed to the serializer
+  logic walk_go;      // the walk steps: no pixel stall, and its row is final (early rows)
+  logic merged_q, row_wait;
   // Pixel queue entries: a pixel may be in each of stages 2 to 4 when the
   // next window's last word is read, and one is being sent (six; a power
   // of two for the pointers).
@@ -308,7 +315,7 @@ module uz_post
   logic pix_in;       // a finished pixel enters the queue this cycle
   logic pix_out;      // the serializer sends a pixel's last beat
   logic rd_fire;
-  assign rd_fire = (state_q == PoPix) && !pix_stall;
+  assign rd_fire = (state_q == PoPix) && walk_go;
 
   // The word of (q, cy, cx): q * tr * tc + (cy - r0) * tc + (cx - c0), kept
   // as a row part and a column part stepped with the window (a position in
@@ -710,6 +717,11 @@ module uz_post
   end
   assign rows_done = out_rows_i[32'(hp_q) * 16 +: 16];
   assign row_ok    = out_full_i[hp_q] || (early_q && ((g.dw ? row_lin_q : row_in_q) < rows_done));
+  // A tile of whole output rows writes each group's rows with one command
+  // (they are contiguous): no command, and no wait for it, between rows. A
+  // row's first read then waits for the row itself (row_wait).
+  assign row_wait = (pc_q == pc_lo_q) && (dy_q == '0) && (dx_q == '0) && !row_ok;
+  assign walk_go  = !pix_stall && !row_wait;
 
   // ------------------------------------------------------------- FSM
   // Write commands: one per (group, row), the address stepped by a row and
@@ -720,7 +732,8 @@ module uz_post
   assign out_plane_bytes = lc_out_plane_q * WordBytes;
   assign wr_cmd_valid_o = (state_q == PoRowCmd) && row_ok;
   assign wr_cmd_addr_o  = wc_addr_q;
-  assign wr_cmd_beats_o = BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
+  assign wr_cmd_beats_o = merged_q ? BeatsWidth'(rows_words_q * WordBeats)
+                                   : BeatsWidth'(32'(pc_end_q - pc_lo_q) * WordBeats);
 
   // The tile's first words, as it starts (from the products above).
   // The write address and the first column's word are registered as well
@@ -765,8 +778,9 @@ module uz_post
       end
       PoRowCmd: if (wr_cmd_ready_i && row_ok) state_d = PoPix;
       PoPix: begin
-        if (!pix_stall && win_last && pc_last) begin
-          if (!pr_last || !q_last) state_d = PoRowCmd;
+        if (walk_go && win_last && pc_last) begin
+          if (!pr_last && merged_q)    ;    // the next row of the same command
+          else if (!pr_last || !q_last) state_d = PoRowCmd;
           else                     state_d = PoDrain;
         end
       end
@@ -807,7 +821,7 @@ module uz_post
         wc_addr_q <= wc_start; wc_grp_addr_q <= wc_start;
         a_qrow_q <= a_row_start; a_prow_q <= a_row_start; a_row_q <= a_row_start;
         a_col0_q <= a_col_start; a_pcol_q <= a_col_start; a_col_q <= a_col_start;
-      end else if (state_q == PoPix && !pix_stall) begin
+      end else if (state_q == PoPix && walk_go) begin
         if (!win_last) begin
           if (dx_last) begin
             dx_q    <= '0;
@@ -879,13 +893,17 @@ module uz_post
     out_release_o = '0;
     if (tile_end_go) out_release_o[hp_q] = 1'b1;
   end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)      merged_q <= 1'b0;
+    else if (tile_go) merged_q <= (pc_lo_q == '0) && (pc_end_q == g.out_w);
+  end
   // the walk's rows, counted as the compute counts them (see early_q)
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       row_lin_q <= '0; row_in_q <= '0;
     end else if (tile_go) begin
       row_lin_q <= '0; row_in_q <= '0;
-    end else if (state_q == PoPix && !pix_stall && win_last && pc_last) begin
+    end else if (state_q == PoPix && walk_go && win_last && pc_last) begin
       row_lin_q <= row_lin_q + 1'b1;
       row_in_q  <= pr_last ? '0 : row_in_q + 1'b1;
     end

@@ -183,8 +183,12 @@ def test_residual_sits_in_the_loaders_sequence_as_the_rtl_runs_it():
             assert by[("load", 2 * o + 2)][0] >= re_                 # the loader goes on after it
         assert by[("writeback", o)][0] >= max(re_, by[("compute", 2 * o + 1)][1])
         # the compute of the last ti-tile does not wait for the residual:
-        # it starts once its input tile is in and the tile before is done
-        assert by[("compute", 2 * o + 1)][0] == max(by[("load", 2 * o + 1)][1], by[("compute", 2 * o)][1])
+        # it starts once the tile before is done and its input's first rows
+        # are in, before the whole input tile is, and ends after it
+        load, comp, before = by[("load", 2 * o + 1)], by[("compute", 2 * o + 1)], by[("compute", 2 * o)]
+        assert comp[0] >= max(load[0], before[1]) and comp[1] > load[1]
+        if before[1] < load[1]:
+            assert comp[0] < load[1]
     # the tile-2 residual waited for the write-back of tile 0
     assert by[("residual", 2)][0] == by[("writeback", 0)][1]
 
@@ -275,11 +279,15 @@ def test_pool_layer_reads_each_channel_tile_input():
 
 def test_row_fetch_takes_k_cycles_per_group_of_in_reads_columns():
     """A row of 16 pixels at K 3, stride 1: 18 columns, fetched in groups of
-    in_reads (2: 9 groups, 4: 5, 8: 3) of K cycles each; the window side does
-    not depend on it."""
+    in_reads (2: 9 groups, 4: 5, 8: 3) of K cycles each. The window side
+    fills K - 1 columns beyond the pixels, unless a column group holds the
+    row's first K columns (in_reads >= K), which then load at once."""
     for reads, groups in ((2, 9), (4, 5), (8, 3)):
         fetch, window = perf.row_cycles(3, 1, 16, 1, reads)
         assert fetch == groups * 3
-        assert window == 2 + 16
+        assert window == (2 if reads < 3 else 0) + 16
+    # a stride past K takes its columns singly: no load at once
+    assert perf.row_cycles(1, 2, 16, 1, 4)[1] == 16
+    assert perf.row_cycles(3, 4, 16, 1, 4)[1] == 2 + 16 + 15 * 2
     with pytest.raises(UzError, match="in_reads"):
         EngineConfig(in_reads=3)

@@ -200,7 +200,8 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
     (golden.perf, which follows the RTL within a few per cent) predicts
     fastest, when it gains at least REFINE_GAIN. A depthwise layer (ti = to; no input is read twice,
     so fewer channels per tile cost nothing) also tries 1/4 .. 1/16 of its
-    channels. The model's memory runs at ``bandwidth`` bytes per cycle when
+    channels, and half or a quarter of its columns with as many rows as then
+    fit (fewer halo rows re-read). The model's memory runs at ``bandwidth`` bytes per cycle when
     the caller knows it, else at the bus's rate (half of it for a depthwise
     layer). Layers with a pool (whose windows must not straddle tiles) or
     other grouped layers (the compiler lowers them) keep their tiles."""
@@ -215,7 +216,7 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
     rate = bandwidth if bandwidth else cfg.axi_data_bits / 8 / (2 if dw else 1)
     mem = perf.Memory(rate, REFINE_LATENCY)
 
-    def cycles(c):
+    def desc(c):
         d = isa.Descriptor(dict(
             kind=int(q.kind), k=q.k, stride=q.stride, pad_t=q.pads[0], pad_b=q.pads[1], pad_l=q.pads[2],
             pad_r=q.pads[3], in_c=q.in_shape[0], in_h=q.in_shape[1], in_w=q.in_shape[2], out_c=q.out_shape[0],
@@ -223,9 +224,15 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
             groups=groups if groups > 1 else 0, **c))
         if q.ovsf is not None:
             d.set(ovsf=1, log2_l=int(q.ovsf.L).bit_length() - 1, n_codes=q.ovsf.n_codes, code_mask=q.ovsf.mask)
-        if any(need > have for _, need, have in isa.tile_footprint(d, cfg)):
+        return d
+
+    def fits(c):
+        return not any(need > have for _, need, have in isa.tile_footprint(desc(c), cfg))
+
+    def cycles(c):
+        if not fits(c):
             return math.inf
-        return perf.layer_cycles(d, cfg, mem).cycles
+        return perf.layer_cycles(desc(c), cfg, mem).cycles
 
     cands = []
     # Fewer input channels and more output channels a tile: a pixel's window
@@ -253,6 +260,24 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
             c = dict(t, tr=tr, to=to, **({"ti": to} if dw else {}))
             if c not in cands and (split == 1 or tr < t["tr"]):
                 cands.append(c)
+    if dw:
+        # Half or a quarter of the columns with as many rows as then fit:
+        # where the output buffer holds few whole rows, each row tile
+        # re-reads K - 1 halo rows, and a taller, narrower tile re-reads
+        # fewer halo cells in all.
+        _, conv_w = q.out_shape[1], q.out_shape[2]
+        for split in (2, 4):
+            tc = -(-conv_w // split)
+            if tc >= conv_w or tc < q.k:
+                continue
+            for to in dict.fromkeys(tos):
+                if to < cfg.pm or to % cfg.pm:
+                    continue
+                tr = next((r for r in range(conv_h, 0, -1) if fits(dict(t, tr=r, tc=tc, to=to, ti=to))), None)
+                if tr is not None and tr > t["tr"]:
+                    c = dict(t, tr=tr, tc=tc, to=to, ti=to)
+                    if c not in cands:
+                        cands.append(c)
     base = cycles(t)
     best, best_cycles = t, base
     for c in cands:

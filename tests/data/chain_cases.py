@@ -4,7 +4,7 @@ and the fingerprint of a compiled program the test compares.
 
 ``chain_images.json`` beside this file holds the fingerprints the compiler
 gave before it became a pipeline of graph passes (commit 9f4c76f, run from a
-``git archive`` of that commit), regenerated seven times on purpose since: when the
+``git archive`` of that commit), regenerated eight times on purpose since: when the
 tile pass began to refine its tiles by the analytical model
 (golden.passes.tile.refine), which changed the tiles (tr, to) of 21 of the
 63 programs, their descriptors and weight layouts, and nothing else; and
@@ -29,7 +29,12 @@ commands ahead of its half (the loader's command side: one memory latency a
 tile where it had counted one a stream), which changed the tiles (tr, to)
 of 27 programs, their descriptors and weight layouts, and nothing else (the
 tile pass judging a layer at its own input selection, not the automatic one,
-changed directed/conv_insel_off's further).
+changed directed/conv_insel_off's further); and when the engine began to
+hand tiles over by rows (the compute starts on a half while its input
+arrives, the write-back sends rows as the compute finishes them, a row's
+first K columns load at once) and the cycle model followed, which changed
+the tiles (tr, ti, to) of 30 programs, their descriptors and weight layouts,
+and nothing else.
 Regenerate it only on purpose, when a change of the chain programs is
 intended::
 

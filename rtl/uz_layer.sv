@@ -367,6 +367,13 @@ module uz_layer
     .busy_o(loader_busy), .gen_busy_o
   );
 
+  // The compute reads a half's input words only once they are in: the half
+  // is full, or the loader, filling it, has written past them (uz_loader
+  // writes each half's words in ascending order; InFillInOrder_A).
+  `ASSERT(InReadsWrittenWords_A, inb_rd_en == '0 || tile_full_q[inb_rd_addr[InAw-1]] ||
+          (fill_valid && fill_half == inb_rd_addr[InAw-1] &&
+           {1'b0, inb_rd_addr[InAw-2:0]} + InAw'(InReads) <= {1'b0, fill_addr}), clk_i, rst_ni)
+
   uz_compute #(
     .PM(PM), .PN(PN), .DataWidth(DataWidth), .AccWidth(AccWidth), .MaxK(MaxK), .InBufWords(InBufWords),
     .InReads(InReads), .WgtBufWords(WgtBufWords), .OutBufWords(OutBufWords), .BiasWords(BiasWords)

@@ -45,9 +45,15 @@ only when the to/ti tile changes):
            tile waits for its residual; the add itself costs no cycle.
 
 A tile's load may start when the loader is free and the compute has
-released the half it fills (two tiles back); the compute starts when its
-tile is loaded, the previous tile is computed and, on an output tile's first
-ti-tile, the write-back has drained the accumulator half. Memory traffic of
+released the half it fills (two tiles back); the compute starts when the
+input rows of its tile's first output row are in (the loader writes a
+half's input in order and the compute reads behind it), the previous tile is
+computed and, on an output tile's first ti-tile, the write-back has drained
+the accumulator half; it ends no earlier than a row's compute after its
+input is all in. Where each accumulator word is written once (a depthwise
+layer at PM = PN, or one ci-group; no sub-windows, no pool) the write-back
+follows the compute a row behind, else it starts once the output tile is
+done. Memory traffic of
 the loader and the write-back share the bandwidth: a layer never takes fewer
 cycles than its bytes over the bandwidth.
 

@@ -236,6 +236,20 @@ def row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int) -> tuple
     return fetch, window
 
 
+def rows_write_back(d, cfg: EngineConfig) -> bool:
+    """Whether the write-back may send each row as soon as the compute has
+    written it for good, before the output tile is done (uz_post early_q):
+    where each accumulator word is written once, a depthwise layer with
+    PM = PN or a CONV/FC layer of one ci-group, without sub-windows or a
+    pool. Elsewhere it waits for the whole output tile."""
+    kind = isa.Kind(d.kind)
+    if kind == isa.Kind.POOL or d.pool or isa.sub_windows(d.k) > 1:
+        return False
+    if isa.depthwise(d):
+        return cfg.pm == cfg.pn
+    return _ceil(d.in_c, cfg.pn) == 1
+
+
 def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = Overheads(),
                  events: list | None = None) -> LayerCycles:
     """Cycles of one layer (a legal isa.Descriptor). ``events``, when given,
@@ -424,11 +438,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
             cmds, beats = nq * nr, nc * rbeats
         return stream_time(cmds, beats), cmds * beats * beat, tail(cmds, beats)
 
-    # The write-back may send a row as soon as the compute has written it for
-    # good where each accumulator word is written once (uz_post early_q): a
-    # depthwise layer with PM = PN, or one ci-group, no sub-windows, no pool.
-    early_wb = (not fused_pool and subs == 1 and n_ti == 1
-                and ((dw and pm == pn) or (not dw and not pool and cin_pad == pn)))
+    early_wb = rows_write_back(d, cfg)
 
     # --- the pipeline over tiles, in the RTL's order
     load_end = []

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from pyuvm import uvm_subscriber
 
-from golden import arith, isa
+from golden import arith, isa, perf
 
 
 def layer_stats(item, i) -> dict:
@@ -41,6 +41,7 @@ def layer_stats(item, i) -> dict:
         "res_saturated": t.res_al is not None and bool(np.any(t.acc_conv + t.res_al != t.acc)),
         # a grouped convolution the compiler lowered to dense layers (its descriptor is dense)
         "lowered_group": prog.layers[i].name in lowered_layers(prog),
+        "write_back": "rows" if perf.rows_write_back(d, cfg) else "tile",
         "fields": d.values,
     }
 

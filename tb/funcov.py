@@ -23,6 +23,9 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
 - ``res_saturated`` (bool): the residual add of a layer with res=1
   saturated somewhere (the sum of the two operands left the accumulator's
   range);
+- ``write_back`` (str, optional): "rows" where the write-back sends each
+  row as the compute finishes it, "tile" where it waits for the whole
+  output tile (golden.perf.rows_write_back; it needs PM and PN);
 - ``partial_rows``, ``partial_cols``, ``partial_in``, ``partial_out``
   (bool, optional): whether the layer's last tile is partial. The channel
   flags need PN and PM, which a descriptor does not hold: without them the
@@ -81,6 +84,10 @@ Coverage model (group ``uz.layer``):
   the divisor or not); crosses ``pool_op_pads`` and ``pool_op_nonsquare``
   (a non-square max window is legal and never generated: the network format
   has square windows and no global max).
+- ``write_back`` (stats ``write_back``): the write-back took the layer's
+  output tiles row by row behind the compute, or whole; ``whole_rows``: the
+  layer's tiles hold whole output rows (the write-back's one command a
+  channel group) or not.
 """
 from __future__ import annotations
 
@@ -116,6 +123,9 @@ INSEL_BINS = ("off", "on")
 # needs 144 weight words a group, more than any regression configuration's
 # 128 (tests/test_rtl_engine.py runs one on ecp5)
 SUB_WINDOW_BINS = (2, 3)
+#: How the write-back takes an output tile from the compute: row by row as
+#: the compute finishes them (golden.perf.rows_write_back), or once whole.
+WRITE_BACK_BINS = ("rows", "tile")
 
 
 def _illegal_shapes():
@@ -229,13 +239,15 @@ _coverage = coverage_section(
                ign_bins=_not_generated_groups()),
     CoverCross(f"{GROUP}.group_weights", items=[f"{GROUP}.group", f"{GROUP}.weights"]),
     _point("sub_windows", SUB_WINDOW_BINS),
+    _point("write_back", WRITE_BACK_BINS),
+    _point("whole_rows", BOOL_BINS),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
           "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
           "clip", "in_slice", "out_slice", "out_gap", "res", "res_shift", "res_sat", "pool_op", "pool_pads",
-          "pool_nonsquare", "pool_incl_pad", "group", "sub_windows")
+          "pool_nonsquare", "pool_incl_pad", "group", "sub_windows", "write_back", "whole_rows")
 
 
 @_coverage
@@ -326,6 +338,9 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         # sampled from the descriptor the engine ran: a kernel the compiler
         # decomposed (golden.isa.DECOMPOSED)
         "sub_windows": isa.sub_windows(d.k) if kind == "CONV" and d.k in isa.DECOMPOSED else None,
+        "write_back": stats.get("write_back"),
+        # the tile holds whole output rows: one write command a channel group
+        "whole_rows": d.tc >= cols if d.tc else None,
     }
 
 

@@ -34,7 +34,9 @@ hand tiles over by rows (the compute starts on a half while its input
 arrives, the write-back sends rows as the compute finishes them, a row's
 first K columns load at once) and the cycle model followed, which changed
 the tiles (tr, ti, to) of 30 programs, their descriptors and weight layouts,
-and nothing else.
+and nothing else (the tile pass's threshold falling from 1% to 0.5% of
+predicted gain changed two of them further, engine/conv_compute_bound and
+handmade/small).
 Regenerate it only on purpose, when a change of the chain programs is
 intended::
 

@@ -15,6 +15,10 @@
 //                   accumulator in out_buf (the aligned bias on the first
 //                   contribution), with one-deep forwarding for back-to-back
 //                   updates of the same word
+// Hand-offs go by rows where they can: the fetcher may take a half the
+// loader is still filling (each read waits for its words, uz_loader
+// fill_*_o), and out_rows_o counts the rows of each accumulator half
+// written for the last time, which uz_post may send before the tile is done.
 // Input selection (insel) packs only a group's real channels into the lanes:
 // ceil(Cg*K*K/PN) steps instead of K*K.
 // Depthwise (g.dw): output channel o reads input channel o only. The window
@@ -1189,6 +1193,9 @@ module uz_compute
   `ASSERT_KNOWN(CpBusyKnown_A, busy_o, clk_i, rst_ni)
   `ASSERT_KNOWN(AccWrEnKnown_A, acc_wr_en_o, clk_i, rst_ni)
   // the issue and window flags equal the compares they replace wherever read
+  // the registered row-load flag is the layer's wherever a row loads
+  `ASSERT(KLoadOkCurrent_A, !row_load || k_load_ok_q == (!skip_cols && (g.k > 4'd1) && (32'(g.k) <= InReads)),
+          clk_i, rst_ni)
   `ASSERT(IssueFlagsCurrent_A, !issue || (last_t_q == (t_q == m.steps - 8'd1) && last_q_q == (q_q == m.nq - 16'd1) &&
           q_first_q == (q_q == '0) && row_last_px_q == (px_q == rmeta_q.nc - 16'd1)), clk_i, rst_ni)
   `ASSERT(NeedNzCurrent_A, !busy_o || need_nz_q == (need_q != '0), clk_i, rst_ni)

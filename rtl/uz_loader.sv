@@ -13,7 +13,9 @@
 // lacks) and sends all its read commands back to back, up to a tile ahead of
 // the data side, which writes the words into the half as they arrive (in
 // command order) and hands the half to the compute with tile_filled_o; it
-// comes back when the compute releases it.
+// comes back when the compute releases it. While it writes a half's input
+// (in ascending addresses) it shows the compute how far it has come
+// (fill_*_o), so the compute may start on the half early.
 module uz_loader
   import uz_isa_pkg::*;
   import uz_util_pkg::*;

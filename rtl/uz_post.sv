@@ -1,7 +1,9 @@
 // Write-back of one layer: for each output tile whose accumulators are
 // complete (and whose residual is loaded), for each channel group of PN (the
 // layout's; an accumulator word holds PM / PN of them) and output row, one
-// write command; for each output pixel the max over its pool window
+// write command (one a group when the tile holds whole rows; where each
+// accumulator word is written once, each row as soon as the compute has
+// finished it, see "early rows"); for each output pixel the max over its pool window
 // (1x1 without a pool) of clip(shift_round_sat(ReLU(acc'), data_shift)),
 // acc' = add_sat(acc, align_to_acc(residual, res_shift)) with a residual and
 // acc without — the order of docs/arithmetic.md; the clip (ReLU6) bounds a value to [0, clip_hi] and,
@@ -958,6 +960,9 @@ module uz_post
   // the registered shift decodes and loop bounds are current wherever read
   `ASSERT(ShiftDecodeCurrent_A, !(s2a_valid_q && res_i) || res_t_q == res_t_d, clk_i, rst_ni)
   `ASSERT(DataShiftDecodeCurrent_A, !s3_valid_q || data_t_q == data_t_d, clk_i, rst_ni)
+  // the registered early-rows flag is the layer's wherever a tile starts
+  `ASSERT(EarlyRowsCurrent_A, !tile_go || early_q == (!g.pool_en && !g.pool_kind && (g.ksub == 3'd1) &&
+                                                     (g.dw ? (Ratio == 1) : (g.cin_pad == 16'(PN)))), clk_i, rst_ni)
   `ASSERT(MulOperandCurrent_A, !(mul_req && mp_q == MpAccRow) || acc_row_a_q == acc_row_a_d, clk_i, rst_ni)
   // the walk's position registers are the formula's (cy, cx) wherever it reads
   logic signed [19:0] sh_cy, sh_cx;

@@ -214,7 +214,7 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
     dw = groups > 1 and groups == q.in_shape[0] == q.out_shape[0]
     if q.kind != isa.Kind.CONV or q.pool is not None or (groups > 1 and not dw):
         return t
-    conv_h, _ = conv_dims(q)
+    conv_h, conv_w = conv_dims(q)
     # Without a known memory: a depthwise layer reads each input once and has
     # K*K/4 MACs a byte, so it is memory-bound below the bus rate, where a
     # split's halo re-reads show. Judge it at half the rate.
@@ -270,7 +270,6 @@ def refine(q, cfg: EngineConfig, t: dict, bandwidth: Optional[float] = None) -> 
         # where the output buffer holds few whole rows, each row tile
         # re-reads K - 1 halo rows, and a taller, narrower tile re-reads
         # fewer halo cells in all.
-        _, conv_w = q.out_shape[1], q.out_shape[2]
         for split in (2, 4):
             tc = -(-conv_w // split)
             if tc >= conv_w or tc < q.k:

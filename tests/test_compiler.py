@@ -405,8 +405,9 @@ def test_tile_refine_judges_at_the_memory_bandwidth_given():
 def test_tile_refine_judges_a_layer_at_its_own_input_selection():
     """A 3-channel first layer compiled with input selection off gets the
     tiles the model predicts fastest without it, not those chosen for it on
-    (on the RTL at 8 bytes a cycle, the bench's first_3ch: 21586 cycles
-    against 26194 with the tiles for input selection on)."""
+    (on the RTL at 8 bytes a cycle, the bench's first_3ch, before the row
+    hand-offs: 21586 cycles against 26194 with the tiles for input selection
+    on)."""
     from golden import perf
     cfg = EngineConfig()
     net = load_network({"name": "f", "input_shape": [3, 32, 32], "weights": {"seed": 1}, "layers": [

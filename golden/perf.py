@@ -17,7 +17,8 @@ only when the to/ti tile changes):
            so the latency is paid once unless the bursts in flight
            (READ_OUTSTANDING) cannot cover it;
 - compute: per (channel group, output row) the longer of the column
-           fetch (row_cycles: K cycles per in_reads input columns) and the
+           fetch (row_cycles: K cycles per in_reads input columns, none
+           for a last group of right padding only) and the
            window side (K columns to fill, at once when K <= in_reads, then
            per pixel NQ * steps issues
            and the stride's new columns), steps = K*K, or
@@ -67,6 +68,7 @@ model's error on every benchmark layer.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -216,24 +218,99 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int) -> tuple[int, int]:
+def row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int,
+               pad_group: bool = False) -> tuple[int, int]:
     """(fetch, window) cycles of one row of ``nc`` output pixels, each
     issuing ``issue`` steps: the fetcher reads ceil(U/in_reads) column
     groups of K cycles (U = (nc-1)*s + K columns; K single columns a pixel when the
-    stride passes K); the window side fills K columns at the row's start
+    stride passes K), less the last one where it is right padding only
+    (``pad_group``, padding_group(): the group before it takes its zeros,
+    uz_compute fold_q); the window side fills K columns at the row's start
     (one overlapping the previous pixel's last step; all K at once, in that
     cycle, when K fits a column group), then issues each pixel and shifts
     min(s, K) columns between pixels (again one overlapping)."""
     if stride > k:
         fetch = nc * k * k
     else:
-        fetch = _ceil((nc - 1) * stride + k, in_reads) * k
+        fetch = (_ceil((nc - 1) * stride + k, in_reads) - int(pad_group)) * k
     shifts = min(stride, k)
     # a row's first K columns load at once where its first column group
     # holds them (uz_compute row_k_load): no fill beyond the pixels
     fill = 0 if (1 < k <= in_reads and stride <= k) else k - 1
     window = fill + nc * issue + (nc - 1) * (shifts - 1)
     return fetch, window
+
+
+@functools.lru_cache(maxsize=4096)
+def slot_row_cycles(k: int, stride: int, nc: int, issue: int, in_reads: int, pad_group: bool = False,
+                    rows: int = 4) -> int:
+    """Cycles a row takes in steady state once the fetcher's two column
+    slots are counted (uz_compute cp_q): a group's slot is the one two
+    groups before it used, so its fetch waits until the window has taken
+    that group's last column. ``rows`` rows are run cycle by cycle, as the
+    RTL runs them: a group's K reads one a cycle, its slot full a cycle
+    after its last read lands; the window takes a column a cycle (a row's
+    first K at once when they fit a group), a pixel's first new column in
+    the cycle the pixel before issues its last step, and issues a whole
+    window's ``issue`` steps from the next cycle. The row_cycles() bounds
+    leave this out; they are the same where the slots never wait. 0 when
+    the stride passes K (columns go singly)."""
+    if stride > k:
+        return 0
+    ucols = (nc - 1) * stride + k
+    starts = list(range(0, ucols, in_reads))
+    if pad_group:
+        starts = starts[:-1]
+    ends = starts[1:] + [ucols]                   # a folded group runs to the row's end
+    k_load = 1 < k <= in_reads
+    fetch_free = 0                               # the fetcher's next free cycle
+    pops = []                                    # per group: the cycle its slot empties
+    consumed = 0                                 # the last pixel's last step
+    last = []
+    for _ in range(rows):
+        took = []                                # cycle each column of the row is taken
+        for lo, hi in zip(starts, ends):
+            n = len(pops)
+            start = max(fetch_free, pops[n - 2] if n >= 2 else 0)
+            fetch_free = start + k
+            full = start + k + 1
+            for j in range(lo, hi):
+                if j == 0:
+                    t = max(consumed, full)              # the row's first column(s)
+                elif j < k:
+                    t = took[0] if k_load else max(took[-1] + 1, full)
+                else:
+                    first_of_pixel = (j - k) % stride == 0
+                    t = max(consumed if first_of_pixel else took[-1] + 1, full)
+                took.append(t)
+                if j >= k - 1 and (j - (k - 1)) % stride == 0:
+                    consumed = t + issue                  # a pixel's window is whole
+            pops.append(took[-1])
+        last.append(consumed)
+    return last[-1] - last[-2]
+
+
+def padding_group(k: int, stride: int, nc: int, in_reads: int, x0: int, in_w: int) -> bool:
+    """Whether the rows of a tile whose first window column is input column
+    ``x0`` (negative in the left padding) end with a column group of right
+    padding only, which the group before it takes (uz_compute fold_q): a
+    row of at least two groups, not skipping columns, whose last group's
+    first column lies past the plane's ``in_w``."""
+    if stride > k:
+        return False
+    u_last = ((nc - 1) * stride + k - 1) // in_reads * in_reads
+    return u_last >= in_reads and x0 + u_last >= in_w
+
+
+def layer_padding_group(d, cfg: EngineConfig) -> bool:
+    """Whether some column tile of a legal descriptor ``d`` folds a padding
+    group (padding_group(); not a POOL, not with sub-windows)."""
+    if isa.Kind(d.kind) == isa.Kind.POOL or isa.sub_windows(d.k) > 1 or not d.tc:
+        return False
+    conv_w = isa.conv_dims(d)[1]
+    return any(padding_group(isa.window_k(d.k), d.stride, min(d.tc, conv_w - c0), cfg.in_reads,
+                             c0 * d.stride - d.pad_l, d.in_w)
+               for c0 in range(0, conv_w, d.tc))
 
 
 def rows_write_back(d, cfg: EngineConfig) -> bool:
@@ -371,7 +448,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
         first = min(k, rows) / (groups * rows)
         return t, rd, (waits + 1) * (ov.command + mem.latency), tail(cmds, beats), cmds * beats * cpb, first
 
-    def compute_time(no, i0, ni, nr, nc):
+    def compute_time(no, i0, ni, nr, c0, nc):
         """Rows of pixels stream through the window (fetcher and window
         side overlap through two column-pair slots): a tile takes the longer
         of its fetch and its window side."""
@@ -393,11 +470,16 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         for g in range(ng)] * subs
             issue_of = [nq * s for s in steps_of]
         fetch = window = 0
+        # not with sub-windows (each reads its own columns of the footprint)
+        pad_group = subs == 1 and padding_group(wk, stride, nc, cfg.in_reads, c0 * stride - pads[2],
+                                                d.in_w)
+        slots = 0
         for issue in issue_of:
-            f, w = row_cycles(wk, stride, nc, issue, cfg.in_reads)
+            f, w = row_cycles(wk, stride, nc, issue, cfg.in_reads, pad_group)
             fetch += nr * f
             window += nr * w
-        t = max(fetch, window)
+            slots += nr * slot_row_cycles(wk, stride, nc, issue, cfg.in_reads, pad_group)
+        t = max(fetch, window, slots)
         mac = nr * nc * sum(issue_of)
         return t + ov.tile_start + ov.tile_drain, mac, t / (nr * len(issue_of))
 
@@ -513,7 +595,7 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                         log(("residual", out_tile, rs, loader_free))
                         tot["residual"] += rt
                         rd += rrd
-                    ct, mac, row_ct = compute_time(no, i0, ni, nr, nc)
+                    ct, mac, row_ct = compute_time(no, i0, ni, nr, c0, nc)
                     cstart = max(handed, comp_end[-1] if comp_end else 0.0)
                     if ii == 0 and out_tile >= 2:
                         cstart = max(cstart, wb_end[out_tile - 2])

@@ -316,6 +316,20 @@ module uz_compute
   end
   assign y_tile = $signed({4'b0, 16'(mul_stride(32'(r0), g.stride))}) - $signed({16'b0, g.pad_t});
   assign x_tile = $signed({4'b0, 16'(mul_stride(32'(c0), g.stride))}) - $signed({16'b0, g.pad_l});
+  // A row whose last column group is right padding only (a 7-pixel row at
+  // K = 3: columns -1 .. 7 in groups of 4, the last holding column 7 alone)
+  // reads nothing there, yet the group would cost K cycles and a slot: with
+  // two slots, the next row's first group then waits for the window to
+  // drain the row. The group before it takes its columns instead (its slot
+  // holds up to 2 * InReads, those past InReads zeros), so the row ends a
+  // group early. The same in every row of a tile (not with sub-windows):
+  // fold_q and fold_u_q, that group's first column, set as the tile starts;
+  // fold_cur_q, the current group is that one.
+  logic        fold_q, fold_cur_q, fold_d;
+  logic [15:0] fold_u_q, u_last_d;
+  assign u_last_d = (ucols_d - 16'd1) & ~16'(InReads - 1);   // the row's last group's first column
+  assign fold_d   = !skip_cols && (g.ksub == 3'd1) && (u_last_d >= 16'(InReads)) &&
+                    (x_tile + $signed({4'b0, u_last_d}) >= $signed({4'b0, g.in_w}));
   always_ff @(posedge clk_i) begin
     y_sub_q <= y_sub;
     x_sub_q <= x_sub;
@@ -375,12 +389,12 @@ module uz_compute
   localparam int ColW = PN * DataWidth;
   logic [ColW-1:0]   cp_q [2][InReads][MaxK];  // [slot][column of the group][input row]
   logic [1:0]        cp_full_q;
-  logic [LogReads:0] cp_ncols_q [2];           // columns in the slot
+  logic [LogReads+1:0] cp_ncols_q [2];         // columns in the slot (with a folded padding group's)
   logic [1:0]        cp_first_q;               // the slot starts a row
   row_meta_t       cp_meta_q [2];
   logic              fslot_q;              // slot being filled
   logic              cslot_q;              // slot the window takes from next
-  logic [LogReads:0] ccol_q;               // and its column
+  logic [LogReads+1:0] ccol_q;             // and its column
 
   // The word read last cycle lands in its slot.
   logic               wr_pending_q, wr_slot_q, wr_last_q;
@@ -407,7 +421,7 @@ module uz_compute
   assign in_ready  = tile_full_i[hw_q] || (!(ky_q == g.k - 1 && it_last_unit) && ((col_read == '0) ||
                      (filling && ({1'b0, raddr_q[InAw-2:0]} + InAw'(InReads) <= {1'b0, fill_addr_i}))));
   assign fe_step   = (fe_state_q == FeFetch) && ((ky_q != '0) || slot_free) && in_ready;
-  assign it_last_unit = row_done_q && (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
+  assign it_last_unit = (row_done_q || fold_cur_q) && (py_q == nr_m1_q) && (gl_q == ng_m1_q) && sub_last;
 
   // A half's full flag stays set until the issue stage releases the tile in
   // it, so with tiles of one or two windows the fetcher could come back to
@@ -459,6 +473,7 @@ module uz_compute
       hw_q <= 1'b0; ho_q <= 1'b0; fslot_q <= 1'b0;
       gbase_q <= '0; rbase_q <= '0; raddr_q <= '0; pix_row_q <= '0;
       wgl_q <= '0; accg_q <= '0; wq_step_q <= '0; chan_left_q <= '0; row_done_q <= 1'b0;
+      fold_q <= 1'b0; fold_cur_q <= 1'b0; fold_u_q <= '0;
       ybase_q <= '0; y_q <= '0; x_q <= '0;
       sa_q <= '0; sb_q <= '0; suby_q <= '0; subx_q <= '0; subrow_off_q <= '0; subw_q <= '0;
       wr_pending_q <= 1'b0;
@@ -484,13 +499,16 @@ module uz_compute
         // and K*K (7 bits)
         wq_step_q <= mul_k2(32'(ng_subs), g.k);
         row_done_q <= (first_adv >= ucols_d);
+        fold_q     <= fold_d;
+        fold_u_q   <= u_last_d - 16'(InReads);
+        fold_cur_q <= fold_d && (u_last_d == 16'(InReads));
         chan_left_q <= $signed({2'b0, g.in_c}) - $signed({2'b0, i0});
         ybase_q <= y_tile; y_q <= y_tile; x_q <= x_tile;
       end
       if (fe_step) begin
         if (ky_q == '0) begin
           cp_meta_q[fslot_q]  <= new_meta;
-          cp_ncols_q[fslot_q] <= ncols;
+          cp_ncols_q[fslot_q] <= fold_cur_q ? (LogReads+2)'(ucols_q - u_q) : (LogReads+2)'(ncols);
           cp_first_q[fslot_q] <= (u_q == '0);
         end
         wr_slot_q  <= fslot_q;
@@ -506,8 +524,9 @@ module uz_compute
           ky_q    <= '0;
           fslot_q <= !fslot_q;
           y_q     <= ybase_q;
-          row_done_q <= row_done_q ? (first_adv >= ucols_q) : (u_adv2 >= ucols_q);
-          if (!row_done_q) begin
+          row_done_q <= (row_done_q || fold_cur_q) ? (first_adv >= ucols_q) : (u_adv2 >= ucols_q);
+          fold_cur_q <= fold_q && ((row_done_q || fold_cur_q) ? (fold_u_q == '0) : (u_adv == fold_u_q));
+          if (!row_done_q && !fold_cur_q) begin
             u_q     <= u_adv;
             kxc_q   <= kxc_adv;
             raddr_q <= rbase_q + 32'(u_adv);
@@ -699,7 +718,7 @@ module uz_compute
           cslot_q <= !cslot_q;
           ccol_q  <= '0;
         end else begin
-          ccol_q  <= ccol_q + (LogReads+1)'(cols_taken);
+          ccol_q  <= ccol_q + (LogReads+2)'(cols_taken);
         end
       end
     end
@@ -709,7 +728,7 @@ module uz_compute
     if (win_shift) begin
       for (int r = 0; r < MaxK; r++) begin
         for (int x = 0; x < MaxK - 1; x++) win_q[r][x] <= win_q[r][x+1];
-        win_q[r][MaxK-1] <= cp_q[cslot_q][LogReads'(ccol_q)][r];
+        win_q[r][MaxK-1] <= (ccol_q >= (LogReads+2)'(InReads)) ? '0 : cp_q[cslot_q][LogReads'(ccol_q)][r];
         // a row's K first columns at once: column x of the group to the
         // window's column MaxK - K + x (the other columns are not read)
         if (row_k_load) begin
@@ -1169,6 +1188,10 @@ module uz_compute
            32'(subx_q) == 3 * 32'(sb_q) && subrow_off_q == 32'(suby_q) * 32'(g.iw_t) &&
            (g.ksub == 3'd1 || (g.k == 4'd3 && !g.pool_kind))),
           clk_i, rst_ni)
+  // a folded group is the row's second-to-last, and the last is padding only
+  `ASSERT(FoldPaddingOnly_A, !(fe_step && ky_q == g.k - 1 && fold_cur_q) ||
+          (!row_done_q && 32'(u_q) + 2 * InReads >= 32'(ucols_q) &&
+           x_q + 20'(InReads) >= $signed({4'b0, g.in_w})), clk_i, rst_ni)
   // the registered sub-window origin is current where a group's end reads it
   `ASSERT(SubOriginCurrent_A, !(fe_step && ky_q == g.k - 1) || (x_sub_q == x_sub && y_sub_q == y_sub),
           clk_i, rst_ni)

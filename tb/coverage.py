@@ -42,6 +42,9 @@ def layer_stats(item, i) -> dict:
         # a grouped convolution the compiler lowered to dense layers (its descriptor is dense)
         "lowered_group": prog.layers[i].name in lowered_layers(prog),
         "write_back": "rows" if perf.rows_write_back(d, cfg) else "tile",
+        # a column tile's rows end in a group of right padding only, which
+        # the group before takes (uz_compute fold_q; it needs in_reads)
+        "pad_group": perf.layer_padding_group(d, cfg),
         "fields": d.values,
     }
 

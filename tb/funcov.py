@@ -26,6 +26,9 @@ names (a ``golden.isa.Descriptor`` or its ``values`` dict, e.g. from
 - ``write_back`` (str, optional): "rows" where the write-back sends each
   row as the compute finishes it, "tile" where it waits for the whole
   output tile (golden.perf.rows_write_back; it needs PM and PN);
+- ``pad_group`` (bool, optional): some column tile's rows end in a column
+  group of right padding only, which the fetcher folds into the group
+  before it (golden.perf.layer_padding_group; it needs in_reads);
 - ``partial_rows``, ``partial_cols``, ``partial_in``, ``partial_out``
   (bool, optional): whether the layer's last tile is partial. The channel
   flags need PN and PM, which a descriptor does not hold: without them the
@@ -87,7 +90,8 @@ Coverage model (group ``uz.layer``):
 - ``write_back`` (stats ``write_back``): the write-back took the layer's
   output tiles row by row behind the compute, or whole; ``whole_rows``: the
   layer's tiles hold whole output rows (the write-back's one command a
-  channel group) or not.
+  channel group) or not; ``pad_group`` (stats ``pad_group``): the fetcher
+  folded a column group of right padding only into the one before it.
 """
 from __future__ import annotations
 
@@ -241,13 +245,15 @@ _coverage = coverage_section(
     _point("sub_windows", SUB_WINDOW_BINS),
     _point("write_back", WRITE_BACK_BINS),
     _point("whole_rows", BOOL_BINS),
+    _point("pad_group", BOOL_BINS),
 )
 
 
 _NAMES = ("kind", "k", "stride", "pad", "partial_rows", "partial_cols", "partial_in_ch", "partial_out_ch",
           "bias_shift", "data_shift", "gen_shift", "saturation", "rho", "weights", "insel", "stall", "fused_pool",
           "clip", "in_slice", "out_slice", "out_gap", "res", "res_shift", "res_sat", "pool_op", "pool_pads",
-          "pool_nonsquare", "pool_incl_pad", "group", "sub_windows", "write_back", "whole_rows")
+          "pool_nonsquare", "pool_incl_pad", "group", "sub_windows", "write_back", "whole_rows",
+          "pad_group")
 
 
 @_coverage
@@ -341,6 +347,7 @@ def layer_values(desc_fields, stats: dict | None = None) -> dict:
         "write_back": stats.get("write_back"),
         # the tile holds whole output rows: one write command a channel group
         "whole_rows": d.tc >= cols if d.tc else None,
+        "pad_group": stats.get("pad_group"),
     }
 
 

@@ -291,3 +291,31 @@ def test_row_fetch_takes_k_cycles_per_group_of_in_reads_columns():
     assert perf.row_cycles(3, 4, 16, 1, 4)[1] == 2 + 16 + 15 * 2
     with pytest.raises(UzError, match="in_reads"):
         EngineConfig(in_reads=3)
+
+
+def test_row_of_right_padding_group_is_folded():
+    """A 7-pixel row at K 3, pad 1: columns -1 .. 7 in groups of 4, the last
+    group column 7 alone, past the 7-wide plane: the group before takes it,
+    so the row fetches two groups, not three. Not where the last group holds
+    a real column, nor for a row of one group."""
+    assert perf.padding_group(3, 1, 7, 4, -1, 7)
+    assert perf.row_cycles(3, 1, 7, 1, 4, pad_group=True)[0] == 2 * 3
+    assert not perf.padding_group(3, 1, 7, 4, -1, 8)       # column 7 is real
+    assert not perf.padding_group(3, 1, 14, 4, -1, 14)     # columns -1 .. 14: the last group holds 11 .. 13
+    assert not perf.padding_group(3, 1, 2, 4, -1, 2)       # one group
+    assert not perf.padding_group(1, 2, 7, 4, 0, 7)        # columns skipped
+    # an 11-wide 3x3/2, pad 1: 6 pixels read columns -1 .. 11, the last group column 11 alone
+    assert perf.padding_group(3, 2, 6, 4, -1, 11)
+
+
+def test_two_column_slots_bound_a_depthwise_row():
+    """Rows per cycle as RTL traces of depthwise 3x3 rows (one step a pixel)
+    showed them, the fetcher waiting for a slot the window still drains:
+    7 pixels 10 cycles in three groups, 8 with the padding group folded
+    (fetch 6, window 7), 14 pixels 15 (window 14), 28 pixels 30 (28)."""
+    assert perf.slot_row_cycles(3, 1, 7, 1, 4) == 10
+    assert perf.slot_row_cycles(3, 1, 7, 1, 4, pad_group=True) == 8
+    assert perf.slot_row_cycles(3, 1, 14, 1, 4) == 15
+    assert perf.slot_row_cycles(3, 1, 28, 1, 4) == 30
+    # a dense row of many steps a pixel never waits for a slot: the window bound
+    assert perf.slot_row_cycles(3, 1, 14, 9, 4) == perf.row_cycles(3, 1, 14, 9, 4)[1]

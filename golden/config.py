@@ -93,6 +93,19 @@ class EngineConfig:
         """Blocks the weights generator rebuilds per cycle (gen_lanes, resolved)."""
         return self.gen_lanes or max(1, min(self.pm, self.axi_data_bits // self.alpha_bits))
 
+    def gen_group(self, n_codes: int) -> int:
+        """Blocks the generator takes together in a layer of ``n_codes``
+        codes (RTL uz_loader glog_q): the largest power of two up to
+        gen_blocks that divides pm and whose alphas, n_codes each, are at
+        most ovsf_len + 1 (the loader's alpha queue takes a beat while it
+        holds at most ovsf_len, so it always comes to hold a group). A group
+        starts at a bank that is a multiple of it, so each weight-buffer
+        bank takes a fixed block of it."""
+        g = 1
+        while 2 * g <= self.gen_blocks and self.pm % (2 * g) == 0 and 2 * g * n_codes <= self.ovsf_len + 1:
+            g *= 2
+        return g
+
     @property
     def elem_bytes(self) -> int:
         return self.data_bits // 8

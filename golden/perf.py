@@ -417,9 +417,9 @@ def layer_cycles(d, cfg: EngineConfig, mem: Memory = Memory(), ov: Overheads = O
                 blocks = w_elems // cfg.ovsf_len
                 a_beats = _ceil(blocks * d.n_codes * cfg.alpha_bits, cfg.axi_data_bits)
                 # The gatherer takes at most a beat per cycle; the generator
-                # rebuilds up to gen_blocks blocks of one row (the PM
+                # rebuilds a group of gen_group blocks of one row (the PM
                 # channels' blocks at one f, one buffer address) per cycle.
-                gen = (blocks // pm) * _ceil(pm, cfg.gen_blocks)
+                gen = (blocks // pm) * (pm // cfg.gen_group(d.n_codes))
                 t += ov.command + mem.latency + max(gen, a_beats * cpb) + ov.gen_latency
                 waits += 1
                 rd += a_beats * beat

@@ -574,7 +574,6 @@ module uz_loader
   logic [QAlphas*AlphaWidth-1:0] aq_q;   // alpha 0 first; don't-care from aq_cnt_q up
   logic [QCntWidth-1:0]          aq_cnt_q;
   logic [LogPM-1:0]              iss_m_q;  // bank of the next block to issue
-  logic [LogPM-1:0]              iss_m_d;  // its next value (for the queue slots' copies)
   logic [LogPM-1:0]              iss_m_next;  // after the blocks taken: a row ends at bank PM
   logic [GenBlkWidth-1:0]        iss_blocks;
   assign iss_m_next = (32'(iss_m_q) + 32'(iss_blocks) == PM) ? '0 : LogPM'(32'(iss_m_q) + 32'(iss_blocks));
@@ -595,13 +594,11 @@ module uz_loader
   // rlim_q[j] = OvsfLen + j * n_codes, the most alphas the queue may hold
   // for a beat to fit once j blocks leave (QAlphas - BeatAlphas + j * n);
   // both capped at QAlphas + 1 and QAlphas (narrow compares with the count,
-  // which never passes QAlphas: AlphaQueueBound_A); jn_oh_q[j], j * n_codes
-  // one-hot (none above QAlphas).
+  // which never passes QAlphas: AlphaQueueBound_A).
   localparam int QSatWidth = QCntWidth + 1;
   logic [15:0] jn [GenLanes+1];
   logic [QSatWidth-1:0] jn_q [GenLanes+1];
   logic [QSatWidth-1:0] rlim_q [GenLanes+1];
-  logic [QAlphas:0] jn_oh_q [GenLanes+1];
   always_comb begin
     jn[0] = '0;
     for (int j = 1; j <= GenLanes; j++) jn[j] = jn[j-1] + 16'(n_codes_i);
@@ -611,32 +608,76 @@ module uz_loader
       for (int j = 0; j <= GenLanes; j++) begin
         jn_q[j]   <= '0;
         rlim_q[j] <= '0;
-        jn_oh_q[j] <= '0;
       end
     end else begin
       for (int j = 0; j <= GenLanes; j++) begin
         jn_q[j]   <= (32'(jn[j]) > QAlphas) ? QSatWidth'(QAlphas + 1) : QSatWidth'(jn[j]);
         rlim_q[j] <= (32'(jn[j]) + OvsfLen >= QAlphas) ? QSatWidth'(QAlphas) : QSatWidth'(32'(jn[j]) + OvsfLen);
-        for (int k = 0; k <= QAlphas; k++) jn_oh_q[j][k] <= (32'(jn[j]) == k);
       end
     end
   end
-  // fits[j]: j blocks are in the queue and fit the row (fits[0] always).
-  // Monotone in j, so blk_oh (the most blocks that fit) is one-hot. The
-  // count is compared as a thermometer, cnt_th_q[k] = (aq_cnt_q >= k), set
-  // along with it (CntThermoCurrent_A): against the one-hot j * n_codes an
-  // AND-OR, no compare chain on the queue's take decision, which was the
-  // head of the loader's longest path (the count, the take, the queue cut).
-  logic [QAlphas:0]    cnt_th_q, cnt_th_d;
-  logic [GenLanes+1:0] fits;
-  logic [GenLanes:0]   blk_oh;
-  assign fits[0]          = 1'b1;
-  assign fits[GenLanes+1] = 1'b0;
-  for (genvar j = 1; j <= GenLanes; j++) begin : gen_fits
-    assign fits[j] = ((jn_oh_q[j] & cnt_th_q) != '0) && (j <= PM - 32'(iss_m_q));
+  // The blocks go to the generator in groups of G, a layer constant: the
+  // largest power of two up to GenLanes that divides PM and whose G *
+  // n_codes alphas are at most OvsfLen + 1 (golden.config.EngineConfig.
+  // gen_group). A group starts at a bank that is a multiple of G, so bank m
+  // always takes block m mod G of it: a select among a few fixed blocks a
+  // bank, by the layer's G, where any start bank made it a GenLanes-way
+  // select by the start (the weight buffer's 4096 write bits). The bound
+  // keeps the queue moving: it takes a beat while it holds at most OvsfLen
+  // alphas, so with more it holds a group. Where G * n_codes is below a
+  // beat's alphas (n_codes not a power of two, on a bus whose beat holds
+  // more than OvsfLen / 2 alphas) the generator, not the memory, sets the
+  // pace of the coefficients.
+  localparam int LogGenMax = $clog2(GenLanes + 1);
+  logic [LogGenMax-1:0] glog_d, glog_q;     // log2 G
+  logic [QAlphas:0]     goh_d, goh_q;       // G * n_codes, one-hot
+  logic [GenLanes:1]    grp_oh_q;           // G, one-hot
+  // A chain over the powers of two e (continuous assignments of constant
+  // indices: Icarus 11 runs such selects wrong as loops in an always_comb):
+  // gl_c[e], gn_c[e], the group and its alphas of the powers up to 2^e.
+  logic [LogGenMax-1:0] gl_c [LogGenMax];
+  logic [15:0]          gn_c [LogGenMax];
+  assign gl_c[0] = '0;
+  assign gn_c[0] = jn[1];
+  for (genvar e = 1; e < LogGenMax; e++) begin : gen_grp
+    if ((1 << e) <= GenLanes && PM % (1 << e) == 0) begin : g_ok
+      assign gl_c[e] = (32'(jn[1 << e]) <= OvsfLen + 1) ? LogGenMax'(e) : gl_c[e-1];
+      assign gn_c[e] = (32'(jn[1 << e]) <= OvsfLen + 1) ? jn[1 << e] : gn_c[e-1];
+    end else begin : g_no
+      assign gl_c[e] = gl_c[e-1];
+      assign gn_c[e] = gn_c[e-1];
+    end
   end
+  assign glog_d = gl_c[LogGenMax-1];
+  // (no bit 0: outside an OVSF layer n_codes may be 0, and the queue's
+  // thermometer always has its bit 0)
+  for (genvar k = 0; k <= QAlphas; k++) begin : gen_goh
+    assign goh_d[k] = (k != 0) && (32'(gn_c[LogGenMax-1]) == k);
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      glog_q <= '0; goh_q <= '0; grp_oh_q <= '0;
+    end else begin
+      glog_q <= glog_d;
+      goh_q  <= goh_d;
+      for (int j = 1; j <= GenLanes; j++) grp_oh_q[j] <= (j == (1 << glog_d));
+    end
+  end
+  // A group is in the queue: its G * n_codes alphas. The count is compared
+  // as a thermometer, cnt_th_q[k] = (aq_cnt_q >= k), set along with it
+  // (CntThermoCurrent_A): against the one-hot G * n_codes an AND-OR, no
+  // compare chain on the queue's take decision, which was the head of the
+  // loader's longest path (the count, the take, the queue cut).
+  logic [QAlphas:0]    cnt_th_q, cnt_th_d;
+  logic                grp_in;
+  logic [GenLanes:0]   blk_oh;               // the blocks taken if any: G or none
+  assign grp_in = (goh_q & cnt_th_q) != '0;
   for (genvar j = 0; j <= GenLanes; j++) begin : gen_blk_oh
-    assign blk_oh[j] = fits[j] && !fits[j+1];
+    if (j == 0) begin : g_none
+      assign blk_oh[j] = !grp_in;
+    end else begin : g_grp
+      assign blk_oh[j] = grp_oh_q[j] && grp_in;
+    end
   end
   always_comb begin
     iss_blocks = '0;
@@ -646,7 +687,7 @@ module uz_loader
   end
 
   // The queue is empty outside a layer's OVSF weights (n_codes_i may be 0 there).
-  assign gen_valid = g.ovsf && cnt_th_q[1] && fits[1];   // cnt_th_q[1]: aq_cnt_q != 0
+  assign gen_valid = g.ovsf && grp_in;
   assign gen_take  = gen_valid && alpha_ready;
   // Block j starts at alpha j * n_codes of the queue: for each code count n
   // a fixed slice (zero past the queue's end), selected by n_codes, so a lane
@@ -713,46 +754,29 @@ module uz_loader
     end
   end
   // The cut, per queue alpha p: the merged queue's alpha p + k, k the
-  // alphas taken this cycle. Each slot makes the take decision (fits, sel,
-  // k one-hot) itself, from its own (* keep *) copies of the count's
-  // thermometer, the bank and the one-hot j * n_codes, all loaded with the
-  // originals (AqSlotCopiesCurrent_A): one decision fanned out to every
-  // alpha of the queue, spread over the device, was most of the loader's
-  // longest path.
+  // alphas taken this cycle (G * n_codes or none). Each slot makes the take
+  // decision itself, from its own (* keep *) copies of the count's
+  // thermometer and the one-hot G * n_codes, loaded with the originals
+  // (AqSlotCopiesCurrent_A): one decision fanned out to every alpha of the
+  // queue, spread over the device, was most of the loader's longest path.
   for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot
     logic [QAlphas:0]    th_q;
-    logic [LogPM-1:0]    ism_q;
-    logic [QAlphas:0]    oh_q [GenLanes+1];
-    logic [GenLanes+1:0] f;
-    logic [GenLanes:0]   s;
-    logic [QAlphas:0]    r;       // alphas taken, one-hot
+    logic [QAlphas:0]    gq_q;
+    // alphas taken, one-hot (a slot near the end never takes the most)
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic [QAlphas:0]    r;
+    /* verilator lint_on UNUSEDSIGNAL */
     (* keep *)
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
-        th_q  <= (QAlphas+1)'(1);
-        ism_q <= '0;
-        for (int j = 0; j <= GenLanes; j++) oh_q[j] <= '0;
+        th_q <= (QAlphas+1)'(1);
+        gq_q <= '0;
       end else begin
-        th_q  <= cnt_th_d;
-        ism_q <= iss_m_d;
-        for (int j = 0; j <= GenLanes; j++)
-          for (int k = 0; k <= QAlphas; k++) oh_q[j][k] <= (32'(jn[j]) == k);
+        th_q <= cnt_th_d;
+        gq_q <= goh_d;
       end
     end
-    assign f[0]          = 1'b1;
-    assign f[GenLanes+1] = 1'b0;
-    for (genvar j = 1; j <= GenLanes; j++) begin : g_f
-      assign f[j] = ((oh_q[j] & th_q) != '0) && (j <= PM - 32'(ism_q));
-    end
-    for (genvar j = 0; j <= GenLanes; j++) begin : g_s
-      assign s[j] = (g.ovsf && th_q[1] && f[1] && alpha_ready) ? (f[j] && !f[j+1]) : (j == 0);
-    end
-    always_comb begin
-      r = '0;
-      for (int j = 0; j <= GenLanes; j++) begin
-        if (s[j]) r = r | oh_q[j];
-      end
-    end
+    assign r = (g.ovsf && ((gq_q & th_q) != '0) && alpha_ready) ? gq_q : (QAlphas+1)'(1);
     wire [(QAlphas+2)*AlphaWidth-1:0] acc;
     assign acc[0 +: AlphaWidth] = '0;
     for (genvar k = 0; k <= QAlphas; k++) begin : g_k
@@ -806,17 +830,14 @@ module uz_loader
   assign word_beat = rd_data_valid_i && ready_word;
   assign raw_beat  = rd_data_valid_i && ready_raw;
   assign abeat_in  = rd_data_valid_i && ready_alpha;
-  // the thermometer's and the bank's next values (as the data side sets them)
+  // the thermometer's next value (as the data side sets it)
   always_comb begin
     cnt_th_d = cnt_th_q;
-    iss_m_d  = iss_m_q;
     if (abort_i || start_i) begin
       cnt_th_d = (QAlphas+1)'(1);
-      iss_m_d  = '0;
     end else if (g.ovsf) begin
       for (int k = 0; k <= QAlphas; k++)
         cnt_th_d[k] = 32'(QCntWidth'(aq_left + (abeat_in ? BeatAlphas : 0))) >= k;
-      if (gen_take) iss_m_d = iss_m_next;
     end
   end
 
@@ -1219,8 +1240,8 @@ module uz_loader
     bias_wr_lane_en_o[bias_sub_q] = 1'b1;
   end
 
-  // Bank m takes block m - wo of the generator's output, a narrow index (see
-  // gen_alpha_blk): below GenLanes wherever the bank is written.
+  // Bank m takes block m mod G of the generator's output (its group starts
+  // at a multiple of G): a select by the layer's G among a few fixed blocks.
   localparam int LogGen = (GenLanes > 1) ? $clog2(GenLanes) : 1;
   logic [OvsfLen*DataWidth-1:0] gen_blk [GenLanes];
   logic [LogGen-1:0]            bank_blk [PM];
@@ -1228,7 +1249,12 @@ module uz_loader
     assign gen_blk[j] = gen_w[j*OvsfLen*DataWidth +: OvsfLen*DataWidth];
   end
   for (genvar m = 0; m < PM; m++) begin : gen_bank_blk
-    assign bank_blk[m] = LogGen'(LogPM'(m) - wo_m_q);
+    logic [LogGen-1:0] bb [LogGenMax];      // bb[e]: the block for G up to 2^e
+    assign bb[0] = '0;
+    for (genvar e = 1; e < LogGenMax; e++) begin : g_e
+      assign bb[e] = (32'(glog_q) == e) ? LogGen'(m % (1 << e)) : bb[e-1];
+    end
+    assign bank_blk[m] = bb[LogGenMax-1];
   end
 
   always_comb begin
@@ -1245,8 +1271,7 @@ module uz_loader
     end else begin
       // block j goes to bank wo mod PM + j, lanes f mod PN onwards
       wgt_wr_en_o = gen_w_valid && (state_q != LdIdle);
-      // (bank m takes block j = m - wo: one GenLanes-way select per bank;
-      // j wraps past GenLanes for banks below wo)
+      // (bank m takes block j = m - wo = m mod G)
       for (int m = 0; m < PM; m++) begin
         if (32'(m) - 32'(wo_m_q) < 32'(gen_w_blocks)) begin
           wgt_wr_lane_en_o[m*PN +: PN] = LaneMaskGen << (wf_q & (PN - 1));
@@ -1263,23 +1288,29 @@ module uz_loader
   `ASSERT(AlphaQueueBound_A, 32'(aq_cnt_q) <= QAlphas, clk_i, rst_ni)
   // the banks wrap at PM, which need not be a power of two
   `ASSERT(BanksInRange_A, 32'(iss_m_q) < PM && 32'(wo_m_q) < PM && 32'(bias_sub_q) < Ratio, clk_i, rst_ni)
+  // a group of G blocks starts at a multiple of G, within a row of PM banks
+  // (bank m takes block m mod G), and the generator's output is that group
+  `ASSERT(GenGroupAligned_A, !gen_take || (32'(iss_blocks) == (1 << glog_q) &&
+          32'(iss_m_q) % (1 << glog_q) == 0 && 32'(iss_m_q) + 32'(iss_blocks) <= PM), clk_i, rst_ni)
+  // the queue never waits with more than OvsfLen alphas and no group in it
+  // (it would take no beat and give no block)
+  `ASSERT(QueueHoldsGroup_A, !(g.ovsf && 32'(aq_cnt_q) > OvsfLen) || grp_in, clk_i, rst_ni)
+  `ASSERT(GenOutGroupAligned_A, !(gen_w_valid && state_q != LdIdle) ||
+          (32'(gen_w_blocks) == (1 << glog_q) && 32'(wo_m_q) % (1 << glog_q) == 0), clk_i, rst_ni)
   `ASSERT(WeightChansCurrent_A, !ps_req || ((ps_q != PsWperO || w_cin_pad_q == w_cin_pad) &&
                                             (ps_q != PsWiOff || ca_w_i0_q == ca_w_i0) &&
                                             ((ps_q != PsWn && ps_q != PsBlk) || ca_w_ni_q == ca_w_ni)),
           clk_i, rst_ni)
 `ifndef UZ_NO_ASSERT
-  // The count's thermometer is the count's (fits and gen_valid read it every cycle).
+  // The count's thermometer is the count's (gen_valid reads it every cycle).
   `ASSERT(CntThermoZeroCurrent_A, cnt_th_q[0], clk_i, rst_ni)
   for (genvar k = 1; k <= QAlphas; k++) begin : gen_th_chk
     `ASSERT(CntThermoCurrent_A, cnt_th_q[k] == (32'(aq_cnt_q) >= k), clk_i, rst_ni)
   end
   // Each queue slot's copies are the originals (its cut reads them every cycle).
   for (genvar p = 0; p < QAlphas; p++) begin : gen_aq_slot_chk
-    `ASSERT(AqSlotCopiesCurrent_A, gen_aq_slot[p].th_q == cnt_th_q && gen_aq_slot[p].ism_q == iss_m_q,
+    `ASSERT(AqSlotCopiesCurrent_A, gen_aq_slot[p].th_q == cnt_th_q && gen_aq_slot[p].gq_q == goh_q,
             clk_i, rst_ni)
-    for (genvar j = 0; j <= GenLanes; j++) begin : g_oh
-      `ASSERT(AqSlotOneHotCurrent_A, gen_aq_slot[p].oh_q[j] == jn_oh_q[j], clk_i, rst_ni)
-    end
   end
 `endif
   // The generator's registered layer constants are the layer's wherever a block enters it.

@@ -405,6 +405,23 @@ def test_gen_lanes_at_most_pm_and_automatic_by_default():
     assert EngineConfig(gen_lanes=3).gen_blocks == 3
 
 
+def test_gen_group_is_a_power_of_two_dividing_pm_within_the_queue():
+    """The generator's group (RTL uz_loader glog_q): a power of two up to
+    gen_blocks, dividing pm, of at most ovsf_len + 1 alphas, so the alpha
+    queue, which takes a beat while it holds at most ovsf_len, always comes
+    to hold one; and at the default of at least a beat's alphas (the
+    generator keeps up with the memory at every n_codes)."""
+    cfg = EngineConfig()
+    assert [cfg.gen_group(n) for n in range(1, 17)] == [8, 8, 4, 4, 2, 2, 2, 2] + [1] * 8
+    for n in range(1, 17):
+        g = cfg.gen_group(n)
+        assert g * n <= cfg.ovsf_len + 1 and g * n >= cfg.axi_data_bits // cfg.alpha_bits
+    assert EngineConfig(pm=12, pn=4, ovsf_len=4, axi_data_bits=64, gen_lanes=8).gen_group(1) == 4   # divides 12
+    assert EngineConfig(gen_lanes=3).gen_group(1) == 2
+    # a 256-bit bus at n_codes = 3: 12 alphas a group against 16 a beat
+    assert EngineConfig(axi_data_bits=256).gen_group(3) == 4
+
+
 def test_every_descriptor_code_is_tested():
     tested = {b[2] for b in BROKEN}
     reachable = {s[1] for s in svgen.check_steps() if s[0] == "check"}

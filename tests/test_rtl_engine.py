@@ -74,10 +74,11 @@ def test_graph_case_uses_its_features(case):
 
 @pytest.mark.slow
 def test_engine_gen_lanes_not_dividing_pm_and_two_reads():
-    """Three generator lanes on eight banks: rows of blocks end between
-    lanes, and odd n_codes leave partial blocks in the alpha queue. The same
-    build's column fetcher reads two input words a cycle (in_reads = 2, not
-    the default four)."""
+    """Three generator lanes on eight banks: groups of two blocks (the
+    largest power of two of at most three lanes), one lane idle, and odd
+    n_codes leave partial blocks in the alpha queue. The same build's column
+    fetcher reads two input words a cycle (in_reads = 2, not the default
+    four)."""
     import dataclasses
     run_case("ovsf_rho", "verilator", cfg=dataclasses.replace(engine_cases.SMALL, gen_lanes=3, in_reads=2))
 
